@@ -1,0 +1,69 @@
+//! The command line: clap definitions, one file per command, and the mapping of each
+//! command's outcome to an exit code.
+
+mod completions;
+mod man;
+mod schema;
+mod validate;
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit_code;
+
+const EXAMPLES: &str = "\
+Examples:
+  mkplan validate plans/ep11-offline.yaml      check a plan against the schema and safety rules
+  mkplan validate --format json plans/*.yaml   the same, as JSON for editors and CI
+  mkplan schema > schemas/plan.schema.json     the plan JSON Schema (draft 2020-12)
+  mkplan completions bash > /etc/bash_completion.d/mkplan";
+
+/// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
+#[derive(Debug, Parser)]
+#[command(name = "mkplan", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(validate::Args),
+    Schema(schema::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+}
+
+/// Runs mkplan with `args` (the program name first) and returns the exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                exit_code::INVALID
+            } else {
+                exit_code::SUCCESS
+            };
+        }
+    };
+    let outcome = match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("mkplan: error: {error:#}");
+            exit_code::FAILURE
+        }
+    }
+}
+
+/// The clap command, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

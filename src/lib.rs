@@ -1,0 +1,6 @@
+//! mkplan: a declarative, journaled plan executor for HSM master-key changes on Linux on
+//! IBM Z. The binary is a thin shell around [`cli::main`].
+
+pub mod cli;
+pub mod exit_code;
+pub mod plan;

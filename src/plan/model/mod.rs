@@ -1,0 +1,210 @@
+//! The validated plan: what the engine may trust without checking again. Only
+//! `plan::lower` builds it, and only from a plan that passed the schema and every check.
+
+mod apqn;
+mod step;
+mod wkvp;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use apqn::{Apqn, ApqnError};
+pub use step::{
+    AssertWk, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery, Section, Step,
+    StepKind, TkeAction, Until,
+};
+pub use wkvp::{Wkvp, WkvpWidth};
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub(crate) fn new(name: impl Into<String>) -> Self {
+                Self(name.into())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// The name of a token under `tokens`.
+    TokenId
+);
+id_newtype!(
+    /// The name of a service group under `services`.
+    ServiceId
+);
+id_newtype!(
+    /// The name of a backup target under `backups`.
+    BackupId
+);
+
+/// A PKCS#11 slot number, 0..1023.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot(u16);
+
+impl Slot {
+    pub const MAX: u16 = 1023;
+
+    pub fn new(slot: u64) -> Option<Self> {
+        u16::try_from(slot)
+            .ok()
+            .filter(|s| *s <= Self::MAX)
+            .map(Self)
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A validated plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub change: Change,
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub tokens: BTreeMap<TokenId, Token>,
+    pub services: BTreeMap<ServiceId, Service>,
+    pub backups: BTreeMap<BackupId, BackupTarget>,
+    pub steps: Vec<Step>,
+    pub rescue: Vec<Step>,
+    pub always: Vec<Step>,
+    pub report: Report,
+}
+
+impl Plan {
+    /// Every step with its section, in the order a run can reach them.
+    pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .chain(self.rescue.iter())
+            .chain(self.always.iter())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub ticket: String,
+    pub summary: String,
+    pub approvers: Vec<String>,
+}
+
+/// An EP11 token as the plan describes it.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub id: TokenId,
+    pub slot: Slot,
+    pub store: PathBuf,
+    pub config: Option<PathBuf>,
+    pub apqns: Vec<Apqn>,
+    pub pin: PinSource,
+    pub wkvp_current: Wkvp,
+    pub wkvp_new: Wkvp,
+}
+
+/// Where a PIN comes from. The PIN itself is never part of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinSource {
+    Env(String),
+    File(PathBuf),
+    Prompt,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub id: ServiceId,
+    pub control: ServiceControl,
+}
+
+#[derive(Debug, Clone)]
+pub enum ServiceControl {
+    Systemd(Vec<String>),
+    Commands {
+        stop: Vec<String>,
+        start: Vec<String>,
+        is_active: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupTarget {
+    pub id: BackupId,
+    pub dir: PathBuf,
+    pub keep: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub dir: Option<PathBuf>,
+    pub sign: Option<SignKey>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SignKey {
+    File(PathBuf),
+    Pkcs11 {
+        module: PathBuf,
+        slot: Slot,
+        key: Pkcs11KeyRef,
+        pin: PinSource,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Pkcs11KeyRef {
+    Label(String),
+    Id(Vec<u8>),
+}
+
+/// Parses `30`, `30s`, `500ms`, `5m`, `2h` (the schema's duration forms).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    match unit {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_documented_units() {
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("2d"), None);
+        assert_eq!(Slot::new(1024), None);
+    }
+}

@@ -1,0 +1,35 @@
+//! No `restore` of a token in the main steps after its activation checkpoint.
+
+use crate::plan::diagnostic::Diagnostic;
+use crate::plan::model::{Plan, StepKind};
+use crate::plan::rules::{Rule, activates, error, kind_pointer};
+
+pub struct NoRestoreAfterActivation;
+
+impl Rule for NoRestoreAfterActivation {
+    fn id(&self) -> &'static str {
+        "no-restore-after-activation"
+    }
+
+    fn why(&self) -> &'static str {
+        "after activation the old WK is gone (EP11 has no OLD register): blobs restored from the backup can never be used again"
+    }
+
+    fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for (i, step) in plan.steps.iter().enumerate() {
+            let StepKind::Restore { token, .. } = &step.kind else {
+                continue;
+            };
+            if plan.steps[..i].iter().any(|s| activates(s, token)) {
+                out.push(
+                    error(self, format!("`{}` restores token `{token}` after its new WK was activated", step.name))
+                        .with_pointer(kind_pointer(step))
+                        .at_key()
+                        .with_hint("after activation, fix forward: re-run the migration from the verified state instead of restoring"),
+                );
+            }
+        }
+        out
+    }
+}

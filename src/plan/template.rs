@@ -1,0 +1,209 @@
+//! Templates: minijinja with strict undefined, the plan's `vars`, `tokens`, `services`,
+//! `backups`, `change` and `name` in scope. Secrets are never template inputs: the tokens'
+//! `pin` entries are removed from the scope.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::{Map, Value};
+
+use crate::plan::diagnostic::Diagnostic;
+use crate::plan::suggest::did_you_mean;
+
+/// Names the scope defines itself; a variable may not take one of them.
+pub const RESERVED_NAMES: &[&str] = &["vars", "tokens", "services", "backups", "change", "name"];
+
+/// Bounds the work one template may do, so no plan can make validation hang.
+const FUEL: u64 = 100_000;
+
+pub struct Templates {
+    env: Environment<'static>,
+    scope: Value,
+}
+
+impl Templates {
+    /// The scope of a plan: its variables at the top level and under `vars`, and its
+    /// sections (without PIN sources).
+    pub fn new(plan: &Value) -> Self {
+        let mut scope = Map::new();
+        let section = |key: &str| plan.get(key).cloned().unwrap_or(Value::Object(Map::new()));
+        if let Some(vars) = plan.get("vars").and_then(Value::as_object) {
+            for (k, v) in vars {
+                scope.insert(k.clone(), v.clone());
+            }
+        }
+        let mut tokens = section("tokens");
+        if let Some(tokens) = tokens.as_object_mut() {
+            for token in tokens.values_mut() {
+                if let Some(token) = token.as_object_mut() {
+                    token.remove("pin");
+                }
+            }
+        }
+        scope.insert("vars".into(), section("vars"));
+        scope.insert("tokens".into(), tokens);
+        scope.insert("services".into(), section("services"));
+        scope.insert("backups".into(), section("backups"));
+        scope.insert("change".into(), section("change"));
+        scope.insert(
+            "name".into(),
+            plan.get("name").cloned().unwrap_or(Value::Null),
+        );
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(FUEL));
+        Self {
+            env,
+            scope: Value::Object(scope),
+        }
+    }
+
+    /// Replaces `backups` in the scope (after their own templates are rendered).
+    pub fn set(&mut self, key: &str, value: Value) {
+        if let Some(scope) = self.scope.as_object_mut() {
+            scope.insert(key.to_owned(), value);
+        }
+    }
+
+    /// Renders `text`; text without template syntax is returned as it is.
+    pub fn render(&self, text: &str, pointer: &str) -> Result<String, Diagnostic> {
+        if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+            return Ok(text.to_owned());
+        }
+        let template = self
+            .env
+            .template_from_str(text)
+            .map_err(|e| self.error(&e, pointer))?;
+        if let Some(d) = self.undefined(template.undeclared_variables(true), pointer) {
+            return Err(d);
+        }
+        template
+            .render(minijinja::value::Serde(&self.scope))
+            .map_err(|e| self.error(&e, pointer))
+    }
+
+    /// Checks a `when` expression compiles and uses only defined names. Its value is
+    /// decided at run time.
+    pub fn check_expression(&self, expr: &str, pointer: &str) -> Result<(), Diagnostic> {
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| self.error(&e, pointer))?;
+        if let Some(d) = self.undefined(compiled.undeclared_variables(true), pointer) {
+            return Err(d);
+        }
+        compiled
+            .eval(minijinja::value::Serde(&self.scope))
+            .map(|_| ())
+            .map_err(|e| self.error(&e, pointer))
+    }
+
+    fn undefined(
+        &self,
+        names: std::collections::HashSet<String>,
+        pointer: &str,
+    ) -> Option<Diagnostic> {
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort();
+        for name in names {
+            let mut at = &self.scope;
+            let mut walked = Vec::new();
+            for part in name.split('.') {
+                match at.get(part) {
+                    Some(next) => {
+                        at = next;
+                        walked.push(part);
+                    }
+                    None => {
+                        let options: Vec<&str> = at
+                            .as_object()
+                            .map(|o| o.keys().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        let shown = if walked.is_empty() {
+                            part.to_owned()
+                        } else {
+                            format!("{}.{part}", walked.join("."))
+                        };
+                        let mut d = Diagnostic::error(
+                            "template",
+                            format!("undefined name `{shown}` in template"),
+                        )
+                        .with_pointer(pointer);
+                        if walked.is_empty() && part == "pin" {
+                            d = d.with_note("PINs are never template inputs");
+                        }
+                        d = match did_you_mean(part, options.iter().copied()) {
+                            Some(best) => d.with_hint(format!("did you mean `{best}`?")),
+                            None if walked.is_empty() => d.with_hint(
+                                "templates see `vars` (also at the top level), `tokens`, `services`, `backups`, `change` and `name`",
+                            ),
+                            None => d.with_hint(format!(
+                                "`{}` has: {}",
+                                walked.join("."),
+                                options.join(", ")
+                            )),
+                        };
+                        return Some(d);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn error(&self, error: &minijinja::Error, pointer: &str) -> Diagnostic {
+        let mut message = format!("template error: {}", error.kind());
+        if let Some(detail) = error.detail() {
+            message.push_str(&format!(": {detail}"));
+        }
+        Diagnostic::error("template", message).with_pointer(pointer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn templates() -> Templates {
+        Templates::new(&json!({
+            "name": "n",
+            "vars": {"backup_root": "/b"},
+            "tokens": {"ep11": {"slot": 4, "pin": {"env": "X"}, "wkvp": {"new": "0xab"}}},
+        }))
+    }
+
+    #[test]
+    fn renders_vars_and_sections() {
+        let t = templates();
+        assert_eq!(t.render("{{ backup_root }}/x", "").unwrap(), "/b/x");
+        assert_eq!(t.render("{{ tokens.ep11.wkvp.new }}", "").unwrap(), "0xab");
+        assert_eq!(t.render("plain", "").unwrap(), "plain");
+    }
+
+    #[test]
+    fn undefined_names_are_named_with_a_suggestion() {
+        let t = templates();
+        let e = t.render("{{ backup_rot }}", "/x").unwrap_err().to_string();
+        assert!(
+            e.contains("`backup_rot`") && e.contains("backup_root"),
+            "{e}"
+        );
+        let e = t
+            .render("{{ tokens.ep11.wkvp.neww }}", "/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tokens.ep11.wkvp.neww"), "{e}");
+        assert!(t.render("{{ tokens.ep11.pin }}", "/x").is_err());
+    }
+
+    #[test]
+    fn runaway_templates_stop() {
+        let t = templates();
+        assert!(
+            t.render(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+                "/x"
+            )
+            .is_err()
+        );
+    }
+}

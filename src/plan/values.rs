@@ -1,0 +1,103 @@
+//! Value checks that run beside the schema, on the raw JSON: the notations whose mistakes
+//! the schema can only call "does not match" (APQNs, WKVPs, the format version). Their
+//! precise diagnostics replace the schema's at the same place.
+
+use serde_json::Value;
+
+use crate::plan::diagnostic::Diagnostic;
+use crate::plan::model::{Apqn, Wkvp, WkvpWidth};
+
+/// The plan format this mkplan reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+pub fn check(plan: &Value) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    match plan.get("mkplan") {
+        Some(Value::Number(n)) if n.as_u64() == Some(FORMAT_VERSION) => {}
+        Some(other) => out.push(
+            Diagnostic::error(
+                "version",
+                format!("unsupported plan format version {other}; this mkplan reads `mkplan: {FORMAT_VERSION}`"),
+            )
+            .with_pointer("/mkplan")
+            .with_hint("a newer plan needs a newer mkplan; an older one may need its steps rewritten"),
+        ),
+        None => {}
+    }
+    if let Some(tokens) = plan.get("tokens").and_then(Value::as_object) {
+        for (name, token) in tokens {
+            let base = format!(
+                "/tokens/{}",
+                crate::plan::yaml::escape_pointer_segment(name)
+            );
+            if let Some(apqns) = token.get("apqns").and_then(Value::as_array) {
+                for (i, apqn) in apqns.iter().enumerate() {
+                    out.extend(check_apqn(apqn, &format!("{base}/apqns/{i}")));
+                }
+            }
+            for which in ["current", "new"] {
+                if let Some(Value::String(text)) = token.pointer(&format!("/wkvp/{which}")) {
+                    out.extend(check_wkvp(text, &format!("{base}/wkvp/{which}")));
+                }
+            }
+        }
+    }
+    for section in ["steps", "rescue", "always"] {
+        let Some(steps) = plan.get(section).and_then(Value::as_array) else {
+            continue;
+        };
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(apqn) = step.pointer("/migrate/apqn") {
+                out.extend(check_apqn(apqn, &format!("/{section}/{i}/migrate/apqn")));
+            }
+        }
+    }
+    out
+}
+
+fn check_apqn(value: &Value, pointer: &str) -> Vec<Diagnostic> {
+    match Apqn::from_plan_value(value) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| {
+                let d = Diagnostic::error("apqn", e.message)
+                    .with_pointer(format!("{pointer}{}", e.relative_pointer));
+                match e.hint {
+                    Some(hint) => d.with_hint(hint),
+                    None => d,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn check_wkvp(text: &str, pointer: &str) -> Vec<Diagnostic> {
+    match Wkvp::parse(text) {
+        Ok((_, WkvpWidth::Short)) => Vec::new(),
+        Ok((wkvp, WkvpWidth::Full)) => vec![
+            Diagnostic::note(
+                "wkvp-width",
+                format!("only the first 16 bytes of this 32-byte WKVP are compared: {wkvp}"),
+            )
+            .with_pointer(pointer)
+            .with_note("EP11 key blobs carry 16 bytes of WKVP; the kernel, zkey and openCryptoki compare those"),
+        ],
+        Err(message) => vec![
+            Diagnostic::error("wkvp", message)
+                .with_pointer(pointer)
+                .with_hint("copy the pattern from the TKE or from `/sys/bus/ap/devices/<apqn>/mkvps`"),
+        ],
+    }
+}
+
+/// Does a value diagnostic at `value_pointer` explain the schema's `schema_error`? It does
+/// at the same place or inside it, and a "matches none of the forms" error above it (an
+/// APQN whose `adapter` is wrong fails the APQN's `oneOf`).
+pub fn covers(value_pointer: &str, schema_error: &Diagnostic) -> bool {
+    let schema_pointer = schema_error.pointer().unwrap_or_default();
+    value_pointer == schema_pointer
+        || schema_pointer.starts_with(&format!("{value_pointer}/"))
+        || (schema_error.code() == "form"
+            && value_pointer.starts_with(&format!("{schema_pointer}/")))
+}
