@@ -155,26 +155,36 @@ impl Diagnostic {
                 let _ = write!(out, "{name}: ");
             }
         }
-        let _ = writeln!(out, "{}[{}]: {}", self.0.severity, self.0.code, self.0.message);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            self.0.severity, self.0.code, self.0.message
+        );
         if let Some(span) = self.0.span
             && let Some(line) = source.line_text(span.start.line)
         {
             let number = span.start.line.to_string();
             let gutter = " ".repeat(number.len());
-            let line = line.replace('\t', " ");
-            let line_chars = line.chars().count();
-            let start = span.start.column.saturating_sub(1).min(line_chars);
+            let chars: Vec<char> = line
+                .chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .collect();
+            let start = span.start.column.saturating_sub(1).min(chars.len());
             let end = if span.end.line == span.start.line {
                 span.end.column.saturating_sub(1)
             } else {
-                line_chars
+                chars.len()
             };
-            let width = end
-                .saturating_sub(start)
-                .clamp(1, line_chars.max(start + 1) - start);
+            let width = end.saturating_sub(start).max(1);
+            let (shown, caret_at, width) = window(&chars, start, width);
             let _ = writeln!(out, "{gutter} |");
-            let _ = writeln!(out, "{number} | {line}");
-            let _ = write!(out, "{gutter} | {}{}", " ".repeat(start), "^".repeat(width));
+            let _ = writeln!(out, "{number} | {shown}");
+            let _ = write!(
+                out,
+                "{gutter} | {}{}",
+                " ".repeat(caret_at),
+                "^".repeat(width)
+            );
             match &self.0.label {
                 Some(label) => {
                     let _ = writeln!(out, " {label}");
@@ -216,6 +226,31 @@ impl Diagnostic {
     }
 }
 
+/// Source lines longer than this are cut to a window around the caret.
+const MAX_SHOWN_LINE: usize = 120;
+
+/// The part of a line to show, the caret's column in it, and the caret's width.
+fn window(chars: &[char], start: usize, width: usize) -> (String, usize, usize) {
+    if chars.len() <= MAX_SHOWN_LINE {
+        let width = width.min(chars.len().saturating_sub(start)).max(1);
+        return (chars.iter().collect(), start, width);
+    }
+    let from = start.saturating_sub(MAX_SHOWN_LINE / 3);
+    let to = (from + MAX_SHOWN_LINE).min(chars.len());
+    let mut shown = String::new();
+    let mut caret_at = start - from;
+    if from > 0 {
+        shown.push('…');
+        caret_at += 1;
+    }
+    shown.extend(&chars[from..to]);
+    if to < chars.len() {
+        shown.push('…');
+    }
+    let width = width.min(to.saturating_sub(start)).max(1);
+    (shown, caret_at, width)
+}
+
 /// Shown as the JSON pointer itself, `/` for the document root.
 fn display_pointer(pointer: &str) -> String {
     if pointer.is_empty() {
@@ -228,7 +263,11 @@ fn display_pointer(pointer: &str) -> String {
 /// The message and its notes without source context (for logs and tests).
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[{}]: {}", self.0.severity, self.0.code, self.0.message)?;
+        write!(
+            f,
+            "{}[{}]: {}",
+            self.0.severity, self.0.code, self.0.message
+        )?;
         for note in &self.0.notes {
             write!(f, "; note: {note}")?;
         }
@@ -270,7 +309,12 @@ impl Diagnostics {
             Some(spans) => self.0.into_iter().map(|d| d.locate(spans)).collect(),
             None => self.0,
         };
-        all.sort_by_key(|d| (d.0.span.map(|s| (s.start.line, s.start.column)), d.0.severity));
+        all.sort_by_key(|d| {
+            (
+                d.0.span.map(|s| (s.start.line, s.start.column)),
+                d.0.severity,
+            )
+        });
         Self(all)
     }
 }
