@@ -3,4 +3,6 @@
 
 pub mod cli;
 pub mod exit_code;
+pub mod host;
 pub mod plan;
+pub mod secret;
