@@ -589,6 +589,57 @@ fn a_latin1_byte_is_reported_where_it_is() {
 }
 
 #[test]
+fn control_characters_in_a_plan_never_reach_the_terminal() {
+    // Raw ESC and NUL bytes in a line (the parser stops at the ESC), and the same two written
+    // as YAML escapes in a key (they reach the message through the key's name).
+    for (from, to, escaped) in [
+        (
+            "name: Generated plan\n",
+            "name: \"Generated \u{1b}[2J plan \u{0}\"\n",
+            "\\u{1b}",
+        ),
+        (
+            "    slot: 4\n",
+            "    slot: 4\n    \"sl\\e[31mot\\0\": 5\n",
+            "`sl\\u{1b}[31mot\\u{0}`",
+        ),
+    ] {
+        let text = VALID_PLAN.replacen(from, to, 1);
+        let (out, stderr, _) = mkplan_on_text(&text, "control.yaml");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            !stderr.chars().any(|c| c.is_control() && c != '\n'),
+            "a control character reached stderr: {stderr:?}"
+        );
+        assert!(stderr.contains(escaped), "{stderr}");
+        // The caret sits under the first escaped character it points at.
+        let lines: Vec<&str> = stderr.lines().collect();
+        let shown = lines
+            .iter()
+            .position(|l| l.contains(" | ") && l.contains('\\'));
+        let shown = shown.expect("the source line is shown");
+        let caret = lines[shown + 1].find('^').expect("a caret under the line");
+        let pointed = &lines[shown][caret..];
+        assert!(
+            pointed.starts_with("\\u{1b}") || pointed.starts_with("\"sl\\e"),
+            "the caret is not under the offending text:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_plan_that_cannot_be_read_exits_2() {
+    let out = mkplan(["validate", "tests/fixtures/does-not-exist.yaml"]);
+    let stderr = utf8(&out.stderr, "stderr");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.starts_with("tests/fixtures/does-not-exist.yaml: error[io]: cannot read the plan"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn every_shipped_plan_is_valid() {
     let plans = yaml_files(PLANS_DIR);
     assert!(!plans.is_empty(), "no plans in {PLANS_DIR}/");

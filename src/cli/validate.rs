@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use crate::exit_code;
-use crate::plan::diagnostic::Severity;
+use crate::plan::diagnostic::{Severity, escape_for_terminal};
 use crate::plan::{Loaded, load_file};
 
 /// Check plans against the schema and the safety rules, reporting every problem at once.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit status: 0 when every plan is valid, 2 when any is not.")]
+#[command(
+    after_help = "Exit status: 0 when every plan is valid, 2 when any is invalid or cannot be read."
+)]
 pub struct Args {
     /// Plan files to check.
     #[arg(required = true, value_name = "PLAN")]
@@ -53,7 +55,8 @@ fn print_human(loaded: &[Loaded], failed: &dyn Fn(&Loaded) -> bool) -> anyhow::R
         for d in l.diagnostics.iter() {
             writeln!(stderr, "{}", d.render(&l.source))?;
         }
-        let name = l.source.name().display();
+        let name = l.source.name().display().to_string();
+        let name = escape_for_terminal(&name);
         let errors = l.diagnostics.count(Severity::Error);
         let warnings = l.diagnostics.count(Severity::Warning);
         match &l.plan {

@@ -58,8 +58,8 @@ fn unloadable(source: SourceFile, diagnostic: Diagnostic) -> Loaded {
 /// Validates plan text.
 pub fn load(source: SourceFile) -> Loaded {
     let (plan, diagnostics) = match passes(&source) {
-        Ok((plan, diagnostics, spans)) => (plan, diagnostics.finish(Some(&spans))),
-        Err(diagnostics) => (None, diagnostics.finish(None)),
+        Ok((plan, diagnostics, spans)) => (plan, diagnostics.finish(Some(&spans), &source)),
+        Err(diagnostics) => (None, diagnostics.finish(None, &source)),
     };
     Loaded {
         source,

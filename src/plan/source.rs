@@ -34,6 +34,17 @@ impl SourceFile {
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
     }
 
+    /// The byte offset where 1-based line `line` starts.
+    pub fn line_start(&self, line: usize) -> Option<usize> {
+        if line == 1 {
+            return Some(0);
+        }
+        self.text
+            .match_indices('\n')
+            .nth(line.checked_sub(2)?)
+            .map(|(i, _)| i + 1)
+    }
+
     /// The position of byte offset `offset` (clamped to the text).
     pub fn position_of(&self, offset: usize) -> Position {
         let offset = offset.min(self.text.len());
@@ -93,5 +104,8 @@ mod tests {
         assert_eq!((at.line, at.column), (2, 10));
         assert_eq!(source.line_text(2), Some("name: \"ü x\""));
         assert_eq!(source.line_text(9), None);
+        assert_eq!(source.line_start(2), Some(5));
+        assert_eq!(source.line_start(3), Some(source.text().len()));
+        assert_eq!(source.line_start(4), None);
     }
 }

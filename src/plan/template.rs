@@ -1,6 +1,9 @@
 //! Templates: minijinja with strict undefined, the plan's `vars`, `tokens`, `services`,
 //! `backups`, `change` and `name` in scope. Secrets are never template inputs: the tokens'
-//! `pin` entries are removed from the scope.
+//! `pin` entries are removed from the scope. The engine evaluates `when` at run time with
+//! [`evaluate_condition`] in the scope the validated plan carries.
+
+use std::ops::Range;
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Map, Value};
@@ -13,6 +16,36 @@ pub const RESERVED_NAMES: &[&str] = &["vars", "tokens", "services", "backups", "
 
 /// Bounds the work one template may do, so no plan can make validation hang.
 const FUEL: u64 = 100_000;
+
+/// The one environment every template and condition is evaluated in: undefined names are
+/// errors, and work is bounded.
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env
+}
+
+/// Evaluates a step's `when` expression in `scope` (a validated plan's `template_scope`),
+/// with minijinja's truthiness: `false`, `0`, `""`, `none` and empty lists and maps are
+/// false. An undefined name is an error, not false.
+pub fn evaluate_condition(scope: &Value, expr: &str) -> Result<bool, String> {
+    let env = environment();
+    let describe = |e: minijinja::Error| match e.detail() {
+        Some(detail) => format!("`{expr}`: {}: {detail}", e.kind()),
+        None => format!("`{expr}`: {}", e.kind()),
+    };
+    let compiled = env.compile_expression(expr).map_err(describe)?;
+    let value = compiled
+        .eval(minijinja::value::Serde(scope))
+        .map_err(describe)?;
+    // Strict mode refuses undefined operands, but a whole expression that is undefined
+    // (`restart_apps`, `vars.missing`) comes back as a value whose truthiness is false.
+    if value.is_undefined() {
+        return Err(format!("`{expr}` is undefined"));
+    }
+    Ok(value.is_true())
+}
 
 pub struct Templates {
     env: Environment<'static>,
@@ -47,13 +80,15 @@ impl Templates {
             "name".into(),
             plan.get("name").cloned().unwrap_or(Value::Null),
         );
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_fuel(Some(FUEL));
         Self {
-            env,
+            env: environment(),
             scope: Value::Object(scope),
         }
+    }
+
+    /// The scope templates are rendered in (after [`Templates::set`]).
+    pub fn scope(&self) -> &Value {
+        &self.scope
     }
 
     /// Replaces `backups` in the scope (after their own templates are rendered).
@@ -72,7 +107,7 @@ impl Templates {
             .env
             .template_from_str(text)
             .map_err(|e| self.error(&e, pointer))?;
-        if let Some(d) = self.undefined(template.undeclared_variables(true), pointer) {
+        if let Some(d) = self.undefined(template.undeclared_variables(true), text, pointer) {
             return Err(d);
         }
         template
@@ -87,7 +122,7 @@ impl Templates {
             .env
             .compile_expression(expr)
             .map_err(|e| self.error(&e, pointer))?;
-        if let Some(d) = self.undefined(compiled.undeclared_variables(true), pointer) {
+        if let Some(d) = self.undefined(compiled.undeclared_variables(true), expr, pointer) {
             return Err(d);
         }
         compiled
@@ -99,6 +134,7 @@ impl Templates {
     fn undefined(
         &self,
         names: std::collections::HashSet<String>,
+        text: &str,
         pointer: &str,
     ) -> Option<Diagnostic> {
         let mut names: Vec<String> = names.into_iter().collect();
@@ -127,6 +163,9 @@ impl Templates {
                             format!("undefined name `{shown}` in template"),
                         )
                         .with_pointer(pointer);
+                        if let Some(range) = find_name(text, &name) {
+                            d = d.within_value(range);
+                        }
                         if walked.is_empty() && part == "pin" {
                             d = d.with_note("PINs are never template inputs");
                         }
@@ -154,8 +193,22 @@ impl Templates {
         if let Some(detail) = error.detail() {
             message.push_str(&format!(": {detail}"));
         }
-        Diagnostic::error("template", message).with_pointer(pointer)
+        let d = Diagnostic::error("template", message).with_pointer(pointer);
+        match error.range() {
+            Some(range) => d.within_value(range),
+            None => d,
+        }
     }
+}
+
+/// Where the dotted `name` is first written in `text` as a whole name.
+fn find_name(text: &str, name: &str) -> Option<Range<usize>> {
+    let part_of_name = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    text.match_indices(name)
+        .map(|(at, _)| at..at + name.len())
+        .find(|r| {
+            !text[..r.start].ends_with(part_of_name) && !text[r.end..].starts_with(part_of_name)
+        })
 }
 
 #[cfg(test)]
@@ -193,6 +246,57 @@ mod tests {
             .to_string();
         assert!(e.contains("tokens.ep11.wkvp.neww"), "{e}");
         assert!(t.render("{{ tokens.ep11.pin }}", "/x").is_err());
+    }
+
+    #[test]
+    fn errors_point_into_the_template() {
+        let t = templates();
+        let text = "say {{ tokens.ep11.wkvp.new } now";
+        let d = t.render(text, "/x").unwrap_err();
+        let range = d_range(&d, text);
+        assert!(range.start >= 4 && range.end <= text.len(), "{range:?}");
+        assert_eq!(
+            find_name("a {{ backup_rootx }} {{ backup_root }}", "backup_root"),
+            Some(24..35)
+        );
+        assert_eq!(
+            find_name("{{ tokens.ep11.x }}", "tokens.ep11.x"),
+            Some(3..16)
+        );
+        assert_eq!(find_name("{{ xtokens }}", "tokens"), None);
+    }
+
+    /// The value range a diagnostic points at, read back through its JSON form.
+    fn d_range(d: &Diagnostic, text: &str) -> Range<usize> {
+        use crate::plan::source::SourceFile;
+        use crate::plan::yaml;
+        let source = SourceFile::new("t.yaml", format!("x: {text}\n"));
+        let doc = yaml::load(&source).unwrap();
+        let json = d.clone().locate(&doc.spans, &source).to_json(&source);
+        let column = |key: &str| json[key].as_u64().unwrap() as usize;
+        column("column") - 4..column("end_column") - 4
+    }
+
+    #[test]
+    fn conditions_use_minijinja_truthiness_and_strict_names() {
+        let scope =
+            json!({"restart": true, "n": 0, "list": [], "name": "x", "vars": {"on": "yes"}});
+        assert_eq!(evaluate_condition(&scope, "restart"), Ok(true));
+        assert_eq!(evaluate_condition(&scope, "n"), Ok(false));
+        assert_eq!(evaluate_condition(&scope, "list"), Ok(false));
+        assert_eq!(
+            evaluate_condition(&scope, "name == 'x' and vars.on"),
+            Ok(true)
+        );
+        assert_eq!(evaluate_condition(&scope, "not restart"), Ok(false));
+        for undefined in ["restart_apps", "vars.off", "restart_apps or restart"] {
+            let e = evaluate_condition(&scope, undefined).unwrap_err();
+            assert!(e.contains(undefined) && e.contains("undefined"), "{e}");
+        }
+        assert!(evaluate_condition(&scope, "restart ==").is_err());
+        let e = evaluate_condition(&scope, "range(100000) | map('string') | join | length > 0")
+            .unwrap_err();
+        assert!(e.contains("fuel"), "{e}");
     }
 
     #[test]

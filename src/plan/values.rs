@@ -12,17 +12,8 @@ pub const FORMAT_VERSION: u64 = 1;
 
 pub fn check(plan: &Value) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    match plan.get("mkplan") {
-        Some(Value::Number(n)) if n.as_u64() == Some(FORMAT_VERSION) => {}
-        Some(other) => out.push(
-            Diagnostic::error(
-                "version",
-                format!("unsupported plan format version {other}; this mkplan reads `mkplan: {FORMAT_VERSION}`"),
-            )
-            .with_pointer("/mkplan")
-            .with_hint("a newer plan needs a newer mkplan; an older one may need its steps rewritten"),
-        ),
-        None => {}
+    if let Some(version) = plan.get("mkplan") {
+        out.extend(check_version(version));
     }
     if let Some(tokens) = plan.get("tokens").and_then(Value::as_object) {
         for (name, token) in tokens {
@@ -53,6 +44,42 @@ pub fn check(plan: &Value) -> Vec<Diagnostic> {
         }
     }
     out
+}
+
+/// `mkplan: 1` exactly. A version mkplan does not know is "unsupported"; anything that is
+/// not a whole number (`"1"`, `1.0`) is a typing slip, and says so.
+fn check_version(version: &Value) -> Option<Diagnostic> {
+    let wrong = |found: String| {
+        Diagnostic::error(
+            "version",
+            format!("expected the number {FORMAT_VERSION}, found {found}"),
+        )
+        .with_pointer("/mkplan")
+        .with_hint(format!("write `mkplan: {FORMAT_VERSION}`"))
+    };
+    match version {
+        Value::Number(n) if n.as_u64() == Some(FORMAT_VERSION) => None,
+        Value::Number(n) if n.is_u64() => {
+            let d = Diagnostic::error(
+                "version",
+                format!("unsupported plan format version {n}; this mkplan reads `mkplan: {FORMAT_VERSION}`"),
+            )
+            .with_pointer("/mkplan");
+            Some(if n.as_u64() > Some(FORMAT_VERSION) {
+                d.with_hint(
+                    "a newer plan needs a newer mkplan; an older one may need its steps rewritten",
+                )
+            } else {
+                d
+            })
+        }
+        Value::Number(n) => Some(wrong(format!("`{n}`"))),
+        Value::String(text) => Some(wrong(format!("text `{}`", Value::String(text.clone())))),
+        Value::Null => Some(wrong("nothing".to_owned())),
+        Value::Bool(b) => Some(wrong(format!("`{b}`"))),
+        Value::Array(_) => Some(wrong("a list".to_owned())),
+        Value::Object(_) => Some(wrong("a mapping".to_owned())),
+    }
 }
 
 fn check_apqn(value: &Value, pointer: &str) -> Vec<Diagnostic> {

@@ -149,15 +149,7 @@ fn number_field(value: Option<&Value>, field: &'static str) -> Result<u8, ApqnEr
 fn parse_number_text(text: &str) -> Result<u64, (String, String)> {
     let notations = "write decimal (`10`), hex (`0x0a`) or octal with a leading zero (`012`)";
     if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        return u64::from_str_radix(hex, 16)
-            .ok()
-            .filter(|_| !hex.is_empty() && hex.len() <= 2)
-            .ok_or_else(|| {
-                (
-                    format!("`{text}` is not a hex number"),
-                    notations.to_owned(),
-                )
-            });
+        return parse_hex(text, hex, notations);
     }
     if text.len() > 1 && text.starts_with('0') {
         if text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
@@ -187,6 +179,39 @@ fn parse_number_text(text: &str) -> Result<u64, (String, String)> {
             .map_err(|_| (format!("`{text}` is too large"), notations.to_owned()));
     }
     Err((format!("`{text}` is not a number"), notations.to_owned()))
+}
+
+/// `0x` and one or two hex digits. Longer hex is refused even when it fits (`0x00a`): the
+/// schema's pattern allows two digits, and the two must agree.
+fn parse_hex(text: &str, digits: &str, notations: &str) -> Result<u64, (String, String)> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err((
+            format!("`{text}` is not a hex number"),
+            notations.to_owned(),
+        ));
+    }
+    let significant = digits.trim_start_matches('0');
+    let value = u64::from_str_radix(significant, 16).ok();
+    match value {
+        _ if significant.is_empty() && digits.len() <= 2 => Ok(0),
+        Some(value) if value <= 255 && digits.len() <= 2 => Ok(value),
+        Some(value) if value <= 255 => Err((
+            format!("`{text}` has more than two hex digits"),
+            format!("write at most two hex digits: `{value:#04x}`"),
+        )),
+        Some(value) => Err((
+            format!("`{text}` ({value}) is out of range 0..255"),
+            "the largest adapter or domain number is 255 (`0xff`)".to_owned(),
+        )),
+        None if significant.is_empty() => Err((
+            format!("`{text}` has more than two hex digits"),
+            "write at most two hex digits: `0x00`".to_owned(),
+        )),
+        None => Err((
+            format!("`{text}` is out of range 0..255"),
+            "the largest adapter or domain number is 255 (`0xff`)".to_owned(),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -233,11 +258,32 @@ mod tests {
     }
 
     #[test]
+    fn long_hex_is_out_of_range_or_too_many_digits() {
+        let message = |text: &str| parse_number_text(text).unwrap_err().0;
+        assert_eq!(message("0x1ff"), "`0x1ff` (511) is out of range 0..255");
+        assert_eq!(
+            message("0x10000000000000000"),
+            "`0x10000000000000000` is out of range 0..255"
+        );
+        assert_eq!(message("0x00a"), "`0x00a` has more than two hex digits");
+        assert_eq!(
+            parse_number_text("0x00a").unwrap_err().1,
+            "write at most two hex digits: `0x0a`"
+        );
+        assert_eq!(message("0x000"), "`0x000` has more than two hex digits");
+        assert_eq!(message("0xg1"), "`0xg1` is not a hex number");
+        assert_eq!(parse_number_text("0x00"), Ok(0));
+        assert_eq!(parse_number_text("0xFF"), Ok(255));
+        let e = parse(json!({"adapter": 1, "domain": "0x1ff"})).unwrap_err();
+        assert_eq!(e[0].message, "domain `0x1ff` (511) is out of range 0..255");
+    }
+
+    #[test]
     fn text_notation_agrees_with_the_schema_pattern() {
         let pattern = regex_lite(crate::plan::raw::NUMBER_TEXT_PATTERN);
         for text in [
-            "0", "7", "10", "255", "256", "0x0a", "0xff", "0x100", "0x00a", "012", "0377", "0400",
-            "08", "09", "018", "abc", "1a", "",
+            "0", "7", "10", "255", "256", "0x0a", "0xff", "0x100", "0x00a", "0x1ff", "0x000",
+            "0x0", "0x", "0xg", "012", "0377", "0400", "08", "09", "018", "abc", "1a", "",
         ] {
             let parsed = parse_number_text(text).ok().filter(|n| *n <= 255);
             assert_eq!(pattern(text), parsed.is_some(), "{text}");

@@ -92,6 +92,9 @@ pub struct Plan {
     pub rescue: Vec<Step>,
     pub always: Vec<Step>,
     pub report: Report,
+    /// What templates see (vars, sections without PINs, rendered backup targets), for
+    /// evaluating `when` at run time with `plan::template::evaluate_condition`.
+    pub template_scope: serde_json::Value,
 }
 
 impl Plan {

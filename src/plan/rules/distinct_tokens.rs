@@ -14,7 +14,7 @@ impl Rule for DistinctTokens {
     }
 
     fn why(&self) -> &'static str {
-        "two tokens on one slot or store would be migrated, backed up and restored twice over"
+        "an APQN is listed once per token, and a slot or store belongs to one token: a duplicate would be checked, migrated, backed up or restored twice over"
     }
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
@@ -44,7 +44,8 @@ impl Rule for DistinctTokens {
                             token.id, token.slot
                         ),
                     )
-                    .with_pointer(format!("{base}/slot")),
+                    .with_pointer(format!("{base}/slot"))
+                    .with_hint("each token has its own slot in `opencryptoki.conf`; write that token's slot number"),
                 );
             }
             for other in plan.tokens.values().filter(|o| o.id < token.id) {
@@ -60,7 +61,8 @@ impl Rule for DistinctTokens {
                                 token.store.display()
                             ),
                         )
-                        .with_pointer(format!("{base}/store")),
+                        .with_pointer(format!("{base}/store"))
+                        .with_hint("each token has its own store, `/var/lib/opencryptoki/<tokname>` (`tokname` in `opencryptoki.conf`); write that token's store"),
                     );
                 }
             }

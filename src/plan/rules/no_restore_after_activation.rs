@@ -1,8 +1,9 @@
-//! No `restore` of a token in the main steps after its activation checkpoint.
+//! No `restore` of a token where it can run after its activation: in the main steps after
+//! the activation checkpoint, or in `always` (which runs after a successful activation too).
 
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::model::{Plan, StepKind};
-use crate::plan::rules::{Rule, activates, error, kind_pointer};
+use crate::plan::rules::{Rule, activates, error, kind_pointer, migrations};
 
 pub struct NoRestoreAfterActivation;
 
@@ -27,6 +28,20 @@ impl Rule for NoRestoreAfterActivation {
                         .with_pointer(kind_pointer(step))
                         .at_key()
                         .with_hint("after activation, fix forward: re-run the migration from the verified state instead of restoring"),
+                );
+            }
+        }
+        for step in &plan.always {
+            let StepKind::Restore { token, .. } = &step.kind else {
+                continue;
+            };
+            if migrations(plan).any(|(_, _, migrated)| migrated == token) {
+                out.push(
+                    error(self, format!("`always` restores token `{token}`, but `always` also runs after the new WK is activated"))
+                        .with_pointer(kind_pointer(step))
+                        .at_key()
+                        .with_note("after a successful run this would put back keys that no APQN can use any more")
+                        .with_hint("put the restore in `rescue`, which runs only when a step fails"),
                 );
             }
         }

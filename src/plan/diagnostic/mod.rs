@@ -1,12 +1,18 @@
 //! Diagnostics: what is wrong, where (`file:line:col`, the source line, a caret, the JSON
-//! path), and what to do about it. Rendered for people or as JSON for editors and CI.
+//! path), and what to do about it. Rendered for people (`render.rs`) or as JSON for editors
+//! and CI.
 
-use std::fmt::{self, Write as _};
+mod render;
+
+use std::fmt;
+use std::ops::Range;
 
 use serde::Serialize;
 
 use crate::plan::source::{SourceFile, Span};
 use crate::plan::yaml::SpanMap;
+
+pub use render::escape_for_terminal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,8 +52,19 @@ struct Inner {
     pointer: Option<String>,
     anchor: Anchor,
     label: Option<String>,
-    notes: Vec<String>,
+    /// Byte range inside the scalar value at `pointer` (e.g. a template's syntax error);
+    /// narrows the span when the scalar's source text is the value itself.
+    value_range: Option<Range<usize>>,
+    notes: Vec<Note>,
     hint: Option<String>,
+}
+
+/// A note, optionally about another place in the plan: that place's line is added when the
+/// diagnostic is located.
+#[derive(Debug, Clone)]
+struct Note {
+    text: String,
+    at: Option<String>,
 }
 
 impl Diagnostic {
@@ -60,6 +77,7 @@ impl Diagnostic {
             pointer: None,
             anchor: Anchor::Value,
             label: None,
+            value_range: None,
             notes: Vec::new(),
             hint: None,
         }))
@@ -99,7 +117,25 @@ impl Diagnostic {
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.0.notes.push(note.into());
+        self.0.notes.push(Note {
+            text: note.into(),
+            at: None,
+        });
+        self
+    }
+
+    /// A note about the node at `pointer`; locating the diagnostic appends that node's line.
+    pub fn with_note_at(mut self, note: impl Into<String>, pointer: impl Into<String>) -> Self {
+        self.0.notes.push(Note {
+            text: note.into(),
+            at: Some(pointer.into()),
+        });
+        self
+    }
+
+    /// Points at bytes `range` of the scalar value at the pointer rather than at all of it.
+    pub fn within_value(mut self, range: Range<usize>) -> Self {
+        self.0.value_range = Some(range);
         self
     }
 
@@ -128,85 +164,37 @@ impl Diagnostic {
         self.0.span
     }
 
-    /// Fills in the span from the pointer, using the nearest node that has a span.
-    pub fn locate(mut self, spans: &SpanMap) -> Self {
+    pub fn hint(&self) -> Option<&str> {
+        self.0.hint.as_deref()
+    }
+
+    /// Fills in the span from the pointer, using the nearest node that has a span, and the
+    /// lines of notes about other places.
+    pub fn locate(mut self, spans: &SpanMap, source: &SourceFile) -> Self {
         if self.0.span.is_none()
             && let Some(pointer) = &self.0.pointer
             && let Some(node) = spans.nearest(pointer)
         {
+            let exact = spans.get(pointer).is_some();
             self.0.span = Some(match (self.0.anchor, node.key) {
                 (Anchor::Key, Some(key)) => key,
-                _ => node.value,
+                _ => match &self.0.value_range {
+                    Some(range) if exact => {
+                        narrow(source, node.value, range.clone()).unwrap_or(node.value)
+                    }
+                    _ => node.value,
+                },
             });
         }
+        for note in &mut self.0.notes {
+            if let Some(at) = note.at.take()
+                && let Some(node) = spans.get(&at)
+            {
+                let line = node.key.unwrap_or(node.value).start.line;
+                note.text.push_str(&format!(" (line {line})"));
+            }
+        }
         self
-    }
-
-    /// `file:line:col: severity[code]: message`, the source line with a caret, then the
-    /// path, notes and hint.
-    pub fn render(&self, source: &SourceFile) -> String {
-        let mut out = String::new();
-        let name = source.name().display();
-        match self.0.span {
-            Some(span) => {
-                let _ = write!(out, "{name}:{}:{}: ", span.start.line, span.start.column);
-            }
-            None => {
-                let _ = write!(out, "{name}: ");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "{}[{}]: {}",
-            self.0.severity, self.0.code, self.0.message
-        );
-        if let Some(span) = self.0.span
-            && let Some(line) = source.line_text(span.start.line)
-        {
-            let number = span.start.line.to_string();
-            let gutter = " ".repeat(number.len());
-            let chars: Vec<char> = line
-                .chars()
-                .map(|c| if c == '\t' { ' ' } else { c })
-                .collect();
-            let start = span.start.column.saturating_sub(1).min(chars.len());
-            let end = if span.end.line == span.start.line {
-                span.end.column.saturating_sub(1)
-            } else {
-                chars.len()
-            };
-            let width = end.saturating_sub(start).max(1);
-            let (shown, caret_at, width) = window(&chars, start, width);
-            let _ = writeln!(out, "{gutter} |");
-            let _ = writeln!(out, "{number} | {shown}");
-            let _ = write!(
-                out,
-                "{gutter} | {}{}",
-                " ".repeat(caret_at),
-                "^".repeat(width)
-            );
-            match &self.0.label {
-                Some(label) => {
-                    let _ = writeln!(out, " {label}");
-                }
-                None => out.push('\n'),
-            }
-        }
-        let indent = self
-            .0
-            .span
-            .map_or(0, |span| span.start.line.to_string().len());
-        let pad = " ".repeat(indent);
-        if let Some(pointer) = &self.0.pointer {
-            let _ = writeln!(out, "{pad} = path: {}", display_pointer(pointer));
-        }
-        for note in &self.0.notes {
-            let _ = writeln!(out, "{pad} = note: {note}");
-        }
-        if let Some(hint) = &self.0.hint {
-            let _ = writeln!(out, "{pad} = hint: {hint}");
-        }
-        out
     }
 
     pub fn to_json(&self, source: &SourceFile) -> serde_json::Value {
@@ -220,35 +208,37 @@ impl Diagnostic {
             "code": self.0.code,
             "message": self.0.message,
             "path": self.0.pointer.as_deref().map(display_pointer),
-            "notes": self.0.notes,
+            "notes": self.0.notes.iter().map(|n| &n.text).collect::<Vec<_>>(),
             "hint": self.0.hint,
         })
     }
 }
 
-/// Source lines longer than this are cut to a window around the caret.
-const MAX_SHOWN_LINE: usize = 120;
-
-/// The part of a line to show, the caret's column in it, and the caret's width.
-fn window(chars: &[char], start: usize, width: usize) -> (String, usize, usize) {
-    if chars.len() <= MAX_SHOWN_LINE {
-        let width = width.min(chars.len().saturating_sub(start)).max(1);
-        return (chars.iter().collect(), start, width);
+/// The part of a single-line scalar at `value` that holds bytes `range` of its value, when
+/// the source text is the value itself (plain, or quoted without escapes).
+fn narrow(source: &SourceFile, value: Span, range: Range<usize>) -> Option<Span> {
+    if value.start.line != value.end.line {
+        return None;
     }
-    let from = start.saturating_sub(MAX_SHOWN_LINE / 3);
-    let to = (from + MAX_SHOWN_LINE).min(chars.len());
-    let mut shown = String::new();
-    let mut caret_at = start - from;
-    if from > 0 {
-        shown.push('…');
-        caret_at += 1;
+    let written = source.text().get(value.start.offset..value.end.offset)?;
+    // Positions without byte offsets would make this slice wrong; the widths must agree.
+    if Some(written.chars().count()) != value.end.column.checked_sub(value.start.column) {
+        return None;
     }
-    shown.extend(&chars[from..to]);
-    if to < chars.len() {
-        shown.push('…');
+    let (quote, inner) = match written.chars().next()? {
+        '"' if !written.contains('\\') => (1, written.get(1..written.len().checked_sub(1)?)?),
+        '\'' if !written[1..].contains("''") => (1, written.get(1..written.len().checked_sub(1)?)?),
+        '"' | '\'' => return None,
+        _ => (0, written),
+    };
+    if range.start >= range.end || inner.get(range.clone()).is_none() {
+        return None;
     }
-    let width = width.min(to.saturating_sub(start)).max(1);
-    (shown, caret_at, width)
+    let at = |offset: usize| source.position_of(value.start.offset + quote + offset);
+    Some(Span {
+        start: at(range.start),
+        end: at(range.end),
+    })
 }
 
 /// Shown as the JSON pointer itself, `/` for the document root.
@@ -269,7 +259,7 @@ impl fmt::Display for Diagnostic {
             self.0.severity, self.0.code, self.0.message
         )?;
         for note in &self.0.notes {
-            write!(f, "; note: {note}")?;
+            write!(f, "; note: {}", note.text)?;
         }
         if let Some(hint) = &self.0.hint {
             write!(f, "; hint: {hint}")?;
@@ -304,9 +294,13 @@ impl Diagnostics {
     }
 
     /// Locates every diagnostic and sorts them by position, errors first on a tie.
-    pub fn finish(self, spans: Option<&SpanMap>) -> Self {
+    pub fn finish(self, spans: Option<&SpanMap>, source: &SourceFile) -> Self {
         let mut all: Vec<Diagnostic> = match spans {
-            Some(spans) => self.0.into_iter().map(|d| d.locate(spans)).collect(),
+            Some(spans) => self
+                .0
+                .into_iter()
+                .map(|d| d.locate(spans, source))
+                .collect(),
             None => self.0,
         };
         all.sort_by_key(|d| {
