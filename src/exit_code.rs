@@ -3,7 +3,16 @@
 
 /// The command did what was asked: the plan is valid, the run succeeded.
 pub const SUCCESS: i32 = 0;
-/// The command failed for a reason other than the plan (I/O, internal error).
+/// The command failed for a reason other than the plan (I/O other than reading the plan,
+/// internal error).
 pub const FAILURE: i32 = 1;
-/// The plan is invalid, or the command line is wrong.
+/// 2: invalid plan, unreadable plan file, or wrong command line. A plan that cannot be read
+/// (missing, no permission, not UTF-8) is reported like an invalid one: the operator named
+/// the wrong thing, and nothing was attempted.
 pub const INVALID: i32 = 2;
+/// `check` or `run`/`resume`: a precondition does not hold; nothing was changed.
+pub const PRECONDITION: i32 = 3;
+/// A checkpoint was denied: the run was aborted (its rescue and always steps ran).
+pub const ABORTED: i32 = 4;
+/// `resume`: a step was interrupted half-way and needs `--retry-step` or `--accept-step`.
+pub const NEEDS_DECISION: i32 = 5;

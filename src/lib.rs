@@ -2,7 +2,9 @@
 //! IBM Z. The binary is a thin shell around [`cli::main`].
 
 pub mod cli;
+pub mod engine;
 pub mod exit_code;
 pub mod host;
 pub mod plan;
 pub mod secret;
+pub mod steps;

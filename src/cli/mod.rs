@@ -1,8 +1,13 @@
 //! The command line: clap definitions, one file per command, and the mapping of each
 //! command's outcome to an exit code.
 
+mod check;
+pub mod common;
 mod completions;
 mod man;
+mod resume;
+mod run;
+mod runs;
 mod schema;
 mod validate;
 
@@ -16,6 +21,9 @@ const EXAMPLES: &str = "\
 Examples:
   mkplan validate plans/ep11-offline.yaml      check a plan against the schema and safety rules
   mkplan validate --format json plans/*.yaml   the same, as JSON for editors and CI
+  mkplan check plans/ep11-offline.yaml         dry run against the live system
+  mkplan run --approve tke-commit=alice --approve tke-commit=bob plans/ep11-offline.yaml
+  mkplan resume 20261129T153000Z-3fa9c1 --accept-step
   mkplan schema > schemas/plan.schema.json     the plan JSON Schema (draft 2020-12)
   mkplan completions bash > /etc/bash_completion.d/mkplan";
 
@@ -25,11 +33,17 @@ Examples:
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    globals: common::Globals,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Check(check::Args),
+    Run(run::Args),
+    Resume(resume::Args),
+    Runs(runs::Args),
     Schema(schema::Args),
     Completions(completions::Args),
     Man(man::Args),
@@ -50,6 +64,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     let outcome = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Check(args) => check::run(args, &cli.globals),
+        Command::Run(args) => run::run(args, &cli.globals),
+        Command::Resume(args) => resume::run(args, &cli.globals),
+        Command::Runs(args) => runs::run(args, &cli.globals),
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

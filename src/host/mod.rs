@@ -3,8 +3,11 @@
 
 pub mod archive;
 pub mod ep11conf;
+pub mod pin;
 pub mod pkcs11;
+pub mod process;
 pub mod procscan;
+pub mod tools;
 pub mod zcrypt;
 
 use std::path::{Path, PathBuf};
@@ -30,8 +33,7 @@ impl HostRoot {
     /// `absolute` (a path as the host sees it, e.g. `/sys/bus/ap`) under this root.
     pub fn path(&self, absolute: impl AsRef<Path>) -> PathBuf {
         let absolute = absolute.as_ref();
-        self.0
-            .join(absolute.strip_prefix("/").unwrap_or(absolute))
+        self.0.join(absolute.strip_prefix("/").unwrap_or(absolute))
     }
 }
 
@@ -42,7 +44,10 @@ mod tests {
     #[test]
     fn paths_resolve_under_the_root() {
         let root = HostRoot::new("/tmp/sim");
-        assert_eq!(root.path("/sys/bus/ap"), PathBuf::from("/tmp/sim/sys/bus/ap"));
+        assert_eq!(
+            root.path("/sys/bus/ap"),
+            PathBuf::from("/tmp/sim/sys/bus/ap")
+        );
         assert_eq!(HostRoot::system().path("/run/x"), PathBuf::from("/run/x"));
     }
 }

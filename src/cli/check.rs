@@ -1,0 +1,102 @@
+//! `mkplan check PLAN`: the honest dry run. Every step's read-only check against the live
+//! host, in order: "will run", "would skip (why)", "cannot simulate (why)" or a failed
+//! precondition. It changes nothing: steps only get a read-only view here.
+
+use std::path::PathBuf;
+
+use crate::cli::common::{Globals, load_for_execution};
+use crate::engine::events::StepRef;
+use crate::engine::rundir::sha256_hex;
+use crate::exit_code;
+use crate::plan::template::evaluate_condition;
+use crate::steps::{self, CheckContext, CheckReport};
+
+/// Dry run against the live system: what each step would do, with the state it read.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when every precondition holds, 3 when one does not, 2 for an invalid plan."
+)]
+pub struct Args {
+    /// The plan to check.
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
+    let Some(loaded) = load_for_execution(&args.plan) else {
+        return Ok(exit_code::INVALID);
+    };
+    let plan = &loaded.plan;
+    let host = globals.host();
+    println!(
+        "check: plan `{}` ({}), sha256 {}, host root {}",
+        plan.name,
+        plan.change.ticket,
+        sha256_hex(loaded.text.as_bytes()),
+        globals.root.display()
+    );
+    let mut blocked = Vec::new();
+    for (section, list) in [
+        ("steps", &plan.steps),
+        ("rescue", &plan.rescue),
+        ("always", &plan.always),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        if section != "steps" {
+            println!(
+                "{section} (runs {}):",
+                if section == "rescue" {
+                    "only if a step fails or a checkpoint is denied"
+                } else {
+                    "at the end, whatever happened"
+                }
+            );
+        }
+        for (i, step) in list.iter().enumerate() {
+            let report = match step
+                .when
+                .as_deref()
+                .map(|w| (w, evaluate_condition(&plan.template_scope, w)))
+            {
+                Some((w, Ok(false))) => CheckReport::WouldSkip(format!("`when: {w}` is false")),
+                Some((w, Err(e))) => {
+                    CheckReport::Blocked(format!("`when: {w}` cannot be evaluated: {e}"))
+                }
+                _ => steps::check(
+                    step,
+                    &CheckContext {
+                        plan,
+                        step,
+                        host: &host,
+                        earlier: &list[..i],
+                    },
+                ),
+            };
+            let (label, text) = match &report {
+                CheckReport::WillRun(t) => ("will run", t),
+                CheckReport::WouldSkip(t) => ("would skip", t),
+                CheckReport::CannotSimulate(t) => ("cannot simulate", t),
+                CheckReport::Blocked(t) => ("PRECONDITION FAILS", t),
+            };
+            let position = StepRef::of(step).position();
+            println!(
+                "  {position:<11} {:<40} {label}: {text}",
+                format!("`{}`", step.name)
+            );
+            // Rescue and always only run after something went wrong; their state now is not a
+            // precondition of the run.
+            if matches!(report, CheckReport::Blocked(_)) && section == "steps" {
+                blocked.push(position);
+            }
+        }
+    }
+    if blocked.is_empty() {
+        println!("result: every precondition holds");
+        Ok(exit_code::SUCCESS)
+    } else {
+        println!("result: preconditions fail at {}", blocked.join(", "));
+        Ok(exit_code::PRECONDITION)
+    }
+}

@@ -1,0 +1,218 @@
+//! What `run`, `check` and `resume` share: global options, logging, loading a plan for
+//! execution, and printing the recap.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use clap::ValueEnum;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::engine::events::SectionName;
+use crate::engine::rundir::{DEFAULT_STATE_DIR, StateDir};
+use crate::engine::state::{RunState, StepStatus};
+use crate::host::HostRoot;
+use crate::plan::Plan;
+use crate::plan::load_file;
+use crate::steps::context::Host;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Options every executing command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Globals {
+    /// The host root: sysfs and the token stores are read under it (`/` on a real system).
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Where runs and their journals are kept [default: /var/lib/mkplan; for `rehearse`,
+    /// the user's state directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Log lines as text for people, or one JSON object per event for a SIEM.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More detail in the log.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Only warnings and errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Globals {
+    pub fn state(&self) -> StateDir {
+        StateDir::new(
+            self.state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        )
+    }
+
+    pub fn host(&self) -> Host {
+        Host {
+            root: HostRoot::new(&self.root),
+            proc_dir: PathBuf::from("/proc"),
+            prober: std::sync::Arc::new(crate::steps::context::Pkcs11Prober),
+            checkpoint_actor: None,
+        }
+    }
+
+    /// Installs the log subscriber: progress bars only for people on a terminal.
+    pub fn init_logging(&self) {
+        let level = if self.quiet {
+            LevelFilter::WARN
+        } else if self.verbose {
+            LevelFilter::DEBUG
+        } else {
+            LevelFilter::INFO
+        };
+        let registry = tracing_subscriber::registry();
+        let _ = match self.log_format {
+            LogFormat::Json => registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .with_current_span(false)
+                        .with_span_list(false)
+                        .with_writer(std::io::stderr)
+                        .with_filter(level),
+                )
+                .try_init(),
+            LogFormat::Human if std::io::stderr().is_terminal() => {
+                let bars = tracing_indicatif::IndicatifLayer::new();
+                registry
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_target(false)
+                            .with_writer(bars.get_stderr_writer())
+                            .with_filter(level),
+                    )
+                    .with(bars.with_filter(level))
+                    .try_init()
+            }
+            LogFormat::Human => registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_target(false)
+                        .with_ansi(false)
+                        .with_writer(std::io::stderr)
+                        .with_filter(level),
+                )
+                .try_init(),
+        };
+    }
+}
+
+/// A plan loaded for execution, with its exact text; diagnostics go to stderr.
+pub struct ExecutablePlan {
+    pub plan: Plan,
+    pub text: String,
+    pub path: PathBuf,
+}
+
+pub fn load_for_execution(path: &Path) -> Option<ExecutablePlan> {
+    let loaded = load_file(path);
+    let mut stderr = std::io::stderr().lock();
+    for d in loaded.diagnostics.iter() {
+        let _ = writeln!(stderr, "{}", d.render(&loaded.source));
+    }
+    let plan = loaded.plan?;
+    Some(ExecutablePlan {
+        plan,
+        text: loaded.source.text().to_owned(),
+        path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+    })
+}
+
+/// The person running mkplan, as recorded with runs and decisions.
+pub fn operator_name(given: Option<&str>) -> String {
+    if let Some(name) = given {
+        return name.to_owned();
+    }
+    for var in ["SUDO_USER", "USER", "LOGNAME"] {
+        if let Ok(name) = std::env::var(var)
+            && !name.is_empty()
+        {
+            return name;
+        }
+    }
+    format!("uid {}", rustix::process::getuid().as_raw())
+}
+
+/// The recap table, from the journal's replayed state.
+pub fn print_recap(plan: &Plan, state: &RunState, format: LogFormat) {
+    let mut rows = Vec::new();
+    for step in plan.all_steps() {
+        let section: SectionName = step.section.into();
+        let record = state.record(section, step.index);
+        let (status, detail) = match record.map(|r| &r.status) {
+            Some(StepStatus::Succeeded { summary, .. }) => ("ok", summary.clone()),
+            Some(StepStatus::Failed { error, .. }) => ("failed", error.clone()),
+            Some(StepStatus::Skipped { reason }) => ("skipped", reason.clone()),
+            Some(StepStatus::Started { .. }) => {
+                ("uncertain", "started, no outcome recorded".to_owned())
+            }
+            None => ("-", String::new()),
+        };
+        let duration = record.and_then(|r| r.duration_ms);
+        rows.push((
+            crate::engine::events::StepRef::of(step),
+            status,
+            duration,
+            detail,
+        ));
+    }
+    let mut out = std::io::stdout().lock();
+    if format == LogFormat::Json {
+        let json: Vec<_> = rows
+            .iter()
+            .map(|(s, status, d, detail)| serde_json::json!({"step": s.position(), "name": s.name, "kind": s.kind, "status": status, "duration_ms": d, "detail": detail}))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({"recap": json, "run": state.run_id, "state": state.state_name()})
+        );
+        return;
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.0.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 48);
+    let _ = writeln!(out, "\nRECAP  run {}  {}", state.run_id, state.state_name());
+    let _ = writeln!(
+        out,
+        "  {:<11} {:<width$}  {:<17} {:<9} {:>8}",
+        "STEP", "NAME", "KIND", "STATUS", "TIME"
+    );
+    let mut counts = std::collections::BTreeMap::new();
+    for (step, status, duration, _) in &rows {
+        *counts.entry(*status).or_insert(0) += 1;
+        let name: String = step.name.chars().take(width).collect();
+        let time = duration
+            .map(|d| format!("{:.1}s", d as f64 / 1000.0))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<11} {:<width$}  {:<17} {:<9} {:>8}",
+            step.position(),
+            name,
+            step.kind,
+            status,
+            time
+        );
+    }
+    let totals: Vec<String> = counts
+        .iter()
+        .map(|(k, v)| format!("{v} {}", if *k == "-" { "not reached" } else { k }))
+        .collect();
+    let _ = writeln!(out, "  totals: {}", totals.join(", "));
+}

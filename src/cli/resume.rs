@@ -1,0 +1,201 @@
+//! `mkplan resume RUN`: continue an interrupted run from its journal. The journal's chain is
+//! verified first; a changed plan is refused; succeeded steps are not run again and given
+//! approvals are not asked again; a step interrupted half-way needs a recorded decision.
+
+use std::path::PathBuf;
+
+use crate::cli::common::{Globals, load_for_execution, operator_name};
+use crate::cli::run::{ApprovalArgs, finish};
+use crate::engine::Recorder;
+use crate::engine::events::{DecisionKind, EventKind};
+use crate::engine::executor::{Executor, RunOptions};
+use crate::engine::journal::Journal;
+use crate::engine::lock::StateLock;
+use crate::engine::operator::Terminal;
+use crate::engine::rundir::sha256_hex;
+use crate::engine::signals::Cancel;
+use crate::engine::sinks::LogSink;
+use crate::engine::state::{Phase, RunState, StepStatus};
+use crate::exit_code;
+use crate::steps::context::RunInfo;
+
+/// Continue an interrupted run where its journal says it stopped.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Exit status: as `run`, and 5 when an interrupted step needs --retry-step or --accept-step."
+)]
+pub struct Args {
+    /// The run id (see `mkplan runs`).
+    #[arg(value_name = "RUN")]
+    run: String,
+    /// The plan file, if not at the path the run recorded; it must be byte-identical.
+    #[arg(long, value_name = "PLAN")]
+    plan: Option<PathBuf>,
+    /// Run the step that was interrupted half-way again.
+    #[arg(long, conflicts_with = "accept_step")]
+    retry_step: bool,
+    /// Take the step that was interrupted half-way as done.
+    #[arg(long)]
+    accept_step: bool,
+    #[command(flatten)]
+    approval: ApprovalArgs,
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
+    let state_dir = globals.state();
+    let run_dir = match state_dir.open_run(&args.run) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("mkplan: error: {e}\n  hint: `mkplan runs` lists the runs");
+            return Ok(exit_code::INVALID);
+        }
+    };
+    let _lock = match StateLock::acquire(&state_dir, &run_dir.id) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("mkplan: error: {e}");
+            return Ok(exit_code::PRECONDITION);
+        }
+    };
+    let (journal, entries) = match Journal::reopen(&run_dir.journal()) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!(
+                "mkplan: error: {e}\n  the journal is the run's record; it will not be resumed from a broken one"
+            );
+            return Ok(exit_code::PRECONDITION);
+        }
+    };
+    let state = RunState::replay(&entries);
+    if let Phase::Finished(outcome) = state.phase {
+        eprintln!(
+            "mkplan: error: run {} already finished ({}); there is nothing to resume",
+            run_dir.id,
+            outcome.as_str()
+        );
+        return Ok(exit_code::INVALID);
+    }
+
+    let plan_path = args
+        .plan
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&state.plan_path));
+    let recorded = run_dir.recorded_digest()?;
+    let current = std::fs::read(&plan_path).map(|b| sha256_hex(&b));
+    match current {
+        Ok(digest) if digest == recorded && digest == state.plan_sha256 => {}
+        Ok(digest) => {
+            eprintln!(
+                "mkplan: error: the plan changed since run {} started: `{}` has sha256 {digest}, the run recorded {recorded}",
+                run_dir.id,
+                plan_path.display()
+            );
+            eprintln!(
+                "  hint: resume with the plan as it was (a copy is in {}), or finish this run first",
+                run_dir.plan_copy().display()
+            );
+            return Ok(exit_code::PRECONDITION);
+        }
+        Err(e) => {
+            eprintln!(
+                "mkplan: error: cannot read the plan `{}`: {e}",
+                plan_path.display()
+            );
+            eprintln!(
+                "  hint: pass `--plan {}` (the run's own copy)",
+                run_dir.plan_copy().display()
+            );
+            return Ok(exit_code::PRECONDITION);
+        }
+    }
+    let Some(loaded) = load_for_execution(&plan_path) else {
+        return Ok(exit_code::INVALID);
+    };
+    let plan = &loaded.plan;
+
+    let decision = match (args.retry_step, args.accept_step) {
+        (true, _) => Some(DecisionKind::Retry),
+        (_, true) => Some(DecisionKind::Accept),
+        _ => None,
+    };
+    match (state.uncertain(), decision) {
+        (Some(record), None) => {
+            eprintln!(
+                "run {}: {} `{}` ({}) started and has no recorded outcome: it may have changed the system half-way",
+                run_dir.id,
+                record.step.position(),
+                record.step.name,
+                record.step.kind
+            );
+            for line in
+                crate::steps::describe_uncertain(plan, &globals.host().root, &state, &record.step)
+            {
+                eprintln!("  {line}");
+            }
+            eprintln!("decide, and the decision is journaled with your name:");
+            eprintln!(
+                "  mkplan resume {} --retry-step    run it again",
+                run_dir.id
+            );
+            eprintln!(
+                "  mkplan resume {} --accept-step   take it as done",
+                run_dir.id
+            );
+            return Ok(exit_code::NEEDS_DECISION);
+        }
+        (None, Some(_)) => {
+            eprintln!(
+                "mkplan: error: no step of run {} is uncertain; resume without --retry-step/--accept-step",
+                run_dir.id
+            );
+            return Ok(exit_code::INVALID);
+        }
+        _ => {}
+    }
+    let approvals = match args.approval.inputs(plan) {
+        Ok(inputs) => inputs,
+        Err(e) => {
+            eprintln!("mkplan: error: {e}");
+            return Ok(exit_code::INVALID);
+        }
+    };
+    let operator = Terminal::detect(args.approval.non_interactive);
+    globals.init_logging();
+    let operator_name = operator_name(args.approval.operator.as_deref());
+    let cancel = Cancel::install()?;
+    let mut recorder = Recorder::new(journal, state.clone(), vec![Box::new(LogSink::default())]);
+    recorder.record(EventKind::Resumed {
+        operator: operator_name.clone(),
+        pid: std::process::id(),
+    })?;
+    let done = state
+        .steps
+        .values()
+        .filter(|r| matches!(r.status, StepStatus::Succeeded { .. }))
+        .count();
+    tracing::info!(
+        "resuming run {}: {done} steps already succeeded and are not run again",
+        run_dir.id
+    );
+    let options = RunOptions {
+        decision,
+        operator_name,
+        ..RunOptions::default()
+    };
+    let host = globals.host();
+    let executor = Executor {
+        plan,
+        host: &host,
+        info: RunInfo {
+            run_id: run_dir.id.clone(),
+            run_dir: run_dir.dir.clone(),
+            plan_sha256: recorded,
+        },
+        recorder,
+        options: &options,
+        cancel,
+        operator: operator.as_ref(),
+        approvals: &approvals,
+    };
+    finish(executor, globals)
+}

@@ -1,0 +1,252 @@
+//! The run's state, rebuilt from its journal: what each step did, which approvals were
+//! given, where the run is. `resume` and the steps (e.g. "start only what this run stopped")
+//! read it; nothing else is remembered between processes.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::engine::events::{
+    ApprovalMethod, DecisionKind, EventKind, Outcome, SectionName, StepRef,
+};
+use crate::engine::journal::Entry;
+
+/// A step's position: its section and index.
+pub type StepKey = (SectionName, usize);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepStatus {
+    /// Started, no outcome recorded: the process stopped while the step ran.
+    Started {
+        mutating: bool,
+    },
+    Succeeded {
+        summary: String,
+        data: Value,
+    },
+    Failed {
+        error: String,
+        data: Value,
+    },
+    Skipped {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    pub step: StepRef,
+    pub status: StepStatus,
+    /// How many times the step was started (a retried step has more than one).
+    pub attempts: u32,
+    /// How long its last attempt took, once it has an outcome.
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub approver: String,
+    pub method: ApprovalMethod,
+    pub time: String,
+    pub shown_sha256: String,
+}
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Main,
+    Rescue,
+    Always,
+    Finished(Outcome),
+}
+
+#[derive(Debug, Clone)]
+pub struct RunState {
+    pub run_id: String,
+    pub plan_sha256: String,
+    pub plan_path: String,
+    pub steps: BTreeMap<StepKey, StepRecord>,
+    pub approvals: BTreeMap<StepKey, Vec<Approval>>,
+    pub phase: Phase,
+    /// The main step whose failure (or denial) sent the run to rescue.
+    pub failure: Option<(StepRef, bool)>,
+    pub interrupted: bool,
+    pub events: usize,
+}
+
+impl RunState {
+    pub fn replay(entries: &[Entry]) -> Self {
+        let mut state = RunState {
+            run_id: String::new(),
+            plan_sha256: String::new(),
+            plan_path: String::new(),
+            steps: BTreeMap::new(),
+            approvals: BTreeMap::new(),
+            phase: Phase::Main,
+            failure: None,
+            interrupted: false,
+            events: entries.len(),
+        };
+        for entry in entries {
+            state.apply(entry);
+        }
+        state
+    }
+
+    pub(crate) fn apply(&mut self, entry: &Entry) {
+        let key = |s: &StepRef| (s.section, s.index);
+        match &entry.event {
+            EventKind::RunStarted {
+                plan_sha256,
+                plan_path,
+                ..
+            } => {
+                self.run_id = entry.run.clone();
+                self.plan_sha256 = plan_sha256.clone();
+                self.plan_path = plan_path.clone();
+            }
+            EventKind::Resumed { .. } => self.interrupted = false,
+            EventKind::StepStarted { step, mutating } => {
+                let attempts = self.steps.get(&key(step)).map_or(0, |r| r.attempts) + 1;
+                self.steps.insert(
+                    key(step),
+                    StepRecord {
+                        step: step.clone(),
+                        status: StepStatus::Started {
+                            mutating: *mutating,
+                        },
+                        attempts,
+                        duration_ms: None,
+                    },
+                );
+            }
+            EventKind::StepSucceeded {
+                step,
+                summary,
+                data,
+                duration_ms,
+            } => self.set(
+                step,
+                StepStatus::Succeeded {
+                    summary: summary.clone(),
+                    data: data.clone(),
+                },
+                Some(*duration_ms),
+            ),
+            EventKind::StepFailed {
+                step,
+                error,
+                data,
+                duration_ms,
+            } => {
+                self.set(
+                    step,
+                    StepStatus::Failed {
+                        error: error.clone(),
+                        data: data.clone(),
+                    },
+                    Some(*duration_ms),
+                );
+                if step.section == SectionName::Steps && self.failure.is_none() {
+                    self.failure = Some((step.clone(), false));
+                }
+            }
+            EventKind::StepSkipped { step, reason } => self.set(
+                step,
+                StepStatus::Skipped {
+                    reason: reason.clone(),
+                },
+                None,
+            ),
+            EventKind::CheckpointApproved {
+                step,
+                approver,
+                method,
+                shown_sha256,
+            } => self.approvals.entry(key(step)).or_default().push(Approval {
+                approver: approver.clone(),
+                method: *method,
+                time: entry.time.clone(),
+                shown_sha256: shown_sha256.clone(),
+            }),
+            EventKind::CheckpointDenied { step, .. } => {
+                if self.failure.is_none() {
+                    self.failure = Some((step.clone(), true));
+                }
+            }
+            EventKind::Decision { step, decision, .. } => {
+                if let Some(record) = self.steps.get_mut(&key(step)) {
+                    match decision {
+                        DecisionKind::Accept => {
+                            record.status = StepStatus::Succeeded {
+                                summary: "accepted by decision after an interruption".to_owned(),
+                                data: Value::Null,
+                            };
+                        }
+                        // The retry starts it again; until then it is as if never started.
+                        DecisionKind::Retry => {
+                            record.status = StepStatus::Started { mutating: false };
+                        }
+                    }
+                }
+            }
+            EventKind::RescueStarted { .. } => self.phase = Phase::Rescue,
+            EventKind::AlwaysStarted => self.phase = Phase::Always,
+            EventKind::Interrupted { .. } => self.interrupted = true,
+            EventKind::RunFinished { outcome } => self.phase = Phase::Finished(*outcome),
+            EventKind::CheckpointShown { .. }
+            | EventKind::CheckpointRefused { .. }
+            | EventKind::Progress { .. }
+            | EventKind::Notice { .. } => {}
+        }
+    }
+
+    fn set(&mut self, step: &StepRef, status: StepStatus, duration_ms: Option<u64>) {
+        let record = self
+            .steps
+            .entry((step.section, step.index))
+            .or_insert_with(|| StepRecord {
+                step: step.clone(),
+                status: status.clone(),
+                attempts: 0,
+                duration_ms: None,
+            });
+        record.status = status;
+        record.duration_ms = duration_ms;
+    }
+
+    pub fn record(&self, section: SectionName, index: usize) -> Option<&StepRecord> {
+        self.steps.get(&(section, index))
+    }
+
+    /// A mutating step that started and has no outcome: it needs an operator's decision.
+    pub fn uncertain(&self) -> Option<&StepRecord> {
+        self.steps
+            .values()
+            .find(|r| matches!(r.status, StepStatus::Started { mutating: true }))
+    }
+
+    /// Records of succeeded steps of one kind, in run order, with their data.
+    pub fn succeeded_of_kind<'a>(
+        &'a self,
+        kind: &'a str,
+    ) -> impl Iterator<Item = (&'a StepRef, &'a Value)> {
+        self.steps.values().filter_map(move |r| match &r.status {
+            StepStatus::Succeeded { data, .. } if r.step.kind == kind => Some((&r.step, data)),
+            _ => None,
+        })
+    }
+
+    /// Records of steps of one kind that started (whatever their outcome), with any data.
+    pub fn started_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a StepRecord> {
+        self.steps.values().filter(move |r| r.step.kind == kind)
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Finished(outcome) => outcome.as_str(),
+            _ if self.uncertain().is_some() => "needs decision",
+            _ => "interrupted",
+        }
+    }
+}

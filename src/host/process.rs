@@ -1,0 +1,202 @@
+//! Running a child process: in its own process group (a terminal's Ctrl-C reaches mkplan,
+//! which decides), with bounded capture of its output, a deadline, and a stop request that a
+//! key-rewriting child is allowed to ignore.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::engine::signals::Cancel;
+
+/// How much of each output stream is kept (the start; the total size is recorded).
+pub const CAPTURE_LIMIT: usize = 16 * 1024;
+/// After SIGTERM, how long a child gets before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(20);
+
+/// What to do when a stop is requested while the child runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCancel {
+    /// Stop the child (it only reads).
+    Kill,
+    /// Wait for it: stopping it half-way could leave key material half-rewritten.
+    Wait,
+}
+
+/// Output kept from one stream.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Captured {
+    pub text: String,
+    pub total_bytes: u64,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finished {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub stopped_on_request: bool,
+    pub duration_ms: u64,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// Runs `command` to completion (stdin closed), honouring `deadline` and `cancel`.
+/// `on_waiting` is called once if a stop was requested and the child is being waited for.
+pub fn run(
+    mut command: Command,
+    deadline: Option<Instant>,
+    cancel: &Cancel,
+    on_cancel: OnCancel,
+    on_waiting: &mut dyn FnMut(),
+) -> std::io::Result<Finished> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    let stdout = capture(child.stdout.take().expect("piped"));
+    let stderr = capture(child.stderr.take().expect("piped"));
+    let mut timed_out = false;
+    let mut stopped_on_request = false;
+    let mut told_waiting = false;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            timed_out = true;
+            break terminate(&mut child)?;
+        }
+        if cancel.requested() {
+            match on_cancel {
+                OnCancel::Kill => {
+                    stopped_on_request = true;
+                    break terminate(&mut child)?;
+                }
+                OnCancel::Wait if !told_waiting => {
+                    told_waiting = true;
+                    on_waiting();
+                }
+                OnCancel::Wait => {}
+            }
+        }
+        std::thread::sleep(POLL);
+    };
+    Ok(Finished {
+        exit_code: status.code(),
+        signal: status.signal(),
+        timed_out,
+        stopped_on_request,
+        duration_ms: started.elapsed().as_millis() as u64,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// SIGTERM to the child's process group, SIGKILL after a grace period.
+fn terminate(child: &mut Child) -> std::io::Result<std::process::ExitStatus> {
+    let group = rustix::process::Pid::from_raw(child.id() as i32);
+    if let Some(group) = group {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
+    }
+    let until = Instant::now() + TERM_GRACE;
+    while Instant::now() < until {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(POLL);
+    }
+    if let Some(group) = group {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    child.wait()
+}
+
+fn capture(mut stream: impl Read + Send + 'static) -> JoinHandle<Captured> {
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut total = 0u64;
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            let room = CAPTURE_LIMIT.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        Captured {
+            text: String::from_utf8_lossy(&kept).into_owned(),
+            truncated: total > kept.len() as u64,
+            total_bytes: total,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(script);
+        c
+    }
+
+    #[test]
+    fn captures_bounded_output_and_exit_code() {
+        let f = run(
+            sh("head -c 100000 /dev/zero | tr '\\0' x; echo err >&2; exit 3"),
+            None,
+            &Cancel::new(),
+            OnCancel::Kill,
+            &mut || {},
+        )
+        .unwrap();
+        assert_eq!(f.exit_code, Some(3));
+        assert_eq!(f.stdout.total_bytes, 100_000);
+        assert!(f.stdout.truncated && f.stdout.text.len() == CAPTURE_LIMIT);
+        assert_eq!(f.stderr.text, "err\n");
+    }
+
+    #[test]
+    fn a_deadline_stops_the_child() {
+        let f = run(
+            sh("sleep 30"),
+            Some(Instant::now() + Duration::from_millis(200)),
+            &Cancel::new(),
+            OnCancel::Kill,
+            &mut || {},
+        )
+        .unwrap();
+        assert!(f.timed_out);
+        assert!(f.duration_ms < 10_000);
+    }
+
+    #[test]
+    fn a_stop_request_kills_readers_but_waits_for_writers() {
+        let cancel = Cancel::new();
+        cancel.request();
+        let f = run(sh("sleep 30"), None, &cancel, OnCancel::Kill, &mut || {}).unwrap();
+        assert!(f.stopped_on_request);
+        let mut waited = false;
+        let f = run(
+            sh("sleep 0.3; exit 0"),
+            None,
+            &cancel,
+            OnCancel::Wait,
+            &mut || waited = true,
+        )
+        .unwrap();
+        assert!(waited && !f.stopped_on_request);
+        assert_eq!(f.exit_code, Some(0));
+    }
+}

@@ -1,0 +1,325 @@
+//! `checkpoint`: stop for people. Shows exactly what is being approved (plan, change, plan
+//! digest, the text, the new WKVP), collects N distinct allowed approvers from flags, an
+//! approvals file or the terminal, and fails closed: no terminal and no approval is an
+//! immediate "deny", a timeout is a "deny", a mistyped confirmation is a "no".
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::engine::approvals::flag_key;
+use crate::engine::events::{ApprovalMethod, EventKind};
+use crate::engine::journal::now_rfc3339;
+use crate::engine::operator::Answer;
+use crate::engine::rundir::sha256_hex;
+use crate::plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
+use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+
+/// How often an unknown name may be typed before the checkpoint is denied.
+const NAME_ATTEMPTS: u32 = 3;
+
+/// The tokens a TKE checkpoint concerns: its `until` token, else every token of the plan.
+fn tokens<'p>(plan: &'p Plan, checkpoint: &Checkpoint) -> Vec<&'p Token> {
+    match &checkpoint.until {
+        Some(until) => plan.tokens.get(&until.check.token).into_iter().collect(),
+        None => plan.tokens.values().collect(),
+    }
+}
+
+/// Exactly what the approvers see; its SHA-256 is recorded with every approval.
+pub fn shown_text(plan: &Plan, plan_sha256: &str, step: &Step, checkpoint: &Checkpoint) -> String {
+    let mut text = format!(
+        "CHECKPOINT {} `{}`\nplan: {} (sha256 {plan_sha256})\nchange: {} — {}\n",
+        crate::engine::events::StepRef::of(step).position(),
+        step.name,
+        plan.name,
+        plan.change.ticket,
+        plan.change.summary,
+    );
+    if let Some(tke) = &checkpoint.tke {
+        let action = match tke {
+            TkeAction::Commit => "commit the new wrapping key (do not activate)".to_owned(),
+            TkeAction::Activate => "activate the new wrapping key (Set, immediate)".to_owned(),
+            TkeAction::Other(text) => text.clone(),
+        };
+        text.push_str(&format!("TKE: {action}\n"));
+        for token in tokens(plan, checkpoint) {
+            text.push_str(&format!(
+                "token `{}` (slot {}): new WKVP {} on {}\n",
+                token.id,
+                token.slot,
+                token.wkvp_new,
+                token
+                    .apqns
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    text.push_str(&format!("\n{}\n\n", checkpoint.say.trim_end()));
+    let who = if checkpoint.approvers.is_empty() {
+        "anyone".to_owned()
+    } else {
+        checkpoint.approvers.join(", ")
+    };
+    text.push_str(&format!(
+        "needs {} approval{} from distinct people: {who}\n",
+        checkpoint.approvals,
+        if checkpoint.approvals == 1 { "" } else { "s" }
+    ));
+    text
+}
+
+/// What an approver types to confirm: the last 4 hex digits of the new WKVP (one token),
+/// else the checkpoint's name on the command line.
+fn confirmation(plan: &Plan, step: &Step, checkpoint: &Checkpoint) -> (String, String) {
+    let tokens = tokens(plan, checkpoint);
+    if checkpoint.tke.is_some() && tokens.len() == 1 {
+        let wkvp = tokens[0].wkvp_new.to_string();
+        let last = wkvp[wkvp.len() - 4..].to_owned();
+        return (
+            last,
+            format!(
+                "the last 4 hex digits of the new WKVP of `{}`",
+                tokens[0].id
+            ),
+        );
+    }
+    let key = flag_key(step);
+    (key.clone(), format!("`{key}`"))
+}
+
+fn normalise(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
+    let step_ref = cx.step_ref();
+    let text = shown_text(cx.plan, &cx.run.plan_sha256, cx.step, checkpoint);
+    let shown = sha256_hex(text.as_bytes());
+    cx.emit(EventKind::CheckpointShown {
+        step: step_ref.clone(),
+        shown_sha256: shown.clone(),
+        text: text.clone(),
+    })
+    .map_err(|e| StepError::failed(e.to_string()))?;
+
+    let deadline = match (checkpoint.timeout, cx.deadline) {
+        (Some(t), Some(d)) => Some(d.min(Instant::now() + t)),
+        (Some(t), None) => Some(Instant::now() + t),
+        (None, d) => d,
+    };
+    let allowed: BTreeSet<String> = checkpoint.approvers.iter().map(|a| normalise(a)).collect();
+    let key = (step_ref.section, step_ref.index);
+    // Approvals already journaled (before an interruption) are not asked again.
+    let mut approved: BTreeSet<String> = cx
+        .state
+        .approvals
+        .get(&key)
+        .map(|list| list.iter().map(|a| normalise(&a.approver)).collect())
+        .unwrap_or_default();
+    let needed = checkpoint.approvals as usize;
+
+    let record = |cx: &mut RunContext<'_>,
+                  approver: &str,
+                  method: ApprovalMethod,
+                  approved: &mut BTreeSet<String>|
+     -> Result<(), StepError> {
+        let who = normalise(approver);
+        let refused = if !allowed.is_empty() && !allowed.contains(&who) {
+            Some(format!(
+                "`{approver}` is not an allowed approver ({})",
+                checkpoint.approvers.join(", ")
+            ))
+        } else if approved.contains(&who) {
+            Some(format!(
+                "`{approver}` has already approved: dual control needs distinct people"
+            ))
+        } else {
+            None
+        };
+        let event = match &refused {
+            Some(reason) => EventKind::CheckpointRefused {
+                step: cx.step_ref(),
+                approver: approver.to_owned(),
+                method,
+                reason: reason.clone(),
+            },
+            None => {
+                approved.insert(who);
+                EventKind::CheckpointApproved {
+                    step: cx.step_ref(),
+                    approver: approver.to_owned(),
+                    method,
+                    shown_sha256: shown.clone(),
+                }
+            }
+        };
+        cx.emit(event).map_err(|e| StepError::failed(e.to_string()))
+    };
+
+    if let Some(actor) = cx.host.checkpoint_actor.clone() {
+        let approvers = actor
+            .act(cx.plan, cx.step, checkpoint)
+            .map_err(|e| StepError::failed(format!("the simulated TKE operator failed: {e}")))?;
+        for approver in approvers {
+            if approved.len() >= needed {
+                break;
+            }
+            record(cx, &approver, ApprovalMethod::Rehearsal, &mut approved)?;
+        }
+    }
+    for (approver, method) in cx.approvals.for_step(cx.step) {
+        if approved.len() >= needed {
+            break;
+        }
+        record(cx, &approver, method, &mut approved)?;
+    }
+
+    if approved.len() < needed && cx.operator.interactive() {
+        let (expected, what) = confirmation(cx.plan, cx.step, checkpoint);
+        cx.operator.say(&text);
+        let mut attempts = 0;
+        while approved.len() < needed {
+            let prompt = format!("approver {} of {needed}, your name: ", approved.len() + 1);
+            let name = match cx.operator.ask(&prompt, deadline) {
+                Answer::Text(name) if !name.is_empty() => name,
+                Answer::Text(_) => continue,
+                Answer::TimedOut => {
+                    return Err(deny("the checkpoint timed out (a timeout is a deny)"));
+                }
+                Answer::Closed => break,
+            };
+            let who = normalise(&name);
+            if (!allowed.is_empty() && !allowed.contains(&who)) || approved.contains(&who) {
+                record(cx, &name, ApprovalMethod::Tty, &mut approved)?;
+                attempts += 1;
+                if attempts >= NAME_ATTEMPTS {
+                    return Err(deny("too many refused approver names"));
+                }
+                continue;
+            }
+            match cx
+                .operator
+                .ask(&format!("{name}, type {what} to approve: "), deadline)
+            {
+                Answer::Text(typed) if typed.eq_ignore_ascii_case(&expected) => {
+                    record(cx, &name, ApprovalMethod::Tty, &mut approved)?;
+                }
+                Answer::TimedOut => {
+                    return Err(deny("the checkpoint timed out (a timeout is a deny)"));
+                }
+                _ => {
+                    return Err(deny(&format!(
+                        "{name} did not confirm (a mistyped confirmation is a no)"
+                    )));
+                }
+            }
+        }
+    }
+
+    if approved.len() < needed {
+        return Err(StepError::Denied {
+            reason: format!(
+                "{} of {needed} approvals; without a terminal nobody is asked (hint: `--approve {}=NAME`, or an approvals file)",
+                approved.len(),
+                shell_word(&flag_key(cx.step))
+            ),
+        });
+    }
+
+    let mut summary = format!(
+        "approved by {}",
+        approved.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let mut data = json!({ "shown_sha256": shown, "approved_at": now_rfc3339() });
+    if let Some(until) = &checkpoint.until {
+        let table = poll_until(until, cx)?;
+        summary.push_str("; the wrapping-key state holds");
+        data["until"] = table;
+    }
+    Ok(StepSuccess::new(summary).with_data(data))
+}
+
+fn deny(reason: &str) -> StepError {
+    StepError::Denied {
+        reason: reason.to_owned(),
+    }
+}
+
+fn poll_until(
+    until: &crate::plan::model::Until,
+    cx: &mut RunContext<'_>,
+) -> Result<serde_json::Value, StepError> {
+    let mut attempt = 0;
+    loop {
+        match crate::steps::assert_wk::read_and_evaluate(cx.host, cx.plan, &until.check) {
+            Ok(table) => return Ok(table),
+            Err(problems) if attempt >= until.retries => {
+                return Err(StepError::failed(format!(
+                    "after approval, the wrapping-key state still does not hold ({} checks): {problems}",
+                    attempt + 1
+                )));
+            }
+            Err(problems) => {
+                cx.notice(format!(
+                    "not yet ({problems}); checking again in {:?}",
+                    until.delay
+                ));
+            }
+        }
+        attempt += 1;
+        let wake = Instant::now() + until.delay;
+        while Instant::now() < wake {
+            if cx.cancel.requested() {
+                return Err(StepError::failed(
+                    "interrupted while waiting for the wrapping-key state",
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50).min(until.delay));
+        }
+    }
+}
+
+fn shell_word(word: &str) -> String {
+    if word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+pub fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
+    let who = if checkpoint.approvers.is_empty() {
+        "anyone".to_owned()
+    } else {
+        checkpoint.approvers.join(", ")
+    };
+    let mut text = format!(
+        "will ask for {} approval(s) from {who}",
+        checkpoint.approvals
+    );
+    if let Some(tke) = &checkpoint.tke {
+        text.push_str(&format!(
+            "; the TKE operator will {}",
+            match tke {
+                TkeAction::Commit => "commit the new WK".to_owned(),
+                TkeAction::Activate => "activate the new WK".to_owned(),
+                TkeAction::Other(t) => t.clone(),
+            }
+        ));
+    }
+    if let Some(until) = &checkpoint.until {
+        match crate::steps::assert_wk::read_and_evaluate(cx.host, cx.plan, &until.check) {
+            Ok(_) => text.push_str("; its `until` check already holds"),
+            Err(problems) => text.push_str(&format!("; its `until` check does not hold yet, as expected before the TKE action ({problems})")),
+        }
+    }
+    CheckReport::WillRun(text)
+}

@@ -1,0 +1,108 @@
+//! `set_expected_wkvp`: after activation, point `EXPECTED_WKVP` in the token's
+//! `ep11tok.conf` at the new WK (openCryptoki 3.19+ will not start the token otherwise;
+//! reference 1.6, 3.2). Every other byte is kept; the old file is kept beside it.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+
+use serde_json::json;
+
+use crate::host::ep11conf;
+use crate::plan::model::{AssertWk, CurrentWk, NewWk, TokenId};
+use crate::steps::assert_wk::read_and_evaluate;
+use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+
+pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
+    let token = &cx.plan.tokens[token_id];
+    let Some(config) = &token.config else {
+        return Ok(StepSuccess::new(format!(
+            "note: token `{token_id}` names no `config`; nothing to change"
+        )));
+    };
+    // Only once the new WK is current everywhere: before that, the old value is right.
+    let activated = AssertWk {
+        token: token_id.clone(),
+        current: CurrentWk::New,
+        new: NewWk::Any,
+    };
+    read_and_evaluate(cx.host, cx.plan, &activated).map_err(|p| {
+        StepError::failed(format!(
+            "the new WK is not current on every APQN yet, so EXPECTED_WKVP stays: {p}"
+        ))
+    })?;
+    let path = cx.host.root.path(config);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| StepError::failed(format!("cannot read `{}`: {e}", config.display())))?;
+    let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
+        .map_err(|e| StepError::failed(format!("`{}`: {e}", config.display())))?;
+    let Some(rewritten) = rewritten else {
+        return Ok(StepSuccess::new(format!(
+            "note: `{}` sets no EXPECTED_WKVP; nothing to change",
+            config.display()
+        )));
+    };
+    if rewritten == text {
+        return Ok(StepSuccess::new(format!(
+            "`{}` already expects {}",
+            config.display(),
+            token.wkvp_new
+        )));
+    }
+    let backup = path.with_file_name(format!(
+        "{}.mkplan-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("ep11tok.conf"),
+        cx.run.run_id
+    ));
+    std::fs::copy(&path, &backup).map_err(|e| {
+        StepError::failed(format!("cannot keep a copy of `{}`: {e}", config.display()))
+    })?;
+    write_atomically(&path, rewritten.as_bytes())
+        .map_err(|e| StepError::failed(format!("cannot rewrite `{}`: {e}", config.display())))?;
+    Ok(StepSuccess::new(format!(
+        "`{}` now expects {}; the previous file is `{}`",
+        config.display(),
+        token.wkvp_new,
+        backup.display()
+    ))
+    .with_data(json!({ "config": config, "previous": backup, "expected_wkvp": token.wkvp_new.to_string() })))
+}
+
+/// Temporary file in the same directory with the original's mode and owner, fsync,
+/// rename over the original, fsync the directory.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let meta = std::fs::metadata(path)?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    let _ = rustix::fs::fchown(
+        temp.as_file(),
+        Some(rustix::fs::Uid::from_raw(meta.uid())),
+        Some(rustix::fs::Gid::from_raw(meta.gid())),
+    );
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+pub fn check(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
+    let token = &cx.plan.tokens[token_id];
+    let Some(config) = &token.config else {
+        return CheckReport::WouldSkip(format!("token `{token_id}` names no `config`"));
+    };
+    match std::fs::read_to_string(cx.host.root.path(config)).map(|t| ep11conf::parse(&t)) {
+        Ok(Ok(parsed)) => match parsed.expected_wkvp {
+            Some(w) => CheckReport::WillRun(format!(
+                "after activation, would change EXPECTED_WKVP from {w} to {}",
+                token.wkvp_new
+            )),
+            None => CheckReport::WouldSkip(format!("`{}` sets no EXPECTED_WKVP", config.display())),
+        },
+        Ok(Err(e)) => CheckReport::Blocked(format!("`{}`: {e}", config.display())),
+        Err(e) => CheckReport::Blocked(format!("cannot read `{}`: {e}", config.display())),
+    }
+}

@@ -1,0 +1,367 @@
+//! `stop` and `start`: service groups by systemd unit or by the plan's own commands. After
+//! stopping, /proc proves no process (other than mkplan's own children) still uses a token
+//! (opencryptoki-ep11.md 4). `start` starts in reverse stop order; in `always` it starts only
+//! what this run stopped, known from the journal.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::engine::events::SectionName;
+use crate::engine::journal::now_rfc3339;
+use crate::engine::state::{RunState, StepStatus};
+use crate::host::process::{self, OnCancel};
+use crate::host::{procscan, tools};
+use crate::plan::model::{Plan, Section, Service, ServiceControl, ServiceId, StepKind};
+use crate::steps::context::Host;
+use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+
+/// How long stopping or starting a group may take when the step sets no timeout.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(200);
+
+/// One thing that is stopped and started: a systemd unit, or a command-driven service.
+struct Unit<'p> {
+    name: String,
+    control: &'p ServiceControl,
+}
+
+fn units(service: &Service) -> Vec<Unit<'_>> {
+    match &service.control {
+        ServiceControl::Systemd(list) => list
+            .iter()
+            .map(|u| Unit {
+                name: u.clone(),
+                control: &service.control,
+            })
+            .collect(),
+        ServiceControl::Commands { .. } => vec![Unit {
+            name: service.id.to_string(),
+            control: &service.control,
+        }],
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Verb {
+    Stop,
+    Start,
+    IsActive,
+}
+
+fn command(host: &Host, unit: &Unit<'_>, verb: Verb) -> Result<Command, String> {
+    let argv: Vec<String> = match unit.control {
+        ServiceControl::Systemd(_) => {
+            let verb = match verb {
+                Verb::Stop => "stop",
+                Verb::Start => "start",
+                Verb::IsActive => "is-active",
+            };
+            let mut argv = vec!["systemctl".to_owned(), verb.to_owned()];
+            if matches!(verb, "is-active") {
+                argv.push("--quiet".to_owned());
+            }
+            argv.push(unit.name.clone());
+            argv
+        }
+        ServiceControl::Commands {
+            stop,
+            start,
+            is_active,
+        } => match verb {
+            Verb::Stop => stop.clone(),
+            Verb::Start => start.clone(),
+            Verb::IsActive => is_active.clone(),
+        },
+    };
+    let program = tools::resolve(&host.root, &argv[0])?;
+    let mut command = Command::new(program);
+    command.args(&argv[1..]);
+    Ok(command)
+}
+
+fn execute(
+    host: &Host,
+    unit: &Unit<'_>,
+    verb: Verb,
+    deadline: Instant,
+    cx_cancel: &crate::engine::signals::Cancel,
+) -> Result<i32, String> {
+    let finished = process::run(
+        command(host, unit, verb)?,
+        Some(deadline),
+        cx_cancel,
+        OnCancel::Wait,
+        &mut || {},
+    )
+    .map_err(|e| {
+        format!(
+            "cannot run the {} command of `{}`: {e}",
+            verb_name(verb),
+            unit.name
+        )
+    })?;
+    if finished.timed_out {
+        return Err(format!(
+            "the {} command of `{}` did not finish in time",
+            verb_name(verb),
+            unit.name
+        ));
+    }
+    Ok(finished.exit_code.unwrap_or(-1))
+}
+
+fn verb_name(verb: Verb) -> &'static str {
+    match verb {
+        Verb::Stop => "stop",
+        Verb::Start => "start",
+        Verb::IsActive => "is-active",
+    }
+}
+
+fn is_active(
+    host: &Host,
+    unit: &Unit<'_>,
+    deadline: Instant,
+    cancel: &crate::engine::signals::Cancel,
+) -> Result<bool, String> {
+    execute(host, unit, Verb::IsActive, deadline, cancel).map(|code| code == 0)
+}
+
+/// Runs `verb`, then polls is-active until the unit is in the wanted state.
+fn change(
+    host: &Host,
+    unit: &Unit<'_>,
+    verb: Verb,
+    deadline: Instant,
+    cancel: &crate::engine::signals::Cancel,
+) -> Result<(), String> {
+    let code = execute(host, unit, verb, deadline, cancel)?;
+    if code != 0 {
+        return Err(format!(
+            "the {} command of `{}` exited {code}",
+            verb_name(verb),
+            unit.name
+        ));
+    }
+    let want_active = matches!(verb, Verb::Start);
+    loop {
+        if is_active(host, unit, deadline, cancel)? == want_active {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "`{}` is still {} when the step's time ran out",
+                unit.name,
+                if want_active { "not active" } else { "active" }
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Every process (other than mkplan and its children) that uses any of the plan's tokens.
+pub fn token_users(host: &Host, plan: &Plan) -> (Vec<procscan::TokenUser>, usize, usize) {
+    let own = procscan::own_family(&host.proc_dir);
+    let mut users: Vec<procscan::TokenUser> = Vec::new();
+    let (mut scanned, mut unreadable) = (0, 0);
+    for token in plan.tokens.values() {
+        let shm = procscan::token_shm_path(&host.root, &token.store);
+        let result = procscan::scan(&host.proc_dir, &shm, &own);
+        scanned = scanned.max(result.scanned);
+        unreadable = unreadable.max(result.unreadable);
+        for user in result.users {
+            if !users.iter().any(|u| u.pid == user.pid) {
+                users.push(user);
+            }
+        }
+    }
+    (users, scanned, unreadable)
+}
+
+pub fn describe_users(users: &[procscan::TokenUser]) -> String {
+    users
+        .iter()
+        .map(|u| {
+            format!(
+                "pid {} `{}`{} maps `{}`",
+                u.pid,
+                u.command,
+                u.unit
+                    .as_deref()
+                    .map(|n| format!(" (unit {n})"))
+                    .unwrap_or_default(),
+                u.matched
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
+    let service = &cx.plan.services[id];
+    let deadline = cx
+        .deadline
+        .unwrap_or_else(|| Instant::now() + DEFAULT_TIMEOUT);
+    let mut records = Vec::new();
+    let all = units(service);
+    for (i, unit) in all.iter().enumerate() {
+        let was_active = is_active(cx.host, unit, deadline, cx.cancel)
+            .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+        if was_active && let Err(e) = change(cx.host, unit, Verb::Stop, deadline, cx.cancel) {
+            // Record it as stopped anyway: `always` must try to start it again.
+            records.push(json!({ "unit": unit.name, "was_active": true, "stopped_at": now_rfc3339(), "stop_failed": true }));
+            return Err(StepError::failed_with(e, json!({ "units": records })));
+        }
+        records.push(
+            json!({ "unit": unit.name, "was_active": was_active, "stopped_at": now_rfc3339() }),
+        );
+        cx.progress(i as u64 + 1, Some(all.len() as u64), unit.name.clone());
+    }
+    let (users, scanned, unreadable) = token_users(cx.host, cx.plan);
+    let data = json!({
+        "units": records,
+        "scan": { "scanned": scanned, "unreadable": unreadable, "users": users },
+    });
+    if !users.is_empty() {
+        return Err(StepError::failed_with(
+            format!(
+                "after stopping `{id}`, {} process(es) still use a token: {}",
+                users.len(),
+                describe_users(&users)
+            ),
+            data,
+        ));
+    }
+    let stopped = records.iter().filter(|r| r["was_active"] == true).count();
+    Ok(StepSuccess::new(format!(
+        "stopped {stopped} of {} unit(s) of `{id}`; no process uses a token ({scanned} processes scanned, {unreadable} unreadable)",
+        records.len()
+    ))
+    .with_data(data))
+}
+
+/// The units of `id` this run stopped (and that were running), in stop order.
+fn stopped_by_run(plan: &Plan, state: &RunState, id: &ServiceId) -> Option<Vec<String>> {
+    let mut found = false;
+    let mut names = Vec::new();
+    for record in state.started_of_kind("stop") {
+        let section = match record.step.section {
+            SectionName::Steps => &plan.steps,
+            SectionName::Rescue => &plan.rescue,
+            SectionName::Always => &plan.always,
+        };
+        let Some(StepKind::Stop(stopped)) = section.get(record.step.index).map(|s| &s.kind) else {
+            continue;
+        };
+        if stopped != id {
+            continue;
+        }
+        found = true;
+        let data = match &record.status {
+            StepStatus::Succeeded { data, .. } | StepStatus::Failed { data, .. } => data,
+            _ => &Value::Null,
+        };
+        for unit in data["units"].as_array().into_iter().flatten() {
+            if unit["was_active"] == true
+                && let Some(name) = unit["unit"].as_str()
+                && !names.iter().any(|n| n == name)
+            {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    found.then_some(names)
+}
+
+pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
+    let service = &cx.plan.services[id];
+    let deadline = cx
+        .deadline
+        .unwrap_or_else(|| Instant::now() + DEFAULT_TIMEOUT);
+    let mut to_start: Vec<Unit<'_>> = match stopped_by_run(cx.plan, cx.state, id) {
+        Some(names) => units(service)
+            .into_iter()
+            .filter(|u| names.contains(&u.name))
+            .collect(),
+        None if cx.step.section == Section::Always => Vec::new(),
+        None => units(service),
+    };
+    to_start.reverse();
+    if to_start.is_empty() {
+        return Ok(StepSuccess::new(format!(
+            "nothing to start: this run stopped no unit of `{id}`"
+        )));
+    }
+    let mut records = Vec::new();
+    let total = to_start.len();
+    for (i, unit) in to_start.iter().enumerate() {
+        let running = is_active(cx.host, unit, deadline, cx.cancel)
+            .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+        if !running {
+            change(cx.host, unit, Verb::Start, deadline, cx.cancel)
+                .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+        }
+        records.push(
+            json!({ "unit": unit.name, "already_running": running, "started_at": now_rfc3339() }),
+        );
+        cx.progress(i as u64 + 1, Some(total as u64), unit.name.clone());
+    }
+    Ok(
+        StepSuccess::new(format!("{total} unit(s) of `{id}` are active"))
+            .with_data(json!({ "units": records })),
+    )
+}
+
+pub fn check_stop(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
+    let service = &cx.plan.services[id];
+    let deadline = Instant::now() + DEFAULT_TIMEOUT;
+    let cancel = crate::engine::signals::Cancel::new();
+    let mut states = Vec::new();
+    for unit in units(service) {
+        match is_active(cx.host, &unit, deadline, &cancel) {
+            Ok(active) => states.push(format!(
+                "`{}` ({})",
+                unit.name,
+                if active { "active now" } else { "inactive now" }
+            )),
+            Err(e) => return CheckReport::Blocked(e),
+        }
+    }
+    let (users, _, unreadable) = token_users(cx.host, cx.plan);
+    CheckReport::WillRun(format!(
+        "would stop {}; then prove no process uses a token (now {} do{}{})",
+        states.join(", "),
+        users.len(),
+        if users.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", describe_users(&users))
+        },
+        if unreadable > 0 {
+            format!("; {unreadable} processes unreadable")
+        } else {
+            String::new()
+        }
+    ))
+}
+
+pub fn check_start(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
+    let stopped_earlier = cx
+        .earlier
+        .iter()
+        .any(|s| matches!(&s.kind, StepKind::Stop(x) if x == id));
+    let names: Vec<String> = units(&cx.plan.services[id])
+        .into_iter()
+        .map(|u| format!("`{}`", u.name))
+        .collect();
+    if cx.step.section == Section::Always || stopped_earlier {
+        CheckReport::WillRun(format!(
+            "would start again what the run stopped of {}",
+            names.join(", ")
+        ))
+    } else {
+        CheckReport::WillRun(format!("would start {}", names.join(", ")))
+    }
+}
