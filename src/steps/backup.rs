@@ -3,13 +3,16 @@
 //! verified backup and is refused once the new WK is current anywhere (design rule 4: the
 //! old WK is gone, old blobs would never work again).
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{Value, json};
 
 use crate::engine::state::{RunState, StepStatus};
-use crate::host::archive;
 use crate::host::zcrypt::CurState;
+use crate::host::{HostRoot, archive, procscan};
 use crate::plan::model::{BackupId, Token, TokenId};
 use crate::steps::assert_wk::read_all;
+use crate::steps::services::{describe_users, token_users};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
@@ -154,9 +157,34 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
     restore_from(token, &record, cx)
 }
 
+/// openCryptoki keeps a per-token index of objects in POSIX shared memory that outlives
+/// its users (opencryptoki-ep11.md 3.3). A restore replaces the store behind openCryptoki's
+/// back, so that index would describe objects that no longer exist (seen with openCryptoki
+/// 3.8.1: CKR_OBJECT_HANDLE_INVALID for every listed object). Removed while nobody maps it,
+/// the next process that starts the token rebuilds it from the restored files.
+pub fn discard_token_index(root: &HostRoot, store: &Path) -> Result<Option<PathBuf>, String> {
+    let shm = procscan::token_shm_path(root, store);
+    match std::fs::remove_file(&shm) {
+        Ok(()) => Ok(Some(shm)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "cannot remove the token's stale object index `{}`: {e}",
+            shm.display()
+        )),
+    }
+}
+
 /// Restores `token` from a backup record (as journaled by `backup`).
 pub fn restore_from(token: &Token, record: &Value, cx: &mut RunContext<'_>) -> StepResult {
     refuse_if_activated(cx.host, token).map_err(StepError::failed)?;
+    let (users, _, _) = token_users(cx.host, cx.plan);
+    if !users.is_empty() {
+        return Err(StepError::failed(format!(
+            "refusing to restore token `{}` while processes use it (they would keep a stale view of the store): {}",
+            token.id,
+            describe_users(&users)
+        )));
+    }
     let archive = record["archive"].as_str().unwrap_or_default();
     let manifest = record["manifest"].as_str().unwrap_or_default();
     let store = cx.host.root.path(&token.store);
@@ -167,6 +195,11 @@ pub fn restore_from(token: &Token, record: &Value, cx: &mut RunContext<'_>) -> S
     );
     let restored = archive::restore(archive.as_ref(), manifest.as_ref(), &store, &cx.run.run_id)
         .map_err(|e| StepError::failed(e.to_string()))?;
+    let index = discard_token_index(&cx.host.root, &token.store).map_err(|e| {
+        StepError::failed(format!(
+            "the store was restored, but {e}; remove it before starting any application"
+        ))
+    })?;
     let kept = restored
         .replaced
         .as_ref()
@@ -176,7 +209,7 @@ pub fn restore_from(token: &Token, record: &Value, cx: &mut RunContext<'_>) -> S
         "restored {} files of `{}` from `{archive}`, verified against its manifest{kept}",
         restored.files, token.id
     ))
-    .with_data(json!({ "token": token.id.as_str(), "backup": record, "restored": restored })))
+    .with_data(json!({ "token": token.id.as_str(), "backup": record, "restored": restored, "discarded_index": index })))
 }
 
 pub fn check_restore(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {

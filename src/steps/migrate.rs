@@ -497,3 +497,88 @@ pub fn check(step: &MigrateStep, cx: &CheckContext<'_>) -> CheckReport {
         Err(e) => CheckReport::Blocked(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::model::{Apqn, TokenId};
+
+    fn step() -> MigrateStep {
+        MigrateStep {
+            token: TokenId::new("ep11"),
+            apqn: Apqn::new(10, 17),
+            tool: None,
+            pin_delivery: PinDelivery::Prompt,
+        }
+    }
+
+    fn observed(lines: &[&str]) -> Observed {
+        let pin = Pin::new("S3cr3t-PIN-4711".to_owned());
+        let mut o = Observed::default();
+        for line in lines {
+            o.line(line, &pin);
+        }
+        o
+    }
+
+    const KEY: &str = "going to reencrpyt key 0 with blob len 170: 'aes-1'";
+    const DONE: &str = "reencryption success obj: 0 'aes-1:";
+
+    #[test]
+    fn success_needs_exit_zero_the_success_line_and_equal_counts() {
+        let ok = observed(&[KEY, DONE, SUCCESS_LINE]);
+        assert!(verdict(&ok, Some(0), None, false, &step()).is_ok());
+        let no_line = observed(&[KEY, DONE]);
+        assert!(
+            verdict(&no_line, Some(0), None, false, &step())
+                .unwrap_err()
+                .contains("without printing")
+        );
+        let unequal = observed(&[KEY, KEY, DONE, SUCCESS_LINE]);
+        assert!(
+            verdict(&unequal, Some(0), None, false, &step())
+                .unwrap_err()
+                .contains("partly migrated")
+        );
+    }
+
+    #[test]
+    fn the_tools_exit_zero_failures_are_failures() {
+        for line in [
+            "ERROR do_GetFunctionList() Failed, rx = 0x0",
+            "get_user_pin() failed",
+        ] {
+            let o = observed(&["Using slot #4...", line]);
+            let e = verdict(&o, Some(0), None, false, &step()).unwrap_err();
+            assert!(e.contains("exits 0 here"), "{e}");
+        }
+    }
+
+    #[test]
+    fn known_exit_codes_become_clear_messages() {
+        let none = observed(&[]);
+        let cases = [
+            (1, "no committed new WK on 0a.0011 (adapter 10, domain 17)"),
+            (6, "EP11 host library"),
+            (144, "pkcsslotd is not running"),
+            (160, "failed-login counter was incremented"),
+            (224, "token is not present"),
+        ];
+        for (code, text) in cases {
+            let e = verdict(&none, Some(code), None, false, &step()).unwrap_err();
+            assert!(e.contains(text), "{code}: {e}");
+        }
+        let half = observed(&[KEY, DONE, KEY, "reencryption failed: 0x30"]);
+        let e = verdict(&half, Some(255), None, false, &step()).unwrap_err();
+        assert!(
+            e.contains("stopped at key 2") && e.contains("partly migrated"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_pin_never_survives_into_kept_output() {
+        let o = observed(&["echoed S3cr3t-PIN-4711 by a careless tool"]);
+        assert!(!o.lines.join("\n").contains("S3cr3t"));
+    }
+}
