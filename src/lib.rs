@@ -7,4 +7,5 @@ pub mod exit_code;
 pub mod host;
 pub mod plan;
 pub mod secret;
+pub mod sim;
 pub mod steps;

@@ -1,0 +1,140 @@
+//! [`SimProber`]: the simulator's [`KeyProber`], injected by `mkplan rehearse` where no
+//! PKCS#11 module can open a simulated EP11 token. It behaves like the real probe
+//! (`host::pkcs11::probe`) on the simulated token: the library fails to initialise without
+//! pkcsslotd, an unknown slot or a token openCryptoki would not start is an error, a wrong
+//! PIN counts against the token's failed-login counter, and then every object is listed.
+//! A key (secret, private or public: each has a blob) is `Usable` when its blob opens under
+//! the current WK of all the token's APQNs; certificates and data objects are not exercised.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::host::pkcs11::{Inventory, ObjectInfo, Usability};
+use crate::secret::Pin;
+use crate::sim::crypto::open;
+use crate::sim::store::{self, Login};
+use crate::sim::token::{agreed_current_wk, by_slot, not_present_reason};
+use crate::sim::{canonical_root, procs, state};
+use crate::steps::context::KeyProber;
+
+/// Probes the simulated tokens under `root`.
+#[derive(Debug, Clone)]
+pub struct SimProber {
+    root: PathBuf,
+}
+
+impl SimProber {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: canonical_root(root),
+        }
+    }
+}
+
+impl KeyProber for SimProber {
+    /// `module` is only named in the inventory and messages: the simulated token is reached
+    /// through the simulator's files, not through a library.
+    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
+        let root = &self.root;
+        let module_name = module.display().to_string();
+        if procs::slotd_running(root).is_none() {
+            return Err(format!(
+                "`{module_name}`: C_Initialize failed: CKR_GENERAL_ERROR (the slot manager daemon pkcsslotd is not running on the simulated host)"
+            ));
+        }
+        let state = state::load(root).map_err(|e| e.to_string())?;
+        let token = by_slot(root, &state, slot).ok_or_else(|| {
+            let present: Vec<String> = state.tokens.values().map(|t| t.slot.to_string()).collect();
+            format!(
+                "`{module_name}` has no slot {slot} (slots present: {})",
+                present.join(", ")
+            )
+        })?;
+        if let Some(reason) = not_present_reason(root, &state, token.record) {
+            return Err(format!(
+                "`{module_name}` slot {slot}: C_OpenSession failed: CKR_TOKEN_NOT_PRESENT (openCryptoki does not start the EP11 token: {reason})"
+            ));
+        }
+        match store::login(root, &token.store, pin.expose()).map_err(|e| e.to_string())? {
+            Login::Ok => {}
+            Login::Incorrect(failures) => {
+                return Err(format!(
+                    "`{module_name}` slot {slot}: C_Login failed: CKR_PIN_INCORRECT; the token's failed-login counter was incremented (now {failures})"
+                ));
+            }
+        }
+        let current = agreed_current_wk(&state, token.record);
+        let mut objects: Vec<ObjectInfo> = store::read_objects(&token.store)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|stored| {
+                let object = stored.object;
+                let blob = object.blob_bytes();
+                let usable = match (&object.key_type, &blob) {
+                    (Some(_), Some(blob)) => usability(&object.class, blob, &current),
+                    (Some(_), None) => Usability::Unusable(
+                        "the key has no secure-key blob (CKA_IBM_OPAQUE)".to_owned(),
+                    ),
+                    (None, _) => not_exercised(&object.class),
+                };
+                ObjectInfo {
+                    class: object.class,
+                    key_type: object.key_type,
+                    label: object.label,
+                    id: object.id,
+                    token: true,
+                    blob_len: blob.as_ref().map(|b| b.len() as u64),
+                    blob_sha256: blob.map(|b| hex::encode(Sha256::digest(&b))),
+                    usable,
+                }
+            })
+            .collect();
+        objects.sort_by(|a, b| {
+            (&a.class, &a.id, &a.label, &a.key_type).cmp(&(&b.class, &b.id, &b.label, &b.key_type))
+        });
+        let mut counts = BTreeMap::new();
+        for object in &objects {
+            let key = match &object.key_type {
+                Some(key_type) => format!("{}/{key_type}", object.class),
+                None => object.class.clone(),
+            };
+            *counts.entry(key).or_insert(0) += 1;
+        }
+        Ok(Inventory {
+            module: module_name,
+            slot,
+            objects,
+            counts,
+        })
+    }
+}
+
+/// What using the key would give: the call the real probe makes fails with the card's
+/// answer when the blob is not under the current WK.
+fn usability(class: &str, blob: &[u8], current: &Result<[u8; 32], String>) -> Usability {
+    let call = match class {
+        "CKO_SECRET_KEY" => "C_EncryptInit",
+        "CKO_PRIVATE_KEY" => "C_SignInit",
+        _ => "C_VerifyInit",
+    };
+    match current {
+        Err(why) => Usability::Unusable(format!("{call}: CKR_DEVICE_ERROR (simulated: {why})")),
+        Ok(vp) => match open(blob, vp) {
+            Ok(_) => Usability::Usable,
+            Err(why) => Usability::Unusable(format!(
+                "{call}: CKR_IBM_WKID_MISMATCH (simulated: the blob is {why})"
+            )),
+        },
+    }
+}
+
+fn not_exercised(class: &str) -> Usability {
+    let what = match class {
+        "CKO_CERTIFICATE" => "certificate",
+        "CKO_DATA" => "data object",
+        other => other,
+    };
+    Usability::NotExercised(format!("{what}: listed, not exercised"))
+}

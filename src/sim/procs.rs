@@ -1,0 +1,375 @@
+//! The simulated host's processes: units (and strays) that map every token's POSIX shm file
+//! so `/proc/<pid>/maps` shows it (opencryptoki-ep11.md 4), and the pkcsslotd stand-in with
+//! its pid file (3.3, 3.4). Every one is a real process, detached from whoever started it: a
+//! new session, stdio on `/dev/null`, cwd `/`, and its starter exits right after it is ready
+//! (spawn-and-exit), so it is re-parented away and is never a descendant of mkplan or a test.
+//!
+//! Who is who is decided from `/proc/<pid>/cmdline`, never from a pid file alone (pids are
+//! reused): a unit is `mkplan-sim unit-process --root <root> --unit <unit>`, a stray the same
+//! with `--stray`, pkcsslotd is `<root>/usr/sbin/pkcsslotd` with comm `pkcsslotd`.
+
+use std::fs;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal};
+
+use crate::host::HostRoot;
+use crate::host::procscan::token_shm_path;
+use crate::sim::state::{self, write_atomic};
+use crate::sim::{SimError, store};
+
+const POLL: Duration = Duration::from_millis(20);
+/// How long a start waits for its process to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// systemd's SIGTERM → SIGKILL escalation, shortened.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Size of a token shm file created by a process that finds none.
+const SHM_SIZE: u64 = 4096;
+/// Set on the pkcsslotd stand-in's daemon copy.
+pub(crate) const SLOTD_DAEMON_ENV: &str = "MKPLAN_SIM_SLOTD_DAEMON";
+
+pub(crate) fn unit_pid_file(root: &Path, unit: &str) -> PathBuf {
+    root.join("run/mkplan-sim/units")
+        .join(format!("{unit}.pid"))
+}
+
+fn stray_dir(root: &Path) -> PathBuf {
+    root.join("run/mkplan-sim/strays")
+}
+
+pub(crate) fn slotd_pid_file(root: &Path) -> PathBuf {
+    root.join("run/opencryptoki/pkcsslotd.pid")
+}
+
+pub(crate) fn slotd_path(root: &Path) -> PathBuf {
+    root.join("usr/sbin/pkcsslotd")
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+fn proc_file(pid: i32, name: &str) -> Option<Vec<u8>> {
+    fs::read(format!("/proc/{pid}/{name}")).ok()
+}
+
+/// The process exists and is not a zombie (a stopped unit whose new parent has not reaped
+/// it yet is gone for every purpose here).
+pub(crate) fn alive(pid: i32) -> bool {
+    let Some(stat) = proc_file(pid, "stat") else {
+        return false;
+    };
+    let after_comm = stat
+        .iter()
+        .rposition(|b| *b == b')')
+        .map(|i| &stat[i + 1..]);
+    !matches!(
+        after_comm.and_then(|rest| rest.iter().find(|b| **b != b' ')),
+        Some(b'Z' | b'X') | None
+    )
+}
+
+fn cmdline(pid: i32) -> Vec<String> {
+    proc_file(pid, "cmdline")
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .filter(|part| !part.is_empty())
+        .map(|part| String::from_utf8_lossy(part).into_owned())
+        .collect()
+}
+
+fn unit_args(root: &Path, unit: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "unit-process".to_owned(),
+        "--root".to_owned(),
+        root.display().to_string(),
+    ];
+    match unit {
+        Some(unit) => args.extend(["--unit".to_owned(), unit.to_owned()]),
+        None => args.push("--stray".to_owned()),
+    }
+    args
+}
+
+fn is_unit_process(pid: i32, root: &Path, unit: Option<&str>) -> bool {
+    alive(pid) && cmdline(pid).get(1..) == Some(&unit_args(root, unit)[..])
+}
+
+fn is_slotd(pid: i32, root: &Path) -> bool {
+    let comm = proc_file(pid, "comm").unwrap_or_default();
+    alive(pid)
+        && comm.trim_ascii() == b"pkcsslotd"
+        && cmdline(pid).first().map(PathBuf::from) == Some(slotd_path(root))
+}
+
+/// The pid of the running unit `unit` of this root.
+pub(crate) fn unit_pid(root: &Path, unit: &str) -> Option<i32> {
+    read_pid(&unit_pid_file(root, unit)).filter(|pid| is_unit_process(*pid, root, Some(unit)))
+}
+
+/// pkcsslotd runs: its pid file names a live process whose comm is `pkcsslotd` (the check
+/// mkplan makes too). Any such process counts, as for the real daemon.
+pub(crate) fn slotd_running(root: &Path) -> Option<i32> {
+    let pid = read_pid(&slotd_pid_file(root))?;
+    let comm = proc_file(pid, "comm").unwrap_or_default();
+    (alive(pid) && comm.trim_ascii() == b"pkcsslotd").then_some(pid)
+}
+
+/// Starts `command` detached: new session, stdio on /dev/null, cwd `/`.
+fn spawn_detached(mut command: Command) -> io::Result<Child> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir("/");
+    // SAFETY: `setsid` is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
+    }
+    command.spawn()
+}
+
+fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Spawns a unit (or, with `None`, a stray) and waits until it has mapped the shm files and
+/// written its pid file. The caller should exit soon after, so the process is re-parented.
+pub(crate) fn spawn_unit(root: &Path, sim_exe: &Path, unit: Option<&str>) -> Result<i32, SimError> {
+    let mut command = Command::new(sim_exe);
+    // `sim_exe` may be the mkplan binary (rehearse): the name selects the simulator.
+    command.arg0(crate::sim::SIM_EXE_NAME);
+    command.args(unit_args(root, unit));
+    let mut child = spawn_detached(command).map_err(|e| SimError::io(sim_exe, e))?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let ready = || match unit {
+        Some(unit) => unit_pid(root, unit) == Some(pid),
+        None => stray_dir(root).join(format!("{pid}.pid")).exists(),
+    };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    wait_until(deadline, || {
+        ready() || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if ready() {
+        return Ok(pid);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(SimError::Process(format!(
+        "the simulated process for `{}` did not become ready",
+        unit.unwrap_or("stray")
+    )))
+}
+
+/// SIGTERM, wait, then SIGKILL: true when the process is gone.
+pub(crate) fn terminate(pid: i32, grace: Duration) -> bool {
+    let Some(target) = Pid::from_raw(pid) else {
+        return true;
+    };
+    let _ = rustix::process::kill_process(target, Signal::TERM);
+    if wait_until(Instant::now() + grace, || !alive(pid)) {
+        return true;
+    }
+    let _ = rustix::process::kill_process(target, Signal::KILL);
+    wait_until(Instant::now() + Duration::from_secs(5), || !alive(pid))
+}
+
+/// Stops unit `unit` (SIGTERM, escalating to SIGKILL after a grace period, like systemd).
+pub(crate) fn stop_unit(root: &Path, unit: &str) -> bool {
+    let ok = unit_pid(root, unit).is_none_or(|pid| terminate(pid, STOP_GRACE));
+    if ok {
+        let _ = fs::remove_file(unit_pid_file(root, unit));
+    }
+    ok
+}
+
+/// The body of a unit or stray: map every token's shm file (creating it as the token would),
+/// keep the tokens' lock files open, record the pid, and sleep until a signal ends it.
+pub(crate) fn unit_process_main(root: &Path, unit: Option<&str>) -> Result<(), SimError> {
+    let state = state::load(root)?;
+    let host = HostRoot::new(root);
+    let mut keep = Vec::new();
+    for record in state.tokens.values() {
+        let shm = token_shm_path(&host, &record.store);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&shm)
+            .map_err(|e| SimError::io(&shm, e))?;
+        let len = file.metadata().map_err(|e| SimError::io(&shm, e))?.len();
+        if len < SHM_SIZE {
+            file.set_len(SHM_SIZE).map_err(|e| SimError::io(&shm, e))?;
+        }
+        // SAFETY: a fresh shared read-only mapping of a file we hold; never dereferenced.
+        unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                SHM_SIZE as usize,
+                rustix::mm::ProtFlags::READ,
+                rustix::mm::MapFlags::SHARED,
+                &file,
+                0,
+            )
+        }
+        .map_err(|e| SimError::io(&shm, e.into()))?;
+        let lock = store::lock_file(root, &crate::sim::token::under(root, &record.store));
+        if let Some(dir) = lock.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        keep.extend(
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock)
+                .ok(),
+        );
+        keep.push(file);
+    }
+    let pid = std::process::id();
+    let pid_file = match unit {
+        Some(unit) => unit_pid_file(root, unit),
+        None => stray_dir(root).join(format!("{pid}.pid")),
+    };
+    if let Some(dir) = pid_file.parent() {
+        fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
+    }
+    write_atomic(&pid_file, format!("{pid}\n").as_bytes())?;
+    // SIGTERM keeps its default action: the unit ends at once, as a simple daemon would.
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// Starts the pkcsslotd daemon copy (argv[0] is the root's `usr/sbin/pkcsslotd`, so its
+/// comm is `pkcsslotd`) and waits for its pid file. `Ok(None)`: it was already running.
+pub(crate) fn start_slotd(root: &Path) -> Result<Option<i32>, SimError> {
+    if slotd_running(root).is_some() {
+        return Ok(None);
+    }
+    let program = slotd_path(root);
+    let mut command = Command::new(&program);
+    command.env(SLOTD_DAEMON_ENV, "1");
+    let mut child = spawn_detached(command).map_err(|e| SimError::io(&program, e))?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    if wait_until(deadline, || {
+        slotd_running(root) == Some(pid) || matches!(child.try_wait(), Ok(Some(_)))
+    }) && slotd_running(root) == Some(pid)
+    {
+        return Ok(Some(pid));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(SimError::Process(
+        "the pkcsslotd stand-in did not start".to_owned(),
+    ))
+}
+
+/// The pkcsslotd daemon: writes its pid file and waits for SIGTERM/SIGINT, then removes the
+/// pid file (if it still names this process) and exits 0.
+pub(crate) fn slotd_main(root: &Path) -> Result<(), SimError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .map_err(|e| SimError::Process(format!("cannot handle signals: {e}")))?;
+    }
+    let pid_file = slotd_pid_file(root);
+    if let Some(dir) = pid_file.parent() {
+        fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
+    }
+    let pid = std::process::id();
+    write_atomic(&pid_file, format!("{pid}\n").as_bytes())?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if read_pid(&pid_file) == i32::try_from(pid).ok() {
+        let _ = fs::remove_file(&pid_file);
+    }
+    Ok(())
+}
+
+/// Stops pkcsslotd of this root (only a process that is this root's stand-in).
+pub(crate) fn stop_slotd(root: &Path) -> bool {
+    match read_pid(&slotd_pid_file(root)).filter(|pid| is_slotd(*pid, root)) {
+        Some(pid) => terminate(pid, STOP_GRACE),
+        None => true,
+    }
+}
+
+/// Stops every stray of this root.
+pub(crate) fn stop_strays(root: &Path) {
+    for entry in fs::read_dir(stray_dir(root))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Some(pid) = read_pid(&entry.path()).filter(|pid| is_unit_process(*pid, root, None)) {
+            terminate(pid, Duration::from_secs(2));
+        }
+        let _ = fs::remove_file(entry.path());
+    }
+}
+
+/// Stops every process of this root: units, strays, pkcsslotd, and (as a safety net) any
+/// process whose command line is one of this root's simulated processes.
+pub(crate) fn shutdown(root: &Path) -> Result<(), SimError> {
+    let units_dir = root.join("run/mkplan-sim/units");
+    for entry in fs::read_dir(&units_dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(unit) = name.strip_suffix(".pid") {
+            stop_unit(root, unit);
+        }
+    }
+    stop_strays(root);
+    stop_slotd(root);
+    let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    let mut left = Vec::new();
+    for entry in fs::read_dir("/proc")
+        .map_err(|e| SimError::io(Path::new("/proc"), e))?
+        .flatten()
+    {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me || !alive(pid) {
+            continue;
+        }
+        let argv = cmdline(pid);
+        let ours = argv.first().map(PathBuf::from) == Some(slotd_path(root))
+            || (argv.get(1).map(String::as_str) == Some("unit-process")
+                && argv
+                    .windows(2)
+                    .any(|w| w[0] == "--root" && Path::new(&w[1]) == root));
+        if ours && !terminate(pid, Duration::from_secs(2)) {
+            left.push(pid);
+        }
+    }
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(SimError::Process(format!(
+            "processes {left:?} of this root did not end"
+        )))
+    }
+}

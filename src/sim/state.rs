@@ -1,0 +1,267 @@
+//! The simulated host's own records under the root: the WK registers and flags of every
+//! APQN, the tokens and units `init` laid out (`var/lib/mkplan-sim/state.json`), and the
+//! chosen faults (`var/lib/mkplan-sim/faults.json`). Several processes (the stand-ins, the
+//! TKE command, tests) touch them, so every read-modify-write holds an exclusive `flock` on
+//! `var/lib/mkplan-sim/lock`, and every write is a temporary file renamed into place.
+//!
+//! `state.json` (format version 1):
+//!
+//! ```json
+//! { "format": "mkplan-sim-state", "version": 1, "sim_exe": "/…/mkplan-sim",
+//!   "cards": { "0a": { "type": "CEX8P", "online": true, "config": true, "chkstop": false } },
+//!   "apqns": { "0a.0011": { "adapter": 10, "domain": 17, "token": "ep11",
+//!               "online": true, "config": true, "chkstop": false,
+//!               "cur": { "state": "valid", "vp": "<64 hex>" },
+//!               "new": { "state": "empty", "vp": null } } },
+//!   "tokens": { "ep11": { "slot": 4, "store": "/var/lib/opencryptoki/ep11tok",
+//!               "config": "/etc/opencryptoki/ep11tok.conf", "apqns": ["0a.0011"],
+//!               "wkvp_new": "0x…" } },
+//!   "units": ["myapp.service"], "commands": [ { "name": "payments", "stop": […], … } ] }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::model::Apqn;
+use crate::sim::SimError;
+
+pub(crate) const STATE_FORMAT: &str = "mkplan-sim-state";
+pub(crate) const FAULTS_FORMAT: &str = "mkplan-sim-faults";
+pub(crate) const VERSION: u32 = 1;
+
+/// `<root>/var/lib/mkplan-sim`.
+pub(crate) fn sim_dir(root: &Path) -> PathBuf {
+    root.join("var/lib/mkplan-sim")
+}
+
+pub(crate) fn state_path(root: &Path) -> PathBuf {
+    sim_dir(root).join("state.json")
+}
+
+fn faults_path(root: &Path) -> PathBuf {
+    sim_dir(root).join("faults.json")
+}
+
+/// Everything the simulator knows about its host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SimState {
+    pub format: String,
+    pub version: u32,
+    /// The `mkplan-sim` executable the stand-ins link to (units are spawned from it).
+    pub sim_exe: PathBuf,
+    /// Card flags, by two lowercase hex digits.
+    pub cards: BTreeMap<String, Card>,
+    /// By lszcrypt name (`0a.0011`).
+    pub apqns: BTreeMap<String, Queue>,
+    pub tokens: BTreeMap<String, TokenRecord>,
+    /// Simulated systemd units (`….service`).
+    pub units: Vec<String>,
+    /// Command-controlled services, driven through stand-ins at their programs' paths.
+    pub commands: Vec<CommandService>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Card {
+    #[serde(rename = "type")]
+    pub card_type: String,
+    pub online: bool,
+    pub config: bool,
+    pub chkstop: bool,
+}
+
+/// One APQN: its queue flags and the domain's two WK registers (EP11 has no OLD register).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Queue {
+    pub adapter: u8,
+    pub domain: u8,
+    /// The plan token this APQN belongs to (the default WKVP of `tke load` comes from it).
+    pub token: String,
+    pub online: bool,
+    pub config: bool,
+    pub chkstop: bool,
+    pub cur: Register<CurRegister>,
+    pub new: Register<NewRegister>,
+}
+
+impl Queue {
+    pub fn apqn(&self) -> Apqn {
+        Apqn::new(self.adapter, self.domain)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum CurRegister {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NewRegister {
+    Empty,
+    Uncommitted,
+    Committed,
+    Unknown,
+}
+
+/// A register's state and its 32-byte VP (hex in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Register<S> {
+    pub state: S,
+    #[serde(with = "vp_hex")]
+    pub vp: Option<[u8; 32]>,
+}
+
+mod vp_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(vp: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match vp {
+            Some(vp) => s.serialize_str(&hex::encode(vp)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|text| {
+            let mut vp = [0u8; 32];
+            hex::decode_to_slice(&text, &mut vp).map_err(serde::de::Error::custom)?;
+            Ok(vp)
+        })
+        .transpose()
+    }
+}
+
+/// What the stand-ins need to know about a plan token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TokenRecord {
+    pub slot: u64,
+    /// As the host sees it (absolute, resolved under the root by the simulator).
+    pub store: PathBuf,
+    pub config: Option<PathBuf>,
+    pub apqns: Vec<String>,
+    /// `0x` + 32 hex digits: the plan's `wkvp.new`, the default of `tke load`.
+    pub wkvp_new: String,
+}
+
+/// A service the plan controls with its own commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CommandService {
+    pub name: String,
+    pub stop: Vec<String>,
+    pub start: Vec<String>,
+    pub is_active: Vec<String>,
+}
+
+/// The faults in force (`faults.json`, format version 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FaultsFile {
+    format: String,
+    version: u32,
+    faults: Vec<crate::sim::Fault>,
+}
+
+/// An exclusive lock on the simulator's records, released on drop.
+pub(crate) struct Locked {
+    _file: File,
+}
+
+/// Takes the records' lock (blocking).
+pub(crate) fn lock(root: &Path) -> Result<Locked, SimError> {
+    let path = sim_dir(root).join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SimError::io(&path, e))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| SimError::io(&path, e.into()))?;
+    Ok(Locked { _file: file })
+}
+
+/// Writes `bytes` to `path` through `<path>.tmp` and a rename, so readers see old or new.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_data()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| SimError::io(path, e))
+}
+
+/// Reads the state; `NotInitialised` when `init` never ran on this root.
+pub(crate) fn load(root: &Path) -> Result<SimState, SimError> {
+    let path = state_path(root);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SimError::NotInitialised(root.to_path_buf()));
+        }
+        Err(e) => return Err(SimError::io(&path, e)),
+    };
+    let state: SimState = serde_json::from_str(&text)
+        .map_err(|e| SimError::Format(format!("`{}`: {e}", path.display())))?;
+    if state.format != STATE_FORMAT || state.version != VERSION {
+        return Err(SimError::Format(format!(
+            "`{}` is `{}` version {}, this simulator reads `{STATE_FORMAT}` version {VERSION}",
+            path.display(),
+            state.format,
+            state.version
+        )));
+    }
+    Ok(state)
+}
+
+/// Writes the state and regenerates sysfs from it. Call with the lock held.
+pub(crate) fn save(root: &Path, state: &SimState, _lock: &Locked) -> Result<(), SimError> {
+    let text = serde_json::to_string_pretty(state).expect("state serializes");
+    write_atomic(&state_path(root), text.as_bytes())?;
+    crate::sim::sysfs::write(root, state)
+}
+
+/// The faults in force (none when the file does not exist).
+pub(crate) fn faults(root: &Path) -> Result<Vec<crate::sim::Fault>, SimError> {
+    let path = faults_path(root);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let file: FaultsFile = serde_json::from_str(&text)
+                .map_err(|e| SimError::Format(format!("`{}`: {e}", path.display())))?;
+            if file.format != FAULTS_FORMAT || file.version != VERSION {
+                return Err(SimError::Format(format!(
+                    "`{}` is not `{FAULTS_FORMAT}` version {VERSION}",
+                    path.display()
+                )));
+            }
+            Ok(file.faults)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(SimError::io(&path, e)),
+    }
+}
+
+/// Replaces the faults in force. Call with the lock held.
+pub(crate) fn save_faults(
+    root: &Path,
+    faults: Vec<crate::sim::Fault>,
+    _lock: &Locked,
+) -> Result<(), SimError> {
+    let file = FaultsFile {
+        format: FAULTS_FORMAT.to_owned(),
+        version: VERSION,
+        faults,
+    };
+    let text = serde_json::to_string_pretty(&file).expect("faults serialize");
+    write_atomic(&faults_path(root), text.as_bytes())
+}
