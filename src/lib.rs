@@ -6,6 +6,7 @@ pub mod engine;
 pub mod exit_code;
 pub mod host;
 pub mod plan;
+pub mod report;
 pub mod secret;
 pub mod sim;
 pub mod steps;

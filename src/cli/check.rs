@@ -33,7 +33,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         plan.name,
         plan.change.ticket,
         sha256_hex(loaded.text.as_bytes()),
-        globals.root.display()
+        host.root.dir().display()
     );
     let mut blocked = Vec::new();
     for (section, list) in [

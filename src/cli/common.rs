@@ -27,9 +27,10 @@ pub enum LogFormat {
 /// Options every executing command takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Globals {
-    /// The host root: sysfs and the token stores are read under it (`/` on a real system).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
-    pub root: PathBuf,
+    /// The host root: sysfs, the token stores and the tools are found under it [default: /;
+    /// for `rehearse`, a new temporary simulated host].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Where runs and their journals are kept [default: /var/lib/mkplan; for `rehearse`,
     /// the user's state directory].
     #[arg(long, global = true, value_name = "DIR")]
@@ -56,7 +57,7 @@ impl Globals {
 
     pub fn host(&self) -> Host {
         Host {
-            root: HostRoot::new(&self.root),
+            root: HostRoot::new(self.root.clone().unwrap_or_else(|| PathBuf::from("/"))),
             proc_dir: PathBuf::from("/proc"),
             prober: std::sync::Arc::new(crate::steps::context::Pkcs11Prober),
             checkpoint_actor: None,
@@ -187,7 +188,13 @@ pub fn print_recap(plan: &Plan, state: &RunState, format: LogFormat) {
         .max()
         .unwrap_or(4)
         .clamp(4, 48);
-    let _ = writeln!(out, "\nRECAP  run {}  {}", state.run_id, state.state_name());
+    let _ = writeln!(
+        out,
+        "\n{}RECAP  run {}  {}",
+        if state.rehearsal { "REHEARSAL " } else { "" },
+        state.run_id,
+        state.state_name()
+    );
     let _ = writeln!(
         out,
         "  {:<11} {:<width$}  {:<17} {:<9} {:>8}",

@@ -4,7 +4,10 @@
 mod check;
 pub mod common;
 mod completions;
+mod keygen;
 mod man;
+mod rehearse;
+mod report;
 mod resume;
 mod run;
 mod runs;
@@ -21,6 +24,7 @@ const EXAMPLES: &str = "\
 Examples:
   mkplan validate plans/ep11-offline.yaml      check a plan against the schema and safety rules
   mkplan validate --format json plans/*.yaml   the same, as JSON for editors and CI
+  mkplan rehearse plans/ep11-offline.yaml      the whole plan on a simulated EP11 host
   mkplan check plans/ep11-offline.yaml         dry run against the live system
   mkplan run --approve tke-commit=alice --approve tke-commit=bob plans/ep11-offline.yaml
   mkplan resume 20261129T153000Z-3fa9c1 --accept-step
@@ -43,7 +47,10 @@ enum Command {
     Check(check::Args),
     Run(run::Args),
     Resume(resume::Args),
+    Rehearse(rehearse::Args),
     Runs(runs::Args),
+    Report(report::Args),
+    Keygen(keygen::Args),
     Schema(schema::Args),
     Completions(completions::Args),
     Man(man::Args),
@@ -67,7 +74,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Check(args) => check::run(args, &cli.globals),
         Command::Run(args) => run::run(args, &cli.globals),
         Command::Resume(args) => resume::run(args, &cli.globals),
+        Command::Rehearse(args) => rehearse::run(args, &cli.globals),
         Command::Runs(args) => runs::run(args, &cli.globals),
+        Command::Report(args) => report::run(args, &cli.globals),
+        Command::Keygen(args) => keygen::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

@@ -215,6 +215,17 @@ pub fn finish(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i
         state.run_id,
         executor.info.run_dir.display()
     );
+    // A finished run is reported and signed whatever its outcome: a failed or rescued run is
+    // when the evidence matters most. A report failure is loud, but the exit code stays the
+    // run's own, so it can never hide (or fake) the outcome.
+    if let RunEnd::Finished(_) = end {
+        crate::cli::report::after_run(
+            executor.plan,
+            &executor.info.run_dir,
+            &executor.host.root,
+            executor.operator,
+        );
+    }
     Ok(match end {
         RunEnd::Finished(Outcome::Succeeded) => exit_code::SUCCESS,
         RunEnd::Finished(Outcome::Aborted) => exit_code::ABORTED,

@@ -72,6 +72,8 @@ pub struct RunState {
     pub failure: Option<(StepRef, bool)>,
     pub interrupted: bool,
     pub events: usize,
+    /// A rehearsal on a simulated host.
+    pub rehearsal: bool,
 }
 
 impl RunState {
@@ -86,6 +88,7 @@ impl RunState {
             failure: None,
             interrupted: false,
             events: entries.len(),
+            rehearsal: false,
         };
         for entry in entries {
             state.apply(entry);
@@ -99,8 +102,10 @@ impl RunState {
             EventKind::RunStarted {
                 plan_sha256,
                 plan_path,
+                rehearsal,
                 ..
             } => {
+                self.rehearsal = *rehearsal;
                 self.run_id = entry.run.clone();
                 self.plan_sha256 = plan_sha256.clone();
                 self.plan_path = plan_path.clone();

@@ -8,21 +8,25 @@ use serde_json::json;
 
 use crate::engine::signals::Cancel;
 use crate::host::process::{self, Finished, OnCancel};
+use crate::host::{HostRoot, tools};
 use crate::plan::model::CommandStep;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
-fn build(step: &CommandStep) -> Command {
+/// The program is found under the host root like every tool (`/` on a real system), so a
+/// rehearsal can never run a real host's program by accident. `shell: true` scripts run in
+/// the system's `/bin/sh`; what they call is theirs to name.
+fn build(step: &CommandStep, root: &HostRoot) -> Result<Command, String> {
     let mut command = if step.shell {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(&step.argv[0]);
         c
     } else {
-        let mut c = Command::new(&step.argv[0]);
+        let mut c = Command::new(tools::resolve(root, &step.argv[0])?);
         c.args(&step.argv[1..]);
         c
     };
     command.envs(&step.env);
-    command
+    Ok(command)
 }
 
 fn describe(step: &CommandStep) -> String {
@@ -75,7 +79,8 @@ pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
     };
     let cancel = cx.cancel.clone();
     let mut waiting = false;
-    let finished = process::run(build(step), cx.deadline, &cancel, on_cancel, &mut || {
+    let command = build(step, &cx.host.root).map_err(StepError::failed)?;
+    let finished = process::run(command, cx.deadline, &cancel, on_cancel, &mut || {
         waiting = true
     })
     .map_err(|e| StepError::failed(format!("cannot start `{}`: {e}", describe(step))))?;
@@ -97,8 +102,12 @@ pub fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
         ));
     }
     let deadline = cx.step.timeout.map(|t| std::time::Instant::now() + t);
+    let command = match build(step, &cx.host.root) {
+        Ok(command) => command,
+        Err(e) => return CheckReport::Blocked(e),
+    };
     match process::run(
-        build(step),
+        command,
         deadline,
         &Cancel::new(),
         OnCancel::Kill,

@@ -40,6 +40,10 @@ pub const EXIT_ZERO_FAILURES: &[(&str, &str)] = &[
 /// How much of the tool's output is kept in the journal.
 const OUTPUT_LIMIT: usize = 64 * 1024;
 const READ_SLICE_MS: u64 = 250;
+/// The tool prints the prompt and then turns echo off with a flush that discards input
+/// already waiting (reference 1.3); a PIN sent at once can be lost, and the tool then waits
+/// for it until the step times out. openCryptoki's own test scripts wait before answering.
+const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What the run of the tool showed.
 #[derive(Debug, Default)]
@@ -292,6 +296,7 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
                 }
                 observed.prompted = true;
                 waiting_for_prompt = false;
+                std::thread::sleep(PROMPT_SETTLE);
                 session.send_line(pin.expose()).map_err(|e| {
                     StepError::failed_with(
                         format!("cannot give the PIN to the tool: {e}"),

@@ -11,7 +11,7 @@ use cryptoki::object::{
     Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::Session;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{Pkcs11Error, Target, ckr_name};
@@ -33,7 +33,7 @@ const SHA256_DIGEST_INFO_PREFIX: &[u8] = &[
 ];
 
 /// Every object on a token, as the user sees it, with per-key usability.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
     pub module: String,
     pub slot: u64,
@@ -44,7 +44,7 @@ pub struct Inventory {
 }
 
 /// One object on the token, identified without its (session-bound) handle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectInfo {
     /// `CKO_…`, or `unknown` for a class cryptoki cannot name (vendor-defined).
     pub class: String,
@@ -63,7 +63,7 @@ pub struct ObjectInfo {
 }
 
 /// Whether a key was shown to work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum Usability {
     /// The key did its job (encrypted a block, signed a digest).

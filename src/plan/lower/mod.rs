@@ -60,15 +60,10 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
     let services: BTreeMap<ServiceId, Service> = raw
         .services
         .iter()
-        .map(|(name, s)| {
+        .filter_map(|(name, s)| {
             let id = ServiceId::new(name);
-            (
-                id.clone(),
-                Service {
-                    id,
-                    control: service_control(s),
-                },
-            )
+            let control = cx.service_control(name, s)?;
+            Some((id.clone(), Service { id, control }))
         })
         .collect();
     let backups = cx.backups(&raw, &tokens);
@@ -324,6 +319,44 @@ impl Lowering {
         Report { dir, sign }
     }
 
+    /// A service's units or commands, rendered (a command's program may be `{{ ctl }}`).
+    fn service_control(&mut self, name: &str, raw: &RawService) -> Option<ServiceControl> {
+        let base = format!("/services/{}", escape_pointer_segment(name));
+        let mut list = |items: &[String], pointer: String| -> Option<Vec<String>> {
+            let rendered: Vec<Option<String>> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| self.render(item, &format!("{pointer}/{i}")))
+                .collect();
+            rendered.into_iter().collect()
+        };
+        match (&raw.systemd, &raw.command) {
+            (Some(units), None) => {
+                list(units, format!("{base}/systemd")).map(ServiceControl::Systemd)
+            }
+            (None, Some(c)) => {
+                let stop = list(&c.stop, format!("{base}/command/stop"));
+                let start = list(&c.start, format!("{base}/command/start"));
+                let is_active = list(&c.is_active, format!("{base}/command/is_active"));
+                Some(ServiceControl::Commands {
+                    stop: stop?,
+                    start: start?,
+                    is_active: is_active?,
+                })
+            }
+            _ => {
+                self.errors.push(
+                    Diagnostic::error(
+                        "one-of",
+                        "a service is exactly one of `systemd` or `command`",
+                    )
+                    .with_pointer(base),
+                );
+                None
+            }
+        }
+    }
+
     fn render(&mut self, text: &str, pointer: &str) -> Option<String> {
         match self.templates.render(text, pointer) {
             Ok(s) => Some(s),
@@ -349,19 +382,6 @@ impl Lowering {
                 parsed
             }
         }
-    }
-}
-
-fn service_control(raw: &RawService) -> ServiceControl {
-    match (&raw.systemd, &raw.command) {
-        (Some(units), _) => ServiceControl::Systemd(units.clone()),
-        (None, Some(c)) => ServiceControl::Commands {
-            stop: c.stop.clone(),
-            start: c.start.clone(),
-            is_active: c.is_active.clone(),
-        },
-        // The schema requires exactly one form.
-        (None, None) => ServiceControl::Systemd(Vec::new()),
     }
 }
 

@@ -1,0 +1,359 @@
+//! `mkplan rehearse PLAN`: the operator's real plan, run by the real engine and steps,
+//! against a fresh simulated EP11 host. A simulated TKE operator performs each checkpoint's
+//! `tke:` action and approves (journaled as `rehearsal`); the PKCS#11 probe uses the
+//! simulator's (no module can open a simulated EP11 token). Everything is marked REHEARSAL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::common::{Globals, load_for_execution, operator_name};
+use crate::cli::run::Launch;
+use crate::engine::approvals::ApprovalInputs;
+use crate::engine::events::StepRef;
+use crate::engine::executor::RunOptions;
+use crate::engine::operator::{Answer, Operator};
+use crate::engine::rundir::StateDir;
+use crate::exit_code;
+use crate::plan::model::{Apqn, Checkpoint, PinSource, Plan, Step, TkeAction as PlanTke, Wkvp};
+use crate::secret::Pin;
+use crate::sim::{self, Fault, SimProber, TkeAction};
+use crate::steps::context::{CheckpointActor, Host};
+
+/// Rehearse a plan on a simulated EP11 host, with optional faults.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Faults (repeatable --fault):
+  fail-at-key=K         pkcsep11_migrate fails on the K-th key (the store is left partly migrated)
+  slow-keys=MS          pkcsep11_migrate takes MS milliseconds per key
+  require-tty | pin-read-exit-zero | lib-load-failure | env-pin
+                        pkcsep11_migrate behaviours of older openCryptoki releases
+  unit-wont-stop=UNIT   systemctl cannot stop UNIT
+  stray                 a process outside every service keeps the token open
+  commit-only-on=APQN   the TKE commits the new WK on that APQN only (the others stay uncommitted)
+  wrong-new-wkvp        the TKE loads a different new WK than the plan names
+  activate-only-on=APQN the TKE activates the new WK on that APQN only
+  deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
+
+The simulated host is a temporary directory, removed afterwards unless --keep or --root is
+given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals).")]
+pub struct Args {
+    /// The plan to rehearse.
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Key objects per token in the simulated stores.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Inject a fault (see below).
+    #[arg(long = "fault", value_name = "NAME[=ARG]")]
+    faults: Vec<String>,
+    /// Keep the simulated host's files afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// What the simulated TKE operator does differently from the plan.
+#[derive(Debug, Default, Clone)]
+struct OperatorFaults {
+    commit_only_on: Option<Apqn>,
+    wrong_new_wkvp: bool,
+    activate_only_on: Option<Apqn>,
+    deny: Vec<String>,
+}
+
+fn parse_faults(specs: &[String]) -> Result<(Vec<Fault>, OperatorFaults), String> {
+    let mut sim_faults = Vec::new();
+    let mut operator = OperatorFaults::default();
+    let apqn = |text: &str| {
+        Apqn::from_plan_value(&serde_json::Value::String(text.to_owned()))
+            .map_err(|_| format!("`{text}` is not an APQN in lszcrypt notation (e.g. 0a.0011)"))
+    };
+    for spec in specs {
+        let (name, arg) = match spec.split_once('=') {
+            Some((n, a)) => (n, Some(a)),
+            None => (spec.as_str(), None),
+        };
+        match (name, arg) {
+            ("commit-only-on", Some(a)) => operator.commit_only_on = Some(apqn(a)?),
+            ("activate-only-on", Some(a)) => operator.activate_only_on = Some(apqn(a)?),
+            ("wrong-new-wkvp", None) => operator.wrong_new_wkvp = true,
+            ("deny", Some(a)) => operator.deny.push(a.to_owned()),
+            _ => sim_faults.push(Fault::parse(name, arg)?),
+        }
+    }
+    Ok((sim_faults, operator))
+}
+
+/// The simulated TKE operator: does the checkpoint's `tke:` action on the simulated
+/// adapters, then approves as the allowed approvers (method `rehearsal`).
+struct SimulatedTke {
+    root: PathBuf,
+    faults: OperatorFaults,
+}
+
+impl CheckpointActor for SimulatedTke {
+    fn act(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<String>, String> {
+        let position = StepRef::of(step).position();
+        if self
+            .faults
+            .deny
+            .iter()
+            .any(|d| step.id.as_deref() == Some(d.as_str()) || *d == step.name || *d == position)
+        {
+            return Ok(Vec::new());
+        }
+        let tokens: Vec<_> = match &checkpoint.until {
+            Some(until) => plan.tokens.get(&until.check.token).into_iter().collect(),
+            None => plan.tokens.values().collect(),
+        };
+        let act = |action, apqn, wkvp| {
+            sim::tke(&self.root, action, Some(apqn), wkvp).map_err(|e| e.to_string())
+        };
+        match &checkpoint.tke {
+            Some(PlanTke::Commit) => {
+                for token in &tokens {
+                    let new = if self.faults.wrong_new_wkvp {
+                        Wkvp::parse("0x5eed5eed5eed5eed5eed5eed5eed5eed")
+                            .map(|(w, _)| w)
+                            .ok()
+                    } else {
+                        Some(token.wkvp_new)
+                    };
+                    for apqn in &token.apqns {
+                        act(TkeAction::Load, *apqn, new)?;
+                        if self.faults.commit_only_on.is_none_or(|only| only == *apqn) {
+                            act(TkeAction::Commit, *apqn, None)?;
+                        }
+                    }
+                }
+            }
+            Some(PlanTke::Activate) => {
+                for token in &tokens {
+                    for apqn in &token.apqns {
+                        if self
+                            .faults
+                            .activate_only_on
+                            .is_none_or(|only| only == *apqn)
+                        {
+                            act(TkeAction::Activate, *apqn, None)?;
+                        }
+                    }
+                }
+            }
+            Some(PlanTke::Other(_)) | None => {}
+        }
+        let needed = checkpoint.approvals as usize;
+        Ok(if checkpoint.approvers.is_empty() {
+            (1..=needed).map(|i| format!("rehearsal-{i}")).collect()
+        } else {
+            checkpoint.approvers.iter().take(needed).cloned().collect()
+        })
+    }
+}
+
+/// Answers the PIN prompt of a `pin: {prompt: true}` token with the simulated token's PIN;
+/// never answers anything else.
+struct RehearsalOperator {
+    pin: String,
+}
+
+impl Operator for RehearsalOperator {
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    fn say(&self, _: &str) {}
+
+    fn ask(&self, _: &str, _: Option<Instant>) -> Answer {
+        Answer::Closed
+    }
+
+    fn ask_secret(&self, _: &str) -> Option<Pin> {
+        Some(Pin::new(self.pin.clone()))
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("mkplan/rehearsals")
+}
+
+fn random_pin() -> String {
+    let mut bytes = [0u8; 9];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    format!("rh-{}", hex::encode(bytes))
+}
+
+/// Gives every token's PIN source the simulated PIN, the way an operator's host would.
+fn provide_pins(plan: &Plan, root: &Path, pin: &str) -> anyhow::Result<()> {
+    for token in plan.tokens.values() {
+        match &token.pin {
+            PinSource::Env(name) => {
+                if std::env::var(name).ok().as_deref() != Some(pin) {
+                    // SAFETY: rehearse sets these before it starts any thread (no logging,
+                    // signal or progress thread exists yet), so nothing reads the
+                    // environment concurrently.
+                    unsafe { std::env::set_var(name, pin) };
+                }
+            }
+            PinSource::File(path) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let path = crate::host::HostRoot::new(root).path(path);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)?;
+                std::io::Write::write_all(&mut file, format!("{pin}\n").as_bytes())?;
+            }
+            PinSource::Prompt => {}
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
+    let Some(loaded) = load_for_execution(&args.plan) else {
+        return Ok(exit_code::INVALID);
+    };
+    let (sim_faults, operator_faults) = match parse_faults(&args.faults) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mkplan: error: {e}");
+            return Ok(exit_code::INVALID);
+        }
+    };
+    let mut plan = loaded.plan.clone();
+    if plan.report.sign.take().is_some() {
+        eprintln!(
+            "rehearse: the plan's signing key is not on the simulated host; the report is signed with an ephemeral key"
+        );
+    }
+    let (root, temporary) = match &globals.root {
+        Some(root) if root == Path::new("/") => {
+            eprintln!(
+                "mkplan: error: a rehearsal never runs against the real root `/`; give --root an empty directory, or none"
+            );
+            return Ok(exit_code::INVALID);
+        }
+        Some(root) => (root.clone(), false),
+        None => (
+            tempfile::Builder::new()
+                .prefix("mkplan-rehearsal-")
+                .tempdir()?
+                .keep(),
+            true,
+        ),
+    };
+    if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
+        eprintln!(
+            "mkplan: error: `{}` is not empty; a rehearsal needs a fresh simulated host",
+            root.display()
+        );
+        return Ok(exit_code::INVALID);
+    }
+    let pin = random_pin();
+    provide_pins(&plan, &root, &pin)?;
+    let standin = std::env::current_exe()?;
+    eprintln!(
+        "REHEARSAL on a simulated EP11 host at {} ({} keys per token)",
+        root.display(),
+        args.keys
+    );
+    sim::init(&root, &plan, args.keys, &pin, &standin)
+        .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
+    let outcome = rehearse(
+        globals,
+        &plan,
+        &root,
+        &loaded,
+        sim_faults,
+        operator_faults,
+        &pin,
+    );
+    match sim::verify(&root) {
+        Ok(report) => {
+            for (token, verdict) in &report.tokens {
+                eprintln!(
+                    "REHEARSAL end state: token `{token}`: {} keys usable, {} unusable, {} objects without a key (current WK {})",
+                    verdict.counts.usable,
+                    verdict.counts.unusable,
+                    verdict.counts.skipped,
+                    verdict.current_wkvp.as_deref().unwrap_or("none agreed")
+                );
+            }
+        }
+        Err(e) => eprintln!("REHEARSAL: cannot verify the simulated end state: {e}"),
+    }
+    if let Err(e) = sim::shutdown(&root) {
+        eprintln!("REHEARSAL: stopping the simulated processes failed: {e}");
+    }
+    if temporary && !args.keep {
+        let _ = std::fs::remove_dir_all(&root);
+    } else {
+        eprintln!(
+            "REHEARSAL: the simulated host is kept at {} (`mkplan-sim verify --root {}`)",
+            root.display(),
+            root.display()
+        );
+    }
+    outcome
+}
+
+fn rehearse(
+    globals: &Globals,
+    plan: &Plan,
+    root: &Path,
+    loaded: &crate::cli::common::ExecutablePlan,
+    sim_faults: Vec<Fault>,
+    operator_faults: OperatorFaults,
+    pin: &str,
+) -> anyhow::Result<i32> {
+    for fault in sim_faults {
+        sim::set_fault(root, fault).map_err(|e| anyhow::anyhow!("cannot set the fault: {e}"))?;
+    }
+    globals.init_logging();
+    let host = Host {
+        root: crate::host::HostRoot::new(sim::canonical_root(root)),
+        proc_dir: PathBuf::from("/proc"),
+        prober: Arc::new(SimProber::new(root)),
+        checkpoint_actor: Some(Arc::new(SimulatedTke {
+            root: sim::canonical_root(root),
+            faults: operator_faults,
+        })),
+    };
+    let operator = RehearsalOperator {
+        pin: pin.to_owned(),
+    };
+    let options = RunOptions {
+        operator_name: format!("{} (rehearsal)", operator_name(None)),
+        ..RunOptions::default()
+    };
+    let state = StateDir::new(globals.state_dir.clone().unwrap_or_else(default_state_dir));
+    let approvals = ApprovalInputs::default();
+    Launch {
+        plan,
+        plan_text: &loaded.text,
+        plan_path: &loaded.path,
+        state,
+        host,
+        operator: &operator,
+        approvals: &approvals,
+        options: &options,
+        rehearsal: true,
+    }
+    .start(globals)
+}

@@ -1,0 +1,362 @@
+//! Building the [`RunReport`] from the verified journal and the plan, and nothing else: no
+//! clock, no live host state (the machine's name and kernel come in as [`Machine`]). So the
+//! same run data always gives the same report.
+
+use serde_json::Value;
+
+use crate::engine::events::{EventKind, SectionName, StepRef};
+use crate::engine::journal::{JOURNAL_VERSION, Verified};
+use crate::engine::rundir::JOURNAL;
+use crate::engine::state::{Phase, RunState, StepStatus};
+use crate::plan::model::{Plan, Step};
+use crate::report::model::{
+    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts,
+    REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
+};
+use crate::report::{downtime, tokens};
+
+/// The machine the report is written on (`uname -n`, `uname -r`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub hostname: String,
+    pub kernel_release: String,
+}
+
+impl Machine {
+    /// From `/proc/sys/kernel` (the same strings `uname` returns); `unknown` if unreadable.
+    pub fn current() -> Self {
+        let read = |name: &str| {
+            std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_else(|_| "unknown".to_owned())
+        };
+        Self {
+            hostname: read("hostname"),
+            kernel_release: read("osrelease"),
+        }
+    }
+}
+
+/// A step's outcome in the journal, with where its last attempt started.
+pub(crate) struct StepOutcome<'a> {
+    pub seq: u64,
+    /// The `step_started` of this attempt.
+    pub start_seq: u64,
+    pub time: &'a str,
+    pub step: &'a StepRef,
+    pub succeeded: bool,
+    pub text: &'a str,
+    pub data: &'a Value,
+}
+
+/// The journal's step events in order.
+pub(crate) struct Timeline<'a> {
+    pub outcomes: Vec<StepOutcome<'a>>,
+    /// `step_started` events: (seq, time, step).
+    pub starts: Vec<(u64, &'a str, &'a StepRef)>,
+}
+
+impl<'a> Timeline<'a> {
+    fn of(journal: &'a Verified) -> Self {
+        let mut outcomes = Vec::new();
+        let mut starts: Vec<(u64, &str, &StepRef)> = Vec::new();
+        for entry in &journal.entries {
+            let (step, succeeded, text, data) = match &entry.event {
+                EventKind::StepStarted { step, .. } => {
+                    starts.push((entry.seq, &entry.time, step));
+                    continue;
+                }
+                EventKind::StepSucceeded {
+                    step,
+                    summary,
+                    data,
+                    ..
+                } => (step, true, summary, data),
+                EventKind::StepFailed {
+                    step, error, data, ..
+                } => (step, false, error, data),
+                _ => continue,
+            };
+            let start_seq = starts
+                .iter()
+                .rev()
+                .find(|(_, _, s)| same_step(s, step))
+                .map_or(entry.seq, |(seq, _, _)| *seq);
+            outcomes.push(StepOutcome {
+                seq: entry.seq,
+                start_seq,
+                time: &entry.time,
+                step,
+                succeeded,
+                text,
+                data,
+            });
+        }
+        Self { outcomes, starts }
+    }
+
+    fn last_start(&self, section: SectionName, index: usize) -> Option<&'a str> {
+        self.starts
+            .iter()
+            .rev()
+            .find(|(_, _, s)| s.section == section && s.index == index)
+            .map(|(_, time, _)| *time)
+    }
+}
+
+pub(crate) fn same_step(a: &StepRef, b: &StepRef) -> bool {
+    a.section == b.section && a.index == b.index
+}
+
+/// The plan's step a journal event names.
+pub(crate) fn plan_step<'p>(plan: &'p Plan, step: &StepRef) -> Option<&'p Step> {
+    let list = match step.section {
+        SectionName::Steps => &plan.steps,
+        SectionName::Rescue => &plan.rescue,
+        SectionName::Always => &plan.always,
+    };
+    list.get(step.index)
+}
+
+/// Milliseconds between two RFC 3339 times, when both parse and `to` is not earlier.
+pub(crate) fn millis_between(from: &str, to: &str) -> Option<u64> {
+    let from: jiff::Timestamp = from.parse().ok()?;
+    let to: jiff::Timestamp = to.parse().ok()?;
+    u64::try_from(to.duration_since(from).as_millis()).ok()
+}
+
+/// Builds the report of the run whose verified journal is `journal`.
+pub fn build(
+    plan: &Plan,
+    journal: &Verified,
+    machine: &Machine,
+    signing: &SigningFacts,
+) -> RunReport {
+    let state = RunState::replay(&journal.entries);
+    let timeline = Timeline::of(journal);
+    let mut warnings = Vec::new();
+    let (mkplan_version, run, host_root, plan_facts) = run_facts(plan, journal, &state);
+    if run.rehearsal {
+        warnings.push(
+            "REHEARSAL: this run acted on a simulated host; nothing real was changed".to_owned(),
+        );
+    }
+    if signing.method == "ephemeral" {
+        warnings.push("signed with an ephemeral key (the plan names no `report.sign` key): the signature proves only that report.json matches signer.pub.pem beside it, not who produced it".to_owned());
+    }
+    if !matches!(state.phase, Phase::Finished(_)) {
+        warnings.push(format!(
+            "the run did not finish ({}): this report shows it as far as the journal goes",
+            state.state_name()
+        ));
+    }
+    if journal.torn_tail_at.is_some() {
+        warnings.push("the journal's last line was torn (a crash while writing it); it is not part of this report".to_owned());
+    }
+    for decision in &run.decisions {
+        warnings.push(format!(
+            "{} was interrupted half-way; {} decided to {} it",
+            decision.step, decision.decided_by, decision.decision
+        ));
+    }
+    let downtime = downtime::downtime(plan, &timeline, &mut warnings);
+    let tokens = plan
+        .tokens
+        .values()
+        .map(|token| tokens::token_report(plan, token, &timeline, &mut warnings))
+        .collect();
+    let (approvals, refused_approvals) = approvals(journal);
+    let steps = steps(plan, &state, &timeline);
+    RunReport {
+        report_version: REPORT_VERSION,
+        mkplan_version,
+        run,
+        host: HostFacts {
+            hostname: machine.hostname.clone(),
+            kernel_release: machine.kernel_release.clone(),
+            root: host_root,
+        },
+        plan: plan_facts,
+        signing: signing.clone(),
+        downtime,
+        tokens,
+        approvals,
+        refused_approvals,
+        steps,
+        journal: JournalFacts {
+            path: JOURNAL.to_owned(),
+            version: JOURNAL_VERSION,
+            events: journal.entries.len() as u64,
+            head: journal.head.clone(),
+        },
+        warnings,
+    }
+}
+
+fn run_facts(
+    plan: &Plan,
+    journal: &Verified,
+    state: &RunState,
+) -> (String, RunSummary, String, PlanFacts) {
+    let mut version = String::new();
+    let mut root = String::new();
+    let mut rehearsal = false;
+    let mut operator = String::new();
+    let mut plan_path = String::new();
+    let mut ended = None;
+    let mut resumed = Vec::new();
+    let mut decisions = Vec::new();
+    for entry in &journal.entries {
+        match &entry.event {
+            EventKind::RunStarted {
+                mkplan_version,
+                host_root,
+                rehearsal: r,
+                operator: o,
+                plan_path: p,
+                ..
+            } => {
+                version.clone_from(mkplan_version);
+                root.clone_from(host_root);
+                rehearsal = *r;
+                operator.clone_from(o);
+                plan_path.clone_from(p);
+            }
+            EventKind::Resumed { operator, .. } => resumed.push(Resumption {
+                time: entry.time.clone(),
+                operator: operator.clone(),
+            }),
+            EventKind::Decision {
+                step,
+                decision,
+                decided_by,
+            } => decisions.push(DecisionRecord {
+                step: step.position(),
+                decision: serde_json::to_value(decision)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                decided_by: decided_by.clone(),
+                time: entry.time.clone(),
+            }),
+            EventKind::RunFinished { .. } => ended = Some(entry.time.clone()),
+            _ => {}
+        }
+    }
+    let started = journal
+        .entries
+        .first()
+        .map(|e| e.time.clone())
+        .unwrap_or_default();
+    let failure = state.failure.as_ref().map(|(step, denied)| FailureFacts {
+        step: step.position(),
+        name: step.name.clone(),
+        denied: *denied,
+        reason: match state.record(step.section, step.index).map(|r| &r.status) {
+            Some(StepStatus::Failed { error, .. }) => one_line(error),
+            _ => String::new(),
+        },
+    });
+    let outcome = match state.phase {
+        Phase::Finished(outcome) => outcome.as_str().to_owned(),
+        _ => state.state_name().to_owned(),
+    };
+    let run = RunSummary {
+        id: state.run_id.clone(),
+        rehearsal,
+        operator,
+        duration_ms: ended.as_deref().and_then(|e| millis_between(&started, e)),
+        started,
+        ended,
+        outcome,
+        failure,
+        resumed,
+        decisions,
+    };
+    let plan_facts = PlanFacts {
+        path: plan_path,
+        sha256: state.plan_sha256.clone(),
+        name: plan.name.clone(),
+        change_ticket: plan.change.ticket.clone(),
+        change_summary: plan.change.summary.clone(),
+        approvers: plan.change.approvers.clone(),
+    };
+    (version, run, root, plan_facts)
+}
+
+fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) {
+    let mut given = Vec::new();
+    let mut refused = Vec::new();
+    for entry in &journal.entries {
+        match &entry.event {
+            EventKind::CheckpointApproved {
+                step,
+                approver,
+                method,
+                shown_sha256,
+            } => given.push(ApprovalRecord {
+                checkpoint: step.position(),
+                checkpoint_name: step.name.clone(),
+                checkpoint_id: step.id.clone(),
+                approver: approver.clone(),
+                method: method.as_str().to_owned(),
+                time: entry.time.clone(),
+                shown_sha256: shown_sha256.clone(),
+            }),
+            EventKind::CheckpointRefused {
+                step,
+                approver,
+                method,
+                reason,
+            } => refused.push(RefusedApproval {
+                checkpoint: step.position(),
+                approver: approver.clone(),
+                method: method.as_str().to_owned(),
+                time: entry.time.clone(),
+                reason: reason.clone(),
+            }),
+            _ => {}
+        }
+    }
+    (given, refused)
+}
+
+fn steps(plan: &Plan, state: &RunState, timeline: &Timeline<'_>) -> Vec<StepRecord> {
+    plan.all_steps()
+        .map(|step| {
+            let position = StepRef::of(step).position();
+            let section: SectionName = step.section.into();
+            let record = state.record(section, step.index);
+            let (status, summary) = match record.map(|r| &r.status) {
+                Some(StepStatus::Succeeded { summary, .. }) => ("succeeded", one_line(summary)),
+                Some(StepStatus::Failed { error, .. }) => ("failed", one_line(error)),
+                Some(StepStatus::Skipped { reason }) => ("skipped", one_line(reason)),
+                Some(StepStatus::Started { .. }) => {
+                    ("uncertain", "started, no outcome recorded".to_owned())
+                }
+                None => ("not_reached", String::new()),
+            };
+            StepRecord {
+                position,
+                id: step.id.clone(),
+                name: step.name.clone(),
+                kind: step.kind_name().to_owned(),
+                status: status.to_owned(),
+                started: timeline.last_start(section, step.index).map(str::to_owned),
+                duration_ms: record.and_then(|r| r.duration_ms),
+                attempts: record.map_or(0, |r| r.attempts),
+                summary,
+            }
+        })
+        .collect()
+}
+
+/// The first line, at most 300 characters: a summary, not a log.
+pub(crate) fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default().trim_end();
+    let mut out: String = line.chars().take(300).collect();
+    if line.chars().count() > 300 || text.lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,105 @@
+//! Application downtime from the `stop` and `start` steps' unit records: per unit from its
+//! stop to its next start, and the window from the first stop to the last start.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::plan::model::{Plan, StepKind};
+use crate::report::build::{Timeline, millis_between, plan_step};
+use crate::report::model::{Downtime, UnitDowntime};
+
+#[derive(Deserialize)]
+struct UnitsData {
+    #[serde(default)]
+    units: Vec<UnitData>,
+}
+
+#[derive(Deserialize)]
+struct UnitData {
+    unit: String,
+    #[serde(default)]
+    was_active: bool,
+    #[serde(default)]
+    stop_failed: bool,
+    stopped_at: Option<String>,
+    started_at: Option<String>,
+}
+
+/// First unit stopped to last started, per unit in the order they were stopped. Only units
+/// this run found active and stopped count: stopping a stopped unit causes no downtime.
+pub(crate) fn downtime(
+    plan: &Plan,
+    timeline: &Timeline<'_>,
+    warnings: &mut Vec<String>,
+) -> Downtime {
+    let mut units: Vec<UnitDowntime> = Vec::new();
+    // unit → index in `units` of its open (not yet started) entry
+    let mut down: BTreeMap<String, usize> = BTreeMap::new();
+    for outcome in &timeline.outcomes {
+        let Some(step) = plan_step(plan, outcome.step) else {
+            continue;
+        };
+        let Ok(data) = UnitsData::deserialize(outcome.data) else {
+            continue;
+        };
+        match &step.kind {
+            StepKind::Stop(service) => {
+                for unit in data.units {
+                    let Some(stopped_at) = unit.stopped_at else {
+                        continue;
+                    };
+                    if (unit.was_active || unit.stop_failed) && !down.contains_key(&unit.unit) {
+                        down.insert(unit.unit.clone(), units.len());
+                        units.push(UnitDowntime {
+                            service: service.to_string(),
+                            unit: unit.unit,
+                            stopped_at,
+                            started_at: None,
+                            duration_ms: None,
+                            stop_failed: unit.stop_failed,
+                        });
+                    }
+                }
+            }
+            StepKind::Start(_) => {
+                for unit in data.units {
+                    if let (Some(started_at), Some(at)) = (unit.started_at, down.remove(&unit.unit))
+                    {
+                        let entry = &mut units[at];
+                        entry.duration_ms = millis_between(&entry.stopped_at, &started_at);
+                        entry.started_at = Some(started_at);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for unit in &units {
+        if unit.started_at.is_none() {
+            warnings.push(format!(
+                "unit `{}` (service `{}`) was stopped at {} and not started again by this run",
+                unit.unit, unit.service, unit.stopped_at
+            ));
+        }
+    }
+    let first_stopped = units.first().map(|u| u.stopped_at.clone());
+    let last_started = units
+        .iter()
+        .filter_map(|u| u.started_at.clone())
+        .max_by(|a, b| {
+            let parse = |t: &str| t.parse::<jiff::Timestamp>().ok();
+            parse(a).cmp(&parse(b)).then_with(|| a.cmp(b))
+        });
+    let all_started = units.iter().all(|u| u.started_at.is_some());
+    let duration_ms = match (&first_stopped, &last_started) {
+        (Some(from), Some(to)) if all_started => millis_between(from, to),
+        _ => None,
+    };
+    Downtime {
+        first_stopped,
+        last_started,
+        duration_ms,
+        units,
+    }
+}

@@ -1,0 +1,372 @@
+//! The per-token part of the report: APQN states before the migration and after activation,
+//! the backup, the migration, a restore, and the key inventories with their comparison —
+//! each picked from the step data the journal holds, relative to the token's `migrate`.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::host::pkcs11::{Inventory, Usability, compare};
+use crate::plan::model::{CurrentWk, Plan, StepKind, Token};
+use crate::report::build::{StepOutcome, Timeline, one_line, plan_step};
+use crate::report::model::{
+    ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
+    RestoreFacts, TokenReport,
+};
+
+/// What a step is to this token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    AssertWk {
+        current_new: bool,
+    },
+    /// A checkpoint whose `until` checks this token.
+    Until {
+        current_new: bool,
+    },
+    Backup,
+    Migrate,
+    Restore,
+    Probe,
+}
+
+fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
+    let step = plan_step(plan, outcome.step)?;
+    let mine = |id: &crate::plan::model::TokenId| *id == token.id;
+    match &step.kind {
+        StepKind::AssertWk(a) if mine(&a.token) => Some(Role::AssertWk {
+            current_new: a.current == CurrentWk::New,
+        }),
+        StepKind::Checkpoint(c) => {
+            c.until
+                .as_ref()
+                .filter(|u| mine(&u.check.token))
+                .map(|u| Role::Until {
+                    current_new: u.check.current == CurrentWk::New,
+                })
+        }
+        StepKind::Backup { token, .. } if mine(token) => Some(Role::Backup),
+        StepKind::Migrate(m) if mine(&m.token) => Some(Role::Migrate),
+        StepKind::Restore { token, .. } if mine(token) => Some(Role::Restore),
+        StepKind::ProbeKeys { token, .. } if mine(token) => Some(Role::Probe),
+        _ => None,
+    }
+}
+
+pub(crate) fn token_report(
+    plan: &Plan,
+    token: &Token,
+    timeline: &Timeline<'_>,
+    warnings: &mut Vec<String>,
+) -> TokenReport {
+    let mine: Vec<(Role, &StepOutcome<'_>)> = timeline
+        .outcomes
+        .iter()
+        .filter_map(|o| role(plan, token, o).map(|r| (r, o)))
+        .collect();
+    // The last migrate attempt that started, and its outcome if it has one.
+    let migrate_start = timeline
+        .starts
+        .iter()
+        .filter(|(_, _, s)| {
+            plan_step(plan, s).is_some_and(
+                |step| matches!(&step.kind, StepKind::Migrate(m) if m.token == token.id),
+            )
+        })
+        .map(|(seq, _, s)| (*seq, *s))
+        .next_back();
+    let migrate_outcome = mine
+        .iter()
+        .rev()
+        .find(|(r, o)| *r == Role::Migrate && migrate_start.is_some_and(|(s, _)| o.start_seq == s))
+        .map(|(_, o)| *o);
+    let (before_limit, after_from) = match (migrate_start, migrate_outcome) {
+        (Some((start, _)), Some(o)) => (start, o.seq),
+        (Some((start, _)), None) => (start, start),
+        (None, _) => (u64::MAX, 0),
+    };
+    let migrated = migrate_start.is_some();
+    let before = |want: fn(Role) -> bool| {
+        let mut candidates = mine
+            .iter()
+            .filter(|(r, o)| want(*r) && o.seq < before_limit);
+        // The reading closest before the migration; without one, the run's first.
+        if migrated {
+            candidates.next_back().map(|(_, o)| *o)
+        } else {
+            candidates.next().map(|(_, o)| *o)
+        }
+    };
+
+    let mut apqns_before = before(|r| matches!(r, Role::AssertWk { .. }))
+        .and_then(|o| apqn_table(o, "assert_wk", o.data));
+    if apqns_before.is_none()
+        && let Some(o) = migrate_outcome
+    {
+        apqns_before = apqn_table(o, "migrate preflight", &o.data["preflight"]["apqns"]);
+    }
+    let apqns_after = mine
+        .iter()
+        .rev()
+        .filter(|(_, o)| o.succeeded && o.seq > after_from)
+        .find_map(|(r, o)| match r {
+            Role::AssertWk { current_new: true } => apqn_table(o, "assert_wk", o.data),
+            Role::Until { current_new: true } => {
+                apqn_table(o, "checkpoint until", &o.data["until"])
+            }
+            _ => None,
+        });
+    let backup = mine
+        .iter()
+        .rev()
+        .filter(|(r, o)| *r == Role::Backup && o.succeeded && o.seq < before_limit)
+        .find_map(|(_, o)| backup_facts(o));
+    let migration = migrate_start.map(|(_, step)| migration_facts(step, migrate_outcome));
+    let restore = mine
+        .iter()
+        .rev()
+        .find(|(r, _)| *r == Role::Restore)
+        .map(|(_, o)| RestoreFacts {
+            step: o.step.position(),
+            status: status(o).to_owned(),
+            detail: one_line(o.text),
+        });
+    let probes: Vec<(&StepOutcome<'_>, Inventory)> = mine
+        .iter()
+        .filter(|(r, _)| *r == Role::Probe)
+        .filter_map(|(_, o)| Some((*o, Inventory::deserialize(&o.data["inventory"]).ok()?)))
+        .collect();
+    let probe_before = if migrated {
+        probes.iter().rev().find(|(o, _)| o.seq < before_limit)
+    } else {
+        probes.first()
+    };
+    let probe_after = if migrated {
+        probes.iter().rev().find(|(o, _)| o.seq > after_from)
+    } else {
+        probes
+            .last()
+            .filter(|(o, _)| probes.len() > 1 && o.seq > probes[0].0.seq)
+    };
+    let comparison = match (probe_before, probe_after) {
+        (Some((_, a)), Some((_, b))) => Some(comparison_facts(a, b)),
+        _ => None,
+    };
+
+    if migrated {
+        let id = &token.id;
+        if probe_before.is_none() {
+            warnings.push(format!("token `{id}` was migrated but no `probe_keys` inventory was taken before the migration: there is nothing to compare its keys with"));
+        }
+        if probe_after.is_none() {
+            warnings.push(format!("token `{id}` was migrated but never probed after: nothing in this run shows its keys work under the new WK"));
+        }
+        if migration.as_ref().is_some_and(|m| m.status == "succeeded") && apqns_after.is_none() {
+            warnings.push(format!("token `{id}`: no APQN reading after activation (an `until` or `assert_wk` with the new WK current): nothing in this run shows the new WK became current"));
+        }
+        if backup.as_ref().is_some_and(|b| !b.verified) {
+            warnings.push(format!("token `{id}`: the backup was not verified"));
+        }
+    }
+    if let Some(c) = comparison.as_ref().filter(|c| !c.ok) {
+        warnings.push(format!(
+            "token `{}`: the keys after differ from before: {} missing, {} extra, {} no longer usable",
+            token.id,
+            c.missing.len(),
+            c.extra.len(),
+            c.newly_unusable.len()
+        ));
+    }
+
+    TokenReport {
+        token: token.id.to_string(),
+        slot: token.slot.get(),
+        store: token.store.display().to_string(),
+        wkvp_current: token.wkvp_current.to_string(),
+        wkvp_new: token.wkvp_new.to_string(),
+        apqns_before,
+        apqns_after,
+        backup,
+        migration,
+        restore,
+        inventory_before: probe_before.map(|(o, inv)| inventory_facts(o, inv)),
+        inventory_after: probe_after.map(|(o, inv)| inventory_facts(o, inv)),
+        comparison,
+    }
+}
+
+fn status(o: &StepOutcome<'_>) -> &'static str {
+    if o.succeeded { "succeeded" } else { "failed" }
+}
+
+#[derive(Deserialize)]
+struct RawApqn {
+    apqn: RawApqnId,
+    #[serde(default)]
+    card_type: String,
+    #[serde(default)]
+    card_online: bool,
+    #[serde(default)]
+    card_config: bool,
+    #[serde(default)]
+    card_chkstop: bool,
+    #[serde(default)]
+    queue_online: bool,
+    #[serde(default)]
+    queue_config: bool,
+    #[serde(default)]
+    queue_chkstop: bool,
+    cur: RawRegister,
+    new: RawRegister,
+}
+
+#[derive(Deserialize)]
+struct RawApqnId {
+    id: String,
+    adapter: u8,
+    domain: u8,
+}
+
+#[derive(Deserialize)]
+struct RawRegister {
+    state: String,
+    vp: Option<String>,
+}
+
+/// An APQN table as `assert_wk` journals it: `{token, apqns: [...]}` or the bare list.
+fn apqn_table(o: &StepOutcome<'_>, source: &str, value: &Value) -> Option<ApqnTable> {
+    let list = match value {
+        Value::Object(map) => map.get("apqns")?,
+        list @ Value::Array(_) => list,
+        _ => return None,
+    };
+    let raw = Vec::<RawApqn>::deserialize(list).ok()?;
+    Some(ApqnTable {
+        step: o.step.position(),
+        source: source.to_owned(),
+        time: o.time.to_owned(),
+        apqns: raw
+            .into_iter()
+            .map(|a| ApqnState {
+                apqn: a.apqn.id,
+                adapter: a.apqn.adapter,
+                domain: a.apqn.domain,
+                card_type: a.card_type,
+                online: a.card_online && a.queue_online,
+                config: a.card_config && a.queue_config,
+                chkstop: a.card_chkstop || a.queue_chkstop,
+                cur_state: a.cur.state,
+                cur_wkvp: a.cur.vp,
+                new_state: a.new.state,
+                new_wkvp: a.new.vp,
+            })
+            .collect(),
+    })
+}
+
+#[derive(Deserialize)]
+struct RawBackup {
+    archive: String,
+    manifest: String,
+    archive_sha256: String,
+    manifest_sha256: String,
+    archive_bytes: u64,
+    files: u64,
+    bytes: u64,
+    verified: bool,
+}
+
+fn backup_facts(o: &StepOutcome<'_>) -> Option<BackupFacts> {
+    let record = RawBackup::deserialize(&o.data["record"]).ok()?;
+    Some(BackupFacts {
+        step: o.step.position(),
+        target: o.data["target"].as_str().unwrap_or_default().to_owned(),
+        archive: record.archive,
+        archive_sha256: record.archive_sha256,
+        archive_bytes: record.archive_bytes,
+        manifest: record.manifest,
+        manifest_sha256: record.manifest_sha256,
+        files: record.files,
+        bytes: record.bytes,
+        verified: record.verified,
+    })
+}
+
+fn migration_facts(
+    step: &crate::engine::events::StepRef,
+    outcome: Option<&StepOutcome<'_>>,
+) -> MigrationFacts {
+    let null = Value::Null;
+    let data = outcome.map_or(&null, |o| o.data);
+    let text = |key: &str| data[key].as_str().map(str::to_owned);
+    MigrationFacts {
+        step: step.position(),
+        status: outcome.map_or("uncertain", status).to_owned(),
+        tool_started: data["tool_started"].as_bool().unwrap_or(outcome.is_none()),
+        tool: text("tool"),
+        tool_version: text("tool_version"),
+        argv: text("argv"),
+        apqn: text("apqn"),
+        exit_code: data["exit_code"].as_i64(),
+        signal: data["signal"].as_i64(),
+        timed_out: data["timed_out"].as_bool().unwrap_or(false),
+        keys_started: data["keys_started"].as_u64(),
+        keys_reenciphered: data["keys_reenciphered"].as_u64(),
+        objects_listed: data["objects_listed"].as_u64(),
+        success_line: data["success_line"].as_bool().unwrap_or(false),
+        duration_ms: data["duration_ms"].as_u64(),
+        error: outcome.filter(|o| !o.succeeded).map(|o| one_line(o.text)),
+    }
+}
+
+fn inventory_facts(o: &StepOutcome<'_>, inventory: &Inventory) -> InventoryFacts {
+    InventoryFacts {
+        step: o.step.position(),
+        time: o.time.to_owned(),
+        objects: inventory.objects.len() as u64,
+        keys: inventory.keys().count() as u64,
+        counts: inventory
+            .counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as u64))
+            .collect(),
+        key_list: inventory
+            .keys()
+            .map(|key| {
+                let (usable, reason) = match &key.usable {
+                    Usability::Usable => ("usable", None),
+                    Usability::Unusable(r) => ("unusable", Some(r.clone())),
+                    Usability::NotExercised(r) => ("not_exercised", Some(r.clone())),
+                };
+                KeyFacts {
+                    class: key.class.clone(),
+                    key_type: key.key_type.clone(),
+                    id: key.id.clone(),
+                    label: key.label.clone(),
+                    blob_sha256: key.blob_sha256.clone(),
+                    usable: usable.to_owned(),
+                    reason,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn comparison_facts(before: &Inventory, after: &Inventory) -> ComparisonFacts {
+    let c = compare(before, after);
+    let name = |k: &crate::host::pkcs11::ObjectIdentity| {
+        format!("{} id {} label `{}`", k.class, k.id, k.label)
+    };
+    ComparisonFacts {
+        ok: c.ok(),
+        same_keys: c.same_keys,
+        all_usable: c.all_usable,
+        missing: c.missing.iter().map(name).collect(),
+        extra: c.extra.iter().map(name).collect(),
+        newly_unusable: c
+            .newly_unusable
+            .iter()
+            .map(|u| format!("{}: {}", name(&u.key), u.reason))
+            .collect(),
+        reenciphered: c.blob_changed.len() as u64,
+    }
+}
