@@ -6,7 +6,7 @@ pub mod common;
 mod completions;
 mod keygen;
 mod man;
-mod rehearse;
+pub mod rehearse;
 mod report;
 mod resume;
 mod run;

@@ -53,29 +53,36 @@ pub struct Args {
 }
 
 /// What the simulated TKE operator does differently from the plan.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct OperatorFaults {
-    commit_only_on: Option<Apqn>,
+    /// lszcrypt notation, validated when parsed.
+    commit_only_on: Option<String>,
     wrong_new_wkvp: bool,
-    activate_only_on: Option<Apqn>,
+    activate_only_on: Option<String>,
     deny: Vec<String>,
+}
+
+fn apqn(text: &str) -> Result<Apqn, String> {
+    Apqn::from_plan_value(&serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("`{text}` is not an APQN in lszcrypt notation (e.g. 0a.0011)"))
+}
+
+/// Whether a fault that names one APQN lets the action happen on `target`.
+fn allows(only: Option<&str>, target: Apqn) -> bool {
+    only.is_none_or(|text| apqn(text).is_ok_and(|only| only == target))
 }
 
 fn parse_faults(specs: &[String]) -> Result<(Vec<Fault>, OperatorFaults), String> {
     let mut sim_faults = Vec::new();
     let mut operator = OperatorFaults::default();
-    let apqn = |text: &str| {
-        Apqn::from_plan_value(&serde_json::Value::String(text.to_owned()))
-            .map_err(|_| format!("`{text}` is not an APQN in lszcrypt notation (e.g. 0a.0011)"))
-    };
     for spec in specs {
         let (name, arg) = match spec.split_once('=') {
             Some((n, a)) => (n, Some(a)),
             None => (spec.as_str(), None),
         };
         match (name, arg) {
-            ("commit-only-on", Some(a)) => operator.commit_only_on = Some(apqn(a)?),
-            ("activate-only-on", Some(a)) => operator.activate_only_on = Some(apqn(a)?),
+            ("commit-only-on", Some(a)) => operator.commit_only_on = Some(apqn(a)?.lszcrypt()),
+            ("activate-only-on", Some(a)) => operator.activate_only_on = Some(apqn(a)?.lszcrypt()),
             ("wrong-new-wkvp", None) => operator.wrong_new_wkvp = true,
             ("deny", Some(a)) => operator.deny.push(a.to_owned()),
             _ => sim_faults.push(Fault::parse(name, arg)?),
@@ -126,7 +133,7 @@ impl CheckpointActor for SimulatedTke {
                     };
                     for apqn in &token.apqns {
                         act(TkeAction::Load, *apqn, new)?;
-                        if self.faults.commit_only_on.is_none_or(|only| only == *apqn) {
+                        if allows(self.faults.commit_only_on.as_deref(), *apqn) {
                             act(TkeAction::Commit, *apqn, None)?;
                         }
                     }
@@ -135,11 +142,7 @@ impl CheckpointActor for SimulatedTke {
             Some(PlanTke::Activate) => {
                 for token in &tokens {
                     for apqn in &token.apqns {
-                        if self
-                            .faults
-                            .activate_only_on
-                            .is_none_or(|only| only == *apqn)
-                        {
+                        if allows(self.faults.activate_only_on.as_deref(), *apqn) {
                             act(TkeAction::Activate, *apqn, None)?;
                         }
                     }
@@ -176,6 +179,46 @@ impl Operator for RehearsalOperator {
     fn ask_secret(&self, _: &str) -> Option<Pin> {
         Some(Pin::new(self.pin.clone()))
     }
+}
+
+/// What a rehearsal's resume needs again, kept in the simulated host: the simulated
+/// token's PIN (a rehearsal value, not a secret of anyone's) and the operator's faults.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RehearsalRecord {
+    version: u32,
+    pin: String,
+    operator_faults: OperatorFaults,
+}
+
+fn record_path(root: &Path) -> PathBuf {
+    root.join("var/lib/mkplan-sim/rehearsal.json")
+}
+
+/// The simulated host a rehearsal runs on (sim prober, simulated TKE operator) and the
+/// operator that answers the simulated PIN prompt.
+fn simulated_host(root: &Path, faults: OperatorFaults) -> Host {
+    Host {
+        root: crate::host::HostRoot::new(sim::canonical_root(root)),
+        proc_dir: PathBuf::from("/proc"),
+        prober: Arc::new(SimProber::new(root)),
+        checkpoint_actor: Some(Arc::new(SimulatedTke {
+            root: sim::canonical_root(root),
+            faults,
+        })),
+    }
+}
+
+/// For `mkplan resume` of a rehearsal: the same simulated host, operator and PINs again.
+pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Host, Box<dyn Operator>)> {
+    let text = std::fs::read_to_string(record_path(root)).map_err(|e| {
+        anyhow::anyhow!("the rehearsal's simulated host at `{}` is gone ({e}); a rehearsal can only be resumed while its host is kept", root.display())
+    })?;
+    let record: RehearsalRecord = serde_json::from_str(&text)?;
+    provide_pins(plan, root, &record.pin)?;
+    Ok((
+        simulated_host(root, record.operator_faults),
+        Box::new(RehearsalOperator { pin: record.pin }),
+    ))
 }
 
 fn default_state_dir() -> PathBuf {
@@ -275,6 +318,15 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     );
     sim::init(&root, &plan, args.keys, &pin, &standin)
         .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
+    let record = RehearsalRecord {
+        version: 1,
+        pin: pin.clone(),
+        operator_faults: operator_faults.clone(),
+    };
+    std::fs::write(
+        record_path(&sim::canonical_root(&root)),
+        serde_json::to_vec_pretty(&record)?,
+    )?;
     let outcome = rehearse(
         globals,
         &plan,
@@ -284,6 +336,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         operator_faults,
         &pin,
     );
+    let finished = matches!(outcome, Ok((_, true)));
     match sim::verify(&root) {
         Ok(report) => {
             for (token, verdict) in &report.tokens {
@@ -298,6 +351,15 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
         Err(e) => eprintln!("REHEARSAL: cannot verify the simulated end state: {e}"),
     }
+    if !finished {
+        // Its run can be resumed, which needs the simulated host as it is.
+        eprintln!(
+            "REHEARSAL: the run did not finish; the simulated host stays up at {} for `mkplan resume` (stop it with `mkplan-sim shutdown --root {}`)",
+            root.display(),
+            root.display()
+        );
+        return outcome.map(|(code, _)| code);
+    }
     if let Err(e) = sim::shutdown(&root) {
         eprintln!("REHEARSAL: stopping the simulated processes failed: {e}");
     }
@@ -310,7 +372,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             root.display()
         );
     }
-    outcome
+    outcome.map(|(code, _)| code)
 }
 
 fn rehearse(
@@ -321,20 +383,12 @@ fn rehearse(
     sim_faults: Vec<Fault>,
     operator_faults: OperatorFaults,
     pin: &str,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<(i32, bool)> {
     for fault in sim_faults {
         sim::set_fault(root, fault).map_err(|e| anyhow::anyhow!("cannot set the fault: {e}"))?;
     }
     globals.init_logging();
-    let host = Host {
-        root: crate::host::HostRoot::new(sim::canonical_root(root)),
-        proc_dir: PathBuf::from("/proc"),
-        prober: Arc::new(SimProber::new(root)),
-        checkpoint_actor: Some(Arc::new(SimulatedTke {
-            root: sim::canonical_root(root),
-            faults: operator_faults,
-        })),
-    };
+    let host = simulated_host(root, operator_faults);
     let operator = RehearsalOperator {
         pin: pin.to_owned(),
     };

@@ -111,7 +111,12 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     let Some(loaded) = load_for_execution(&plan_path) else {
         return Ok(exit_code::INVALID);
     };
-    let plan = &loaded.plan;
+    let mut rehearsal_plan = loaded.plan.clone();
+    // A rehearsal signs with an ephemeral key: the plan's key is not on the simulated host.
+    if state.rehearsal {
+        rehearsal_plan.report.sign = None;
+    }
+    let plan = if state.rehearsal { &rehearsal_plan } else { &loaded.plan };
 
     let decision = match (args.retry_step, args.accept_step) {
         (true, _) => Some(DecisionKind::Retry),
@@ -128,7 +133,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 record.step.kind
             );
             for line in
-                crate::steps::describe_uncertain(plan, &globals.host().root, &state, &record.step)
+                crate::steps::describe_uncertain(plan, &crate::host::HostRoot::new(if state.host_root.is_empty() { "/" } else { &state.host_root }), &state, &record.step)
             {
                 eprintln!("  {line}");
             }
@@ -159,7 +164,18 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             return Ok(exit_code::INVALID);
         }
     };
-    let operator = Terminal::detect(args.approval.non_interactive);
+    // A rehearsal resumes on its own simulated host, with its simulated operator.
+    let (host, operator) = if state.rehearsal {
+        match crate::cli::rehearse::resume_host(plan, std::path::Path::new(&state.host_root)) {
+            Ok(pair) => pair,
+            Err(e) => {
+                eprintln!("mkplan: error: {e}");
+                return Ok(exit_code::PRECONDITION);
+            }
+        }
+    } else {
+        (globals.host(), Terminal::detect(args.approval.non_interactive))
+    };
     globals.init_logging();
     let operator_name = operator_name(args.approval.operator.as_deref());
     let cancel = Cancel::install()?;
@@ -182,7 +198,6 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         operator_name,
         ..RunOptions::default()
     };
-    let host = globals.host();
     let executor = Executor {
         plan,
         host: &host,

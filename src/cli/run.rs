@@ -118,7 +118,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         options: &options,
         rehearsal: false,
     };
-    launch.start(globals)
+    launch.start(globals).map(|(code, _)| code)
 }
 
 /// Everything a new run needs; `run` and `rehearse` differ only in what they put here.
@@ -136,8 +136,9 @@ pub struct Launch<'a> {
 
 impl Launch<'_> {
     /// Creates the run (refusing while another run holds the lock or did not finish),
-    /// journals its start, and executes it to the end.
-    pub fn start(self, globals: &Globals) -> anyhow::Result<i32> {
+    /// journals its start, and executes it to the end. Returns the exit code and whether
+    /// the run finished.
+    pub fn start(self, globals: &Globals) -> anyhow::Result<(i32, bool)> {
         let state_dir = &self.state;
         let run_dir = state_dir.create_run(self.plan_text)?;
         let _lock = match StateLock::acquire(state_dir, &run_dir.id) {
@@ -146,7 +147,7 @@ impl Launch<'_> {
                 let _ = std::fs::remove_dir_all(&run_dir.dir);
                 eprintln!("mkplan: error: {e}");
                 eprintln!("  hint: wait for it to finish, or see `mkplan runs`");
-                return Ok(exit_code::PRECONDITION);
+                return Ok((exit_code::PRECONDITION, false));
             }
         };
         if let Some(unfinished) = unfinished_run(state_dir, &run_dir.id) {
@@ -156,7 +157,7 @@ impl Launch<'_> {
                 unfinished.0, unfinished.1
             );
             eprintln!("  hint: continue it with `mkplan resume {}`", unfinished.0);
-            return Ok(exit_code::PRECONDITION);
+            return Ok((exit_code::PRECONDITION, false));
         }
         let cancel = Cancel::install()?;
         let journal = Journal::create(&run_dir.journal(), &run_dir.id)?;
@@ -191,12 +192,17 @@ impl Launch<'_> {
             operator: self.operator,
             approvals: self.approvals,
         };
-        finish(executor, globals)
+        conclude(executor, globals)
     }
 }
 
 /// Runs the executor to its end, prints the recap and maps the end to an exit code.
-pub fn finish(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i32> {
+pub fn finish(executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i32> {
+    conclude(executor, globals).map(|(code, _)| code)
+}
+
+/// As [`finish`], and whether the run finished (as opposed to being interrupted).
+pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<(i32, bool)> {
     let end = executor.execute();
     let state = executor.recorder.state().clone();
     print_recap(executor.plan, &state, globals.log_format);
@@ -207,9 +213,10 @@ pub fn finish(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i
             eprintln!(
                 "  the run stopped before its next action; nothing was done after the last journaled event"
             );
-            return Ok(exit_code::FAILURE);
+            return Ok((exit_code::FAILURE, false));
         }
     };
+    let finished = matches!(end, RunEnd::Finished(_));
     eprintln!(
         "run {} in {}",
         state.run_id,
@@ -226,7 +233,7 @@ pub fn finish(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i
             executor.operator,
         );
     }
-    Ok(match end {
+    let code = match end {
         RunEnd::Finished(Outcome::Succeeded) => exit_code::SUCCESS,
         RunEnd::Finished(Outcome::Aborted) => exit_code::ABORTED,
         RunEnd::Finished(Outcome::Failed | Outcome::Rescued) => exit_code::FAILURE,
@@ -237,7 +244,8 @@ pub fn finish(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i
             );
             exit_code::FAILURE
         }
-    })
+    };
+    Ok((code, finished))
 }
 
 /// A run of this state directory (other than `except`) that did not finish.

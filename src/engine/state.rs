@@ -74,6 +74,8 @@ pub struct RunState {
     pub events: usize,
     /// A rehearsal on a simulated host.
     pub rehearsal: bool,
+    /// The host root the run acts on.
+    pub host_root: String,
 }
 
 impl RunState {
@@ -89,6 +91,7 @@ impl RunState {
             interrupted: false,
             events: entries.len(),
             rehearsal: false,
+            host_root: String::new(),
         };
         for entry in entries {
             state.apply(entry);
@@ -103,9 +106,11 @@ impl RunState {
                 plan_sha256,
                 plan_path,
                 rehearsal,
+                host_root,
                 ..
             } => {
                 self.rehearsal = *rehearsal;
+                self.host_root = host_root.clone();
                 self.run_id = entry.run.clone();
                 self.plan_sha256 = plan_sha256.clone();
                 self.plan_path = plan_path.clone();
