@@ -308,7 +308,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         );
         return Ok(exit_code::INVALID);
     }
-    let pin = random_pin();
+    // The simulated tokens get the PIN the plan would read, when it is already there (so a
+    // rehearsal can use the operator's own variable), else a random one.
+    let pin = plan
+        .tokens
+        .values()
+        .find_map(|t| match &t.pin {
+            PinSource::Env(name) => std::env::var(name).ok().filter(|p| !p.is_empty()),
+            _ => None,
+        })
+        .unwrap_or_else(random_pin);
     provide_pins(&plan, &root, &pin)?;
     let standin = std::env::current_exe()?;
     eprintln!(
