@@ -116,7 +116,11 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     if state.rehearsal {
         rehearsal_plan.report.sign = None;
     }
-    let plan = if state.rehearsal { &rehearsal_plan } else { &loaded.plan };
+    let plan = if state.rehearsal {
+        &rehearsal_plan
+    } else {
+        &loaded.plan
+    };
 
     let decision = match (args.retry_step, args.accept_step) {
         (true, _) => Some(DecisionKind::Retry),
@@ -132,9 +136,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 record.step.name,
                 record.step.kind
             );
-            for line in
-                crate::steps::describe_uncertain(plan, &crate::host::HostRoot::new(if state.host_root.is_empty() { "/" } else { &state.host_root }), &state, &record.step)
-            {
+            for line in crate::steps::describe_uncertain(
+                plan,
+                &crate::host::HostRoot::new(if state.host_root.is_empty() {
+                    "/"
+                } else {
+                    &state.host_root
+                }),
+                &state,
+                &record.step,
+            ) {
                 eprintln!("  {line}");
             }
             eprintln!("decide, and the decision is journaled with your name:");
@@ -174,7 +185,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             }
         }
     } else {
-        (globals.host(), Terminal::detect(args.approval.non_interactive))
+        (
+            globals.host(),
+            Terminal::detect(args.approval.non_interactive),
+        )
     };
     globals.init_logging();
     let operator_name = operator_name(args.approval.operator.as_deref());
