@@ -90,6 +90,7 @@ impl Globals {
                 registry
                     .with(
                         tracing_subscriber::fmt::layer()
+                            .fmt_fields(message_only())
                             .with_target(false)
                             .with_writer(bars.get_stderr_writer())
                             .with_filter(level),
@@ -100,6 +101,7 @@ impl Globals {
             LogFormat::Human => registry
                 .with(
                     tracing_subscriber::fmt::layer()
+                        .fmt_fields(message_only())
                         .with_target(false)
                         .with_ansi(false)
                         .with_writer(std::io::stderr)
@@ -108,6 +110,17 @@ impl Globals {
                 .try_init(),
         };
     }
+}
+
+/// People read the message; the structured fields (seq, kind, step…) are for the JSON format.
+fn message_only() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        if field.name() == "message" {
+            write!(writer, "{value:?}")
+        } else {
+            Ok(())
+        }
+    })
 }
 
 /// A plan loaded for execution, with its exact text; diagnostics go to stderr.

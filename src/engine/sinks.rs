@@ -34,12 +34,15 @@ impl Sink for LogSink {
                 plan_name,
                 plan_sha256,
                 change_ticket,
+                rehearsal,
                 ..
             } => info!(
                 seq,
                 kind,
+                rehearsal,
                 run = entry.map(|e| e.run.as_str()),
-                "run started: `{plan_name}` ({change_ticket}), plan sha256 {plan_sha256}"
+                "{}run started: `{plan_name}` ({change_ticket}), plan sha256 {plan_sha256}",
+                if *rehearsal { "REHEARSAL " } else { "" }
             ),
             EventKind::Resumed { operator, .. } => info!(seq, kind, "run resumed by {operator}"),
             EventKind::StepStarted { step, .. } => {
