@@ -175,16 +175,22 @@ pub(crate) struct Locked {
 
 /// Takes the records' lock (blocking).
 pub(crate) fn lock(root: &Path) -> Result<Locked, SimError> {
-    let path = sim_dir(root).join("lock");
+    Ok(Locked {
+        _file: lock_file_exclusive(&sim_dir(root).join("lock"))?,
+    })
+}
+
+/// Opens (creating) `path` and takes an exclusive `flock` on it (blocking).
+pub(crate) fn lock_file_exclusive(path: &Path) -> Result<File, SimError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(|e| SimError::io(&path, e))?;
+        .open(path)
+        .map_err(|e| SimError::io(path, e))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| SimError::io(&path, e.into()))?;
-    Ok(Locked { _file: file })
+        .map_err(|e| SimError::io(path, e.into()))?;
+    Ok(file)
 }
 
 /// Writes `bytes` to `path` through `<path>.tmp` and a rename, so readers see old or new.

@@ -325,15 +325,7 @@ fn token_lock(root: &Path, store: &Path) -> Result<fs::File, SimError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
     }
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| SimError::io(&path, e))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| SimError::io(&path, e.into()))?;
-    Ok(file)
+    crate::sim::state::lock_file_exclusive(&path)
 }
 
 /// `ep11tok.conf` for a token (reference 3.2): its APQNs as decimal `<adapter> <domain>`
