@@ -98,6 +98,20 @@ struct SimulatedTke {
     faults: OperatorFaults,
 }
 
+impl SimulatedTke {
+    /// The APQN's current WKVP and its committed new one (first 16 bytes), as sysfs shows.
+    fn registers(&self, apqn: Apqn) -> Option<([u8; 16], Option<[u8; 16]>)> {
+        let status =
+            crate::host::zcrypt::read_apqn(&crate::host::HostRoot::new(&self.root), apqn).ok()?;
+        let first16 = |vp: [u8; 32]| -> [u8; 16] { vp[..16].try_into().expect("16 of 32 bytes") };
+        let cur = status.cur.vp.map(first16)?;
+        let committed = (status.new.state == crate::host::zcrypt::NewState::Committed)
+            .then(|| status.new.vp.map(first16))
+            .flatten();
+        Some((cur, committed))
+    }
+}
+
 impl CheckpointActor for SimulatedTke {
     fn act(
         &self,
@@ -132,6 +146,13 @@ impl CheckpointActor for SimulatedTke {
                         Some(token.wkvp_new)
                     };
                     for apqn in &token.apqns {
+                        // A resumed run may replay a checkpoint whose TKE work is done.
+                        if self.registers(*apqn).is_some_and(|(cur, committed)| {
+                            cur == token.wkvp_new.bytes()[..]
+                                || new.is_some_and(|n| committed == Some(*n.bytes()))
+                        }) {
+                            continue;
+                        }
                         act(TkeAction::Load, *apqn, new)?;
                         if allows(self.faults.commit_only_on.as_deref(), *apqn) {
                             act(TkeAction::Commit, *apqn, None)?;
@@ -142,7 +163,10 @@ impl CheckpointActor for SimulatedTke {
             Some(PlanTke::Activate) => {
                 for token in &tokens {
                     for apqn in &token.apqns {
-                        if allows(self.faults.activate_only_on.as_deref(), *apqn) {
+                        let done = self
+                            .registers(*apqn)
+                            .is_some_and(|(cur, _)| cur == token.wkvp_new.bytes()[..]);
+                        if !done && allows(self.faults.activate_only_on.as_deref(), *apqn) {
                             act(TkeAction::Activate, *apqn, None)?;
                         }
                     }
@@ -318,7 +342,6 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             _ => None,
         })
         .unwrap_or_else(random_pin);
-    provide_pins(&plan, &root, &pin)?;
     let standin = std::env::current_exe()?;
     eprintln!(
         "REHEARSAL on a simulated EP11 host at {} ({} keys per token)",
@@ -327,6 +350,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     );
     sim::init(&root, &plan, args.keys, &pin, &standin)
         .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
+    // After the simulator's daemons exist, so they never inherit the PIN variable.
+    provide_pins(&plan, &root, &pin)?;
     let record = RehearsalRecord {
         version: 1,
         pin: pin.clone(),

@@ -161,7 +161,18 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
         )));
     }
     let operator = Terminal::detect(false);
-    let code = after_run(&plan, &run_dir.dir, &globals.host().root, operator.as_ref());
+    let state = crate::engine::journal::read_verified(&run_dir.journal())
+        .map(|v| crate::engine::state::RunState::replay(&v.entries))
+        .ok();
+    let mut plan = plan;
+    let root = match state {
+        Some(s) if s.rehearsal => {
+            plan.report.sign = None;
+            HostRoot::new(s.host_root)
+        }
+        _ => globals.host().root,
+    };
+    let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref());
     Ok(if code {
         exit_code::SUCCESS
     } else {

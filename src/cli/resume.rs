@@ -168,6 +168,34 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
         _ => {}
     }
+    // Accepting a half-done migration would activate a WK that part of the store is not
+    // under: every key object must have changed, or the operator has to retry.
+    if let (Some(record), Some(DecisionKind::Accept)) = (state.uncertain(), decision)
+        && let Some(crate::plan::model::StepKind::Migrate(m)) =
+            step_of(plan, &record.step).map(|s| &s.kind)
+    {
+        let root = crate::host::HostRoot::new(if state.host_root.is_empty() {
+            "/"
+        } else {
+            &state.host_root
+        });
+        let token = &plan.tokens[&m.token];
+        match crate::steps::migrate::store_changes(&root, token, &state) {
+            Some((changed, objects)) if changed == objects && objects > 0 => {}
+            Some((changed, objects)) => {
+                eprintln!(
+                    "mkplan: error: refusing --accept-step: only {changed} of {objects} key object files differ from the backup, so the migration did not complete; use --retry-step"
+                );
+                return Ok(exit_code::NEEDS_DECISION);
+            }
+            None => {
+                eprintln!(
+                    "mkplan: error: refusing --accept-step: the store cannot be compared with this run's backup; use --retry-step"
+                );
+                return Ok(exit_code::NEEDS_DECISION);
+            }
+        }
+    }
     let approvals = match args.approval.inputs(plan) {
         Ok(inputs) => inputs,
         Err(e) => {
@@ -227,4 +255,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         approvals: &approvals,
     };
     finish(executor, globals)
+}
+
+fn step_of<'p>(
+    plan: &'p crate::plan::Plan,
+    step: &crate::engine::events::StepRef,
+) -> Option<&'p crate::plan::model::Step> {
+    let section = match step.section {
+        crate::engine::events::SectionName::Steps => &plan.steps,
+        crate::engine::events::SectionName::Rescue => &plan.rescue,
+        crate::engine::events::SectionName::Always => &plan.always,
+    };
+    section.get(step.index)
 }

@@ -96,7 +96,8 @@ pub fn store_may_have_changed(state: &RunState, token: &TokenId) -> bool {
     state.started_of_kind("migrate").any(|r| match &r.status {
         StepStatus::Started { .. } => true,
         StepStatus::Succeeded { data, .. } | StepStatus::Failed { data, .. } => {
-            data["token"] == token.as_str() && data["tool_started"] != false
+            (data["token"] == token.as_str() || data["token"].is_null())
+                && data["tool_started"] != false
         }
         StepStatus::Skipped { .. } => false,
     })

@@ -161,7 +161,9 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
         cx.emit(event).map_err(|e| StepError::failed(e.to_string()))
     };
 
-    if let Some(actor) = cx.host.checkpoint_actor.clone() {
+    if approved.len() < needed
+        && let Some(actor) = cx.host.checkpoint_actor.clone()
+    {
         let approvers = actor
             .act(cx.plan, cx.step, checkpoint)
             .map_err(|e| StepError::failed(format!("the simulated TKE operator failed: {e}")))?;

@@ -9,13 +9,13 @@ use serde_json::json;
 use crate::engine::signals::Cancel;
 use crate::host::process::{self, Finished, OnCancel};
 use crate::host::{HostRoot, tools};
-use crate::plan::model::CommandStep;
+use crate::plan::model::{CommandStep, Plan};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 /// The program is found under the host root like every tool (`/` on a real system), so a
 /// rehearsal can never run a real host's program by accident. `shell: true` scripts run in
 /// the system's `/bin/sh`; what they call is theirs to name.
-fn build(step: &CommandStep, root: &HostRoot) -> Result<Command, String> {
+fn build(step: &CommandStep, root: &HostRoot, plan: &Plan) -> Result<Command, String> {
     let mut command = if step.shell {
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(&step.argv[0]);
@@ -26,6 +26,9 @@ fn build(step: &CommandStep, root: &HostRoot) -> Result<Command, String> {
         c
     };
     command.envs(&step.env);
+    for name in plan.pin_variables() {
+        command.env_remove(name);
+    }
     Ok(command)
 }
 
@@ -79,7 +82,7 @@ pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
     };
     let cancel = cx.cancel.clone();
     let mut waiting = false;
-    let command = build(step, &cx.host.root).map_err(StepError::failed)?;
+    let command = build(step, &cx.host.root, cx.plan).map_err(StepError::failed)?;
     let finished = process::run(command, cx.deadline, &cancel, on_cancel, &mut || {
         waiting = true
     })
@@ -102,7 +105,7 @@ pub fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
         ));
     }
     let deadline = cx.step.timeout.map(|t| std::time::Instant::now() + t);
-    let command = match build(step, &cx.host.root) {
+    let command = match build(step, &cx.host.root, cx.plan) {
         Ok(command) => command,
         Err(e) => return CheckReport::Blocked(e),
     };

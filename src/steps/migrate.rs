@@ -192,6 +192,9 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
         step.apqn.domain().to_string(),
     ]);
     command.env_remove("PKCS11_USER_PIN");
+    for name in cx.plan.pin_variables() {
+        command.env_remove(name);
+    }
     if step.pin_delivery == PinDelivery::Env {
         command.env("PKCS11_USER_PIN", pin.expose());
     }
@@ -300,27 +303,19 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
     }
 }
 
-/// What resume says about a migration interrupted half-way: how much of the store differs
-/// from this run's verified backup.
-pub fn describe_uncertain(
-    cx_root: &crate::host::HostRoot,
+/// How much of the store differs from this run's verified backup: (object files that
+/// changed, object files in the backup). `None` without a backup or a readable manifest.
+pub fn store_changes(
+    root: &crate::host::HostRoot,
     token: &Token,
     state: &crate::engine::state::RunState,
-) -> Vec<String> {
-    let Some(backup) = this_runs_backup(state, &token.id, None) else {
-        return vec!["this run has no verified backup of the token".to_owned()];
-    };
-    let mut lines = vec![format!(
-        "the store may be partly migrated; the verified backup is `{}`",
-        backup["archive"].as_str().unwrap_or_default()
-    )];
-    let Ok(manifest) = crate::host::archive::read_manifest(Path::new(
+) -> Option<(usize, usize)> {
+    let backup = this_runs_backup(state, &token.id, None)?;
+    let manifest = crate::host::archive::read_manifest(Path::new(
         backup["manifest"].as_str().unwrap_or_default(),
-    )) else {
-        lines.push("(its manifest cannot be read)".to_owned());
-        return lines;
-    };
-    let store = cx_root.path(&token.store);
+    ))
+    .ok()?;
+    let store = root.path(&token.store);
     let parent = store.parent().unwrap_or(&store);
     let (mut changed, mut objects) = (0, 0);
     for file in manifest
@@ -335,15 +330,37 @@ pub fn describe_uncertain(
             changed += 1;
         }
     }
-    let verdict = match changed {
-        0 => "no key object changed",
-        n if n == objects => "every key object changed",
-        _ => "some key objects changed",
+    Some((changed, objects))
+}
+
+/// What resume says about a migration interrupted half-way: how much of the store differs
+/// from this run's verified backup.
+pub fn describe_uncertain(
+    root: &crate::host::HostRoot,
+    token: &Token,
+    state: &crate::engine::state::RunState,
+) -> Vec<String> {
+    let Some(backup) = this_runs_backup(state, &token.id, None) else {
+        return vec!["this run has no verified backup of the token".to_owned()];
     };
-    lines.push(format!(
-        "compared with the backup: {verdict} ({changed} of {objects} object files differ)"
-    ));
-    lines.push("--retry-step restores the verified backup first, then runs the tool again; --accept-step takes the migration as complete".to_owned());
+    let mut lines = vec![format!(
+        "the store may be partly migrated; the verified backup is `{}`",
+        backup["archive"].as_str().unwrap_or_default()
+    )];
+    match store_changes(root, token, state) {
+        Some((changed, objects)) => {
+            let verdict = match changed {
+                0 => "no key object changed",
+                n if n == objects => "every key object changed",
+                _ => "some key objects changed",
+            };
+            lines.push(format!(
+                "compared with the backup: {verdict} ({changed} of {objects} object files differ)"
+            ));
+        }
+        None => lines.push("(the backup's manifest cannot be read)".to_owned()),
+    }
+    lines.push("--retry-step restores the verified backup first, then runs the tool again; --accept-step takes the migration as complete (refused unless every key object changed)".to_owned());
     lines
 }
 

@@ -13,7 +13,11 @@ use crate::engine::journal::now_rfc3339;
 use crate::engine::state::{RunState, StepStatus};
 use crate::host::process::{self, OnCancel};
 use crate::host::{procscan, tools};
-use crate::plan::model::{Plan, Section, Service, ServiceControl, ServiceId, StepKind};
+use crate::plan::model::{
+    AssertWk, CurrentWk, NewWk, Plan, Section, Service, ServiceControl, ServiceId, StepKind,
+};
+use crate::steps::assert_wk::read_and_evaluate;
+use crate::steps::backup::store_may_have_changed;
 use crate::steps::context::Host;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
@@ -50,7 +54,7 @@ enum Verb {
     IsActive,
 }
 
-fn command(host: &Host, unit: &Unit<'_>, verb: Verb) -> Result<Command, String> {
+fn command(host: &Host, plan: &Plan, unit: &Unit<'_>, verb: Verb) -> Result<Command, String> {
     let argv: Vec<String> = match unit.control {
         ServiceControl::Systemd(_) => {
             let verb = match verb {
@@ -78,18 +82,23 @@ fn command(host: &Host, unit: &Unit<'_>, verb: Verb) -> Result<Command, String> 
     let program = tools::resolve(&host.root, &argv[0])?;
     let mut command = Command::new(program);
     command.args(&argv[1..]);
+    // Services started from here must not inherit a PIN (or keep it for their lifetime).
+    for name in plan.pin_variables() {
+        command.env_remove(name);
+    }
     Ok(command)
 }
 
 fn execute(
     host: &Host,
+    plan: &Plan,
     unit: &Unit<'_>,
     verb: Verb,
     deadline: Instant,
     cx_cancel: &crate::engine::signals::Cancel,
 ) -> Result<i32, String> {
     let finished = process::run(
-        command(host, unit, verb)?,
+        command(host, plan, unit, verb)?,
         Some(deadline),
         cx_cancel,
         OnCancel::Wait,
@@ -122,22 +131,24 @@ fn verb_name(verb: Verb) -> &'static str {
 
 fn is_active(
     host: &Host,
+    plan: &Plan,
     unit: &Unit<'_>,
     deadline: Instant,
     cancel: &crate::engine::signals::Cancel,
 ) -> Result<bool, String> {
-    execute(host, unit, Verb::IsActive, deadline, cancel).map(|code| code == 0)
+    execute(host, plan, unit, Verb::IsActive, deadline, cancel).map(|code| code == 0)
 }
 
 /// Runs `verb`, then polls is-active until the unit is in the wanted state.
 fn change(
     host: &Host,
+    plan: &Plan,
     unit: &Unit<'_>,
     verb: Verb,
     deadline: Instant,
     cancel: &crate::engine::signals::Cancel,
 ) -> Result<(), String> {
-    let code = execute(host, unit, verb, deadline, cancel)?;
+    let code = execute(host, plan, unit, verb, deadline, cancel)?;
     if code != 0 {
         return Err(format!(
             "the {} command of `{}` exited {code}",
@@ -147,7 +158,7 @@ fn change(
     }
     let want_active = matches!(verb, Verb::Start);
     loop {
-        if is_active(host, unit, deadline, cancel)? == want_active {
+        if is_active(host, plan, unit, deadline, cancel)? == want_active {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -207,9 +218,11 @@ pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     let mut records = Vec::new();
     let all = units(service);
     for (i, unit) in all.iter().enumerate() {
-        let was_active = is_active(cx.host, unit, deadline, cx.cancel)
+        let was_active = is_active(cx.host, cx.plan, unit, deadline, cx.cancel)
             .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
-        if was_active && let Err(e) = change(cx.host, unit, Verb::Stop, deadline, cx.cancel) {
+        if was_active
+            && let Err(e) = change(cx.host, cx.plan, unit, Verb::Stop, deadline, cx.cancel)
+        {
             // Record it as stopped anyway: `always` must try to start it again.
             records.push(json!({ "unit": unit.name, "was_active": true, "stopped_at": now_rfc3339(), "stop_failed": true }));
             return Err(StepError::failed_with(e, json!({ "units": records })));
@@ -304,7 +317,38 @@ fn stopped_by_run(plan: &Plan, state: &RunState, id: &ServiceId) -> Option<Vec<S
     found.then_some(names)
 }
 
+/// Design rule 3, live: a token this run may have re-enciphered must either have been
+/// restored, or show the new WK as current on every APQN, before applications start; else
+/// they would come up against keys that cannot work.
+fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), StepError> {
+    for token in cx.plan.tokens.values() {
+        if !store_may_have_changed(cx.state, &token.id) {
+            continue;
+        }
+        let restored = cx
+            .state
+            .succeeded_of_kind("restore")
+            .any(|(_, d)| d["token"] == token.id.as_str() && !d["restored"].is_null());
+        if restored {
+            continue;
+        }
+        let active = AssertWk {
+            token: token.id.clone(),
+            current: CurrentWk::New,
+            new: NewWk::Any,
+        };
+        if let Err(problems) = read_and_evaluate(cx.host, cx.plan, &active) {
+            return Err(StepError::failed(format!(
+                "not starting services: token `{}` was re-enciphered in this run, but the new WK is not current on every APQN ({problems}) and the store was not restored, so applications would start against keys that do not work; finish the activation on the TKE, then start the services",
+                token.id
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
+    refuse_unverified_start(cx)?;
     let service = &cx.plan.services[id];
     let deadline = cx
         .deadline
@@ -326,10 +370,10 @@ pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     let mut records = Vec::new();
     let total = to_start.len();
     for (i, unit) in to_start.iter().enumerate() {
-        let running = is_active(cx.host, unit, deadline, cx.cancel)
+        let running = is_active(cx.host, cx.plan, unit, deadline, cx.cancel)
             .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
         if !running {
-            change(cx.host, unit, Verb::Start, deadline, cx.cancel)
+            change(cx.host, cx.plan, unit, Verb::Start, deadline, cx.cancel)
                 .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
         }
         records.push(
@@ -349,7 +393,7 @@ pub fn check_stop(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
     let cancel = crate::engine::signals::Cancel::new();
     let mut states = Vec::new();
     for unit in units(service) {
-        match is_active(cx.host, &unit, deadline, &cancel) {
+        match is_active(cx.host, cx.plan, &unit, deadline, &cancel) {
             Ok(active) => states.push(format!(
                 "`{}` ({})",
                 unit.name,

@@ -56,12 +56,11 @@ pub fn restore(
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(ArchiveError::io("inspect", store, e)),
     };
-    let replaced = parent.join(format!("{name}.replaced-{run_id}"));
-    if had_store && fsio::exists(&replaced)? {
-        return Err(ArchiveError::Exists {
-            path: replaced,
-            hint: "this run already replaced the store once; move that copy away to restore again",
-        });
+    let mut replaced = parent.join(format!("{name}.replaced-{run_id}"));
+    let mut n = 1;
+    while had_store && fsio::exists(&replaced)? {
+        n += 1;
+        replaced = parent.join(format!("{name}.replaced-{run_id}.{n}"));
     }
     let tmp = parent.join(format!(".{name}.restore-{run_id}"));
     clear_leftover(&tmp)?;
@@ -403,11 +402,19 @@ mod tests {
         let m = read_manifest(&rec.manifest).unwrap();
         check_live(&t.store, &m, &m.index(&rec.manifest).unwrap()).unwrap();
 
-        // The same run cannot replace the store twice.
-        let err = restore(&rec.archive, &rec.manifest, &t.store, "r2")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("ep11tok.replaced-r2` already exists"), "{err}");
+        // A second restore in the same run (a retried migration that failed again) keeps
+        // both replaced stores, under the first free name.
+        let again = restore(&rec.archive, &rec.manifest, &t.store, "r2").unwrap();
+        assert_eq!(
+            again.replaced,
+            Some(t.parent().join("ep11tok.replaced-r2.2"))
+        );
+        assert_eq!(snapshot(&t.store), backed_up);
+        assert_eq!(
+            snapshot(&replaced),
+            modified,
+            "the first replaced store is untouched"
+        );
     }
 
     #[test]

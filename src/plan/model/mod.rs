@@ -98,6 +98,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The environment variables the plan reads PINs from. mkplan's children must never
+    /// inherit them: a child's environment is readable in `/proc/<pid>/environ`.
+    pub fn pin_variables(&self) -> Vec<&str> {
+        let tokens = self.tokens.values().map(|t| &t.pin);
+        let signing = match &self.report.sign {
+            Some(SignKey::Pkcs11 { pin, .. }) => Some(pin),
+            _ => None,
+        };
+        tokens
+            .chain(signing)
+            .filter_map(|source| match source {
+                PinSource::Env(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every step with its section, in the order a run can reach them.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
         self.steps
