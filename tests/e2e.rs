@@ -1,0 +1,1694 @@
+//! End-to-end tests of the whole procedure (issue 5): the real `mkplan` binary rehearses
+//! the real plan on a simulated EP11 host (`--root`), with faults, kills and resumes, and
+//! every test proves its end state from the outside: `mkplan-sim verify`, the simulated
+//! units, the sysfs WK registers, the store against the backup's manifest, the journal, the
+//! exit code. Every root is shut down by a guard, even when a test fails; every process is
+//! bounded by coreutils `timeout`; every test checks that the simulated PIN appears in none
+//! of its outputs.
+//!
+//! `cargo test --release --test e2e -- --nocapture` shows the kill table of test 8.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mkplan::engine::journal::read_verified;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const MKPLAN: &str = env!("CARGO_BIN_EXE_mkplan");
+const SIM: &str = env!("CARGO_BIN_EXE_mkplan-sim");
+/// The guard against hangs, in seconds (not a speed claim).
+const GUARD_SECS: &str = "120";
+
+/// `wkvp.current` and `wkvp.new` of plans/ep11-offline.yaml.
+const OLD_WK: &str = "0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5";
+const NEW_WK: &str = "0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9";
+const UNITS: [&str; 2] = ["myapp.service", "httpd.service"];
+const APQNS: [&str; 2] = ["0a.0011", "0b.0011"];
+/// A certificate and a data object: objects without a key blob in every simulated store.
+const KEYLESS: usize = 2;
+const STORE: &str = "var/lib/opencryptoki/ep11tok";
+const MIGRATE_LOG: &str = "var/log/mkplan-sim/pkcsep11_migrate.log";
+
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn offline_plan() -> PathBuf {
+    repo("plans/ep11-offline.yaml")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo("tests/fixtures/e2e").join(name)
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+/// What a finished `mkplan` process left.
+struct Ran {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+    /// For a watched rehearsal: whether each of `UNITS` ran when `run_finished` was
+    /// journaled (a finished rehearsal stops its simulated host's processes afterwards).
+    units_at_finish: Option<Vec<bool>>,
+}
+
+impl Ran {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code(),
+            signal: out.status.signal(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            units_at_finish: None,
+        }
+    }
+
+    fn both(&self) -> String {
+        format!(
+            "exit {:?} signal {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `timeout GUARD program args…` with stdin closed.
+fn guarded(program: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg(GUARD_SECS).arg(program).stdin(Stdio::null());
+    c
+}
+
+fn finish(mut command: Command) -> Ran {
+    let ran = Ran::from(command.output().expect("timeout/mkplan runs"));
+    assert_ne!(ran.code, Some(124), "hung: {}", ran.both());
+    ran
+}
+
+/// Processes whose parent is `parent` and whose command name is `comm`.
+fn children_named(parent: u32, comm: &str) -> Vec<i32> {
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                return false;
+            };
+            let name = head.split_once('(').map(|(_, n)| n).unwrap_or_default();
+            let ppid = rest.split_whitespace().nth(1).unwrap_or_default();
+            name == comm && ppid == parent.to_string()
+        })
+        .collect()
+}
+
+fn pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// Live (not zombie) processes whose argv[0] is `program`.
+fn processes_running(program: &Path) -> Vec<i32> {
+    let wanted = program.as_os_str().as_encoded_bytes();
+    pids()
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && cmdline.split(|b| *b == 0).next() == Some(wanted)
+        })
+        .collect()
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+// ---------------------------------------------------------------------------------------
+// A rehearsal bench: its own simulated host and state dir
+
+/// One simulated host (`root`) and one state dir, in a temp dir; the host's processes are
+/// shut down when this is dropped, whatever happened.
+struct Bench {
+    root: PathBuf,
+    state: PathBuf,
+    /// Every `mkplan` output of this bench, for the PIN search.
+    outputs: Mutex<Vec<(String, String)>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        if self.root.join("var/lib/mkplan-sim/state.json").exists() {
+            let out = Command::new("timeout")
+                .args(["60", SIM, "shutdown", "--root"])
+                .arg(&self.root)
+                .output();
+            if let Ok(out) = out
+                && !out.status.success()
+            {
+                eprintln!(
+                    "shutting down {}: {}",
+                    self.root.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mkplan-e2e-")
+            .tempdir()
+            .unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        Self {
+            root: base.join("host"),
+            state: base.join("state"),
+            outputs: Mutex::new(Vec::new()),
+            _dir: dir,
+        }
+    }
+
+    fn keep(&self, ran: &Ran) {
+        self.outputs
+            .lock()
+            .unwrap()
+            .push((ran.stdout.clone(), ran.stderr.clone()));
+    }
+
+    /// `timeout mkplan --root R --state-dir S rehearse PLAN --keys N --fault F…`.
+    fn rehearse_command(&self, plan: &Path, keys: usize, faults: &[&str]) -> Command {
+        let mut c = guarded(MKPLAN);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("rehearse")
+            .arg(plan)
+            .args(["--keys", &keys.to_string()]);
+        for fault in faults {
+            c.args(["--fault", fault]);
+        }
+        c
+    }
+
+    fn rehearse(&self, plan: &Path, keys: usize, faults: &[&str]) -> Ran {
+        self.watch(self.rehearse_command(plan, keys, faults))
+    }
+
+    /// Runs a rehearsal and looks at the simulated units the moment `run_finished` is in
+    /// the journal: a finished rehearsal stops every simulated process of its host right
+    /// after (src/cli/rehearse.rs), so the services' end state can only be seen then. The
+    /// watcher freezes mkplan (SIGSTOP) while it looks, so the teardown cannot overtake it.
+    fn watch(&self, mut command: Command) -> Ran {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let read_out = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+            text
+        });
+        let read_err = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let mut journal: Option<PathBuf> = None;
+        let mut seen_len = 0;
+        let mut units_at_finish = None;
+        let mut looked = false;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if !looked {
+                if journal.is_none() {
+                    journal = std::fs::read_dir(self.state.join("runs"))
+                        .ok()
+                        .and_then(|mut d| d.next())
+                        .and_then(Result::ok)
+                        .map(|e| e.path().join("journal.jsonl"));
+                }
+                let len = journal
+                    .as_ref()
+                    .and_then(|j| std::fs::metadata(j).ok())
+                    .map_or(0, |m| m.len());
+                if len != seen_len {
+                    seen_len = len;
+                    let text = std::fs::read_to_string(journal.as_ref().unwrap()).unwrap();
+                    if text.contains("\"kind\":\"run_finished\"") {
+                        looked = true;
+                        units_at_finish = self.look_frozen(child.id());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        };
+        let ran = Ran {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: read_out.join().unwrap(),
+            stderr: read_err.join().unwrap(),
+            units_at_finish,
+        };
+        assert_ne!(ran.code, Some(124), "hung: {}", ran.both());
+        self.keep(&ran);
+        ran
+    }
+
+    /// Whether each unit runs, with the mkplan under `guard` stopped meanwhile (`None`
+    /// if it is already gone).
+    fn look_frozen(&self, guard: u32) -> Option<Vec<bool>> {
+        use nix::sys::signal::{Signal, kill};
+        let mkplan = *children_named(guard, "mkplan").first()?;
+        let pid = nix::unistd::Pid::from_raw(mkplan);
+        kill(pid, Signal::SIGSTOP).ok()?;
+        let running = UNITS
+            .iter()
+            .map(|u| mkplan::sim::unit_running(&self.root, u))
+            .collect();
+        kill(pid, Signal::SIGCONT).expect("mkplan continues");
+        Some(running)
+    }
+
+    fn run(&self, command: Command) -> Ran {
+        let ran = finish(command);
+        self.keep(&ran);
+        ran
+    }
+
+    /// `mkplan --state-dir S resume RUN [--retry-step|--accept-step]`.
+    fn resume(&self, decision: Option<&str>) -> Ran {
+        let mut c = guarded(MKPLAN);
+        c.arg("--state-dir")
+            .arg(&self.state)
+            .arg("resume")
+            .arg(self.run_id());
+        if let Some(decision) = decision {
+            c.arg(decision);
+        }
+        self.run(c)
+    }
+
+    /// Resumes until the run finishes, deciding `--retry-step` whenever asked (or
+    /// `first_decision` the first time). Returns every exit code, and the stderr of the
+    /// first resume that asked for a decision.
+    fn resume_to_the_end(&self, first_decision: &str) -> (Vec<i32>, Option<String>) {
+        let mut codes = Vec::new();
+        let mut decision = None;
+        let mut asked = None;
+        for _ in 0..6 {
+            let ran = self.resume(decision);
+            let code = ran.code.unwrap_or(-1);
+            codes.push(code);
+            if code != 5 {
+                return (codes, asked);
+            }
+            assert!(ran.stderr.contains("--retry-step"), "{}", ran.both());
+            asked.get_or_insert(ran.stderr.clone());
+            decision = Some(if decision.is_none() {
+                first_decision
+            } else {
+                "--retry-step"
+            });
+        }
+        panic!("resume did not finish: {codes:?}");
+    }
+
+    fn mkplan(&self, args: &[&str]) -> Ran {
+        let mut c = guarded(MKPLAN);
+        c.arg("--state-dir").arg(&self.state).args(args);
+        self.run(c)
+    }
+
+    fn run_id(&self) -> String {
+        let mut ids: Vec<String> = std::fs::read_dir(self.state.join("runs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(ids.len(), 1, "one run per bench: {ids:?}");
+        ids.pop().unwrap()
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.state.join("runs").join(self.run_id())
+    }
+
+    fn journal(&self) -> Journal {
+        let text = std::fs::read_to_string(self.run_dir().join("journal.jsonl")).unwrap();
+        Journal(
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect(),
+        )
+    }
+
+    fn store(&self) -> PathBuf {
+        self.root.join(STORE)
+    }
+
+    fn manifest(&self) -> Value {
+        let path = self
+            .root
+            .join("var/backups/mkplan")
+            .join(format!("{}-ep11.manifest.json", self.run_id()));
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
+    /// `mkplan-sim verify --root R --json`: its exit code and report.
+    fn verify(&self) -> (i32, Value) {
+        let out = Command::new("timeout")
+            .args(["60", SIM, "verify", "--json", "--root"])
+            .arg(&self.root)
+            .output()
+            .unwrap();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "verify --json: {e}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Token `ep11`'s verdict from `mkplan-sim verify`, and the exit code.
+    fn token(&self) -> (i32, Value) {
+        let (code, report) = self.verify();
+        (code, report["tokens"]["ep11"].clone())
+    }
+
+    /// Every key usable under `wk`, `keys` of them, every blob sealed under `wk`, and
+    /// `verify` exits 0.
+    fn assert_all_keys_usable_under(&self, wk: &str, keys: usize) {
+        let (code, token) = self.token();
+        assert_eq!(code, 0, "verify: {token:#}");
+        assert_eq!(token["usable"], keys, "{token:#}");
+        assert_eq!(token["unusable"], 0, "{token:#}");
+        assert_eq!(token["skipped"], KEYLESS, "{token:#}");
+        assert_eq!(token["current_wkvp"], wk, "{token:#}");
+        let by_wkvp: BTreeMap<String, u64> =
+            serde_json::from_value(token["blobs_by_wkvp"].clone()).unwrap();
+        assert_eq!(by_wkvp, BTreeMap::from([(wk.to_owned(), keys as u64)]));
+    }
+
+    /// The services ran when the rehearsal's run finished (before its teardown).
+    fn assert_services_ran_at_the_end(&self, ran: &Ran) {
+        assert_eq!(
+            ran.units_at_finish.as_deref(),
+            Some(&[true, true][..]),
+            "{UNITS:?} when the run finished (None: not seen)"
+        );
+    }
+
+    /// The services run now (after a resume, which keeps the simulated host up).
+    fn assert_services_running(&self) {
+        for unit in UNITS {
+            assert!(
+                mkplan::sim::unit_running(&self.root, unit),
+                "{unit} is not running"
+            );
+        }
+    }
+
+    fn unit_pids(&self) -> Vec<Option<i32>> {
+        UNITS
+            .iter()
+            .map(|u| mkplan::sim::unit_pid(&self.root, u))
+            .collect()
+    }
+
+    /// `("valid", "0x…16 bytes")` for CUR and `("committed", "0x…")` / `("empty", "-")`
+    /// for NEW, as the kernel's `mkvps` shows them.
+    fn registers(&self, apqn: &str) -> [(String, String); 2] {
+        let text = std::fs::read_to_string(
+            self.root
+                .join("sys/bus/ap/devices")
+                .join(apqn)
+                .join("mkvps"),
+        )
+        .unwrap();
+        let read = |prefix: &str| {
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .unwrap_or_else(|| panic!("no `{prefix}` in {text}"));
+            let mut words = line.split_whitespace();
+            let state = words.next().unwrap_or_default().to_owned();
+            let vp = words.next().unwrap_or_default();
+            (state, vp.chars().take(34).collect())
+        };
+        [read("WK CUR: "), read("WK NEW: ")]
+    }
+
+    fn cur(&self, apqn: &str) -> (String, String) {
+        self.registers(apqn)[0].clone()
+    }
+
+    fn new_register(&self, apqn: &str) -> (String, String) {
+        self.registers(apqn)[1].clone()
+    }
+
+    fn expected_wkvp_in_config(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.root.join("etc/opencryptoki/ep11tok.conf")).unwrap();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("EXPECTED_WKVP"))
+            .map(|v| v.trim().trim_matches('"').to_owned())
+            .unwrap_or_default()
+    }
+
+    fn migrate_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.root.join(MIGRATE_LOG))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn pin(&self) -> String {
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(self.root.join("var/lib/mkplan-sim/rehearsal.json")).unwrap(),
+        )
+        .unwrap();
+        let pin = record["pin"].as_str().unwrap().to_owned();
+        assert!(pin.len() >= 8, "a PIN worth searching for: {pin:?}");
+        pin
+    }
+
+    /// Design/operator expectation 7: the simulated PIN is in no stdout or stderr of this
+    /// bench's runs, in no file under the state dir (journal, report, html, signatures),
+    /// in no report copy on the host, and not in the simulator's migrate log (argv and
+    /// environment keys). Returns the places it was found.
+    fn places_with_the_pin(&self) -> Vec<String> {
+        let pin = self.pin();
+        let mut found = Vec::new();
+        for (i, (stdout, stderr)) in self.outputs.lock().unwrap().iter().enumerate() {
+            if stdout.contains(&pin) {
+                found.push(format!("stdout of mkplan run #{i}"));
+            }
+            if stderr.contains(&pin) {
+                found.push(format!("stderr of mkplan run #{i}"));
+            }
+        }
+        let mut files = Vec::new();
+        walk_files(&self.state, &mut files);
+        walk_files(&self.root.join("var/lib/mkplan/reports"), &mut files);
+        files.push(self.root.join(MIGRATE_LOG));
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            if contains(&bytes, pin.as_bytes()) {
+                found.push(file.display().to_string());
+            }
+        }
+        found
+    }
+
+    fn assert_pin_nowhere(&self) {
+        let found = self.places_with_the_pin();
+        assert!(found.is_empty(), "the PIN is in: {found:#?}");
+    }
+}
+
+fn walk_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk_files(&path, out),
+            Ok(t) if t.is_file() => out.push(path),
+            _ => {}
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn sha256_file(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Every entry under `dir` (relative to `dir`'s parent): `d MODE` for directories,
+/// `f MODE SIZE SHA256` for files, `? …` for anything else.
+fn tree(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let meta = std::fs::symlink_metadata(dir).unwrap();
+        let name = dir.strip_prefix(base).unwrap().display().to_string();
+        out.insert(
+            name,
+            format!("d {:04o}", meta.permissions().mode() & 0o7777),
+        );
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let name = path.strip_prefix(base).unwrap().display().to_string();
+            if meta.is_dir() {
+                walk(base, &path, out);
+            } else if meta.is_file() {
+                out.insert(
+                    name,
+                    format!(
+                        "f {:04o} {} {}",
+                        meta.permissions().mode() & 0o7777,
+                        meta.size(),
+                        sha256_file(&path)
+                    ),
+                );
+            } else {
+                out.insert(name, format!("? {:?}", meta.file_type()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir.parent().unwrap(), dir, &mut out);
+    out
+}
+
+/// The backup manifest as the same kind of tree (paths are relative to the store's
+/// parent in both).
+fn manifest_tree(manifest: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for d in manifest["directories"].as_array().unwrap() {
+        out.insert(
+            d["path"].as_str().unwrap().to_owned(),
+            format!("d {}", d["mode"].as_str().unwrap()),
+        );
+    }
+    for f in manifest["regular_files"].as_array().unwrap() {
+        out.insert(
+            f["path"].as_str().unwrap().to_owned(),
+            format!(
+                "f {} {} {}",
+                f["mode"].as_str().unwrap(),
+                f["size"],
+                f["sha256"].as_str().unwrap()
+            ),
+        );
+    }
+    out
+}
+
+/// The store is byte-identical to the backup: the same files with the same contents and
+/// modes, the same directories, and nothing else.
+fn assert_store_is_the_backup(b: &Bench) {
+    let manifest = b.manifest();
+    let expected = manifest_tree(&manifest);
+    let actual = tree(&b.store());
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let differ: Vec<_> = expected
+        .iter()
+        .filter(|(k, v)| actual.get(*k).is_some_and(|a| a != *v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && differ.is_empty(),
+        "the store is not the backup: missing {missing:?}, extra {extra:?}, differ {differ:?}"
+    );
+    assert_eq!(
+        actual.values().filter(|v| v.starts_with("f ")).count() as u64,
+        manifest["files"].as_u64().unwrap()
+    );
+}
+
+/// How many key-object files of a store copy differ from the backup manifest.
+fn objects_differing_from_backup(store_copy: &Path, manifest: &Value) -> usize {
+    let parent = store_copy.parent().unwrap();
+    let name = store_copy.file_name().unwrap().to_str().unwrap();
+    manifest["regular_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            let path = f["path"].as_str().unwrap();
+            path.contains("/TOK_OBJ/") && !path.ends_with("OBJ.IDX")
+        })
+        .filter(|f| {
+            let path = f["path"].as_str().unwrap();
+            let relative = path.split_once('/').unwrap().1;
+            let file = parent.join(name).join(relative);
+            !file.is_file() || sha256_file(&file) != f["sha256"].as_str().unwrap()
+        })
+        .count()
+}
+
+// ---------------------------------------------------------------------------------------
+// The journal
+
+struct Journal(Vec<Value>);
+
+fn position(event: &Value) -> String {
+    let step = &event["data"]["step"];
+    format!(
+        "{}[{}]",
+        step["section"].as_str().unwrap_or("?"),
+        step["index"]
+    )
+}
+
+impl Journal {
+    fn kinds(&self) -> Vec<&str> {
+        self.0.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+    }
+
+    fn outcome(&self) -> String {
+        self.0
+            .iter()
+            .rev()
+            .find(|e| e["kind"] == "run_finished")
+            .map(|e| e["data"]["outcome"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| "(unfinished)".to_owned())
+    }
+
+    /// Events of `kind` about the step at `pos` (e.g. `steps[5]`, `rescue[0]`).
+    fn of(&self, kind: &str, pos: &str) -> Vec<&Value> {
+        self.0
+            .iter()
+            .filter(|e| e["kind"] == kind && position(e) == pos)
+            .collect()
+    }
+
+    fn one(&self, kind: &str, pos: &str) -> &Value {
+        let found = self.of(kind, pos);
+        assert_eq!(found.len(), 1, "one `{kind}` of {pos}: {found:#?}");
+        found[0]
+    }
+
+    fn error(&self, pos: &str) -> String {
+        self.one("step_failed", pos)["data"]["error"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn summary(&self, pos: &str) -> String {
+        self.one("step_succeeded", pos)["data"]["summary"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Events of `kind` about any step of the given step kind (`stop`, `migrate`, …).
+    fn of_step_kind(&self, kind: &str, step_kind: &str) -> Vec<&Value> {
+        self.0
+            .iter()
+            .filter(|e| e["kind"] == kind && e["data"]["step"]["kind"] == step_kind)
+            .collect()
+    }
+
+    /// Positions of the mutating steps that started.
+    fn mutating_started(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|e| e["kind"] == "step_started" && e["data"]["mutating"] == true)
+            .map(position)
+            .collect()
+    }
+}
+
+fn assert_exit(ran: &Ran, code: i32) {
+    assert_eq!(ran.code, Some(code), "{}", ran.both());
+}
+
+/// Every step of the happy path of plans/ep11-offline.yaml succeeded exactly once.
+fn assert_every_step_succeeded_once(j: &Journal) {
+    for i in 0..10 {
+        let pos = format!("steps[{i}]");
+        assert_eq!(j.of("step_succeeded", &pos).len(), 1, "{pos}");
+    }
+    assert_eq!(j.of("step_succeeded", "always[0]").len(), 1);
+    assert!(j.of("step_started", "rescue[0]").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Happy path
+
+#[test]
+fn e2e_01_happy_path_with_1000_keys() {
+    const KEYS: usize = 1000;
+    let b = Bench::new();
+    let ran = b.rehearse(&offline_plan(), KEYS, &[]);
+    assert_exit(&ran, 0);
+    assert!(ran.stdout.contains("REHEARSAL RECAP"), "{}", ran.both());
+
+    b.assert_all_keys_usable_under(NEW_WK, KEYS);
+    b.assert_services_ran_at_the_end(&ran);
+    for apqn in APQNS {
+        assert_eq!(b.cur(apqn), ("valid".into(), NEW_WK.into()), "{apqn}");
+        assert_eq!(b.new_register(apqn).0, "empty", "{apqn}");
+    }
+    assert_eq!(b.expected_wkvp_in_config(), NEW_WK);
+
+    let j = b.journal();
+    assert_eq!(j.outcome(), "succeeded");
+    assert_every_step_succeeded_once(&j);
+    let migrate = &j.one("step_succeeded", "steps[5]")["data"]["data"];
+    assert_eq!(migrate["keys_reenciphered"], KEYS);
+    assert_eq!(migrate["keys_started"], KEYS);
+    assert_eq!(migrate["success_line"], true);
+    assert_eq!(migrate["exit_code"], 0);
+    assert_eq!(b.migrate_log().len(), 1, "the tool ran once");
+    assert!(read_verified(&b.run_dir().join("journal.jsonl")).is_ok());
+
+    let verified = b.mkplan(&["report", "verify", &b.run_id()]);
+    assert_exit(&verified, 0);
+    assert!(verified.stdout.contains("verified:"), "{}", verified.both());
+    b.assert_pin_nowhere();
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. The migration fails at key 1, 500 and 1,000
+
+fn fails_at_key(k: usize) {
+    const KEYS: usize = 1000;
+    let b = Bench::new();
+    let ran = b.rehearse(&offline_plan(), KEYS, &[&format!("fail-at-key={k}")]);
+    assert_exit(&ran, 1);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "rescued", "k={k}");
+
+    let error = j.error("steps[5]");
+    assert!(
+        error.contains(&format!("stopped at key {k} ")),
+        "k={k}: {error}"
+    );
+    let data = &j.one("step_failed", "steps[5]")["data"]["data"];
+    assert_eq!(data["keys_reenciphered"], k - 1, "k={k}");
+    assert_eq!(data["exit_code"], 255, "k={k}");
+    // Rule 2: the activation checkpoint is never reached after a failed migration.
+    assert!(j.of("step_started", "steps[6]").is_empty(), "k={k}");
+    for apqn in APQNS {
+        assert_eq!(b.cur(apqn), ("valid".into(), OLD_WK.into()), "k={k} {apqn}");
+        assert_eq!(b.new_register(apqn), ("committed".into(), NEW_WK.into()));
+    }
+
+    let restore = j.summary("rescue[0]");
+    assert!(restore.starts_with("restored "), "k={k}: {restore}");
+    // The store the tool left behind (kept aside by the restore) was partly migrated:
+    // exactly the k-1 keys before the failing one had changed.
+    let replaced = j.one("step_succeeded", "rescue[0]")["data"]["data"]["restored"]["replaced"]
+        .as_str()
+        .map(PathBuf::from)
+        .expect("the replaced store is kept");
+    assert_eq!(
+        objects_differing_from_backup(&replaced, &b.manifest()),
+        k - 1,
+        "k={k}"
+    );
+
+    assert_store_is_the_backup(&b);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_services_ran_at_the_end(&ran);
+    assert_eq!(b.expected_wkvp_in_config(), OLD_WK);
+    b.assert_pin_nowhere();
+}
+
+#[test]
+fn e2e_02_migration_fails_at_key_1_500_1000_and_rescue_restores_the_store_byte_for_byte() {
+    std::thread::scope(|s| {
+        for k in [1, 500, 1000] {
+            s.spawn(move || fails_at_key(k));
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. and 4. Refused at `assert_wk`, before anything changes
+
+/// A rehearsal stopped (kill -9) right after `run_started`: the host is laid out and the
+/// faults are set, but no step ran. The caller snapshots it, then resumes.
+fn paused_rehearsal(b: &Bench, plan: &Path, keys: usize, faults: &[&str]) {
+    let mut c = b.rehearse_command(plan, keys, faults);
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", "0");
+    let ran = b.run(c);
+    assert_eq!(ran.signal, Some(9), "{}", ran.both());
+    assert_eq!(b.journal().kinds(), ["run_started"]);
+}
+
+/// What tests 3 and 4 share: the run refuses at `assert_wk` (steps[1]); nothing is stopped
+/// and nothing is written. Returns the refusal.
+fn refused_at_assert_wk(fault: &str) -> String {
+    const KEYS: usize = 20;
+    // The straight run: its exit code and journal.
+    let b = Bench::new();
+    let ran = b.rehearse(&offline_plan(), KEYS, &[fault]);
+    // Exit 1, not 3: `assert_wk` is a step of the run (3 is for refusals before a run
+    // starts); its failure runs rescue (which finds nothing to restore) and always.
+    assert_exit(&ran, 1);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "rescued");
+    assert_nothing_was_touched(&b, &j);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_services_ran_at_the_end(&ran);
+    b.assert_pin_nowhere();
+    let refusal = j.error("steps[1]");
+
+    // The same, with the store hashed and the units' pids taken before the first step and
+    // compared after: byte-identical, and the same processes ran all along.
+    let p = Bench::new();
+    paused_rehearsal(&p, &offline_plan(), KEYS, &[fault]);
+    let before = tree(&p.store());
+    let pids = p.unit_pids();
+    assert!(pids.iter().all(Option::is_some), "{pids:?}");
+    let resumed = p.resume(None);
+    assert_exit(&resumed, 1);
+    let j = p.journal();
+    assert_eq!(j.outcome(), "rescued");
+    assert_eq!(j.error("steps[1]"), refusal);
+    assert_nothing_was_touched(&p, &j);
+    assert_eq!(tree(&p.store()), before, "the store changed");
+    assert_eq!(p.unit_pids(), pids, "the units were restarted");
+    p.assert_services_running();
+    p.assert_all_keys_usable_under(OLD_WK, KEYS);
+    p.assert_pin_nowhere();
+    refusal
+}
+
+fn assert_nothing_was_touched(b: &Bench, j: &Journal) {
+    assert!(j.of("step_failed", "steps[1]").len() == 1);
+    // Nothing after assert_wk ran: no stop, no backup, no migration.
+    for i in 2..10 {
+        assert!(
+            j.of("step_started", &format!("steps[{i}]")).is_empty(),
+            "steps[{i}]"
+        );
+    }
+    assert!(j.of_step_kind("step_succeeded", "stop").is_empty());
+    // The only mutating step that started is the rescue restore, which had nothing to do.
+    assert_eq!(j.mutating_started(), ["rescue[0]"]);
+    assert!(
+        j.summary("rescue[0]").starts_with("nothing to restore"),
+        "{}",
+        j.summary("rescue[0]")
+    );
+    // always knows from the journal that no unit was stopped.
+    assert_eq!(
+        j.summary("always[0]"),
+        "nothing to start: this run stopped no unit of `apps`"
+    );
+    assert!(b.migrate_log().is_empty(), "the tool ran");
+    assert!(
+        std::fs::read_dir(b.root.join("var/backups/mkplan"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "a backup was taken"
+    );
+    assert_eq!(b.expected_wkvp_in_config(), OLD_WK);
+}
+
+#[test]
+fn e2e_03_new_wk_committed_on_one_apqn_only_is_refused_at_assert_wk() {
+    let refusal = refused_at_assert_wk("commit-only-on=0a.0011");
+    // The APQN the tool would not check (pkcsep11_migrate checks only the one it is given,
+    // 0a.0011) is the one named.
+    assert!(refusal.contains("0b.0011"), "{refusal}");
+    assert!(refusal.contains("uncommitted"), "{refusal}");
+    assert!(!refusal.contains("0a.0011"), "{refusal}");
+}
+
+#[test]
+fn e2e_04_a_new_wk_other_than_the_plans_is_refused_before_any_change() {
+    let refusal = refused_at_assert_wk("wrong-new-wkvp");
+    for apqn in APQNS {
+        assert!(refusal.contains(apqn), "{refusal}");
+    }
+    assert!(refusal.contains("0x5eed5eed"), "{refusal}");
+    assert!(
+        refusal.contains(&format!("must be committed {NEW_WK}")),
+        "{refusal}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. A stray process keeps the token open
+
+#[test]
+fn e2e_05_a_stray_process_stops_the_plan_before_the_tool_starts() {
+    const KEYS: usize = 20;
+    // a) Present from the start: the stop step's own scan finds it, so the migration is
+    //    never reached.
+    let a = Bench::new();
+    paused_rehearsal(&a, &offline_plan(), KEYS, &["stray"]);
+    let before = tree(&a.store());
+    let resumed = a.resume(None);
+    assert_exit(&resumed, 1);
+    let j = a.journal();
+    assert_eq!(j.outcome(), "rescued");
+    let error = j.error("steps[2]");
+    assert!(
+        error.contains("still use a token") && error.contains("--stray"),
+        "{error}"
+    );
+    assert!(j.of("step_started", "steps[5]").is_empty());
+    assert!(a.migrate_log().is_empty(), "the tool ran");
+    assert!(j.summary("rescue[0]").starts_with("nothing to restore"));
+    assert_eq!(tree(&a.store()), before, "the store changed");
+    a.assert_all_keys_usable_under(OLD_WK, KEYS);
+    a.assert_services_running();
+    a.assert_pin_nowhere();
+
+    // b) Appearing after the services stopped (a command step of the fixture starts it):
+    //    the migrate step's own live check (rule 1) refuses before the tool starts.
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&fixture("ep11-stray-after-stop.yaml"), KEYS, &[]);
+    c.env("MKPLAN_E2E_SIM", SIM).env("MKPLAN_E2E_ROOT", &b.root);
+    let ran = b.watch(c);
+    assert_exit(&ran, 1);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "rescued");
+    assert!(j.summary("steps[2]").contains("stopped 2 of 2"));
+    let migrate = "steps[6]";
+    assert_eq!(
+        j.one("step_started", migrate)["data"]["step"]["kind"],
+        "migrate"
+    );
+    let error = j.error(migrate);
+    assert!(
+        error.contains("refused before the tool starts") && error.contains("--stray"),
+        "{error}"
+    );
+    assert_eq!(
+        j.one("step_failed", migrate)["data"]["data"]["tool_started"],
+        false
+    );
+    assert!(b.migrate_log().is_empty(), "the tool ran");
+    assert!(j.of("step_started", "steps[7]").is_empty());
+    let restore = j.summary("rescue[0]");
+    assert!(restore.starts_with("nothing to restore"), "{restore}");
+    assert_store_is_the_backup(&b);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_services_ran_at_the_end(&ran);
+    for apqn in APQNS {
+        assert_eq!(b.cur(apqn), ("valid".into(), OLD_WK.into()));
+    }
+    b.assert_pin_nowhere();
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. The activation checkpoint is denied
+
+#[test]
+fn e2e_06_a_denied_activation_restores_and_aborts() {
+    const KEYS: usize = 50;
+    let b = Bench::new();
+    let ran = b.rehearse(&offline_plan(), KEYS, &["deny=tke-activate"]);
+    assert_exit(&ran, 4);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "aborted");
+    assert_eq!(
+        j.one("step_succeeded", "steps[5]")["data"]["data"]["keys_reenciphered"],
+        KEYS
+    );
+    j.one("checkpoint_denied", "steps[6]");
+    assert!(j.of("checkpoint_approved", "steps[6]").is_empty());
+    assert!(j.error("steps[6]").starts_with("denied"));
+    // Safe: nothing was activated, so the restore runs and puts the old blobs back.
+    for apqn in APQNS {
+        assert_eq!(b.cur(apqn), ("valid".into(), OLD_WK.into()));
+        assert_eq!(b.new_register(apqn), ("committed".into(), NEW_WK.into()));
+    }
+    assert!(j.summary("rescue[0]").starts_with("restored "));
+    assert_store_is_the_backup(&b);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_services_ran_at_the_end(&ran);
+    assert!(j.of("step_started", "steps[8]").is_empty());
+    b.assert_pin_nowhere();
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Activation done on one APQN only
+
+#[test]
+fn e2e_07_activation_on_one_apqn_only_fails_and_restore_is_refused_with_the_forward_fix() {
+    const KEYS: usize = 50;
+    let b = Bench::new();
+    // The fixture is the offline plan with an activation check of 3 tries 200ms apart.
+    let plan = fixture("ep11-quick-until.yaml");
+    let ran = b.rehearse(&plan, KEYS, &["activate-only-on=0a.0011"]);
+    assert_exit(&ran, 1);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "failed");
+    assert_eq!(j.of("checkpoint_approved", "steps[6]").len(), 1);
+    let until = j.error("steps[6]");
+    assert!(
+        until.contains("still does not hold (3 checks)") && until.contains("0b.0011"),
+        "{until}"
+    );
+    // Rule 4: the old WK is gone on 0a.0011, so the backup must not come back.
+    let refusal = j.error("rescue[0]");
+    assert!(
+        refusal.starts_with("refusing to restore token `ep11`")
+            && refusal.contains("the new WK is already current on 0a.0011")
+            && refusal.contains("Fix forward instead")
+            && refusal.contains("activate the new WK on every APQN"),
+        "{refusal}"
+    );
+    assert!(j.of("step_started", "steps[7]").is_empty());
+
+    // The state is mixed, exactly:
+    assert_eq!(b.cur("0a.0011"), ("valid".into(), NEW_WK.into()));
+    assert_eq!(b.new_register("0a.0011").0, "empty");
+    assert_eq!(b.cur("0b.0011"), ("valid".into(), OLD_WK.into()));
+    assert_eq!(
+        b.new_register("0b.0011"),
+        ("committed".into(), NEW_WK.into())
+    );
+    let (code, token) = b.token();
+    assert_ne!(code, 0, "verify must fail on a mixed state: {token:#}");
+    assert_eq!(token["usable"], 0);
+    assert_eq!(token["unusable"], KEYS);
+    assert_eq!(token["current_wkvp"], Value::Null);
+    let problem = token["problem"].as_str().unwrap();
+    assert!(problem.contains("disagree on the current WK"), "{problem}");
+    assert_eq!(
+        token["blobs_by_wkvp"],
+        serde_json::json!({ NEW_WK: KEYS }),
+        "every blob was migrated and none restored"
+    );
+    assert!(
+        !b.root
+            .join(format!("{STORE}.replaced-{}", b.run_id()))
+            .exists()
+    );
+    assert_eq!(b.expected_wkvp_in_config(), OLD_WK);
+    // Rule 3, live: the store was re-enciphered and not restored, and the new WK is not
+    // current everywhere, so `always` refuses to start the services: they would come up
+    // against keys that cannot work. They stay stopped until the activation is finished.
+    let refused = j.error("always[0]");
+    assert!(refused.starts_with("not starting services"), "{refused}");
+    assert_eq!(
+        ran.units_at_finish.as_deref(),
+        Some(&[false, false][..]),
+        "{UNITS:?} when the run finished"
+    );
+
+    // The forward fix the message names works: activate on the other APQN too.
+    let fix = Command::new("timeout")
+        .args(["60", SIM, "tke", "--root"])
+        .arg(&b.root)
+        .args(["activate", "--apqn", "0b.0011"])
+        .output()
+        .unwrap();
+    assert!(fix.status.success(), "{fix:?}");
+    b.assert_all_keys_usable_under(NEW_WK, KEYS);
+    b.assert_pin_nowhere();
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. kill -9 after every journal event, and half-way through the keys; then resume
+
+const KILL_KEYS: usize = 60;
+
+struct Row {
+    k: usize,
+    killed_after: String,
+    codes: Vec<i32>,
+    outcome: String,
+    end: String,
+    problems: Vec<String>,
+}
+
+/// `step_started steps[5] migrate`, `run_finished`, …
+fn describe_event(event: &Value) -> String {
+    let kind = event["kind"].as_str().unwrap_or("?");
+    match event["data"]["step"]["kind"].as_str() {
+        Some(step) => format!("{kind} {} {step}", position(event)),
+        None => kind.to_owned(),
+    }
+}
+
+/// `60 usable, 0 unusable, new WK`.
+fn end_state(token: &Value) -> String {
+    let wk = match token["current_wkvp"].as_str() {
+        Some(NEW_WK) => "new WK",
+        Some(OLD_WK) => "old WK",
+        Some(_) => "other WK",
+        None => "no agreed WK",
+    };
+    format!(
+        "{} usable, {} unusable, {wk}",
+        token["usable"], token["unusable"]
+    )
+}
+
+/// Kills the rehearsal right after journal event `k`, resumes to the end, and checks the
+/// end state.
+fn kill_after_event(k: usize, last: usize) -> Row {
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&offline_plan(), KILL_KEYS, &[]);
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", k.to_string());
+    let ran = b.run(c);
+    let mut problems = Vec::new();
+    if ran.signal != Some(9) {
+        problems.push(format!("not killed: {}", ran.both()));
+    }
+    let killed_after = b.journal().0.get(k).map_or("?".to_owned(), describe_event);
+    let (codes, asked) = b.resume_to_the_end("--retry-step");
+    if let Some(asked) = &asked
+        && killed_after.starts_with("step_started")
+        && !asked.contains("compared with the backup: no key object changed")
+    {
+        problems.push(format!("resume did not compare the store: {asked}"));
+    }
+    let j = b.journal();
+    let outcome = j.outcome();
+    let expected_code = if k == last { 2 } else { 0 };
+    if codes.last() != Some(&expected_code) {
+        problems.push(format!("last resume exited {codes:?}"));
+    }
+    if outcome != "succeeded" {
+        let failed: Vec<String> =
+            j.0.iter()
+                .filter(|e| e["kind"] == "step_failed")
+                .map(|e| format!("{}: {}", position(e), e["data"]["error"]))
+                .collect();
+        problems.push(format!("outcome {outcome}: {failed:?}"));
+    }
+    let (code, token) = b.token();
+    let end = end_state(&token);
+    if code != 0 || token["usable"] != KILL_KEYS || token["current_wkvp"] != NEW_WK {
+        problems.push(format!("end state: {token}"));
+    }
+    if token["usable"].as_u64().unwrap_or(0) + token["unusable"].as_u64().unwrap_or(0)
+        != KILL_KEYS as u64
+        || token["skipped"] != KEYLESS
+    {
+        problems.push(format!("key objects lost: {token}"));
+    }
+    if !UNITS.iter().all(|u| mkplan::sim::unit_running(&b.root, u)) {
+        problems.push("services not running".to_owned());
+    }
+    if b.expected_wkvp_in_config() != NEW_WK {
+        problems.push(format!(
+            "ep11tok.conf still expects {}",
+            b.expected_wkvp_in_config()
+        ));
+    }
+    for i in 0..10 {
+        let n = j.of("step_succeeded", &format!("steps[{i}]")).len();
+        if n != 1 {
+            problems.push(format!("steps[{i}] succeeded {n} times"));
+        }
+    }
+    // The tool ran once: a kill before it started leaves nothing to redo twice.
+    if b.migrate_log().len() != 1 {
+        problems.push(format!("the tool ran {} times", b.migrate_log().len()));
+    }
+    // Only an interrupted migration needs a decision, and it is journaled.
+    let decisions: Vec<String> =
+        j.0.iter()
+            .filter(|e| e["kind"] == "decision")
+            .map(|e| format!("{} {}", position(e), e["data"]["decision"]))
+            .collect();
+    let expected: Vec<String> = if asked.is_some() {
+        vec!["steps[5] \"retry\"".to_owned()]
+    } else {
+        Vec::new()
+    };
+    if decisions != expected {
+        problems.push(format!("decisions {decisions:?}"));
+    }
+    if read_verified(&b.run_dir().join("journal.jsonl")).is_err() {
+        problems.push("the journal chain does not verify".to_owned());
+    }
+    if j.of("checkpoint_approved", "steps[0]").len() != 2
+        || j.of("checkpoint_approved", "steps[6]").len() != 1
+    {
+        problems.push("approvals repeated or missing".to_owned());
+    }
+    let found = b.places_with_the_pin();
+    if !found.is_empty() {
+        problems.push(format!("the PIN is in {found:?}"));
+    }
+    Row {
+        k,
+        killed_after,
+        codes,
+        outcome,
+        end,
+        problems,
+    }
+}
+
+/// Starts a slow rehearsal, and kills mkplan (not the tool) with SIGKILL once the store
+/// holds at least `at_least` blobs under the new WK. Returns how many it held once the
+/// tool had gone.
+fn kill_half_way(b: &Bench, keys: usize, faults: &[&str], at_least: usize) -> usize {
+    let mut c = b.rehearse_command(&offline_plan(), keys, faults);
+    let guard: Child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let new_blobs = || {
+        mkplan::sim::verify(&b.root)
+            .ok()
+            .and_then(|r| r.tokens.get("ep11").map(|t| t.blobs_by_wkvp.clone()))
+            .and_then(|m| m.get(NEW_WK).copied())
+            .unwrap_or(0)
+    };
+    let reached = wait_until(Duration::from_secs(60), || new_blobs() >= at_least);
+    let mkplan = children_named(guard.id(), "mkplan");
+    assert!(reached && mkplan.len() == 1, "{reached} {mkplan:?}");
+    let killed = Command::new("kill")
+        .args(["-9", &mkplan[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = guard.wait_with_output().unwrap();
+    let ran = Ran::from(out);
+    b.keep(&ran);
+    assert_eq!(ran.signal, Some(9), "{}", ran.both());
+    // The tool loses its terminal with mkplan and stops.
+    let tool = b.root.join("usr/sbin/pkcsep11_migrate");
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_running(&tool)
+            .is_empty()),
+        "pkcsep11_migrate outlived mkplan"
+    );
+    let held = new_blobs();
+    assert!(
+        (1..keys).contains(&held),
+        "not half-way: {held} of {keys} blobs under the new WK"
+    );
+    held
+}
+
+/// Known failure (a bug, not the test): k = the activation checkpoint's approval. The
+/// simulated TKE operator has already activated; resume runs the checkpoint's actor again
+/// although its approvals are journaled (src/steps/checkpoint.rs), the second activation
+/// fails, and the run ends `failed` without EXPECTED_WKVP, restart or probe.
+#[test]
+fn e2e_08_kill_after_every_journal_event_then_resume() {
+    // The happy path's events, from a run without a kill.
+    let reference = Bench::new();
+    assert_exit(&reference.rehearse(&offline_plan(), KILL_KEYS, &[]), 0);
+    let events = reference.journal().0.len();
+    drop(reference);
+
+    let next = AtomicUsize::new(0);
+    let rows = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    if k >= events {
+                        break;
+                    }
+                    let row = kill_after_event(k, events - 1);
+                    rows.lock().unwrap().push(row);
+                }
+            });
+        }
+    });
+    let mut rows = rows.into_inner().unwrap();
+    rows.sort_by_key(|r| r.k);
+
+    // Once more, half-way through the keys: resume asks, --retry-step restores the backup
+    // and runs the tool again.
+    let b = Bench::new();
+    let keys = 40;
+    let held = kill_half_way(&b, keys, &["slow-keys=60"], 5);
+    let (codes, asked) = b.resume_to_the_end("--retry-step");
+    let asked = asked.expect("resume asks for a decision");
+    let mut problems = Vec::new();
+    if !asked.contains("compared with the backup: some key objects changed") {
+        problems.push(format!("no comparison: {asked}"));
+    }
+    let j = b.journal();
+    if codes != [5, 0] || j.outcome() != "succeeded" {
+        problems.push(format!("codes {codes:?}, outcome {}", j.outcome()));
+    }
+    // The retry restored the verified backup first: the store it replaced is the one the
+    // killed tool left, partly migrated.
+    let replaced = b.root.join(format!("{STORE}.replaced-{}", b.run_id()));
+    let differing = objects_differing_from_backup(&replaced, &b.manifest());
+    if differing != held {
+        problems.push(format!(
+            "the replaced store has {differing} changed objects, the killed tool left {held}"
+        ));
+    }
+    if b.migrate_log().len() != 2 {
+        problems.push(format!("tool ran {} times", b.migrate_log().len()));
+    }
+    if j.0.iter().filter(|e| e["kind"] == "decision").count() != 1 {
+        problems.push("the retry decision is not journaled once".to_owned());
+    }
+    let (code, token) = b.token();
+    if code != 0 || token["usable"] != keys || token["current_wkvp"] != NEW_WK {
+        problems.push(format!("end state: {token}"));
+    }
+    if !b.places_with_the_pin().is_empty() {
+        problems.push("the PIN leaked".to_owned());
+    }
+    rows.push(Row {
+        k: usize::MAX,
+        killed_after: format!("half-way ({held}/{keys})"),
+        codes,
+        outcome: j.outcome(),
+        end: end_state(&token),
+        problems,
+    });
+
+    let mut table = vec![format!(
+        "{:>4}  {:<42} {:<9} {:<10} {:<32} {}",
+        "k", "killed after", "resume", "outcome", "mkplan-sim verify", "problems"
+    )];
+    for r in &rows {
+        let k = if r.k == usize::MAX {
+            "-".to_owned()
+        } else {
+            r.k.to_string()
+        };
+        table.push(format!(
+            "{k:>4}  {:<42} {:<9} {:<10} {:<32} {}",
+            r.killed_after,
+            format!("{:?}", r.codes),
+            r.outcome,
+            r.end,
+            r.problems.join("; ")
+        ));
+    }
+    println!("{}", table.join("\n"));
+    let bad: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.problems.is_empty())
+        .map(|r| format!("k={} ({}): {}", r.k, r.killed_after, r.problems.join("; ")))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} case(s) failed:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+/// Known failure (a bug): `report generate` of a rehearsal's run asks for the plan's
+/// signing key and uses the real root instead of the ephemeral key and the simulated host
+/// (src/cli/report.rs, `generate_again`).
+#[test]
+fn e2e_08b_killed_right_after_run_finished_the_report_can_be_generated_again() {
+    // The last event of the happy path is run_finished; the report is written after it.
+    let reference = Bench::new();
+    assert_exit(&reference.rehearse(&offline_plan(), 20, &[]), 0);
+    let last = reference.journal().0.len() - 1;
+    drop(reference);
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&offline_plan(), 20, &[]);
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", last.to_string());
+    let ran = b.run(c);
+    assert_eq!(ran.signal, Some(9), "{}", ran.both());
+    let j = b.journal();
+    assert_eq!(j.kinds().last(), Some(&"run_finished"));
+    assert_eq!(j.outcome(), "succeeded");
+    b.assert_all_keys_usable_under(NEW_WK, 20);
+    assert!(!b.run_dir().join("report.json").exists());
+    let resumed = b.resume(None);
+    assert_exit(&resumed, 2);
+    assert!(
+        resumed.stderr.contains("already finished"),
+        "{}",
+        resumed.both()
+    );
+    // The documented way to the missing report (the message of a failed report says so).
+    let generated = b.mkplan(&["report", "generate", &b.run_id()]);
+    assert_exit(&generated, 0);
+    assert_exit(&b.mkplan(&["report", "verify", &b.run_id()]), 0);
+    b.assert_pin_nowhere();
+}
+
+/// Known failure (a bug): the accept of a partly migrated store leads to activation, and
+/// the rescue restore then reports that the migration "never started"
+/// (src/cli/resume.rs, src/steps/backup.rs `store_may_have_changed`).
+#[test]
+fn e2e_08c_accept_step_on_a_half_migrated_store() {
+    // The operator is told that only some key objects changed, and accepts anyway. mkplan
+    // may refuse the decision or go on; either way no key may be lost and the journal
+    // must tell the truth. A refused accept is followed by the retry resume asks for.
+    let b = Bench::new();
+    let keys = 40;
+    let held = kill_half_way(&b, keys, &["slow-keys=60"], 5);
+    let asked = b.resume(None);
+    assert_exit(&asked, 5);
+    assert!(
+        asked
+            .stderr
+            .contains("compared with the backup: some key objects changed"),
+        "{}",
+        asked.both()
+    );
+    let accepted = b.resume(Some("--accept-step"));
+    let mut codes = vec![accepted.code.unwrap_or(-1)];
+    if accepted.code == Some(5) {
+        codes.extend(b.resume_to_the_end("--retry-step").0);
+    }
+    let j = b.journal();
+    let (_, token) = b.token();
+    println!(
+        "--accept-step after {held}/{keys} keys: resume exits {codes:?}, outcome {}, rescue: {:?}, end state: {} usable, {} unusable, blobs {}",
+        j.outcome(),
+        j.of("step_succeeded", "rescue[0]")
+            .first()
+            .map(|e| e["data"]["summary"].clone()),
+        token["usable"],
+        token["unusable"],
+        token["blobs_by_wkvp"]
+    );
+    let mut problems = Vec::new();
+    if j.of("step_succeeded", "steps[6]").len() == 1 && token["unusable"] != 0 {
+        problems.push(format!(
+            "the new WK was activated over a partly migrated store: {} of {keys} keys are sealed under the old WK, which is gone",
+            token["unusable"]
+        ));
+    }
+    // No data lost: every key object opens under the one current WK.
+    if token["unusable"] != 0 || token["usable"] != keys {
+        problems.push(format!("end state: {token}"));
+    }
+    // The journal does not claim the migration never started.
+    for e in j.of("step_succeeded", "rescue[0]") {
+        let summary = e["data"]["summary"].as_str().unwrap_or_default();
+        if summary.contains("never started") {
+            problems.push(format!("rescue says: {summary}"));
+        }
+    }
+    if j.outcome() == "rescued" && token["unusable"] != 0 {
+        problems.push("the outcome is `rescued` while keys are unusable".to_owned());
+    }
+    b.assert_pin_nowhere();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Known failure (a bug): the retry's restore keeps the replaced store as
+/// `<store>.replaced-<run>`, and the rescue restore after the retried tool fails refuses
+/// because that name exists (src/host/archive/extract.rs).
+#[test]
+fn e2e_08d_a_retried_migration_that_fails_again_is_still_rescued() {
+    let b = Bench::new();
+    let keys = 40;
+    kill_half_way(&b, keys, &["slow-keys=60", "fail-at-key=30"], 5);
+    let (codes, _) = b.resume_to_the_end("--retry-step");
+    let j = b.journal();
+    assert_eq!(codes, [5, 1]);
+    // The retried tool fails at key 30 again; rescue must put the backup back.
+    assert!(j.error("steps[5]").contains("stopped at key 30 "));
+    let rescue = j.of("step_failed", "rescue[0]");
+    let (_, token) = b.token();
+    assert!(
+        rescue.is_empty() && j.outcome() == "rescued",
+        "outcome {}, rescue failed: {}; end state: {token}",
+        j.outcome(),
+        rescue
+            .first()
+            .map(|e| e["data"]["error"].to_string())
+            .unwrap_or_default()
+    );
+    assert_store_is_the_backup(&b);
+    b.assert_all_keys_usable_under(OLD_WK, keys);
+    b.assert_services_running();
+    b.assert_pin_nowhere();
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Older tool behaviours
+
+#[test]
+fn e2e_09_the_tty_requiring_tool_works_and_exit_zero_failures_are_failures() {
+    const KEYS: usize = 30;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let b = Bench::new();
+            let ran = b.rehearse(&offline_plan(), KEYS, &["require-tty"]);
+            assert_exit(&ran, 0);
+            assert_eq!(
+                mkplan::sim::faults(&b.root).unwrap(),
+                [mkplan::sim::Fault::RequireTty]
+            );
+            let j = b.journal();
+            assert_eq!(j.outcome(), "succeeded");
+            assert_eq!(
+                j.one("step_succeeded", "steps[5]")["data"]["data"]["keys_reenciphered"],
+                KEYS
+            );
+            let log = b.migrate_log();
+            assert_eq!(log.len(), 1);
+            assert_eq!(log[0]["stdin_is_tty"], true);
+            b.assert_all_keys_usable_under(NEW_WK, KEYS);
+            b.assert_services_ran_at_the_end(&ran);
+            b.assert_pin_nowhere();
+        });
+        for (fault, why) in [
+            ("pin-read-exit-zero", "could not read the PIN"),
+            ("lib-load-failure", "library could not be loaded"),
+        ] {
+            s.spawn(move || {
+                let b = Bench::new();
+                let ran = b.rehearse(&offline_plan(), KEYS, &[fault]);
+                assert_exit(&ran, 1);
+                let j = b.journal();
+                assert_eq!(j.outcome(), "rescued", "{fault}");
+                let error = j.error("steps[5]");
+                assert!(error.contains(why), "{fault}: {error}");
+                let data = &j.one("step_failed", "steps[5]")["data"]["data"];
+                assert_eq!(data["exit_code"], 0, "{fault}: the tool exited 0");
+                assert_eq!(data["success_line"], false, "{fault}");
+                assert_eq!(b.migrate_log().len(), 1, "{fault}");
+                assert!(j.of("step_started", "steps[6]").is_empty(), "{fault}");
+                assert!(j.summary("rescue[0]").starts_with("restored "), "{fault}");
+                assert_store_is_the_backup(&b);
+                b.assert_all_keys_usable_under(OLD_WK, KEYS);
+                b.assert_services_ran_at_the_end(&ran);
+                b.assert_pin_nowhere();
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. The PIN appears in no output
+
+/// The `pkcsep11_migrate` of this root while it runs: its argv and environment.
+fn tool_cmdline_and_environ(b: &Bench) -> Option<(Vec<u8>, Vec<u8>)> {
+    let tool = b.root.join("usr/sbin/pkcsep11_migrate");
+    let mut seen = None;
+    wait_until(Duration::from_secs(60), || {
+        if let Some(pid) = processes_running(&tool).first() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"));
+            let environ = std::fs::read(format!("/proc/{pid}/environ"));
+            if let (Ok(c), Ok(e)) = (cmdline, environ) {
+                seen = Some((c, e));
+                return true;
+            }
+        }
+        false
+    });
+    seen
+}
+
+/// Known failure (a bug): pkcsep11_migrate inherits mkplan's environment, and with it the
+/// plan's `pin: { env: MKPLAN_EP11_PIN }` variable (src/steps/migrate.rs removes only
+/// PKCS11_USER_PIN).
+#[test]
+fn e2e_10_the_pin_appears_in_no_output() {
+    const KEYS: usize = 40;
+    let mut problems = Vec::new();
+    for format in ["human", "json"] {
+        let b = Bench::new();
+        let mut c = guarded(MKPLAN);
+        c.arg("--root")
+            .arg(&b.root)
+            .arg("--state-dir")
+            .arg(&b.state)
+            .args(["--log-format", format, "-v", "rehearse"])
+            .arg(offline_plan())
+            .args(["--keys", &KEYS.to_string(), "--fault", "slow-keys=25"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        let seen = tool_cmdline_and_environ(&b);
+        let ran = Ran::from(child.wait_with_output().unwrap());
+        b.keep(&ran);
+        assert_exit(&ran, 0);
+        if format == "json" {
+            let events = ran
+                .stderr
+                .lines()
+                .chain(ran.stdout.lines())
+                .filter(|l| serde_json::from_str::<Value>(l).is_ok())
+                .count();
+            assert!(events > 20, "json log lines: {events}\n{}", ran.both());
+        }
+        assert_eq!(b.journal().outcome(), "succeeded");
+        let pin = b.pin();
+        let places = b.places_with_the_pin();
+        if !places.is_empty() {
+            problems.push(format!("{format}: the PIN is in {places:?}"));
+        }
+        let log = b.migrate_log();
+        assert_eq!(log.len(), 1);
+        assert!(log[0]["env_keys"].as_array().is_some_and(|k| !k.is_empty()));
+        let (cmdline, environ) = seen.expect("saw pkcsep11_migrate running");
+        if contains(&cmdline, pin.as_bytes()) {
+            problems.push(format!("{format}: the PIN is in the tool's argv"));
+        }
+        if contains(&environ, pin.as_bytes()) {
+            let variables: Vec<String> = environ
+                .split(|b| *b == 0)
+                .filter(|v| contains(v, pin.as_bytes()))
+                .map(|v| {
+                    let text = String::from_utf8_lossy(v);
+                    let name = text.split_once('=').map(|(n, _)| n).unwrap_or_default();
+                    format!("{name}=<the PIN>")
+                })
+                .collect();
+            problems.push(format!(
+                "{format}: the PIN is in the environment of pkcsep11_migrate: {variables:?}"
+            ));
+        }
+        let names: BTreeSet<&str> = log[0]["env_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if names.contains("PKCS11_USER_PIN") {
+            problems.push(format!("{format}: PKCS11_USER_PIN reached the tool"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
