@@ -233,7 +233,8 @@ impl Sink for Extract<'_> {
         }
         set_meta(&file, rec.uid, rec.gid, rec.mode, rec.mtime)
             .map_err(|e| io_err("set owner, mode and mtime of", e))?;
-        file.sync_all().map_err(|e| io_err("fsync", e))?;
+        // Made durable all at once by `sync_extracted` before the swap: one fsync per file
+        // made a 100,000-object restore six times slower than `tar -xzf`.
         Ok((fsio::hex_digest(hasher), bytes))
     }
 }
@@ -258,7 +259,7 @@ fn set_meta(fd: impl AsFd, uid: u32, gid: u32, mode: u32, mtime: i64) -> io::Res
 }
 
 /// Directory owners, modes and mtimes, deepest first (creating entries changes a directory's
-/// mtime, and a read-only directory must get its contents first), each fsynced.
+/// mtime, and a read-only directory must get its contents first).
 fn finish_dirs(m: &Manifest, tmp: &Path) -> Result<(), ArchiveError> {
     for rec in m.directories.iter().rev() {
         let path = target(tmp, &m.root, &rec.path);
@@ -268,10 +269,16 @@ fn finish_dirs(m: &Manifest, tmp: &Path) -> Result<(), ArchiveError> {
             .map_err(|e| ArchiveError::io("open", &path, e.into()))?;
         set_meta(&dir, rec.uid, rec.gid, rec.mode, rec.mtime)
             .map_err(|e| ArchiveError::io("set owner, mode and mtime of", &path, e))?;
-        dir.sync_all()
-            .map_err(|e| ArchiveError::io("fsync", &path, e))?;
     }
-    Ok(())
+    sync_extracted(tmp)
+}
+
+/// Everything extracted is on disk before the swap makes it the store: one `syncfs` of the
+/// file system the temporary tree is on (the store's own), instead of an fsync per file and
+/// directory. Kernels since 5.8 report write-back errors through it.
+fn sync_extracted(tmp: &Path) -> Result<(), ArchiveError> {
+    let dir = File::open(tmp).map_err(|e| ArchiveError::io("open", tmp, e))?;
+    rustix::fs::syncfs(&dir).map_err(|e| ArchiveError::io("sync the file system of", tmp, e.into()))
 }
 
 type Rename<'a> = &'a dyn Fn(&Path, &Path) -> io::Result<()>;
