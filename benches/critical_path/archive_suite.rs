@@ -17,11 +17,27 @@ use crate::trash::Trash;
 /// targets, and per-entry fsync is the slowest command here).
 pub const CONTEXT_RUNS: usize = 3;
 
+/// Stores up to this size get [`SMALL_STORE_FACTOR`] times the rounds: their runs are short,
+/// so other users' bursts (their deletions slow file creation here, see `trash.rs`) land on
+/// a larger share of them, and more rounds steady the median for little time.
+pub const SMALL_STORE: usize = 20_000;
+pub const SMALL_STORE_FACTOR: usize = 3;
+
+/// Rounds of backup and restore for a store of `objects`, given the rounds for a large one.
+pub fn rounds_for(objects: usize, runs: usize) -> usize {
+    if objects <= SMALL_STORE {
+        runs * SMALL_STORE_FACTOR
+    } else {
+        runs
+    }
+}
+
 /// What every suite needs to know.
 pub struct Env {
     /// This bench binary (its `backup` and `restore` subcommands are the mkplan side).
     pub bench: PathBuf,
     pub work: PathBuf,
+    /// Rounds for a large store (see [`rounds_for`]).
     pub runs: usize,
     pub seed: u64,
     /// Also time the context commands that explain a restore gap.
@@ -86,12 +102,14 @@ pub fn run_size(env: &Env, objects: usize) -> Result<ArchiveSize> {
         parent,
         objects,
     };
-    let (backup, archive_bytes, shell_archive_bytes) = backups(env, &l)?;
-    let restore = restores(env, &l)?;
+    let runs = rounds_for(objects, env.runs);
+    let (backup, archive_bytes, shell_archive_bytes) = backups(env, &l, runs)?;
+    let restore = restores(env, &l, runs)?;
     env.trash.put(&l.dir)?;
     sync_fs(&env.work)?;
     Ok(ArchiveSize {
         objects,
+        rounds: runs,
         files: generated.files,
         bytes: generated.bytes,
         generate_seconds: generated.seconds,
@@ -118,7 +136,7 @@ fn backup_argv(env: &Env, l: &Layout, dir: &Path, stem: &str) -> Vec<String> {
 }
 
 /// Benchmark 1: returns the pair and the two archives' sizes.
-fn backups(env: &Env, l: &Layout) -> Result<(Pair, u64, u64)> {
+fn backups(env: &Env, l: &Layout, runs: usize) -> Result<(Pair, u64, u64)> {
     let (dir, scratch) = (&l.dir, &l.scratch);
     let mk_out = dir.join("mkplan-backups");
     let sh_out = dir.join("shell-backups");
@@ -145,7 +163,7 @@ fn backups(env: &Env, l: &Layout) -> Result<(Pair, u64, u64)> {
     timed(&sh_argv, scratch)?;
     clean()?;
     rounds(
-        env.runs,
+        runs,
         &mut [
             &mut |i| {
                 let t = timed(&mk_argv(&format!("bench-{i}")), scratch)?;
@@ -171,7 +189,7 @@ fn backups(env: &Env, l: &Layout) -> Result<(Pair, u64, u64)> {
 }
 
 /// Benchmark 2, from one verified backup made by mkplan: both sides read the same archive.
-fn restores(env: &Env, l: &Layout) -> Result<Pair> {
+fn restores(env: &Env, l: &Layout, runs: usize) -> Result<Pair> {
     let (dir, scratch) = (&l.dir, &l.scratch);
     let made = timed(
         &backup_argv(env, l, &dir.join("restore-source"), "source"),
@@ -244,7 +262,7 @@ fn restores(env: &Env, l: &Layout) -> Result<Pair> {
     };
     // The context commands run in the first rounds only; the rest rotate mkplan and tar.
     let with_context = if env.context {
-        CONTEXT_RUNS.min(env.runs)
+        CONTEXT_RUNS.min(runs)
     } else {
         0
     };
@@ -259,7 +277,7 @@ fn restores(env: &Env, l: &Layout) -> Result<Pair> {
         ],
     )?;
     rounds_in(
-        with_context..env.runs,
+        with_context..runs,
         &mut [&mut mk_side, &mut |_| shell_side(&mut sh, &sh_argv)],
     )?;
     let context = match env.context {

@@ -14,18 +14,18 @@ pub fn med(s: &Series) -> f64 {
     s.wall.map_or(f64::NAN, |w| w.median)
 }
 
-/// The commit the explanations below were written against.
+/// The last commit to `src/` that the explanations below were written against.
 const REASONED_AT: &str = "be9d667";
 
 pub fn write(o: &mut String, r: &Results) {
     let _ = writeln!(o, "## Findings\n");
-    if !r.settings.commit.starts_with(REASONED_AT) {
+    if r.settings.src_commit != REASONED_AT {
         let _ = writeln!(
             o,
-            "> The explanations below were written against the code at `{REASONED_AT}`; \
-             these numbers are from `{}`. Check them against the code before relying on \
-             them.\n",
-            r.settings.commit
+            "> The explanations below were written against `src/` as of `{REASONED_AT}`; \
+             these numbers are from `src/` as of `{}`. Check them against the code before \
+             relying on them.\n",
+            r.settings.src_commit
         );
     }
     if let Some(a) = r.archive.last() {

@@ -90,15 +90,28 @@ pub fn write(
     let small_step = step_median(v, "set_expected_wkvp");
     let _ = write!(
         o,
-        " The other stretches, about ten milliseconds each after `probe_keys`, are not I/O"
+        " The other stretches are about ten milliseconds each after `probe_keys`, and"
     );
-    if let Some(f) = fdatasync {
-        let _ = write!(
-            o,
-            " (a small journal append with its `fdatasync` took {} on this disk during the \
-             run)",
-            ms(f.median)
-        );
+    match fdatasync {
+        Some(f) if f.median < 1.0 => {
+            let _ = write!(
+                o,
+                " they are not I/O (a small journal append with its `fdatasync` took {} on \
+                 this disk during the run)",
+                ms(f.median)
+            );
+        }
+        Some(f) => {
+            let _ = write!(
+                o,
+                " only partly I/O (a small journal append with its `fdatasync` took {} on \
+                 this disk during the run, and a step boundary has two); the rest is CPU",
+                ms(f.median)
+            );
+        }
+        None => {
+            let _ = write!(o, " mostly not I/O");
+        }
     }
     let _ = write!(
         o,

@@ -51,6 +51,29 @@ pub fn write(o: &mut String, a: &ArchiveSize, smaller: Option<&ArchiveSize>) {
         BEFORE_SYNCFS.0,
         BEFORE_SYNCFS.1
     );
+    let fastest = [Some(a), smaller]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let r = &s.restore;
+            match (r.ratio, r.fastest_ratio) {
+                (Some(m), Some(f)) if (f / m - 1.0).abs() > 0.25 => Some(format!(
+                    "{f:.2}× at {} (median {m:.2}×)",
+                    thousands(s.objects)
+                )),
+                _ => None,
+            }
+        })
+        .collect::<Vec<_>>();
+    if !fastest.is_empty() {
+        let _ = write!(
+            o,
+            " Each side's fastest run gives {}: the other users' load fell unevenly on the \
+             two sides, mostly as system time in file creation (their deletions make new \
+             inodes slow to allocate, see the method).",
+            fastest.join(", ")
+        );
+    }
     if let Some(c) = context(p, "tar -xzf, then fsync") {
         let _ = write!(
             o,

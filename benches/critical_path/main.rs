@@ -81,7 +81,7 @@ enum Command {
         file: PathBuf,
     },
     /// Run the benchmarks and write the raw results.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Render BENCHMARKS.md from the raw results.
     Render {
         #[arg(long)]
@@ -111,7 +111,8 @@ struct RunArgs {
     /// Fewer runs and the 10,000-object store only.
     #[arg(long)]
     quick: bool,
-    /// Runs of each archive command (default 5; quick 3).
+    /// Rounds of each backup and restore command at 100,000 objects (default 5; quick 3);
+    /// stores of up to 20,000 objects get three times as many.
     #[arg(long)]
     runs: Option<usize>,
     /// Store sizes in objects (default 10000,100000; quick 10000).
@@ -141,6 +142,9 @@ struct RunArgs {
     /// `git describe --always --dirty` of the tree the binaries were built from.
     #[arg(long, default_value = "unknown")]
     commit: String,
+    /// The last commit that changed `src/`, `-dirty` if `src/` has changes on top.
+    #[arg(long, default_value = "unknown")]
+    src_commit: String,
 }
 
 fn run(a: RunArgs) -> Result<()> {
@@ -162,6 +166,7 @@ fn run(a: RunArgs) -> Result<()> {
         rehearse_keys: a.keys,
         seed: a.seed,
         commit: a.commit.clone(),
+        src_commit: a.src_commit.clone(),
         work_dir: work.display().to_string(),
         plan: a.plan.display().to_string(),
     };
@@ -235,8 +240,15 @@ fn run(a: RunArgs) -> Result<()> {
 /// for them. About 4.5 KiB on disk per file (one block and an inode), per copy of a store.
 fn check_room(work: &std::path::Path, s: &Settings) -> Result<()> {
     const PER_FILE: u64 = 4608;
-    let copies = (2 * s.archive_runs + 2 * archive_suite::CONTEXT_RUNS + 4) as u64;
-    let stores: u64 = s.sizes.iter().map(|n| *n as u64 * PER_FILE * copies).sum();
+    let copies = |n: usize| {
+        (2 * archive_suite::rounds_for(n, s.archive_runs) + 2 * archive_suite::CONTEXT_RUNS + 4)
+            as u64
+    };
+    let stores: u64 = s
+        .sizes
+        .iter()
+        .map(|n| *n as u64 * PER_FILE * copies(*n))
+        .sum();
     let rehearsals = (2 * s.rehearse_runs + 1) as u64 * s.rehearse_keys as u64 * 3 * PER_FILE;
     let needed = stores + rehearsals + (1 << 30);
     let st = rustix::fs::statvfs(work).context("statvfs of the work directory")?;
@@ -281,7 +293,7 @@ fn main() -> Result<()> {
             run_id,
         } => worker::restore(&archive, &manifest, &store::absolute(&store)?, &run_id),
         Command::Hash { file } => worker::hash(&file),
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Render { results, out } => render::render_file(&results, &out),
     }
 }

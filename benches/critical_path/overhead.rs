@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::measure::Stats;
 use crate::render::{OVERHEAD_PCT, bytes, ms, spread, thousands};
 use crate::results::{RehearseVariant, Results};
-use crate::window::PARTS;
+use crate::window::{PARTS, WORK};
 
 pub fn write(o: &mut String, r: &Results) {
     let Some(reh) = &r.rehearse else { return };
@@ -29,7 +29,10 @@ pub fn write(o: &mut String, r: &Results) {
         "**How the window is counted.** A step's interval runs from its `step_started` to \
          its outcome event in `journal.jsonl` (millisecond time stamps); its overlap with \
          the window goes to one part, by step kind. The `migrate` step's overlap is split \
-         into the tool's own run (`duration_ms` in the step's data) and the rest. **Unit \
+         into the tool's own run (`duration_ms` in the step's data) and the rest; a \
+         `checkpoint` step's, into the simulated TKE operator's time (from \
+         `checkpoint_shown` to the last `checkpoint_approved`: the stand-in for a person at \
+         the TKE, who would take minutes) and the rest. **Unit \
          stop/start** is the overlap of the `stop` and `start` steps: from the first unit's \
          stop to the end of the `stop` step (the other units' stops, and the scan for \
          processes still using the token), and from the start of the `start` step to the \
@@ -37,8 +40,8 @@ pub fn write(o: &mut String, r: &Results) {
          journaling one step's outcome and the next step's start (each serialised, hashed \
          into the chain, written, `fdatasync`ed), applying them to its state, and logging. \
          **Overhead** = window − tool − archive I/O (`backup`, `restore`) − unit \
-         stop/start: everything mkplan does inside the window that a shell runbook would \
-         not do.\n"
+         stop/start − the simulated operator: everything mkplan does inside the window that \
+         a shell runbook would not do.\n"
     );
     if let Some(f) = reh.fdatasync {
         let _ = writeln!(
@@ -82,7 +85,7 @@ fn variant(o: &mut String, v: &RehearseVariant) {
             .iter()
             .find(|(p, _)| p == id)
             .map_or(id.as_str(), |(_, l)| l);
-        let work = matches!(id.as_str(), "tool" | "archive" | "units");
+        let work = WORK.contains(&id.as_str());
         let _ = writeln!(
             o,
             "| {label} | {} | {:.1} % | {} |",

@@ -37,6 +37,8 @@ pub struct Rehearse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
     pub sizes: Vec<usize>,
+    /// Rounds of backup and restore for a large store; small ones get more
+    /// (`archive_suite::rounds_for`).
     pub archive_runs: usize,
     pub validate_runs: usize,
     pub rehearse_runs: usize,
@@ -44,6 +46,10 @@ pub struct Settings {
     pub seed: u64,
     /// `git describe --always --dirty` of the tree the binaries were built from.
     pub commit: String,
+    /// The last commit that changed `src/` (`-dirty` if `src/` has changes on top): what
+    /// the findings' explanations must match.
+    #[serde(default)]
+    pub src_commit: String,
     pub work_dir: String,
     pub plan: String,
 }
@@ -118,6 +124,9 @@ pub struct Pair {
     /// mkplan / baseline within each round (the two ran back to back).
     pub round_ratios: Vec<f64>,
     pub round_ratio: Option<Stats>,
+    /// min(mkplan) / min(baseline): each side's least disturbed run.
+    #[serde(default)]
+    pub fastest_ratio: Option<f64>,
 }
 
 impl Pair {
@@ -129,6 +138,7 @@ impl Pair {
             ratio: None,
             round_ratios: Vec::new(),
             round_ratio: None,
+            fastest_ratio: None,
         };
         pair.mkplan.finish();
         pair.baseline.finish();
@@ -137,6 +147,7 @@ impl Pair {
         }
         if let (Some(m), Some(b)) = (pair.mkplan.wall, pair.baseline.wall) {
             pair.ratio = Some(m.median / b.median);
+            pair.fastest_ratio = Some(m.min / b.min);
         }
         pair.round_ratios = (pair.mkplan.wall_ms.iter())
             .zip(&pair.baseline.wall_ms)
@@ -151,6 +162,9 @@ impl Pair {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ArchiveSize {
     pub objects: usize,
+    /// Rounds of backup and of restore.
+    #[serde(default)]
+    pub rounds: usize,
     pub files: usize,
     pub bytes: u64,
     pub generate_seconds: f64,
@@ -190,7 +204,7 @@ pub struct RehearsalRun {
     pub window_ms: f64,
     /// Where the window went, in ms; the parts add up to the window.
     pub parts: Vec<(String, f64)>,
-    /// Window − tool − archive I/O − unit stop/start.
+    /// Window − tool − archive I/O − unit stop/start − the simulated TKE operator.
     pub overhead_ms: f64,
     pub overhead_pct: f64,
     pub between_steps_pct: f64,

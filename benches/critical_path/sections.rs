@@ -51,20 +51,22 @@ fn cpu(s: Option<Stats>) -> String {
 fn pair_table(o: &mut String, r: &Results, pick: Pick) {
     let _ = writeln!(
         o,
-        "| store | mkplan wall | operator's command wall | ratio (per-round range) | CPU time, mkplan / operator (medians) |"
+        "| store | rounds | mkplan wall | operator's command wall | ratio (per-round range) | fastest / fastest | CPU time, mkplan / operator (medians) |"
     );
-    let _ = writeln!(o, "|---|---|---|---|---|");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
     for a in &r.archive {
         let p = pick(a);
         let _ = writeln!(
             o,
-            "| {} ({} files, {:.0} MiB) | {} | {} | {} | {} / {} |",
+            "| {} ({} files, {:.0} MiB) | {} | {} | {} | {} | {} | {} / {} |",
             size_label(a),
             thousands(a.files),
             a.bytes as f64 / 1048576.0,
+            p.mkplan.wall_ms.len(),
             spread(p.mkplan.wall),
             spread(p.baseline.wall),
             ratio(p),
+            p.fastest_ratio.map_or("—".into(), |f| format!("{f:.2}×")),
             cpu(p.mkplan.cpu),
             cpu(p.baseline.cpu)
         );
@@ -74,7 +76,12 @@ fn pair_table(o: &mut String, r: &Results, pick: Pick) {
         .iter()
         .flat_map(|a| [&pick(a).mkplan, &pick(a).baseline])
         .collect();
-    let _ = writeln!(o, "\n{}\n", load(&all));
+    let _ = writeln!(
+        o,
+        "\n{} *Fastest / fastest* compares each side's least disturbed run: when the two \
+         ratios differ much, the other users' load fell unevenly on the two sides.\n",
+        load(&all)
+    );
 }
 
 fn backups(o: &mut String, r: &Results) {

@@ -1,12 +1,13 @@
 //! Outputs of timed runs are moved aside, not deleted, until the benchmark ends.
 //!
 //! On an ext4 file system without a journal (this machine's), a new file avoids any inode
-//! freed less than 60 seconds before (`recently_deleted()` in `fs/ext4/ialloc.c`), checking
-//! each candidate through the buffer cache. Creating 100,000 files right after deleting
-//! 100,000 costs seconds of kernel time, so deleting one run's output would slow the next
-//! run's file creation by an amount that depends on the order of the commands. A rename
-//! costs nothing; the trash is emptied once, after the last timed run, and a run that
-//! starts less than a minute after a previous one emptied it waits for the rest.
+//! freed less than 60 seconds before — 6 minutes if that inode's table block is dirty, which
+//! creating files next to it makes it — (`recently_deleted()` in `fs/ext4/ialloc.c`),
+//! checking each candidate through the buffer cache. Creating 10,000 files within minutes of
+//! deleting many costs seconds of kernel time, so deleting one run's output would slow the
+//! next run's file creation by an amount that depends on the order of the commands. A
+//! rename costs nothing; the trash is emptied once, after the last timed run, and a run that
+//! starts less than six minutes after a previous one emptied it waits for the rest.
 
 use std::cell::Cell;
 use std::fs;
@@ -17,8 +18,9 @@ use anyhow::{Context, Result};
 
 use crate::store::{remove, sync_fs};
 
-/// How long ext4 shuns a freed inode (`RECENTCY_MIN`), plus a margin.
-const RECENTCY: Duration = Duration::from_secs(62);
+/// How long ext4 shuns a freed inode whose table block is dirty (`RECENTCY_MIN` +
+/// `RECENTCY_DIRTY`), plus a margin.
+const RECENTCY: Duration = Duration::from_secs(60 + 300 + 10);
 
 pub struct Trash {
     dir: PathBuf,
@@ -75,7 +77,7 @@ impl Trash {
             .and_then(|t| SystemTime::now().duration_since(t).ok());
         if let Some(wait) = since.and_then(|s| RECENTCY.checked_sub(s)) {
             eprintln!(
-                "bench: waiting {} s: files deleted less than a minute ago slow down new ones",
+                "bench: waiting {} s: files deleted less than six minutes ago slow down new ones",
                 wait.as_secs()
             );
             std::thread::sleep(wait);

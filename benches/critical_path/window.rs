@@ -15,12 +15,17 @@ use serde_json::Value;
 
 use crate::results::{Gap, RehearsalRun};
 
-/// The parts of the window, in the order the report lists them. The first three are the
-/// work a shell runbook would also do; the rest is what mkplan adds.
-pub const PARTS: [(&str, &str); 8] = [
+/// The parts of the window, in the order the report lists them. The first four are the
+/// work a shell runbook would also do (or, for the TKE operator, a person); the rest is what
+/// mkplan adds.
+pub const PARTS: [(&str, &str); 9] = [
     ("tool", "pkcsep11_migrate stand-in (the tool run)"),
     ("archive", "archive I/O (`backup` and `restore` steps)"),
     ("units", "unit stop/start (simulated systemctl)"),
+    (
+        "operator",
+        "simulated TKE operator (checkpoint shown → approved)",
+    ),
     (
         "migrate_other",
         "`migrate` step outside the tool (preflight, output parsing)",
@@ -31,7 +36,7 @@ pub const PARTS: [(&str, &str); 8] = [
     ),
     (
         "checkpoints",
-        "`checkpoint` steps (simulated TKE operator, `until` check)",
+        "`checkpoint` steps besides the operator (showing it, the `until` check)",
     ),
     (
         "other_steps",
@@ -44,7 +49,7 @@ pub const PARTS: [(&str, &str); 8] = [
 ];
 
 /// Parts that are not overhead.
-const WORK: [&str; 3] = ["tool", "archive", "units"];
+pub const WORK: [&str; 4] = ["tool", "archive", "units", "operator"];
 
 fn millis(text: &str) -> Result<i64> {
     let ts: jiff::Timestamp = text
@@ -61,11 +66,15 @@ struct Span {
     tool_ms: Option<f64>,
     /// The step's own `duration_ms` (its body, timed by the executor).
     duration_ms: f64,
+    /// For a checkpoint: from `checkpoint_shown` to the last `checkpoint_approved`, the
+    /// (simulated) operator's time.
+    operator: Option<(i64, i64)>,
     end_line_bytes: usize,
 }
 
 fn spans(journal: &str) -> Result<Vec<Span>> {
     let mut open: HashMap<(String, u64), i64> = HashMap::new();
+    let mut shown: HashMap<(String, u64), (i64, Option<i64>)> = HashMap::new();
     let mut out = Vec::new();
     for line in journal.lines() {
         let e: Value = serde_json::from_str(line).context("journal line")?;
@@ -79,6 +88,14 @@ fn spans(journal: &str) -> Result<Vec<Span>> {
         match kind {
             "step_started" => {
                 open.insert(key, time);
+            }
+            "checkpoint_shown" => {
+                shown.entry(key).or_insert((time, None));
+            }
+            "checkpoint_approved" => {
+                if let Some(s) = shown.get_mut(&key) {
+                    s.1 = Some(time);
+                }
             }
             "step_succeeded" | "step_failed" | "step_skipped" => {
                 let Some(start) = open.remove(&key) else {
@@ -95,6 +112,7 @@ fn spans(journal: &str) -> Result<Vec<Span>> {
                     end: time,
                     tool_ms,
                     duration_ms: e["data"]["duration_ms"].as_f64().unwrap_or(0.0),
+                    operator: shown.remove(&key).and_then(|(a, b)| b.map(|b| (a, b))),
                     end_line_bytes: line.len() + 1,
                 });
             }
@@ -146,15 +164,21 @@ pub fn analyse(state_dir: &Path, process_ms: f64, load_1m: Option<f64>) -> Resul
     let mut inside = 0.0;
     let mut gaps: Vec<Gap> = Vec::new();
     for (k, span) in spans.iter().enumerate() {
-        let overlap = (span.end.min(w1) - span.start.max(w0)).max(0) as f64;
+        let clip = |a: i64, b: i64| (b.min(w1) - a.max(w0)).max(0) as f64;
+        let overlap = clip(span.start, span.end);
         inside += overlap;
-        match span.tool_ms {
-            Some(tool) => {
+        match (span.tool_ms, span.operator) {
+            (Some(tool), _) => {
                 let tool = tool.min(overlap);
                 *parts.entry("tool").or_default() += tool;
                 *parts.entry("migrate_other").or_default() += overlap - tool;
             }
-            None => *parts.entry(part_of(&span.kind)).or_default() += overlap,
+            (None, Some((shown, approved))) => {
+                let operator = clip(shown, approved).min(overlap);
+                *parts.entry("operator").or_default() += operator;
+                *parts.entry(part_of(&span.kind)).or_default() += overlap - operator;
+            }
+            (None, None) => *parts.entry(part_of(&span.kind)).or_default() += overlap,
         }
         if let Some(next) = spans.get(k + 1) {
             let gap = (next.start.min(w1) - span.end.max(w0)).max(0) as f64;
