@@ -442,6 +442,7 @@ fn rehearse(
         approvals: &approvals,
         options: &options,
         rehearsal: true,
+        cancel: crate::engine::signals::Cancel::install()?,
     }
     .start(globals)
 }

@@ -160,7 +160,9 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
             "`{PLAN_COPY}` of run {run} does not match its recorded digest: it was changed"
         )));
     }
-    let operator = Terminal::detect(false);
+    // A signing token's PIN prompt ends cleanly on Ctrl-C (and the echo comes back on).
+    let cancel = crate::engine::signals::Cancel::install()?;
+    let operator = Terminal::detect(false, &cancel);
     let state = crate::engine::journal::read_verified(&run_dir.journal())
         .map(|v| crate::engine::state::RunState::replay(&v.entries))
         .ok();

@@ -203,6 +203,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             return Ok(exit_code::INVALID);
         }
     };
+    // Before the operator: a stop request must end a prompt that is waiting.
+    let cancel = Cancel::install()?;
     // A rehearsal resumes on its own simulated host, with its simulated operator.
     let (host, operator) = if state.rehearsal {
         match crate::cli::rehearse::resume_host(plan, std::path::Path::new(&state.host_root)) {
@@ -215,13 +217,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     } else {
         (
             globals.host(),
-            Terminal::detect(args.approval.non_interactive),
+            Terminal::detect(args.approval.non_interactive, &cancel),
         )
     };
     globals.init_logging();
     let operator_name = operator_name(args.approval.operator.as_deref());
-    let cancel = Cancel::install()?;
-    let mut recorder = Recorder::new(journal, state.clone(), vec![Box::new(LogSink::default())]);
+    let mut recorder = Recorder::new(
+        journal,
+        state.clone(),
+        vec![Box::new(LogSink::new(operator.as_ref()))],
+    );
     recorder.record(EventKind::Resumed {
         operator: operator_name.clone(),
         pid: std::process::id(),

@@ -94,7 +94,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             return Ok(exit_code::INVALID);
         }
     };
-    let operator = Terminal::detect(args.approval.non_interactive);
+    // Before the operator: a stop request must end a prompt that is waiting.
+    let cancel = Cancel::install()?;
+    let operator = Terminal::detect(args.approval.non_interactive, &cancel);
     if args.step && !operator.interactive() {
         eprintln!("mkplan: error: --step needs a terminal to ask on");
         return Ok(exit_code::INVALID);
@@ -117,6 +119,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         approvals: &approvals,
         options: &options,
         rehearsal: false,
+        cancel,
     };
     launch.start(globals).map(|(code, _)| code)
 }
@@ -132,6 +135,8 @@ pub struct Launch<'a> {
     pub approvals: &'a ApprovalInputs,
     pub options: &'a RunOptions,
     pub rehearsal: bool,
+    /// The stop flag, its signal handlers installed.
+    pub cancel: Cancel,
 }
 
 impl Launch<'_> {
@@ -159,13 +164,12 @@ impl Launch<'_> {
             eprintln!("  hint: continue it with `mkplan resume {}`", unfinished.0);
             return Ok((exit_code::PRECONDITION, false));
         }
-        let cancel = Cancel::install()?;
         let journal = Journal::create(&run_dir.journal(), &run_dir.id)?;
         let plan_sha256 = run_dir.recorded_digest()?;
         let mut recorder = Recorder::new(
             journal,
             RunState::replay(&[]),
-            vec![Box::new(LogSink::default())],
+            vec![Box::new(LogSink::new(self.operator))],
         );
         recorder.record(EventKind::RunStarted {
             plan_name: self.plan.name.clone(),
@@ -188,7 +192,7 @@ impl Launch<'_> {
             },
             recorder,
             options: self.options,
-            cancel,
+            cancel: self.cancel,
             operator: self.operator,
             approvals: self.approvals,
         };

@@ -272,6 +272,9 @@ impl Executor<'_> {
                 })?;
                 Ok(StepEnd::Failed)
             }
+            // Journaled as started, with no outcome: `resume` runs it again (or, for a
+            // step that may have acted, asks for a decision).
+            Err(StepError::Interrupted) => Ok(StepEnd::Interrupted),
             Err(StepError::Denied { reason }) => {
                 self.recorder.record(EventKind::CheckpointDenied {
                     step: step_ref.clone(),

@@ -8,6 +8,7 @@ use tracing_indicatif::span_ext::IndicatifSpanExt;
 
 use crate::engine::events::EventKind;
 use crate::engine::journal::Entry;
+use crate::engine::operator::Operator;
 
 pub trait Sink {
     /// `entry` is set when the event was journaled.
@@ -19,6 +20,19 @@ pub trait Sink {
 #[derive(Default)]
 pub struct LogSink {
     running: Option<Span>,
+    /// The operator shows checkpoint texts at the terminal these lines go to: the line
+    /// names the text by its digest instead of printing it a second time.
+    texts_on_terminal: bool,
+}
+
+impl LogSink {
+    /// A sink for a run whose checkpoint texts `operator` shows (or not) itself.
+    pub fn new(operator: &dyn Operator) -> Self {
+        Self {
+            running: None,
+            texts_on_terminal: operator.at_terminal(),
+        }
+    }
 }
 
 fn seconds(ms: u64) -> String {
@@ -108,13 +122,17 @@ impl Sink for LogSink {
                 step,
                 shown_sha256,
                 text,
-            } => info!(
-                seq,
-                kind,
-                step = step.position(),
-                shown_sha256,
-                "waiting for approval (shown text sha256 {shown_sha256}):\n{text}"
-            ),
+            } => {
+                let shown = if self.texts_on_terminal { "" } else { text.as_str() };
+                info!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    shown_sha256,
+                    "waiting for approval (shown text sha256 {shown_sha256}){}{shown}",
+                    if shown.is_empty() { "" } else { ":\n" }
+                );
+            }
             EventKind::CheckpointApproved {
                 step,
                 approver,

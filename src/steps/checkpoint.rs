@@ -106,6 +106,9 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
         text: text.clone(),
     })
     .map_err(|e| StepError::failed(e.to_string()))?;
+    // Shown once: at a terminal by the operator (the log line there leaves the text out),
+    // elsewhere only in the log.
+    cx.operator.say(&text);
 
     let deadline = match (checkpoint.timeout, cx.deadline) {
         (Some(t), Some(d)) => Some(d.min(Instant::now() + t)),
@@ -183,7 +186,6 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
 
     if approved.len() < needed && cx.operator.interactive() {
         let (expected, what) = confirmation(cx.plan, cx.step, checkpoint);
-        cx.operator.say(&text);
         let mut attempts = 0;
         while approved.len() < needed {
             let prompt = format!("approver {} of {needed}, your name: ", approved.len() + 1);
@@ -193,7 +195,13 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
                 Answer::TimedOut => {
                     return Err(deny("the checkpoint timed out (a timeout is a deny)"));
                 }
-                Answer::Closed => break,
+                Answer::Closed => {
+                    return Err(deny(&format!(
+                        "the terminal's input closed at the prompt (end of file) after {} of {needed} approvals",
+                        approved.len()
+                    )));
+                }
+                Answer::Interrupted => return Err(StepError::Interrupted),
             };
             let who = normalise(&name);
             if (!allowed.is_empty() && !allowed.contains(&who)) || approved.contains(&who) {
@@ -214,6 +222,7 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
                 Answer::TimedOut => {
                     return Err(deny("the checkpoint timed out (a timeout is a deny)"));
                 }
+                Answer::Interrupted => return Err(StepError::Interrupted),
                 _ => {
                     return Err(deny(&format!(
                         "{name} did not confirm (a mistyped confirmation is a no)"
@@ -277,9 +286,8 @@ fn poll_until(
         let wake = Instant::now() + until.delay;
         while Instant::now() < wake {
             if cx.cancel.requested() {
-                return Err(StepError::failed(
-                    "interrupted while waiting for the wrapping-key state",
-                ));
+                // Waiting changed nothing: stop here, and `resume` checks again.
+                return Err(StepError::Interrupted);
             }
             std::thread::sleep(std::time::Duration::from_millis(50).min(until.delay));
         }

@@ -178,7 +178,11 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
         cx.operator,
         &format!("token `{}`", step.token),
     )
-    .map_err(|e| refused(e, json!({})))?;
+    .map_err(|e| match cx.cancel.requested() {
+        // Ctrl-C at the PIN prompt: the tool never started.
+        true => StepError::Interrupted,
+        false => refused(e, json!({})),
+    })?;
     let store = cx.host.root.path(&token.store);
     let total = object_count(&store);
 

@@ -46,6 +46,9 @@ pub enum StepError {
     Failed { message: String, data: Value },
     /// A checkpoint was denied; the run is aborted (rescue, then always).
     Denied { reason: String },
+    /// A stop was requested while the step waited for a person (a prompt): it did nothing,
+    /// and the run stops here to be resumed, without rescue.
+    Interrupted,
 }
 
 impl StepError {

@@ -43,7 +43,11 @@ pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>
         cx.operator,
         &format!("token `{token_id}`"),
     )
-    .map_err(StepError::failed)?;
+    .map_err(|e| match cx.cancel.requested() {
+        // Ctrl-C at the PIN prompt: nothing was probed.
+        true => StepError::Interrupted,
+        false => StepError::failed(e),
+    })?;
     let inventory = cx
         .host
         .prober
