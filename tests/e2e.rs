@@ -1692,3 +1692,94 @@ fn e2e_10_the_pin_appears_in_no_output() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The processes of `root` (their argv names it), with the variables of their environment
+/// that hold `pin`; without the rehearsing mkplan and its `timeout` guard if `skip_mkplan`
+/// (they have the operator's variable from the operator).
+fn environments_with_the_pin(root: &Path, pin: &str, skip_mkplan: bool) -> Vec<String> {
+    let root = root.as_os_str().as_encoded_bytes();
+    let mut found = Vec::new();
+    for pid in pids() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let of_root = args.iter().any(|a| contains(a, root));
+        if !of_root || (skip_mkplan && args.contains(&&b"rehearse"[..])) {
+            continue;
+        }
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        for variable in environ.split(|b| *b == 0) {
+            if contains(variable, pin.as_bytes()) {
+                let text = String::from_utf8_lossy(variable);
+                let name = text.split_once('=').map(|(n, _)| n).unwrap_or_default();
+                found.push(format!(
+                    "{name}=<the PIN> in {}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// In a rehearsal, whether the PIN comes from the operator's own variable or is the
+/// simulator's, no simulated process (pkcsslotd, the units, the helpers that start them,
+/// the stand-ins) carries it in its environment, and every file that holds it is readable
+/// by its owner only. A simulated PIN is not even in the rehearsing mkplan's environment.
+#[test]
+fn e2e_10_no_simulated_process_or_shared_file_holds_the_pin() {
+    const OPERATOR_PIN: &str = "0per4tor-PIN-8812";
+    let mut problems = Vec::new();
+    for operators_variable in [true, false] {
+        let b = Bench::new();
+        let mut c = b.rehearse_command(&offline_plan(), 40, &["slow-keys=25"]);
+        if operators_variable {
+            c.env("MKPLAN_EP11_PIN", OPERATOR_PIN);
+        } else {
+            c.env_remove("MKPLAN_EP11_PIN");
+        }
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let record = b.root.join("var/lib/mkplan-sim/rehearsal.json");
+        let mut seen = BTreeSet::new();
+        while child.try_wait().unwrap().is_none() {
+            if record.exists() {
+                seen.extend(environments_with_the_pin(
+                    &b.root,
+                    &b.pin(),
+                    operators_variable,
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let ran = Ran::from(child.wait_with_output().unwrap());
+        b.keep(&ran);
+        assert_exit(&ran, 0);
+        let pin = b.pin();
+        if operators_variable {
+            assert_eq!(pin, OPERATOR_PIN, "the rehearsal takes the operator's PIN");
+        }
+        let case = if operators_variable {
+            "operator's variable"
+        } else {
+            "simulated PIN"
+        };
+        problems.extend(seen.into_iter().map(|p| format!("{case}: {p}")));
+        let mut files = Vec::new();
+        walk_files(&b.root, &mut files);
+        walk_files(&b.state, &mut files);
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            if contains(&bytes, pin.as_bytes()) && mode & 0o077 != 0 {
+                problems.push(format!(
+                    "{case}: {} holds the PIN and has mode {mode:04o}",
+                    file.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -749,14 +749,7 @@ fn the_cli_drives_the_same_host() {
             .unwrap()
     };
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ep11-offline.yaml");
-    let init = Command::new(SIM_EXE)
-        .args(["init", "--keys", "4", "--root"])
-        .arg(&root)
-        .arg("--plan")
-        .arg(&plan)
-        .env("MKPLAN_SIM_PIN", PIN)
-        .output()
-        .unwrap();
+    let init = init_with_pin_on_stdin(&root, &plan, &[]);
     assert!(init.status.success(), "{}", text(&init.stderr));
     let verify = sim_cli(&["verify"]);
     assert_eq!(verify.status.code(), Some(0));
@@ -830,4 +823,58 @@ fn an_offline_queue_shows_no_registers_and_cannot_be_reached() {
     sim::set_queue_online(&host.root, queue, true).unwrap();
     let status = read_apqn(&HostRoot::new(&host.root), queue).unwrap();
     assert_eq!(status.new.state, NewState::Committed);
+}
+
+/// `mkplan-sim init --pin-stdin` with `PIN` written to its stdin (a pipe) and `env` added
+/// to its environment.
+fn init_with_pin_on_stdin(root: &Path, plan: &Path, env: &[(&str, &str)]) -> Output {
+    let mut init = Command::new(SIM_EXE)
+        .args(["init", "--keys", "4", "--pin-stdin", "--root"])
+        .arg(root)
+        .arg("--plan")
+        .arg(plan)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(init.stdin.take().unwrap(), "{PIN}").unwrap();
+    init.wait_with_output().unwrap()
+}
+
+/// Whoever starts a simulated host may hold a PIN in its environment (here the plan's own
+/// variable); pkcsslotd and the units it leaves running inherit none of it, and the PIN
+/// given on stdin is what the tokens take.
+#[test]
+fn simulated_processes_inherit_no_pin_from_their_starter() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap().join("host");
+    struct Guard<'a>(&'a Path);
+    impl Drop for Guard<'_> {
+        fn drop(&mut self) {
+            let _ = sim::shutdown(self.0);
+        }
+    }
+    let _guard = Guard(&root);
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ep11-offline.yaml");
+    let init = init_with_pin_on_stdin(&root, &plan, &[("MKPLAN_EP11_PIN", PIN)]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let processes = processes_of(&root);
+    assert!(
+        processes.len() >= 3,
+        "pkcsslotd and two units: {processes:?}"
+    );
+    for pid in processes {
+        let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !text(&environ).contains(PIN),
+            "{} has the PIN in its environment",
+            text(&cmdline).replace('\0', " ")
+        );
+    }
+    let prober = SimProber::new(&root);
+    let module = Path::new("/usr/lib/opencryptoki/libopencryptoki.so");
+    assert!(prober.probe(module, 4, &Pin::new(PIN.to_owned())).is_ok());
 }

@@ -153,7 +153,9 @@ impl Screen {
         let mut command = Command::new("sh");
         command
             .arg("-c")
-            .arg(format!("stty echo rows {ROWS} cols {COLS} && exec \"$0\" \"$@\""))
+            .arg(format!(
+                "stty echo rows {ROWS} cols {COLS} && exec \"$0\" \"$@\""
+            ))
             .arg(MKPLAN)
             .args(args);
         let process = rexpect::process::PtyProcess::new(command).unwrap();
@@ -299,8 +301,17 @@ impl Bench {
     fn assert_interrupted(&self, screen: &mut Screen) {
         assert_eq!(screen.exit_code(), 1, "{}", screen.text());
         let kinds = self.kinds();
-        assert_eq!(kinds.last().map(String::as_str), Some("interrupted"), "{kinds:?}");
-        for never in ["checkpoint_denied", "rescue_started", "step_failed", "run_finished"] {
+        assert_eq!(
+            kinds.last().map(String::as_str),
+            Some("interrupted"),
+            "{kinds:?}"
+        );
+        for never in [
+            "checkpoint_denied",
+            "rescue_started",
+            "step_failed",
+            "run_finished",
+        ] {
             assert!(!kinds.iter().any(|k| k == never), "{never} in {kinds:?}");
         }
         let id = self.run_id();
@@ -418,7 +429,10 @@ fn a_stop_at_a_checkpoint_prompt_interrupts_the_run_and_it_resumes() {
         }
         screen.let_progress_tick();
         if sigterm {
-            screen.process.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+            screen
+                .process
+                .signal(nix::sys::signal::Signal::SIGTERM)
+                .unwrap();
         } else {
             screen.keys("\x03");
         }
@@ -501,7 +515,10 @@ rescue:
     screen.let_progress_tick();
     let text = screen.text();
     assert!(text.contains("token `ep11` USER PIN: "), "{text}");
-    assert!(!text.contains("S3cr3t"), "the PIN is on the screen:\n{text}");
+    assert!(
+        !text.contains("S3cr3t"),
+        "the PIN is on the screen:\n{text}"
+    );
     screen.keys("\x03");
     bench.assert_interrupted(&mut screen);
     assert!(!screen.text().contains("S3cr3t"));

@@ -183,7 +183,7 @@ impl CheckpointActor for SimulatedTke {
     }
 }
 
-/// Answers the PIN prompt of a `pin: {prompt: true}` token with the simulated token's PIN;
+/// Gives the simulated token's PIN for a `pin: {prompt: true}` or `{env: NAME}` token;
 /// never answers anything else.
 struct RehearsalOperator {
     pin: String,
@@ -202,6 +202,10 @@ impl Operator for RehearsalOperator {
 
     fn ask_secret(&self, _: &str) -> Option<Pin> {
         Some(Pin::new(self.pin.clone()))
+    }
+
+    fn pin_variable(&self, _: &str) -> Option<String> {
+        Some(self.pin.clone())
     }
 }
 
@@ -245,6 +249,18 @@ pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Host, Box<dyn Op
     ))
 }
 
+/// A new file only its owner can read: the rehearsal record holds the simulated PIN.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()
+}
+
 fn default_state_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
@@ -260,18 +276,13 @@ fn random_pin() -> String {
     format!("rh-{}", hex::encode(bytes))
 }
 
-/// Gives every token's PIN source the simulated PIN, the way an operator's host would.
+/// Puts the simulated PIN in every PIN file the plan names, the way an operator's host
+/// would (mode 0600). `env` and `prompt` sources are answered by [`RehearsalOperator`]:
+/// the PIN never goes into mkplan's environment, from which children could inherit it.
 fn provide_pins(plan: &Plan, root: &Path, pin: &str) -> anyhow::Result<()> {
     for token in plan.tokens.values() {
         match &token.pin {
-            PinSource::Env(name) => {
-                if std::env::var(name).ok().as_deref() != Some(pin) {
-                    // SAFETY: rehearse sets these before it starts any thread (no logging,
-                    // signal or progress thread exists yet), so nothing reads the
-                    // environment concurrently.
-                    unsafe { std::env::set_var(name, pin) };
-                }
-            }
+            PinSource::Env(_) | PinSource::Prompt => {}
             PinSource::File(path) => {
                 use std::os::unix::fs::OpenOptionsExt;
                 let path = crate::host::HostRoot::new(root).path(path);
@@ -286,7 +297,6 @@ fn provide_pins(plan: &Plan, root: &Path, pin: &str) -> anyhow::Result<()> {
                     .open(&path)?;
                 std::io::Write::write_all(&mut file, format!("{pin}\n").as_bytes())?;
             }
-            PinSource::Prompt => {}
         }
     }
     Ok(())
@@ -350,16 +360,15 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     );
     sim::init(&root, &plan, args.keys, &pin, &standin)
         .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
-    // After the simulator's daemons exist, so they never inherit the PIN variable.
     provide_pins(&plan, &root, &pin)?;
     let record = RehearsalRecord {
         version: 1,
         pin: pin.clone(),
         operator_faults: operator_faults.clone(),
     };
-    std::fs::write(
-        record_path(&sim::canonical_root(&root)),
-        serde_json::to_vec_pretty(&record)?,
+    write_private(
+        &record_path(&sim::canonical_root(&root)),
+        &serde_json::to_vec_pretty(&record)?,
     )?;
     let outcome = rehearse(
         globals,

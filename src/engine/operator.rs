@@ -44,6 +44,12 @@ pub trait Operator {
     /// Asks for a secret without echoing it; `None` when none was entered (or the wait was
     /// interrupted).
     fn ask_secret(&self, prompt: &str) -> Option<Pin>;
+    /// The PIN the operator gave mkplan in its environment as `name` (`pin: {env: NAME}`).
+    /// A rehearsal answers with its simulated PIN instead, which therefore never has to be
+    /// put in an environment that a child process could inherit.
+    fn pin_variable(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
 }
 
 /// No terminal (or `--non-interactive`): never prompts.

@@ -123,7 +123,11 @@ impl Sink for LogSink {
                 shown_sha256,
                 text,
             } => {
-                let shown = if self.texts_on_terminal { "" } else { text.as_str() };
+                let shown = if self.texts_on_terminal {
+                    ""
+                } else {
+                    text.as_str()
+                };
                 info!(
                     seq,
                     kind,

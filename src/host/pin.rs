@@ -20,7 +20,7 @@ pub fn read(
     what: &str,
 ) -> Result<Pin, String> {
     let pin = match source {
-        PinSource::Env(name) => std::env::var(name).map_err(|_| {
+        PinSource::Env(name) => operator.pin_variable(name).ok_or_else(|| {
             format!("the {what} PIN comes from the environment variable `{name}`, which is not set (or not UTF-8)")
         })?,
         PinSource::File(path) => read_file(&root.path(path), path)?,

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::plan::model::{Apqn, Wkvp};
 use crate::sim::{self, Fault, SimError, TkeAction, migrate, procs, standins};
 
-/// The USER PIN `init` gives the tokens when `--pin` is not given.
+/// The USER PIN `init` gives the tokens when `--pin-stdin` is not given.
 pub const DEFAULT_PIN: &str = "S1m-User-PIN";
 /// Names the root when a stand-in cannot find it from its own path.
 pub const ROOT_ENV: &str = "MKPLAN_SIM_ROOT";
@@ -43,9 +43,10 @@ enum Command {
         /// Key objects per token (a certificate and a data object are added).
         #[arg(long, default_value_t = 24)]
         keys: usize,
-        /// The tokens' USER PIN.
-        #[arg(long, env = "MKPLAN_SIM_PIN", hide_env_values = true, default_value = DEFAULT_PIN)]
-        pin: String,
+        /// Read the tokens' USER PIN from the first line of stdin (a pipe: never argv or
+        /// the environment, where other processes can read it) [default: S1m-User-PIN].
+        #[arg(long)]
+        pin_stdin: bool,
     },
     /// What the TKE does to the WK registers.
     Tke {
@@ -207,6 +208,24 @@ fn commands(args: &[String]) -> i32 {
     }
 }
 
+/// The first line of stdin, without its line break (at most a PIN's length and then some).
+fn read_pin_line() -> Result<String, SimError> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(1024)
+        .read_line(&mut line)
+        .map_err(|e| SimError::io(Path::new("/dev/stdin"), e))?;
+    let pin = line.trim_end_matches(['\n', '\r']).to_owned();
+    if pin.is_empty() {
+        return Err(SimError::Usage(
+            "--pin-stdin: stdin holds no PIN line".to_owned(),
+        ));
+    }
+    Ok(pin)
+}
+
 fn parse_apqn(text: &str) -> Result<Apqn, SimError> {
     Apqn::from_plan_value(&serde_json::Value::String(text.to_owned())).map_err(|errors| {
         let why: Vec<String> = errors.into_iter().map(|e| e.message).collect();
@@ -220,8 +239,13 @@ fn run(command: Command) -> Result<i32, SimError> {
             root,
             plan,
             keys,
-            pin,
+            pin_stdin,
         } => {
+            let pin = if pin_stdin {
+                read_pin_line()?
+            } else {
+                DEFAULT_PIN.to_owned()
+            };
             let loaded = crate::plan::load_file(&plan);
             let Some(plan_model) = loaded.plan else {
                 for diagnostic in loaded.diagnostics.iter() {

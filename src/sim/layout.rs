@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::host::HostRoot;
 use crate::host::procscan::token_shm_path;
@@ -214,7 +214,7 @@ pub(crate) fn start_everything(root: &Path) -> Result<(), SimError> {
 /// detached and exits once the process is ready.
 pub(crate) fn spawn_helper(root: &Path, sim_exe: &Path, what: &[&str]) -> Result<(), SimError> {
     // `sim_exe` may be the mkplan binary (rehearse): the name selects the simulator.
-    let output = Command::new(sim_exe)
+    let output = crate::sim::procs::clean_command(sim_exe)
         .arg0(crate::sim::SIM_EXE_NAME)
         .arg("spawn")
         .arg("--root")

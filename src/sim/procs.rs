@@ -121,7 +121,8 @@ pub(crate) fn slotd_running(root: &Path) -> Option<i32> {
     (alive(pid) && comm.trim_ascii() == b"pkcsslotd").then_some(pid)
 }
 
-/// Starts `command` detached: new session, stdio on /dev/null, cwd `/`.
+/// Starts `command` detached: new session, stdio on /dev/null, cwd `/`. Callers build it
+/// with [`clean_command`]: a simulated process inherits nothing from whoever started it.
 fn spawn_detached(mut command: Command) -> io::Result<Child> {
     command
         .stdin(Stdio::null())
@@ -133,6 +134,15 @@ fn spawn_detached(mut command: Command) -> io::Result<Child> {
         command.pre_exec(|| rustix::process::setsid().map(drop).map_err(io::Error::from));
     }
     command.spawn()
+}
+
+/// `program` with an empty environment. Whoever starts a simulated process (a rehearsal,
+/// an operator's shell, a test) may hold a PIN in a variable, and a long-lived process
+/// would show it in `/proc/<pid>/environ` for its lifetime; none of them needs one.
+pub(crate) fn clean_command(program: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear();
+    command
 }
 
 fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
@@ -150,7 +160,7 @@ fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
 /// Spawns a unit (or, with `None`, a stray) and waits until it has mapped the shm files and
 /// written its pid file. The caller should exit soon after, so the process is re-parented.
 pub(crate) fn spawn_unit(root: &Path, sim_exe: &Path, unit: Option<&str>) -> Result<i32, SimError> {
-    let mut command = Command::new(sim_exe);
+    let mut command = clean_command(sim_exe);
     // `sim_exe` may be the mkplan binary (rehearse): the name selects the simulator.
     command.arg0(crate::sim::SIM_EXE_NAME);
     command.args(unit_args(root, unit));
@@ -264,7 +274,7 @@ pub(crate) fn start_slotd(root: &Path) -> Result<Option<i32>, SimError> {
         return Ok(None);
     }
     let program = slotd_path(root);
-    let mut command = Command::new(&program);
+    let mut command = clean_command(&program);
     command.env(SLOTD_DAEMON_ENV, "1");
     let mut child = spawn_detached(command).map_err(|e| SimError::io(&program, e))?;
     let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
