@@ -5,6 +5,7 @@ pub mod cli;
 pub mod engine;
 pub mod exit_code;
 pub mod host;
+pub mod input;
 pub mod plan;
 pub mod report;
 pub mod secret;

@@ -656,3 +656,123 @@ fn check_changes_nothing() {
     c.arg("check").arg(&failing_plan);
     assert_eq!(timed(c).status.code(), Some(3));
 }
+
+/// `mkplan ARGS…` with its address space capped, so reading an endless input without a
+/// limit ends in a failed allocation instead of taking the machine's memory.
+fn capped(b: &Bench, args: &[&std::ffi::OsStr]) -> Output {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("ulimit -v 2097152 && exec \"$0\" \"$@\"")
+        .arg(assert_cmd::cargo::cargo_bin("mkplan"))
+        .arg("--state-dir")
+        .arg(b.path("state"))
+        .args(args);
+    timed(c)
+}
+
+/// Every input file is read to at most its limit plus one byte, then refused with the
+/// path: an endless device as a plan, an approvals file, a journal or a report, and a PIN
+/// file a little over its limit.
+#[test]
+fn input_files_are_read_with_a_size_limit() {
+    let b = Bench::new();
+    let zero = std::ffi::OsStr::new("/dev/zero");
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let plan = b.plan(&gate("tke", 1), "", "");
+    for args in [
+        vec![os("validate"), zero],
+        vec![os("check"), zero],
+        vec![os("run"), os("--non-interactive"), zero],
+        vec![os("run"), os("--approvals"), zero, plan.as_os_str()],
+    ] {
+        let out = capped(&b, &args);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(
+            text.contains("/dev/zero") && text.contains("larger than 1 MiB"),
+            "{args:?}: {text}"
+        );
+    }
+
+    // A finished run whose journal and report are then replaced by endless devices.
+    let out = b.run(&plan, &["--approve", "tke=alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = b.run_ids().pop().unwrap();
+    let dir = b.path("state/runs").join(&run);
+    std::fs::remove_file(dir.join("report.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.join("report.json")).unwrap();
+    let out = capped(&b, &[os("report"), os("show"), run.as_ref()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 256 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    let out = capped(&b, &[os("report"), os("verify"), run.as_ref()]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("larger than 256 MiB")
+            || stderr(&out).contains("larger than 256 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    // A journal must be a regular file: a sparse one, one byte over the limit.
+    std::fs::File::create(dir.join("journal.jsonl"))
+        .unwrap()
+        .set_len(256 * 1024 * 1024 + 1)
+        .unwrap();
+    let out = capped(&b, &[os("resume"), run.as_ref()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("larger than 256 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    let out = capped(&b, &[os("runs")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("larger than 256 MiB"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A PIN file one byte over 4 KiB (mode 0600, as a PIN file must be).
+    let pin_plan = std::fs::read_to_string(&plan)
+        .unwrap()
+        .replace("pin: { env: MKPLAN_TEST_PIN }", "pin: { file: /pin }")
+        .replace(
+            "checkpoint: { say: Proceed?, approvals: 1 }",
+            "probe_keys: { token: ep11, module: /module.so }",
+        );
+    let pin_plan_path = b.path("pin-plan.yaml");
+    std::fs::write(&pin_plan_path, pin_plan).unwrap();
+    let root = b.path("root");
+    std::fs::write(root.join("module.so"), "").unwrap();
+    std::fs::write(root.join("pin"), vec![b'7'; 4097]).unwrap();
+    std::fs::set_permissions(
+        root.join("pin"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(b.path("state")).unwrap();
+    let out = capped(
+        &b,
+        &[
+            os("--root"),
+            root.as_os_str(),
+            os("run"),
+            os("--non-interactive"),
+            pin_plan_path.as_os_str(),
+        ],
+    );
+    let journal = b.journal(&b.run_ids().pop().unwrap());
+    let failed = journal
+        .iter()
+        .find(|e| e["kind"] == "step_failed")
+        .unwrap_or_else(|| panic!("{}", stderr(&out)));
+    let error = failed["data"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("`/pin`") && error.contains("larger than 4 KiB"),
+        "{error}"
+    );
+}

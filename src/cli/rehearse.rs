@@ -238,7 +238,7 @@ fn simulated_host(root: &Path, faults: OperatorFaults) -> Host {
 
 /// For `mkplan resume` of a rehearsal: the same simulated host, operator and PINs again.
 pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Host, Box<dyn Operator>)> {
-    let text = std::fs::read_to_string(record_path(root)).map_err(|e| {
+    let text = crate::input::read_to_string(&record_path(root), crate::input::SMALL).map_err(|e| {
         anyhow::anyhow!("the rehearsal's simulated host at `{}` is gone ({e}); a rehearsal can only be resumed while its host is kept", root.display())
     })?;
     let record: RehearsalRecord = serde_json::from_str(&text)?;

@@ -64,7 +64,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Ok(dir) => dir,
                 Err(e) => return Ok(fail(&e)),
             };
-            let report = match std::fs::read(dir.join(REPORT_JSON))
+            let report = match crate::input::read(&dir.join(REPORT_JSON), crate::input::REPORT)
                 .map_err(|e| e.to_string())
                 .and_then(|b| RunReport::from_bytes(&b))
             {

@@ -81,7 +81,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&state.plan_path));
     let recorded = run_dir.recorded_digest()?;
-    let current = std::fs::read(&plan_path).map(|b| sha256_hex(&b));
+    let current = crate::input::read(&plan_path, crate::input::PLAN).map(|b| sha256_hex(&b));
     match current {
         Ok(digest) if digest == recorded && digest == state.plan_sha256 => {}
         Ok(digest) => {

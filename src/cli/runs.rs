@@ -15,7 +15,8 @@ pub struct Args {}
 pub fn run(_: Args, globals: &Globals) -> anyhow::Result<i32> {
     let state_dir = globals.state();
     let runs = state_dir.list_runs()?;
-    let holder = std::fs::read_to_string(state_dir.lock_path()).unwrap_or_default();
+    let holder = crate::input::read_to_string(&state_dir.lock_path(), crate::input::SMALL)
+        .unwrap_or_default();
     let held = StateLock::is_held(&state_dir);
     println!("{:<24} {:<25} {:<15} PLAN", "RUN", "STARTED", "STATE");
     for run in runs {

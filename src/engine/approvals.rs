@@ -65,7 +65,8 @@ impl ApprovalInputs {
             path: path.to_owned(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let text = crate::input::read_to_string(path, crate::input::APPROVALS)
+            .map_err(|e| error(e.to_string()))?;
         let file: ApprovalsFile =
             serde_saphyr::from_str(&text).map_err(|e| error(e.to_string()))?;
         for entry in file.approvals {

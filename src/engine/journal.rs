@@ -3,7 +3,7 @@
 //! announces. Editing any byte of an earlier line breaks the chain.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -209,11 +209,12 @@ pub struct Verified {
 /// Reads a journal and recomputes its hash chain; any edited, reordered or removed line
 /// (other than a torn last line) is an error naming the line.
 pub fn read_verified(path: &Path) -> Result<Verified, JournalError> {
-    let file = File::open(path).map_err(|source| JournalError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut reader = BufReader::new(file);
+    let bytes =
+        crate::input::read(path, crate::input::JOURNAL).map_err(|source| JournalError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut reader = &bytes[..];
     let corrupt = |line: usize, problem: String| JournalError::Corrupt {
         path: path.to_owned(),
         line,

@@ -2,7 +2,7 @@
 //! whole run, with the holder's run id and pid written inside for whoever is refused.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::{Seek, Write};
 use std::path::PathBuf;
 
 use crate::engine::rundir::StateDir;
@@ -45,8 +45,9 @@ impl StateLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                let holder = crate::input::read_from(&file, crate::input::SMALL)
+                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                    .unwrap_or_default();
                 let holder = holder.trim();
                 return Err(LockError::Held {
                     path,

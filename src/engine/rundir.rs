@@ -130,7 +130,7 @@ impl RunDir {
     /// The plan digest recorded when the run was created.
     pub fn recorded_digest(&self) -> Result<String, RunDirError> {
         let path = self.dir.join(PLAN_DIGEST);
-        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        let text = crate::input::read_to_string(&path, crate::input::SMALL).map_err(io(&path))?;
         Ok(text
             .split_whitespace()
             .next()

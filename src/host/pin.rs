@@ -75,7 +75,7 @@ fn read_file(path: &Path, shown: &Path) -> Result<String, String> {
             meta.uid()
         ));
     }
-    let text = std::fs::read_to_string(path)
+    let text = crate::input::read_to_string(path, crate::input::PIN_FILE)
         .map_err(|e| format!("cannot read the PIN file `{}`: {e}", shown.display()))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }

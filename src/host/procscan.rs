@@ -90,7 +90,8 @@ pub fn scan(proc_dir: &Path, shm_file: &Path, exclude: &dyn Fn(i32) -> bool) -> 
         }
         result.scanned += 1;
         let dir = proc_dir.join(pid.to_string());
-        let Ok(maps) = fs::read(dir.join("maps")) else {
+        // Unreadable or too large, it is counted: the caller never reads that as "no user".
+        let Ok(maps) = crate::input::read(&dir.join("maps"), crate::input::PROC_MAPS) else {
             result.unreadable += 1;
             continue;
         };
@@ -102,7 +103,7 @@ pub fn scan(proc_dir: &Path, shm_file: &Path, exclude: &dyn Fn(i32) -> bool) -> 
             result.users.push(TokenUser {
                 pid,
                 command: command(&dir),
-                unit: fs::read_to_string(dir.join("cgroup"))
+                unit: crate::input::read_to_string(&dir.join("cgroup"), crate::input::SMALL)
                     .ok()
                     .and_then(|text| systemd_unit(&text)),
                 matched: String::from_utf8_lossy(matched).into_owned(),
@@ -139,7 +140,11 @@ fn descends_from(proc_dir: &Path, mut pid: i32, ancestor: i32) -> bool {
 
 /// The 4th field of `/proc/<pid>/stat`, after `comm` (which may hold spaces and `)`).
 fn parent_of(proc_dir: &Path, pid: i32) -> Option<i32> {
-    let stat = fs::read(proc_dir.join(pid.to_string()).join("stat")).ok()?;
+    let stat = crate::input::read(
+        &proc_dir.join(pid.to_string()).join("stat"),
+        crate::input::SMALL,
+    )
+    .ok()?;
     let close = stat.iter().rposition(|b| *b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     rest.split_whitespace().nth(1)?.parse().ok()
@@ -188,7 +193,8 @@ fn is_token_mapping(path: &[u8], shm: &Targets) -> bool {
 
 /// `cmdline` with its NUL separators as spaces; `comm` for kernel threads and zombies.
 fn command(dir: &Path) -> String {
-    let cmdline = fs::read(dir.join("cmdline")).unwrap_or_default();
+    let cmdline =
+        crate::input::read(&dir.join("cmdline"), crate::input::PROC_MAPS).unwrap_or_default();
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|arg| !arg.is_empty())
@@ -197,7 +203,7 @@ fn command(dir: &Path) -> String {
     if !args.is_empty() {
         return args.join(" ");
     }
-    match fs::read_to_string(dir.join("comm")) {
+    match crate::input::read_to_string(&dir.join("comm"), crate::input::SMALL) {
         Ok(comm) => comm.trim_end().to_owned(),
         Err(_) => "(exited)".into(),
     }

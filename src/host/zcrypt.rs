@@ -188,7 +188,7 @@ impl Device {
     }
 
     fn read(&self, name: &str) -> Result<Option<String>, ZcryptError> {
-        match fs::read_to_string(self.dir.join(name)) {
+        match crate::input::read_to_string(&self.dir.join(name), crate::input::SMALL) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(self.read_error(name, source)),

@@ -20,7 +20,7 @@ pub struct Loaded {
 
 /// Reads and validates the plan at `path`.
 pub fn load_file(path: &Path) -> Loaded {
-    match std::fs::read(path) {
+    match crate::input::read(path, crate::input::PLAN) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => load(SourceFile::new(path, text)),
             Err(e) => {
@@ -41,8 +41,13 @@ pub fn load_file(path: &Path) -> Loaded {
         },
         Err(e) => unloadable(
             SourceFile::new(path, ""),
-            Diagnostic::error("io", format!("cannot read the plan: {e}"))
-                .with_hint("check the path and that you may read the file"),
+            Diagnostic::error("io", format!("cannot read the plan: {e}")).with_hint(
+                if e.kind() == std::io::ErrorKind::FileTooLarge {
+                    "a plan is some KiB of YAML: check that the path names the plan"
+                } else {
+                    "check the path and that you may read the file"
+                },
+            ),
         ),
     }
 }

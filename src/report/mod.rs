@@ -128,8 +128,8 @@ fn copy_package(
     for name in [JOURNAL, PLAN_COPY, PLAN_DIGEST] {
         let from = run_dir.join(name);
         if from.exists() {
-            let bytes =
-                fs::read(&from).map_err(|e| format!("cannot read `{}`: {e}", from.display()))?;
+            let bytes = crate::input::read(&from, crate::input::JOURNAL)
+                .map_err(|e| format!("cannot read `{}`: {e}", from.display()))?;
             write_atomically(&target.join(name), &bytes)?;
         }
     }

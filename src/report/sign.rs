@@ -352,7 +352,7 @@ pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
             shown.display()
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = crate::input::read_to_string(path, crate::input::KEY).map_err(|e| {
         format!(
             "cannot read the report-signing key `{}`: {e}",
             shown.display()

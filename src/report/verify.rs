@@ -87,7 +87,8 @@ fn check(name: &'static str, result: Result<String, String>) -> Check {
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(dir.join(name)).map_err(|e| format!("cannot read `{name}`: {e}"))
+    crate::input::read(&dir.join(name), crate::input::REPORT)
+        .map_err(|e| format!("cannot read `{name}`: {e}"))
 }
 
 /// Verifies the report in `dir`, with `key` or else the `signer.pub.pem` beside it.
@@ -189,7 +190,7 @@ fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), Strin
             format!("{SIGNER_PUB} beside the report"),
         ),
     };
-    let text = std::fs::read_to_string(&path)
+    let text = crate::input::read_to_string(&path, crate::input::KEY)
         .map_err(|e| format!("cannot read the public key `{}`: {e}", path.display()))?;
     let public = PublicKey::from_pem(&text)
         .map_err(|e| format!("the public key `{}`: {e}", path.display()))?;

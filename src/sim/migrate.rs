@@ -169,7 +169,8 @@ fn get_user_pin(faults: &[Fault]) -> Option<String> {
         let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, &quiet);
     }
     let mut line = Vec::new();
-    let read = stdin.lock().read_until(b'\n', &mut line);
+    // getline is unbounded; a stand-in need not be: no PIN is longer than this.
+    let read = std::io::Read::take(stdin.lock(), 4096).read_until(b'\n', &mut line);
     if let Some(saved) = &saved {
         let _ = rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Flush, saved);
     }

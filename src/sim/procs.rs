@@ -52,11 +52,19 @@ pub(crate) fn slotd_path(root: &Path) -> PathBuf {
 }
 
 fn read_pid(path: &Path) -> Option<i32> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    crate::input::read_to_string(path, crate::input::SMALL)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn proc_file(pid: i32, name: &str) -> Option<Vec<u8>> {
-    fs::read(format!("/proc/{pid}/{name}")).ok()
+    crate::input::read(
+        Path::new(&format!("/proc/{pid}/{name}")),
+        crate::input::PROC_MAPS,
+    )
+    .ok()
 }
 
 /// The process exists and is not a zombie (a stopped unit whose new parent has not reaped

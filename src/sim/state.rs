@@ -210,7 +210,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
 /// Reads the state; `NotInitialised` when `init` never ran on this root.
 pub(crate) fn load(root: &Path) -> Result<SimState, SimError> {
     let path = state_path(root);
-    let text = match fs::read_to_string(&path) {
+    let text = match crate::input::read_to_string(&path, crate::input::STORE_FILE) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SimError::NotInitialised(root.to_path_buf()));
@@ -240,7 +240,7 @@ pub(crate) fn save(root: &Path, state: &SimState, _lock: &Locked) -> Result<(), 
 /// The faults in force (none when the file does not exist).
 pub(crate) fn faults(root: &Path) -> Result<Vec<crate::sim::Fault>, SimError> {
     let path = faults_path(root);
-    match fs::read_to_string(&path) {
+    match crate::input::read_to_string(&path, crate::input::SMALL) {
         Ok(text) => {
             let file: FaultsFile = serde_json::from_str(&text)
                 .map_err(|e| SimError::Format(format!("`{}`: {e}", path.display())))?;

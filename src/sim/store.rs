@@ -251,11 +251,13 @@ pub(crate) fn rewrite_blob(
 /// Every object listed in `TOK_OBJ/OBJ.IDX`, in its order.
 pub(crate) fn read_objects(store: &Path) -> Result<Vec<StoredObject>, SimError> {
     let index_path = store.join("TOK_OBJ/OBJ.IDX");
-    let index = fs::read_to_string(&index_path).map_err(|e| SimError::io(&index_path, e))?;
+    let index = crate::input::read_to_string(&index_path, crate::input::STORE_FILE)
+        .map_err(|e| SimError::io(&index_path, e))?;
     let mut objects = Vec::new();
     for name in index.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let path = store.join("TOK_OBJ").join(name);
-        let text = fs::read_to_string(&path).map_err(|e| SimError::io(&path, e))?;
+        let text = crate::input::read_to_string(&path, crate::input::STORE_FILE)
+            .map_err(|e| SimError::io(&path, e))?;
         let first = text.lines().next().unwrap_or_default();
         let object: SimObject = serde_json::from_str(first)
             .map_err(|e| SimError::Format(format!("object file `{}`: {e}", path.display())))?;
@@ -273,7 +275,8 @@ fn nvtok_path(store: &Path) -> PathBuf {
 
 pub(crate) fn read_nvtok(store: &Path) -> Result<NvToken, SimError> {
     let path = nvtok_path(store);
-    let text = fs::read_to_string(&path).map_err(|e| SimError::io(&path, e))?;
+    let text = crate::input::read_to_string(&path, crate::input::STORE_FILE)
+        .map_err(|e| SimError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| SimError::Format(format!("`{}`: {e}", path.display())))
 }
 

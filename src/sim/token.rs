@@ -87,7 +87,7 @@ pub(crate) fn not_present_reason(
     let (apqns, expected) = match &token.config {
         Some(config) => {
             let path = under(root, config);
-            let text = match std::fs::read_to_string(&path) {
+            let text = match crate::input::read_to_string(&path, crate::input::CONFIG) {
                 Ok(text) => text,
                 Err(_) => {
                     return Some(format!(

@@ -57,7 +57,7 @@ fn config_problems(host: &Host, token: &Token, check: &AssertWk) -> Vec<String> 
         return Vec::new();
     };
     let path = host.root.path(config);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::input::read_to_string(&path, crate::input::CONFIG) {
         Ok(text) => text,
         Err(e) => return vec![format!("cannot read `{}`: {e}", config.display())],
     };

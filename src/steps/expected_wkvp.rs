@@ -31,7 +31,7 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
         ))
     })?;
     let path = cx.host.root.path(config);
-    let text = std::fs::read_to_string(&path)
+    let text = crate::input::read_to_string(&path, crate::input::CONFIG)
         .map_err(|e| StepError::failed(format!("cannot read `{}`: {e}", config.display())))?;
     let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
         .map_err(|e| StepError::failed(format!("`{}`: {e}", config.display())))?;
@@ -94,7 +94,9 @@ pub fn check(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
     let Some(config) = &token.config else {
         return CheckReport::WouldSkip(format!("token `{token_id}` names no `config`"));
     };
-    match std::fs::read_to_string(cx.host.root.path(config)).map(|t| ep11conf::parse(&t)) {
+    match crate::input::read_to_string(&cx.host.root.path(config), crate::input::CONFIG)
+        .map(|t| ep11conf::parse(&t))
+    {
         Ok(Ok(parsed)) => match parsed.expected_wkvp {
             Some(w) => CheckReport::WillRun(format!(
                 "after activation, would change EXPECTED_WKVP from {w} to {}",

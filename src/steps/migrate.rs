@@ -42,14 +42,17 @@ fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<Path
 /// `pkcsslotd` must run: the tool goes through libopencryptoki (reference 3.4).
 fn slot_daemon_running(cx: &RunContext<'_>) -> Result<u32, String> {
     let pid_file = cx.host.root.path("/run/opencryptoki/pkcsslotd.pid");
-    let text = std::fs::read_to_string(&pid_file)
+    let text = crate::input::read_to_string(&pid_file, crate::input::SMALL)
         .map_err(|_| "pkcsslotd is not running (no `/run/opencryptoki/pkcsslotd.pid`); start it: `systemctl start pkcsslotd`".to_owned())?;
     let pid: u32 = text
         .trim()
         .parse()
         .map_err(|_| "pkcsslotd's pid file does not hold a pid".to_owned())?;
-    let comm = std::fs::read_to_string(cx.host.proc_dir.join(pid.to_string()).join("comm"))
-        .unwrap_or_default();
+    let comm = crate::input::read_to_string(
+        &cx.host.proc_dir.join(pid.to_string()).join("comm"),
+        crate::input::SMALL,
+    )
+    .unwrap_or_default();
     if comm.trim() == "pkcsslotd" {
         Ok(pid)
     } else {
@@ -139,7 +142,9 @@ fn count_files(dir: &Path) -> u64 {
 
 /// Objects listed in `TOK_OBJ/OBJ.IDX` (one name per line): the progress bar's length.
 fn object_count(store: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(store.join("TOK_OBJ/OBJ.IDX")).ok()?;
+    let text =
+        crate::input::read_to_string(&store.join("TOK_OBJ/OBJ.IDX"), crate::input::STORE_FILE)
+            .ok()?;
     Some(text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
 }
 
@@ -328,8 +333,8 @@ pub fn store_changes(
         .filter(|f| f.path.contains("/TOK_OBJ/") && !f.path.ends_with("OBJ.IDX"))
     {
         objects += 1;
-        let now =
-            std::fs::read(parent.join(&file.path)).map(|b| crate::engine::rundir::sha256_hex(&b));
+        let now = crate::input::read(&parent.join(&file.path), crate::input::STORE_FILE)
+            .map(|b| crate::engine::rundir::sha256_hex(&b));
         if now.as_deref().ok() != Some(file.sha256.as_str()) {
             changed += 1;
         }

@@ -2,8 +2,6 @@
 //! make a manifest read from disk safe to restore from.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -110,9 +108,9 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, ArchiveError> {
 }
 
 fn load(path: &Path) -> Result<Manifest, ArchiveError> {
-    let file = File::open(path).map_err(|e| ArchiveError::io("open", path, e))?;
-    let reader = BufReader::with_capacity(super::fsio::BUF, file);
-    serde_json::from_reader(reader).map_err(|e| ArchiveError::Manifest {
+    let bytes = crate::input::read(path, crate::input::MANIFEST)
+        .map_err(|e| ArchiveError::io("read", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Manifest {
         path: path.to_path_buf(),
         problem: e.to_string(),
     })
