@@ -1783,3 +1783,55 @@ fn e2e_10_no_simulated_process_or_shared_file_holds_the_pin() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A pipe whose reader is already gone: every write to it fails with EPIPE.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Stdio::from(writer)
+}
+
+/// Live processes of this root other than mkplan and its guard (their argv names it).
+fn processes_of_root(root: &Path) -> Vec<String> {
+    let root = root.as_os_str().as_encoded_bytes();
+    pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let ours = args.iter().any(|a| contains(a, root)) && !args.contains(&&b"rehearse"[..]);
+            (ours && !zombie).then(|| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        })
+        .collect()
+}
+
+/// `mkplan rehearse … | head -3` (and, with `--log-format json`, `2>&1 | head`): the
+/// reader is gone, which is no panic (exit 101) and no reason to skip the report or the
+/// clean-up of the simulated host. The exit code is the run's.
+#[test]
+fn e2e_10_a_closed_output_pipe_is_a_quiet_exit_after_the_report_and_clean_up() {
+    for (format, stderr_too) in [("human", false), ("json", true)] {
+        let b = Bench::new();
+        let mut c = b.rehearse_command(&offline_plan(), 5, &[]);
+        c.args(["--log-format", format]).stdout(closed_pipe());
+        if stderr_too {
+            c.stderr(closed_pipe());
+        }
+        let ran = finish(c);
+        assert_eq!(ran.code, Some(0), "{format}: {}", ran.both());
+        assert!(!ran.stderr.contains("panicked"), "{}", ran.both());
+        assert_eq!(b.journal().outcome(), "succeeded");
+        let dir = b.run_dir();
+        for artefact in ["report.json", "report.json.sig", "report.html"] {
+            assert!(dir.join(artefact).is_file(), "{format}: no {artefact}");
+        }
+        let verify = b.mkplan(&["report", "verify", &b.run_id()]);
+        assert_eq!(verify.code, Some(0), "{}", verify.both());
+        let left = processes_of_root(&b.root);
+        assert!(left.is_empty(), "{format}: still running: {left:#?}");
+    }
+}

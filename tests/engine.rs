@@ -776,3 +776,70 @@ fn input_files_are_read_with_a_size_limit() {
         "{error}"
     );
 }
+
+/// Every command that prints, with its stdout a pipe whose reader is gone (`| head -1`
+/// after it exited): never a panic (exit 101), the command's own exit code, and nothing
+/// said about it.
+#[test]
+fn a_closed_stdout_is_a_quiet_exit_with_the_commands_own_code() {
+    let b = Bench::new();
+    let plan = b.plan(&gate("tke", 1), "", "");
+    let out = b.run(&plan, &["--approve", "tke=alice"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = b.run_ids().pop().unwrap();
+    let invalid = b.path("invalid.yaml");
+    std::fs::write(&invalid, "mkplan: 2\n").unwrap();
+    let cases: Vec<(Vec<&std::ffi::OsStr>, i32)> = vec![
+        (vec!["runs".as_ref()], 0),
+        (vec!["report".as_ref(), "show".as_ref(), run.as_ref()], 0),
+        (vec!["report".as_ref(), "verify".as_ref(), run.as_ref()], 0),
+        (vec!["report".as_ref(), "schema".as_ref()], 0),
+        (vec!["schema".as_ref()], 0),
+        (vec!["man".as_ref()], 0),
+        (vec!["completions".as_ref(), "bash".as_ref()], 0),
+        (
+            vec![
+                "validate".as_ref(),
+                "--format".as_ref(),
+                "json".as_ref(),
+                plan.as_os_str(),
+            ],
+            0,
+        ),
+        (
+            vec![
+                "validate".as_ref(),
+                "--format".as_ref(),
+                "json".as_ref(),
+                invalid.as_os_str(),
+            ],
+            2,
+        ),
+        (
+            vec!["run".as_ref(), "--list-steps".as_ref(), plan.as_os_str()],
+            0,
+        ),
+        (vec!["check".as_ref(), plan.as_os_str()], 0),
+    ];
+    for (args, code) in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new("timeout")
+            .arg("120")
+            .arg(assert_cmd::cargo::cargo_bin("mkplan"))
+            .arg("--state-dir")
+            .arg(b.path("state"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {text}");
+        assert!(
+            !text.contains("panicked") && !text.contains("Broken pipe"),
+            "{args:?}: {text}"
+        );
+    }
+}

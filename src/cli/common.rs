@@ -78,6 +78,8 @@ impl Globals {
             LogFormat::Json => registry
                 .with(
                     tracing_subscriber::fmt::layer()
+                        // A closed stderr drops log lines; the default would panic.
+                        .log_internal_errors(false)
                         .json()
                         .with_current_span(false)
                         .with_span_list(false)
@@ -90,6 +92,8 @@ impl Globals {
                 registry
                     .with(
                         tracing_subscriber::fmt::layer()
+                            // A closed stderr drops log lines; the default would panic.
+                            .log_internal_errors(false)
                             .fmt_fields(message_only())
                             .with_target(false)
                             .with_writer(bars.get_stderr_writer())
@@ -101,6 +105,8 @@ impl Globals {
             LogFormat::Human => registry
                 .with(
                     tracing_subscriber::fmt::layer()
+                        // A closed stderr drops log lines; the default would panic.
+                        .log_internal_errors(false)
                         .fmt_fields(message_only())
                         .with_target(false)
                         .with_ansi(false)

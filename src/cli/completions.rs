@@ -13,6 +13,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let mut command = crate::cli::command();
-    clap_complete::generate(args.shell, &mut command, "mkplan", &mut std::io::stdout());
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "mkplan", &mut script);
+    print!("{}", String::from_utf8_lossy(&script));
     Ok(exit_code::SUCCESS)
 }

@@ -8,6 +8,8 @@ pub struct Args {}
 
 pub fn run(_: Args) -> anyhow::Result<i32> {
     let page = clap_mangen::Man::new(crate::cli::command());
-    page.render(&mut std::io::stdout())?;
+    let mut roff = Vec::new();
+    page.render(&mut roff)?;
+    print!("{}", String::from_utf8_lossy(&roff));
     Ok(exit_code::SUCCESS)
 }

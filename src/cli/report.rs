@@ -1,7 +1,6 @@
 //! `mkplan report show|verify|generate|schema`: the signed run report from the command line,
 //! and [`after_run`], which `run` and `resume` call when a run has finished.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -76,9 +75,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                     )));
                 }
             };
-            std::io::stdout()
-                .lock()
-                .write_all(terminal::render(&report).as_bytes())?;
+            print!("{}", terminal::render(&report));
             Ok(exit_code::SUCCESS)
         }
         ReportCommand::Verify { target, key } => {
@@ -87,9 +84,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Err(e) => return Ok(fail(&e)),
             };
             let verification = verify::verify(&dir, key.as_deref());
-            std::io::stdout()
-                .lock()
-                .write_all(verification.render().as_bytes())?;
+            print!("{}", verification.render());
             Ok(if verification.ok() {
                 exit_code::SUCCESS
             } else {
@@ -98,9 +93,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
         ReportCommand::Generate { run, force } => generate_again(&run, force, globals),
         ReportCommand::Schema => {
-            std::io::stdout()
-                .lock()
-                .write_all(report_schema_text().as_bytes())?;
+            print!("{}", report_schema_text());
             Ok(exit_code::SUCCESS)
         }
     }

@@ -1,7 +1,5 @@
 //! `mkplan schema`: the plan JSON Schema, generated from the plan model.
 
-use std::io::Write;
-
 use crate::exit_code;
 use crate::plan::schema::plan_schema_text;
 
@@ -10,8 +8,6 @@ use crate::plan::schema::plan_schema_text;
 pub struct Args {}
 
 pub fn run(_: Args) -> anyhow::Result<i32> {
-    std::io::stdout()
-        .lock()
-        .write_all(plan_schema_text().as_bytes())?;
+    print!("{}", plan_schema_text());
     Ok(exit_code::SUCCESS)
 }

@@ -37,9 +37,15 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let failed = |l: &Loaded| {
         l.plan.is_none() || (args.strict && l.diagnostics.count(Severity::Warning) > 0)
     };
-    match args.format {
-        Format::Human => print_human(&loaded, &failed)?,
-        Format::Json => print_json(&loaded, &failed)?,
+    let printed = match args.format {
+        Format::Human => print_human(&loaded, &failed),
+        Format::Json => print_json(&loaded, &failed),
+    };
+    // A reader that went away (`| head`) does not change the verdict.
+    if let Err(e) = printed
+        && !crate::stdio::is_broken_pipe(&e)
+    {
+        return Err(e);
     }
     Ok(if loaded.iter().any(failed) {
         exit_code::INVALID
