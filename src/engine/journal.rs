@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -95,9 +96,14 @@ impl Journal {
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
+            .mode(0o600)
             .open(path)
             .map_err(write_error)?;
         if let Some(dir) = path.parent() {
+            // It holds the key inventory: as private as its run directory.
+            crate::engine::access::Access::inside(dir)
+                .and_then(|access| access.apply(&file))
+                .map_err(write_error)?;
             File::open(dir)
                 .and_then(|d| d.sync_all())
                 .map_err(write_error)?;

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::engine::rundir::StateDir;
@@ -35,11 +36,16 @@ impl StateLock {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
+        let access = state.access().map_err(|e| LockError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(access.file_mode())
             .open(&path)
             .map_err(io)?;
         match file.try_lock() {
@@ -60,6 +66,7 @@ impl StateLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
+        access.apply(&file).map_err(io)?;
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
         writeln!(file, "{run_id} (pid {})", std::process::id()).map_err(io)?;

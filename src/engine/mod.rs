@@ -2,6 +2,7 @@
 //! Ansible-style rescue/always, checkpoints with identity, interruption and resume. It emits
 //! events; the journal, logs, progress and recap consume them.
 
+pub mod access;
 pub mod approvals;
 pub mod events;
 pub mod executor;

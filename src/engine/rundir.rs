@@ -1,11 +1,15 @@
 //! The state directory and its runs: `<state>/runs/<run-id>/` with a copy of the plan, its
-//! SHA-256 and the journal. Run ids sort by start time.
+//! SHA-256 and the journal. Run ids sort by start time. Everything is created readable by
+//! its owner only, or also by the state directory's group ([`Access`]).
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+use crate::engine::access::{Access, create_private_dirs};
 
 /// Where mkplan keeps runs unless `--state-dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/mkplan";
@@ -55,8 +59,20 @@ impl StateDir {
         self.dir.join("lock")
     }
 
+    /// Creates the state directory (0700) and its `runs` directory if they are missing.
     pub fn ensure(&self) -> Result<(), RunDirError> {
-        fs::create_dir_all(self.runs()).map_err(io(&self.dir))
+        create_private_dirs(&self.dir).map_err(io(&self.dir))?;
+        let runs = self.runs();
+        match Access::inside(&self.dir).and_then(|access| access.create_dir(&runs)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(io(&runs)(e)),
+        }
+    }
+
+    /// The access of what is created directly in the state directory (the lock file).
+    pub fn access(&self) -> Result<Access, RunDirError> {
+        Access::inside(&self.dir).map_err(io(&self.dir))
     }
 
     /// Creates a new run directory holding an exact copy of the plan and its digest.
@@ -65,12 +81,14 @@ impl StateDir {
         let runs = self.runs();
         let id = new_run_id();
         let dir = runs.join(&id);
-        fs::create_dir(&dir).map_err(io(&dir))?;
+        let access = Access::inside(&self.dir).map_err(io(&self.dir))?;
+        access.create_dir(&dir).map_err(io(&dir))?;
         let digest = sha256_hex(plan_text.as_bytes());
-        write_synced(&dir.join(PLAN_COPY), plan_text.as_bytes())?;
+        write_synced(&dir.join(PLAN_COPY), plan_text.as_bytes(), access)?;
         write_synced(
             &dir.join(PLAN_DIGEST),
             format!("{digest}  {PLAN_COPY}\n").as_bytes(),
+            access,
         )?;
         sync_dir(&runs)?;
         Ok(RunDir { id, dir })
@@ -159,9 +177,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Writes a new file and fsyncs it.
-pub fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RunDirError> {
-    let mut file = fs::File::create(path).map_err(io(path))?;
+/// Writes a new file with `access` and fsyncs it.
+pub fn write_synced(path: &Path, bytes: &[u8], access: Access) -> Result<(), RunDirError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(access.file_mode())
+        .open(path)
+        .map_err(io(path))?;
+    access.apply(&file).map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))?;
     file.sync_all().map_err(io(path))
 }

@@ -243,6 +243,11 @@ pub struct RawReport {
     /// Absolute directory for a copy of the report (templated); the run directory always has one.
     #[serde(default)]
     pub dir: Option<String>,
+    /// File mode of the copy under `dir`, in octal: `"0600"` (the default), `"0640"` or
+    /// `"0644"` to share it; never writable by group or others.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^0?[0-7]{3}$"))]
+    pub mode: Option<String>,
     /// The report-signing key; it must not live on a token this plan migrates.
     #[serde(default)]
     pub sign: Option<RawSign>,

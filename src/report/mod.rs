@@ -27,8 +27,10 @@ pub mod verify;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::engine::access::Access;
 use crate::engine::journal::read_verified;
 use crate::engine::operator::Operator;
 use crate::engine::rundir::{JOURNAL, PLAN_COPY, PLAN_DIGEST};
@@ -85,14 +87,18 @@ pub fn generate(
         // Last: a report.json without its signature beside it would look finished.
         (REPORT_JSON, bytes),
     ];
+    // As private as the run directory (the report holds the key inventory).
+    let access = Access::inside(run_dir)
+        .map_err(|e| format!("cannot read the mode of `{}`: {e}", run_dir.display()))?;
     for (name, content) in &artefacts {
-        write_atomically(&run_dir.join(name), content)?;
+        write_atomically(&run_dir.join(name), content, &|file| access.apply(file))?;
     }
     let copy = match &plan.report.dir {
         Some(dir) => Some(copy_package(
             run_dir,
             &root.path(dir).join(&report.run.id),
             &artefacts,
+            plan.report.mode.unwrap_or(0o600),
         )?),
         None => None,
     };
@@ -107,51 +113,61 @@ pub fn generate(
 }
 
 /// The evidence package in `report.dir`: the artefacts with the journal and the plan copy,
-/// so `mkplan report verify DIR` checks it on its own.
+/// so `mkplan report verify DIR` checks it on its own. Its files get `mode` (the plan's
+/// `report.mode`), the directories mkplan creates for it the matching directory mode.
 fn copy_package(
     run_dir: &Path,
     target: &Path,
     artefacts: &[(&str, Vec<u8>)],
+    mode: u32,
 ) -> Result<PathBuf, String> {
+    // Who may read a file may list its directory: r → r-x.
+    let dir_mode = 0o700 | (mode & 0o044) | ((mode & 0o044) >> 2);
     let parent = target.parent().unwrap_or(target);
-    fs::create_dir_all(parent).map_err(|e| {
-        format!(
-            "cannot create the report directory `{}`: {e}",
-            parent.display()
-        )
-    })?;
-    match fs::create_dir(target) {
-        Ok(()) => {}
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(dir_mode)
+        .create(parent)
+        .map_err(|e| {
+            format!(
+                "cannot create the report directory `{}`: {e}",
+                parent.display()
+            )
+        })?;
+    match fs::DirBuilder::new().mode(dir_mode).create(target) {
+        Ok(()) => fs::set_permissions(target, fs::Permissions::from_mode(dir_mode))
+            .map_err(|e| format!("cannot set the mode of `{}`: {e}", target.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(format!("cannot create `{}`: {e}", target.display())),
     }
+    let apply = |file: &fs::File| file.set_permissions(fs::Permissions::from_mode(mode));
     for name in [JOURNAL, PLAN_COPY, PLAN_DIGEST] {
         let from = run_dir.join(name);
         if from.exists() {
             let bytes = crate::input::read(&from, crate::input::JOURNAL)
                 .map_err(|e| format!("cannot read `{}`: {e}", from.display()))?;
-            write_atomically(&target.join(name), &bytes)?;
+            write_atomically(&target.join(name), &bytes, &apply)?;
         }
     }
     for (name, content) in artefacts {
-        write_atomically(&target.join(name), content)?;
+        write_atomically(&target.join(name), content, &apply)?;
     }
     Ok(target.to_owned())
 }
 
-/// Writes through a temporary file in the same directory, fsyncs it and renames it over
-/// `path`, so a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// Writes through a temporary file in the same directory, fsyncs it, gives it its mode
+/// (`apply`) and renames it over `path`, so a reader never sees half a file.
+fn write_atomically(
+    path: &Path,
+    bytes: &[u8],
+    apply: &dyn Fn(&fs::File) -> std::io::Result<()>,
+) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     temp.write_all(bytes).map_err(fail)?;
+    apply(temp.as_file()).map_err(fail)?;
     temp.as_file().sync_all().map_err(fail)?;
-    // Reports are evidence to share: readable by all, like the plan copy.
-    use std::os::unix::fs::PermissionsExt;
-    temp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(fail)?;
     temp.persist(path).map_err(|e| fail(e.error))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())

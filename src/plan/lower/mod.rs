@@ -316,7 +316,26 @@ impl Lowering {
             }
             _ => None,
         });
-        Report { dir, sign }
+        let mode = raw.mode.as_deref().and_then(|text| self.report_mode(text));
+        Report { dir, mode, sign }
+    }
+
+    /// `report.mode`: octal, readable by the owner, writable by nobody else, executable by
+    /// nobody (the schema has checked the digits).
+    fn report_mode(&mut self, text: &str) -> Option<u32> {
+        let mode = u32::from_str_radix(text, 8).ok()?;
+        if mode & !0o644 == 0 && mode & 0o400 != 0 {
+            return Some(mode);
+        }
+        self.errors.push(
+            Diagnostic::error(
+                "mode",
+                format!("report mode `{text}` is not allowed: the copy must be readable by its owner, and writable or executable by nobody else"),
+            )
+            .with_pointer("/report/mode")
+            .with_hint("`0600` (the default), `0640` to share it with the directory's group, or `0644` for everyone"),
+        );
+        None
     }
 
     /// A service's units or commands, rendered (a command's program may be `{{ ctl }}`).

@@ -178,6 +178,8 @@ pub struct BackupTarget {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub dir: Option<PathBuf>,
+    /// The copy's file mode (at most 0644); `None`: 0600, like the run directory's.
+    pub mode: Option<u32>,
     pub sign: Option<SignKey>,
 }
 
