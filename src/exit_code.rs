@@ -7,10 +7,12 @@ pub const SUCCESS: i32 = 0;
 /// internal error).
 pub const FAILURE: i32 = 1;
 /// 2: invalid plan, unreadable plan file, or wrong command line. A plan that cannot be read
-/// (missing, no permission, not UTF-8) is reported like an invalid one: the operator named
-/// the wrong thing, and nothing was attempted.
+/// (missing, no permission, not UTF-8, too large) or trusted (others could write it), and
+/// an approvals file that cannot, are reported like an invalid plan: the operator named the
+/// wrong thing, and nothing was attempted.
 pub const INVALID: i32 = 2;
-/// `check` or `run`/`resume`: a precondition does not hold; nothing was changed.
+/// `check` or `run`/`resume`: a precondition does not hold (the host, or a state directory
+/// or signing key others could write); nothing was changed.
 pub const PRECONDITION: i32 = 3;
 /// A checkpoint was denied: the run was aborted (its rescue and always steps ran).
 pub const ABORTED: i32 = 4;

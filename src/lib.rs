@@ -15,3 +15,4 @@ pub mod report;
 pub mod secret;
 pub mod sim;
 pub mod steps;
+pub mod trust;

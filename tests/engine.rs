@@ -679,17 +679,34 @@ fn input_files_are_read_with_a_size_limit() {
     let zero = std::ffi::OsStr::new("/dev/zero");
     let os = |s: &'static str| std::ffi::OsStr::new(s);
     let plan = b.plan(&gate("tke", 1), "", "");
-    for args in [
-        vec![os("validate"), zero],
-        vec![os("check"), zero],
-        vec![os("run"), os("--non-interactive"), zero],
-        vec![os("run"), os("--approvals"), zero, plan.as_os_str()],
+    // What `run` and `check` take must be regular files: a sparse one a byte too large.
+    let huge = b.path("huge.yaml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1024 * 1024 + 1)
+        .unwrap();
+    for (args, named) in [
+        (vec![os("validate"), zero], zero),
+        (vec![os("check"), huge.as_os_str()], huge.as_os_str()),
+        (
+            vec![os("run"), os("--non-interactive"), huge.as_os_str()],
+            huge.as_os_str(),
+        ),
+        (
+            vec![
+                os("run"),
+                os("--approvals"),
+                huge.as_os_str(),
+                plan.as_os_str(),
+            ],
+            huge.as_os_str(),
+        ),
     ] {
         let out = capped(&b, &args);
         let text = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(
-            text.contains("/dev/zero") && text.contains("larger than 1 MiB"),
+            text.contains(&*named.to_string_lossy()) && text.contains("larger than 1 MiB"),
             "{args:?}: {text}"
         );
     }
@@ -842,4 +859,188 @@ fn a_closed_stdout_is_a_quiet_exit_with_the_commands_own_code() {
             "{args:?}: {text}"
         );
     }
+}
+
+/// Every mode under `dir` (relative path → mode), directories included.
+fn modes_under(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).unwrap().flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(dir).unwrap().display().to_string();
+            out.push((rel, meta.mode() & 0o7777));
+            if meta.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A plan with one command step and a report copy under `<dir>/reports` (with `mode`).
+fn plan_with_report_copy(b: &Bench, mode: Option<&str>) -> PathBuf {
+    let reports = b.path("reports");
+    let mode = mode.map(|m| format!(", mode: \"{m}\"")).unwrap_or_default();
+    let text = format!(
+        "mkplan: 1\nname: modes\nchange: {{ ticket: CHG9, summary: modes, approvers: [alice] }}\n\
+         tokens:\n  ep11:\n    slot: 4\n    store: /var/lib/opencryptoki/ep11tok\n    apqns: [\"0a.0011\"]\n    pin: {{ env: MKPLAN_TEST_PIN }}\n    wkvp: {{ current: \"0x00112233445566778899aabbccddeeff\", new: \"0xffeeddccbbaa99887766554433221100\" }}\n\
+         steps:\n  - name: noop\n    command: {{ argv: [\"true\"] }}\n\
+         report: {{ dir: {}{mode} }}\n",
+        reports.display()
+    );
+    let path = b.path("plan.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The state directory, its runs and everything in them are their owner's only (0700,
+/// 0600), or also their group's (0750, 0640) when the state directory lets its group read
+/// it; the report copy under `report.dir` gets the plan's `report.mode` (0600 by default).
+#[test]
+fn what_mkplan_keeps_is_readable_by_its_owner_or_the_configured_group_only() {
+    let b = Bench::new();
+    let plan = plan_with_report_copy(&b, None);
+    let out = b.run(&plan, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let state = b.path("state");
+    let modes = modes_under(&state);
+    assert!(modes.len() >= 10, "{modes:?}");
+    for (path, mode) in &modes {
+        let dir = state.join(path).is_dir();
+        assert_eq!(*mode, if dir { 0o700 } else { 0o600 }, "{path}: {mode:04o}");
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o7777, 0o700);
+    for (path, mode) in modes_under(&b.path("reports")) {
+        let dir = b.path("reports").join(&path).is_dir();
+        assert_eq!(mode, if dir { 0o700 } else { 0o600 }, "{path}: {mode:04o}");
+    }
+
+    // A group configured on the state directory; a report copy shared with everyone.
+    let b = Bench::new();
+    let state = b.path("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let gid = if rustix::process::geteuid().is_root() {
+        4242
+    } else {
+        rustix::process::getegid().as_raw()
+    };
+    rustix::fs::chown(&state, None, Some(rustix::fs::Gid::from_raw(gid))).unwrap();
+    let plan = plan_with_report_copy(&b, Some("0644"));
+    let out = b.run(&plan, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for (path, mode) in modes_under(&state) {
+        let full = state.join(&path);
+        let dir = full.is_dir();
+        assert_eq!(mode, if dir { 0o750 } else { 0o640 }, "{path}: {mode:04o}");
+        assert_eq!(std::fs::metadata(&full).unwrap().gid(), gid, "{path}");
+    }
+    for (path, mode) in modes_under(&b.path("reports")) {
+        let dir = b.path("reports").join(&path).is_dir();
+        assert_eq!(mode, if dir { 0o755 } else { 0o644 }, "{path}: {mode:04o}");
+    }
+    let run = b.run_ids().pop().unwrap();
+    let out = timed({
+        let mut c = b.mkplan();
+        c.args(["report", "verify"])
+            .arg(b.path("reports").join(&run));
+        c
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Like ssh's StrictModes: a plan, an approvals file or a state directory that someone
+/// other than root or the operator could write — itself or through a directory above it —
+/// or that someone else owns, is refused before anything happens, naming the path, the
+/// mode and the command that fixes it.
+#[test]
+fn what_others_could_write_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let b = Bench::new();
+    let plan = b.plan(&gate("tke", 1), "", "");
+    let approvals = b.path("approvals.yaml");
+    std::fs::write(
+        &approvals,
+        "approvals: [{checkpoint: tke, approver: alice}]\n",
+    )
+    .unwrap();
+    chmod(&approvals, 0o644);
+    let approve = ["--approvals", approvals.to_str().unwrap()];
+    let refused = |extra: &[&str], code: i32, wanted: &[String]| {
+        let out = b.run(&plan, extra);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{text}");
+        for w in wanted {
+            assert!(text.contains(w.as_str()), "{w:?} not in {text}");
+        }
+        assert!(b.run_ids().is_empty(), "no run was started");
+    };
+
+    chmod(&plan, 0o664);
+    let p = plan.display();
+    refused(
+        &approve,
+        2,
+        &[format!("`{p}` has mode 0664"), format!("chmod 644 {p}")],
+    );
+    chmod(&plan, 0o644);
+
+    let dir = b.dir.path();
+    chmod(dir, 0o777);
+    let d = dir.display();
+    refused(
+        &approve,
+        2,
+        &[
+            format!("`{d}`, which has mode 0777"),
+            format!("chmod 755 {d}"),
+        ],
+    );
+    chmod(dir, 0o700);
+
+    chmod(&approvals, 0o666);
+    let a = approvals.display();
+    refused(
+        &approve,
+        2,
+        &[format!("`{a}` has mode 0666"), format!("chmod 644 {a}")],
+    );
+    chmod(&approvals, 0o644);
+
+    if rustix::process::geteuid().is_root() {
+        rustix::fs::chown(&approvals, Some(rustix::fs::Uid::from_raw(4242)), None).unwrap();
+        refused(
+            &approve,
+            2,
+            &["is owned by uid 4242".to_owned(), format!("chown root {a}")],
+        );
+        rustix::fs::chown(&approvals, Some(rustix::fs::Uid::from_raw(0)), None).unwrap();
+    }
+
+    let state = b.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    chmod(&state, 0o770);
+    let s = state.display();
+    refused(
+        &approve,
+        3,
+        &[format!("`{s}` has mode 0770"), format!("chmod 750 {s}")],
+    );
+    chmod(&state, 0o700);
+
+    let out = b.run(&plan, &approve);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "trusted again: {}",
+        stderr(&out)
+    );
 }

@@ -387,6 +387,9 @@ fn without_a_key_the_report_is_signed_with_an_ephemeral_key_and_says_so() {
     ok(&b.verify(&dir, None), "verify");
 }
 
+/// A signing key others can read is refused before the run starts (exit 3, nothing
+/// done); one that becomes readable after a run leaves that run without a report, loudly,
+/// until it is fixed and the report generated.
 #[test]
 fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
     let b = Bench::new();
@@ -395,27 +398,44 @@ fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let plan = b.plan("", "  sign: { key: /etc/mkplan/signing.pem }\n");
     let out = b.run(&plan, &[]);
+    let stderr = text(&out.stderr);
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "the run succeeded; the exit code says so"
+        Some(3),
+        "refused before the run: {stderr}"
     );
-    let stderr = text(&out.stderr);
-    assert!(stderr.contains("NO RUN REPORT"), "{stderr}");
     assert!(
-        stderr.contains("has mode 0644") && stderr.contains("chmod 600 /etc/mkplan/signing.pem"),
+        stderr.contains("has mode 0644")
+            && stderr.contains(&format!("chmod 600 {}", key.display())),
         "{stderr}"
     );
-    assert!(stderr.contains("report generate"), "{stderr}");
+    assert!(
+        !b.path("state/runs").exists() || b.path("state/runs").read_dir().unwrap().next().is_none()
+    );
+
+    // Fine when the run starts, readable by others by the time of the report.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = b.run(&plan, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let dir = b.run_dir();
-    assert!(!dir.join("report.json").exists(), "nothing is written");
+    let run_id = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = b
+        .mkplan()
+        .args(["report", "generate", "--force", &run_id])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("NO RUN REPORT"), "{stderr}");
+    assert!(stderr.contains("has mode 0644"), "{stderr}");
+    assert!(stderr.contains("report generate"), "{stderr}");
 
     // Fixed, the report is made afterwards.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let run_id = dir.file_name().unwrap().to_str().unwrap().to_owned();
     let out = b
         .mkplan()
-        .args(["report", "generate", &run_id])
+        .args(["report", "generate", "--force", &run_id])
         .output()
         .unwrap();
     ok(&out, "mkplan report generate");

@@ -878,3 +878,39 @@ fn simulated_processes_inherit_no_pin_from_their_starter() {
     let module = Path::new("/usr/lib/opencryptoki/libopencryptoki.so");
     assert!(prober.probe(module, 4, &Pin::new(PIN.to_owned())).is_ok());
 }
+
+/// The migration tool is given the token's PIN: one that someone other than root or the
+/// operator could change is refused (here by the dry run), with the fix.
+#[test]
+fn a_migration_tool_others_could_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let host = SimHost::offline(3);
+    host.load_and_commit_all();
+    // A copy instead of the link to the shared binary, so its mode is this test's own.
+    let tool = host.root.join("usr/sbin/pkcsep11_migrate");
+    fs::remove_file(&tool).unwrap();
+    fs::copy(SIM_EXE, &tool).unwrap();
+    let check = |mode: u32| {
+        fs::set_permissions(&tool, fs::Permissions::from_mode(mode)).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_mkplan"))
+            .arg("--root")
+            .arg(&host.root)
+            .arg("check")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ep11-offline.yaml"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stdout) + &text(&out.stderr))
+    };
+    let (code, output) = check(0o775);
+    assert_eq!(code, Some(3), "{output}");
+    assert!(
+        output.contains(&format!(
+            "the migration tool `{}` has mode 0775",
+            tool.display()
+        )) && output.contains(&format!("chmod 755 {}", tool.display())),
+        "{output}"
+    );
+    let (_, output) = check(0o755);
+    assert!(!output.contains("has mode"), "{output}");
+}

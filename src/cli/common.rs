@@ -16,7 +16,9 @@ use crate::engine::state::{RunState, StepStatus};
 use crate::host::HostRoot;
 use crate::plan::Plan;
 use crate::plan::load_file;
+use crate::plan::model::SignKey;
 use crate::steps::context::Host;
+use crate::trust::{self, TrustError, Trusted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -137,6 +139,11 @@ pub struct ExecutablePlan {
 }
 
 pub fn load_for_execution(path: &Path) -> Option<ExecutablePlan> {
+    // A plan someone else could write is refused like an unreadable one: before it is read.
+    if let Err(e) = trust::check(path, Trusted::Plan) {
+        eprintln!("mkplan: error: {e}");
+        return None;
+    }
     let loaded = load_file(path);
     let mut stderr = std::io::stderr().lock();
     for d in loaded.diagnostics.iter() {
@@ -148,6 +155,19 @@ pub fn load_for_execution(path: &Path) -> Option<ExecutablePlan> {
         text: loaded.source.text().to_owned(),
         path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
     })
+}
+
+/// Before a run starts or resumes: the state directory (whose journals `resume` acts on)
+/// and a report-signing key file must be writable by nobody but root or the operator (the
+/// key also readable by nobody else). The refusal, if any.
+pub fn untrusted(state: &StateDir, plan: &Plan, root: &HostRoot) -> Option<TrustError> {
+    if let Err(e) = trust::check(state.dir(), Trusted::StateDir) {
+        return Some(e);
+    }
+    match &plan.report.sign {
+        Some(SignKey::File(key)) => trust::check(&root.path(key), Trusted::SigningKey).err(),
+        _ => None,
+    }
 }
 
 /// The person running mkplan, as recorded with runs and decisions.

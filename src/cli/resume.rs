@@ -196,6 +196,15 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             }
         }
     }
+    let root = crate::host::HostRoot::new(if state.host_root.is_empty() {
+        "/"
+    } else {
+        &state.host_root
+    });
+    if let Some(refusal) = crate::cli::common::untrusted(&state_dir, plan, &root) {
+        eprintln!("mkplan: error: {refusal}");
+        return Ok(exit_code::PRECONDITION);
+    }
     let approvals = match args.approval.inputs(plan) {
         Ok(inputs) => inputs,
         Err(e) => {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap};
+use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap, untrusted};
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::{EventKind, Outcome, StepRef};
 use crate::engine::executor::{Executor, RunEnd, RunOptions};
@@ -145,6 +145,11 @@ impl Launch<'_> {
     /// the run finished.
     pub fn start(self, globals: &Globals) -> anyhow::Result<(i32, bool)> {
         let state_dir = &self.state;
+        state_dir.ensure()?;
+        if let Some(refusal) = untrusted(state_dir, self.plan, &self.host.root) {
+            eprintln!("mkplan: error: {refusal}");
+            return Ok((exit_code::PRECONDITION, false));
+        }
         let run_dir = state_dir.create_run(self.plan_text)?;
         let _lock = match StateLock::acquire(state_dir, &run_dir.id) {
             Ok(lock) => lock,

@@ -44,6 +44,8 @@ pub enum ApprovalInputError {
     File { path: PathBuf, reason: String },
     #[error("an approval names `{0}`, which is no checkpoint of this plan")]
     UnknownCheckpoint(String),
+    #[error(transparent)]
+    Untrusted(#[from] crate::trust::TrustError),
 }
 
 impl ApprovalInputs {
@@ -65,6 +67,8 @@ impl ApprovalInputs {
             path: path.to_owned(),
             reason,
         };
+        // Whoever can write it could approve a checkpoint: checked before it is read.
+        crate::trust::check(path, crate::trust::Trusted::Approvals)?;
         let text = crate::input::read_to_string(path, crate::input::APPROVALS)
             .map_err(|e| error(e.to_string()))?;
         let file: ApprovalsFile =

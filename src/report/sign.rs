@@ -6,7 +6,6 @@
 //! `ECDSA-Sig-Value` (`openssl dgst -sha256 -verify`), Ed25519 as the raw 64 bytes over the
 //! message itself (`openssl pkeyutl -verify -rawin`).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
@@ -329,29 +328,11 @@ fn migrated_slot(plan: &Plan, slot: u16) -> Option<String> {
     })
 }
 
-/// Reads a key file that nobody but its owner can read. `shown` is the path as the plan
-/// names it (the file itself may sit under a host root).
+/// Reads a key file that nobody but its owner can read, and that nobody but root or the
+/// operator can change ([`crate::trust`]). `shown` is the path as the plan names it (the
+/// file itself may sit under a host root, which refusals name: that is what to chmod).
 pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
-    let meta = std::fs::metadata(path).map_err(|e| {
-        format!(
-            "cannot read the report-signing key `{}`: {e}",
-            shown.display()
-        )
-    })?;
-    if !meta.is_file() {
-        return Err(format!(
-            "the report-signing key `{}` is not a regular file",
-            shown.display()
-        ));
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "the report-signing key `{}` has mode {mode:04o}: group or others can read it, so anyone on the host could sign a report (hint: chmod 600 {})",
-            shown.display(),
-            shown.display()
-        ));
-    }
+    crate::trust::check(path, crate::trust::Trusted::SigningKey).map_err(|e| e.to_string())?;
     let text = crate::input::read_to_string(path, crate::input::KEY).map_err(|e| {
         format!(
             "cannot read the report-signing key `{}`: {e}",
@@ -391,7 +372,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let error = read_key_file(&path, Path::new("/etc/k.pem")).err().unwrap();
         assert!(
-            error.contains("0640") && error.contains("chmod 600 /etc/k.pem"),
+            error.contains("0640") && error.contains(&format!("chmod 600 {}", path.display())),
             "{error}"
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

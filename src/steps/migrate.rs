@@ -31,12 +31,15 @@ const READ_SLICE_MS: u64 = 250;
 const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<PathBuf, String> {
-    match &step.tool {
+    let tool = match &step.tool {
         Some(tool) => tools::resolve(cx_root, &tool.display().to_string()),
         None => tools::find(cx_root, "pkcsep11_migrate").ok_or_else(|| {
             "`pkcsep11_migrate` is not installed (not on the system path under the host root); install openCryptoki's EP11 tools or name it with `tool:`".to_owned()
         }),
-    }
+    }?;
+    // It is given the token's PIN: nobody but root or the operator may be able to change it.
+    crate::trust::check(&tool, crate::trust::Trusted::Tool).map_err(|e| e.to_string())?;
+    Ok(tool)
 }
 
 /// `pkcsslotd` must run: the tool goes through libopencryptoki (reference 3.4).
