@@ -16,73 +16,74 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
     pub bytes: u64,
+    /// What is limited, in the plural (`plans`).
     pub what: &'static str,
 }
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
-/// A plan (the largest realistic one is a few KiB).
+/// A plan (the largest realistic one is a few KiB): the YAML reader's own limit.
 pub const PLAN: Limit = Limit {
-    bytes: MIB,
-    what: "a plan",
+    bytes: crate::plan::yaml::MAX_PLAN_BYTES as u64,
+    what: "plans",
 };
 /// An approvals file.
 pub const APPROVALS: Limit = Limit {
     bytes: MIB,
-    what: "an approvals file",
+    what: "approvals files",
 };
 /// A PIN file (openCryptoki takes at most 127 characters).
 pub const PIN_FILE: Limit = Limit {
     bytes: 4 * KIB,
-    what: "a PIN file",
+    what: "PIN files",
 };
 /// `ep11tok.conf`.
 pub const CONFIG: Limit = Limit {
     bytes: MIB,
-    what: "a token configuration file",
+    what: "token configuration files",
 };
 /// A backup's manifest (one entry per file of the store).
 pub const MANIFEST: Limit = Limit {
     bytes: 256 * MIB,
-    what: "a backup manifest",
+    what: "backup manifests",
 };
 /// A run's journal (it holds the key inventories).
 pub const JOURNAL: Limit = Limit {
     bytes: 256 * MIB,
-    what: "a journal",
+    what: "journals",
 };
 /// `report.json` and the other report artefacts.
 pub const REPORT: Limit = Limit {
     bytes: 256 * MIB,
-    what: "a report file",
+    what: "report files",
 };
 /// A PEM key or a signature.
 pub const KEY: Limit = Limit {
     bytes: 64 * KIB,
-    what: "a key or signature file",
+    what: "key and signature files",
 };
 /// A sysfs attribute, a pid file, a digest file, a lock file's holder, a `/proc` status
 /// entry: a line or a few.
 pub const SMALL: Limit = Limit {
     bytes: 64 * KIB,
-    what: "a status file",
+    what: "status files",
 };
 /// `/proc/<pid>/maps` (bounded by `vm.max_map_count`, some MiB at most).
 pub const PROC_MAPS: Limit = Limit {
     bytes: 64 * MIB,
-    what: "a process's memory map",
+    what: "process memory maps",
 };
 /// `/etc/passwd`, `/etc/group`.
 pub const ACCOUNTS: Limit = Limit {
     bytes: 64 * MIB,
-    what: "an account database",
+    what: "account databases",
 };
 /// A token store's files (an object index, one object, the token data) and the
 /// simulator's records.
 pub const STORE_FILE: Limit = Limit {
     bytes: 64 * MIB,
-    what: "a token store file",
+    what: "token store files",
 };
 
 /// The whole file at `path`, if it is no larger than `limit`.
@@ -115,19 +116,19 @@ pub fn too_large(limit: Limit) -> io::Error {
     io::Error::new(
         io::ErrorKind::FileTooLarge,
         format!(
-            "larger than {} ({} bytes), the most {} may be; nothing of it was used",
+            "larger than {}: {} larger than that are refused, and nothing of it was used",
             human(limit.bytes),
-            limit.bytes,
             limit.what
         ),
     )
 }
 
+/// `4 MiB (4194304 bytes)`, `4 KiB (4096 bytes)`, `12 bytes`.
 fn human(bytes: u64) -> String {
     if bytes >= MIB && bytes.is_multiple_of(MIB) {
-        format!("{} MiB", bytes / MIB)
+        format!("{} MiB ({bytes} bytes)", bytes / MIB)
     } else if bytes >= KIB && bytes.is_multiple_of(KIB) {
-        format!("{} KiB", bytes / KIB)
+        format!("{} KiB ({bytes} bytes)", bytes / KIB)
     } else {
         format!("{bytes} bytes")
     }
@@ -139,7 +140,7 @@ mod tests {
 
     const TINY: Limit = Limit {
         bytes: 4,
-        what: "a test file",
+        what: "test files",
     };
 
     #[test]
@@ -149,7 +150,7 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
         assert_eq!(
             error.to_string(),
-            "larger than 4 bytes (4 bytes), the most a test file may be; nothing of it was used"
+            "larger than 4 bytes: test files larger than that are refused, and nothing of it was used"
         );
     }
 
@@ -157,6 +158,6 @@ mod tests {
     fn an_endless_device_is_refused_without_reading_it_all() {
         let error = read(Path::new("/dev/zero"), PLAN).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
-        assert!(error.to_string().contains("1 MiB"), "{error}");
+        assert!(error.to_string().contains("4 MiB"), "{error}");
     }
 }

@@ -679,34 +679,45 @@ fn input_files_are_read_with_a_size_limit() {
     let zero = std::ffi::OsStr::new("/dev/zero");
     let os = |s: &'static str| std::ffi::OsStr::new(s);
     let plan = b.plan(&gate("tke", 1), "", "");
-    // What `run` and `check` take must be regular files: a sparse one a byte too large.
-    let huge = b.path("huge.yaml");
-    std::fs::File::create(&huge)
-        .unwrap()
-        .set_len(1024 * 1024 + 1)
-        .unwrap();
-    for (args, named) in [
-        (vec![os("validate"), zero], zero),
-        (vec![os("check"), huge.as_os_str()], huge.as_os_str()),
+    // What `run` and `check` take must be regular files: sparse ones a byte too large.
+    let sparse = |name: &str, len: u64| {
+        let path = b.path(name);
+        std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+        path
+    };
+    let huge_plan = sparse("huge.yaml", 4 * 1024 * 1024 + 1);
+    let huge_approvals = sparse("approvals.yaml", 1024 * 1024 + 1);
+    let plan_limit = "larger than 4 MiB (4194304 bytes): plans larger than that are refused";
+    let approvals_limit =
+        "larger than 1 MiB (1048576 bytes): approvals files larger than that are refused";
+    for (args, named, limit) in [
+        (vec![os("validate"), zero], zero, plan_limit),
         (
-            vec![os("run"), os("--non-interactive"), huge.as_os_str()],
-            huge.as_os_str(),
+            vec![os("check"), huge_plan.as_os_str()],
+            huge_plan.as_os_str(),
+            plan_limit,
+        ),
+        (
+            vec![os("run"), os("--non-interactive"), huge_plan.as_os_str()],
+            huge_plan.as_os_str(),
+            plan_limit,
         ),
         (
             vec![
                 os("run"),
                 os("--approvals"),
-                huge.as_os_str(),
+                huge_approvals.as_os_str(),
                 plan.as_os_str(),
             ],
-            huge.as_os_str(),
+            huge_approvals.as_os_str(),
+            approvals_limit,
         ),
     ] {
         let out = capped(&b, &args);
         let text = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
         assert!(
-            text.contains(&*named.to_string_lossy()) && text.contains("larger than 1 MiB"),
+            text.contains(&*named.to_string_lossy()) && text.contains(limit),
             "{args:?}: {text}"
         );
     }
