@@ -1814,7 +1814,7 @@ fn processes_of_root(root: &Path) -> Vec<String> {
 /// clean-up of the simulated host. The exit code is the run's.
 #[test]
 fn e2e_10_a_closed_output_pipe_is_a_quiet_exit_after_the_report_and_clean_up() {
-    for (format, stderr_too) in [("human", false), ("json", true)] {
+    for (format, stderr_too) in [("human", false), ("human", true), ("json", true)] {
         let b = Bench::new();
         let mut c = b.rehearse_command(&offline_plan(), 5, &[]);
         c.args(["--log-format", format]).stdout(closed_pipe());
