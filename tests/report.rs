@@ -886,6 +886,18 @@ fn the_same_journal_gives_the_same_report_bytes() {
         .output()
         .unwrap();
     ok(&out, "check-jsonschema on report.json");
+    // And by ajv in its default strict mode, as an editor or CI job would run it.
+    let ajv = std::env::var_os("MKPLAN_AJV").unwrap_or_else(|| {
+        panic!("MKPLAN_AJV is not set: run the tests with scripts/test, which installs ajv-cli")
+    });
+    let out = Command::new(ajv)
+        .args(["validate", "--spec=draft2020", "-s"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/report.schema.json"))
+        .arg("-d")
+        .arg(dir.join("report.json"))
+        .output()
+        .unwrap();
+    ok(&out, "ajv on report.json");
 }
 
 #[test]

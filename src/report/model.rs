@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::schema::replace_integer_formats;
+
 /// The report format version; a reader refuses any other.
 pub const REPORT_VERSION: u32 = 1;
 
@@ -397,7 +399,11 @@ impl RunReport {
 /// The report JSON Schema (draft 2020-12), as checked in at `schemas/report.schema.json`.
 pub fn report_schema_text() -> String {
     let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
-    let schema = generator.into_root_schema_for::<RunReport>();
+    let mut schema = generator.into_root_schema_for::<RunReport>();
+    // In place: `Schema` serialises its keywords in the conventional order ($schema first).
+    if let Some(keywords) = schema.as_object_mut() {
+        keywords.values_mut().for_each(replace_integer_formats);
+    }
     let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialise");
     text.push('\n');
     text

@@ -2,6 +2,7 @@
 //! validation errors back to the plan's text (`explain.rs`).
 
 mod explain;
+mod portable;
 mod words;
 
 use std::sync::OnceLock;
@@ -13,6 +14,7 @@ use serde_json::Value;
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::raw::RawPlan;
 use crate::plan::schema::explain::{Role, explain};
+pub use crate::plan::schema::portable::replace_integer_formats;
 
 /// Where the schema is published; also the `$id` editors see.
 pub const SCHEMA_ID: &str = "https://mkplan.dev/schemas/plan.schema.json";
@@ -23,6 +25,7 @@ pub fn plan_schema() -> Value {
     let schema = generator.into_root_schema_for::<RawPlan>();
     let mut value = schema.to_value();
     drop_null_alternatives(&mut value);
+    replace_integer_formats(&mut value);
     if let Some(object) = value.as_object_mut() {
         object.insert("$id".to_owned(), Value::String(SCHEMA_ID.to_owned()));
         object.insert(
