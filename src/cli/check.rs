@@ -13,9 +13,6 @@ use crate::steps::{self, CheckContext, CheckReport};
 
 /// Dry run against the live system: what each step would do, with the state it read.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit status: 0 when every precondition holds, 3 when one does not, 2 for an invalid plan."
-)]
 pub struct Args {
     /// The plan to check.
     #[arg(value_name = "PLAN")]

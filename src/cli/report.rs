@@ -21,9 +21,7 @@ use crate::report::{REPORT_JSON, generate, terminal, verify};
 #[command(after_help = "\
 RUN is a run id of the state directory (see `mkplan runs`); a directory holding report.json
 (a run directory, or a copy under the plan's `report.dir`) or the report.json file itself
-can be given instead.
-
-Exit status: 0 shown / verified; 1 a check failed or the report is missing or unreadable.")]
+can be given instead.")]
 pub struct Args {
     #[command(subcommand)]
     command: ReportCommand,

@@ -21,9 +21,6 @@ use crate::steps::context::RunInfo;
 
 /// Continue an interrupted run where its journal says it stopped.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit status: as `run`, and 5 when an interrupted step needs --retry-step or --accept-step."
-)]
 pub struct Args {
     /// The run id (see `mkplan runs`).
     #[arg(value_name = "RUN")]

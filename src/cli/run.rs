@@ -23,10 +23,7 @@ use crate::steps::context::RunInfo;
 Approvals: on a terminal, each checkpoint asks its approvers; otherwise (or with
 --non-interactive) approvals come only from --approve CHECKPOINT=NAME (repeatable; CHECKPOINT
 is a step id, name, or position like steps[2]) and --approvals FILE, and a missing approval
-is an immediate deny.
-
-Exit status: 0 succeeded, 1 failed, rescued or interrupted, 2 invalid plan or usage,
-3 a precondition failed and nothing changed, 4 aborted at a checkpoint.")]
+is an immediate deny.")]
 pub struct Args {
     /// The plan to run.
     #[arg(value_name = "PLAN")]
