@@ -3,7 +3,10 @@
 //! `report`, `resume` of a rehearsal without `--state-dir`).
 
 use std::collections::BTreeSet;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 
@@ -143,4 +146,167 @@ fn help_shows_the_exit_status_and_examples_of_every_command() {
         resume.contains("\n  5  a step was interrupted half-way"),
         "{resume}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Where runs are: rehearsals live in the user's state directory, apart from real runs
+
+/// A home of the test's own, so the rehearsals' state directory
+/// (`$XDG_STATE_HOME/mkplan/rehearsals`) holds only this test's runs.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn rehearsals(&self) -> PathBuf {
+        self.path("xdg-state/mkplan/rehearsals")
+    }
+
+    fn mkplan(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("mkplan").unwrap();
+        c.env("HOME", self.dir.path())
+            .env("XDG_STATE_HOME", self.path("xdg-state"))
+            .env_remove("MKPLAN_EP11_PIN")
+            .write_stdin("")
+            .timeout(Duration::from_secs(120));
+        c
+    }
+
+    /// `mkplan rehearse` of the seed plan on a kept simulated host, without --state-dir.
+    fn rehearse(&self, kill_after_event: Option<usize>) -> (Output, SimulatedHost) {
+        let root = SimulatedHost(self.path("root"));
+        let mut c = self.mkplan();
+        c.arg("--root")
+            .arg(&root.0)
+            .arg("rehearse")
+            .arg(repo("plans/ep11-offline.yaml"))
+            .args(["--keys", "5"]);
+        if let Some(k) = kill_after_event {
+            c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", k.to_string());
+        }
+        (c.output().unwrap(), root)
+    }
+
+    fn rehearsal_ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.rehearsals().join("runs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A kept simulated host, whose processes are stopped however the test ends.
+struct SimulatedHost(PathBuf);
+
+impl Drop for SimulatedHost {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_mkplan-sim"))
+            .args(["shutdown", "--root"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[test]
+fn runs_without_runs_says_where_rehearsals_are_kept_and_how_to_list_them() {
+    let home = Home::new();
+    let empty = home.path("state");
+    let runs = |state: Option<&Path>| {
+        let mut c = home.mkplan();
+        if let Some(state) = state {
+            c.arg("--state-dir").arg(state);
+        }
+        let out = c.arg("runs").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+        out
+    };
+    let rehearsals = home.rehearsals().display().to_string();
+    let out = runs(Some(&empty));
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "no runs in `{}`\nrehearsals (`mkplan rehearse PLAN`) are kept apart, in `{rehearsals}`; there are none yet\n",
+            empty.join("runs").display()
+        )
+    );
+
+    let (rehearsed, _host) = home.rehearse(None);
+    assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
+    let id = home.rehearsal_ids().pop().expect("the rehearsal's run");
+    let how = format!("mkplan runs --state-dir {rehearsals}");
+    let out = runs(Some(&empty));
+    assert!(
+        text(&out.stdout).contains(&format!("in `{rehearsals}` (1 run): {how}\n")),
+        "{}",
+        both(&out)
+    );
+    // Whatever the machine's /var/lib/mkplan holds, the rehearsals are pointed to.
+    let out = runs(None);
+    assert!(both(&out).contains(&how), "{}", both(&out));
+    // And the command it gives lists the rehearsal.
+    let out = runs(Some(&home.rehearsals()));
+    assert!(text(&out.stdout).contains(&id), "{}", both(&out));
+    assert!(!both(&out).contains("kept apart"), "{}", both(&out));
+}
+
+#[test]
+fn report_and_resume_find_a_rehearsal_without_state_dir() {
+    let home = Home::new();
+    // Killed right after `run_started`: a run that did not finish, on a kept host.
+    let (killed, _host) = home.rehearse(Some(0));
+    assert_eq!(killed.status.signal(), Some(9), "{}", both(&killed));
+    let id = home.rehearsal_ids().pop().expect("the rehearsal's run");
+    let note = format!(
+        "note: run {id} is a rehearsal's, in `{}`",
+        home.rehearsals().display()
+    );
+
+    let resumed = home.mkplan().args(["resume", &id]).output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", both(&resumed));
+    assert!(text(&resumed.stderr).contains(&note), "{}", both(&resumed));
+    for action in ["verify", "show"] {
+        let out = home
+            .mkplan()
+            .args(["report", action, &id])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{action}: {}", both(&out));
+        assert!(text(&out.stderr).contains(&note), "{}", both(&out));
+    }
+
+    // An id that is nowhere says where it looked and how to list both.
+    let out = home
+        .mkplan()
+        .args(["resume", "20200101T000000Z-000000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let said = text(&out.stderr);
+    for part in [
+        "no run `20200101T000000Z-000000` in `/var/lib/mkplan/runs` or ".to_owned(),
+        format!("`{}`", home.rehearsals().join("runs").display()),
+        format!(
+            "`mkplan runs --state-dir {}` the rehearsals",
+            home.rehearsals().display()
+        ),
+    ] {
+        assert!(said.contains(&part), "{part}: {said}");
+    }
 }

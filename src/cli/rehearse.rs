@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::common::{Globals, load_for_execution, operator_name};
+use crate::cli::common::{Globals, load_for_execution, operator_name, rehearsal_state_dir};
 use crate::cli::run::Launch;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::StepRef;
@@ -36,7 +36,8 @@ Faults (repeatable --fault):
   deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
 
 The simulated host is a temporary directory, removed afterwards unless --keep or --root is
-given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals).")]
+given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals, where
+`mkplan resume` and `mkplan report` also look for a run id).")]
 pub struct Args {
     /// The plan to rehearse.
     #[arg(value_name = "PLAN")]
@@ -245,14 +246,6 @@ pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Host, Box<dyn Op
     ))
 }
 
-fn default_state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("mkplan/rehearsals")
-}
-
 fn random_pin() -> String {
     let mut bytes = [0u8; 9];
     let _ = std::fs::File::open("/dev/urandom")
@@ -430,7 +423,12 @@ fn rehearse(
         operator_name: format!("{} (rehearsal)", operator_name(None)),
         ..RunOptions::default()
     };
-    let state = StateDir::new(globals.state_dir.clone().unwrap_or_else(default_state_dir));
+    let state = StateDir::new(
+        globals
+            .state_dir
+            .clone()
+            .unwrap_or_else(rehearsal_state_dir),
+    );
     let approvals = ApprovalInputs::default();
     Launch {
         plan,

@@ -125,19 +125,14 @@ fn report_dir(target: &str, globals: &Globals) -> Result<PathBuf, String> {
         return Err(format!("`{target}`: no such file or directory"));
     }
     globals
-        .state()
-        .open_run(target)
-        .map(|run| run.dir)
-        .map_err(|e| {
-            format!(
-                "{e} (hint: `mkplan runs` lists them; --state-dir names another state directory)"
-            )
-        })
+        .find_run(target)
+        .map(|(_, run)| run.dir)
+        .map_err(|e| e.to_string())
 }
 
 fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i32> {
-    let run_dir = match globals.state().open_run(run) {
-        Ok(dir) => dir,
+    let run_dir = match globals.find_run(run) {
+        Ok((_, dir)) => dir,
         Err(e) => return Ok(fail(&e.to_string())),
     };
     if run_dir.dir.join(REPORT_JSON).exists() && !force {

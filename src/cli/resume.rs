@@ -39,11 +39,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
-    let state_dir = globals.state();
-    let run_dir = match state_dir.open_run(&args.run) {
-        Ok(dir) => dir,
+    let (state_dir, run_dir) = match globals.find_run(&args.run) {
+        Ok(found) => found,
         Err(e) => {
-            eprintln!("mkplan: error: {e}\n  hint: `mkplan runs` lists the runs");
+            eprintln!("mkplan: error: {e}");
             return Ok(exit_code::INVALID);
         }
     };
