@@ -283,13 +283,64 @@ fn dual_control_needs_distinct_allowed_people() {
 }
 
 #[test]
-fn an_approval_for_no_checkpoint_is_a_usage_error() {
+fn an_approval_for_no_checkpoint_is_a_usage_error_with_a_suggestion() {
     let b = Bench::new();
-    let plan = b.plan(&gate("gate", 1), "", "");
-    let out = b.run(&plan, &["--approve", "gaet=alice"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("gaet"));
-    assert!(b.run_ids().is_empty(), "nothing started");
+    let log = b.path("log").display().to_string();
+    let plan = b.plan(
+        &[
+            gate("tke-commit", 1),
+            step("a", &log),
+            gate("tke-activate", 1),
+        ]
+        .concat(),
+        "",
+        "",
+    );
+    let file = b.path("approvals.yaml");
+    std::fs::write(
+        &file,
+        "approvals:
+  - { checkpoint: tke-commit, approver: alice }
+  - { checkpoint: Gate tke-activat, approver: bob }
+",
+    )
+    .unwrap();
+    let file_arg = file.display().to_string();
+    for (args, names, suggestion) in [
+        (
+            &["--approve", "tke-comit=alice"][..],
+            "`--approve tke-comit=alice` names `tke-comit`".to_owned(),
+            Some("did you mean `tke-commit`?"),
+        ),
+        (
+            &["--approve", "steps[0]=alice", "--approve", "steps[3]=bob"],
+            "`--approve steps[3]=bob` names `steps[3]`".to_owned(),
+            Some("did you mean `steps[2]`?"),
+        ),
+        (
+            &["--approvals", &file_arg],
+            format!("`approvals[1]` of `{file_arg}` names `Gate tke-activat`"),
+            Some("did you mean `Gate tke-activate`?"),
+        ),
+        (
+            &["--approve", "a=alice"],
+            "`--approve a=alice` names `a`, which is no checkpoint of this plan (it is a `command` step)".to_owned(),
+            None,
+        ),
+    ] {
+        let out = b.run(&plan, args);
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains(&names), "{args:?}: {said}");
+        let checkpoints = "this plan's checkpoints: `tke-commit` (Gate tke-commit), `tke-activate` (Gate tke-activate)";
+        assert!(said.contains(checkpoints), "{args:?}: {said}");
+        match suggestion {
+            Some(suggestion) => assert!(said.contains(suggestion), "{args:?}: {said}"),
+            None => assert!(!said.contains("did you mean"), "{args:?}: {said}"),
+        }
+        assert!(b.run_ids().is_empty(), "nothing started: {args:?}");
+        assert!(b.log().is_empty(), "{args:?}");
+    }
 }
 
 #[test]

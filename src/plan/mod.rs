@@ -10,7 +10,7 @@ mod raw_steps;
 pub mod rules;
 pub mod schema;
 pub mod source;
-mod suggest;
+pub(crate) mod suggest;
 pub mod template;
 mod values;
 pub mod yaml;
