@@ -344,6 +344,34 @@ fn an_approval_for_no_checkpoint_is_a_usage_error_with_a_suggestion() {
 }
 
 #[test]
+fn templates_see_normalized_apqns_and_wkvps_never_the_plan_notation() {
+    let b = Bench::new();
+    let log = b.path("log").display().to_string();
+    let plan = b.path("plan.yaml");
+    let say = "{{ tokens.ep11.apqns }} | {{ tokens.ep11.apqns[0].adapter }} {{ tokens.ep11.apqns[0].domain }} {{ tokens.ep11.apqns[1].lszcrypt }} | {{ tokens.ep11.wkvp.current }} {{ tokens.ep11.wkvp.new }}";
+    std::fs::write(
+        &plan,
+        format!(
+            "mkplan: 1\nname: templates\nchange: {{ ticket: CHG1, summary: templates, approvers: [alice] }}\n\
+             tokens:\n  ep11:\n    slot: 4\n    store: /var/lib/opencryptoki/ep11tok\n\
+             \x20   apqns: [{{ adapter: \"010\", domain: \"0x30\" }}, \"0B.0011\"]\n    pin: {{ env: MKPLAN_TEST_PIN }}\n\
+             \x20   wkvp: {{ current: \"0X00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF\", new: \"ffeeddccbbaa99887766554433221100\" }}\n\
+             steps:\n  - name: Show\n    when: tokens.ep11.apqns[0].adapter == 8\n\
+             \x20   command: {{ argv: [\"printf '%s\\\\n' '{say}' >> {log}\"], shell: true }}\n"
+        ),
+    )
+    .unwrap();
+    let out = b.run(&plan, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        b.log(),
+        [
+            "[08.0030 (adapter 8, domain 48), 0b.0011 (adapter 11, domain 17)] | 8 48 0b.0011 | 0x00112233445566778899aabbccddeeff 0xffeeddccbbaa99887766554433221100"
+        ]
+    );
+}
+
+#[test]
 fn the_journal_chain_detects_any_edit() {
     let b = Bench::new();
     let log = b.path("log").display().to_string();

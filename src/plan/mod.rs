@@ -12,6 +12,7 @@ pub mod schema;
 pub mod source;
 pub(crate) mod suggest;
 pub mod template;
+mod template_values;
 mod values;
 pub mod yaml;
 
