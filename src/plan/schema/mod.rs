@@ -2,6 +2,7 @@
 //! validation errors back to the plan's text (`explain.rs`).
 
 mod explain;
+mod integers;
 mod portable;
 mod words;
 
@@ -125,6 +126,12 @@ pub fn check(instance: &Value) -> Vec<Diagnostic> {
         })
         .map(|(d, _)| d.clone())
         .collect()
+}
+
+/// Fractional numbers (`4.0`) where the plan schema wants an integer, which JSON Schema
+/// itself lets pass: their JSON pointers.
+pub fn fractions_where_integers_belong(instance: &Value) -> Vec<(String, serde_json::Number)> {
+    integers::fractions_where_integers_belong(&validator().0, instance)
 }
 
 /// "in `tokens.ep11.apqns[1]`", or "at the top level" for the root.
