@@ -310,3 +310,85 @@ fn report_and_resume_find_a_rehearsal_without_state_dir() {
         assert!(said.contains(&part), "{part}: {said}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// What a rehearsal says about its report
+
+/// The simulated host a rehearsal announces: `REHEARSAL on a simulated EP11 host at DIR (…`.
+fn announced_root(stderr: &str) -> PathBuf {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("REHEARSAL on a simulated EP11 host at "))
+        .expect("the rehearsal names its simulated host");
+    PathBuf::from(line.split(" (").next().unwrap())
+}
+
+#[test]
+fn a_rehearsal_says_truthfully_what_signs_its_report_and_names_no_vanished_copy() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path("tmp")).unwrap();
+    let rehearse = |keep: bool| {
+        let mut c = home.mkplan();
+        // The temporary simulated host goes under the test's own directory.
+        c.env("TMPDIR", home.path("tmp"))
+            .arg("rehearse")
+            .arg(repo("plans/ep11-offline.yaml"))
+            .args(["--keys", "5"]);
+        if keep {
+            c.arg("--keep");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", both(&out));
+        out
+    };
+
+    // The seed plan names `report.sign: {key: /etc/mkplan/signing.pem}` and a `report.dir`.
+    let out = rehearse(false);
+    let said = text(&out.stderr);
+    let root = announced_root(&said);
+    assert!(
+        !root.exists(),
+        "the temporary host is removed: {}",
+        root.display()
+    );
+    for untrue in [
+        "names no `report.sign`",
+        "no `report.sign` key in the plan",
+        "  copy:",
+    ] {
+        assert!(!said.contains(untrue), "says {untrue:?}:\n{said}");
+    }
+    for true_ in [
+        "the report is signed with an ephemeral key, not the plan's `report.sign` key (the key file `/etc/mkplan/signing.pem`): a rehearsal never signs with a real key",
+        "(signed with an EPHEMERAL ECDSA P-256 / SHA-256 key (integrity only; a rehearsal always signs with an ephemeral key, never with the plan's `report.sign` key))",
+        "the report is not copied to the plan's `report.dir` (/var/lib/mkplan/reports): that would be inside the simulated host, which is removed at the end (--keep keeps both)",
+    ] {
+        assert!(said.contains(true_), "does not say {true_:?}:\n{said}");
+    }
+    let id = home.rehearsal_ids().pop().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(home.rehearsals().join("runs").join(&id).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("a rehearsal never signs with the plan's `report.sign` key")
+            && !warnings.contains("names no"),
+        "{warnings}"
+    );
+
+    // Kept, the host keeps the copy, and the path shown is there.
+    let out = rehearse(true);
+    let said = text(&out.stderr);
+    let _host = SimulatedHost(announced_root(&said));
+    let copy = said
+        .lines()
+        .find_map(|l| l.strip_prefix("  copy:"))
+        .unwrap_or_else(|| panic!("no copy line:\n{said}"))
+        .trim();
+    assert!(
+        Path::new(copy).join("report.json").is_file(),
+        "{copy}:\n{said}"
+    );
+    assert!(!said.contains("not copied"), "{said}");
+}

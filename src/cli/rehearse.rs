@@ -15,7 +15,9 @@ use crate::engine::executor::RunOptions;
 use crate::engine::operator::{Answer, Operator};
 use crate::engine::rundir::StateDir;
 use crate::exit_code;
-use crate::plan::model::{Apqn, Checkpoint, PinSource, Plan, Step, TkeAction as PlanTke, Wkvp};
+use crate::plan::model::{
+    Apqn, Checkpoint, PinSource, Plan, SignKey, Step, TkeAction as PlanTke, Wkvp,
+};
 use crate::secret::Pin;
 use crate::sim::{self, Fault, SimProber, TkeAction};
 use crate::steps::context::{CheckpointActor, Host};
@@ -297,9 +299,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     };
     let mut plan = loaded.plan.clone();
-    if plan.report.sign.take().is_some() {
+    if let Some(key) = plan.report.sign.take() {
+        let named = match key {
+            SignKey::File(path) => format!("the key file `{}`", path.display()),
+            SignKey::Pkcs11 { slot, .. } => format!("the PKCS#11 key in slot {slot}"),
+        };
         eprintln!(
-            "rehearse: the plan's signing key is not on the simulated host; the report is signed with an ephemeral key"
+            "rehearse: the report is signed with an ephemeral key, not the plan's `report.sign` key ({named}): a rehearsal never signs with a real key, and the simulated host has none"
         );
     }
     let (root, temporary) = match &globals.root {
@@ -318,6 +324,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             true,
         ),
     };
+    // The copy would be inside the simulated host, gone when this command exits.
+    if temporary
+        && !args.keep
+        && let Some(dir) = plan.report.dir.take()
+    {
+        eprintln!(
+            "rehearse: the report is not copied to the plan's `report.dir` ({}): that would be inside the simulated host, which is removed at the end (--keep keeps both)",
+            dir.display()
+        );
+    }
     if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
         eprintln!(
             "mkplan: error: `{}` is not empty; a rehearsal needs a fresh simulated host",

@@ -161,6 +161,10 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
     let root = match state {
         Some(s) if s.rehearsal => {
             plan.report.sign = None;
+            // A removed simulated host gets no copy (it would recreate the host's directory).
+            if !Path::new(&s.host_root).is_dir() {
+                plan.report.dir = None;
+            }
             HostRoot::new(s.host_root)
         }
         _ => globals.host().root,
@@ -191,8 +195,13 @@ pub fn after_run(plan: &Plan, run_dir: &Path, root: &HostRoot, operator: &dyn Op
     match generate(plan, run_dir, root, operator) {
         Ok(done) => {
             let signed = if done.ephemeral {
+                let why = if done.rehearsal {
+                    "a rehearsal always signs with an ephemeral key, never with the plan's `report.sign` key"
+                } else {
+                    "no `report.sign` key in the plan"
+                };
                 format!(
-                    "signed with an EPHEMERAL {} key (integrity only; no `report.sign` key in the plan)",
+                    "signed with an EPHEMERAL {} key (integrity only; {why})",
                     done.algorithm.describe()
                 )
             } else {

@@ -142,7 +142,12 @@ pub fn build(
         );
     }
     if signing.method == "ephemeral" {
-        warnings.push("signed with an ephemeral key (the plan names no `report.sign` key): the signature proves only that report.json matches signer.pub.pem beside it, not who produced it".to_owned());
+        let why = if run.rehearsal {
+            "a rehearsal never signs with the plan's `report.sign` key"
+        } else {
+            "the plan names no `report.sign` key"
+        };
+        warnings.push(format!("signed with an ephemeral key ({why}): the signature proves only that report.json matches signer.pub.pem beside it, not who produced it"));
     }
     if !matches!(state.phase, Phase::Finished(_)) {
         warnings.push(format!(

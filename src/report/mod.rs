@@ -54,6 +54,8 @@ pub struct Generated {
     /// `ecdsa-p256-sha256` or `ed25519`.
     pub algorithm: sign::Algorithm,
     pub ephemeral: bool,
+    /// The run was a rehearsal (which always signs with an ephemeral key).
+    pub rehearsal: bool,
     pub outcome: String,
     pub warnings: usize,
 }
@@ -101,6 +103,7 @@ pub fn generate(
         copy,
         algorithm,
         ephemeral: signer.is_ephemeral(),
+        rehearsal: report.run.rehearsal,
         outcome: report.run.outcome.clone(),
         warnings: report.warnings.len(),
     })
