@@ -324,7 +324,7 @@ fn announced_root(stderr: &str) -> PathBuf {
 }
 
 #[test]
-fn a_rehearsal_says_truthfully_what_signs_its_report_and_names_no_vanished_copy() {
+fn a_rehearsal_tells_the_truth_about_its_signing_key_report_copy_and_simulator() {
     let home = Home::new();
     std::fs::create_dir_all(home.path("tmp")).unwrap();
     let rehearse = |keep: bool| {
@@ -391,4 +391,17 @@ fn a_rehearsal_says_truthfully_what_signs_its_report_and_names_no_vanished_copy(
         "{copy}:\n{said}"
     );
     assert!(!said.contains("not copied"), "{said}");
+    // The command it suggests for the kept host works, though no `mkplan-sim` is on PATH.
+    let suggested = said
+        .lines()
+        .find_map(|l| l.strip_prefix("REHEARSAL: the simulated host is kept at "))
+        .and_then(|l| l.split('`').nth(1))
+        .unwrap_or_else(|| panic!("no suggested command:\n{said}"));
+    let ran = Command::new("sh")
+        .args(["-c", suggested])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "`{suggested}`: {}", both(&ran));
+    assert!(text(&ran.stdout).contains("usable"), "{}", both(&ran));
 }

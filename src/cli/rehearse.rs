@@ -359,6 +359,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     );
     sim::init(&root, &plan, args.keys, &pin, &standin)
         .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
+    install_simulator_command(&root, &standin)?;
     // After the simulator's daemons exist, so they never inherit the PIN variable.
     provide_pins(&plan, &root, &pin)?;
     let record = RehearsalRecord {
@@ -397,8 +398,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     if !finished {
         // Its run can be resumed, which needs the simulated host as it is.
         eprintln!(
-            "REHEARSAL: the run did not finish; the simulated host stays up at {} for `mkplan resume` (stop it with `mkplan-sim shutdown --root {}`)",
+            "REHEARSAL: the run did not finish; the simulated host stays up at {} for `mkplan resume` (stop it with `{} shutdown --root {}`)",
             root.display(),
+            simulator_command(&root),
             root.display()
         );
         return outcome.map(|(code, _)| code);
@@ -410,12 +412,40 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         let _ = std::fs::remove_dir_all(&root);
     } else {
         eprintln!(
-            "REHEARSAL: the simulated host is kept at {} (`mkplan-sim verify --root {}`)",
+            "REHEARSAL: the simulated host is kept at {} (`{} verify --root {}`)",
             root.display(),
+            simulator_command(&root),
             root.display()
         );
     }
     outcome.map(|(code, _)| code)
+}
+
+/// Where a simulated host keeps its own `mkplan-sim`: this mkplan under that name, so the
+/// commands a rehearsal suggests work although `cargo run` built no `mkplan-sim`.
+const SIMULATOR_IN_HOST: &str = "usr/bin/mkplan-sim";
+
+fn install_simulator_command(root: &Path, mkplan: &Path) -> anyhow::Result<()> {
+    let link = sim::canonical_root(root).join(SIMULATOR_IN_HOST);
+    std::os::unix::fs::symlink(mkplan, &link)
+        .map_err(|e| anyhow::anyhow!("cannot link `{}`: {e}", link.display()))
+}
+
+/// How to run `mkplan-sim` for this host: by name when the one on PATH was installed with
+/// this mkplan (`cargo install` puts both in one directory), else the host's own.
+fn simulator_command(root: &Path) -> String {
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(sim::SIM_EXE_NAME)));
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(sim::SIM_EXE_NAME))
+            .find(|candidate| candidate.is_file())
+    });
+    match (installed, on_path) {
+        (Some(installed), Some(on_path)) if installed == on_path => sim::SIM_EXE_NAME.to_owned(),
+        _ => root.join(SIMULATOR_IN_HOST).display().to_string(),
+    }
 }
 
 fn rehearse(
