@@ -1308,10 +1308,10 @@ fn kill_half_way(b: &Bench, keys: usize, faults: &[&str], at_least: usize) -> us
     held
 }
 
-/// Known failure (a bug, not the test): k = the activation checkpoint's approval. The
-/// simulated TKE operator has already activated; resume runs the checkpoint's actor again
-/// although its approvals are journaled (src/steps/checkpoint.rs), the second activation
-/// fails, and the run ends `failed` without EXPECTED_WKVP, restart or probe.
+/// Among the kills: k = the activation checkpoint's approval. The simulated TKE operator has
+/// already activated; resume must not act again for a checkpoint whose approvals are
+/// journaled (src/steps/checkpoint.rs), or the second activation fails and the run ends
+/// `failed` without EXPECTED_WKVP, restart or probe.
 #[test]
 fn e2e_08_kill_after_every_journal_event_then_resume() {
     // The happy path's events, from a run without a kill.
@@ -1418,8 +1418,8 @@ fn e2e_08_kill_after_every_journal_event_then_resume() {
     );
 }
 
-/// Known failure (a bug): `report generate` of a rehearsal's run asks for the plan's
-/// signing key and uses the real root instead of the ephemeral key and the simulated host
+/// `report generate` of a rehearsal's run signs with an ephemeral key on the simulated
+/// host, never asking for the plan's signing key or using the real root
 /// (src/cli/report.rs, `generate_again`).
 #[test]
 fn e2e_08b_killed_right_after_run_finished_the_report_can_be_generated_again() {
@@ -1452,14 +1452,14 @@ fn e2e_08b_killed_right_after_run_finished_the_report_can_be_generated_again() {
     b.assert_pin_nowhere();
 }
 
-/// Known failure (a bug): the accept of a partly migrated store leads to activation, and
-/// the rescue restore then reports that the migration "never started"
-/// (src/cli/resume.rs, src/steps/backup.rs `store_may_have_changed`).
+/// `--accept-step` on a partly migrated store is refused (accepting would activate the new
+/// WK over keys still sealed under the old one); the retry it asks for then finishes the
+/// run with every key usable (src/cli/resume.rs).
 #[test]
 fn e2e_08c_accept_step_on_a_half_migrated_store() {
-    // The operator is told that only some key objects changed, and accepts anyway. mkplan
-    // may refuse the decision or go on; either way no key may be lost and the journal
-    // must tell the truth. A refused accept is followed by the retry resume asks for.
+    // The operator is told that only some key objects changed, and accepts anyway: mkplan
+    // refuses, and the retry it asks for is what follows. No key may be lost and the
+    // journal must tell the truth.
     let b = Bench::new();
     let keys = 40;
     let held = kill_half_way(&b, keys, &["slow-keys=60"], 5);
@@ -1473,10 +1473,14 @@ fn e2e_08c_accept_step_on_a_half_migrated_store() {
         asked.both()
     );
     let accepted = b.resume(Some("--accept-step"));
-    let mut codes = vec![accepted.code.unwrap_or(-1)];
-    if accepted.code == Some(5) {
-        codes.extend(b.resume_to_the_end("--retry-step").0);
-    }
+    assert_exit(&accepted, 5);
+    let refusal = format!(
+        "refusing --accept-step: only {held} of {} key object files differ from the backup, so the migration did not complete; use --retry-step",
+        keys + KEYLESS
+    );
+    assert!(accepted.stderr.contains(&refusal), "{}", accepted.both());
+    let mut codes = vec![5];
+    codes.extend(b.resume_to_the_end("--retry-step").0);
     let j = b.journal();
     let (_, token) = b.token();
     println!(
@@ -1510,13 +1514,20 @@ fn e2e_08c_accept_step_on_a_half_migrated_store() {
     if j.outcome() == "rescued" && token["unusable"] != 0 {
         problems.push("the outcome is `rescued` while keys are unusable".to_owned());
     }
+    if codes != [5, 5, 0] || j.outcome() != "succeeded" || token["current_wkvp"] != NEW_WK {
+        problems.push(format!("codes {codes:?}, outcome {}: {token}", j.outcome()));
+    }
+    let decisions: Vec<&Value> = j.0.iter().filter(|e| e["kind"] == "decision").collect();
+    if decisions.len() != 1 || decisions[0]["data"]["decision"] != "retry" {
+        problems.push(format!("decisions journaled: {decisions:?}"));
+    }
     b.assert_pin_nowhere();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Known failure (a bug): the retry's restore keeps the replaced store as
-/// `<store>.replaced-<run>`, and the rescue restore after the retried tool fails refuses
-/// because that name exists (src/host/archive/extract.rs).
+/// The retry's restore keeps the replaced store as `<store>.replaced-<run>`; the rescue
+/// restore after the retried tool fails again keeps that one and uses the next free name
+/// (src/host/archive/extract.rs).
 #[test]
 fn e2e_08d_a_retried_migration_that_fails_again_is_still_rescued() {
     let b = Bench::new();
@@ -1620,9 +1631,8 @@ fn tool_cmdline_and_environ(b: &Bench) -> Option<(Vec<u8>, Vec<u8>)> {
     seen
 }
 
-/// Known failure (a bug): pkcsep11_migrate inherits mkplan's environment, and with it the
-/// plan's `pin: { env: MKPLAN_EP11_PIN }` variable (src/steps/migrate.rs removes only
-/// PKCS11_USER_PIN).
+/// Neither the PIN's own variable (`pin: { env: MKPLAN_EP11_PIN }`) nor PKCS11_USER_PIN
+/// reaches pkcsep11_migrate's argv or environment (src/steps/migrate.rs).
 #[test]
 fn e2e_10_the_pin_appears_in_no_output() {
     const KEYS: usize = 40;
