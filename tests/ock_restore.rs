@@ -1,6 +1,10 @@
 //! Backup and restore of a real openCryptoki token store (the soft token, slot 3, with the
 //! real pkcsslotd started by `scripts/test`): back up, change the store through PKCS#11,
-//! restore, and the store equals the backup byte for byte and still works.
+//! restore, and the store equals the backup byte for byte and still works. The store is
+//! the machine's: the test holds the soft token's lock (`support/token_lock.rs`).
+
+#[path = "support/token_lock.rs"]
+mod token_lock;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +38,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
 
 #[test]
 fn a_restored_store_is_byte_identical_and_still_works() {
+    let _token = token_lock::lock_the_soft_token();
     let module = PathBuf::from(env("MKPLAN_TEST_OCK_MODULE"));
     let slot: u64 = env("MKPLAN_TEST_OCK_SLOT").parse().unwrap();
     let pin = env("MKPLAN_TEST_OCK_USER_PIN");
