@@ -405,3 +405,45 @@ fn a_rehearsal_tells_the_truth_about_its_signing_key_report_copy_and_simulator()
     assert!(ran.status.success(), "`{suggested}`: {}", both(&ran));
     assert!(text(&ran.stdout).contains("usable"), "{}", both(&ran));
 }
+
+// ---------------------------------------------------------------------------------------
+// The README's first screen
+
+#[test]
+fn the_readme_first_screen_says_how_to_get_every_binary_on_path() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let first_screen: String = readme.lines().take(40).collect::<Vec<_>>().join("\n");
+    // The set-up table: exactly the two commands.
+    let commands: Vec<&str> = first_screen
+        .lines()
+        .skip_while(|l| *l != "## Set up")
+        .filter(|l| l.starts_with("| ") && l.ends_with("` |") && !l.starts_with("| what"))
+        .map(|l| l.rsplit('|').nth(1).unwrap().trim())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "`cargo run --release -- rehearse plans/ep11-offline.yaml`",
+            "`scripts/test`"
+        ]
+    );
+    for said in [
+        "`cargo install --locked --path .`",
+        "`~/.cargo/bin`",
+        "several minutes",
+    ] {
+        assert!(first_screen.contains(said), "the first screen lacks {said}");
+    }
+    // What `cargo install` installs: every binary target, each named there.
+    let mut binaries = vec!["mkplan".to_owned()];
+    for entry in std::fs::read_dir(repo("src/bin")).unwrap() {
+        let path = entry.unwrap().path();
+        binaries.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    for binary in binaries {
+        assert!(
+            first_screen.contains(&format!("`{binary}`")),
+            "the first screen does not say `cargo install` installs {binary}"
+        );
+    }
+}
