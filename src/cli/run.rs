@@ -222,6 +222,13 @@ pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result
         state.run_id,
         executor.info.run_dir.display()
     );
+    if let RunEnd::Finished(outcome) = end {
+        eprintln!(
+            "outcome: {}: {}",
+            outcome.as_str(),
+            crate::engine::outcome::describe(executor.plan, &state)
+        );
+    }
     // A finished run is reported and signed whatever its outcome: a failed or rescued run is
     // when the evidence matters most. A report failure is loud, but the exit code stays the
     // run's own, so it can never hide (or fake) the outcome.

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::engine::approvals::ApprovalInputs;
-use crate::engine::events::{DecisionKind, EventKind, Outcome, SectionName, StepRef};
+use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::operator::{Answer, Operator};
 use crate::engine::signals::Cancel;
 use crate::engine::state::{Phase, StepStatus};
@@ -133,25 +133,7 @@ impl Executor<'_> {
     }
 
     fn outcome(&self) -> Outcome {
-        let state = self.recorder.state();
-        let failed = |section: SectionName| {
-            state
-                .steps
-                .values()
-                .any(|r| r.step.section == section && matches!(r.status, StepStatus::Failed { .. }))
-        };
-        match &state.failure {
-            None if failed(SectionName::Always) => Outcome::Failed,
-            None => Outcome::Succeeded,
-            Some((_, denied)) => {
-                let rescue_ok = !failed(SectionName::Rescue);
-                match (denied, rescue_ok) {
-                    (true, true) => Outcome::Aborted,
-                    (false, true) if !self.plan.rescue.is_empty() => Outcome::Rescued,
-                    _ => Outcome::Failed,
-                }
-            }
-        }
+        crate::engine::outcome::decide(self.plan, self.recorder.state())
     }
 
     fn step(&mut self, step: &Step) -> Result<StepEnd, EngineError> {

@@ -128,6 +128,7 @@ pub(crate) fn token_report(
         .map(|(_, o)| RestoreFacts {
             step: o.step.position(),
             status: status(o).to_owned(),
+            action: o.data["action"].as_str().map(str::to_owned),
             detail: one_line(o.text),
         });
     let probes: Vec<(&StepOutcome<'_>, Inventory)> = mine
