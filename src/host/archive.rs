@@ -51,7 +51,7 @@ use serde::Serialize;
 
 pub use check::{compare_live, verify};
 pub use extract::restore;
-pub use journaled::{Journaled, read_journaled_manifest};
+pub use journaled::{Journaled, read_journaled_backup, read_journaled_manifest};
 pub use manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest, read_manifest};
 pub use prune::prune;
 pub use write::{backup, clear_partials};

@@ -107,6 +107,11 @@ impl JournaledBackup {
     pub fn manifest(&self) -> Result<Manifest, ArchiveError> {
         archive::read_journaled_manifest(&self.manifest, &self.manifest_sha256)
     }
+
+    /// The manifest, only if it and the archive are both the journaled ones.
+    pub fn verified_manifest(&self) -> Result<Manifest, ArchiveError> {
+        archive::read_journaled_backup(&self.archive, &self.manifest, self.digests())
+    }
 }
 
 /// This run's last verified backup of `token` (to `target`), from the journal.

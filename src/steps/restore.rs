@@ -44,7 +44,9 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
         ))
         .with_data(json!({ "token": token_id.as_str(), "action": NOTHING })));
     };
-    let manifest = backup.manifest().map_err(|e| refused(&backup, e))?;
+    let manifest = backup
+        .verified_manifest()
+        .map_err(|e| refused(&backup, e))?;
     let store = cx.host.root.path(&token.store);
     let difference = match archive::compare_live(&store, &manifest) {
         Ok(()) => {

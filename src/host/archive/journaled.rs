@@ -102,6 +102,16 @@ pub(super) fn open(
     })
 }
 
+/// The manifest of a backup whose manifest and archive both have the journaled SHA-256 (the
+/// archive read through once); any other is refused with every digest that differs.
+pub fn read_journaled_backup(
+    archive: &Path,
+    manifest: &Path,
+    journaled: Journaled<'_>,
+) -> Result<Manifest, ArchiveError> {
+    open(archive, manifest, journaled).map(|opened| opened.manifest)
+}
+
 /// The manifest at `path`, if its SHA-256 is the journaled one.
 pub fn read_journaled_manifest(path: &Path, sha256: &str) -> Result<Manifest, ArchiveError> {
     let bytes = read_regular(path, MANIFEST_LIMIT)?;
