@@ -1746,13 +1746,20 @@ fn e2e_11_under_nohup_and_setsid_the_tool_dies_with_mkplan_and_every_key_survive
     // The tool is slow enough to run for half a minute more if it were left behind.
     const KEYS: usize = 400;
     let b = Bench::new();
-    let mut c = b.rehearse_command(&offline_plan(), KEYS, &["slow-keys=60"]);
-    detached_with_sighup_ignored(&mut c);
-    let guard = c
+    // `timeout` handles SIGHUP itself (so its child would not inherit SIG_IGN): the real
+    // `setsid` and `nohup` come after it, exactly as an operator types them.
+    let mut c = Command::new("timeout");
+    c.args([GUARD_SECS, "setsid", "nohup", MKPLAN, "--root"])
+        .arg(&b.root)
+        .arg("--state-dir")
+        .arg(&b.state)
+        .arg("rehearse")
+        .arg(offline_plan())
+        .args(["--keys", &KEYS.to_string(), "--fault", "slow-keys=60"])
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let guard = c.spawn().unwrap();
     let reached = wait_until(Duration::from_secs(60), || new_blobs(&b) >= 5);
     let mkplan = children_named(guard.id(), "mkplan");
     assert!(reached && mkplan.len() == 1, "{reached} {mkplan:?}");
@@ -1799,6 +1806,7 @@ fn e2e_11_under_nohup_and_setsid_the_tool_dies_with_mkplan_and_every_key_survive
 /// detached, SIGHUP ignored, waiting for its PIN on a pipe nobody writes. Killed on drop.
 struct OrphanTool {
     child: Child,
+    _stdout: std::process::ChildStdout,
 }
 
 impl OrphanTool {
@@ -1806,19 +1814,24 @@ impl OrphanTool {
         let mut c = Command::new(b.root.join("usr/sbin/pkcsep11_migrate"));
         c.args(["-slot", "4", "-adapter", "10", "-domain", "17"])
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null());
         detached_with_sighup_ignored(&mut c);
-        let child = c.spawn().unwrap();
-        // Up to its PIN prompt, as far as the real tool gets before it waits: the token is
-        // mapped (C_Initialize) by then.
-        let shm = b.root.join("dev/shm/var.lib.opencryptoki.ep11tok");
-        let mapped = wait_until(Duration::from_secs(30), || {
-            std::fs::read_to_string(format!("/proc/{}/maps", child.id()))
-                .is_ok_and(|maps| maps.contains(shm.to_str().unwrap()))
-        });
-        assert!(mapped, "the orphan tool did not start");
-        Self { child }
+        let mut child = c.spawn().unwrap();
+        // Up to its PIN prompt, as far as the real tool gets before it waits (the token is
+        // started by then); its stdout stays open, unread, for as long as it lives.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&seen).contains("Enter the USER PIN: ") {
+            let n = std::io::Read::read(&mut stdout, &mut byte).unwrap();
+            assert_eq!(n, 1, "the tool ended: {}", String::from_utf8_lossy(&seen));
+            seen.push(byte[0]);
+        }
+        Self {
+            child,
+            _stdout: stdout,
+        }
     }
 
     fn pid(&self) -> u32 {
