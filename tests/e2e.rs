@@ -1463,9 +1463,9 @@ fn e2e_08b_killed_right_after_run_finished_the_report_can_be_generated_again() {
     b.assert_pin_nowhere();
 }
 
-/// Known failure (a bug): the accept of a partly migrated store leads to activation, and
-/// the rescue restore then reports that the migration "never started"
-/// (src/cli/resume.rs, src/steps/backup.rs `store_may_have_changed`).
+/// An accept of a partly migrated store is refused (it would lead to activation over keys
+/// still under the old WK), and no rescue may then say that the migration "never started"
+/// (src/steps/guards.rs reads every attempt of the step, src/steps/restore.rs the store).
 #[test]
 fn e2e_08c_accept_step_on_a_half_migrated_store() {
     // The operator is told that only some key objects changed, and accepts anyway. mkplan
