@@ -2231,3 +2231,158 @@ fn e2e_17_a_kill_half_way_through_every_mutating_step_then_resume() {
     let bad = bad.into_inner().unwrap();
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+// ---------------------------------------------------------------------------------------
+// 18. `run` does `check`'s preflight first
+
+#[test]
+fn e2e_18_on_a_host_that_is_not_ibm_z_run_refuses_before_anything_is_asked_or_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut c = guarded(MKPLAN);
+    c.arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--non-interactive"])
+        .args([
+            "--approve",
+            "tke-commit=alice",
+            "--approve",
+            "tke-commit=bob",
+        ])
+        .args(["--approve", "tke-activate=alice"])
+        .arg(offline_plan())
+        .env_remove("MKPLAN_EP11_PIN");
+    let ran = finish(c);
+    assert_exit(&ran, 3);
+    let problems: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mkplan: error: preflight: "))
+        .collect();
+    for (what, count) in [
+        ("not an IBM Z host", 1),
+        ("`/etc/opencryptoki/ep11tok.conf`", 1),
+        ("`pkcsep11_migrate` is not installed", 1),
+        ("tool `systemctl`", 1),
+        ("pkcsslotd is not running", 1),
+        ("report-signing key", 1),
+        ("`MKPLAN_EP11_PIN`", 1),
+        ("0a.0011", 0),
+    ] {
+        let n = problems.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(n, count, "`{what}` in:\n{}", ran.both());
+    }
+    assert_eq!(problems.len(), 7, "{}", ran.both());
+    assert!(
+        ran.stderr
+            .contains("nothing was started or changed, and no run was recorded"),
+        "{}",
+        ran.both()
+    );
+    assert!(
+        !ran.stderr.contains("CHECKPOINT"),
+        "an approval was asked for"
+    );
+    let runs = std::fs::read_dir(state.join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
+
+    // `check` says the same, each problem once, plainly, and lists the signing key.
+    let mut c = guarded(MKPLAN);
+    c.arg("--root")
+        .arg(&root)
+        .args(["check"])
+        .arg(offline_plan())
+        .env_remove("MKPLAN_EP11_PIN");
+    let checked = finish(c);
+    assert_exit(&checked, 3);
+    let out = &checked.stdout;
+    assert_eq!(out.matches("this is not an IBM Z host").count(), 1, "{out}");
+    assert_eq!(
+        out.matches("ep11tok.conf`: No such file").count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(out.matches("does not exist; the APQN").count(), 0, "{out}");
+    assert!(
+        out.contains(
+            "report-signing key: cannot read the report-signing key `/etc/mkplan/signing.pem`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("result: preconditions fail at the preflight (7 problems)"));
+}
+
+#[test]
+fn e2e_19_a_wrong_pin_is_found_by_one_login_before_anything_is_stopped() {
+    const KEYS: usize = 20;
+    let b = Bench::new();
+    let ran = b.run(b.rehearse_command(&offline_plan(), KEYS, &["wrong-pin"]));
+    assert_exit(&ran, 3);
+    let refusal = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("mkplan: error: preflight: PIN of `ep11`"))
+        .unwrap_or_else(|| panic!("{}", ran.both()));
+    assert!(
+        refusal.contains("CKR_PIN_INCORRECT")
+            && refusal.contains("(now 1)")
+            && refusal.contains("it is not tried again")
+            && refusal.contains("nothing was stopped"),
+        "{refusal}"
+    );
+    let runs = std::fs::read_dir(b.state.join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
+    assert!(b.migrate_log().is_empty(), "the tool ran");
+    // One failed login, never more.
+    let nvtok: Value =
+        serde_json::from_slice(&std::fs::read(b.store().join("NVTOK.DAT")).unwrap()).unwrap();
+    assert_eq!(nvtok["user_login_failures"], 1);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_pin_nowhere();
+}
+
+#[test]
+fn e2e_20_pkcsslotd_is_found_by_the_pid_file_of_every_release() {
+    // openCryptoki 3.8 writes /var/run/pkcsslotd.pid; the simulated host has the later
+    // releases' /run/opencryptoki/pkcsslotd.pid: the run must find either.
+    const KEYS: usize = 20;
+    let b = Bench::new();
+    paused_rehearsal(&b, &offline_plan(), KEYS, &[]);
+    let later = b.root.join("run/opencryptoki/pkcsslotd.pid");
+    let old = b.root.join("var/run/pkcsslotd.pid");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::rename(&later, &old).unwrap();
+    let resumed = b.resume(None);
+    assert_exit(&resumed, 0);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "succeeded");
+    assert!(
+        j.one("step_succeeded", "steps[5]")["data"]["data"]["preflight"]["pkcsslotd_pid"].is_u64()
+    );
+    b.assert_all_keys_usable_under(NEW_WK, KEYS);
+
+    // And this machine's real daemon (Debian's openCryptoki 3.8.1, started by scripts/test),
+    // through its pid file and /proc/<pid>/exe.
+    let pid = std::fs::read_to_string("/var/run/pkcsslotd.pid")
+        .expect("pkcsslotd runs (scripts/test starts it)")
+        .trim()
+        .to_owned();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        Path::new("/usr/sbin/pkcsslotd")
+    );
+    let mut c = guarded(MKPLAN);
+    c.arg("check").arg(offline_plan());
+    let checked = finish(c);
+    assert!(
+        checked.stdout.contains(&format!(
+            "pkcsslotd: running, pid {pid} (pid file `/run/pkcsslotd.pid`, executable `/usr/sbin/pkcsslotd`)"
+        )),
+        "{}",
+        checked.both()
+    );
+}

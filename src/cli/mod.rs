@@ -6,6 +6,7 @@ pub mod common;
 mod completions;
 mod keygen;
 mod man;
+pub mod preflight;
 pub mod rehearse;
 mod report;
 mod resume;

@@ -251,6 +251,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         cancel,
         operator: operator.as_ref(),
         approvals: &approvals,
+        pins: Default::default(),
     };
     finish(executor, globals)
 }

@@ -46,6 +46,8 @@ pub struct Executor<'a> {
     pub cancel: Cancel,
     pub operator: &'a dyn Operator,
     pub approvals: &'a ApprovalInputs,
+    /// The PINs the preflight verified (none on resume).
+    pub pins: crate::steps::context::Pins,
 }
 
 enum StepEnd {
@@ -230,6 +232,7 @@ impl Executor<'_> {
                 retrying_uncertain: retrying && mutating,
                 approvals: self.approvals,
                 operator: self.operator,
+                pins: &self.pins,
                 emitter: &mut self.recorder,
             };
             steps::run(step, &mut cx)

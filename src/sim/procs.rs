@@ -113,12 +113,11 @@ pub(crate) fn unit_pid(root: &Path, unit: &str) -> Option<i32> {
     read_pid(&unit_pid_file(root, unit)).filter(|pid| is_unit_process(*pid, root, Some(unit)))
 }
 
-/// pkcsslotd runs: its pid file names a live process whose comm is `pkcsslotd` (the check
-/// mkplan makes too). Any such process counts, as for the real daemon.
+/// pkcsslotd runs: one of its pid files (any release's layout) names a live pkcsslotd, found
+/// exactly as mkplan finds the real daemon (`host::slotd`).
 pub(crate) fn slotd_running(root: &Path) -> Option<i32> {
-    let pid = read_pid(&slotd_pid_file(root))?;
-    let comm = proc_file(pid, "comm").unwrap_or_default();
-    (alive(pid) && comm.trim_ascii() == b"pkcsslotd").then_some(pid)
+    let daemon = crate::host::slotd::find(&HostRoot::new(root), Path::new("/proc")).ok()?;
+    i32::try_from(daemon.pid).ok()
 }
 
 /// Starts `command` detached: new session, stdio on /dev/null, cwd `/`.

@@ -12,7 +12,7 @@ use rexpect::error::Error as PtyError;
 use rexpect::reader::{Options, ReadUntil};
 use serde_json::{Value, json};
 
-use crate::host::{pin, process, tools};
+use crate::host::{process, slotd, tools};
 use crate::plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token};
 use crate::steps::assert_wk::read_and_evaluate;
 use crate::steps::backup::{JournaledBackup, this_runs_backup};
@@ -32,7 +32,7 @@ const READ_SLICE_MS: u64 = 250;
 /// for it until the step times out. openCryptoki's own test scripts wait before answering.
 const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
-fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<PathBuf, String> {
+pub fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<PathBuf, String> {
     match &step.tool {
         Some(tool) => tools::resolve(cx_root, &tool.display().to_string()),
         None => tools::find(cx_root, "pkcsep11_migrate").ok_or_else(|| {
@@ -41,29 +41,12 @@ fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<Path
     }
 }
 
-/// `pkcsslotd` must run: the tool goes through libopencryptoki (reference 3.4).
-fn slot_daemon_running(cx: &RunContext<'_>) -> Result<u32, String> {
-    let pid_file = cx.host.root.path("/run/opencryptoki/pkcsslotd.pid");
-    let text = std::fs::read_to_string(&pid_file)
-        .map_err(|_| "pkcsslotd is not running (no `/run/opencryptoki/pkcsslotd.pid`); start it: `systemctl start pkcsslotd`".to_owned())?;
-    let pid: u32 = text
-        .trim()
-        .parse()
-        .map_err(|_| "pkcsslotd's pid file does not hold a pid".to_owned())?;
-    let comm = std::fs::read_to_string(cx.host.proc_dir.join(pid.to_string()).join("comm"))
-        .unwrap_or_default();
-    if comm.trim() == "pkcsslotd" {
-        Ok(pid)
-    } else {
-        Err(format!(
-            "pkcsslotd is not running (its pid file names {pid}, which is not pkcsslotd); start it: `systemctl start pkcsslotd`"
-        ))
-    }
-}
-
 /// Design rule 1, live, right before the tool starts.
 fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Result<Value, String> {
-    let daemon = slot_daemon_running(cx)?;
+    // pkcsslotd must run: the tool goes through libopencryptoki (reference 3.4).
+    let daemon = slotd::find(&cx.host.root, &cx.host.proc_dir)
+        .map_err(|e| e.to_string())?
+        .pid;
     refuse_while_tools_run(
         cx.host,
         cx.plan,
@@ -181,13 +164,7 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
     }
     let checks = preflight(cx, step, token)
         .map_err(|e| refused(e, json!({ "restored_first": restored_first })))?;
-    let pin = pin::read(
-        &token.pin,
-        &cx.host.root,
-        cx.operator,
-        &format!("token `{}`", step.token),
-    )
-    .map_err(|e| refused(e, json!({})))?;
+    let pin = cx.token_pin(token).map_err(|e| refused(e, json!({})))?;
     let store = cx.host.root.path(&token.store);
     let total = object_count(&store);
 

@@ -10,7 +10,7 @@ pub mod context;
 mod expected_wkvp;
 pub mod guards;
 pub mod migrate;
-mod probe_keys;
+pub mod probe_keys;
 pub mod restore;
 pub mod services;
 
