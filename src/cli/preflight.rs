@@ -83,18 +83,16 @@ pub fn preflight(plan: &Plan, host: &Host, operator: &dyn Operator, depth: Depth
     p
 }
 
-/// The tokens whose adapters a step reads: `assert_wk`, a checkpoint's `until` or TKE
-/// action, `migrate`, `restore`, `set_expected_wkvp`.
+/// The tokens whose adapters a step reads: `assert_wk`, a checkpoint's `until`, `migrate`,
+/// `restore`, `set_expected_wkvp`.
 fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
     let mut ids: Vec<&TokenId> = Vec::new();
     for step in plan.all_steps() {
         match &step.kind {
             StepKind::AssertWk(a) => ids.push(&a.token),
-            StepKind::Checkpoint(c) => match (&c.until, &c.tke) {
-                (Some(until), _) => ids.push(&until.check.token),
-                (None, Some(_)) => ids.extend(plan.tokens.keys()),
-                (None, None) => {}
-            },
+            // A checkpoint reads the adapters only through its `until`; its TKE action is
+            // a person's (a rehearsal's simulated TKE is not part of the host).
+            StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
             StepKind::Migrate(m) => ids.push(&m.token),
             StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => {
                 ids.push(token)
@@ -361,12 +359,19 @@ fn pins(
     for (token, module) in pin_tokens(plan) {
         let what = format!("PIN of `{}`", token.id);
         let from = source(&token.pin);
-        if depth == Depth::DryRun && token.pin == PinSource::Prompt {
-            p.hold(
-                what,
-                "typed at a prompt when `run` starts, before anything is stopped",
-            );
-            continue;
+        if token.pin == PinSource::Prompt {
+            if depth == Depth::DryRun {
+                p.hold(
+                    what,
+                    "typed at a prompt when `run` starts, before anything is stopped",
+                );
+                continue;
+            }
+            if !p.problems.is_empty() {
+                // Nobody types a PIN for a run that is refused anyway.
+                p.hold(what, "not asked for: the problems above come first");
+                continue;
+            }
         }
         let label = format!("token `{}`", token.id);
         let pin = match pin::read(&token.pin, &host.root, operator, &label) {
