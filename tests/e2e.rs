@@ -1869,6 +1869,24 @@ fn e2e_12_a_migration_tool_left_running_blocks_resume_until_it_is_gone() {
         assert_eq!(b.journal().0.len(), events, "the journal changed");
     }
     drop(orphan);
+    // A process that merely maps the token (no tool) blocks the retry of the migration too:
+    // its restore would be refused half-way through the resumed run.
+    let stray = Command::new(SIM)
+        .args(["fault", "--root"])
+        .arg(&b.root)
+        .arg("stray")
+        .status()
+        .unwrap();
+    assert!(stray.success());
+    let ran = b.resume(Some("--retry-step"));
+    assert_exit(&ran, 3);
+    assert!(
+        ran.stderr.contains("refusing to resume: steps[5] `Re-encipher all secure keys` left token `ep11` half-changed")
+            && ran.stderr.contains("--stray"),
+        "{}",
+        ran.both()
+    );
+    assert_eq!(b.journal().0.len(), events, "the journal changed");
     let cleared = Command::new(SIM)
         .args(["fault", "--clear", "--root"])
         .arg(&b.root)

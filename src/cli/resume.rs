@@ -129,7 +129,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     } else {
         &state.host_root
     });
-    if let Some(refusals) = tools_running(plan, &host_root, &globals.host()) {
+    let refusals = tools_running(plan, &host_root, &globals.host())
+        .or_else(|| users_of_an_uncertain_store(plan, &host_root, &globals.host(), &state));
+    if let Some(refusals) = refusals {
         for refusal in refusals {
             eprintln!("mkplan: error: {refusal}");
         }
@@ -286,4 +288,41 @@ fn tools_running(
         })
         .collect();
     (!refusals.is_empty()).then_some(refusals)
+}
+
+/// A migration or restore interrupted half-way is retried (or accepted) only while nothing
+/// maps the token: a process that does would see the store change under it, and the retry's
+/// restore would be refused half-way through the resumed run instead of now.
+fn users_of_an_uncertain_store(
+    plan: &crate::plan::Plan,
+    root: &crate::host::HostRoot,
+    host: &crate::steps::context::Host,
+    state: &RunState,
+) -> Option<Vec<String>> {
+    use crate::plan::model::StepKind;
+    let record = state.uncertain()?;
+    let section = match record.step.section {
+        crate::engine::events::SectionName::Steps => &plan.steps,
+        crate::engine::events::SectionName::Rescue => &plan.rescue,
+        crate::engine::events::SectionName::Always => &plan.always,
+    };
+    let token = match &section.get(record.step.index)?.kind {
+        StepKind::Migrate(m) => &m.token,
+        StepKind::Restore { token, .. } => token,
+        _ => return None,
+    };
+    let host = crate::steps::context::Host {
+        root: root.clone(),
+        ..host.clone()
+    };
+    let (users, _, _) = crate::steps::services::token_users(&host, plan);
+    let first = users.first()?;
+    Some(vec![format!(
+        "refusing to resume: {} `{}` left token `{token}` half-changed, and {} process(es) use a token now: {}; hint: stop them (`kill {}`) or wait for them to end, then resume",
+        record.step.position(),
+        record.step.name,
+        users.len(),
+        crate::steps::services::describe_users(&users),
+        first.pid
+    )])
 }
