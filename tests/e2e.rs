@@ -2098,6 +2098,17 @@ fn e2e_16_the_backup_directory_and_modes_a_store_never_has() {
         "{}",
         resumed.both()
     );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(a.run_dir().join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("group or others can write it")),
+        "{}",
+        report["warnings"]
+    );
     for suffix in ["tar.gz", "manifest.json"] {
         let file = dir.join(format!("{}-ep11.{suffix}", a.run_id()));
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;

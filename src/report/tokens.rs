@@ -168,6 +168,17 @@ pub(crate) fn token_report(
             warnings.push(format!("token `{id}`: the backup was not verified"));
         }
     }
+    // What the backup step warned of (a backup directory others can write).
+    for (_, o) in mine
+        .iter()
+        .filter(|(r, o)| *r == Role::Backup && o.succeeded)
+    {
+        for warning in o.data["warnings"].as_array().into_iter().flatten() {
+            if let Some(text) = warning.as_str() {
+                warnings.push(format!("token `{}`: {text}", token.id));
+            }
+        }
+    }
     if let Some(c) = comparison.as_ref().filter(|c| !c.ok) {
         warnings.push(format!(
             "token `{}`: the keys after differ from before: {} missing, {} extra, {} no longer usable",

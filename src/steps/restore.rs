@@ -47,6 +47,15 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
     let manifest = backup
         .verified_manifest()
         .map_err(|e| refused(&backup, e))?;
+    let shared = backup
+        .manifest
+        .parent()
+        .and_then(|dir| writable_by_others(dir, dir));
+    if let Some(warning) = &shared {
+        // Used all the same: both digests are the journaled ones, and the files are read
+        // once, so nobody can swap them in from here on.
+        cx.notice(format!("warning: {warning}"));
+    }
     let store = cx.host.root.path(&token.store);
     let difference = match archive::compare_live(&store, &manifest) {
         Ok(()) => {
