@@ -75,7 +75,12 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         "the new key is in the store"
     );
 
-    let restored = archive::restore(&record.archive, &record.manifest, store, &run_id).unwrap();
+    let journaled = archive::Journaled {
+        archive_sha256: &record.archive_sha256,
+        manifest_sha256: &record.manifest_sha256,
+    };
+    let restored =
+        archive::restore(&record.archive, &record.manifest, store, &run_id, journaled).unwrap();
     let replaced = restored
         .replaced
         .clone()
@@ -83,7 +88,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
     // What mkplan's restore step does next: without it, openCryptoki's shared index still
     // lists the key made after the backup, with a handle that no longer exists.
     let root = mkplan::host::HostRoot::system();
-    mkplan::steps::backup::discard_token_index(&root, store).unwrap();
+    mkplan::steps::restore::discard_token_index(&root, store).unwrap();
 
     let manifest = archive::read_manifest(&record.manifest).unwrap();
     let mut live = Vec::new();

@@ -388,39 +388,35 @@ fn without_a_key_the_report_is_signed_with_an_ephemeral_key_and_says_so() {
 }
 
 #[test]
-fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
+fn a_key_file_readable_by_others_is_refused_before_the_run_starts() {
     let b = Bench::new();
     b.keygen("signing", "p256");
     let key = b.path("root/etc/mkplan/signing.pem");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let plan = b.plan("", "  sign: { key: /etc/mkplan/signing.pem }\n");
     let out = b.run(&plan, &[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the run succeeded; the exit code says so"
-    );
+    // The preflight: a run that could not be reported is not started (design rule 9).
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("NO RUN REPORT"), "{stderr}");
     assert!(
-        stderr.contains("has mode 0644") && stderr.contains("chmod 600 /etc/mkplan/signing.pem"),
+        stderr.contains("preflight: report-signing key:")
+            && stderr.contains("has mode 0644")
+            && stderr.contains("chmod 600 /etc/mkplan/signing.pem"),
         "{stderr}"
     );
-    assert!(stderr.contains("report generate"), "{stderr}");
-    let dir = b.run_dir();
-    assert!(!dir.join("report.json").exists(), "nothing is written");
+    assert!(stderr.contains("no run was recorded"), "{stderr}");
+    let runs = std::fs::read_dir(b.path("state/runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
 
-    // Fixed, the report is made afterwards.
+    // Fixed, the run starts and is reported with that key.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let run_id = dir.file_name().unwrap().to_str().unwrap().to_owned();
-    let out = b
-        .mkplan()
-        .args(["report", "generate", &run_id])
-        .output()
-        .unwrap();
-    ok(&out, "mkplan report generate");
+    let out = b.run(&plan, &[]);
+    ok(&out, "mkplan run");
+    let dir = b.run_dir();
     ok(&b.verify(&dir, None), "verify");
-    assert_eq!(report_of(&dir).run.outcome, "succeeded");
+    let report = report_of(&dir);
+    assert_eq!(report.run.outcome, "succeeded");
+    assert_eq!(report.signing.method, "key_file");
 }
 
 #[test]

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution};
+use crate::cli::preflight::{Depth, Preflight, preflight, render};
 use crate::engine::events::StepRef;
 use crate::engine::rundir::sha256_hex;
 use crate::exit_code;
+use crate::plan::model::{Step, StepKind};
 use crate::plan::template::evaluate_condition;
 use crate::steps::{self, CheckContext, CheckReport};
 
@@ -32,6 +34,11 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         sha256_hex(loaded.text.as_bytes()),
         host.root.dir().display()
     );
+    // What must hold now, each problem once (`run` checks the same before any step acts).
+    let operator = crate::engine::operator::Nobody;
+    let checked = preflight(plan, &host, &operator, Depth::DryRun);
+    println!("preflight (must hold before any step acts):");
+    print!("{}", render(&checked));
     let mut blocked = Vec::new();
     for (section, list) in [
         ("steps", &plan.steps),
@@ -71,6 +78,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                     },
                 ),
             };
+            let report = refer_to_preflight(step, report, &checked);
             let (label, text) = match &report {
                 CheckReport::WillRun(t) => ("will run", t),
                 CheckReport::WouldSkip(t) => ("would skip", t),
@@ -89,11 +97,49 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             }
         }
     }
+    let problems = checked.problems.len();
+    if problems > 0 {
+        blocked.insert(
+            0,
+            format!(
+                "the preflight ({problems} problem{})",
+                if problems == 1 { "" } else { "s" }
+            ),
+        );
+    }
     if blocked.is_empty() {
         println!("result: every precondition holds");
         Ok(exit_code::SUCCESS)
     } else {
         println!("result: preconditions fail at {}", blocked.join(", "));
         Ok(exit_code::PRECONDITION)
+    }
+}
+
+/// A step whose token the preflight found unreadable (no AP bus, a missing or offline APQN,
+/// an unreadable config), or whose own problem the preflight already named, points there
+/// instead of saying it again.
+fn refer_to_preflight(step: &Step, report: CheckReport, checked: &Preflight) -> CheckReport {
+    let token = match &step.kind {
+        StepKind::AssertWk(a) => Some(&a.token),
+        StepKind::Checkpoint(c) => c.until.as_ref().map(|u| &u.check.token),
+        StepKind::Migrate(m) => Some(&m.token),
+        StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => Some(token),
+        _ => None,
+    };
+    let said = |text: &str| checked.problems.iter().any(|p| p.text.contains(text));
+    match report {
+        CheckReport::Blocked(text) if said(&text) => {
+            CheckReport::Blocked("see the preflight problem above".to_owned())
+        }
+        CheckReport::WillRun(_) | CheckReport::Blocked(_)
+            if token.is_some_and(|t| checked.unreadable.contains(t)) =>
+        {
+            CheckReport::CannotSimulate(format!(
+                "the adapters or config of token `{}` cannot be read now (see the preflight problems above)",
+                token.expect("matched")
+            ))
+        }
+        other => other,
     }
 }

@@ -7,6 +7,7 @@ mod completions;
 mod keygen;
 mod man;
 mod manual;
+pub mod preflight;
 pub mod rehearse;
 mod report;
 mod resume;

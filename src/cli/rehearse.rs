@@ -36,6 +36,7 @@ Faults (repeatable --fault):
   wrong-new-wkvp        the TKE loads a different new WK than the plan names
   activate-only-on=APQN the TKE activates the new WK on that APQN only
   deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
+  wrong-pin             the plan's PIN source gives a wrong PIN (found by one login before any step)
 
 The simulated host is a temporary directory, removed afterwards unless --keep or --root is
 given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals, where
@@ -63,6 +64,9 @@ struct OperatorFaults {
     wrong_new_wkvp: bool,
     activate_only_on: Option<String>,
     deny: Vec<String>,
+    /// The PIN sources give a PIN the simulated tokens refuse.
+    #[serde(default)]
+    wrong_pin: bool,
 }
 
 fn apqn(text: &str) -> Result<Apqn, String> {
@@ -87,6 +91,7 @@ fn parse_faults(specs: &[String]) -> Result<(Vec<Fault>, OperatorFaults), String
             ("commit-only-on", Some(a)) => operator.commit_only_on = Some(apqn(a)?.lszcrypt()),
             ("activate-only-on", Some(a)) => operator.activate_only_on = Some(apqn(a)?.lszcrypt()),
             ("wrong-new-wkvp", None) => operator.wrong_new_wkvp = true,
+            ("wrong-pin", None) => operator.wrong_pin = true,
             ("deny", Some(a)) => operator.deny.push(a.to_owned()),
             _ => sim_faults.push(Fault::parse(name, arg)?),
         }
@@ -360,6 +365,12 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     sim::init(&root, &plan, args.keys, &pin, &standin)
         .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
     install_simulator_command(&root, &standin)?;
+    // What the operator's PIN sources give: the tokens' PIN, or (fault) one they refuse.
+    let pin = if operator_faults.wrong_pin {
+        format!("{pin}-wrong")
+    } else {
+        pin
+    };
     // After the simulator's daemons exist, so they never inherit the PIN variable.
     provide_pins(&plan, &root, &pin)?;
     let record = RehearsalRecord {
@@ -380,7 +391,10 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         operator_faults,
         &pin,
     );
-    let finished = matches!(outcome, Ok((_, true)));
+    // A run refused before it started (a failed preflight, another run's lock) leaves
+    // nothing to resume: the simulated host is not kept up for one.
+    let finished =
+        matches!(outcome, Ok((code, finished)) if finished || code == exit_code::PRECONDITION);
     match sim::verify(&root) {
         Ok(report) => {
             for (token, verdict) in &report.tokens {

@@ -169,7 +169,7 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
         }
         _ => globals.host().root,
     };
-    let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref());
+    let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref(), None);
     Ok(if code {
         exit_code::SUCCESS
     } else {
@@ -180,7 +180,13 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
 /// Generates the report of a finished run and says where it is and how to verify it, or,
 /// loudly, why there is none. Returns whether the report was written; the caller keeps the
 /// run's own exit code either way.
-pub fn after_run(plan: &Plan, run_dir: &Path, root: &HostRoot, operator: &dyn Operator) -> bool {
+pub fn after_run(
+    plan: &Plan,
+    run_dir: &Path,
+    root: &HostRoot,
+    operator: &dyn Operator,
+    signer: Option<&crate::report::sign::ReportSigner>,
+) -> bool {
     let id = run_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -192,7 +198,11 @@ pub fn after_run(plan: &Plan, run_dir: &Path, root: &HostRoot, operator: &dyn Op
         }
         _ => String::new(),
     };
-    match generate(plan, run_dir, root, operator) {
+    let generated = match signer {
+        Some(signer) => crate::report::generate_with(plan, run_dir, root, signer),
+        None => generate(plan, run_dir, root, operator),
+    };
+    match generated {
         Ok(done) => {
             let signed = if done.ephemeral {
                 let why = if done.rehearsal {

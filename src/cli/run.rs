@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap};
+use crate::cli::preflight::{Depth, preflight};
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::{EventKind, Outcome, StepRef};
 use crate::engine::executor::{Executor, RunEnd, RunOptions};
@@ -156,6 +157,33 @@ impl Launch<'_> {
             eprintln!("  hint: continue it with `mkplan resume {}`", unfinished.0);
             return Ok((exit_code::PRECONDITION, false));
         }
+        // Design rule 9: what must hold now is verified before the run is recorded or any step
+        // acts; the PINs are obtained and verified before anything is stopped.
+        let checked = preflight(self.plan, &self.host, self.operator, Depth::Run);
+        if !checked.problems.is_empty() {
+            let _ = std::fs::remove_dir_all(&run_dir.dir);
+            for problem in &checked.problems {
+                eprintln!(
+                    "mkplan: error: preflight: {}: {}",
+                    problem.what, problem.text
+                );
+            }
+            eprintln!(
+                "  nothing was started or changed, and no run was recorded; fix {}, then run again (`mkplan check` shows the whole preflight)",
+                if checked.problems.len() == 1 {
+                    "this"
+                } else {
+                    "these"
+                }
+            );
+            return Ok((exit_code::PRECONDITION, false));
+        }
+        for finding in &checked.holds {
+            tracing::info!("preflight: {}: {}", finding.what, finding.text);
+        }
+        for line in &checked.later {
+            tracing::info!("preflight: {line}");
+        }
         let cancel = Cancel::install()?;
         let journal = Journal::create(&run_dir.journal(), &run_dir.id)?;
         let plan_sha256 = run_dir.recorded_digest()?;
@@ -188,18 +216,24 @@ impl Launch<'_> {
             cancel,
             operator: self.operator,
             approvals: self.approvals,
+            pins: checked.pins,
         };
-        conclude(executor, globals)
+        conclude(executor, globals, checked.signer.as_ref())
     }
 }
 
 /// Runs the executor to its end, prints the recap and maps the end to an exit code.
 pub fn finish(executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i32> {
-    conclude(executor, globals).map(|(code, _)| code)
+    conclude(executor, globals, None).map(|(code, _)| code)
 }
 
-/// As [`finish`], and whether the run finished (as opposed to being interrupted).
-pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<(i32, bool)> {
+/// As [`finish`], and whether the run finished (as opposed to being interrupted); the report
+/// is signed by `signer` when the preflight prepared one.
+pub fn conclude(
+    mut executor: Executor<'_>,
+    globals: &Globals,
+    signer: Option<&crate::report::sign::ReportSigner>,
+) -> anyhow::Result<(i32, bool)> {
     let end = executor.execute();
     let state = executor.recorder.state().clone();
     print_recap(executor.plan, &state, globals.log_format);
@@ -219,6 +253,13 @@ pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result
         state.run_id,
         executor.info.run_dir.display()
     );
+    if let RunEnd::Finished(outcome) = end {
+        eprintln!(
+            "outcome: {}: {}",
+            outcome.as_str(),
+            crate::engine::outcome::describe(executor.plan, &state)
+        );
+    }
     // A finished run is reported and signed whatever its outcome: a failed or rescued run is
     // when the evidence matters most. A report failure is loud, but the exit code stays the
     // run's own, so it can never hide (or fake) the outcome.
@@ -228,6 +269,7 @@ pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result
             &executor.info.run_dir,
             &executor.host.root,
             executor.operator,
+            signer,
         );
     }
     let code = match end {

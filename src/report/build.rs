@@ -262,9 +262,12 @@ fn run_facts(
             _ => String::new(),
         },
     });
-    let outcome = match state.phase {
-        Phase::Finished(outcome) => outcome.as_str().to_owned(),
-        _ => state.state_name().to_owned(),
+    let (outcome, outcome_detail) = match state.phase {
+        Phase::Finished(outcome) => (
+            outcome.as_str().to_owned(),
+            crate::engine::outcome::describe(plan, state),
+        ),
+        _ => (state.state_name().to_owned(), String::new()),
     };
     let run = RunSummary {
         id: state.run_id.clone(),
@@ -274,6 +277,7 @@ fn run_facts(
         started,
         ended,
         outcome,
+        outcome_detail,
         failure,
         resumed,
         decisions,

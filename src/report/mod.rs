@@ -69,8 +69,18 @@ pub fn generate(
     root: &HostRoot,
     operator: &dyn Operator,
 ) -> Result<Generated, String> {
-    let journal = read_verified(&run_dir.join(JOURNAL)).map_err(|e| e.to_string())?;
     let signer = ReportSigner::for_plan(plan, root, operator)?;
+    generate_with(plan, run_dir, root, &signer)
+}
+
+/// As [`generate`], with a signer prepared (and proven) before the run started.
+pub fn generate_with(
+    plan: &Plan,
+    run_dir: &Path,
+    root: &HostRoot,
+    signer: &ReportSigner,
+) -> Result<Generated, String> {
+    let journal = read_verified(&run_dir.join(JOURNAL)).map_err(|e| e.to_string())?;
     let report = build(plan, &journal, &Machine::current(), signer.facts());
     let bytes = report.to_bytes();
     let signature = signer.sign(&bytes)?;

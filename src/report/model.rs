@@ -62,6 +62,9 @@ pub struct RunSummary {
     /// `succeeded`, `failed`, `rescued`, `aborted`; or `interrupted` / `needs decision` for a
     /// run that did not finish.
     pub outcome: String,
+    /// What the outcome means, in one sentence: what failed and what the rescue actually
+    /// did (a rescue that restored nothing says so); empty for a run that did not finish.
+    pub outcome_detail: String,
     /// The main step whose failure (or denied checkpoint) sent the run to rescue.
     pub failure: Option<FailureFacts>,
     /// Each `mkplan resume` of this run: who, when.
@@ -264,6 +267,10 @@ pub struct MigrationFacts {
 pub struct RestoreFacts {
     pub step: String,
     pub status: String,
+    /// What it did: `restored` (the store was replaced by the verified backup), `unchanged`
+    /// (the store was identical to the backup), `nothing` (no backup, no migration), or
+    /// `null` when it failed or did not finish.
+    pub action: Option<String>,
     /// The step's summary or error.
     pub detail: String,
 }
