@@ -799,7 +799,10 @@ fn fails_at_key(k: usize) {
     let ran = b.rehearse(&offline_plan(), KEYS, &[&format!("fail-at-key={k}")]);
     assert_exit(&ran, 1);
     let j = b.journal();
-    assert_eq!(j.outcome(), "rescued", "k={k}");
+    // At key 1 the tool changed nothing: the rescue finds the store identical to the backup
+    // and says so, and the run is not called `rescued`.
+    let expected = if k == 1 { "failed" } else { "rescued" };
+    assert_eq!(j.outcome(), expected, "k={k}");
 
     let error = j.error("steps[5]");
     assert!(
@@ -817,18 +820,25 @@ fn fails_at_key(k: usize) {
     }
 
     let restore = j.summary("rescue[0]");
-    assert!(restore.starts_with("restored "), "k={k}: {restore}");
-    // The store the tool left behind (kept aside by the restore) was partly migrated:
-    // exactly the k-1 keys before the failing one had changed.
-    let replaced = j.one("step_succeeded", "rescue[0]")["data"]["data"]["restored"]["replaced"]
-        .as_str()
-        .map(PathBuf::from)
-        .expect("the replaced store is kept");
-    assert_eq!(
-        objects_differing_from_backup(&replaced, &b.manifest()),
-        k - 1,
-        "k={k}"
-    );
+    if k == 1 {
+        assert!(
+            restore.starts_with("nothing to restore: the store of `ep11` is identical"),
+            "{restore}"
+        );
+    } else {
+        assert!(restore.starts_with("restored "), "k={k}: {restore}");
+        // The store the tool left behind (kept aside by the restore) was partly migrated:
+        // exactly the k-1 keys before the failing one had changed.
+        let replaced = j.one("step_succeeded", "rescue[0]")["data"]["data"]["restored"]["replaced"]
+            .as_str()
+            .map(PathBuf::from)
+            .expect("the replaced store is kept");
+        assert_eq!(
+            objects_differing_from_backup(&replaced, &b.manifest()),
+            k - 1,
+            "k={k}"
+        );
+    }
 
     assert_store_is_the_backup(&b);
     b.assert_all_keys_usable_under(OLD_WK, KEYS);
@@ -867,10 +877,11 @@ fn refused_at_assert_wk(fault: &str) -> String {
     let b = Bench::new();
     let ran = b.rehearse(&offline_plan(), KEYS, &[fault]);
     // Exit 1, not 3: `assert_wk` is a step of the run (3 is for refusals before a run
-    // starts); its failure runs rescue (which finds nothing to restore) and always.
+    // starts); its failure runs rescue (which finds nothing to restore, so the run is
+    // `failed`, not `rescued`) and always.
     assert_exit(&ran, 1);
     let j = b.journal();
-    assert_eq!(j.outcome(), "rescued");
+    assert_eq!(j.outcome(), "failed");
     assert_nothing_was_touched(&b, &j);
     b.assert_all_keys_usable_under(OLD_WK, KEYS);
     b.assert_services_ran_at_the_end(&ran);
@@ -887,7 +898,7 @@ fn refused_at_assert_wk(fault: &str) -> String {
     let resumed = p.resume(None);
     assert_exit(&resumed, 1);
     let j = p.journal();
-    assert_eq!(j.outcome(), "rescued");
+    assert_eq!(j.outcome(), "failed");
     assert_eq!(j.error("steps[1]"), refusal);
     assert_nothing_was_touched(&p, &j);
     assert_eq!(tree(&p.store()), before, "the store changed");
@@ -967,7 +978,7 @@ fn e2e_05_a_stray_process_stops_the_plan_before_the_tool_starts() {
     let resumed = a.resume(None);
     assert_exit(&resumed, 1);
     let j = a.journal();
-    assert_eq!(j.outcome(), "rescued");
+    assert_eq!(j.outcome(), "failed");
     let error = j.error("steps[2]");
     assert!(
         error.contains("still use a token") && error.contains("--stray"),
@@ -989,7 +1000,7 @@ fn e2e_05_a_stray_process_stops_the_plan_before_the_tool_starts() {
     let ran = b.watch(c);
     assert_exit(&ran, 1);
     let j = b.journal();
-    assert_eq!(j.outcome(), "rescued");
+    assert_eq!(j.outcome(), "failed");
     assert!(j.summary("steps[2]").contains("stopped 2 of 2"));
     let migrate = "steps[6]";
     assert_eq!(
@@ -1308,10 +1319,10 @@ fn kill_half_way(b: &Bench, keys: usize, faults: &[&str], at_least: usize) -> us
     held
 }
 
-/// Known failure (a bug, not the test): k = the activation checkpoint's approval. The
-/// simulated TKE operator has already activated; resume runs the checkpoint's actor again
-/// although its approvals are journaled (src/steps/checkpoint.rs), the second activation
-/// fails, and the run ends `failed` without EXPECTED_WKVP, restart or probe.
+/// Among the kills: k = the activation checkpoint's approval. The simulated TKE operator has
+/// already activated; resume must not act again for a checkpoint whose approvals are
+/// journaled (src/steps/checkpoint.rs), or the second activation fails and the run ends
+/// `failed` without EXPECTED_WKVP, restart or probe.
 #[test]
 fn e2e_08_kill_after_every_journal_event_then_resume() {
     // The happy path's events, from a run without a kill.
@@ -1418,8 +1429,8 @@ fn e2e_08_kill_after_every_journal_event_then_resume() {
     );
 }
 
-/// Known failure (a bug): `report generate` of a rehearsal's run asks for the plan's
-/// signing key and uses the real root instead of the ephemeral key and the simulated host
+/// `report generate` of a rehearsal's run signs with an ephemeral key on the simulated
+/// host, never asking for the plan's signing key or using the real root
 /// (src/cli/report.rs, `generate_again`).
 #[test]
 fn e2e_08b_killed_right_after_run_finished_the_report_can_be_generated_again() {
@@ -1452,14 +1463,16 @@ fn e2e_08b_killed_right_after_run_finished_the_report_can_be_generated_again() {
     b.assert_pin_nowhere();
 }
 
-/// Known failure (a bug): the accept of a partly migrated store leads to activation, and
-/// the rescue restore then reports that the migration "never started"
-/// (src/cli/resume.rs, src/steps/backup.rs `store_may_have_changed`).
+/// `--accept-step` on a partly migrated store is refused (accepting would activate the new
+/// WK over keys still sealed under the old one), and no rescue may then say that the
+/// migration "never started" (src/steps/guards.rs reads every attempt of the step,
+/// src/steps/restore.rs the store); the retry it asks for then finishes the run with every
+/// key usable.
 #[test]
 fn e2e_08c_accept_step_on_a_half_migrated_store() {
-    // The operator is told that only some key objects changed, and accepts anyway. mkplan
-    // may refuse the decision or go on; either way no key may be lost and the journal
-    // must tell the truth. A refused accept is followed by the retry resume asks for.
+    // The operator is told that only some key objects changed, and accepts anyway: mkplan
+    // refuses, and the retry it asks for is what follows. No key may be lost and the
+    // journal must tell the truth.
     let b = Bench::new();
     let keys = 40;
     let held = kill_half_way(&b, keys, &["slow-keys=60"], 5);
@@ -1473,10 +1486,14 @@ fn e2e_08c_accept_step_on_a_half_migrated_store() {
         asked.both()
     );
     let accepted = b.resume(Some("--accept-step"));
-    let mut codes = vec![accepted.code.unwrap_or(-1)];
-    if accepted.code == Some(5) {
-        codes.extend(b.resume_to_the_end("--retry-step").0);
-    }
+    assert_exit(&accepted, 5);
+    let refusal = format!(
+        "refusing --accept-step: only {held} of {} key object files differ from the backup, so the migration did not complete; use --retry-step",
+        keys + KEYLESS
+    );
+    assert!(accepted.stderr.contains(&refusal), "{}", accepted.both());
+    let mut codes = vec![5];
+    codes.extend(b.resume_to_the_end("--retry-step").0);
     let j = b.journal();
     let (_, token) = b.token();
     println!(
@@ -1510,13 +1527,20 @@ fn e2e_08c_accept_step_on_a_half_migrated_store() {
     if j.outcome() == "rescued" && token["unusable"] != 0 {
         problems.push("the outcome is `rescued` while keys are unusable".to_owned());
     }
+    if codes != [5, 5, 0] || j.outcome() != "succeeded" || token["current_wkvp"] != NEW_WK {
+        problems.push(format!("codes {codes:?}, outcome {}: {token}", j.outcome()));
+    }
+    let decisions: Vec<&Value> = j.0.iter().filter(|e| e["kind"] == "decision").collect();
+    if decisions.len() != 1 || decisions[0]["data"]["decision"] != "retry" {
+        problems.push(format!("decisions journaled: {decisions:?}"));
+    }
     b.assert_pin_nowhere();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-/// Known failure (a bug): the retry's restore keeps the replaced store as
-/// `<store>.replaced-<run>`, and the rescue restore after the retried tool fails refuses
-/// because that name exists (src/host/archive/extract.rs).
+/// The retry's restore keeps the replaced store as `<store>.replaced-<run>`; the rescue
+/// restore after the retried tool fails again keeps that one and uses the next free name
+/// (src/host/archive/extract.rs).
 #[test]
 fn e2e_08d_a_retried_migration_that_fails_again_is_still_rescued() {
     let b = Bench::new();
@@ -1581,7 +1605,9 @@ fn e2e_09_the_tty_requiring_tool_works_and_exit_zero_failures_are_failures() {
                 let ran = b.rehearse(&offline_plan(), KEYS, &[fault]);
                 assert_exit(&ran, 1);
                 let j = b.journal();
-                assert_eq!(j.outcome(), "rescued", "{fault}");
+                // The tool started and changed nothing: rescue finds the store identical to
+                // the backup and the run is `failed`, not `rescued`.
+                assert_eq!(j.outcome(), "failed", "{fault}");
                 let error = j.error("steps[5]");
                 assert!(error.contains(why), "{fault}: {error}");
                 let data = &j.one("step_failed", "steps[5]")["data"]["data"];
@@ -1589,7 +1615,11 @@ fn e2e_09_the_tty_requiring_tool_works_and_exit_zero_failures_are_failures() {
                 assert_eq!(data["success_line"], false, "{fault}");
                 assert_eq!(b.migrate_log().len(), 1, "{fault}");
                 assert!(j.of("step_started", "steps[6]").is_empty(), "{fault}");
-                assert!(j.summary("rescue[0]").starts_with("restored "), "{fault}");
+                let restore = j.summary("rescue[0]");
+                assert!(
+                    restore.starts_with("nothing to restore: the store of `ep11` is identical"),
+                    "{fault}: {restore}"
+                );
                 assert_store_is_the_backup(&b);
                 b.assert_all_keys_usable_under(OLD_WK, KEYS);
                 b.assert_services_ran_at_the_end(&ran);
@@ -1620,9 +1650,8 @@ fn tool_cmdline_and_environ(b: &Bench) -> Option<(Vec<u8>, Vec<u8>)> {
     seen
 }
 
-/// Known failure (a bug): pkcsep11_migrate inherits mkplan's environment, and with it the
-/// plan's `pin: { env: MKPLAN_EP11_PIN }` variable (src/steps/migrate.rs removes only
-/// PKCS11_USER_PIN).
+/// Neither the PIN's own variable (`pin: { env: MKPLAN_EP11_PIN }`) nor PKCS11_USER_PIN
+/// reaches pkcsep11_migrate's argv or environment (src/steps/migrate.rs).
 #[test]
 fn e2e_10_the_pin_appears_in_no_output() {
     const KEYS: usize = 40;
@@ -1834,4 +1863,710 @@ fn e2e_10_a_closed_output_pipe_is_a_quiet_exit_after_the_report_and_clean_up() {
         let left = processes_of_root(&b.root);
         assert!(left.is_empty(), "{format}: still running: {left:#?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Keys are never lost: a tool never outlives mkplan, and nothing acts beside one
+
+/// `command` started as an operator does over ssh with `setsid nohup … &`: in a new session
+/// of its own, SIGHUP ignored (inherited by everything it starts).
+fn detached_with_sighup_ignored(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid and sigaction are async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::SigHandler::SigIgn,
+            )
+            .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+/// Blobs under the new WK in the store right now.
+fn new_blobs(b: &Bench) -> usize {
+    mkplan::sim::verify(&b.root)
+        .ok()
+        .and_then(|r| r.tokens.get("ep11").map(|t| t.blobs_by_wkvp.clone()))
+        .and_then(|m| m.get(NEW_WK).copied())
+        .unwrap_or(0)
+}
+
+#[test]
+fn e2e_11_under_nohup_and_setsid_the_tool_dies_with_mkplan_and_every_key_survives() {
+    // The repro: `nohup mkplan rehearse … &`, kill -9 mkplan while the tool runs.
+    // The tool is slow enough to run for half a minute more if it were left behind.
+    const KEYS: usize = 400;
+    let b = Bench::new();
+    // `timeout` handles SIGHUP itself (so its child would not inherit SIG_IGN): the real
+    // `setsid` and `nohup` come after it, exactly as an operator types them.
+    let mut c = Command::new("timeout");
+    c.args([GUARD_SECS, "setsid", "nohup", MKPLAN, "--root"])
+        .arg(&b.root)
+        .arg("--state-dir")
+        .arg(&b.state)
+        .arg("rehearse")
+        .arg(offline_plan())
+        .args(["--keys", &KEYS.to_string(), "--fault", "slow-keys=60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let guard = c.spawn().unwrap();
+    let reached = wait_until(Duration::from_secs(60), || new_blobs(&b) >= 5);
+    let mkplan = children_named(guard.id(), "mkplan");
+    assert!(reached && mkplan.len() == 1, "{reached} {mkplan:?}");
+    let tool = b.root.join("usr/sbin/pkcsep11_migrate");
+    assert_eq!(processes_running(&tool).len(), 1, "the tool runs");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(mkplan[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let ran = Ran::from(guard.wait_with_output().unwrap());
+    b.keep(&ran);
+    assert!(
+        wait_until(Duration::from_secs(10), || processes_running(&tool)
+            .is_empty()),
+        "pkcsep11_migrate outlived mkplan (SIGHUP ignored, new session): it keeps rewriting keys"
+    );
+    let held = new_blobs(&b);
+    assert!((1..KEYS).contains(&held), "{held} blobs under the new WK");
+    // The retry need not be slow.
+    let cleared = Command::new(SIM)
+        .args(["fault", "--clear", "--root"])
+        .arg(&b.root)
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    let (codes, asked) = b.resume_to_the_end("--retry-step");
+    assert_eq!(codes, [5, 0], "{asked:?}");
+    assert!(
+        asked
+            .unwrap()
+            .contains("compared with the backup: some key objects changed")
+    );
+    let j = b.journal();
+    assert_eq!(j.outcome(), "succeeded");
+    assert!(j.of("step_started", "rescue[0]").is_empty());
+    b.assert_all_keys_usable_under(NEW_WK, KEYS);
+    b.assert_services_running();
+    assert!(processes_running(&tool).is_empty());
+    b.assert_pin_nowhere();
+}
+
+/// A `pkcsep11_migrate` of this root as an older mkplan or a person would leave it behind:
+/// detached, SIGHUP ignored, waiting for its PIN on a pipe nobody writes. Killed on drop.
+struct OrphanTool {
+    child: Child,
+    _stdout: std::process::ChildStdout,
+}
+
+impl OrphanTool {
+    fn start(b: &Bench) -> Self {
+        let mut c = Command::new(b.root.join("usr/sbin/pkcsep11_migrate"));
+        c.args(["-slot", "4", "-adapter", "10", "-domain", "17"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        detached_with_sighup_ignored(&mut c);
+        let mut child = c.spawn().unwrap();
+        // Up to its PIN prompt, as far as the real tool gets before it waits (the token is
+        // started by then); its stdout stays open, unread, for as long as it lives.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&seen).contains("Enter the USER PIN: ") {
+            let n = std::io::Read::read(&mut stdout, &mut byte).unwrap();
+            assert_eq!(n, 1, "the tool ended: {}", String::from_utf8_lossy(&seen));
+            seen.push(byte[0]);
+        }
+        Self {
+            child,
+            _stdout: stdout,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for OrphanTool {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn e2e_12_a_migration_tool_left_running_blocks_resume_until_it_is_gone() {
+    let b = Bench::new();
+    kill_half_way(&b, 40, &["slow-keys=60"], 5);
+    let orphan = OrphanTool::start(&b);
+    let events = b.journal().0.len();
+    for decision in [None, Some("--retry-step"), Some("--accept-step")] {
+        let ran = b.resume(decision);
+        assert_exit(&ran, 3);
+        let pid = orphan.pid();
+        for wanted in [
+            format!("pid {pid} `"),
+            "/usr/sbin/pkcsep11_migrate -slot 4 -adapter 10 -domain 17`".to_owned(),
+            "its `-slot` is 4".to_owned(),
+            format!("tail --pid={pid} -f /dev/null"),
+            format!("kill {pid}"),
+            "nothing was resumed or changed".to_owned(),
+        ] {
+            assert!(ran.stderr.contains(&wanted), "{wanted}: {}", ran.both());
+        }
+        assert_eq!(b.journal().0.len(), events, "the journal changed");
+    }
+    drop(orphan);
+    // A process that merely maps the token (no tool) blocks the retry of the migration too:
+    // its restore would be refused half-way through the resumed run.
+    let stray = Command::new(SIM)
+        .args(["fault", "--root"])
+        .arg(&b.root)
+        .arg("stray")
+        .status()
+        .unwrap();
+    assert!(stray.success());
+    let ran = b.resume(Some("--retry-step"));
+    assert_exit(&ran, 3);
+    assert!(
+        ran.stderr.contains("refusing to resume: steps[5] `Re-encipher all secure keys` left token `ep11` half-changed")
+            && ran.stderr.contains("--stray"),
+        "{}",
+        ran.both()
+    );
+    assert_eq!(b.journal().0.len(), events, "the journal changed");
+    let cleared = Command::new(SIM)
+        .args(["fault", "--clear", "--root"])
+        .arg(&b.root)
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    let (codes, _) = b.resume_to_the_end("--retry-step");
+    assert_eq!(codes, [5, 0]);
+    assert_eq!(b.journal().outcome(), "succeeded");
+    b.assert_all_keys_usable_under(NEW_WK, 40);
+    b.assert_pin_nowhere();
+}
+
+#[test]
+fn e2e_13_a_tool_started_behind_the_runs_back_stops_migrate_restore_and_start() {
+    const KEYS: usize = 20;
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&fixture("ep11-tool-after-stop.yaml"), KEYS, &[]);
+    c.env("MKPLAN_E2E_ROOT", &b.root);
+    let ran = b.run(c);
+    let tool = b.root.join("usr/sbin/pkcsep11_migrate");
+    let orphans = processes_running(&tool);
+    for pid in &orphans {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert_eq!(orphans.len(), 1, "the fixture's tool ran: {}", ran.both());
+    let pid = orphans[0];
+    assert_exit(&ran, 1);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "failed");
+    let migrate = "steps[6]";
+    let error = j.error(migrate);
+    assert!(
+        error.contains("refusing to start `pkcsep11_migrate` on token `ep11`")
+            && error.contains(&format!("pid {pid} `")),
+        "{error}"
+    );
+    assert_eq!(
+        j.one("step_failed", migrate)["data"]["data"]["tool_started"],
+        false
+    );
+    // mkplan never ran the tool itself: the one invocation is the fixture's.
+    assert_eq!(b.migrate_log().len(), 1);
+    let restore = j.error("rescue[0]");
+    assert!(
+        restore.contains("refusing to restore token `ep11`")
+            && restore.contains(&format!("pid {pid}")),
+        "{restore}"
+    );
+    let start = j.error("always[0]");
+    assert!(
+        start.contains("refusing to start services") && start.contains(&format!("pid {pid}")),
+        "{start}"
+    );
+    assert!(
+        ran.stderr.contains("rescue did not complete"),
+        "{}",
+        ran.both()
+    );
+    // The tool waited for its PIN and changed nothing; neither did mkplan.
+    assert_store_is_the_backup(&b);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_pin_nowhere();
+}
+
+/// The index of the first journal event of `kind` about the step at `pos` in a reference
+/// run of the plan with `faults`.
+fn event_index(plan: &Path, keys: usize, faults: &[&str], kind: &str, pos: &str) -> usize {
+    let reference = Bench::new();
+    reference.rehearse(plan, keys, faults);
+    let j = reference.journal();
+    j.0.iter()
+        .position(|e| e["kind"] == kind && position(e) == pos)
+        .unwrap_or_else(|| panic!("no {kind} of {pos} in {:?}", j.kinds()))
+}
+
+#[test]
+fn e2e_14_a_backup_replaced_in_the_backup_directory_is_never_restored() {
+    const KEYS: usize = 20;
+    let faults = ["deny=tke-activate"];
+    let migrated = event_index(&offline_plan(), KEYS, &faults, "step_succeeded", "steps[5]");
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&offline_plan(), KEYS, &faults);
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", migrated.to_string());
+    let ran = b.run(c);
+    assert_eq!(ran.signal, Some(9), "{}", ran.both());
+    let run = b.run_id();
+    let backups = b.root.join("var/backups/mkplan");
+    let archive = backups.join(format!("{run}-ep11.tar.gz"));
+    let manifest = backups.join(format!("{run}-ep11.manifest.json"));
+    let journaled = (sha256_file(&archive), sha256_file(&manifest));
+
+    // Someone who can write the backup directory makes a self-consistent backup of the
+    // store with one key more, at the store's own path, and puts it in place.
+    let store = b.store();
+    let aside = b.root.join("var/lib/opencryptoki/ep11tok.aside");
+    std::fs::rename(&store, &aside).unwrap();
+    std::fs::create_dir(&store).unwrap();
+    let untar = Command::new("tar")
+        .arg("-xzpf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(store.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    let objects = store.join("TOK_OBJ");
+    let first = std::fs::read_to_string(objects.join("OBJ.IDX")).unwrap();
+    let first = first.lines().next().unwrap().to_owned();
+    std::fs::copy(objects.join(&first), objects.join("OBEXTRA")).unwrap();
+    std::fs::write(objects.join("OBJ.IDX"), format!("{first}\nOBEXTRA\n")).unwrap();
+    let theirs = tempfile::tempdir().unwrap();
+    let made =
+        mkplan::host::archive::backup(&store, theirs.path(), &format!("{run}-ep11")).unwrap();
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::rename(&aside, &store).unwrap();
+    std::fs::copy(&made.archive, &archive).unwrap();
+    std::fs::copy(&made.manifest, &manifest).unwrap();
+    let migrated_store = tree(&store);
+
+    // The activation is denied, so rescue restores: only what the run journaled. Nothing
+    // else is restored, and the run says its rescue did not complete.
+    let resumed = b.resume(None);
+    assert_exit(&resumed, 1);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "failed");
+    let error = j.error("rescue[0]");
+    for digest in [
+        &journaled.0,
+        &journaled.1,
+        &made.archive_sha256,
+        &made.manifest_sha256,
+    ] {
+        assert!(error.contains(digest.as_str()), "{digest} not in: {error}");
+    }
+    assert!(
+        error.starts_with("refusing to restore: manifest `"),
+        "{error}"
+    );
+    assert_eq!(tree(&store), migrated_store, "the store was touched");
+    assert!(!store.join("TOK_OBJ/OBEXTRA").exists());
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(b.run_dir().join("report.json")).unwrap()).unwrap();
+    let detail = report["run"]["outcome_detail"].as_str().unwrap();
+    assert!(
+        detail.contains("rescue did not complete: rescue[0]"),
+        "{detail}"
+    );
+    assert_eq!(report["tokens"][0]["restore"]["status"], "failed");
+    b.assert_pin_nowhere();
+}
+
+#[test]
+fn e2e_15_an_explicit_restore_removes_a_key_added_after_the_backup() {
+    const KEYS: usize = 20;
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&fixture("ep11-restore-after-change.yaml"), KEYS, &[]);
+    c.env("MKPLAN_E2E_ROOT", &b.root);
+    let ran = b.watch(c);
+    assert_exit(&ran, 0);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "succeeded");
+    let restore = j.one("step_succeeded", "steps[3]");
+    let summary = restore["data"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("restored ") && summary.contains(" files of `ep11` from "),
+        "{summary}"
+    );
+    assert_eq!(restore["data"]["data"]["action"], "restored");
+    let differed = restore["data"]["data"]["differed"].as_str().unwrap();
+    assert!(differed.contains("`ep11tok/TOK_OBJ"), "{differed}");
+    assert!(!b.store().join("TOK_OBJ/OBEXTRA").exists());
+    assert_store_is_the_backup(&b);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(b.run_dir().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["tokens"][0]["restore"]["action"], "restored");
+    b.assert_pin_nowhere();
+}
+
+#[test]
+fn e2e_16_the_backup_directory_and_modes_a_store_never_has() {
+    const KEYS: usize = 20;
+    // a) Group and others may write the backup directory: a warning, in the log and in the
+    //    journal; the backup files themselves are private.
+    let a = Bench::new();
+    paused_rehearsal(&a, &offline_plan(), KEYS, &[]);
+    let dir = a.root.join("var/backups/mkplan");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let resumed = a.resume(None);
+    assert_exit(&resumed, 0);
+    let j = a.journal();
+    let backup = j.one("step_succeeded", "steps[4]");
+    let warnings = backup["data"]["data"]["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("has mode 0777: group or others can write it"),
+        "{warnings:?}"
+    );
+    assert!(
+        resumed.stderr.contains("warning: the backup directory"),
+        "{}",
+        resumed.both()
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(a.run_dir().join("report.json")).unwrap()).unwrap();
+    assert!(
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("group or others can write it")),
+        "{}",
+        report["warnings"]
+    );
+    for suffix in ["tar.gz", "manifest.json"] {
+        let file = dir.join(format!("{}-ep11.{suffix}", a.run_id()));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    a.assert_all_keys_usable_under(NEW_WK, KEYS);
+
+    // b) A set-gid directory in the store: the backup refuses it (a restore would), before
+    //    anything is changed.
+    let b = Bench::new();
+    paused_rehearsal(&b, &offline_plan(), KEYS, &[]);
+    let objects = b.store().join("TOK_OBJ");
+    let mode = std::fs::metadata(&objects).unwrap().permissions().mode() & 0o7777;
+    std::fs::set_permissions(&objects, std::fs::Permissions::from_mode(mode | 0o2000)).unwrap();
+    let resumed = b.resume(None);
+    assert_exit(&resumed, 1);
+    let j = b.journal();
+    let error = j.error("steps[4]");
+    assert!(
+        error.contains(&format!("`ep11tok/TOK_OBJ` has mode {:04o}", mode | 0o2000))
+            && error.contains("set-gid"),
+        "{error}"
+    );
+    assert!(j.of("step_started", "steps[5]").is_empty());
+    assert!(
+        j.summary("rescue[0]")
+            .starts_with("nothing to restore: this run made no backup"),
+        "{}",
+        j.summary("rescue[0]")
+    );
+    assert_eq!(j.outcome(), "failed");
+    assert!(b.migrate_log().is_empty());
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_pin_nowhere();
+}
+
+/// Kills mkplan in the middle of a step's side effect (`MKPLAN_TEST_KILL_AT=point`), then
+/// resumes to the end as an operator would (an accept of an unfinished restore is refused,
+/// then retried) and checks the end state. Returns what is wrong.
+fn killed_half_way_through(point: &str) -> Vec<String> {
+    const KEYS: usize = 30;
+    // A restore runs only in rescue: the migration fails at key 3 first.
+    let restore = point.starts_with("restore:");
+    let faults: &[&str] = if restore { &["fail-at-key=3"] } else { &[] };
+    let b = Bench::new();
+    let mut c = b.rehearse_command(&offline_plan(), KEYS, faults);
+    c.env("MKPLAN_TEST_KILL_AT", point);
+    let ran = b.run(c);
+    let mut problems = Vec::new();
+    if ran.signal != Some(9) {
+        return vec![format!("not killed: {}", ran.both())];
+    }
+    let first = if restore {
+        "--accept-step"
+    } else {
+        "--retry-step"
+    };
+    let (codes, asked) = b.resume_to_the_end(first);
+    let j = b.journal();
+    let (code, token) = b.token();
+    let (outcome, wk, code_wanted) = if restore {
+        ("rescued", OLD_WK, 1)
+    } else {
+        ("succeeded", NEW_WK, 0)
+    };
+    if j.outcome() != outcome || codes.last() != Some(&code_wanted) {
+        let failed: Vec<String> =
+            j.0.iter()
+                .filter(|e| e["kind"] == "step_failed")
+                .map(|e| format!("{}: {}", position(e), e["data"]["error"]))
+                .collect();
+        problems.push(format!(
+            "resume {codes:?}, outcome {}: {failed:?}",
+            j.outcome()
+        ));
+    }
+    if code != 0 || token["usable"] != KEYS || token["current_wkvp"] != wk {
+        problems.push(format!("end state: {token}"));
+    }
+    if !UNITS.iter().all(|u| mkplan::sim::unit_running(&b.root, u)) {
+        problems.push("a service is not running".to_owned());
+    }
+    let tool = b.root.join("usr/sbin/pkcsep11_migrate");
+    if !processes_running(&tool).is_empty() {
+        problems.push("pkcsep11_migrate still runs".to_owned());
+    }
+    if read_verified(&b.run_dir().join("journal.jsonl")).is_err() {
+        problems.push("the journal chain does not verify".to_owned());
+    }
+    let decided = asked.is_some();
+    let mutating = matches!(point, "migrate:half") || restore;
+    if decided != mutating {
+        problems.push(format!("asked for a decision: {decided}"));
+    }
+    if restore {
+        if !asked
+            .unwrap_or_default()
+            .contains("so the restore did not complete")
+        {
+            problems.push("resume did not compare the store with the backup".to_owned());
+        }
+        assert_store_is_the_backup(&b);
+    } else {
+        for i in 0..10 {
+            let n = j.of("step_succeeded", &format!("steps[{i}]")).len();
+            if n != 1 {
+                problems.push(format!("steps[{i}] succeeded {n} times"));
+            }
+        }
+        if b.expected_wkvp_in_config() != NEW_WK {
+            problems.push("ep11tok.conf does not expect the new WK".to_owned());
+        }
+    }
+    if !b.places_with_the_pin().is_empty() {
+        problems.push("the PIN leaked".to_owned());
+    }
+    problems
+}
+
+#[test]
+fn e2e_17_a_kill_half_way_through_every_mutating_step_then_resume() {
+    let points = [
+        "stop:unit",
+        "backup:archived",
+        "backup:renamed",
+        "migrate:half",
+        "set_expected_wkvp:copied",
+        "set_expected_wkvp:written",
+        "start:unit",
+        "restore:extracted",
+        "restore:swapped-out",
+    ];
+    let next = AtomicUsize::new(0);
+    let bad = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                while let Some(point) = points.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let problems = killed_half_way_through(point);
+                    if !problems.is_empty() {
+                        bad.lock()
+                            .unwrap()
+                            .push(format!("{point}: {}", problems.join("; ")));
+                    }
+                }
+            });
+        }
+    });
+    let bad = bad.into_inner().unwrap();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------
+// 18. `run` does `check`'s preflight first
+
+#[test]
+fn e2e_18_on_a_host_that_is_not_ibm_z_run_refuses_before_anything_is_asked_or_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut c = guarded(MKPLAN);
+    c.arg("--root")
+        .arg(&root)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["run", "--non-interactive"])
+        .args([
+            "--approve",
+            "tke-commit=alice",
+            "--approve",
+            "tke-commit=bob",
+        ])
+        .args(["--approve", "tke-activate=alice"])
+        .arg(offline_plan())
+        .env_remove("MKPLAN_EP11_PIN");
+    let ran = finish(c);
+    assert_exit(&ran, 3);
+    let problems: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("mkplan: error: preflight: "))
+        .collect();
+    for (what, count) in [
+        ("not an IBM Z host", 1),
+        ("`/etc/opencryptoki/ep11tok.conf`", 1),
+        ("`pkcsep11_migrate` is not installed", 1),
+        ("tool `systemctl`", 1),
+        ("pkcsslotd is not running", 1),
+        ("report-signing key", 1),
+        ("`MKPLAN_EP11_PIN`", 1),
+        ("0a.0011", 0),
+    ] {
+        let n = problems.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(n, count, "`{what}` in:\n{}", ran.both());
+    }
+    assert_eq!(problems.len(), 7, "{}", ran.both());
+    assert!(
+        ran.stderr
+            .contains("nothing was started or changed, and no run was recorded"),
+        "{}",
+        ran.both()
+    );
+    assert!(
+        !ran.stderr.contains("CHECKPOINT"),
+        "an approval was asked for"
+    );
+    let runs = std::fs::read_dir(state.join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
+
+    // `check` says the same, each problem once, plainly, and lists the signing key.
+    let mut c = guarded(MKPLAN);
+    c.arg("--root")
+        .arg(&root)
+        .args(["check"])
+        .arg(offline_plan())
+        .env_remove("MKPLAN_EP11_PIN");
+    let checked = finish(c);
+    assert_exit(&checked, 3);
+    let out = &checked.stdout;
+    assert_eq!(out.matches("this is not an IBM Z host").count(), 1, "{out}");
+    assert_eq!(
+        out.matches("ep11tok.conf`: No such file").count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(out.matches("does not exist; the APQN").count(), 0, "{out}");
+    assert!(
+        out.contains(
+            "report-signing key: cannot read the report-signing key `/etc/mkplan/signing.pem`"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("result: preconditions fail at the preflight (7 problems)"));
+}
+
+#[test]
+fn e2e_19_a_wrong_pin_is_found_by_one_login_before_anything_is_stopped() {
+    const KEYS: usize = 20;
+    let b = Bench::new();
+    let ran = b.run(b.rehearse_command(&offline_plan(), KEYS, &["wrong-pin"]));
+    assert_exit(&ran, 3);
+    let refusal = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("mkplan: error: preflight: PIN of `ep11`"))
+        .unwrap_or_else(|| panic!("{}", ran.both()));
+    assert!(
+        refusal.contains("CKR_PIN_INCORRECT")
+            && refusal.contains("(now 1)")
+            && refusal.contains("it is not tried again")
+            && refusal.contains("nothing was stopped"),
+        "{refusal}"
+    );
+    let runs = std::fs::read_dir(b.state.join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
+    assert!(b.migrate_log().is_empty(), "the tool ran");
+    // One failed login, never more.
+    let nvtok: Value =
+        serde_json::from_slice(&std::fs::read(b.store().join("NVTOK.DAT")).unwrap()).unwrap();
+    assert_eq!(nvtok["user_login_failures"], 1);
+    b.assert_all_keys_usable_under(OLD_WK, KEYS);
+    b.assert_pin_nowhere();
+}
+
+#[test]
+fn e2e_20_pkcsslotd_is_found_by_the_pid_file_of_every_release() {
+    // openCryptoki 3.8 writes /var/run/pkcsslotd.pid; the simulated host has the later
+    // releases' /run/opencryptoki/pkcsslotd.pid: the run must find either.
+    const KEYS: usize = 20;
+    let b = Bench::new();
+    paused_rehearsal(&b, &offline_plan(), KEYS, &[]);
+    let later = b.root.join("run/opencryptoki/pkcsslotd.pid");
+    let old = b.root.join("var/run/pkcsslotd.pid");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::rename(&later, &old).unwrap();
+    let resumed = b.resume(None);
+    assert_exit(&resumed, 0);
+    let j = b.journal();
+    assert_eq!(j.outcome(), "succeeded");
+    assert!(
+        j.one("step_succeeded", "steps[5]")["data"]["data"]["preflight"]["pkcsslotd_pid"].is_u64()
+    );
+    b.assert_all_keys_usable_under(NEW_WK, KEYS);
+
+    // And this machine's real daemon (Debian's openCryptoki 3.8.1, started by scripts/test),
+    // through its pid file and /proc/<pid>/exe.
+    let pid = std::fs::read_to_string("/var/run/pkcsslotd.pid")
+        .expect("pkcsslotd runs (scripts/test starts it)")
+        .trim()
+        .to_owned();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        Path::new("/usr/sbin/pkcsslotd")
+    );
+    let mut c = guarded(MKPLAN);
+    c.arg("check").arg(offline_plan());
+    let checked = finish(c);
+    assert!(
+        checked.stdout.contains(&format!(
+            "pkcsslotd: running, pid {pid} (pid file `/run/pkcsslotd.pid`, executable `/usr/sbin/pkcsslotd`)"
+        )),
+        "{}",
+        checked.both()
+    );
 }

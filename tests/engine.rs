@@ -283,13 +283,92 @@ fn dual_control_needs_distinct_allowed_people() {
 }
 
 #[test]
-fn an_approval_for_no_checkpoint_is_a_usage_error() {
+fn an_approval_for_no_checkpoint_is_a_usage_error_with_a_suggestion() {
     let b = Bench::new();
-    let plan = b.plan(&gate("gate", 1), "", "");
-    let out = b.run(&plan, &["--approve", "gaet=alice"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("gaet"));
-    assert!(b.run_ids().is_empty(), "nothing started");
+    let log = b.path("log").display().to_string();
+    let plan = b.plan(
+        &[
+            gate("tke-commit", 1),
+            step("a", &log),
+            gate("tke-activate", 1),
+        ]
+        .concat(),
+        "",
+        "",
+    );
+    let file = b.path("approvals.yaml");
+    std::fs::write(
+        &file,
+        "approvals:
+  - { checkpoint: tke-commit, approver: alice }
+  - { checkpoint: Gate tke-activat, approver: bob }
+",
+    )
+    .unwrap();
+    let file_arg = file.display().to_string();
+    for (args, names, suggestion) in [
+        (
+            &["--approve", "tke-comit=alice"][..],
+            "`--approve tke-comit=alice` names `tke-comit`".to_owned(),
+            Some("did you mean `tke-commit`?"),
+        ),
+        (
+            &["--approve", "steps[0]=alice", "--approve", "steps[3]=bob"],
+            "`--approve steps[3]=bob` names `steps[3]`".to_owned(),
+            Some("did you mean `steps[2]`?"),
+        ),
+        (
+            &["--approvals", &file_arg],
+            format!("`approvals[1]` of `{file_arg}` names `Gate tke-activat`"),
+            Some("did you mean `Gate tke-activate`?"),
+        ),
+        (
+            &["--approve", "a=alice"],
+            "`--approve a=alice` names `a`, which is no checkpoint of this plan (it is a `command` step)".to_owned(),
+            None,
+        ),
+    ] {
+        let out = b.run(&plan, args);
+        let said = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(said.contains(&names), "{args:?}: {said}");
+        let checkpoints = "this plan's checkpoints: `tke-commit` (Gate tke-commit), `tke-activate` (Gate tke-activate)";
+        assert!(said.contains(checkpoints), "{args:?}: {said}");
+        match suggestion {
+            Some(suggestion) => assert!(said.contains(suggestion), "{args:?}: {said}"),
+            None => assert!(!said.contains("did you mean"), "{args:?}: {said}"),
+        }
+        assert!(b.run_ids().is_empty(), "nothing started: {args:?}");
+        assert!(b.log().is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn templates_see_normalized_apqns_and_wkvps_never_the_plan_notation() {
+    let b = Bench::new();
+    let log = b.path("log").display().to_string();
+    let plan = b.path("plan.yaml");
+    let say = "{{ tokens.ep11.apqns }} | {{ tokens.ep11.apqns[0].adapter }} {{ tokens.ep11.apqns[0].domain }} {{ tokens.ep11.apqns[1].lszcrypt }} | {{ tokens.ep11.wkvp.current }} {{ tokens.ep11.wkvp.new }}";
+    std::fs::write(
+        &plan,
+        format!(
+            "mkplan: 1\nname: templates\nchange: {{ ticket: CHG1, summary: templates, approvers: [alice] }}\n\
+             tokens:\n  ep11:\n    slot: 4\n    store: /var/lib/opencryptoki/ep11tok\n\
+             \x20   apqns: [{{ adapter: \"010\", domain: \"0x30\" }}, \"0B.0011\"]\n    pin: {{ env: MKPLAN_TEST_PIN }}\n\
+             \x20   wkvp: {{ current: \"0X00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF\", new: \"ffeeddccbbaa99887766554433221100\" }}\n\
+             steps:\n  - name: Show\n    when: tokens.ep11.apqns[0].adapter == 8\n\
+             \x20   command: {{ argv: [\"printf '%s\\\\n' '{say}' >> {log}\"], shell: true }}\n"
+        ),
+    )
+    .unwrap();
+    let out = b.run(&plan, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        b.log(),
+        [
+            "[08.0030 (adapter 8, domain 48), 0b.0011 (adapter 11, domain 17)] | 8 48 0b.0011 | 0x00112233445566778899aabbccddeeff 0xffeeddccbbaa99887766554433221100"
+        ]
+    );
 }
 
 #[test]
@@ -793,16 +872,18 @@ fn input_files_are_read_with_a_size_limit() {
             pin_plan_path.as_os_str(),
         ],
     );
-    let journal = b.journal(&b.run_ids().pop().unwrap());
-    let failed = journal
-        .iter()
-        .find(|e| e["kind"] == "step_failed")
-        .unwrap_or_else(|| panic!("{}", stderr(&out)));
-    let error = failed["data"]["error"].as_str().unwrap();
+    // Found by the preflight, which reads every PIN before any step acts.
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("preflight: PIN of `ep11`"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        error.contains("`/pin`") && error.contains("larger than 4 KiB"),
-        "{error}"
+        line.contains("`/pin`") && line.contains("larger than 4 KiB"),
+        "{line}"
     );
+    assert!(b.run_ids().is_empty(), "no run is recorded");
 }
 
 /// Every command that prints, with its stdout a pipe whose reader is gone (`| head -1`
@@ -1043,9 +1124,36 @@ fn what_others_could_write_is_not_trusted() {
     refused(
         &approve,
         3,
-        &[format!("`{s}` has mode 0770"), format!("chmod 750 {s}")],
+        &[
+            format!("preflight: state directory: the state directory `{s}` has mode 0770"),
+            format!("chmod 750 {s}"),
+        ],
+    );
+    // Nothing was created in it: no lock file, no `runs` (a link planted there could make
+    // either someone else's file).
+    let created: Vec<_> = std::fs::read_dir(&state).unwrap().flatten().collect();
+    assert!(created.is_empty(), "{created:?}");
+    // `check` says so too, beside the plan it trusts.
+    let out = b.mkplan().arg("check").arg(&plan).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "PROBLEM     state directory: the state directory `{s}` has mode 0770"
+        )) && stdout.contains(&format!(
+            "ok          plan: `{}`: nobody but root or you can write it",
+            plan.display()
+        )),
+        "{stdout}"
     );
     chmod(&state, 0o700);
+    let out = b.mkplan().arg("check").arg(&plan).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let out = b.run(&plan, &approve);
     assert_eq!(

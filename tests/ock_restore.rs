@@ -1,6 +1,10 @@
 //! Backup and restore of a real openCryptoki token store (the soft token, slot 3, with the
 //! real pkcsslotd started by `scripts/test`): back up, change the store through PKCS#11,
-//! restore, and the store equals the backup byte for byte and still works.
+//! restore, and the store equals the backup byte for byte and still works. The store is
+//! the machine's: the test holds the soft token's lock (`support/token_lock.rs`).
+
+#[path = "support/token_lock.rs"]
+mod token_lock;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,6 +38,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
 
 #[test]
 fn a_restored_store_is_byte_identical_and_still_works() {
+    let _token = token_lock::lock_the_soft_token();
     let module = PathBuf::from(env("MKPLAN_TEST_OCK_MODULE"));
     let slot: u64 = env("MKPLAN_TEST_OCK_SLOT").parse().unwrap();
     let pin = env("MKPLAN_TEST_OCK_USER_PIN");
@@ -70,7 +75,12 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         "the new key is in the store"
     );
 
-    let restored = archive::restore(&record.archive, &record.manifest, store, &run_id).unwrap();
+    let journaled = archive::Journaled {
+        archive_sha256: &record.archive_sha256,
+        manifest_sha256: &record.manifest_sha256,
+    };
+    let restored =
+        archive::restore(&record.archive, &record.manifest, store, &run_id, journaled).unwrap();
     let replaced = restored
         .replaced
         .clone()
@@ -78,7 +88,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
     // What mkplan's restore step does next: without it, openCryptoki's shared index still
     // lists the key made after the backup, with a handle that no longer exists.
     let root = mkplan::host::HostRoot::system();
-    mkplan::steps::backup::discard_token_index(&root, store).unwrap();
+    mkplan::steps::restore::discard_token_index(&root, store).unwrap();
 
     let manifest = archive::read_manifest(&record.manifest).unwrap();
     let mut live = Vec::new();

@@ -8,6 +8,13 @@
 //! it from parallel test threads is unsound. So each SoftHSM test runs its body in a child
 //! process of this test binary (`in_softhsm_process`) whose environment names its own token
 //! directory.
+//!
+//! The openCryptoki tests use the machine's one soft token, which `ock_restore` replaces
+//! wholesale: each holds the soft token's lock (`support/token_lock.rs`), so they are safe
+//! under a parallel runner such as `cargo nextest run`.
+
+#[path = "support/token_lock.rs"]
+mod token_lock;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -595,6 +602,7 @@ fn unique_label(kind: &str) -> String {
 
 #[test]
 fn opencryptoki_soft_token_probe_lists_and_exercises_new_keys() {
+    let _token = token_lock::lock_the_soft_token();
     let ock = OpenCryptoki::from_env();
     let aes = unique_label("aes");
     let rsa = unique_label("rsa");
@@ -672,6 +680,7 @@ fn opencryptoki_soft_token_probe_lists_and_exercises_new_keys() {
 
 #[test]
 fn opencryptoki_unknown_slot_is_named() {
+    let _token = token_lock::lock_the_soft_token();
     let ock = OpenCryptoki::from_env();
     let error = probe(&ock.module, 77, &Pin::new(ock.pin.clone())).unwrap_err();
     let text = error.to_string();

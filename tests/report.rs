@@ -387,17 +387,18 @@ fn without_a_key_the_report_is_signed_with_an_ephemeral_key_and_says_so() {
     ok(&b.verify(&dir, None), "verify");
 }
 
-/// A signing key others can read is refused before the run starts (exit 3, nothing
-/// done); one that becomes readable after a run leaves that run without a report, loudly,
-/// until it is fixed and the report generated.
+/// A signing key others can read is refused by the preflight (exit 3, no run recorded);
+/// one that becomes readable after a run leaves that run without a report, loudly, until
+/// it is fixed and the report generated with that key.
 #[test]
-fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
+fn a_key_file_readable_by_others_is_refused_before_the_run_starts() {
     let b = Bench::new();
     b.keygen("signing", "p256");
     let key = b.path("root/etc/mkplan/signing.pem");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let plan = b.plan("", "  sign: { key: /etc/mkplan/signing.pem }\n");
     let out = b.run(&plan, &[]);
+    // The preflight: a run that could not be reported is not started (design rule 9).
     let stderr = text(&out.stderr);
     assert_eq!(
         out.status.code(),
@@ -405,13 +406,14 @@ fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
         "refused before the run: {stderr}"
     );
     assert!(
-        stderr.contains("has mode 0644")
+        stderr.contains("preflight: report-signing key:")
+            && stderr.contains("has mode 0644")
             && stderr.contains(&format!("chmod 600 {}", key.display())),
         "{stderr}"
     );
-    assert!(
-        !b.path("state/runs").exists() || b.path("state/runs").read_dir().unwrap().next().is_none()
-    );
+    assert!(stderr.contains("no run was recorded"), "{stderr}");
+    let runs = std::fs::read_dir(b.path("state/runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
 
     // Fine when the run starts, readable by others by the time of the report.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -431,7 +433,7 @@ fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
     assert!(stderr.contains("has mode 0644"), "{stderr}");
     assert!(stderr.contains("report generate"), "{stderr}");
 
-    // Fixed, the report is made afterwards.
+    // Fixed, the report is made afterwards, with that key.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = b
         .mkplan()
@@ -440,7 +442,48 @@ fn a_key_file_readable_by_others_is_refused_and_the_run_outcome_stands() {
         .unwrap();
     ok(&out, "mkplan report generate");
     ok(&b.verify(&dir, None), "verify");
-    assert_eq!(report_of(&dir).run.outcome, "succeeded");
+    let report = report_of(&dir);
+    assert_eq!(report.run.outcome, "succeeded");
+    assert_eq!(report.signing.method, "key_file");
+}
+
+/// Who may write what the run trusts is part of the preflight: a state directory and a
+/// signing key others could write (or read) are said together, one line each, with their
+/// fixes, in one refusal (exit 3) that creates nothing in that state directory.
+#[test]
+fn the_preflight_says_every_trust_problem_at_once() {
+    let b = Bench::new();
+    b.keygen("signing", "p256");
+    let key = b.path("root/etc/mkplan/signing.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let state = b.path("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let plan = b.plan("", "  sign: { key: /etc/mkplan/signing.pem }\n");
+    let out = b.run(&plan, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let problems: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("mkplan: error: preflight: "))
+        .collect();
+    assert_eq!(problems.len(), 2, "{stderr}");
+    assert!(
+        problems[0].contains("state directory: the state directory")
+            && problems[0].contains(&format!("chmod 755 {}", state.display())),
+        "{stderr}"
+    );
+    assert!(
+        problems[1].contains("report-signing key:")
+            && problems[1].contains(&format!("chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fix these, then run again"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "created in it"
+    );
 }
 
 #[test]
@@ -906,6 +949,18 @@ fn the_same_journal_gives_the_same_report_bytes() {
         .output()
         .unwrap();
     ok(&out, "check-jsonschema on report.json");
+    // And by ajv in its default strict mode, as an editor or CI job would run it.
+    let ajv = std::env::var_os("MKPLAN_AJV").unwrap_or_else(|| {
+        panic!("MKPLAN_AJV is not set: run the tests with scripts/test, which installs ajv-cli")
+    });
+    let out = Command::new(ajv)
+        .args(["validate", "--spec=draft2020", "-s"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/report.schema.json"))
+        .arg("-d")
+        .arg(dir.join("report.json"))
+        .output()
+        .unwrap();
+    ok(&out, "ajv on report.json");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The published schema: checked in, equal to `mkplan schema`, a valid draft 2020-12 schema,
-//! and accepted by an independent validator for every plan in `plans/`.
+//! The published schemas: checked in, equal to `mkplan schema`, valid draft 2020-12 schemas,
+//! compiled by ajv in strict mode (what editors and CI run), and accepted by two independent
+//! validators (check-jsonschema, ajv) for every plan in `plans/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,41 @@ fn check_jsonschema() -> Command {
         )
     });
     Command::new(path)
+}
+
+/// ajv-cli from npm, installed by `scripts/test`; strict mode is ajv's default, and no
+/// option but the draft is given, as an editor or a CI job would run it.
+fn ajv(action: &str, schema: &Path) -> Command {
+    let path = std::env::var_os("MKPLAN_AJV").unwrap_or_else(|| {
+        panic!("MKPLAN_AJV is not set: run the tests with `scripts/test`, which installs ajv-cli")
+    });
+    let mut command = Command::new(path);
+    command
+        .arg(action)
+        .arg("--spec=draft2020")
+        .arg("-s")
+        .arg(schema);
+    command
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn ajv_in_strict_mode_compiles_both_schemas() {
+    for schema in ["schemas/plan.schema.json", "schemas/report.schema.json"] {
+        let out = ajv("compile", &root().join(schema)).output().unwrap();
+        let text = output_text(&out);
+        assert!(
+            out.status.success() && !text.contains("strict mode") && !text.contains("unknown"),
+            "ajv (strict) does not compile {schema}:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -80,6 +116,17 @@ fn every_example_plan_validates_with_mkplan_and_an_independent_validator() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        let out = ajv("validate", &root().join("schemas/plan.schema.json"))
+            .arg("-d")
+            .arg(&plan)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ajv rejects {}: {}",
+            plan.display(),
+            output_text(&out)
+        );
     }
 }
 
@@ -120,6 +167,16 @@ fn the_independent_validator_rejects_what_the_schema_forbids() {
         assert!(
             !independent.status.success(),
             "{name}: check-jsonschema accepts it"
+        );
+        let ajv = ajv("validate", &root().join("schemas/plan.schema.json"))
+            .arg("-d")
+            .arg(&plan)
+            .output()
+            .unwrap();
+        let said = output_text(&ajv);
+        assert!(
+            !ajv.status.success() && said.contains(&format!("{} invalid", plan.display())),
+            "{name}: ajv accepts it: {said}"
         );
         let ours = mkplan().arg("validate").arg(&plan).output().unwrap();
         assert_eq!(ours.status.code(), Some(2), "{name}: mkplan accepts it");

@@ -914,3 +914,70 @@ fn a_migration_tool_others_could_write_is_refused() {
     let (_, output) = check(0o755);
     assert!(!output.contains("has mode"), "{output}");
 }
+
+/// Every APQN's `mkvps` and `online` in sysfs against what `state.json` says of it, as
+/// `apqn: problem` lines (empty when they agree).
+fn sysfs_against_state(root: &Path) -> Vec<String> {
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("var/lib/mkplan-sim/state.json")).unwrap())
+            .unwrap();
+    let mut problems = Vec::new();
+    for (name, queue) in state["apqns"].as_object().unwrap() {
+        let dir = root.join("sys/bus/ap/devices").join(name);
+        let mkvps = fs::read_to_string(dir.join("mkvps")).unwrap_or_default();
+        let online = fs::read_to_string(dir.join("online")).unwrap_or_default();
+        let register = |r: &serde_json::Value| match r["vp"].as_str() {
+            Some(vp) => format!("{} 0x{vp}", r["state"].as_str().unwrap()),
+            None => format!("{} -", r["state"].as_str().unwrap()),
+        };
+        let expected = format!(
+            "WK CUR: {}\nWK NEW: {}\n",
+            register(&queue["cur"]),
+            register(&queue["new"])
+        );
+        if queue["online"] == true && mkvps != expected {
+            problems.push(format!(
+                "{name}: mkvps {mkvps:?}, the state says {expected:?}"
+            ));
+        }
+        if (online.trim() == "1") != (queue["online"] == true) {
+            problems.push(format!(
+                "{name}: online {online:?}, the state says {}",
+                queue["online"]
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn a_state_change_killed_at_any_moment_leaves_sysfs_agreeing_with_the_state() {
+    let host = SimHost::offline(2);
+    let tke = |action: &str, kill_after: Option<u64>| {
+        let mut c = Command::new(SIM_EXE);
+        c.args(["tke", "--root"]).arg(&host.root).arg(action);
+        if let Some(n) = kill_after {
+            c.env("MKPLAN_SIM_TEST_KILL_AFTER_WRITES", n.to_string());
+        }
+        c.output().unwrap()
+    };
+    let mut killed = 0;
+    for n in 1.. {
+        let out = tke("load", Some(n));
+        let problems = sysfs_against_state(&host.root);
+        assert!(problems.is_empty(), "killed after write {n}: {problems:#?}");
+        if out.status.signal() != Some(9) {
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            break;
+        }
+        killed += 1;
+        // Back to an empty NEW register for the next kill point.
+        assert!(tke("clear", None).status.success());
+        assert!(sysfs_against_state(&host.root).is_empty());
+    }
+    // A state file, every card's and queue's files and links, and the swap.
+    assert!(killed > 20, "only {killed} kill points");
+    // Finished, it is the new state, in sysfs too; the host reads it.
+    let status = read_apqn(&HostRoot::new(&host.root), host.token().apqns[0]).unwrap();
+    assert_eq!(status.new.state, NewState::Uncommitted);
+}

@@ -481,40 +481,163 @@ fn ctrl_c_at_the_step_by_step_question_interrupts_the_run() {
     bench.assert_interrupted(&mut screen);
 }
 
-/// A `pin: {prompt: true}` token probed through a module under `--root` (never loaded:
-/// the prompt comes first). The PIN typed is not echoed; Ctrl-C at the prompt interrupts
-/// the run and leaves the terminal echoing again.
-#[test]
-fn the_pin_prompt_hides_the_pin_and_ctrl_c_interrupts_it() {
-    let plan = "mkplan: 1
+// ---------------------------------------------------------------------------------------
+// The PIN prompt: `run` asks for a `pin: {prompt: true}` PIN in its preflight, before anything
+// is stopped, and verifies it by one login on the machine's openCryptoki soft token (slot 3,
+// behind the real pkcsslotd that `scripts/test` starts); a resumed run asks in the step.
+
+#[path = "support/token_lock.rs"]
+mod token_lock;
+
+fn required_env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+}
+
+/// A plan on the soft token with a prompted PIN: the service `apps` (running while the file
+/// `running` exists) is stopped, a checkpoint (when `checkpoint`) waits, the keys are probed,
+/// and `apps` is started again.
+fn soft_token_plan(dir: &std::path::Path, checkpoint: bool) -> String {
+    let running = dir.join("running");
+    std::fs::write(&running, "").unwrap();
+    let checkpoint = if checkpoint {
+        "  - name: The TKE has committed the new WK
+    id: tke-commit
+    checkpoint: { tke: commit, say: Commit the new WK now., approvals: 1 }
+"
+    } else {
+        ""
+    };
+    format!(
+        "mkplan: 1
 name: terminal pin test
-change: { ticket: CHG8, summary: pin prompt, approvers: [alice] }
+change: {{ ticket: CHG8, summary: pin prompt, approvers: [alice] }}
 tokens:
   ep11:
-    slot: 4
-    store: /var/lib/opencryptoki/ep11tok
+    slot: {slot}
+    store: /var/lib/opencryptoki/swtok
     apqns: [\"0a.0011\"]
-    pin: { prompt: true }
-    wkvp: { current: \"0x00112233445566778899aabbccddeeff\", new: \"0xffeeddccbbaa99887766554433221100\" }
+    pin: {{ prompt: true }}
+    wkvp: {{ current: \"0x00112233445566778899aabbccddeeff\", new: \"0xffeeddccbbaa99887766554433221100\" }}
+services:
+  apps:
+    command: {{ stop: [rm, -f, {running}], start: [touch, {running}], is_active: [test, -e, {running}] }}
 steps:
-  - name: probe
-    probe_keys: { token: ep11, module: /usr/lib/not-a-module.so }
+  - {{ name: Stop applications, stop: apps }}
+{checkpoint}  - name: probe
+    probe_keys: {{ token: ep11, module: {module} }}
 rescue:
   - name: never after an interruption
-    command: { argv: [\"true\"] }
-";
-    let bench = Bench::new(plan);
-    let root = bench.dir.path().join("root");
-    std::fs::create_dir_all(root.join("usr/lib")).unwrap();
-    std::fs::write(root.join("usr/lib/not-a-module.so"), "").unwrap();
-    let root_arg = format!("--root={}", root.display());
-    let mut screen = bench.run(&[&root_arg]);
-    screen.wait_for("token `ep11` USER PIN: ");
+    command: {{ argv: [\"true\"] }}
+always:
+  - {{ name: Start applications, start: apps }}
+",
+        slot = required_env("MKPLAN_TEST_OCK_SLOT"),
+        running = running.display(),
+        module = required_env("MKPLAN_TEST_OCK_MODULE"),
+    )
+}
+
+/// A [`Bench`] with [`soft_token_plan`].
+fn soft_token_bench(checkpoint: bool) -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = soft_token_plan(dir.path(), checkpoint);
+    std::fs::write(dir.path().join("plan.yaml"), plan).unwrap();
+    Bench { dir }
+}
+
+/// Runs `mkplan resume RUN` of `bench` on a fresh pty.
+fn resume_on_screen(bench: &Bench, run: &str) -> Screen {
+    let state = bench.state();
+    Screen::mkplan(&[
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "resume".as_ref(),
+        run.as_ref(),
+    ])
+}
+
+const NOT_THE_PIN: &str = "S3cr3t-PIN-4711";
+const PIN_PROMPT: &str = "token `ep11` USER PIN: ";
+
+/// Ctrl-C at the preflight's PIN prompt: the PIN typed so far was never on the screen, it is
+/// not asked again, nothing is a problem or a denial, nothing was stopped, no run is
+/// recorded, the exit code is 1 (interrupted), and the terminal echoes again.
+#[test]
+fn ctrl_c_at_the_preflight_pin_prompt_stops_before_the_run_is_recorded() {
+    let _token = token_lock::lock_the_soft_token();
+    let bench = soft_token_bench(false);
+    let mut screen = bench.run(&[]);
+    screen.wait_for(PIN_PROMPT);
+    assert!(!screen.echoes(), "the PIN prompt echoes");
     screen.let_progress_tick();
-    screen.keys("S3cr3t-PIN-4711");
+    screen.keys(NOT_THE_PIN);
     screen.let_progress_tick();
     let text = screen.text();
-    assert!(text.contains("token `ep11` USER PIN: "), "{text}");
+    assert!(
+        !text.contains("S3cr3t"),
+        "the PIN is on the screen:\n{text}"
+    );
+    screen.keys("\x03");
+    assert_eq!(screen.exit_code(), 1, "{}", screen.text());
+    let text = screen.text();
+    assert!(
+        text.contains("interrupted in the preflight, before the run started")
+            && text.contains("nothing was stopped or changed, and no run was recorded"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("preflight: PIN"),
+        "a problem was made of it:\n{text}"
+    );
+    assert_eq!(text.matches(PIN_PROMPT).count(), 1, "asked again:\n{text}");
+    assert!(!text.contains("S3cr3t"), "{text}");
+    let runs = std::fs::read_dir(bench.state().join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run was recorded");
+    assert!(
+        bench.dir.path().join("running").exists(),
+        "the service was stopped"
+    );
+    assert!(screen.echoes(), "the terminal was left without echo");
+}
+
+/// The PIN typed at the preflight's prompt (echo off) is verified by one login and used by
+/// the steps (no second prompt). A resumed run asks in the step instead, with the same
+/// prompt: the typed PIN stays off the screen, Ctrl-C there interrupts the run (journaled,
+/// no rescue, resumable) and leaves the terminal echoing; typed, the run succeeds.
+#[test]
+fn the_pin_prompt_hides_the_pin_and_ctrl_c_interrupts_it() {
+    let _token = token_lock::lock_the_soft_token();
+    let pin = required_env("MKPLAN_TEST_OCK_USER_PIN");
+    let bench = soft_token_bench(true);
+    let mut screen = bench.run(&[]);
+    screen.wait_for(PIN_PROMPT);
+    screen.let_progress_tick();
+    screen.keys(&pin);
+    screen.let_progress_tick();
+    assert!(!screen.text().contains(&pin), "{}", screen.text());
+    screen.keys("\r");
+    // Verified, the run starts: the service is stopped and the checkpoint asks.
+    screen.wait_for("approver 1 of 1, your name: ");
+    assert!(!bench.dir.path().join("running").exists());
+    screen.keys("\x03");
+    bench.assert_interrupted(&mut screen);
+    assert_eq!(screen.text().matches(PIN_PROMPT).count(), 1);
+    let run = bench.run_id();
+
+    // Resumed, the step asks for the PIN (no preflight); Ctrl-C interrupts it again.
+    let mut screen = resume_on_screen(&bench, &run);
+    screen.wait_for("approver 1 of 1, your name: ");
+    screen.keys("alice\r");
+    screen.wait_for("to approve: ");
+    screen.keys("1100\r");
+    screen.wait_for(PIN_PROMPT);
+    assert!(!screen.echoes(), "the PIN prompt echoes");
+    screen.let_progress_tick();
+    screen.keys(NOT_THE_PIN);
+    screen.let_progress_tick();
+    let text = screen.text();
+    assert!(text.contains(PIN_PROMPT), "{text}");
     assert!(
         !text.contains("S3cr3t"),
         "the PIN is on the screen:\n{text}"
@@ -522,4 +645,20 @@ rescue:
     screen.keys("\x03");
     bench.assert_interrupted(&mut screen);
     assert!(!screen.text().contains("S3cr3t"));
+
+    // Typed, the probe logs in with it and the run succeeds (the approval already counts).
+    let mut screen = resume_on_screen(&bench, &run);
+    screen.wait_for(PIN_PROMPT);
+    screen.keys(&format!("{pin}\r"));
+    assert_eq!(screen.exit_code(), 0, "{}", screen.text());
+    let journal = bench.journal();
+    assert_eq!(journal.last().unwrap()["data"]["outcome"], "succeeded");
+    assert!(bench.dir.path().join("running").exists(), "started again");
+    for entry in &journal {
+        assert!(
+            !entry.to_string().contains(&pin),
+            "the PIN is in the journal"
+        );
+    }
+    assert!(!screen.text().contains(&pin), "{}", screen.text());
 }

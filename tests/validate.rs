@@ -183,16 +183,30 @@ fn invalid_plans_exit_2_with_the_snapshotted_diagnostics() {
     });
 }
 
+/// Checked here rather than left to insta, which writes a missing snapshot instead of
+/// failing when `INSTA_UPDATE` or `INSTA_FORCE_PASS` say so: a missing snapshot folder must
+/// fail, not pass with nothing compared.
 #[test]
-fn every_invalid_snapshot_has_its_fixture() {
+fn every_invalid_fixture_has_its_snapshot_and_every_snapshot_its_fixture() {
     let fixtures: Vec<String> = yaml_files(INVALID_DIR)
         .iter()
         .map(|f| stem(f).to_owned())
         .collect();
     let dir = crate_root().join(SNAPSHOT_DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return; // Nothing recorded yet.
-    };
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "the snapshots of the invalid fixtures are missing: cannot read {}: {e}",
+            dir.display()
+        )
+    });
+    let unsnapshotted: Vec<&String> = fixtures
+        .iter()
+        .filter(|f| !dir.join(format!("validate__invalid-{f}.snap")).is_file())
+        .collect();
+    assert!(
+        unsnapshotted.is_empty(),
+        "fixtures in {INVALID_DIR} without a snapshot in {SNAPSHOT_DIR}: {unsnapshotted:?}"
+    );
     let orphans: Vec<String> = entries
         .map(|e| {
             e.expect("a directory entry")

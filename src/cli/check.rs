@@ -5,17 +5,17 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution};
+use crate::cli::preflight::{Depth, Preflight, Scope, preflight, render};
 use crate::engine::events::StepRef;
 use crate::engine::rundir::sha256_hex;
+use crate::engine::signals::Cancel;
 use crate::exit_code;
+use crate::plan::model::{Step, StepKind};
 use crate::plan::template::evaluate_condition;
 use crate::steps::{self, CheckContext, CheckReport};
 
 /// Dry run against the live system: what each step would do, with the state it read.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit status: 0 when every precondition holds, 3 when one does not, 2 for an invalid plan."
-)]
 pub struct Args {
     /// The plan to check.
     #[arg(value_name = "PLAN")]
@@ -35,6 +35,18 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         sha256_hex(loaded.text.as_bytes()),
         host.root.dir().display()
     );
+    // What must hold now, each problem once (`run` checks the same before any step acts).
+    let operator = crate::engine::operator::Nobody;
+    let state_dir = globals.state();
+    let scope = Scope {
+        plan_file: &loaded.path,
+        approvals_files: &[],
+        state_dir: state_dir.dir(),
+        cancel: &Cancel::new(),
+    };
+    let checked = preflight(plan, &host, &operator, Depth::DryRun, &scope);
+    println!("preflight (must hold before any step acts):");
+    print!("{}", render(&checked));
     let mut blocked = Vec::new();
     for (section, list) in [
         ("steps", &plan.steps),
@@ -74,6 +86,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                     },
                 ),
             };
+            let report = refer_to_preflight(step, report, &checked);
             let (label, text) = match &report {
                 CheckReport::WillRun(t) => ("will run", t),
                 CheckReport::WouldSkip(t) => ("would skip", t),
@@ -92,11 +105,49 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             }
         }
     }
+    let problems = checked.problems.len();
+    if problems > 0 {
+        blocked.insert(
+            0,
+            format!(
+                "the preflight ({problems} problem{})",
+                if problems == 1 { "" } else { "s" }
+            ),
+        );
+    }
     if blocked.is_empty() {
         println!("result: every precondition holds");
         Ok(exit_code::SUCCESS)
     } else {
         println!("result: preconditions fail at {}", blocked.join(", "));
         Ok(exit_code::PRECONDITION)
+    }
+}
+
+/// A step whose token the preflight found unreadable (no AP bus, a missing or offline APQN,
+/// an unreadable config), or whose own problem the preflight already named, points there
+/// instead of saying it again.
+fn refer_to_preflight(step: &Step, report: CheckReport, checked: &Preflight) -> CheckReport {
+    let token = match &step.kind {
+        StepKind::AssertWk(a) => Some(&a.token),
+        StepKind::Checkpoint(c) => c.until.as_ref().map(|u| &u.check.token),
+        StepKind::Migrate(m) => Some(&m.token),
+        StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => Some(token),
+        _ => None,
+    };
+    let said = |text: &str| checked.problems.iter().any(|p| p.text.contains(text));
+    match report {
+        CheckReport::Blocked(text) if said(&text) => {
+            CheckReport::Blocked("see the preflight problem above".to_owned())
+        }
+        CheckReport::WillRun(_) | CheckReport::Blocked(_)
+            if token.is_some_and(|t| checked.unreadable.contains(t)) =>
+        {
+            CheckReport::CannotSimulate(format!(
+                "the adapters or config of token `{}` cannot be read now (see the preflight problems above)",
+                token.expect("matched")
+            ))
+        }
+        other => other,
     }
 }

@@ -11,7 +11,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::engine::events::SectionName;
-use crate::engine::rundir::{DEFAULT_STATE_DIR, StateDir};
+use crate::engine::rundir::{DEFAULT_STATE_DIR, RunDir, StateDir};
 use crate::engine::state::{RunState, StepStatus};
 use crate::host::HostRoot;
 use crate::plan::Plan;
@@ -34,7 +34,7 @@ pub struct Globals {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Where runs and their journals are kept [default: /var/lib/mkplan; for `rehearse`,
-    /// the user's state directory].
+    /// the user's state directory, which `resume` and `report` search too].
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// Log lines as text for people, or one JSON object per event for a SIEM.
@@ -55,6 +55,32 @@ impl Globals {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         )
+    }
+
+    /// Finds run `id`: in `--state-dir` when given; otherwise in the default state
+    /// directory, then among the rehearsals (a rehearsal's run is found without saying
+    /// where rehearsals are kept). Says on stderr when it is a rehearsal's.
+    pub fn find_run(&self, id: &str) -> Result<(StateDir, RunDir), NoSuchRun> {
+        let places = match &self.state_dir {
+            Some(_) => vec![self.state()],
+            None => vec![self.state(), StateDir::new(rehearsal_state_dir())],
+        };
+        for (i, state) in places.iter().enumerate() {
+            if let Ok(run) = state.open_run(id) {
+                if i > 0 {
+                    eprintln!(
+                        "note: run {id} is a rehearsal's, in `{}`",
+                        state.dir().display()
+                    );
+                }
+                return Ok((state.clone(), run));
+            }
+        }
+        Err(NoSuchRun {
+            id: id.to_owned(),
+            searched: places.iter().map(StateDir::runs).collect(),
+            rehearsals_searched: self.state_dir.is_none(),
+        })
     }
 
     pub fn host(&self) -> Host {
@@ -118,6 +144,47 @@ impl Globals {
                 .try_init(),
         };
     }
+}
+
+/// Where `mkplan rehearse` keeps its runs unless `--state-dir` says otherwise: the user's
+/// state directory, apart from the real runs of `/var/lib/mkplan`.
+pub fn rehearsal_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("mkplan/rehearsals")
+}
+
+/// A run id that names no run where mkplan looked.
+#[derive(Debug, thiserror::Error)]
+#[error("no run `{id}` in {}{}", quoted_paths(searched), self.hint())]
+pub struct NoSuchRun {
+    pub id: String,
+    pub searched: Vec<PathBuf>,
+    rehearsals_searched: bool,
+}
+
+impl NoSuchRun {
+    fn hint(&self) -> String {
+        if self.rehearsals_searched {
+            let rehearsals = rehearsal_state_dir();
+            format!(
+                "\n  hint: `mkplan runs` lists the runs, `mkplan runs --state-dir {}` the rehearsals",
+                rehearsals.display()
+            )
+        } else {
+            "\n  hint: `mkplan runs` (with the same --state-dir) lists them".to_owned()
+        }
+    }
+}
+
+fn quoted_paths(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 /// People read the message; the structured fields (seq, kind, step…) are for the JSON format.

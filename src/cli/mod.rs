@@ -6,6 +6,8 @@ pub mod common;
 mod completions;
 mod keygen;
 mod man;
+mod manual;
+pub mod preflight;
 pub mod rehearse;
 mod report;
 mod resume;
@@ -16,24 +18,13 @@ mod validate;
 
 use std::ffi::OsString;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 
 use crate::exit_code;
 
-const EXAMPLES: &str = "\
-Examples:
-  mkplan validate plans/ep11-offline.yaml      check a plan against the schema and safety rules
-  mkplan validate --format json plans/*.yaml   the same, as JSON for editors and CI
-  mkplan rehearse plans/ep11-offline.yaml      the whole plan on a simulated EP11 host
-  mkplan check plans/ep11-offline.yaml         dry run against the live system
-  mkplan run --approve tke-commit=alice --approve tke-commit=bob plans/ep11-offline.yaml
-  mkplan resume 20261129T153000Z-3fa9c1 --accept-step
-  mkplan schema > schemas/plan.schema.json     the plan JSON Schema (draft 2020-12)
-  mkplan completions bash > /etc/bash_completion.d/mkplan";
-
 /// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
 #[derive(Debug, Parser)]
-#[command(name = "mkplan", version, about, after_help = EXAMPLES)]
+#[command(name = "mkplan", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +49,10 @@ enum Command {
 
 /// Runs mkplan with `args` (the program name first) and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let parsed = command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -91,7 +85,14 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     }
 }
 
-/// The clap command, for completions and the man page.
+/// The clap command as `--help` shows it: each command's exit status and examples after
+/// its options.
 pub fn command() -> clap::Command {
+    manual::decorate(base_command())
+}
+
+/// The clap command without the exit status and examples, which the man pages render as
+/// sections of their own.
+fn base_command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }

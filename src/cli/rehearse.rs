@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::common::{Globals, load_for_execution, operator_name};
+use crate::cli::common::{Globals, load_for_execution, operator_name, rehearsal_state_dir};
 use crate::cli::run::Launch;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::StepRef;
@@ -15,7 +15,9 @@ use crate::engine::executor::RunOptions;
 use crate::engine::operator::{Answer, Operator};
 use crate::engine::rundir::StateDir;
 use crate::exit_code;
-use crate::plan::model::{Apqn, Checkpoint, PinSource, Plan, Step, TkeAction as PlanTke, Wkvp};
+use crate::plan::model::{
+    Apqn, Checkpoint, PinSource, Plan, SignKey, Step, TkeAction as PlanTke, Wkvp,
+};
 use crate::secret::Pin;
 use crate::sim::{self, Fault, SimProber, TkeAction};
 use crate::steps::context::{CheckpointActor, Host};
@@ -34,9 +36,11 @@ Faults (repeatable --fault):
   wrong-new-wkvp        the TKE loads a different new WK than the plan names
   activate-only-on=APQN the TKE activates the new WK on that APQN only
   deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
+  wrong-pin             the plan's PIN source gives a wrong PIN (found by one login before any step)
 
 The simulated host is a temporary directory, removed afterwards unless --keep or --root is
-given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals).")]
+given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals, where
+`mkplan resume` and `mkplan report` also look for a run id).")]
 pub struct Args {
     /// The plan to rehearse.
     #[arg(value_name = "PLAN")]
@@ -60,6 +64,9 @@ struct OperatorFaults {
     wrong_new_wkvp: bool,
     activate_only_on: Option<String>,
     deny: Vec<String>,
+    /// The PIN sources give a PIN the simulated tokens refuse.
+    #[serde(default)]
+    wrong_pin: bool,
 }
 
 fn apqn(text: &str) -> Result<Apqn, String> {
@@ -84,6 +91,7 @@ fn parse_faults(specs: &[String]) -> Result<(Vec<Fault>, OperatorFaults), String
             ("commit-only-on", Some(a)) => operator.commit_only_on = Some(apqn(a)?.lszcrypt()),
             ("activate-only-on", Some(a)) => operator.activate_only_on = Some(apqn(a)?.lszcrypt()),
             ("wrong-new-wkvp", None) => operator.wrong_new_wkvp = true,
+            ("wrong-pin", None) => operator.wrong_pin = true,
             ("deny", Some(a)) => operator.deny.push(a.to_owned()),
             _ => sim_faults.push(Fault::parse(name, arg)?),
         }
@@ -261,14 +269,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-fn default_state_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("mkplan/rehearsals")
-}
-
 fn random_pin() -> String {
     let mut bytes = [0u8; 9];
     let _ = std::fs::File::open("/dev/urandom")
@@ -314,9 +314,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     };
     let mut plan = loaded.plan.clone();
-    if plan.report.sign.take().is_some() {
+    if let Some(key) = plan.report.sign.take() {
+        let named = match key {
+            SignKey::File(path) => format!("the key file `{}`", path.display()),
+            SignKey::Pkcs11 { slot, .. } => format!("the PKCS#11 key in slot {slot}"),
+        };
         eprintln!(
-            "rehearse: the plan's signing key is not on the simulated host; the report is signed with an ephemeral key"
+            "rehearse: the report is signed with an ephemeral key, not the plan's `report.sign` key ({named}): a rehearsal never signs with a real key, and the simulated host has none"
         );
     }
     let (root, temporary) = match &globals.root {
@@ -335,6 +339,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             true,
         ),
     };
+    // The copy would be inside the simulated host, gone when this command exits.
+    if temporary
+        && !args.keep
+        && let Some(dir) = plan.report.dir.take()
+    {
+        eprintln!(
+            "rehearse: the report is not copied to the plan's `report.dir` ({}): that would be inside the simulated host, which is removed at the end (--keep keeps both)",
+            dir.display()
+        );
+    }
     if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
         eprintln!(
             "mkplan: error: `{}` is not empty; a rehearsal needs a fresh simulated host",
@@ -360,6 +374,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     );
     sim::init(&root, &plan, args.keys, &pin, &standin)
         .map_err(|e| anyhow::anyhow!("cannot lay out the simulated host: {e}"))?;
+    install_simulator_command(&root, &standin)?;
+    // What the operator's PIN sources give: the tokens' PIN, or (fault) one they refuse.
+    let pin = if operator_faults.wrong_pin {
+        format!("{pin}-wrong")
+    } else {
+        pin
+    };
     provide_pins(&plan, &root, &pin)?;
     let record = RehearsalRecord {
         version: 1,
@@ -379,6 +400,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         operator_faults,
         &pin,
     );
+    // A run refused or interrupted before it started (a failed preflight, another run's
+    // lock) leaves nothing to resume: the simulated host is not kept up for one.
     let finished = matches!(outcome, Ok((_, true)));
     match sim::verify(&root) {
         Ok(report) => {
@@ -397,8 +420,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     if !finished {
         // Its run can be resumed, which needs the simulated host as it is.
         eprintln!(
-            "REHEARSAL: the run did not finish; the simulated host stays up at {} for `mkplan resume` (stop it with `mkplan-sim shutdown --root {}`)",
+            "REHEARSAL: the run did not finish; the simulated host stays up at {} for `mkplan resume` (stop it with `{} shutdown --root {}`)",
             root.display(),
+            simulator_command(&root),
             root.display()
         );
         return outcome.map(|(code, _)| code);
@@ -410,12 +434,40 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         let _ = std::fs::remove_dir_all(&root);
     } else {
         eprintln!(
-            "REHEARSAL: the simulated host is kept at {} (`mkplan-sim verify --root {}`)",
+            "REHEARSAL: the simulated host is kept at {} (`{} verify --root {}`)",
             root.display(),
+            simulator_command(&root),
             root.display()
         );
     }
     outcome.map(|(code, _)| code)
+}
+
+/// Where a simulated host keeps its own `mkplan-sim`: this mkplan under that name, so the
+/// commands a rehearsal suggests work although `cargo run` built no `mkplan-sim`.
+const SIMULATOR_IN_HOST: &str = "usr/bin/mkplan-sim";
+
+fn install_simulator_command(root: &Path, mkplan: &Path) -> anyhow::Result<()> {
+    let link = sim::canonical_root(root).join(SIMULATOR_IN_HOST);
+    std::os::unix::fs::symlink(mkplan, &link)
+        .map_err(|e| anyhow::anyhow!("cannot link `{}`: {e}", link.display()))
+}
+
+/// How to run `mkplan-sim` for this host: by name when the one on PATH was installed with
+/// this mkplan (`cargo install` puts both in one directory), else the host's own.
+fn simulator_command(root: &Path) -> String {
+    let installed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(sim::SIM_EXE_NAME)));
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(sim::SIM_EXE_NAME))
+            .find(|candidate| candidate.is_file())
+    });
+    match (installed, on_path) {
+        (Some(installed), Some(on_path)) if installed == on_path => sim::SIM_EXE_NAME.to_owned(),
+        _ => root.join(SIMULATOR_IN_HOST).display().to_string(),
+    }
 }
 
 fn rehearse(
@@ -439,7 +491,12 @@ fn rehearse(
         operator_name: format!("{} (rehearsal)", operator_name(None)),
         ..RunOptions::default()
     };
-    let state = StateDir::new(globals.state_dir.clone().unwrap_or_else(default_state_dir));
+    let state = StateDir::new(
+        globals
+            .state_dir
+            .clone()
+            .unwrap_or_else(rehearsal_state_dir),
+    );
     let approvals = ApprovalInputs::default();
     Launch {
         plan,

@@ -20,9 +20,7 @@ use crate::report::{REPORT_JSON, generate, terminal, verify};
 #[command(after_help = "\
 RUN is a run id of the state directory (see `mkplan runs`); a directory holding report.json
 (a run directory, or a copy under the plan's `report.dir`) or the report.json file itself
-can be given instead.
-
-Exit status: 0 shown / verified; 1 a check failed or the report is missing or unreadable.")]
+can be given instead.")]
 pub struct Args {
     #[command(subcommand)]
     command: ReportCommand,
@@ -120,19 +118,14 @@ fn report_dir(target: &str, globals: &Globals) -> Result<PathBuf, String> {
         return Err(format!("`{target}`: no such file or directory"));
     }
     globals
-        .state()
-        .open_run(target)
-        .map(|run| run.dir)
-        .map_err(|e| {
-            format!(
-                "{e} (hint: `mkplan runs` lists them; --state-dir names another state directory)"
-            )
-        })
+        .find_run(target)
+        .map(|(_, run)| run.dir)
+        .map_err(|e| e.to_string())
 }
 
 fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i32> {
-    let run_dir = match globals.state().open_run(run) {
-        Ok(dir) => dir,
+    let run_dir = match globals.find_run(run) {
+        Ok((_, dir)) => dir,
         Err(e) => return Ok(fail(&e.to_string())),
     };
     if run_dir.dir.join(REPORT_JSON).exists() && !force {
@@ -163,11 +156,15 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
     let root = match state {
         Some(s) if s.rehearsal => {
             plan.report.sign = None;
+            // A removed simulated host gets no copy (it would recreate the host's directory).
+            if !Path::new(&s.host_root).is_dir() {
+                plan.report.dir = None;
+            }
             HostRoot::new(s.host_root)
         }
         _ => globals.host().root,
     };
-    let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref());
+    let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref(), None);
     Ok(if code {
         exit_code::SUCCESS
     } else {
@@ -178,7 +175,13 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
 /// Generates the report of a finished run and says where it is and how to verify it, or,
 /// loudly, why there is none. Returns whether the report was written; the caller keeps the
 /// run's own exit code either way.
-pub fn after_run(plan: &Plan, run_dir: &Path, root: &HostRoot, operator: &dyn Operator) -> bool {
+pub fn after_run(
+    plan: &Plan,
+    run_dir: &Path,
+    root: &HostRoot,
+    operator: &dyn Operator,
+    signer: Option<&crate::report::sign::ReportSigner>,
+) -> bool {
     let id = run_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -190,11 +193,20 @@ pub fn after_run(plan: &Plan, run_dir: &Path, root: &HostRoot, operator: &dyn Op
         }
         _ => String::new(),
     };
-    match generate(plan, run_dir, root, operator) {
+    let generated = match signer {
+        Some(signer) => crate::report::generate_with(plan, run_dir, root, signer),
+        None => generate(plan, run_dir, root, operator),
+    };
+    match generated {
         Ok(done) => {
             let signed = if done.ephemeral {
+                let why = if done.rehearsal {
+                    "a rehearsal always signs with an ephemeral key, never with the plan's `report.sign` key"
+                } else {
+                    "no `report.sign` key in the plan"
+                };
                 format!(
-                    "signed with an EPHEMERAL {} key (integrity only; no `report.sign` key in the plan)",
+                    "signed with an EPHEMERAL {} key (integrity only; {why})",
                     done.algorithm.describe()
                 )
             } else {

@@ -21,9 +21,6 @@ use crate::steps::context::RunInfo;
 
 /// Continue an interrupted run where its journal says it stopped.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit status: as `run`, and 5 when an interrupted step needs --retry-step or --accept-step."
-)]
 pub struct Args {
     /// The run id (see `mkplan runs`).
     #[arg(value_name = "RUN")]
@@ -42,11 +39,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
-    let state_dir = globals.state();
-    let run_dir = match state_dir.open_run(&args.run) {
-        Ok(dir) => dir,
+    let (state_dir, run_dir) = match globals.find_run(&args.run) {
+        Ok(found) => found,
         Err(e) => {
-            eprintln!("mkplan: error: {e}\n  hint: `mkplan runs` lists the runs");
+            eprintln!("mkplan: error: {e}");
             return Ok(exit_code::INVALID);
         }
     };
@@ -122,6 +118,25 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         &loaded.plan
     };
 
+    // Design rule 8: nothing resumes beside a migration tool that rewrites a token, whoever
+    // started it (a tool a killed mkplan left behind is found in /proc, not in the journal).
+    let host_root = crate::host::HostRoot::new(if state.host_root.is_empty() {
+        "/"
+    } else {
+        &state.host_root
+    });
+    let refusals = tools_running(plan, &host_root, &globals.host())
+        .or_else(|| users_of_an_uncertain_store(plan, &host_root, &globals.host(), &state));
+    if let Some(refusals) = refusals {
+        for refusal in refusals {
+            eprintln!("mkplan: error: {refusal}");
+        }
+        eprintln!(
+            "  nothing was resumed or changed; resume again once no migration tool runs: mkplan resume {}",
+            run_dir.id
+        );
+        return Ok(exit_code::PRECONDITION);
+    }
     let decision = match (args.retry_step, args.accept_step) {
         (true, _) => Some(DecisionKind::Retry),
         (_, true) => Some(DecisionKind::Accept),
@@ -169,32 +184,13 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         _ => {}
     }
     // Accepting a half-done migration would activate a WK that part of the store is not
-    // under: every key object must have changed, or the operator has to retry.
+    // under, and accepting a half-done restore would start services on a store that is not
+    // the backup: the store must show the step complete, or the operator has to retry.
     if let (Some(record), Some(DecisionKind::Accept)) = (state.uncertain(), decision)
-        && let Some(crate::plan::model::StepKind::Migrate(m)) =
-            step_of(plan, &record.step).map(|s| &s.kind)
+        && let Err(refusal) = crate::steps::refuse_accept(plan, &host_root, &state, &record.step)
     {
-        let root = crate::host::HostRoot::new(if state.host_root.is_empty() {
-            "/"
-        } else {
-            &state.host_root
-        });
-        let token = &plan.tokens[&m.token];
-        match crate::steps::migrate::store_changes(&root, token, &state) {
-            Some((changed, objects)) if changed == objects && objects > 0 => {}
-            Some((changed, objects)) => {
-                eprintln!(
-                    "mkplan: error: refusing --accept-step: only {changed} of {objects} key object files differ from the backup, so the migration did not complete; use --retry-step"
-                );
-                return Ok(exit_code::NEEDS_DECISION);
-            }
-            None => {
-                eprintln!(
-                    "mkplan: error: refusing --accept-step: the store cannot be compared with this run's backup; use --retry-step"
-                );
-                return Ok(exit_code::NEEDS_DECISION);
-            }
-        }
+        eprintln!("mkplan: error: refusing --accept-step: {refusal}; use --retry-step");
+        return Ok(exit_code::NEEDS_DECISION);
     }
     let root = crate::host::HostRoot::new(if state.host_root.is_empty() {
         "/"
@@ -267,18 +263,76 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         cancel,
         operator: operator.as_ref(),
         approvals: &approvals,
+        pins: Default::default(),
     };
     finish(executor, globals)
 }
 
-fn step_of<'p>(
-    plan: &'p crate::plan::Plan,
-    step: &crate::engine::events::StepRef,
-) -> Option<&'p crate::plan::model::Step> {
-    let section = match step.section {
+/// The refusals of design rule 8 for every token a step of the plan backs up, migrates or
+/// restores; `None` when no migration tool runs against any of them.
+fn tools_running(
+    plan: &crate::plan::Plan,
+    root: &crate::host::HostRoot,
+    host: &crate::steps::context::Host,
+) -> Option<Vec<String>> {
+    use crate::plan::model::StepKind;
+    let host = crate::steps::context::Host {
+        root: root.clone(),
+        ..host.clone()
+    };
+    let mut tokens: Vec<&crate::plan::model::TokenId> = plan
+        .all_steps()
+        .filter_map(|s| match &s.kind {
+            StepKind::Backup { token, .. } | StepKind::Restore { token, .. } => Some(token),
+            StepKind::Migrate(m) => Some(&m.token),
+            _ => None,
+        })
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    let refusals: Vec<String> = tokens
+        .into_iter()
+        .filter_map(|id| {
+            crate::steps::guards::refuse_while_tools_run(&host, plan, &plan.tokens[id], "resume")
+                .err()
+        })
+        .collect();
+    (!refusals.is_empty()).then_some(refusals)
+}
+
+/// A migration or restore interrupted half-way is retried (or accepted) only while nothing
+/// maps the token: a process that does would see the store change under it, and the retry's
+/// restore would be refused half-way through the resumed run instead of now.
+fn users_of_an_uncertain_store(
+    plan: &crate::plan::Plan,
+    root: &crate::host::HostRoot,
+    host: &crate::steps::context::Host,
+    state: &RunState,
+) -> Option<Vec<String>> {
+    use crate::plan::model::StepKind;
+    let record = state.uncertain()?;
+    let section = match record.step.section {
         crate::engine::events::SectionName::Steps => &plan.steps,
         crate::engine::events::SectionName::Rescue => &plan.rescue,
         crate::engine::events::SectionName::Always => &plan.always,
     };
-    section.get(step.index)
+    let token = match &section.get(record.step.index)?.kind {
+        StepKind::Migrate(m) => &m.token,
+        StepKind::Restore { token, .. } => token,
+        _ => return None,
+    };
+    let host = crate::steps::context::Host {
+        root: root.clone(),
+        ..host.clone()
+    };
+    let (users, _, _) = crate::steps::services::token_users(&host, plan);
+    let first = users.first()?;
+    Some(vec![format!(
+        "refusing to resume: {} `{}` left token `{token}` half-changed, and {} process(es) use a token now: {}; hint: stop them (`kill {}`) or wait for them to end, then resume",
+        record.step.position(),
+        record.step.name,
+        users.len(),
+        crate::steps::services::describe_users(&users),
+        first.pid
+    )])
 }

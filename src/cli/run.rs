@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap, untrusted};
+use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap};
+use crate::cli::preflight::{Depth, Preflight, Scope, preflight};
+use crate::engine::access::create_private_dirs;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::{EventKind, Outcome, StepRef};
 use crate::engine::executor::{Executor, RunEnd, RunOptions};
@@ -16,6 +18,7 @@ use crate::engine::{EngineError, Recorder};
 use crate::exit_code;
 use crate::plan::Plan;
 use crate::steps::context::RunInfo;
+use crate::trust::{self, Trusted};
 
 /// Execute a plan: each step journaled before it acts, rescue on failure, always at the end.
 #[derive(Debug, clap::Args)]
@@ -23,10 +26,7 @@ use crate::steps::context::RunInfo;
 Approvals: on a terminal, each checkpoint asks its approvers; otherwise (or with
 --non-interactive) approvals come only from --approve CHECKPOINT=NAME (repeatable; CHECKPOINT
 is a step id, name, or position like steps[2]) and --approvals FILE, and a missing approval
-is an immediate deny.
-
-Exit status: 0 succeeded, 1 failed, rescued or interrupted, 2 invalid plan or usage,
-3 a precondition failed and nothing changed, 4 aborted at a checkpoint.")]
+is an immediate deny.")]
 pub struct Args {
     /// The plan to run.
     #[arg(value_name = "PLAN")]
@@ -140,16 +140,28 @@ pub struct Launch<'a> {
 }
 
 impl Launch<'_> {
-    /// Creates the run (refusing while another run holds the lock or did not finish),
-    /// journals its start, and executes it to the end. Returns the exit code and whether
-    /// the run finished.
+    /// Creates the run (refusing while another run holds the lock or did not finish, or when
+    /// the preflight finds a problem or is interrupted), journals its start, and executes it
+    /// to the end. Returns the exit code and whether nothing is left to resume: the run
+    /// finished, or none was recorded.
     pub fn start(self, globals: &Globals) -> anyhow::Result<(i32, bool)> {
         let state_dir = &self.state;
-        state_dir.ensure()?;
-        if let Some(refusal) = untrusted(state_dir, self.plan, &self.host.root) {
-            eprintln!("mkplan: error: {refusal}");
-            return Ok((exit_code::PRECONDITION, false));
+        // A missing state directory is made, owner-only; nothing more before it is trusted.
+        create_private_dirs(state_dir.dir())?;
+        let scope = Scope {
+            plan_file: self.plan_path,
+            approvals_files: self.approvals.files(),
+            state_dir: state_dir.dir(),
+            cancel: &self.cancel,
+        };
+        // Nothing is created in a state directory others could write (a link planted there
+        // would turn the lock or the run's files into someone else's): the preflight, which
+        // asks for no PIN then, says why with every other problem.
+        if trust::check(state_dir.dir(), Trusted::StateDir).is_err() {
+            let checked = preflight(self.plan, &self.host, self.operator, Depth::Run, &scope);
+            return Ok((refuse(&checked), true));
         }
+        state_dir.ensure()?;
         let run_dir = state_dir.create_run(self.plan_text)?;
         let _lock = match StateLock::acquire(state_dir, &run_dir.id) {
             Ok(lock) => lock,
@@ -157,7 +169,7 @@ impl Launch<'_> {
                 let _ = std::fs::remove_dir_all(&run_dir.dir);
                 eprintln!("mkplan: error: {e}");
                 eprintln!("  hint: wait for it to finish, or see `mkplan runs`");
-                return Ok((exit_code::PRECONDITION, false));
+                return Ok((exit_code::PRECONDITION, true));
             }
         };
         if let Some(unfinished) = unfinished_run(state_dir, &run_dir.id) {
@@ -167,7 +179,20 @@ impl Launch<'_> {
                 unfinished.0, unfinished.1
             );
             eprintln!("  hint: continue it with `mkplan resume {}`", unfinished.0);
-            return Ok((exit_code::PRECONDITION, false));
+            return Ok((exit_code::PRECONDITION, true));
+        }
+        // Design rule 9: what must hold now is verified before the run is recorded or any step
+        // acts; the PINs are obtained and verified before anything is stopped.
+        let checked = preflight(self.plan, &self.host, self.operator, Depth::Run, &scope);
+        if checked.interrupted || !checked.problems.is_empty() {
+            let _ = std::fs::remove_dir_all(&run_dir.dir);
+            return Ok((refuse(&checked), true));
+        }
+        for finding in &checked.holds {
+            tracing::info!("preflight: {}: {}", finding.what, finding.text);
+        }
+        for line in &checked.later {
+            tracing::info!("preflight: {line}");
         }
         let journal = Journal::create(&run_dir.journal(), &run_dir.id)?;
         let plan_sha256 = run_dir.recorded_digest()?;
@@ -200,18 +225,51 @@ impl Launch<'_> {
             cancel: self.cancel,
             operator: self.operator,
             approvals: self.approvals,
+            pins: checked.pins,
         };
-        conclude(executor, globals)
+        conclude(executor, globals, checked.signer.as_ref())
     }
+}
+
+/// Says why the preflight ends the run before it was recorded, and returns the exit code:
+/// an interruption at a prompt (1, like any interrupted run; nothing to resume), else one
+/// line per problem (3).
+fn refuse(checked: &Preflight) -> i32 {
+    if checked.interrupted {
+        eprintln!(
+            "mkplan: interrupted in the preflight, before the run started: nothing was stopped or changed, and no run was recorded; run again when ready"
+        );
+        return exit_code::FAILURE;
+    }
+    for problem in &checked.problems {
+        eprintln!(
+            "mkplan: error: preflight: {}: {}",
+            problem.what, problem.text
+        );
+    }
+    eprintln!(
+        "  nothing was started or changed, and no run was recorded; fix {}, then run again (`mkplan check` shows the whole preflight)",
+        if checked.problems.len() == 1 {
+            "this"
+        } else {
+            "these"
+        }
+    );
+    exit_code::PRECONDITION
 }
 
 /// Runs the executor to its end, prints the recap and maps the end to an exit code.
 pub fn finish(executor: Executor<'_>, globals: &Globals) -> anyhow::Result<i32> {
-    conclude(executor, globals).map(|(code, _)| code)
+    conclude(executor, globals, None).map(|(code, _)| code)
 }
 
-/// As [`finish`], and whether the run finished (as opposed to being interrupted).
-pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result<(i32, bool)> {
+/// As [`finish`], and whether the run finished (as opposed to being interrupted); the report
+/// is signed by `signer` when the preflight prepared one.
+pub fn conclude(
+    mut executor: Executor<'_>,
+    globals: &Globals,
+    signer: Option<&crate::report::sign::ReportSigner>,
+) -> anyhow::Result<(i32, bool)> {
     let end = executor.execute();
     let state = executor.recorder.state().clone();
     print_recap(executor.plan, &state, globals.log_format);
@@ -231,6 +289,13 @@ pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result
         state.run_id,
         executor.info.run_dir.display()
     );
+    if let RunEnd::Finished(outcome) = end {
+        eprintln!(
+            "outcome: {}: {}",
+            outcome.as_str(),
+            crate::engine::outcome::describe(executor.plan, &state)
+        );
+    }
     // A finished run is reported and signed whatever its outcome: a failed or rescued run is
     // when the evidence matters most. A report failure is loud, but the exit code stays the
     // run's own, so it can never hide (or fake) the outcome.
@@ -240,6 +305,7 @@ pub fn conclude(mut executor: Executor<'_>, globals: &Globals) -> anyhow::Result
             &executor.info.run_dir,
             &executor.host.root,
             executor.operator,
+            signer,
         );
     }
     let code = match end {

@@ -1,9 +1,12 @@
 //! `mkplan runs`: every run of the state directory, with its plan, start and state.
 
-use crate::cli::common::Globals;
+use std::path::Path;
+
+use crate::cli::common::{Globals, rehearsal_state_dir};
 use crate::engine::events::EventKind;
 use crate::engine::journal::read_verified;
 use crate::engine::lock::StateLock;
+use crate::engine::rundir::StateDir;
 use crate::engine::state::RunState;
 use crate::exit_code;
 
@@ -15,6 +18,13 @@ pub struct Args {}
 pub fn run(_: Args, globals: &Globals) -> anyhow::Result<i32> {
     let state_dir = globals.state();
     let runs = state_dir.list_runs()?;
+    if runs.is_empty() {
+        println!("no runs in `{}`", state_dir.runs().display());
+        if let Some(note) = rehearsals_note(&state_dir) {
+            println!("{note}");
+        }
+        return Ok(exit_code::SUCCESS);
+    }
     let holder = crate::input::read_to_string(&state_dir.lock_path(), crate::input::SMALL)
         .unwrap_or_default();
     let held = StateLock::is_held(&state_dir);
@@ -47,5 +57,32 @@ pub fn run(_: Args, globals: &Globals) -> anyhow::Result<i32> {
         };
         println!("{:<24} {:<25} {:<15} {plan}", run.id, started, state);
     }
+    // Beside the table (stderr), so scripts reading the table are not disturbed.
+    if let Some(note) = rehearsals_note(&state_dir) {
+        eprintln!("{note}");
+    }
     Ok(exit_code::SUCCESS)
+}
+
+/// Where rehearsals are kept and how to list them, unless that is what is listed.
+fn rehearsals_note(listed: &StateDir) -> Option<String> {
+    let rehearsals = StateDir::new(rehearsal_state_dir());
+    if same_dir(listed.dir(), rehearsals.dir()) {
+        return None;
+    }
+    let count = rehearsals.list_runs().map(|r| r.len()).unwrap_or(0);
+    let dir = rehearsals.dir().display();
+    Some(match count {
+        0 => format!(
+            "rehearsals (`mkplan rehearse PLAN`) are kept apart, in `{dir}`; there are none yet"
+        ),
+        n => format!(
+            "rehearsals are kept apart, in `{dir}` ({n} run{}): mkplan runs --state-dir {dir}",
+            if n == 1 { "" } else { "s" }
+        ),
+    })
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || (a.exists() && std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok())
 }

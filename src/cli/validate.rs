@@ -11,9 +11,6 @@ use crate::plan::{Loaded, load_file};
 
 /// Check plans against the schema and the safety rules, reporting every problem at once.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Exit status: 0 when every plan is valid, 2 when any is invalid or cannot be read."
-)]
 pub struct Args {
     /// Plan files to check.
     #[arg(required = true, value_name = "PLAN")]

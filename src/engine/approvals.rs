@@ -9,10 +9,13 @@ use serde::Deserialize;
 use crate::engine::events::ApprovalMethod;
 use crate::engine::events::StepRef;
 use crate::plan::model::{Plan, Step, StepKind};
+use crate::plan::suggest::did_you_mean;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApprovalInputs {
     given: Vec<Given>,
+    /// The approvals files read (the preflight says who may write them).
+    files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -20,6 +23,8 @@ struct Given {
     checkpoint: String,
     approver: String,
     method: ApprovalMethod,
+    /// Where it was given, for messages: `--approve a=b`, `FILE, approvals[2]`.
+    given_by: String,
 }
 
 /// The approvals file: `approvals: [{checkpoint: tke-commit, approver: alice}, …]`.
@@ -42,10 +47,43 @@ pub enum ApprovalInputError {
     Malformed(String),
     #[error("cannot read the approvals file `{path}`: {reason}")]
     File { path: PathBuf, reason: String },
-    #[error("an approval names `{0}`, which is no checkpoint of this plan")]
-    UnknownCheckpoint(String),
+    #[error("{given_by} names `{name}`, which is no checkpoint of this plan{}", unknown_hint(.suggestion.as_deref(), .not_a_checkpoint.as_deref(), .checkpoints))]
+    UnknownCheckpoint {
+        name: String,
+        given_by: String,
+        /// The checkpoint's id, name or position it is likely a typo of.
+        suggestion: Option<String>,
+        /// The kind of the step it names, when that step is not a checkpoint.
+        not_a_checkpoint: Option<String>,
+        /// The plan's checkpoints as `--approve` names them.
+        checkpoints: Vec<String>,
+    },
     #[error(transparent)]
     Untrusted(#[from] crate::trust::TrustError),
+}
+
+fn unknown_hint(
+    suggestion: Option<&str>,
+    not_a_checkpoint: Option<&str>,
+    checkpoints: &[String],
+) -> String {
+    let mut hint = String::new();
+    if let Some(kind) = not_a_checkpoint {
+        hint.push_str(&format!(" (it is a `{kind}` step)"));
+    }
+    hint.push_str("\n  hint: ");
+    if let Some(suggestion) = suggestion {
+        hint.push_str(&format!("did you mean `{suggestion}`? "));
+    }
+    if checkpoints.is_empty() {
+        hint.push_str("this plan has no checkpoint to approve");
+    } else {
+        hint.push_str(&format!(
+            "this plan's checkpoints: {}; name one by its id, its name or its position (`steps[N]`)",
+            checkpoints.join(", ")
+        ));
+    }
+    hint
 }
 
 impl ApprovalInputs {
@@ -58,6 +96,7 @@ impl ApprovalInputs {
             checkpoint: checkpoint.trim().to_owned(),
             approver: approver.trim().to_owned(),
             method: ApprovalMethod::Flag,
+            given_by: format!("`--approve {text}`"),
         });
         Ok(())
     }
@@ -73,28 +112,52 @@ impl ApprovalInputs {
             .map_err(|e| error(e.to_string()))?;
         let file: ApprovalsFile =
             serde_saphyr::from_str(&text).map_err(|e| error(e.to_string()))?;
-        for entry in file.approvals {
+        for (i, entry) in file.approvals.into_iter().enumerate() {
             self.given.push(Given {
                 checkpoint: entry.checkpoint,
                 approver: entry.approver,
                 method: ApprovalMethod::File,
+                given_by: format!("`approvals[{i}]` of `{}`", path.display()),
             });
         }
+        self.files.push(path.to_owned());
         Ok(())
+    }
+
+    /// The approvals files the approvals were read from.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
     }
 
     /// Every approval must name a checkpoint of the plan; a typo must not silently leave a
     /// checkpoint unapproved (which would only surface as a denial mid-run).
     pub fn check_names(&self, plan: &Plan) -> Result<(), ApprovalInputError> {
+        let is_checkpoint = |s: &&Step| matches!(s.kind, StepKind::Checkpoint(_));
         for given in &self.given {
-            let known = plan
+            let key = given.checkpoint.as_str();
+            if plan
                 .all_steps()
-                .any(|s| matches!(s.kind, StepKind::Checkpoint(_)) && names(s, &given.checkpoint));
-            if !known {
-                return Err(ApprovalInputError::UnknownCheckpoint(
-                    given.checkpoint.clone(),
-                ));
+                .filter(is_checkpoint)
+                .any(|s| names(s, key))
+            {
+                continue;
             }
+            let checkpoints: Vec<&Step> = plan.all_steps().filter(is_checkpoint).collect();
+            let spellings: Vec<String> = checkpoints.iter().flat_map(|s| spellings(s)).collect();
+            return Err(ApprovalInputError::UnknownCheckpoint {
+                name: key.to_owned(),
+                given_by: given.given_by.clone(),
+                suggestion: did_you_mean(key, spellings.iter().map(String::as_str))
+                    .map(str::to_owned),
+                not_a_checkpoint: plan
+                    .all_steps()
+                    .find(|s| names(s, key))
+                    .map(|s| s.kind_name().to_owned()),
+                checkpoints: checkpoints
+                    .iter()
+                    .map(|s| format!("`{}` ({})", flag_key(s), s.name))
+                    .collect(),
+            });
         }
         Ok(())
     }
@@ -110,7 +173,15 @@ impl ApprovalInputs {
 }
 
 fn names(step: &Step, key: &str) -> bool {
-    step.id.as_deref() == Some(key) || step.name == key || StepRef::of(step).position() == key
+    spellings(step).iter().any(|s| s == key)
+}
+
+/// Every way `--approve` may name `step`: its id, its exact name, its position.
+fn spellings(step: &Step) -> Vec<String> {
+    let mut out: Vec<String> = step.id.iter().cloned().collect();
+    out.push(step.name.clone());
+    out.push(StepRef::of(step).position());
+    out
 }
 
 /// How to name `step` in `--approve`: its id, or its position.

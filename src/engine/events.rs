@@ -126,6 +126,12 @@ pub enum EventKind {
         step: StepRef,
         reason: String,
     },
+    /// A `stop` step is about to stop this running unit: journaled first, so a run killed
+    /// half-way through the group still knows to start it again.
+    UnitStopping {
+        step: StepRef,
+        unit: String,
+    },
     CheckpointShown {
         step: StepRef,
         /// SHA-256 of exactly the text shown to the approvers.
@@ -191,6 +197,7 @@ impl EventKind {
             EventKind::StepSucceeded { .. } => "step_succeeded",
             EventKind::StepFailed { .. } => "step_failed",
             EventKind::StepSkipped { .. } => "step_skipped",
+            EventKind::UnitStopping { .. } => "unit_stopping",
             EventKind::CheckpointShown { .. } => "checkpoint_shown",
             EventKind::CheckpointApproved { .. } => "checkpoint_approved",
             EventKind::CheckpointRefused { .. } => "checkpoint_refused",

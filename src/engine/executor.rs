@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use crate::engine::approvals::ApprovalInputs;
-use crate::engine::events::{DecisionKind, EventKind, Outcome, SectionName, StepRef};
+use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::operator::{Answer, Operator};
 use crate::engine::signals::Cancel;
 use crate::engine::state::{Phase, StepStatus};
@@ -46,6 +46,8 @@ pub struct Executor<'a> {
     pub cancel: Cancel,
     pub operator: &'a dyn Operator,
     pub approvals: &'a ApprovalInputs,
+    /// The PINs the preflight verified (none on resume).
+    pub pins: crate::steps::context::Pins,
 }
 
 enum StepEnd {
@@ -133,25 +135,7 @@ impl Executor<'_> {
     }
 
     fn outcome(&self) -> Outcome {
-        let state = self.recorder.state();
-        let failed = |section: SectionName| {
-            state
-                .steps
-                .values()
-                .any(|r| r.step.section == section && matches!(r.status, StepStatus::Failed { .. }))
-        };
-        match &state.failure {
-            None if failed(SectionName::Always) => Outcome::Failed,
-            None => Outcome::Succeeded,
-            Some((_, denied)) => {
-                let rescue_ok = !failed(SectionName::Rescue);
-                match (denied, rescue_ok) {
-                    (true, true) => Outcome::Aborted,
-                    (false, true) if !self.plan.rescue.is_empty() => Outcome::Rescued,
-                    _ => Outcome::Failed,
-                }
-            }
-        }
+        crate::engine::outcome::decide(self.plan, self.recorder.state())
     }
 
     fn step(&mut self, step: &Step) -> Result<StepEnd, EngineError> {
@@ -248,6 +232,7 @@ impl Executor<'_> {
                 retrying_uncertain: retrying && mutating,
                 approvals: self.approvals,
                 operator: self.operator,
+                pins: &self.pins,
                 emitter: &mut self.recorder,
             };
             steps::run(step, &mut cx)

@@ -4,11 +4,13 @@
 
 pub mod access;
 pub mod approvals;
+pub mod crash;
 pub mod events;
 pub mod executor;
 pub mod journal;
 pub mod lock;
 pub mod operator;
+pub mod outcome;
 pub mod rundir;
 pub mod signals;
 pub mod sinks;

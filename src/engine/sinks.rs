@@ -193,6 +193,9 @@ impl Sink for LogSink {
                     after.name
                 );
             }
+            EventKind::UnitStopping { step, unit } => {
+                info!(seq, kind, step = step.position(), unit, "stopping `{unit}`")
+            }
             EventKind::AlwaysStarted => info!(seq, kind, "always"),
             EventKind::Interrupted { reason } => {
                 self.running = None;

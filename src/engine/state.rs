@@ -39,6 +39,9 @@ pub struct StepRecord {
     pub status: StepStatus,
     /// How many times the step was started (a retried step has more than one).
     pub attempts: u32,
+    /// What each earlier attempt ended as, oldest first (`Started` for one that was
+    /// interrupted): what a step did is the sum of its attempts, not its last one.
+    pub earlier: Vec<StepStatus>,
     /// How long its last attempt took, once it has an outcome.
     pub duration_ms: Option<u64>,
 }
@@ -76,6 +79,8 @@ pub struct RunState {
     pub rehearsal: bool,
     /// The host root the run acts on.
     pub host_root: String,
+    /// Every unit a `stop` step announced it was stopping, with the step, in journal order.
+    pub units_stopping: Vec<(StepKey, String)>,
 }
 
 impl RunState {
@@ -92,6 +97,7 @@ impl RunState {
             events: entries.len(),
             rehearsal: false,
             host_root: String::new(),
+            units_stopping: Vec::new(),
         };
         for entry in entries {
             state.apply(entry);
@@ -117,7 +123,13 @@ impl RunState {
             }
             EventKind::Resumed { .. } => self.interrupted = false,
             EventKind::StepStarted { step, mutating } => {
-                let attempts = self.steps.get(&key(step)).map_or(0, |r| r.attempts) + 1;
+                let previous = self.steps.remove(&key(step));
+                let attempts = previous.as_ref().map_or(0, |r| r.attempts) + 1;
+                let mut earlier = Vec::new();
+                if let Some(previous) = previous {
+                    earlier = previous.earlier;
+                    earlier.push(previous.status);
+                }
                 self.steps.insert(
                     key(step),
                     StepRecord {
@@ -126,6 +138,7 @@ impl RunState {
                             mutating: *mutating,
                         },
                         attempts,
+                        earlier,
                         duration_ms: None,
                     },
                 );
@@ -193,12 +206,20 @@ impl RunState {
                                 data: Value::Null,
                             };
                         }
-                        // The retry starts it again; until then it is as if never started.
+                        // The retry starts it again; until then it is as if never started
+                        // (its interrupted attempt stays in `earlier`).
                         DecisionKind::Retry => {
-                            record.status = StepStatus::Started { mutating: false };
+                            let interrupted = std::mem::replace(
+                                &mut record.status,
+                                StepStatus::Started { mutating: false },
+                            );
+                            record.earlier.push(interrupted);
                         }
                     }
                 }
+            }
+            EventKind::UnitStopping { step, unit } => {
+                self.units_stopping.push((key(step), unit.clone()));
             }
             EventKind::RescueStarted { .. } => self.phase = Phase::Rescue,
             EventKind::AlwaysStarted => self.phase = Phase::Always,
@@ -219,6 +240,7 @@ impl RunState {
                 step: step.clone(),
                 status: status.clone(),
                 attempts: 0,
+                earlier: Vec::new(),
                 duration_ms: None,
             });
         record.status = status;

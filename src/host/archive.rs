@@ -35,6 +35,7 @@
 mod check;
 mod extract;
 mod fsio;
+mod journaled;
 mod manifest;
 mod prune;
 mod walk;
@@ -48,11 +49,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use check::verify;
+pub use check::{compare_live, verify};
 pub use extract::restore;
+pub use journaled::{Journaled, read_journaled_backup, read_journaled_manifest};
 pub use manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest, read_manifest};
 pub use prune::prune;
-pub use write::backup;
+pub use write::{backup, clear_partials};
 
 /// The gzip level of every archive mkplan writes.
 pub const COMPRESSION_LEVEL: u32 = 1;
@@ -172,6 +174,20 @@ pub enum ArchiveError {
     },
     #[error("restore refused: {problem}")]
     Refused { problem: String },
+    #[error(
+        "refusing to restore: {detail}; the backup directory holds files this run did not \
+         write (someone who can write it may have replaced them), so nothing was restored"
+    )]
+    NotJournaled { detail: String },
+    #[error(
+        "`{entry}` has mode {mode:04o}, with a set-uid, set-gid or sticky bit; a token store \
+         never holds one{hint}"
+    )]
+    SpecialMode {
+        entry: String,
+        mode: u32,
+        hint: &'static str,
+    },
     #[error("restore of `{}` aborted, the store was not touched{note}: {source}", store.display())]
     Aborted {
         store: PathBuf,

@@ -7,6 +7,7 @@ pub mod pin;
 pub mod pkcs11;
 pub mod process;
 pub mod procscan;
+pub mod slotd;
 pub mod tools;
 pub mod zcrypt;
 

@@ -118,6 +118,12 @@ fn find_slot(pkcs11: &Pkcs11, target: Target<'_>) -> Result<Slot, Pkcs11Error> {
         })
 }
 
+/// Checks the user PIN with exactly one `C_Login` (and logs out again): a wrong PIN costs one
+/// failed login on the token's counter, never more, because nothing here retries.
+pub fn verify_pin(module: &Path, slot: u64, pin: &Pin) -> Result<(), Pkcs11Error> {
+    with_user_session(module, slot, pin, |_, _| Ok(()))
+}
+
 fn login(session: &Session, target: Target<'_>, pin: &Pin) -> Result<(), Pkcs11Error> {
     let auth = AuthPin::from(pin.expose());
     match session.login(UserType::User, Some(&auth)) {

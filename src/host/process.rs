@@ -1,6 +1,7 @@
 //! Running a child process: in its own process group (a terminal's Ctrl-C reaches mkplan,
 //! which decides), with bounded capture of its output, a deadline, and a stop request that a
-//! key-rewriting child is allowed to ignore.
+//! key-rewriting child is allowed to ignore. Every child dies with mkplan (design rule 8):
+//! a tool that outlived it would keep rewriting key objects while a later `resume` restores.
 
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -46,6 +47,62 @@ pub struct Finished {
     pub stderr: Captured,
 }
 
+/// Makes the child of `command` die with mkplan, whatever signals mkplan was started with:
+///
+/// * SIGHUP, SIGINT, SIGQUIT, SIGTERM and SIGPIPE back to their default action and no
+///   signal blocked (`nohup` leaves SIGHUP ignored, and an ignored signal survives `exec`);
+/// * `PR_SET_PDEATHSIG(SIGKILL)`: the kernel kills the child when the thread that forked it
+///   ends, so the caller must fork from a thread that outlives the child (both spawners in
+///   mkplan wait for their child on the thread that started it);
+/// * and if mkplan died before that took hold (the child was re-parented already), the
+///   child kills itself before `exec`.
+///
+/// Its own process group (or session) is up to the caller.
+pub fn die_with_mkplan(command: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: between fork and exec only async-signal-safe calls are made (sigaction,
+    // sigprocmask, prctl, getppid, getpid, kill), and no memory is allocated.
+    unsafe {
+        command.pre_exec(move || {
+            use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+            for sig in [
+                Signal::SIGHUP,
+                Signal::SIGINT,
+                Signal::SIGQUIT,
+                Signal::SIGTERM,
+                Signal::SIGPIPE,
+            ] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)?;
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                let _ = rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::KILL,
+                );
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A child that is stopped and reaped if `run` returns early, so it never outlives the
+/// thread that started it.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+            }
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Runs `command` to completion (stdin closed), honouring `deadline` and `cancel`.
 /// `on_waiting` is called once if a stop was requested and the child is being waited for.
 pub fn run(
@@ -60,26 +117,29 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    die_with_mkplan(&mut command);
     let started = Instant::now();
-    let mut child = command.spawn()?;
-    let stdout = capture(child.stdout.take().expect("piped"));
-    let stderr = capture(child.stderr.take().expect("piped"));
+    let mut child = Reaped(Some(command.spawn()?));
+    let running = child.0.as_mut().expect("just spawned");
+    let stdout = capture(running.stdout.take().expect("piped"));
+    let stderr = capture(running.stderr.take().expect("piped"));
     let mut timed_out = false;
     let mut stopped_on_request = false;
     let mut told_waiting = false;
     let status = loop {
-        if let Some(status) = child.try_wait()? {
+        let running = child.0.as_mut().expect("reaped only on drop");
+        if let Some(status) = running.try_wait()? {
             break status;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
-            break terminate(&mut child)?;
+            break terminate(running)?;
         }
         if cancel.requested() {
             match on_cancel {
                 OnCancel::Kill => {
                     stopped_on_request = true;
-                    break terminate(&mut child)?;
+                    break terminate(running)?;
                 }
                 OnCancel::Wait if !told_waiting => {
                     told_waiting = true;
@@ -90,6 +150,8 @@ pub fn run(
         }
         std::thread::sleep(POLL);
     };
+    // Reaped: nothing left to stop.
+    child.0 = None;
     Ok(Finished {
         exit_code: status.code(),
         signal: status.signal(),

@@ -10,6 +10,10 @@ use serde::Serialize;
 
 use crate::host::HostRoot;
 
+mod tools;
+
+pub use tools::{MIGRATION_TOOLS, RunningTool, running_tools};
+
 /// The EP11 STDLL; every process that ran `C_Initialize` with an EP11 slot maps it (section 4).
 const STDLL: &str = "libpkcs11_ep11.so";
 /// How `/proc/<pid>/maps` marks a mapped file that has since been unlinked.

@@ -52,6 +52,17 @@ pub fn resolve(root: &HostRoot, program: &str) -> Result<PathBuf, String> {
     })
 }
 
+/// Whether `path` is a regular file (through symlinks) that this user may execute.
+pub fn runnable(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(format!("`{}` is not a regular file", path.display())),
+        Err(e) => return Err(format!("`{}`: {e}", path.display())),
+    }
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK)
+        .map_err(|e| format!("`{}` cannot be run by this user: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,9 @@ mod raw_steps;
 pub mod rules;
 pub mod schema;
 pub mod source;
-mod suggest;
+pub(crate) mod suggest;
 pub mod template;
+mod template_values;
 mod values;
 pub mod yaml;
 

@@ -1,6 +1,7 @@
 //! Templates: minijinja with strict undefined, the plan's `vars`, `tokens`, `services`,
-//! `backups`, `change` and `name` in scope. Secrets are never template inputs: the tokens'
-//! `pin` entries are removed from the scope. The engine evaluates `when` at run time with
+//! `backups`, `change` and `name` in scope, tokens' APQNs and WKVPs normalized
+//! (`template_values.rs`). Secrets are never template inputs: the tokens' `pin` entries are
+//! removed from the scope. The engine evaluates `when` at run time with
 //! [`evaluate_condition`] in the scope the validated plan carries.
 
 use std::ops::Range;
@@ -10,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::suggest::did_you_mean;
+use crate::plan::template_values::{normalize_tokens, template_value};
 
 /// Names the scope defines itself; a variable may not take one of them.
 pub const RESERVED_NAMES: &[&str] = &["vars", "tokens", "services", "backups", "change", "name"];
@@ -36,9 +38,7 @@ pub fn evaluate_condition(scope: &Value, expr: &str) -> Result<bool, String> {
         None => format!("`{expr}`: {}", e.kind()),
     };
     let compiled = env.compile_expression(expr).map_err(describe)?;
-    let value = compiled
-        .eval(minijinja::value::Serde(scope))
-        .map_err(describe)?;
+    let value = compiled.eval(template_value(scope)).map_err(describe)?;
     // Strict mode refuses undefined operands, but a whole expression that is undefined
     // (`restart_apps`, `vars.missing`) comes back as a value whose truthiness is false.
     if value.is_undefined() {
@@ -71,6 +71,7 @@ impl Templates {
                 }
             }
         }
+        normalize_tokens(&mut tokens);
         scope.insert("vars".into(), section("vars"));
         scope.insert("tokens".into(), tokens);
         scope.insert("services".into(), section("services"));
@@ -111,7 +112,7 @@ impl Templates {
             return Err(d);
         }
         template
-            .render(minijinja::value::Serde(&self.scope))
+            .render(template_value(&self.scope))
             .map_err(|e| self.error(&e, pointer))
     }
 
@@ -126,7 +127,7 @@ impl Templates {
             return Err(d);
         }
         compiled
-            .eval(minijinja::value::Serde(&self.scope))
+            .eval(template_value(&self.scope))
             .map(|_| ())
             .map_err(|e| self.error(&e, pointer))
     }
@@ -230,6 +231,48 @@ mod tests {
         assert_eq!(t.render("{{ backup_root }}/x", "").unwrap(), "/b/x");
         assert_eq!(t.render("{{ tokens.ep11.wkvp.new }}", "").unwrap(), "0xab");
         assert_eq!(t.render("plain", "").unwrap(), "plain");
+    }
+
+    #[test]
+    fn apqns_and_wkvps_render_normalized_whatever_the_notation() {
+        let t = Templates::new(&json!({
+            "tokens": {"ep11": {
+                "apqns": [{"adapter": "010", "domain": "0x30"}, "0b.0011", {"adapter": 0, "domain": 255}],
+                "wkvp": {"current": "0X9B7D4E0A11F35C8822D0B6E4A7F1C3D9", "new": "9b7d4e0a11f35c8822d0b6e4a7f1c3d9"},
+            }},
+        }));
+        let render = |text: &str| t.render(text, "/x").unwrap();
+        assert_eq!(
+            render("{{ tokens.ep11.apqns }}"),
+            "[08.0030 (adapter 8, domain 48), 0b.0011 (adapter 11, domain 17), 00.00ff (adapter 0, domain 255)]"
+        );
+        assert_eq!(
+            render(
+                "{% for a in tokens.ep11.apqns %}{{ a.lszcrypt }}={{ a.adapter }}/{{ a.domain }} {% endfor %}"
+            ),
+            "08.0030=8/48 0b.0011=11/17 00.00ff=0/255 "
+        );
+        assert_eq!(
+            render("{{ tokens.ep11.apqns[0] }}"),
+            "08.0030 (adapter 8, domain 48)"
+        );
+        assert_eq!(render("{{ tokens.ep11.apqns | length }}"), "3");
+        assert_eq!(
+            render("{{ tokens.ep11.apqns[1] | tojson }}"),
+            r#"{"adapter": 11, "domain": 17, "lszcrypt": "0b.0011"}"#
+        );
+        assert_eq!(
+            render("{{ tokens.ep11.wkvp.current }} {{ tokens.ep11.wkvp.new }}"),
+            "0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9 0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9"
+        );
+        assert_eq!(
+            evaluate_condition(t.scope(), "tokens.ep11.apqns[0].adapter == 8"),
+            Ok(true)
+        );
+        assert_eq!(
+            evaluate_condition(t.scope(), "tokens.ep11.apqns[0].domain == 0x30"),
+            Ok(true)
+        );
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! the schema can only call "does not match" (APQNs, WKVPs, the format version). Their
 //! precise diagnostics replace the schema's at the same place.
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::model::{Apqn, Wkvp, WkvpWidth};
+use crate::plan::schema;
 
 /// The plan format this mkplan reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -43,7 +44,35 @@ pub fn check(plan: &Value) -> Vec<Diagnostic> {
             }
         }
     }
+    let explained: Vec<String> = out
+        .iter()
+        .filter_map(|d| d.pointer().map(str::to_owned))
+        .collect();
+    for (pointer, number) in schema::fractions_where_integers_belong(plan) {
+        if !explained.contains(&pointer) {
+            out.push(fraction(&pointer, &number));
+        }
+    }
     out
+}
+
+/// `slot: 4.0`: an integer is wanted; YAML reads `4.0` as a fractional number.
+fn fraction(pointer: &str, number: &Number) -> Diagnostic {
+    let d = Diagnostic::error(
+        "integer",
+        format!(
+            "expected an integer, found `{number}` {}",
+            schema::describe_location(pointer)
+        ),
+    )
+    .with_pointer(pointer);
+    // `8.0` as f64 is shown as `8`: the whole number it equals.
+    match number.as_f64().filter(|v| v.fract() == 0.0) {
+        Some(whole) => d.with_hint(format!(
+            "write `{whole}`: YAML reads `{number}` as a fractional number, even where it equals a whole one"
+        )),
+        None => d.with_hint("write a whole number"),
+    }
 }
 
 /// `mkplan: 1` exactly. A version mkplan does not know is "unsupported"; anything that is

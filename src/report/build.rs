@@ -145,7 +145,12 @@ pub fn build(
         );
     }
     if signing.method == "ephemeral" {
-        warnings.push("signed with an ephemeral key (the plan names no `report.sign` key): the signature proves only that report.json matches signer.pub.pem beside it, not who produced it".to_owned());
+        let why = if run.rehearsal {
+            "a rehearsal never signs with the plan's `report.sign` key"
+        } else {
+            "the plan names no `report.sign` key"
+        };
+        warnings.push(format!("signed with an ephemeral key ({why}): the signature proves only that report.json matches signer.pub.pem beside it, not who produced it"));
     }
     if !matches!(state.phase, Phase::Finished(_)) {
         warnings.push(format!(
@@ -260,9 +265,12 @@ fn run_facts(
             _ => String::new(),
         },
     });
-    let outcome = match state.phase {
-        Phase::Finished(outcome) => outcome.as_str().to_owned(),
-        _ => state.state_name().to_owned(),
+    let (outcome, outcome_detail) = match state.phase {
+        Phase::Finished(outcome) => (
+            outcome.as_str().to_owned(),
+            crate::engine::outcome::describe(plan, state),
+        ),
+        _ => (state.state_name().to_owned(), String::new()),
     };
     let run = RunSummary {
         id: state.run_id.clone(),
@@ -272,6 +280,7 @@ fn run_facts(
         started,
         ended,
         outcome,
+        outcome_detail,
         failure,
         resumed,
         decisions,

@@ -56,6 +56,8 @@ pub struct Generated {
     /// `ecdsa-p256-sha256` or `ed25519`.
     pub algorithm: sign::Algorithm,
     pub ephemeral: bool,
+    /// The run was a rehearsal (which always signs with an ephemeral key).
+    pub rehearsal: bool,
     pub outcome: String,
     pub warnings: usize,
 }
@@ -69,8 +71,18 @@ pub fn generate(
     root: &HostRoot,
     operator: &dyn Operator,
 ) -> Result<Generated, String> {
-    let journal = read_verified(&run_dir.join(JOURNAL)).map_err(|e| e.to_string())?;
     let signer = ReportSigner::for_plan(plan, root, operator)?;
+    generate_with(plan, run_dir, root, &signer)
+}
+
+/// As [`generate`], with a signer prepared (and proven) before the run started.
+pub fn generate_with(
+    plan: &Plan,
+    run_dir: &Path,
+    root: &HostRoot,
+    signer: &ReportSigner,
+) -> Result<Generated, String> {
+    let journal = read_verified(&run_dir.join(JOURNAL)).map_err(|e| e.to_string())?;
     let report = build(plan, &journal, &Machine::current(), signer.facts());
     let bytes = report.to_bytes();
     let signature = signer.sign(&bytes)?;
@@ -107,6 +119,7 @@ pub fn generate(
         copy,
         algorithm,
         ephemeral: signer.is_ephemeral(),
+        rehearsal: report.run.rehearsal,
         outcome: report.run.outcome.clone(),
         warnings: report.warnings.len(),
     })

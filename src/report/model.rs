@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::schema::replace_integer_formats;
+
 /// The report format version; a reader refuses any other.
 pub const REPORT_VERSION: u32 = 1;
 
@@ -60,6 +62,9 @@ pub struct RunSummary {
     /// `succeeded`, `failed`, `rescued`, `aborted`; or `interrupted` / `needs decision` for a
     /// run that did not finish.
     pub outcome: String,
+    /// What the outcome means, in one sentence: what failed and what the rescue actually
+    /// did (a rescue that restored nothing says so); empty for a run that did not finish.
+    pub outcome_detail: String,
     /// The main step whose failure (or denied checkpoint) sent the run to rescue.
     pub failure: Option<FailureFacts>,
     /// Each `mkplan resume` of this run: who, when.
@@ -262,6 +267,10 @@ pub struct MigrationFacts {
 pub struct RestoreFacts {
     pub step: String,
     pub status: String,
+    /// What it did: `restored` (the store was replaced by the verified backup), `unchanged`
+    /// (the store was identical to the backup), `nothing` (no backup, no migration), or
+    /// `null` when it failed or did not finish.
+    pub action: Option<String>,
     /// The step's summary or error.
     pub detail: String,
 }
@@ -397,7 +406,11 @@ impl RunReport {
 /// The report JSON Schema (draft 2020-12), as checked in at `schemas/report.schema.json`.
 pub fn report_schema_text() -> String {
     let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
-    let schema = generator.into_root_schema_for::<RunReport>();
+    let mut schema = generator.into_root_schema_for::<RunReport>();
+    // In place: `Schema` serialises its keywords in the conventional order ($schema first).
+    if let Some(keywords) = schema.as_object_mut() {
+        keywords.values_mut().for_each(replace_integer_formats);
+    }
     let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialise");
     text.push('\n');
     text

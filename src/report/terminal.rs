@@ -35,6 +35,9 @@ pub fn render(report: &RunReport) -> String {
     }
     let _ = writeln!(out, "  run       {}", r.run.id);
     let _ = writeln!(out, "  outcome   {}", r.run.outcome.to_uppercase());
+    if !r.run.outcome_detail.is_empty() {
+        let _ = writeln!(out, "            {}", r.run.outcome_detail);
+    }
     if let Some(f) = &r.run.failure {
         let what = if f.denied { "denied" } else { "failed" };
         let _ = writeln!(
@@ -229,7 +232,14 @@ fn token(out: &mut String, t: &TokenReport) {
         }
     }
     if let Some(r) = &t.restore {
-        let _ = writeln!(out, "    restore   {} {}: {}", r.step, r.status, r.detail);
+        let _ = writeln!(
+            out,
+            "    restore   {} {} ({}): {}",
+            r.step,
+            r.status,
+            r.action.as_deref().unwrap_or("no action"),
+            r.detail
+        );
     }
     let _ = writeln!(
         out,

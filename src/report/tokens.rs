@@ -128,6 +128,7 @@ pub(crate) fn token_report(
         .map(|(_, o)| RestoreFacts {
             step: o.step.position(),
             status: status(o).to_owned(),
+            action: o.data["action"].as_str().map(str::to_owned),
             detail: one_line(o.text),
         });
     let probes: Vec<(&StepOutcome<'_>, Inventory)> = mine
@@ -165,6 +166,17 @@ pub(crate) fn token_report(
         }
         if backup.as_ref().is_some_and(|b| !b.verified) {
             warnings.push(format!("token `{id}`: the backup was not verified"));
+        }
+    }
+    // What the backup step warned of (a backup directory others can write).
+    for (_, o) in mine
+        .iter()
+        .filter(|(r, o)| *r == Role::Backup && o.succeeded)
+    {
+        for warning in o.data["warnings"].as_array().into_iter().flatten() {
+            if let Some(text) = warning.as_str() {
+                warnings.push(format!("token `{}`: {text}", token.id));
+            }
         }
     }
     if let Some(c) = comparison.as_ref().filter(|c| !c.ok) {

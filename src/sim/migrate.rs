@@ -72,6 +72,10 @@ pub(crate) fn main(argv0: &str, args: &[String], root: &Path) -> i32 {
     let Ok(state) = state::load(root) else {
         return 0x190 & 0xff;
     };
+    // C_Initialize starts every token: its shm stays mapped while the tool runs (section 4).
+    let Ok(_attached) = procs::attach_tokens(root, &state) else {
+        return 0x190 & 0xff;
+    };
     let Some(token) = by_slot(root, &state, slot) else {
         err("C_OpenSession() rc = 0x03 [CKR_SLOT_ID_INVALID]");
         return 3;

@@ -33,12 +33,16 @@ impl SimProber {
     }
 }
 
-impl KeyProber for SimProber {
-    /// `module` is only named in the inventory and messages: the simulated token is reached
-    /// through the simulator's files, not through a library.
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
+impl SimProber {
+    /// What `C_Initialize`, `C_OpenSession` and one `C_Login` do on the simulated token:
+    /// the state and the token, or the error the real module would give.
+    fn login(
+        &self,
+        module_name: &str,
+        slot: u64,
+        pin: &Pin,
+    ) -> Result<(crate::sim::state::SimState, PathBuf), String> {
         let root = &self.root;
-        let module_name = module.display().to_string();
         if procs::slotd_running(root).is_none() {
             return Err(format!(
                 "`{module_name}`: C_Initialize failed: CKR_GENERAL_ERROR (the slot manager daemon pkcsslotd is not running on the simulated host)"
@@ -65,8 +69,28 @@ impl KeyProber for SimProber {
                 ));
             }
         }
+        let store = token.store;
+        Ok((state, store))
+    }
+}
+
+impl KeyProber for SimProber {
+    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String> {
+        self.login(&module.display().to_string(), slot, pin)
+            .map(drop)
+    }
+
+    /// `module` is only named in the inventory and messages: the simulated token is reached
+    /// through the simulator's files, not through a library.
+    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
+        let module_name = module.display().to_string();
+        let (state, store) = self.login(&module_name, slot, pin)?;
+        let token = crate::sim::token::all(&self.root, &state)
+            .into_iter()
+            .find(|t| t.store == store)
+            .ok_or("the token is gone")?;
         let current = agreed_current_wk(&state, token.record);
-        let mut objects: Vec<ObjectInfo> = store::read_objects(&token.store)
+        let mut objects: Vec<ObjectInfo> = store::read_objects(&store)
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|stored| {

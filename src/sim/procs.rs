@@ -121,12 +121,11 @@ pub(crate) fn unit_pid(root: &Path, unit: &str) -> Option<i32> {
     read_pid(&unit_pid_file(root, unit)).filter(|pid| is_unit_process(*pid, root, Some(unit)))
 }
 
-/// pkcsslotd runs: its pid file names a live process whose comm is `pkcsslotd` (the check
-/// mkplan makes too). Any such process counts, as for the real daemon.
+/// pkcsslotd runs: one of its pid files (any release's layout) names a live pkcsslotd, found
+/// exactly as mkplan finds the real daemon (`host::slotd`).
 pub(crate) fn slotd_running(root: &Path) -> Option<i32> {
-    let pid = read_pid(&slotd_pid_file(root))?;
-    let comm = proc_file(pid, "comm").unwrap_or_default();
-    (alive(pid) && comm.trim_ascii() == b"pkcsslotd").then_some(pid)
+    let daemon = crate::host::slotd::find(&HostRoot::new(root), Path::new("/proc")).ok()?;
+    i32::try_from(daemon.pid).ok()
 }
 
 /// Starts `command` detached: new session, stdio on /dev/null, cwd `/`. Callers build it
@@ -215,10 +214,13 @@ pub(crate) fn stop_unit(root: &Path, unit: &str) -> bool {
     ok
 }
 
-/// The body of a unit or stray: map every token's shm file (creating it as the token would),
-/// keep the tokens' lock files open, record the pid, and sleep until a signal ends it.
-pub(crate) fn unit_process_main(root: &Path, unit: Option<&str>) -> Result<(), SimError> {
-    let state = state::load(root)?;
+/// What `C_Initialize` leaves in a process (opencryptoki-ep11.md 4): every token's shm file
+/// mapped (created as the token would) and its lock file open, until the process ends.
+/// Returns the open files, which the caller keeps.
+pub(crate) fn attach_tokens(
+    root: &Path,
+    state: &state::SimState,
+) -> Result<Vec<fs::File>, SimError> {
     let host = HostRoot::new(root);
     let mut keep = Vec::new();
     for record in state.tokens.values() {
@@ -260,6 +262,14 @@ pub(crate) fn unit_process_main(root: &Path, unit: Option<&str>) -> Result<(), S
         );
         keep.push(file);
     }
+    Ok(keep)
+}
+
+/// The body of a unit or stray: attach to every token as a library user would, record the
+/// pid, and sleep until a signal ends it.
+pub(crate) fn unit_process_main(root: &Path, unit: Option<&str>) -> Result<(), SimError> {
+    let state = state::load(root)?;
+    let _keep = attach_tokens(root, &state)?;
     let pid = std::process::id();
     let pid_file = match unit {
         Some(unit) => unit_pid_file(root, unit),

@@ -4,6 +4,13 @@
 //! TKE command, tests) touch them, so every read-modify-write holds an exclusive `flock` on
 //! `var/lib/mkplan-sim/lock`, and every write is a temporary file renamed into place.
 //!
+//! The state and the sysfs tree made from it change together, as one: each change writes a
+//! new generation `var/lib/mkplan-sim/gens/<n>/` (its `state.json` and its `sys/`) beside
+//! the one in force, then swaps the one symlink `var/lib/mkplan-sim/current` to it with a
+//! rename. `var/lib/mkplan-sim/state.json` and `<root>/sys` are fixed symlinks through
+//! `current`, so a process killed at any moment of a change leaves the old state and the
+//! old sysfs, or the new state and the new sysfs, never one of each.
+//!
 //! `state.json` (format version 1):
 //!
 //! ```json
@@ -230,11 +237,101 @@ pub(crate) fn load(root: &Path) -> Result<SimState, SimError> {
     Ok(state)
 }
 
-/// Writes the state and regenerates sysfs from it. Call with the lock held.
+/// `var/lib/mkplan-sim/current`: the symlink to the generation in force.
+fn current_link(root: &Path) -> PathBuf {
+    sim_dir(root).join("current")
+}
+
+fn generations(root: &Path) -> PathBuf {
+    sim_dir(root).join("gens")
+}
+
+/// The number of the generation in force, if there is one.
+fn current_generation(root: &Path) -> Option<u64> {
+    let target = fs::read_link(current_link(root)).ok()?;
+    target.file_name()?.to_str()?.parse().ok()
+}
+
+/// Writes the state and the sysfs tree made from it as a new generation, then makes both
+/// current at once (see the module documentation). Call with the lock held.
 pub(crate) fn save(root: &Path, state: &SimState, _lock: &Locked) -> Result<(), SimError> {
+    let gens = generations(root);
+    fs::create_dir_all(&gens).map_err(|e| SimError::io(&gens, e))?;
+    let previous = current_generation(root);
+    let next = previous.map_or(1, |n| n + 1);
+    let dir = gens.join(next.to_string());
+    if dir.exists() {
+        // A change killed before its swap: never current, so nobody reads it.
+        fs::remove_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
+    }
+    fs::create_dir(&dir).map_err(|e| SimError::io(&dir, e))?;
     let text = serde_json::to_string_pretty(state).expect("state serializes");
-    write_atomic(&state_path(root), text.as_bytes())?;
-    crate::sim::sysfs::write(root, state)
+    write_new(&dir.join("state.json"), text.as_bytes())?;
+    crate::sim::sysfs::write(&dir, state)?;
+    let staged = sim_dir(root).join("current.new");
+    remove_link(&staged)?;
+    std::os::unix::fs::symlink(format!("gens/{next}"), &staged)
+        .map_err(|e| SimError::io(&staged, e))?;
+    fs::rename(&staged, current_link(root)).map_err(|e| SimError::io(&staged, e))?;
+    written();
+    fixed_link(&state_path(root), Path::new("current/state.json"))?;
+    fixed_link(
+        &root.join("sys"),
+        Path::new("var/lib/mkplan-sim/current/sys"),
+    )?;
+    // The one before stays for a reader that is still in it; older ones go.
+    for entry in fs::read_dir(&gens).map_err(|e| SimError::io(&gens, e))? {
+        let entry = entry.map_err(|e| SimError::io(&gens, e))?;
+        let n = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u64>().ok());
+        if n.is_some_and(|n| n != next && Some(n) != previous) {
+            fs::remove_dir_all(entry.path()).map_err(|e| SimError::io(&entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A symlink that never changes once made.
+fn fixed_link(at: &Path, target: &Path) -> Result<(), SimError> {
+    match fs::read_link(at) {
+        Ok(existing) if existing == target => Ok(()),
+        _ => {
+            remove_link(at)?;
+            std::os::unix::fs::symlink(target, at).map_err(|e| SimError::io(at, e))
+        }
+    }
+}
+
+fn remove_link(at: &Path) -> Result<(), SimError> {
+    match fs::remove_file(at) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SimError::io(at, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a file of a generation that is not in force yet (nobody reads it until the swap).
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
+    fs::write(path, bytes).map_err(|e| SimError::io(path, e))?;
+    written();
+    Ok(())
+}
+
+/// Fault injection for the simulator's own crash test: with
+/// `MKPLAN_SIM_TEST_KILL_AFTER_WRITES=n`, a state change kills its process after its n-th
+/// write (file, link or the swap).
+pub(crate) fn written() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+    let kill_after = std::env::var("MKPLAN_SIM_TEST_KILL_AFTER_WRITES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    if kill_after == Some(n) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
 }
 
 /// The faults in force (none when the file does not exist).

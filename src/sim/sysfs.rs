@@ -1,8 +1,9 @@
-//! The zcrypt sysfs tree of the simulated host, regenerated from the state after every
-//! change: `sys/devices/ap/cardXX/` and `…/XX.YYYY/` with the attributes of
-//! zcrypt-sysfs.md 1.3 and 1.4, the `sys/bus/ap/devices/` links (1.1) and `mkvps` in the
-//! kernel's exact EP11 format (1.5). Each file is replaced atomically, so a reader never
-//! sees half a `mkvps`.
+//! The zcrypt sysfs tree of the simulated host, made from the state at every change:
+//! `sys/devices/ap/cardXX/` and `…/XX.YYYY/` with the attributes of zcrypt-sysfs.md 1.3 and
+//! 1.4, the `sys/bus/ap/devices/` links (1.1) and `mkvps` in the kernel's exact EP11 format
+//! (1.5). Each change writes a whole new tree into a new generation of the state, which
+//! becomes `<root>/sys` only when it is complete (`state::save`), so a reader never sees
+//! half a `mkvps`, nor a `mkvps` that disagrees with the state.
 
 use std::fs;
 use std::io;
@@ -10,7 +11,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use crate::sim::SimError;
-use crate::sim::state::{Card, CurRegister, NewRegister, Queue, SimState, write_atomic};
+use crate::sim::state::{Card, CurRegister, NewRegister, Queue, SimState, write_new, written};
 
 /// The card's `ap_functions` facility word: EP11 coprocessor `X` (0x04000000), APXA `N`
 /// (0x02000000) and full function set `F` (0x00800000) (zcrypt-sysfs.md 1.3).
@@ -59,8 +60,9 @@ fn flag(value: bool) -> &'static [u8] {
     if value { b"1\n" } else { b"0\n" }
 }
 
-/// Writes (or rewrites) the whole tree under `root` from `state`.
-pub(crate) fn write(root: &Path, state: &SimState) -> Result<(), SimError> {
+/// Writes the whole tree as `<generation>/sys` from `state` (into a new, empty directory).
+pub(crate) fn write(generation: &Path, state: &SimState) -> Result<(), SimError> {
+    let root = generation;
     let devices = root.join("sys/devices/ap");
     let bus = root.join("sys/bus/ap/devices");
     let drivers = root.join("sys/bus/ap/drivers");
@@ -90,7 +92,7 @@ pub(crate) fn write(root: &Path, state: &SimState) -> Result<(), SimError> {
             ("chkstop", flag(card.chkstop).to_vec()),
         ];
         for (file, bytes) in attributes {
-            write_atomic(&dir.join(file), &bytes)?;
+            write_new(&dir.join(file), &bytes)?;
         }
         link(&dir.join("driver"), "../../../bus/ap/drivers/cex4card")?;
         link(&bus.join(&name), &format!("../../../devices/ap/{name}"))?;
@@ -111,7 +113,7 @@ pub(crate) fn write(root: &Path, state: &SimState) -> Result<(), SimError> {
             ("mkvps", mkvps(card, queue).into_bytes()),
         ];
         for (file, bytes) in attributes {
-            write_atomic(&dir.join(file), &bytes)?;
+            write_new(&dir.join(file), &bytes)?;
         }
         link(&dir.join("driver"), "../../../../bus/ap/drivers/cex4queue")?;
         link(
@@ -130,7 +132,9 @@ fn link(at: &Path, target: &str) -> Result<(), SimError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(SimError::io(at, e)),
     }
-    symlink(target, at).map_err(|e| SimError::io(at, e))
+    symlink(target, at).map_err(|e| SimError::io(at, e))?;
+    written();
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,18 +1,16 @@
-//! `backup` and `restore` of a token store. The backup is verified (read back against its
-//! manifest and the live store) before the step succeeds; `restore` takes this run's
-//! verified backup and is refused once the new WK is current anywhere (design rule 4: the
-//! old WK is gone, old blobs would never work again).
+//! `backup` of a token store: the whole store archived, read back and verified against its
+//! manifest and the live store before the step succeeds. What the journal records of it
+//! (the archive's and the manifest's SHA-256) is all a later `restore` trusts.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use crate::engine::state::{RunState, StepStatus};
-use crate::host::zcrypt::CurState;
-use crate::host::{HostRoot, archive, procscan};
-use crate::plan::model::{BackupId, Token, TokenId};
-use crate::steps::assert_wk::read_all;
-use crate::steps::services::{describe_users, token_users};
+use crate::engine::state::RunState;
+use crate::host::archive::{self, ArchiveError, Journaled, Manifest};
+use crate::plan::model::{BackupId, TokenId};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
@@ -26,7 +24,21 @@ pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> Ste
             target.dir.display()
         ))
     })?;
-    let stem = format!("{}-{token_id}", cx.run.run_id);
+    let warnings: Vec<String> = writable_by_others(&dir, &target.dir).into_iter().collect();
+    for warning in &warnings {
+        cx.notice(format!("warning: {warning}"));
+    }
+    // A repeated attempt (after an interruption) never meets the files of an earlier one.
+    let attempt = cx
+        .state
+        .record(cx.step_ref().section, cx.step.index)
+        .map_or(1, |r| r.attempts);
+    let run = match attempt {
+        0 | 1 => cx.run.run_id.clone(),
+        n => format!("{}.{n}", cx.run.run_id),
+    };
+    archive::clear_partials(&dir, &cx.run.run_id).map_err(|e| StepError::failed(e.to_string()))?;
+    let stem = format!("{run}-{token_id}");
     cx.progress(0, None, format!("archiving `{}`", token.store.display()));
     let record =
         archive::backup(&store, &dir, &stem).map_err(|e| StepError::failed(e.to_string()))?;
@@ -55,7 +67,66 @@ pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> Ste
         "target": to.as_str(),
         "record": record,
         "pruned": pruned,
+        "warnings": warnings,
     })))
+}
+
+/// A warning when group or others may write the backup directory: they could replace a
+/// backup (a restore then refuses it, since its digests are not the journaled ones).
+pub fn writable_by_others(dir: &Path, shown: &Path) -> Option<String> {
+    let mode = std::fs::metadata(dir).ok()?.mode() & 0o7777;
+    (mode & 0o022 != 0).then(|| {
+        format!(
+            "the backup directory `{}` has mode {mode:04o}: group or others can write it and could replace a backup; a restore takes only the files whose SHA-256 this run journaled, but make it private (chmod go-w {})",
+            shown.display(),
+            shown.display()
+        )
+    })
+}
+
+/// A verified backup as the `backup` step journaled it: where it is and the digests a
+/// restore must find again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournaledBackup {
+    pub archive: PathBuf,
+    pub manifest: PathBuf,
+    pub archive_sha256: String,
+    pub manifest_sha256: String,
+    pub verified: bool,
+}
+
+impl JournaledBackup {
+    pub fn digests(&self) -> Journaled<'_> {
+        Journaled {
+            archive_sha256: &self.archive_sha256,
+            manifest_sha256: &self.manifest_sha256,
+        }
+    }
+
+    /// The manifest, only if it is the journaled one.
+    pub fn manifest(&self) -> Result<Manifest, ArchiveError> {
+        archive::read_journaled_manifest(&self.manifest, &self.manifest_sha256)
+    }
+
+    /// The manifest, only if it and the archive are both the journaled ones.
+    pub fn verified_manifest(&self) -> Result<Manifest, ArchiveError> {
+        archive::read_journaled_backup(&self.archive, &self.manifest, self.digests())
+    }
+}
+
+/// This run's last verified backup of `token` (to `target`), from the journal.
+pub fn this_runs_backup(
+    state: &RunState,
+    token: &TokenId,
+    target: Option<&BackupId>,
+) -> Option<JournaledBackup> {
+    state
+        .succeeded_of_kind("backup")
+        .filter(|(_, d)| d["token"] == token.as_str())
+        .filter(|(_, d)| target.is_none_or(|t| d["target"] == t.as_str()))
+        .filter_map(|(_, d)| JournaledBackup::deserialize(&d["record"]).ok())
+        .filter(|b| b.verified)
+        .last()
 }
 
 pub fn check_backup(token_id: &TokenId, to: &BackupId, cx: &CheckContext<'_>) -> CheckReport {
@@ -72,154 +143,5 @@ pub fn check_backup(token_id: &TokenId, to: &BackupId, cx: &CheckContext<'_>) ->
             "cannot read the store `{}`: {e}",
             token.store.display()
         )),
-    }
-}
-
-/// This run's verified backup of `token` (to `target`), from the journal.
-pub fn this_runs_backup<'s>(
-    state: &'s RunState,
-    token: &TokenId,
-    target: Option<&BackupId>,
-) -> Option<&'s Value> {
-    state
-        .succeeded_of_kind("backup")
-        .filter(|(_, d)| d["token"] == token.as_str())
-        .filter(|(_, d)| target.is_none_or(|t| d["target"] == t.as_str()))
-        .filter(|(_, d)| d["record"]["verified"] == true)
-        .map(|(_, d)| &d["record"])
-        .last()
-}
-
-/// Did this run's `migrate` of `token` (possibly) change the store? A migration refused
-/// before the tool started did not; one without an outcome may have.
-pub fn store_may_have_changed(state: &RunState, token: &TokenId) -> bool {
-    state.started_of_kind("migrate").any(|r| match &r.status {
-        StepStatus::Started { .. } => true,
-        StepStatus::Succeeded { data, .. } | StepStatus::Failed { data, .. } => {
-            (data["token"] == token.as_str() || data["token"].is_null())
-                && data["tool_started"] != false
-        }
-        StepStatus::Skipped { .. } => false,
-    })
-}
-
-/// The refusal of design rule 4, if the new WK is current on any APQN (or the state cannot
-/// be read, in which case nobody can say the old WK still exists).
-pub fn refuse_if_activated(
-    cx_host: &crate::steps::context::Host,
-    token: &Token,
-) -> Result<(), String> {
-    let (statuses, problems) = read_all(cx_host, token);
-    if !problems.is_empty() {
-        return Err(format!(
-            "cannot confirm that the old WK is still current ({}); a restore could make every key unusable, so it is refused",
-            problems.join("; ")
-        ));
-    }
-    let activated: Vec<String> = statuses
-        .iter()
-        .filter(|s| {
-            s.cur.state == CurState::Valid
-                && s.cur
-                    .vp
-                    .is_some_and(|vp| vp[..16] == token.wkvp_new.bytes()[..])
-        })
-        .map(|s| s.apqn.to_string())
-        .collect();
-    if activated.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "refusing to restore token `{}`: the new WK is already current on {} — the old WK is gone (EP11 has no OLD register), so the backed-up blobs could never be used again. Fix forward instead: finish the migration (activate the new WK on every APQN) and re-run `assert_wk` with `current: new`",
-            token.id,
-            activated.join(", ")
-        ))
-    }
-}
-
-pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
-    let token = &cx.plan.tokens[token_id];
-    let Some(record) = this_runs_backup(cx.state, token_id, Some(from)).cloned() else {
-        if !store_may_have_changed(cx.state, token_id) {
-            return Ok(StepSuccess::new(format!(
-                "nothing to restore: this run did not change the store of `{token_id}`"
-            )));
-        }
-        return Err(StepError::failed(format!(
-            "token `{token_id}` may have been changed, but this run has no verified backup of it in `{from}`"
-        )));
-    };
-    if !store_may_have_changed(cx.state, token_id) {
-        return Ok(StepSuccess::new(format!(
-            "nothing to restore: the migration of `{token_id}` never started, so the store is as backed up"
-        ))
-        .with_data(json!({ "backup": record })));
-    }
-    restore_from(token, &record, cx)
-}
-
-/// openCryptoki keeps a per-token index of objects in POSIX shared memory that outlives
-/// its users (opencryptoki-ep11.md 3.3). A restore replaces the store behind openCryptoki's
-/// back, so that index would describe objects that no longer exist (seen with openCryptoki
-/// 3.8.1: CKR_OBJECT_HANDLE_INVALID for every listed object). Removed while nobody maps it,
-/// the next process that starts the token rebuilds it from the restored files.
-pub fn discard_token_index(root: &HostRoot, store: &Path) -> Result<Option<PathBuf>, String> {
-    let shm = procscan::token_shm_path(root, store);
-    match std::fs::remove_file(&shm) {
-        Ok(()) => Ok(Some(shm)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!(
-            "cannot remove the token's stale object index `{}`: {e}",
-            shm.display()
-        )),
-    }
-}
-
-/// Restores `token` from a backup record (as journaled by `backup`).
-pub fn restore_from(token: &Token, record: &Value, cx: &mut RunContext<'_>) -> StepResult {
-    refuse_if_activated(cx.host, token).map_err(StepError::failed)?;
-    let (users, _, _) = token_users(cx.host, cx.plan);
-    if !users.is_empty() {
-        return Err(StepError::failed(format!(
-            "refusing to restore token `{}` while processes use it (they would keep a stale view of the store): {}",
-            token.id,
-            describe_users(&users)
-        )));
-    }
-    let archive = record["archive"].as_str().unwrap_or_default();
-    let manifest = record["manifest"].as_str().unwrap_or_default();
-    let store = cx.host.root.path(&token.store);
-    cx.progress(
-        0,
-        None,
-        format!("restoring `{}` from `{archive}`", token.store.display()),
-    );
-    let restored = archive::restore(archive.as_ref(), manifest.as_ref(), &store, &cx.run.run_id)
-        .map_err(|e| StepError::failed(e.to_string()))?;
-    let index = discard_token_index(&cx.host.root, &token.store).map_err(|e| {
-        StepError::failed(format!(
-            "the store was restored, but {e}; remove it before starting any application"
-        ))
-    })?;
-    let kept = restored
-        .replaced
-        .as_ref()
-        .map(|p| format!("; the replaced store is kept at `{}`", p.display()))
-        .unwrap_or_default();
-    Ok(StepSuccess::new(format!(
-        "restored {} files of `{}` from `{archive}`, verified against its manifest{kept}",
-        restored.files, token.id
-    ))
-    .with_data(json!({ "token": token.id.as_str(), "backup": record, "restored": restored, "discarded_index": index })))
-}
-
-pub fn check_restore(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
-    let token = &cx.plan.tokens[token_id];
-    match refuse_if_activated(cx.host, token) {
-        Ok(()) => CheckReport::WillRun(format!(
-            "would restore `{}` from this run's verified backup, if the run changed it",
-            token.store.display()
-        )),
-        Err(e) => CheckReport::Blocked(e),
     }
 }

@@ -1,6 +1,7 @@
 //! What a step sees. `CheckContext` is read-only by construction; `RunContext` adds the
 //! means to act and to record (through the executor, never by printing).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,13 +14,16 @@ use crate::engine::signals::Cancel;
 use crate::engine::state::RunState;
 use crate::host::HostRoot;
 use crate::host::pkcs11::Inventory;
-use crate::plan::model::{Checkpoint, Plan, Step};
+use crate::plan::model::{Checkpoint, Plan, Step, Token, TokenId};
 use crate::secret::Pin;
 
-/// Lists a token's objects and proves its keys work. The real one goes through PKCS#11;
-/// rehearsal injects the simulator's (no PKCS#11 module can open a simulated EP11 token).
+/// Lists a token's objects and proves its keys work, and checks a token's PIN. The real one
+/// goes through PKCS#11; rehearsal injects the simulator's (no PKCS#11 module can open a
+/// simulated EP11 token), whose token checks the PIN as the real login does.
 pub trait KeyProber: Send + Sync {
     fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String>;
+    /// One `C_Login` as USER, never retried: a wrong PIN costs the token one failed login.
+    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String>;
 }
 
 /// Through the token's PKCS#11 module, with `cryptoki`.
@@ -28,6 +32,10 @@ pub struct Pkcs11Prober;
 impl KeyProber for Pkcs11Prober {
     fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
         crate::host::pkcs11::probe(module, slot, pin).map_err(|e| e.to_string())
+    }
+
+    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String> {
+        crate::host::pkcs11::verify_pin(module, slot, pin).map_err(|e| e.to_string())
     }
 }
 
@@ -58,6 +66,39 @@ pub struct RunInfo {
     pub plan_sha256: String,
 }
 
+/// The token PINs the preflight of `run` obtained and verified, one login each (design rule
+/// 9): the steps use these and never ask or log in to check again.
+#[derive(Default)]
+pub struct Pins(BTreeMap<TokenId, Pin>);
+
+impl Pins {
+    pub fn insert(&mut self, token: TokenId, pin: Pin) {
+        self.0.insert(token, pin);
+    }
+
+    pub fn get(&self, token: &TokenId) -> Option<&Pin> {
+        self.0.get(token)
+    }
+}
+
+/// A token's PIN as a step has it: verified in the preflight, or read from its source just
+/// now (a resumed run has no preflight).
+pub enum TokenPin<'a> {
+    Verified(&'a Pin),
+    Read(Pin),
+}
+
+impl std::ops::Deref for TokenPin<'_> {
+    type Target = Pin;
+
+    fn deref(&self) -> &Pin {
+        match self {
+            TokenPin::Verified(pin) => pin,
+            TokenPin::Read(pin) => pin,
+        }
+    }
+}
+
 /// Read-only view for `mkplan check`.
 pub struct CheckContext<'a> {
     pub plan: &'a Plan,
@@ -85,10 +126,27 @@ pub struct RunContext<'a> {
     pub retrying_uncertain: bool,
     pub approvals: &'a ApprovalInputs,
     pub operator: &'a dyn Operator,
+    /// The PINs the preflight verified.
+    pub pins: &'a Pins,
     pub emitter: &'a mut dyn Emit,
 }
 
-impl RunContext<'_> {
+impl<'a> RunContext<'a> {
+    /// `token`'s PIN: the one the preflight verified, else read from its source now.
+    pub fn token_pin(&self, token: &Token) -> Result<TokenPin<'a>, String> {
+        let pins: &'a Pins = self.pins;
+        match pins.get(&token.id) {
+            Some(pin) => Ok(TokenPin::Verified(pin)),
+            None => crate::host::pin::read(
+                &token.pin,
+                &self.host.root,
+                self.operator,
+                &format!("token `{}`", token.id),
+            )
+            .map(TokenPin::Read),
+        }
+    }
+
     pub fn step_ref(&self) -> StepRef {
         StepRef::of(self.step)
     }

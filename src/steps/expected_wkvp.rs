@@ -58,6 +58,7 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
     std::fs::copy(&path, &backup).map_err(|e| {
         StepError::failed(format!("cannot keep a copy of `{}`: {e}", config.display()))
     })?;
+    crate::engine::crash::kill_point("set_expected_wkvp:copied");
     write_atomically(&path, rewritten.as_bytes())
         .map_err(|e| StepError::failed(format!("cannot rewrite `{}`: {e}", config.display())))?;
     Ok(StepSuccess::new(format!(
@@ -85,6 +86,7 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         Some(rustix::fs::Gid::from_raw(meta.gid())),
     );
     temp.as_file().sync_all()?;
+    crate::engine::crash::kill_point("set_expected_wkvp:written");
     temp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
 }

@@ -12,10 +12,12 @@ use rexpect::error::Error as PtyError;
 use rexpect::reader::{Options, ReadUntil};
 use serde_json::{Value, json};
 
-use crate::host::{pin, tools};
+use crate::host::{process, slotd, tools};
 use crate::plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token};
 use crate::steps::assert_wk::read_and_evaluate;
-use crate::steps::backup::{restore_from, this_runs_backup};
+use crate::steps::backup::{JournaledBackup, this_runs_backup};
+use crate::steps::guards::refuse_while_tools_run;
+use crate::steps::restore::restore_from;
 use crate::steps::services::{describe_users, token_users};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
@@ -30,7 +32,7 @@ const READ_SLICE_MS: u64 = 250;
 /// for it until the step times out. openCryptoki's own test scripts wait before answering.
 const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
-fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<PathBuf, String> {
+pub fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<PathBuf, String> {
     let tool = match &step.tool {
         Some(tool) => tools::resolve(cx_root, &tool.display().to_string()),
         None => tools::find(cx_root, "pkcsep11_migrate").ok_or_else(|| {
@@ -42,32 +44,18 @@ fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<Path
     Ok(tool)
 }
 
-/// `pkcsslotd` must run: the tool goes through libopencryptoki (reference 3.4).
-fn slot_daemon_running(cx: &RunContext<'_>) -> Result<u32, String> {
-    let pid_file = cx.host.root.path("/run/opencryptoki/pkcsslotd.pid");
-    let text = crate::input::read_to_string(&pid_file, crate::input::SMALL)
-        .map_err(|_| "pkcsslotd is not running (no `/run/opencryptoki/pkcsslotd.pid`); start it: `systemctl start pkcsslotd`".to_owned())?;
-    let pid: u32 = text
-        .trim()
-        .parse()
-        .map_err(|_| "pkcsslotd's pid file does not hold a pid".to_owned())?;
-    let comm = crate::input::read_to_string(
-        &cx.host.proc_dir.join(pid.to_string()).join("comm"),
-        crate::input::SMALL,
-    )
-    .unwrap_or_default();
-    if comm.trim() == "pkcsslotd" {
-        Ok(pid)
-    } else {
-        Err(format!(
-            "pkcsslotd is not running (its pid file names {pid}, which is not pkcsslotd); start it: `systemctl start pkcsslotd`"
-        ))
-    }
-}
-
 /// Design rule 1, live, right before the tool starts.
 fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Result<Value, String> {
-    let daemon = slot_daemon_running(cx)?;
+    // pkcsslotd must run: the tool goes through libopencryptoki (reference 3.4).
+    let daemon = slotd::find(&cx.host.root, &cx.host.proc_dir)
+        .map_err(|e| e.to_string())?
+        .pid;
+    refuse_while_tools_run(
+        cx.host,
+        cx.plan,
+        token,
+        &format!("start `pkcsep11_migrate` on token `{}`", token.id),
+    )?;
     let (users, scanned, unreadable) = token_users(cx.host, cx.plan);
     if !users.is_empty() {
         return Err(format!(
@@ -76,14 +64,12 @@ fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Resu
             describe_users(&users)
         ));
     }
-    let backup = this_runs_backup(cx.state, &step.token, None)
-        .ok_or_else(|| {
-            format!(
-                "this run has no verified backup of token `{}`; the migration is refused",
-                step.token
-            )
-        })?
-        .clone();
+    let backup = this_runs_backup(cx.state, &step.token, None).ok_or_else(|| {
+        format!(
+            "this run has no verified backup of token `{}`; the migration is refused",
+            step.token
+        )
+    })?;
     let unchanged = store_matches_manifest(&cx.host.root.path(&token.store), &backup)?;
     let committed = AssertWk {
         token: step.token.clone(),
@@ -94,18 +80,19 @@ fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Resu
     Ok(json!({
         "pkcsslotd_pid": daemon,
         "token_users": { "scanned": scanned, "unreadable": unreadable, "users": [] },
-        "backup": backup["archive"],
+        "backup": backup.archive,
         "store_files_checked": unchanged,
         "apqns": table,
     }))
 }
 
-/// Cheap proof that the store is still what was backed up: every file of the manifest has
-/// its size and mtime, and there are no others. Returns the number of files checked.
-fn store_matches_manifest(store: &Path, backup: &Value) -> Result<u64, String> {
-    let manifest_path = backup["manifest"].as_str().unwrap_or_default();
-    let manifest = crate::host::archive::read_manifest(Path::new(manifest_path))
-        .map_err(|e| format!("cannot read this run's backup manifest: {e}"))?;
+/// Cheap proof that the store is still what was backed up: every file of the (journaled)
+/// manifest has its size and mtime, and there are no others. Returns the number of files
+/// checked.
+fn store_matches_manifest(store: &Path, backup: &JournaledBackup) -> Result<u64, String> {
+    let manifest = backup
+        .manifest()
+        .map_err(|e| format!("cannot use this run's backup manifest: {e}"))?;
     let parent = store.parent().unwrap_or(store);
     let mut checked = 0;
     for file in &manifest.regular_files {
@@ -160,37 +147,35 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
         StepError::failed_with(message, data)
     };
     let tool = tool_path(&cx.host.root, step).map_err(|e| refused(e, json!({})))?;
+    // What the retry of an interrupted migration restored first, for the journal.
+    let mut restored_first = Value::Null;
     if cx.retrying_uncertain {
         // A half-migrated store cannot be migrated again (reference 1.5): back to the backup.
-        let backup = this_runs_backup(cx.state, &step.token, None)
-            .cloned()
-            .ok_or_else(|| {
-                refused(
-                    "cannot retry: this run has no verified backup to restore first".to_owned(),
-                    json!({}),
-                )
-            })?;
+        let backup = this_runs_backup(cx.state, &step.token, None).ok_or_else(|| {
+            refused(
+                "cannot retry: this run has no verified backup to restore first".to_owned(),
+                json!({}),
+            )
+        })?;
         cx.notice("retrying an interrupted migration: restoring the verified backup first");
-        restore_from(token, &backup, cx).map_err(|e| match e {
+        let restored = restore_from(token, &backup, cx).map_err(|e| match e {
             StepError::Failed { message, .. } => refused(
                 format!("restoring before the retry failed: {message}"),
                 json!({}),
             ),
             denied => denied,
         })?;
+        restored_first = restored.data;
     }
-    let checks = preflight(cx, step, token).map_err(|e| refused(e, json!({})))?;
-    let pin = pin::read(
-        &token.pin,
-        &cx.host.root,
-        cx.operator,
-        &format!("token `{}`", step.token),
-    )
-    .map_err(|e| match cx.cancel.requested() {
-        // Ctrl-C at the PIN prompt: the tool never started.
-        true => StepError::Interrupted,
-        false => refused(e, json!({})),
-    })?;
+    let checks = preflight(cx, step, token)
+        .map_err(|e| refused(e, json!({ "restored_first": restored_first })))?;
+    let pin = cx
+        .token_pin(token)
+        .map_err(|e| match cx.cancel.requested() {
+            // Ctrl-C at the PIN prompt: the tool never started.
+            true => StepError::Interrupted,
+            false => refused(e, json!({})),
+        })?;
     let store = cx.host.root.path(&token.store);
     let total = object_count(&store);
 
@@ -217,6 +202,9 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
         step.apqn.adapter(),
         step.apqn.domain()
     );
+    // On its pty the tool leads its own session; it must not outlive mkplan (rule 8). This
+    // thread spawns it and waits for it, so the parent-death signal fits its lifetime.
+    process::die_with_mkplan(&mut command);
     let started = Instant::now();
     let options = Options::new().timeout_ms(Some(READ_SLICE_MS));
     let mut session = rexpect::spawn_with_options(command, options)
@@ -267,6 +255,9 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
                         format!("{} keys re-enciphered", observed.succeeded),
                     );
                 }
+                if total.is_some_and(|t| observed.succeeded * 2 >= t && observed.succeeded > 0) {
+                    crate::engine::crash::kill_point("migrate:half");
+                }
             }
             Err(PtyError::Timeout { .. }) => {}
             Err(PtyError::EOF { got, .. }) => {
@@ -306,6 +297,7 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
         "success_line": observed.success_line,
         "duration_ms": started.elapsed().as_millis() as u64,
         "preflight": checks,
+        "restored_first": restored_first,
         "output": observed.lines,
         "output_lines_dropped": observed.dropped_lines,
     });
@@ -322,11 +314,7 @@ pub fn store_changes(
     token: &Token,
     state: &crate::engine::state::RunState,
 ) -> Option<(usize, usize)> {
-    let backup = this_runs_backup(state, &token.id, None)?;
-    let manifest = crate::host::archive::read_manifest(Path::new(
-        backup["manifest"].as_str().unwrap_or_default(),
-    ))
-    .ok()?;
+    let manifest = this_runs_backup(state, &token.id, None)?.manifest().ok()?;
     let store = root.path(&token.store);
     let parent = store.parent().unwrap_or(&store);
     let (mut changed, mut objects) = (0, 0);
@@ -357,7 +345,7 @@ pub fn describe_uncertain(
     };
     let mut lines = vec![format!(
         "the store may be partly migrated; the verified backup is `{}`",
-        backup["archive"].as_str().unwrap_or_default()
+        backup.archive.display()
     )];
     match store_changes(root, token, state) {
         Some((changed, objects)) => {

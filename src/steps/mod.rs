@@ -8,8 +8,10 @@ mod checkpoint;
 mod command;
 pub mod context;
 mod expected_wkvp;
+pub mod guards;
 pub mod migrate;
-mod probe_keys;
+pub mod probe_keys;
+pub mod restore;
 pub mod services;
 
 use serde_json::Value;
@@ -109,7 +111,7 @@ pub fn run(step: &Step, cx: &mut RunContext<'_>) -> StepResult {
         StepKind::Stop(s) => services::stop(s, cx),
         StepKind::Start(s) => services::start(s, cx),
         StepKind::Backup { token, to } => backup::backup(token, to, cx),
-        StepKind::Restore { token, from } => backup::restore(token, from, cx),
+        StepKind::Restore { token, from } => restore::restore(token, from, cx),
         StepKind::Migrate(m) => migrate::run(m, cx),
         StepKind::SetExpectedWkvp { token } => expected_wkvp::run(token, cx),
         StepKind::ProbeKeys { token, module } => probe_keys::run(token, module.as_ref(), cx),
@@ -124,12 +126,56 @@ pub fn check(step: &Step, cx: &CheckContext<'_>) -> CheckReport {
         StepKind::Stop(s) => services::check_stop(s, cx),
         StepKind::Start(s) => services::check_start(s, cx),
         StepKind::Backup { token, to } => backup::check_backup(token, to, cx),
-        StepKind::Restore { token, .. } => backup::check_restore(token, cx),
+        StepKind::Restore { token, .. } => restore::check_restore(token, cx),
         StepKind::Migrate(m) => migrate::check(m, cx),
         StepKind::SetExpectedWkvp { token } => expected_wkvp::check(token, cx),
         StepKind::ProbeKeys { token, module } => probe_keys::check(token, module.as_ref(), cx),
         StepKind::Command(c) => command::check(c, cx),
     }
+}
+
+/// Why `--accept-step` must not take the uncertain `step` as done, if the store shows it is
+/// not: a migration is complete only if every key object changed from the backup, a restore
+/// only if the store is identical to the backup.
+pub fn refuse_accept(
+    plan: &crate::plan::Plan,
+    root: &crate::host::HostRoot,
+    state: &crate::engine::state::RunState,
+    step: &crate::engine::events::StepRef,
+) -> Result<(), String> {
+    match plan_step(plan, step).map(|s| &s.kind) {
+        Some(StepKind::Migrate(m)) => {
+            match migrate::store_changes(root, &plan.tokens[&m.token], state) {
+                Some((changed, objects)) if changed == objects && objects > 0 => Ok(()),
+                Some((changed, objects)) => Err(format!(
+                    "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
+                )),
+                None => Err("the store cannot be compared with this run's backup".to_owned()),
+            }
+        }
+        Some(StepKind::Restore { token, from }) => {
+            let token = &plan.tokens[token];
+            let backup = backup::this_runs_backup(state, &token.id, Some(from))
+                .ok_or("this run has no verified backup to compare the store with")?;
+            let manifest = backup.manifest().map_err(|e| e.to_string())?;
+            crate::host::archive::compare_live(&root.path(&token.store), &manifest).map_err(|e| {
+                format!("the store is not the backup ({e}), so the restore did not complete")
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn plan_step<'p>(
+    plan: &'p crate::plan::Plan,
+    step: &crate::engine::events::StepRef,
+) -> Option<&'p Step> {
+    let section = match step.section {
+        crate::engine::events::SectionName::Steps => &plan.steps,
+        crate::engine::events::SectionName::Rescue => &plan.rescue,
+        crate::engine::events::SectionName::Always => &plan.always,
+    };
+    section.get(step.index)
 }
 
 /// What is known about a step that an interruption left uncertain, to help the operator
@@ -146,17 +192,20 @@ pub fn describe_uncertain(
     let mut lines = vec![format!(
         "it was started {attempts} time(s); no outcome was recorded"
     )];
-    let section = match step.section {
-        crate::engine::events::SectionName::Steps => &plan.steps,
-        crate::engine::events::SectionName::Rescue => &plan.rescue,
-        crate::engine::events::SectionName::Always => &plan.always,
-    };
-    if let Some(StepKind::Migrate(m)) = section.get(step.index).map(|s| &s.kind) {
-        lines.extend(migrate::describe_uncertain(
+    match plan_step(plan, step).map(|s| &s.kind) {
+        Some(StepKind::Migrate(m)) => lines.extend(migrate::describe_uncertain(
             root,
             &plan.tokens[&m.token],
             state,
-        ));
+        )),
+        Some(StepKind::Restore { .. }) => {
+            lines.push(match refuse_accept(plan, root, state, step) {
+                Ok(()) => "compared with the backup: the store is identical to it".to_owned(),
+                Err(e) => format!("compared with the backup: {e}"),
+            });
+            lines.push("--retry-step restores the verified backup again; --accept-step takes the restore as complete (refused unless the store is identical to the backup)".to_owned());
+        }
+        _ => {}
     }
     lines
 }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::host::pin;
 use crate::host::pkcs11::Usability;
 use crate::plan::model::TokenId;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
@@ -20,7 +19,7 @@ const DEFAULT_MODULES: &[&str] = &[
     "/usr/lib/opencryptoki/libopencryptoki.so",
 ];
 
-fn module_path(
+pub fn module_path(
     cx_root: &crate::host::HostRoot,
     given: Option<&PathBuf>,
 ) -> Result<PathBuf, String> {
@@ -37,17 +36,13 @@ fn module_path(
 pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>) -> StepResult {
     let token = &cx.plan.tokens[token_id];
     let module = module_path(&cx.host.root, module).map_err(StepError::failed)?;
-    let pin = pin::read(
-        &token.pin,
-        &cx.host.root,
-        cx.operator,
-        &format!("token `{token_id}`"),
-    )
-    .map_err(|e| match cx.cancel.requested() {
-        // Ctrl-C at the PIN prompt: nothing was probed.
-        true => StepError::Interrupted,
-        false => StepError::failed(e),
-    })?;
+    let pin = cx
+        .token_pin(token)
+        .map_err(|e| match cx.cancel.requested() {
+            // Ctrl-C at the PIN prompt: nothing was probed.
+            true => StepError::Interrupted,
+            false => StepError::failed(e),
+        })?;
     let inventory = cx
         .host
         .prober

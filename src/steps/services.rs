@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::engine::events::SectionName;
+use crate::engine::events::{EventKind, SectionName};
 use crate::engine::journal::now_rfc3339;
 use crate::engine::state::{RunState, StepStatus};
 use crate::host::process::{self, OnCancel};
@@ -17,8 +17,8 @@ use crate::plan::model::{
     AssertWk, CurrentWk, NewWk, Plan, Section, Service, ServiceControl, ServiceId, StepKind,
 };
 use crate::steps::assert_wk::read_and_evaluate;
-use crate::steps::backup::store_may_have_changed;
 use crate::steps::context::Host;
+use crate::steps::guards::{migration_may_have_started, refuse_while_tools_run};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 /// How long stopping or starting a group may take when the step sets no timeout.
@@ -220,6 +220,15 @@ pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     for (i, unit) in all.iter().enumerate() {
         let was_active = is_active(cx.host, cx.plan, unit, deadline, cx.cancel)
             .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+        if was_active {
+            // Journaled before it acts: `start` must know even if this run dies half-way.
+            let step = cx.step_ref();
+            cx.emit(EventKind::UnitStopping {
+                step,
+                unit: unit.name.clone(),
+            })
+            .map_err(|e| StepError::failed_with(e.to_string(), json!({ "units": records })))?;
+        }
         if was_active
             && let Err(e) = change(cx.host, cx.plan, unit, Verb::Stop, deadline, cx.cancel)
         {
@@ -231,6 +240,9 @@ pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
             json!({ "unit": unit.name, "was_active": was_active, "stopped_at": now_rfc3339() }),
         );
         cx.progress(i as u64 + 1, Some(all.len() as u64), unit.name.clone());
+        if i + 1 < all.len() {
+            crate::engine::crash::kill_point("stop:unit");
+        }
     }
     let (users, scanned, unreadable) = token_users(cx.host, cx.plan);
     let data = json!({
@@ -284,20 +296,28 @@ fn later_stop(cx: &RunContext<'_>) -> Option<String> {
         .map(|s| s.name.clone())
 }
 
-/// The units of `id` this run stopped (and that were running), in stop order.
+/// The stop step of `id` at this journal position, if that is what it is.
+fn stops(plan: &Plan, section: SectionName, index: usize, id: &ServiceId) -> bool {
+    let section = match section {
+        SectionName::Steps => &plan.steps,
+        SectionName::Rescue => &plan.rescue,
+        SectionName::Always => &plan.always,
+    };
+    matches!(section.get(index).map(|s| &s.kind), Some(StepKind::Stop(stopped)) if stopped == id)
+}
+
+/// The units of `id` this run stopped (and that were running), in stop order: those its
+/// `stop` steps recorded, and those any attempt announced before it was cut short.
 fn stopped_by_run(plan: &Plan, state: &RunState, id: &ServiceId) -> Option<Vec<String>> {
     let mut found = false;
     let mut names = Vec::new();
+    for ((section, index), unit) in &state.units_stopping {
+        if stops(plan, *section, *index, id) && !names.contains(unit) {
+            names.push(unit.clone());
+        }
+    }
     for record in state.started_of_kind("stop") {
-        let section = match record.step.section {
-            SectionName::Steps => &plan.steps,
-            SectionName::Rescue => &plan.rescue,
-            SectionName::Always => &plan.always,
-        };
-        let Some(StepKind::Stop(stopped)) = section.get(record.step.index).map(|s| &s.kind) else {
-            continue;
-        };
-        if stopped != id {
+        if !stops(plan, record.step.section, record.step.index, id) {
             continue;
         }
         found = true;
@@ -322,13 +342,18 @@ fn stopped_by_run(plan: &Plan, state: &RunState, id: &ServiceId) -> Option<Vec<S
 /// they would come up against keys that cannot work.
 fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), StepError> {
     for token in cx.plan.tokens.values() {
-        if !store_may_have_changed(cx.state, &token.id) {
+        // Rule 8: never start applications under a tool that rewrites the token.
+        refuse_while_tools_run(cx.host, cx.plan, token, "start services")
+            .map_err(StepError::failed)?;
+        if !migration_may_have_started(cx.plan, cx.state, &token.id) {
             continue;
         }
-        let restored = cx
-            .state
-            .succeeded_of_kind("restore")
-            .any(|(_, d)| d["token"] == token.id.as_str() && !d["restored"].is_null());
+        // A restore step that put the backup back, or found the store identical to it.
+        let restored = cx.state.succeeded_of_kind("restore").any(|(_, d)| {
+            d["token"] == token.id.as_str()
+                && (d["action"] == crate::steps::restore::RESTORED
+                    || d["action"] == crate::steps::restore::UNCHANGED)
+        });
         if restored {
             continue;
         }
@@ -380,6 +405,9 @@ pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
             json!({ "unit": unit.name, "already_running": running, "started_at": now_rfc3339() }),
         );
         cx.progress(i as u64 + 1, Some(total as u64), unit.name.clone());
+        if i + 1 < total {
+            crate::engine::crash::kill_point("start:unit");
+        }
     }
     Ok(
         StepSuccess::new(format!("{total} unit(s) of `{id}` are active"))

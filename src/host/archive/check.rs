@@ -77,6 +77,17 @@ pub(super) fn scan_archive(
     sink: &mut dyn Sink,
 ) -> Result<(), ArchiveError> {
     let file = File::open(path).map_err(|e| ArchiveError::io("open", path, e))?;
+    scan_open_archive(file, path, manifest, index, sink)
+}
+
+/// [`scan_archive`] of an archive already open at its start; `path` names it in messages.
+pub(super) fn scan_open_archive(
+    file: File,
+    path: &Path,
+    manifest: &Manifest,
+    index: &Index<'_>,
+    sink: &mut dyn Sink,
+) -> Result<(), ArchiveError> {
     let raw = HashReader::new(file);
     let mut archive = Archive::new(GzDecoder::new(BufReader::with_capacity(fsio::BUF, raw)));
     let mut outcome = scan_entries(&mut archive, path, manifest, index, sink);
@@ -311,6 +322,13 @@ fn member_of<R: Read>(entry: &mut Entry<'_, R>) -> Result<(String, bool), (Strin
         return refuse("its path has an empty or `.` component");
     }
     Ok((text.to_owned(), is_dir))
+}
+
+/// Whether the live `store` is exactly what `manifest` describes: the same entries, each
+/// with the same type, mode, owner, mtime, size and SHA-256. The first difference is the error.
+pub fn compare_live(store: &Path, manifest: &Manifest) -> Result<(), ArchiveError> {
+    let index = manifest.index(&manifest.store)?;
+    check_live(store, manifest, &index)
 }
 
 /// Re-reads the live store against the manifest: the same set of entries, and for each the

@@ -14,22 +14,29 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Gid, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT, Uid};
 use sha2::{Digest, Sha256};
 
-use super::check::{Sink, scan_archive};
+use super::check::{Sink, scan_open_archive};
 use super::fsio;
-use super::manifest::{DirRecord, FileRecord, Manifest, read_manifest};
+use super::journaled::{self, Journaled, Opened};
+use super::manifest::{DirRecord, FileRecord, Manifest};
 use super::{ArchiveError, RestoreRecord};
 
 /// Restores `store` from `archive` as described by `manifest`; see the module documentation.
-/// The previous store, if any, is kept as `<store>.replaced-<run-id>`.
+/// Both files must have the SHA-256 the run journaled when it made the backup (`journaled`),
+/// and everything is read from the files as opened and checked, never reopened by name. The
+/// previous store, if any, is kept as `<store>.replaced-<run-id>`.
 pub fn restore(
     archive: &Path,
     manifest: &Path,
     store: &Path,
     run_id: &str,
+    journaled: Journaled<'_>,
 ) -> Result<RestoreRecord, ArchiveError> {
     fsio::check_name("run id", run_id)?;
     let (parent, name) = fsio::split_store(store)?;
-    let m = read_manifest(manifest)?;
+    let Opened {
+        manifest: m,
+        archive: archive_file,
+    } = journaled::open(archive, manifest, journaled)?;
     let index = m.index(manifest)?;
     if m.root != name || m.store != store {
         return Err(ArchiveError::Refused {
@@ -40,6 +47,7 @@ pub fn restore(
             ),
         });
     }
+    check_modes(&m)?;
     check_owners(
         &m,
         rustix::process::geteuid().as_raw(),
@@ -67,19 +75,6 @@ pub fn restore(
     let blocks = (m.files + m.directories.len() as u64) * 4096;
     fsio::ensure_room(&parent, fsio::with_margin(m.bytes + blocks))?;
 
-    // The archive must be the one the manifest describes before anything is written.
-    let (sha, bytes) = fsio::hash_file(archive)?;
-    if sha != m.archive_sha256 || bytes != m.archive_bytes {
-        return Err(ArchiveError::ArchiveDigest {
-            path: archive.to_path_buf(),
-            expected: m.archive_sha256.clone(),
-            expected_bytes: m.archive_bytes,
-            actual: sha,
-            actual_bytes: bytes,
-            detail: "; nothing was restored".to_owned(),
-        });
-    }
-
     DirBuilder::new()
         .mode(0o700)
         .create(&tmp)
@@ -90,7 +85,8 @@ pub fn restore(
             root: &m.root,
             buf: vec![0; fsio::BUF],
         };
-        scan_archive(archive, &m, &index, &mut sink).and_then(|()| finish_dirs(&m, &tmp))
+        scan_open_archive(archive_file, archive, &m, &index, &mut sink)
+            .and_then(|()| finish_dirs(&m, &tmp))
     };
     if let Err(e) = extracted {
         let note = match remove_tree(&tmp) {
@@ -108,6 +104,7 @@ pub fn restore(
     }
 
     let replaced = had_store.then_some(replaced);
+    crate::engine::crash::kill_point("restore:extracted");
     swap(store, &tmp, replaced.as_deref(), &|from, to| {
         fsio::rename_noreplace(from, to)
     })?;
@@ -118,6 +115,27 @@ pub fn restore(
         files: m.files,
         bytes: m.bytes,
     })
+}
+
+/// A token store never holds set-uid, set-gid or sticky bits, so a backup that would put
+/// one back is refused before anything is written. Other modes are restored exactly as the
+/// manifest (the store as it was backed up) has them, never wider.
+pub(super) fn check_modes(m: &Manifest) -> Result<(), ArchiveError> {
+    let modes = m
+        .directories
+        .iter()
+        .map(|d| (&d.path, d.mode))
+        .chain(m.regular_files.iter().map(|f| (&f.path, f.mode)));
+    for (entry, mode) in modes {
+        if mode & 0o7000 != 0 {
+            return Err(ArchiveError::SpecialMode {
+                entry: entry.clone(),
+                mode,
+                hint: ", so this backup is not restored",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Unless we are root, every entry must already belong to us: anything else could not be
@@ -310,6 +328,9 @@ fn swap(
             source: e,
         });
     }
+    if replaced.is_some() {
+        crate::engine::crash::kill_point("restore:swapped-out");
+    }
     let Err(e) = rename(restored, store) else {
         return Ok(());
     };
@@ -344,6 +365,7 @@ fn swap(
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+    use std::os::unix::fs::PermissionsExt;
 
     use flate2::Compression;
     use flate2::read::GzDecoder;
@@ -353,12 +375,39 @@ mod tests {
     use super::*;
     use crate::host::archive::check::check_live;
     use crate::host::archive::testkit::{Store, listing, snapshot};
-    use crate::host::archive::{BackupRecord, backup};
+    use crate::host::archive::{BackupRecord, backup, read_manifest};
 
     fn made() -> (Store, BackupRecord) {
         let t = Store::new();
         let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
         (t, rec)
+    }
+
+    /// The digests the run that made `rec` journaled.
+    fn pinned(rec: &BackupRecord) -> Journaled<'_> {
+        Journaled {
+            archive_sha256: &rec.archive_sha256,
+            manifest_sha256: &rec.manifest_sha256,
+        }
+    }
+
+    struct Digests(String, String);
+
+    impl Digests {
+        fn pinned(&self) -> Journaled<'_> {
+            Journaled {
+                archive_sha256: &self.0,
+                manifest_sha256: &self.1,
+            }
+        }
+    }
+
+    /// The files' own digests, as if a run had journaled exactly these files.
+    fn own_digests(archive: &Path, manifest: &Path) -> Digests {
+        Digests(
+            fsio::hash_file(archive).unwrap().0,
+            fsio::hash_file(manifest).unwrap().0,
+        )
     }
 
     /// Every path below `dir` except the backups, names only.
@@ -388,6 +437,88 @@ mod tests {
     }
 
     #[test]
+    fn only_the_archive_and_manifest_the_run_journaled_are_restored() {
+        let (t, rec) = made();
+        // Someone who can write the backup directory makes a self-consistent backup of a
+        // store with an extra key and puts it under the journaled names.
+        fs::write(t.store.join("TOK_OBJ/OBEXTRA"), b"a key nobody backed up").unwrap();
+        let theirs = backup(&t.store, &t.backups, "r9-ep11").unwrap();
+        fs::remove_file(t.store.join("TOK_OBJ/OBEXTRA")).unwrap();
+        let before = snapshot(&t.store);
+        fs::rename(&theirs.archive, &rec.archive).unwrap();
+        let err = restore(&rec.archive, &rec.manifest, &t.store, "r2", pinned(&rec))
+            .unwrap_err()
+            .to_string();
+        for digest in [&theirs.archive_sha256, &rec.archive_sha256] {
+            assert!(err.contains(digest.as_str()), "{err}");
+        }
+        fs::rename(&theirs.manifest, &rec.manifest).unwrap();
+        let err = restore(&rec.archive, &rec.manifest, &t.store, "r2", pinned(&rec))
+            .unwrap_err()
+            .to_string();
+        for digest in [
+            &theirs.archive_sha256,
+            &rec.archive_sha256,
+            &theirs.manifest_sha256,
+            &rec.manifest_sha256,
+        ] {
+            assert!(err.contains(digest.as_str()), "{err}");
+        }
+        assert!(err.starts_with("refusing to restore: manifest `"), "{err}");
+        assert_eq!(snapshot(&t.store), before);
+        assert!(!t.parent().join(".ep11tok.restore-r2").exists());
+    }
+
+    #[test]
+    fn set_id_and_sticky_bits_are_refused_at_backup_and_restore() {
+        let t = Store::new();
+        for (rel, mode) in [("TOK_OBJ", 0o2750), ("MK_SO", 0o4600), ("spare", 0o1700)] {
+            let path = t.store.join(rel);
+            let old = fs::metadata(&path).unwrap().permissions();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            let err = backup(&t.store, &t.backups, "r1-ep11")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("`ep11tok/{rel}` has mode {mode:04o}")),
+                "{err}"
+            );
+            fs::set_permissions(&path, old).unwrap();
+            assert!(
+                !t.backups.exists() || listing(&t.backups).is_empty(),
+                "{:?}",
+                listing(&t.backups)
+            );
+        }
+        let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
+        let mut m = read_manifest(&rec.manifest).unwrap();
+        check_modes(&m).unwrap();
+        m.regular_files[2].mode = 0o6640;
+        let err = check_modes(&m).unwrap_err().to_string();
+        assert!(
+            err.contains("has mode 6640") && err.contains("not restored"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn backup_files_are_private_and_partials_of_an_interrupted_run_are_cleared() {
+        let t = Store::with_objects(3);
+        let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
+        for path in [&rec.archive, &rec.manifest] {
+            let mode = fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+        let partial = t.backups.join(".r2-ep11.tar.gz.x1Y2z3.partial");
+        let other_run = t.backups.join(".r3-ep11.tar.gz.x1Y2z3.partial");
+        fs::write(&partial, b"half").unwrap();
+        fs::write(&other_run, b"half").unwrap();
+        let removed = crate::host::archive::clear_partials(&t.backups, "r2").unwrap();
+        assert_eq!(removed, std::slice::from_ref(&partial));
+        assert!(!partial.exists() && other_run.exists() && rec.archive.exists());
+    }
+
+    #[test]
     fn restore_brings_back_exactly_what_was_backed_up_and_keeps_the_replaced_store() {
         let (t, rec) = made();
         let backed_up = snapshot(&t.store);
@@ -396,7 +527,7 @@ mod tests {
         fs::remove_file(t.store.join("TOK_OBJ/OB000000")).unwrap();
         let modified = snapshot(&t.store);
 
-        let done = restore(&rec.archive, &rec.manifest, &t.store, "r2").unwrap();
+        let done = restore(&rec.archive, &rec.manifest, &t.store, "r2", pinned(&rec)).unwrap();
         let replaced = t.parent().join("ep11tok.replaced-r2");
         assert_eq!(done.replaced.as_deref(), Some(replaced.as_path()));
         assert_eq!(
@@ -411,7 +542,7 @@ mod tests {
 
         // A second restore in the same run (a retried migration that failed again) keeps
         // both replaced stores, under the first free name.
-        let again = restore(&rec.archive, &rec.manifest, &t.store, "r2").unwrap();
+        let again = restore(&rec.archive, &rec.manifest, &t.store, "r2", pinned(&rec)).unwrap();
         assert_eq!(
             again.replaced,
             Some(t.parent().join("ep11tok.replaced-r2.2"))
@@ -429,7 +560,7 @@ mod tests {
         let (t, rec) = made();
         let backed_up = snapshot(&t.store);
         fs::remove_dir_all(&t.store).unwrap();
-        let done = restore(&rec.archive, &rec.manifest, &t.store, "r2").unwrap();
+        let done = restore(&rec.archive, &rec.manifest, &t.store, "r2", pinned(&rec)).unwrap();
         assert_eq!(done.replaced, None);
         assert_eq!(snapshot(&t.store), backed_up);
         assert_eq!(listing(&t.parent()), ["ep11tok"]);
@@ -441,7 +572,7 @@ mod tests {
         let leftover = t.parent().join(".ep11tok.restore-r2");
         fs::create_dir_all(leftover.join("TOK_OBJ")).unwrap();
         fs::write(leftover.join("TOK_OBJ/junk"), b"x").unwrap();
-        restore(&rec.archive, &rec.manifest, &t.store, "r2").unwrap();
+        restore(&rec.archive, &rec.manifest, &t.store, "r2", pinned(&rec)).unwrap();
         assert!(!leftover.exists());
     }
 
@@ -455,7 +586,17 @@ mod tests {
         bytes[mid] ^= 0x40;
         let corrupt = t.backups.join("corrupt.tar.gz");
         fs::write(&corrupt, &bytes).unwrap();
-        let err = restore(&corrupt, &rec.manifest, &t.store, "r2")
+        let err = restore(&corrupt, &rec.manifest, &t.store, "r2", pinned(&rec))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("this run journaled {}", rec.archive_sha256))
+                && err.ends_with("so nothing was restored"),
+            "{err}"
+        );
+        // A manifest that describes the corrupt archive is refused for its own digest.
+        let own = own_digests(&corrupt, &rec.manifest);
+        let err = restore(&corrupt, &rec.manifest, &t.store, "r2", own.pinned())
             .unwrap_err()
             .to_string();
         assert!(
@@ -464,14 +605,14 @@ mod tests {
         );
 
         let other = t.dir.path().join("var/lib/opencryptoki/ep11tok2");
-        let err = restore(&rec.archive, &rec.manifest, &other, "r2")
+        let err = restore(&rec.archive, &rec.manifest, &other, "r2", pinned(&rec))
             .unwrap_err()
             .to_string();
         assert!(
             err.starts_with("restore refused: the backup is of"),
             "{err}"
         );
-        let err = restore(&rec.archive, &rec.manifest, &t.store, "../r2")
+        let err = restore(&rec.archive, &rec.manifest, &t.store, "../r2", pinned(&rec))
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("invalid run id"), "{err}");
@@ -672,7 +813,8 @@ mod tests {
             let (archive, manifest) = write_hostile(&t, &rec, &entries);
             let before = snapshot(&t.store);
             let tree_before = tree(t.dir.path());
-            let err = restore(&archive, &manifest, &t.store, "r2")
+            let digests = own_digests(&archive, &manifest);
+            let err = restore(&archive, &manifest, &t.store, "r2", digests.pinned())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(want), "wanted `{want}` in `{err}`");

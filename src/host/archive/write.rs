@@ -7,7 +7,7 @@
 
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread;
@@ -97,6 +97,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     let manifest_tmp = temp_in(dir, &manifest_name)?;
     let manifest_sha256 = write_manifest(&manifest, manifest_tmp.as_file(), manifest_tmp.path())?;
 
+    crate::engine::crash::kill_point("backup:archived");
     verify_new(
         store,
         archive_tmp.path(),
@@ -108,6 +109,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     archive_tmp
         .persist_noclobber(&archive_path)
         .map_err(|e| ArchiveError::io("rename into place", &archive_path, e.error))?;
+    crate::engine::crash::kill_point("backup:renamed");
     if let Err(e) = manifest_tmp.persist_noclobber(&manifest_path) {
         // An archive without its manifest is not a backup; take it back out.
         let _ = fs::remove_file(&archive_path);
@@ -148,12 +150,44 @@ fn refuse_inside(store: &Path, dir: &Path) -> Result<(), ArchiveError> {
     Ok(())
 }
 
+/// `.<final-name>.<random>.partial`, mode 0600 from the start: the backup holds every key
+/// blob of the token, so only its owner may ever read it.
 fn temp_in(dir: &Path, final_name: &str) -> Result<NamedTempFile, ArchiveError> {
     tempfile::Builder::new()
         .prefix(&format!(".{final_name}."))
         .suffix(".partial")
+        .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
         .map_err(|e| ArchiveError::io("create a temporary file in", dir, e))
+}
+
+/// Removes what an interrupted backup of run `run_id` left in `dir`: its temporary
+/// `.<run-id>….partial` files (only regular files, only of that run). Returns them.
+pub fn clear_partials(dir: &Path, run_id: &str) -> Result<Vec<std::path::PathBuf>, ArchiveError> {
+    fsio::check_name("run id", run_id)?;
+    let prefix = format!(".{run_id}");
+    let mut removed = Vec::new();
+    let listing = match fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(ArchiveError::io("list", dir, e)),
+    };
+    for entry in listing {
+        let entry = entry.map_err(|e| ArchiveError::io("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        // `.<run-id>-<token>…` or `.<run-id>.<attempt>-<token>…`, never another run's.
+        let ours = name
+            .strip_prefix(&prefix)
+            .is_some_and(|rest| rest.starts_with(['-', '.']))
+            && name.ends_with(".partial");
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(|e| ArchiveError::io("remove", &path, e))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// The size of the tar stream: a header per entry, data padded to 512 bytes, GNU long-name
@@ -313,6 +347,15 @@ fn produce(
             store.join(&node.rel)
         };
         let member = node.member(root);
+        if node.mode & 0o7000 != 0 {
+            // A backup that `restore` would refuse is refused now, before the store changes.
+            return Err(ArchiveError::SpecialMode {
+                entry: member,
+                mode: node.mode,
+                hint: ", and a backup of it could not be restored; find out who set it and \
+                       clear it (chmod ug-s,o-t) before backing up",
+            });
+        }
         let (user, group) = (names.user(node.uid), names.group(node.gid));
         let io_err = |e| ArchiveError::io("archive", &path, e);
         let mtime = u64::try_from(node.mtime).map_err(|_| ArchiveError::Store {

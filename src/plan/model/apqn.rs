@@ -128,9 +128,21 @@ fn number_field(value: Option<&Value>, field: &'static str) -> Result<u8, ApqnEr
     };
     let value = value.ok_or_else(|| ApqnError::new("", format!("missing `{field}`")))?;
     let number = match value {
-        Value::Number(n) => n
-            .as_u64()
-            .ok_or_else(|| ApqnError::new(pointer, format!("{field} {n} is not 0..255")))?,
+        Value::Number(n) if n.is_f64() => {
+            let whole = n
+                .as_f64()
+                .filter(|v| v.fract() == 0.0 && (0.0..=255.0).contains(v));
+            let hint = match whole {
+                Some(v) => format!("write `{v}`: YAML reads `{n}` as a fractional number"),
+                None => "write a whole number 0..255".to_owned(),
+            };
+            return Err(
+                ApqnError::new(pointer, format!("{field} `{n}` must be an integer")).hint(hint),
+            );
+        }
+        Value::Number(n) => n.as_u64().ok_or_else(|| {
+            ApqnError::new(pointer, format!("{field} `{n}` is out of range 0..255"))
+        })?,
         Value::String(text) => parse_number_text(text).map_err(|(message, hint)| {
             ApqnError::new(pointer, format!("{field} {message}")).hint(hint)
         })?,
@@ -150,6 +162,19 @@ fn parse_number_text(text: &str) -> Result<u64, (String, String)> {
     let notations = "write decimal (`10`), hex (`0x0a`) or octal with a leading zero (`012`)";
     if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
         return parse_hex(text, hex, notations);
+    }
+    if let Some(octal) = text.strip_prefix("0o").or_else(|| text.strip_prefix("0O")) {
+        let hint = match u64::from_str_radix(octal, 8) {
+            Ok(value) => format!(
+                "write octal with a leading zero, as the tool does (`0{}`), or decimal `{value}`",
+                octal.trim_start_matches('0')
+            ),
+            Err(_) => notations.to_owned(),
+        };
+        return Err((
+            format!("`{text}` is YAML's octal notation, which `pkcsep11_migrate` does not know"),
+            hint,
+        ));
     }
     if text.len() > 1 && text.starts_with('0') {
         if text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
@@ -255,6 +280,29 @@ mod tests {
         assert!(parse(json!("0a.0100")).is_err());
         assert!(parse(json!({"adapter": "12abc", "domain": 1})).is_err());
         assert!(parse(json!({"adapter": "", "domain": 1})).is_err());
+        let e = parse(json!({"adapter": "0o12", "domain": 1})).unwrap_err();
+        assert_eq!(
+            e[0].message,
+            "adapter `0o12` is YAML's octal notation, which `pkcsep11_migrate` does not know"
+        );
+        assert_eq!(
+            e[0].hint.as_deref(),
+            Some("write octal with a leading zero, as the tool does (`012`), or decimal `10`")
+        );
+    }
+
+    #[test]
+    fn a_fraction_must_be_an_integer_and_a_negative_is_out_of_range() {
+        let e = parse(json!({"adapter": 8.0, "domain": -1})).unwrap_err();
+        assert_eq!(e[0].message, "adapter `8.0` must be an integer");
+        assert_eq!(
+            e[0].hint.as_deref(),
+            Some("write `8`: YAML reads `8.0` as a fractional number")
+        );
+        assert_eq!(e[1].message, "domain `-1` is out of range 0..255");
+        let e = parse(json!({"adapter": 8.5, "domain": 256.0})).unwrap_err();
+        assert_eq!(e[0].hint.as_deref(), Some("write a whole number 0..255"));
+        assert_eq!(e[1].message, "domain `256.0` must be an integer");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! validation errors back to the plan's text (`explain.rs`).
 
 mod explain;
+mod integers;
+mod portable;
 mod words;
 
 use std::sync::OnceLock;
@@ -13,6 +15,7 @@ use serde_json::Value;
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::raw::RawPlan;
 use crate::plan::schema::explain::{Role, explain};
+pub use crate::plan::schema::portable::replace_integer_formats;
 
 /// Where the schema is published; also the `$id` editors see.
 pub const SCHEMA_ID: &str = "https://mkplan.dev/schemas/plan.schema.json";
@@ -23,6 +26,7 @@ pub fn plan_schema() -> Value {
     let schema = generator.into_root_schema_for::<RawPlan>();
     let mut value = schema.to_value();
     drop_null_alternatives(&mut value);
+    replace_integer_formats(&mut value);
     if let Some(object) = value.as_object_mut() {
         object.insert("$id".to_owned(), Value::String(SCHEMA_ID.to_owned()));
         object.insert(
@@ -122,6 +126,12 @@ pub fn check(instance: &Value) -> Vec<Diagnostic> {
         })
         .map(|(d, _)| d.clone())
         .collect()
+}
+
+/// Fractional numbers (`4.0`) where the plan schema wants an integer, which JSON Schema
+/// itself lets pass: their JSON pointers.
+pub fn fractions_where_integers_belong(instance: &Value) -> Vec<(String, serde_json::Number)> {
+    integers::fractions_where_integers_belong(&validator().0, instance)
 }
 
 /// "in `tokens.ep11.apqns[1]`", or "at the top level" for the root.

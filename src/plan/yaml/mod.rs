@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::source::{SourceFile, Span};
-use crate::plan::yaml::scalar::{ambiguous_number, has_ambiguous_leading_zero, resolve_scalar};
+use crate::plan::yaml::scalar::{ambiguous_number, resolve_scalar};
 use crate::plan::yaml::tree::{Node, NodeKind, TreeBuilder};
 
 /// Plans are a few kilobytes; anything this large is not a plan.
@@ -119,9 +119,9 @@ impl Lowering {
             NodeKind::Scalar { text, plain, tag } => {
                 match resolve_scalar(text, *plain, tag.as_deref()) {
                     Ok(value) => {
-                        if *plain && has_ambiguous_leading_zero(text) {
+                        if *plain && value.is_number() {
                             self.diagnostics
-                                .push(ambiguous_number(text, &pointer, node.span));
+                                .extend(ambiguous_number(text, &pointer, node.span));
                         }
                         value
                     }
@@ -212,6 +212,41 @@ mod tests {
         let doc = load(&SourceFile::new("t.yaml", "a: 010\nb: \"010\"\nc: 0\n")).unwrap();
         assert_eq!(doc.diagnostics.len(), 1);
         assert!(doc.diagnostics[0].message().contains("`010`"));
+    }
+
+    #[test]
+    fn bare_yaml12_octal_is_ambiguous_but_quoted_or_hex_is_not() {
+        let text =
+            "a: 0o10\nb: \"0o10\"\nc: 0x10\nd: 0o\ne: 0o8\nf: 0o0\ng: -010\nh: {adapter: 0o012}\n";
+        let doc = load(&SourceFile::new("t.yaml", text)).unwrap();
+        let ambiguous: Vec<(&str, &str)> = doc
+            .diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    d.pointer().unwrap_or_default(),
+                    d.hint().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ambiguous,
+            [
+                ("/a", "write `8` or `0x08`"),
+                ("/f", "write `0` or `0x00`"),
+                (
+                    "/g",
+                    "write `8` or `0x08` if you mean octal -010, or `10` if you mean decimal; or quote it (`\"-010\"`)"
+                ),
+                (
+                    "/h/adapter",
+                    "write `10` or `0x0a`, or the octal as `pkcsep11_migrate` writes it, quoted: `\"012\"`"
+                ),
+            ]
+        );
+        // `0o` and `0o8` are not numbers in any YAML version: text, which the schema judges.
+        assert_eq!(doc.value["d"], "0o");
+        assert_eq!(doc.value["e"], "0o8");
     }
 
     #[test]

@@ -6,33 +6,74 @@ use serde_json::{Number, Value};
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::source::Span;
 
-/// A bare number such as `010`: YAML 1.2 reads decimal 10, YAML 1.1 tools and
-/// `pkcsep11_migrate` read octal 8. Refused everywhere so no reader can disagree.
-pub(super) fn has_ambiguous_leading_zero(text: &str) -> bool {
+/// A bare number whose meaning YAML versions and `pkcsep11_migrate` disagree on, refused
+/// everywhere so no reader of the plan can read another value than mkplan:
+/// * `010`: YAML 1.2 reads decimal 10, YAML 1.1 tools and `pkcsep11_migrate` octal 8;
+/// * `0o10`: YAML 1.2 reads octal 8, YAML 1.1 tools the text `0o10`, and
+///   `pkcsep11_migrate` has no `0o` notation.
+pub(super) fn ambiguous_number(text: &str, pointer: &str, span: Span) -> Option<Diagnostic> {
+    let (note, hint) = if has_ambiguous_leading_zero(text) {
+        leading_zero(text)
+    } else if let Some(digits) = yaml12_octal_digits(text) {
+        octal_prefix(text, digits, pointer)
+    } else {
+        return None;
+    };
+    Some(
+        Diagnostic::error(
+            "ambiguous-number",
+            format!("the bare number `{text}` is ambiguous"),
+        )
+        .at(span)
+        .with_pointer(pointer)
+        .with_note(note)
+        .with_hint(hint),
+    )
+}
+
+fn has_ambiguous_leading_zero(text: &str) -> bool {
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
-pub(super) fn ambiguous_number(text: &str, pointer: &str, span: Span) -> Diagnostic {
+/// The digits of YAML 1.2's octal integer `0o17` (the core schema's only octal form).
+fn yaml12_octal_digits(text: &str) -> Option<&str> {
+    text.strip_prefix("0o")
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+}
+
+fn leading_zero(text: &str) -> (String, String) {
     let digits = text.trim_start_matches(['-', '+']);
     let octal = u64::from_str_radix(digits, 8).ok();
     let decimal: Option<u64> = digits.parse().ok();
-    let mut hint = format!("quote it (`\"{text}\"`) to mean the notation as written");
-    if let (Some(octal), Some(decimal)) = (octal, decimal) {
-        hint = format!(
+    let hint = match (octal, decimal) {
+        (Some(octal), Some(decimal)) => format!(
             "write `{octal}` or `{octal:#04x}` if you mean octal {text}, or `{decimal}` if you mean decimal; or quote it (`\"{text}\"`)"
-        );
+        ),
+        _ => format!("quote it (`\"{text}\"`) to mean the notation as written"),
+    };
+    (
+        "YAML 1.2 reads a leading zero as decimal, YAML 1.1 and `pkcsep11_migrate` read it as octal".to_owned(),
+        hint,
+    )
+}
+
+fn octal_prefix(text: &str, digits: &str, pointer: &str) -> (String, String) {
+    let note = format!(
+        "YAML 1.2 reads `{text}` as an octal number, YAML 1.1 tools as the text `{text}`, and `pkcsep11_migrate` has no `0o` notation"
+    );
+    let Ok(value) = u64::from_str_radix(digits, 8) else {
+        return (note, "write the number in decimal or `0x` hex".to_owned());
+    };
+    let mut hint = format!("write `{value}` or `{value:#04x}`");
+    // An APQN's numbers may also be text in the tool's own notations.
+    if value > 0 && (pointer.ends_with("/adapter") || pointer.ends_with("/domain")) {
+        hint.push_str(&format!(
+            ", or the octal as `pkcsep11_migrate` writes it, quoted: `\"0{}\"`",
+            digits.trim_start_matches('0')
+        ));
     }
-    Diagnostic::error(
-        "ambiguous-number",
-        format!("the bare number `{text}` is ambiguous"),
-    )
-    .at(span)
-    .with_pointer(pointer)
-    .with_note(
-        "YAML 1.2 reads a leading zero as decimal, YAML 1.1 and `pkcsep11_migrate` read it as octal",
-    )
-    .with_hint(hint)
+    (note, hint)
 }
 
 /// Why a scalar has no value: a message, and a hint when there is one.

@@ -131,6 +131,13 @@ pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String 
         outcome_class(&r.run.outcome),
         escape(&r.run.outcome)
     );
+    if !r.run.outcome_detail.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p id=\"outcome-detail\">{}</p>",
+            escape(&r.run.outcome_detail)
+        );
+    }
     if let Some(f) = &r.run.failure {
         let what = if f.denied { "denied" } else { "failed" };
         let _ = writeln!(

@@ -204,9 +204,10 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
     if let Some(r) = &t.restore {
         let _ = write!(
             out,
-            "<h3>Restore</h3><p>{} <span class=\"s-{1}\">{1}</span>: {2}</p>",
+            "<h3>Restore</h3><p>{} <span class=\"s-{1}\">{1}</span> ({2}): {3}</p>",
             code(&r.step),
             escape(&r.status),
+            escape(r.action.as_deref().unwrap_or("no action")),
             escape(&r.detail)
         );
     }
