@@ -801,6 +801,49 @@ fn input_files_are_read_with_a_size_limit() {
         );
     }
 
+    // What the preflight reads of the host: pkcsslotd's pid file and `ep11tok.conf`.
+    let host = b.path("host");
+    for (file, link) in [
+        ("run/opencryptoki/pkcsslotd.pid", "/dev/zero"),
+        ("etc/opencryptoki/ep11tok.conf", "/dev/zero"),
+    ] {
+        let path = host.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(link, &path).unwrap();
+    }
+    let host_plan = b.path("host-plan.yaml");
+    std::fs::write(
+        &host_plan,
+        std::fs::read_to_string(&plan)
+            .unwrap()
+            .replace(
+                "    pin: { env: MKPLAN_TEST_PIN }",
+                "    config: /etc/opencryptoki/ep11tok.conf\n    pin: { env: MKPLAN_TEST_PIN }",
+            )
+            .replace(
+                "checkpoint: { say: Proceed?, approvals: 1 }",
+                "checkpoint: { say: Proceed?, approvals: 1, until: { assert_wk: { token: ep11, current: expected, new: committed } } }\n  - name: probe\n    probe_keys: { token: ep11 }",
+            ),
+    )
+    .unwrap();
+    let out = capped(
+        &b,
+        &[
+            os("--root"),
+            host.as_os_str(),
+            os("check"),
+            host_plan.as_os_str(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{}", stderr(&out));
+    for wanted in [
+        "`/run/opencryptoki/pkcsslotd.pid` cannot be read: larger than 64 KiB",
+        "cannot read `/etc/opencryptoki/ep11tok.conf`: larger than 1 MiB",
+    ] {
+        assert!(stdout.contains(wanted), "{wanted:?} not in {stdout}");
+    }
+
     // A finished run whose journal and report are then replaced by endless devices.
     let out = b.run(&plan, &["--approve", "tke=alice"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

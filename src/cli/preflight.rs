@@ -204,7 +204,7 @@ fn configs(p: &mut Preflight, plan: &Plan, host: &Host) {
         };
         let what = format!("config of `{}`", token.id);
         let shown = config.display();
-        match std::fs::read_to_string(host.root.path(config)) {
+        match crate::input::read_to_string(&host.root.path(config), crate::input::CONFIG) {
             Err(e) => {
                 p.problem(what, format!("cannot read `{shown}`: {e}"));
                 p.unreadable.insert(token.id.clone());

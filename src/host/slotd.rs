@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::host::{HostRoot, tools};
+use crate::input;
 
 /// Where releases write the pid file, newest first.
 pub const PID_FILES: &[&str] = &[
@@ -38,8 +39,13 @@ pub struct NotRunning {
 pub fn find(root: &HostRoot, proc_dir: &Path) -> Result<SlotDaemon, NotRunning> {
     let mut seen = Vec::new();
     for pid_file in PID_FILES {
-        let Ok(text) = fs::read_to_string(root.path(pid_file)) else {
-            continue;
+        let text = match input::read_to_string(&root.path(pid_file), input::SMALL) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                seen.push(format!("`{pid_file}` cannot be read: {e}"));
+                continue;
+            }
         };
         let Ok(pid) = text.trim().parse::<u32>() else {
             seen.push(format!("`{pid_file}` does not hold a pid"));
@@ -69,7 +75,8 @@ pub fn find(root: &HostRoot, proc_dir: &Path) -> Result<SlotDaemon, NotRunning> 
 /// Without the right to read `exe` (another user's process), its `comm` decides.
 fn confirm(root: &HostRoot, proc_dir: &Path, pid: u32) -> Result<String, String> {
     let dir = proc_dir.join(pid.to_string());
-    let stat = fs::read(dir.join("stat")).map_err(|_| "does not exist".to_owned())?;
+    let stat =
+        input::read(&dir.join("stat"), input::SMALL).map_err(|_| "does not exist".to_owned())?;
     let state = stat
         .iter()
         .rposition(|b| *b == b')')
@@ -92,7 +99,7 @@ fn confirm(root: &HostRoot, proc_dir: &Path, pid: u32) -> Result<String, String>
             }
         }
         Err(_) => {
-            let comm = fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            let comm = input::read_to_string(&dir.join("comm"), input::SMALL).unwrap_or_default();
             if comm.trim() == "pkcsslotd" {
                 Ok("pkcsslotd (by its name; its executable cannot be read)".to_owned())
             } else {

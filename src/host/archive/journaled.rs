@@ -5,8 +5,7 @@
 //! manifest of their own, nor replace the files between the check and their use.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -14,9 +13,7 @@ use sha2::{Digest, Sha256};
 use super::ArchiveError;
 use super::fsio;
 use super::manifest::Manifest;
-
-/// The largest manifest read into memory (about 200 bytes per file: millions of objects).
-const MANIFEST_LIMIT: u64 = 1 << 30;
+use crate::input;
 
 /// The digests a backup must have: those its run journaled when it made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +37,7 @@ pub(super) fn open(
     manifest: &Path,
     journaled: Journaled<'_>,
 ) -> Result<Opened, ArchiveError> {
-    let manifest_bytes = read_regular(manifest, MANIFEST_LIMIT)?;
+    let manifest_bytes = read_regular(manifest)?;
     let manifest_sha = hex::encode(Sha256::digest(&manifest_bytes));
     let mut archive_file = open_regular(archive)?;
     let (archive_sha, archive_bytes) =
@@ -114,7 +111,7 @@ pub fn read_journaled_backup(
 
 /// The manifest at `path`, if its SHA-256 is the journaled one.
 pub fn read_journaled_manifest(path: &Path, sha256: &str) -> Result<Manifest, ArchiveError> {
-    let bytes = read_regular(path, MANIFEST_LIMIT)?;
+    let bytes = read_regular(path)?;
     let actual = hex::encode(Sha256::digest(&bytes));
     if actual != sha256 {
         return Err(ArchiveError::NotJournaled {
@@ -148,21 +145,7 @@ fn open_regular(path: &Path) -> Result<File, ArchiveError> {
     Ok(file)
 }
 
-fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ArchiveError> {
+fn read_regular(path: &Path) -> Result<Vec<u8>, ArchiveError> {
     let file = open_regular(path)?;
-    let size = file
-        .metadata()
-        .map_err(|e| ArchiveError::io("inspect", path, e))?
-        .size();
-    if size > limit {
-        return Err(ArchiveError::Manifest {
-            path: path.to_path_buf(),
-            problem: format!("it has {size} bytes, more than a manifest can have"),
-        });
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ArchiveError::io("read", path, e))?;
-    Ok(bytes)
+    input::read_from(file, input::MANIFEST).map_err(|e| ArchiveError::io("read", path, e))
 }

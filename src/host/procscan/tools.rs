@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::{Targets, is_token_mapping, mapping_path, token_shm_path};
 use crate::host::HostRoot;
+use crate::input;
 
 /// The tools that rewrite secure keys in a token store (opencryptoki-ep11.md 1, 2, 5).
 pub const MIGRATION_TOOLS: &[&str] = &["pkcsep11_migrate", "pkcshsm_mk_change", "pkcscca"];
@@ -145,13 +146,13 @@ struct Process {
 impl Process {
     /// `None` for a process that is gone, a zombie, or a kernel thread.
     fn read(dir: &Path) -> Option<Self> {
-        let stat = fs::read(dir.join("stat")).ok()?;
+        let stat = input::read(&dir.join("stat"), input::SMALL).ok()?;
         let close = stat.iter().rposition(|b| *b == b')')?;
         let state = stat[close + 1..].iter().find(|b| **b != b' ')?;
         if matches!(state, b'Z' | b'X' | b'x') {
             return None;
         }
-        let argv: Vec<String> = fs::read(dir.join("cmdline"))
+        let argv: Vec<String> = input::read(&dir.join("cmdline"), input::PROC_MAPS)
             .ok()?
             .split(|b| *b == 0)
             .filter(|part| !part.is_empty())
@@ -164,7 +165,7 @@ impl Process {
             let text = p.to_string_lossy().into_owned();
             text.strip_suffix(" (deleted)").unwrap_or(&text).to_owned()
         });
-        let comm = fs::read_to_string(dir.join("comm"))
+        let comm = input::read_to_string(&dir.join("comm"), input::SMALL)
             .unwrap_or_default()
             .trim_end()
             .to_owned();
@@ -197,7 +198,7 @@ impl Process {
     }
 
     fn maps(&self, dir: &Path, shm: &Targets) -> bool {
-        fs::read(dir.join("maps")).is_ok_and(|maps| {
+        input::read(&dir.join("maps"), input::PROC_MAPS).is_ok_and(|maps| {
             maps.split(|b| *b == b'\n')
                 .filter_map(mapping_path)
                 .any(|path| is_token_mapping(path, shm))
