@@ -787,6 +787,10 @@ fn e2e_01_happy_path_with_1000_keys() {
     let verified = b.mkplan(&["report", "verify", &b.run_id()]);
     assert_exit(&verified, 0);
     assert!(verified.stdout.contains("verified:"), "{}", verified.both());
+    // The backup directory the step made is its owner's only, like what is in it.
+    let backups = b.root.join("var/backups/mkplan");
+    let mode = std::fs::metadata(&backups).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "{}", backups.display());
     b.assert_pin_nowhere();
 }
 

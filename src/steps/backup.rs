@@ -18,7 +18,8 @@ pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> Ste
     let target = &cx.plan.backups[to];
     let store = cx.host.root.path(&token.store);
     let dir = cx.host.root.path(&target.dir);
-    std::fs::create_dir_all(&dir).map_err(|e| {
+    // A new backup directory (and any parent it needs) is its owner's only: 0700.
+    crate::engine::access::create_private_dirs(&dir).map_err(|e| {
         StepError::failed(format!(
             "cannot create the backup directory `{}`: {e}",
             target.dir.display()
