@@ -24,15 +24,15 @@ pub(crate) const PAGES: &[Page] = &[
             ),
             (
                 FAILURE,
-                "the run failed, was rescued or was interrupted; or a failure not caused by the plan (I/O, internal error)",
+                "the run failed, was rescued or was interrupted (also at the preflight's PIN prompt, before the run was recorded); or a failure not caused by the plan (I/O, internal error)",
             ),
             (
                 INVALID,
-                "invalid plan, unreadable plan file, or wrong command line",
+                "invalid plan, unreadable (or too large) plan file, a plan or approvals file others could write, or wrong command line",
             ),
             (
                 PRECONDITION,
-                "a precondition does not hold (`check`, or `run`/`resume` refused to start); nothing was changed",
+                "a precondition does not hold (`check`; `run`'s preflight, which includes a state directory, migration tool or signing key others could write; `run`/`resume` refused to start); nothing was changed",
             ),
             (
                 ABORTED,
@@ -79,7 +79,7 @@ pub(crate) const PAGES: &[Page] = &[
             ),
             (
                 INVALID,
-                "a plan is invalid or cannot be read, or wrong command line",
+                "a plan is invalid, cannot be read or is too large, or wrong command line",
             ),
         ],
         examples: &[
@@ -98,8 +98,14 @@ pub(crate) const PAGES: &[Page] = &[
         exit_status: &[
             (SUCCESS, "every precondition holds"),
             (FAILURE, "a failure not caused by the plan (I/O)"),
-            (INVALID, "invalid plan, or wrong command line"),
-            (PRECONDITION, "a precondition does not hold"),
+            (
+                INVALID,
+                "invalid plan, a plan others could write, or wrong command line",
+            ),
+            (
+                PRECONDITION,
+                "a precondition does not hold (each problem of the preflight is listed, a state directory, migration tool or signing key others could write among them)",
+            ),
         ],
         examples: &[
             (
@@ -116,14 +122,17 @@ pub(crate) const PAGES: &[Page] = &[
         path: "run",
         exit_status: &[
             (SUCCESS, "the run succeeded"),
-            (FAILURE, "the run failed, was rescued or was interrupted"),
+            (
+                FAILURE,
+                "the run failed, was rescued or was interrupted (Ctrl-C at the preflight's PIN prompt: before the run was recorded)",
+            ),
             (
                 INVALID,
-                "invalid plan, an approval for no checkpoint of the plan, or wrong command line",
+                "invalid plan, a plan or approvals file others could write, an approval for no checkpoint of the plan, or wrong command line",
             ),
             (
                 PRECONDITION,
-                "a precondition failed, another run holds the state directory, or an earlier run did not finish; nothing was changed",
+                "the preflight found a problem (the host, a PIN its one login refused, a state directory, migration tool or signing key others could write), another run holds the state directory, or an earlier run did not finish; nothing was changed",
             ),
             (ABORTED, "aborted: a checkpoint was denied"),
         ],
@@ -156,11 +165,11 @@ pub(crate) const PAGES: &[Page] = &[
             ),
             (
                 INVALID,
-                "no such run, a finished run, an invalid plan, or wrong command line",
+                "no such run, a finished run, an invalid plan, an approvals file others could write, or wrong command line",
             ),
             (
                 PRECONDITION,
-                "the plan changed, the journal is broken, or another run holds the state directory; nothing was changed",
+                "the plan changed, the journal is broken, another run holds the state directory, a migration tool runs against the token, or the state directory or signing key could be written by others; nothing was changed",
             ),
             (ABORTED, "aborted: a checkpoint was denied"),
             (
