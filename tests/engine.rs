@@ -941,6 +941,7 @@ fn a_closed_stdout_is_a_quiet_exit_with_the_commands_own_code() {
     let run = b.run_ids().pop().unwrap();
     let invalid = b.path("invalid.yaml");
     std::fs::write(&invalid, "mkplan: 2\n").unwrap();
+    let pages = b.path("man1");
     let cases: Vec<(Vec<&std::ffi::OsStr>, i32)> = vec![
         (vec!["runs".as_ref()], 0),
         (vec!["report".as_ref(), "show".as_ref(), run.as_ref()], 0),
@@ -948,6 +949,8 @@ fn a_closed_stdout_is_a_quiet_exit_with_the_commands_own_code() {
         (vec!["report".as_ref(), "schema".as_ref()], 0),
         (vec!["schema".as_ref()], 0),
         (vec!["man".as_ref()], 0),
+        (vec!["man".as_ref(), "report".as_ref(), "verify".as_ref()], 0),
+        (vec!["man".as_ref(), "--all".as_ref(), pages.as_os_str()], 0),
         (vec!["completions".as_ref(), "bash".as_ref()], 0),
         (
             vec![
