@@ -332,6 +332,13 @@ fn migrated_slot(plan: &Plan, slot: u16) -> Option<String> {
 /// operator can change ([`crate::trust`]). `shown` is the path as the plan names it (the
 /// file itself may sit under a host root, which refusals name: that is what to chmod).
 pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
+    // A key that is not there is said as the plan names it; who may write it, only then.
+    std::fs::metadata(path).map_err(|e| {
+        format!(
+            "cannot read the report-signing key `{}`: {e}",
+            shown.display()
+        )
+    })?;
     crate::trust::check(path, crate::trust::Trusted::SigningKey).map_err(|e| e.to_string())?;
     let text = crate::input::read_to_string(path, crate::input::KEY).map_err(|e| {
         format!(
