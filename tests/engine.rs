@@ -949,7 +949,10 @@ fn a_closed_stdout_is_a_quiet_exit_with_the_commands_own_code() {
         (vec!["report".as_ref(), "schema".as_ref()], 0),
         (vec!["schema".as_ref()], 0),
         (vec!["man".as_ref()], 0),
-        (vec!["man".as_ref(), "report".as_ref(), "verify".as_ref()], 0),
+        (
+            vec!["man".as_ref(), "report".as_ref(), "verify".as_ref()],
+            0,
+        ),
         (vec!["man".as_ref(), "--all".as_ref(), pages.as_os_str()], 0),
         (vec!["completions".as_ref(), "bash".as_ref()], 0),
         (

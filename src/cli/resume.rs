@@ -192,12 +192,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         eprintln!("mkplan: error: refusing --accept-step: {refusal}; use --retry-step");
         return Ok(exit_code::NEEDS_DECISION);
     }
-    let root = crate::host::HostRoot::new(if state.host_root.is_empty() {
-        "/"
-    } else {
-        &state.host_root
-    });
-    if let Some(refusal) = crate::cli::common::untrusted(&state_dir, plan, &root) {
+    if let Some(refusal) = crate::cli::common::untrusted(&state_dir, plan, &host_root) {
         eprintln!("mkplan: error: {refusal}");
         return Ok(exit_code::PRECONDITION);
     }
