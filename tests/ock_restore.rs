@@ -9,9 +9,9 @@ mod token_lock;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mkplan::engine::secret::Pin;
 use mkplan::host::archive;
 use mkplan::host::pkcs11::probe;
-use mkplan::secret::Pin;
 use sha2::{Digest, Sha256};
 
 const STORE: &str = "/var/lib/opencryptoki/swtok";
@@ -87,7 +87,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         .expect("the changed store is kept");
     // What mkplan's restore step does next: without it, openCryptoki's shared index still
     // lists the key made after the backup, with a handle that no longer exists.
-    let root = mkplan::host::HostRoot::system();
+    let root = mkplan::engine::ports::root::HostRoot::system();
     mkplan::steps::restore::discard_token_index(&root, store).unwrap();
 
     let manifest = archive::read_manifest(&record.manifest).unwrap();

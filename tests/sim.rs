@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mkplan::host::HostRoot;
-use mkplan::host::ep11conf::{self, ApqnMode};
+use mkplan::engine::ports::root::HostRoot;
+use mkplan::engine::secret::Pin;
 use mkplan::host::pkcs11::Usability;
 use mkplan::host::procscan;
 use mkplan::host::zcrypt::{CurState, NewState, read_apqn};
 use mkplan::plan::Plan;
+use mkplan::plan::ep11conf::{self, ApqnMode};
 use mkplan::plan::model::{Apqn, ServiceControl, Wkvp};
-use mkplan::secret::Pin;
 use mkplan::sim::{self, Fault, SimProber, TkeAction};
 use mkplan::steps::context::KeyProber;
 
@@ -219,7 +219,7 @@ fn init_lays_out_sysfs_store_and_config_for_the_plan() {
             );
         }
     }
-    assert!(procscan::token_shm_path(&host_root, &token.store).is_file());
+    assert!(mkplan::engine::ports::root::token_shm_path(&host_root, &token.store).is_file());
     assert!(mkplan::host::tools::find(&host_root, "pkcsep11_migrate").is_some());
 
     let report = host.verify();
@@ -245,7 +245,10 @@ fn units_are_detached_processes_that_proc_scanning_finds() {
         (Some(0), "active\n".to_owned())
     );
 
-    let shm = procscan::token_shm_path(&HostRoot::new(&host.root), &host.token().store);
+    let shm = mkplan::engine::ports::root::token_shm_path(
+        &HostRoot::new(&host.root),
+        &host.token().store,
+    );
     let own = procscan::own_family(Path::new("/proc"));
     let scan = procscan::scan(Path::new("/proc"), &shm, &own);
     let me = i32::try_from(std::process::id()).unwrap();

@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution};
+use crate::cli::exit_code;
 use crate::cli::preflight::{Depth, Preflight, Scope, preflight, render};
+use crate::engine::cancel::Cancel;
+use crate::engine::digest::sha256_hex;
 use crate::engine::events::StepRef;
-use crate::engine::rundir::sha256_hex;
-use crate::engine::signals::Cancel;
-use crate::exit_code;
 use crate::plan::model::{Step, StepKind};
 use crate::plan::template::evaluate_condition;
 use crate::steps::{self, CheckContext, CheckReport};

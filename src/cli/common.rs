@@ -11,14 +11,14 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::engine::events::SectionName;
+use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{DEFAULT_STATE_DIR, RunDir, StateDir};
 use crate::engine::state::{RunState, StepStatus};
-use crate::host::HostRoot;
+use crate::engine::trust::{self, TrustError, Trusted};
 use crate::plan::Plan;
 use crate::plan::load_file;
 use crate::plan::model::SignKey;
 use crate::steps::context::Host;
-use crate::trust::{self, TrustError, Trusted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

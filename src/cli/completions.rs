@@ -2,7 +2,7 @@
 
 use clap_complete::Shell;
 
-use crate::exit_code;
+use crate::cli::exit_code;
 
 /// Print a shell completion script.
 #[derive(Debug, clap::Args)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
+use crate::cli::exit_code;
 use crate::cli::manual::{self, Page};
-use crate::exit_code;
 
 /// Print a man page (mkplan(1), or the page of COMMAND), or write every page with --all.
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,7 @@
 //! The exit status and examples of every command, in one table: `--help` shows them after
 //! the options, and the man pages (`mkplan man`) as their EXIT STATUS and EXAMPLES sections.
 
-use crate::exit_code::{ABORTED, FAILURE, INVALID, NEEDS_DECISION, PRECONDITION, SUCCESS};
+use crate::cli::exit_code::{ABORTED, FAILURE, INVALID, NEEDS_DECISION, PRECONDITION, SUCCESS};
 
 /// What one command's page says beyond its options.
 pub(crate) struct Page {

@@ -4,6 +4,7 @@
 mod check;
 pub mod common;
 mod completions;
+pub mod exit_code;
 mod keygen;
 mod man;
 mod manual;
@@ -19,8 +20,6 @@ mod validate;
 use std::ffi::OsString;
 
 use clap::{FromArgMatches, Parser, Subcommand};
-
-use crate::exit_code;
 
 /// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
 #[derive(Debug, Parser)]

@@ -1,7 +1,7 @@
 //! The preflight of `run` and `check` (design rule 9): everything the plan needs of the host
 //! that must hold *now*, before any step acts — nobody but root or the operator can write
 //! what the run trusts (the plan, approvals files, the state directory, the migration tool,
-//! the signing key: `crate::trust`); an AP bus and every APQN the steps read, present and
+//! the signing key: `crate::engine::trust`); an AP bus and every APQN the steps read, present and
 //! online; each token's `ep11tok.conf`; the tools, runnable; pkcsslotd; the report-signing
 //! key; the PINs, obtained and (for `run`) verified by one login each, so a wrong PIN is
 //! found before anything is stopped. Each problem is said once. What can only hold later (a
@@ -14,15 +14,16 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::engine::cancel::Cancel;
 use crate::engine::events::StepRef;
 use crate::engine::operator::Operator;
-use crate::engine::signals::Cancel;
+use crate::engine::secret::Pins;
 use crate::host::{pin, slotd, tools, zcrypt};
 use crate::plan::model::{
     Apqn, PinSource, Pkcs11KeyRef, Plan, ServiceControl, SignKey, Step, StepKind, Token, TokenId,
 };
 use crate::report::sign::{ReportSigner, read_key_file};
-use crate::steps::context::{Host, Pins};
+use crate::steps::context::Host;
 use crate::steps::{migrate, probe_keys};
 
 mod trusted;
@@ -204,12 +205,15 @@ fn configs(p: &mut Preflight, plan: &Plan, host: &Host) {
         };
         let what = format!("config of `{}`", token.id);
         let shown = config.display();
-        match crate::input::read_to_string(&host.root.path(config), crate::input::CONFIG) {
+        match crate::plan::input::read_to_string(
+            &host.root.path(config),
+            crate::plan::input::CONFIG,
+        ) {
             Err(e) => {
                 p.problem(what, format!("cannot read `{shown}`: {e}"));
                 p.unreadable.insert(token.id.clone());
             }
-            Ok(text) => match crate::host::ep11conf::parse(&text) {
+            Ok(text) => match crate::plan::ep11conf::parse(&text) {
                 Err(e) => {
                     p.problem(what, format!("`{shown}`: {e}"));
                     p.unreadable.insert(token.id.clone());

@@ -8,17 +8,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name, rehearsal_state_dir};
+use crate::cli::exit_code;
 use crate::cli::run::Launch;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::StepRef;
 use crate::engine::executor::RunOptions;
 use crate::engine::operator::{Answer, Operator};
 use crate::engine::rundir::StateDir;
-use crate::exit_code;
+use crate::engine::secret::Pin;
 use crate::plan::model::{
     Apqn, Checkpoint, PinSource, Plan, SignKey, Step, TkeAction as PlanTke, Wkvp,
 };
-use crate::secret::Pin;
 use crate::sim::{self, Fault, SimProber, TkeAction};
 use crate::steps::context::{CheckpointActor, Host};
 
@@ -109,8 +109,11 @@ struct SimulatedTke {
 impl SimulatedTke {
     /// The APQN's current WKVP and its committed new one (first 16 bytes), as sysfs shows.
     fn registers(&self, apqn: Apqn) -> Option<([u8; 16], Option<[u8; 16]>)> {
-        let status =
-            crate::host::zcrypt::read_apqn(&crate::host::HostRoot::new(&self.root), apqn).ok()?;
+        let status = crate::host::zcrypt::read_apqn(
+            &crate::engine::ports::root::HostRoot::new(&self.root),
+            apqn,
+        )
+        .ok()?;
         let first16 = |vp: [u8; 32]| -> [u8; 16] { vp[..16].try_into().expect("16 of 32 bytes") };
         let cur = status.cur.vp.map(first16)?;
         let committed = (status.new.state == crate::host::zcrypt::NewState::Committed)
@@ -234,7 +237,7 @@ fn record_path(root: &Path) -> PathBuf {
 /// operator that answers the simulated PIN prompt.
 fn simulated_host(root: &Path, faults: OperatorFaults) -> Host {
     Host {
-        root: crate::host::HostRoot::new(sim::canonical_root(root)),
+        root: crate::engine::ports::root::HostRoot::new(sim::canonical_root(root)),
         proc_dir: PathBuf::from("/proc"),
         prober: Arc::new(SimProber::new(root)),
         checkpoint_actor: Some(Arc::new(SimulatedTke {
@@ -246,7 +249,7 @@ fn simulated_host(root: &Path, faults: OperatorFaults) -> Host {
 
 /// For `mkplan resume` of a rehearsal: the same simulated host, operator and PINs again.
 pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Host, Box<dyn Operator>)> {
-    let text = crate::input::read_to_string(&record_path(root), crate::input::SMALL).map_err(|e| {
+    let text = crate::plan::input::read_to_string(&record_path(root), crate::plan::input::SMALL).map_err(|e| {
         anyhow::anyhow!("the rehearsal's simulated host at `{}` is gone ({e}); a rehearsal can only be resumed while its host is kept", root.display())
     })?;
     let record: RehearsalRecord = serde_json::from_str(&text)?;
@@ -285,7 +288,7 @@ fn provide_pins(plan: &Plan, root: &Path, pin: &str) -> anyhow::Result<()> {
             PinSource::Env(_) | PinSource::Prompt => {}
             PinSource::File(path) => {
                 use std::os::unix::fs::OpenOptionsExt;
-                let path = crate::host::HostRoot::new(root).path(path);
+                let path = crate::engine::ports::root::HostRoot::new(root).path(path);
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir)?;
                 }
@@ -508,7 +511,7 @@ fn rehearse(
         approvals: &approvals,
         options: &options,
         rehearsal: true,
-        cancel: crate::engine::signals::Cancel::install()?,
+        cancel: crate::engine::cancel::Cancel::install(crate::cli::exit_code::FAILURE)?,
     }
     .start(globals)
 }

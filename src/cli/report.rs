@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use crate::cli::common::Globals;
+use crate::cli::exit_code;
+use crate::engine::digest::sha256_hex;
 use crate::engine::operator::{Operator, Terminal};
-use crate::engine::rundir::{DEFAULT_STATE_DIR, PLAN_COPY, sha256_hex};
-use crate::exit_code;
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::rundir::{DEFAULT_STATE_DIR, PLAN_COPY};
 use crate::plan::{Plan, load_file};
 use crate::report::model::{RunReport, report_schema_text};
 use crate::report::sign::Algorithm;
@@ -61,18 +62,19 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Ok(dir) => dir,
                 Err(e) => return Ok(fail(&e)),
             };
-            let report = match crate::input::read(&dir.join(REPORT_JSON), crate::input::REPORT)
-                .map_err(|e| e.to_string())
-                .and_then(|b| RunReport::from_bytes(&b))
-            {
-                Ok(report) => report,
-                Err(e) => {
-                    return Ok(fail(&format!(
-                        "cannot read `{}`: {e}",
-                        dir.join(REPORT_JSON).display()
-                    )));
-                }
-            };
+            let report =
+                match crate::plan::input::read(&dir.join(REPORT_JSON), crate::plan::input::REPORT)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| RunReport::from_bytes(&b))
+                {
+                    Ok(report) => report,
+                    Err(e) => {
+                        return Ok(fail(&format!(
+                            "cannot read `{}`: {e}",
+                            dir.join(REPORT_JSON).display()
+                        )));
+                    }
+                };
             print!("{}", terminal::render(&report));
             Ok(exit_code::SUCCESS)
         }
@@ -147,7 +149,7 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
         )));
     }
     // A signing token's PIN prompt ends cleanly on Ctrl-C (and the echo comes back on).
-    let cancel = crate::engine::signals::Cancel::install()?;
+    let cancel = crate::engine::cancel::Cancel::install(crate::cli::exit_code::FAILURE)?;
     let operator = Terminal::detect(false, &cancel);
     let state = crate::engine::journal::read_verified(&run_dir.journal())
         .map(|v| crate::engine::state::RunState::replay(&v.entries))

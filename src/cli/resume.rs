@@ -5,18 +5,18 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name};
+use crate::cli::exit_code;
 use crate::cli::run::{ApprovalArgs, finish};
 use crate::engine::Recorder;
+use crate::engine::cancel::Cancel;
+use crate::engine::digest::sha256_hex;
 use crate::engine::events::{DecisionKind, EventKind};
 use crate::engine::executor::{Executor, RunOptions};
 use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
 use crate::engine::operator::Terminal;
-use crate::engine::rundir::sha256_hex;
-use crate::engine::signals::Cancel;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState, StepStatus};
-use crate::exit_code;
 use crate::steps::context::RunInfo;
 
 /// Continue an interrupted run where its journal says it stopped.
@@ -77,7 +77,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&state.plan_path));
     let recorded = run_dir.recorded_digest()?;
-    let current = crate::input::read(&plan_path, crate::input::PLAN).map(|b| sha256_hex(&b));
+    let current =
+        crate::plan::input::read(&plan_path, crate::plan::input::PLAN).map(|b| sha256_hex(&b));
     match current {
         Ok(digest) if digest == recorded && digest == state.plan_sha256 => {}
         Ok(digest) => {
@@ -120,7 +121,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
 
     // Design rule 8: nothing resumes beside a migration tool that rewrites a token, whoever
     // started it (a tool a killed mkplan left behind is found in /proc, not in the journal).
-    let host_root = crate::host::HostRoot::new(if state.host_root.is_empty() {
+    let host_root = crate::engine::ports::root::HostRoot::new(if state.host_root.is_empty() {
         "/"
     } else {
         &state.host_root
@@ -153,7 +154,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             );
             for line in crate::steps::describe_uncertain(
                 plan,
-                &crate::host::HostRoot::new(if state.host_root.is_empty() {
+                &crate::engine::ports::root::HostRoot::new(if state.host_root.is_empty() {
                     "/"
                 } else {
                     &state.host_root
@@ -204,7 +205,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     };
     // Before the operator: a stop request must end a prompt that is waiting.
-    let cancel = Cancel::install()?;
+    let cancel = Cancel::install(crate::cli::exit_code::FAILURE)?;
     // A rehearsal resumes on its own simulated host, with its simulated operator.
     let (host, operator) = if state.rehearsal {
         match crate::cli::rehearse::resume_host(plan, std::path::Path::new(&state.host_root)) {
@@ -267,7 +268,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
 /// restores; `None` when no migration tool runs against any of them.
 fn tools_running(
     plan: &crate::plan::Plan,
-    root: &crate::host::HostRoot,
+    root: &crate::engine::ports::root::HostRoot,
     host: &crate::steps::context::Host,
 ) -> Option<Vec<String>> {
     use crate::plan::model::StepKind;
@@ -300,7 +301,7 @@ fn tools_running(
 /// restore would be refused half-way through the resumed run instead of now.
 fn users_of_an_uncertain_store(
     plan: &crate::plan::Plan,
-    root: &crate::host::HostRoot,
+    root: &crate::engine::ports::root::HostRoot,
     host: &crate::steps::context::Host,
     state: &RunState,
 ) -> Option<Vec<String>> {

@@ -3,22 +3,22 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap};
+use crate::cli::exit_code;
 use crate::cli::preflight::{Depth, Preflight, Scope, preflight};
 use crate::engine::access::create_private_dirs;
 use crate::engine::approvals::ApprovalInputs;
+use crate::engine::cancel::Cancel;
 use crate::engine::events::{EventKind, Outcome, StepRef};
 use crate::engine::executor::{Executor, RunEnd, RunOptions};
 use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
 use crate::engine::operator::Terminal;
-use crate::engine::signals::Cancel;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState};
+use crate::engine::trust::{self, Trusted};
 use crate::engine::{EngineError, Recorder};
-use crate::exit_code;
 use crate::plan::Plan;
 use crate::steps::context::RunInfo;
-use crate::trust::{self, Trusted};
 
 /// Execute a plan: each step journaled before it acts, rescue on failure, always at the end.
 #[derive(Debug, clap::Args)]
@@ -95,7 +95,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     };
     // Before the operator: a stop request must end a prompt that is waiting.
-    let cancel = Cancel::install()?;
+    let cancel = Cancel::install(crate::cli::exit_code::FAILURE)?;
     let operator = Terminal::detect(args.approval.non_interactive, &cancel);
     if args.step && !operator.interactive() {
         eprintln!("mkplan: error: --step needs a terminal to ask on");

@@ -6,9 +6,9 @@
 use std::time::Instant;
 
 use crate::engine::approvals::ApprovalInputs;
+use crate::engine::cancel::Cancel;
 use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::operator::{Answer, Operator};
-use crate::engine::signals::Cancel;
 use crate::engine::state::{Phase, StepStatus};
 use crate::engine::{EngineError, Recorder};
 use crate::plan::model::{Plan, Section, Step};
@@ -47,7 +47,7 @@ pub struct Executor<'a> {
     pub operator: &'a dyn Operator,
     pub approvals: &'a ApprovalInputs,
     /// The PINs the preflight verified (none on resume).
-    pub pins: crate::steps::context::Pins,
+    pub pins: crate::engine::secret::Pins,
 }
 
 enum StepEnd {

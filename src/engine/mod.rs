@@ -4,17 +4,22 @@
 
 pub mod access;
 pub mod approvals;
-pub mod crash;
+pub mod cancel;
+pub mod clock;
+pub mod crash_hooks;
+pub mod digest;
 pub mod events;
 pub mod executor;
 pub mod journal;
 pub mod lock;
 pub mod operator;
 pub mod outcome;
+pub mod ports;
 pub mod rundir;
-pub mod signals;
+pub mod secret;
 pub mod sinks;
 pub mod state;
+pub mod trust;
 
 use crate::engine::events::EventKind;
 use crate::engine::journal::{Entry, Journal, JournalError};

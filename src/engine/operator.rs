@@ -14,8 +14,8 @@ use rustix::io::Errno;
 use rustix::termios::{LocalModes, OptionalActions, Termios};
 use zeroize::Zeroize;
 
-use crate::engine::signals::Cancel;
-use crate::secret::Pin;
+use crate::engine::cancel::Cancel;
+use crate::engine::secret::Pin;
 
 /// What an operator answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

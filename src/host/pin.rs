@@ -6,9 +6,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::engine::operator::Operator;
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::secret::Pin;
 use crate::plan::model::PinSource;
-use crate::secret::Pin;
 
 /// openCryptoki refuses PINs of 128 characters or more (reference 1.3).
 const MAX_PIN_LEN: usize = 127;
@@ -75,7 +75,7 @@ fn read_file(path: &Path, shown: &Path) -> Result<String, String> {
             meta.uid()
         ));
     }
-    let text = crate::input::read_to_string(path, crate::input::PIN_FILE)
+    let text = crate::plan::input::read_to_string(path, crate::plan::input::PIN_FILE)
         .map_err(|e| format!("cannot read the PIN file `{}`: {e}", shown.display()))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }

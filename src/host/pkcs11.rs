@@ -29,7 +29,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use crate::secret::Pin;
+use crate::engine::secret::Pin;
 
 pub use compare::{InventoryComparison, ObjectIdentity, compare};
 pub use error::Pkcs11Error;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::engine::signals::Cancel;
+use crate::engine::cancel::Cancel;
 
 /// How much of each output stream is kept (the start; the total size is recorded).
 pub const CAPTURE_LIMIT: usize = 16 * 1024;

@@ -7,8 +7,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::host::{HostRoot, tools};
-use crate::input;
+use crate::engine::ports::root::HostRoot;
+use crate::host::tools;
+use crate::plan::input;
 
 /// Where releases write the pid file, newest first.
 pub const PID_FILES: &[&str] = &[

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
 
 /// Where system tools live (`pkcsep11_migrate` is in sbin, reference 1.6).
 pub const SYSTEM_PATH: &[&str] = &[

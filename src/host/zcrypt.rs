@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
 use crate::plan::model::{Apqn, CurrentWk, NewWk, Wkvp};
 
 mod mkvps;
@@ -188,7 +188,7 @@ impl Device {
     }
 
     fn read(&self, name: &str) -> Result<Option<String>, ZcryptError> {
-        match crate::input::read_to_string(&self.dir.join(name), crate::input::SMALL) {
+        match crate::plan::input::read_to_string(&self.dir.join(name), crate::plan::input::SMALL) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(self.read_error(name, source)),

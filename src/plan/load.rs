@@ -20,7 +20,7 @@ pub struct Loaded {
 
 /// Reads and validates the plan at `path`.
 pub fn load_file(path: &Path) -> Loaded {
-    match crate::input::read(path, crate::input::PLAN) {
+    match crate::plan::input::read(path, crate::plan::input::PLAN) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => load(SourceFile::new(path, text)),
             Err(e) => {

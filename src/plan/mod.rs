@@ -2,6 +2,8 @@
 //! model and the static safety rules.
 
 pub mod diagnostic;
+pub mod ep11conf;
+pub mod input;
 pub mod load;
 pub mod lower;
 pub mod model;

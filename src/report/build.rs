@@ -26,9 +26,9 @@ impl Machine {
     /// From `/proc/sys/kernel` (the same strings `uname` returns); `unknown` if unreadable.
     pub fn current() -> Self {
         let read = |name: &str| {
-            crate::input::read_to_string(
+            crate::plan::input::read_to_string(
                 std::path::Path::new(&format!("/proc/sys/kernel/{name}")),
-                crate::input::SMALL,
+                crate::plan::input::SMALL,
             )
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".to_owned())

@@ -33,8 +33,8 @@ use std::path::{Path, PathBuf};
 use crate::engine::access::Access;
 use crate::engine::journal::read_verified;
 use crate::engine::operator::Operator;
+use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{JOURNAL, PLAN_COPY, PLAN_DIGEST};
-use crate::host::HostRoot;
 use crate::plan::Plan;
 use crate::report::build::{Machine, build};
 use crate::report::dsse::{Envelope, PAYLOAD_TYPE, Statement, pae};
@@ -157,7 +157,7 @@ fn copy_package(
     for name in [JOURNAL, PLAN_COPY, PLAN_DIGEST] {
         let from = run_dir.join(name);
         if from.exists() {
-            let bytes = crate::input::read(&from, crate::input::JOURNAL)
+            let bytes = crate::plan::input::read(&from, crate::plan::input::JOURNAL)
                 .map_err(|e| format!("cannot read `{}`: {e}", from.display()))?;
             write_atomically(&target.join(name), &bytes, &apply)?;
         }

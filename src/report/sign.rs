@@ -15,12 +15,12 @@ use p256::pkcs8::LineEnding;
 use sha2::{Digest, Sha256};
 
 use crate::engine::operator::Operator;
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::secret::Pin;
 use crate::host::pin;
 use crate::host::pkcs11::{self, KeyRef};
 use crate::plan::model::{Pkcs11KeyRef, Plan, SignKey, StepKind};
 use crate::report::model::SigningFacts;
-use crate::secret::Pin;
 
 /// A signature algorithm mkplan signs reports with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,7 +329,7 @@ fn migrated_slot(plan: &Plan, slot: u16) -> Option<String> {
 }
 
 /// Reads a key file that nobody but its owner can read, and that nobody but root or the
-/// operator can change ([`crate::trust`]). `shown` is the path as the plan names it (the
+/// operator can change ([`crate::engine::trust`]). `shown` is the path as the plan names it (the
 /// file itself may sit under a host root, which refusals name: that is what to chmod).
 pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
     // A key that is not there is said as the plan names it; who may write it, only then.
@@ -339,8 +339,9 @@ pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
             shown.display()
         )
     })?;
-    crate::trust::check(path, crate::trust::Trusted::SigningKey).map_err(|e| e.to_string())?;
-    let text = crate::input::read_to_string(path, crate::input::KEY).map_err(|e| {
+    crate::engine::trust::check(path, crate::engine::trust::Trusted::SigningKey)
+        .map_err(|e| e.to_string())?;
+    let text = crate::plan::input::read_to_string(path, crate::plan::input::KEY).map_err(|e| {
         format!(
             "cannot read the report-signing key `{}`: {e}",
             shown.display()

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::engine::events::{ApprovalMethod, EventKind, Outcome, StepRef};
 use crate::engine::journal::{Journal, read_verified};
 use crate::engine::operator::Nobody;
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
 use crate::host::pkcs11::{Inventory, ObjectInfo, Usability};
 use crate::plan::Plan;
 use crate::report::build::{Machine, build};

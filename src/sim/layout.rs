@@ -7,8 +7,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::host::HostRoot;
-use crate::host::procscan::token_shm_path;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::ports::root::token_shm_path;
 use crate::plan::model::{Plan, ServiceControl};
 use crate::sim::crypto::extend_vp;
 use crate::sim::state::{

@@ -217,7 +217,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
 /// Reads the state; `NotInitialised` when `init` never ran on this root.
 pub(crate) fn load(root: &Path) -> Result<SimState, SimError> {
     let path = state_path(root);
-    let text = match crate::input::read_to_string(&path, crate::input::STORE_FILE) {
+    let text = match crate::plan::input::read_to_string(&path, crate::plan::input::STORE_FILE) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SimError::NotInitialised(root.to_path_buf()));
@@ -337,7 +337,7 @@ pub(crate) fn written() {
 /// The faults in force (none when the file does not exist).
 pub(crate) fn faults(root: &Path) -> Result<Vec<crate::sim::Fault>, SimError> {
     let path = faults_path(root);
-    match crate::input::read_to_string(&path, crate::input::SMALL) {
+    match crate::plan::input::read_to_string(&path, crate::plan::input::SMALL) {
         Ok(text) => {
             let file: FaultsFile = serde_json::from_str(&text)
                 .map_err(|e| SimError::Format(format!("`{}`: {e}", path.display())))?;

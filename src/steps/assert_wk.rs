@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::host::ep11conf::{self, ApqnMode};
 use crate::host::zcrypt::{self, ApqnStatus, Expectation};
+use crate::plan::ep11conf::{self, ApqnMode};
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, Plan, Token};
 use crate::steps::context::Host;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
@@ -57,7 +57,7 @@ fn config_problems(host: &Host, token: &Token, check: &AssertWk) -> Vec<String> 
         return Vec::new();
     };
     let path = host.root.path(config);
-    let text = match crate::input::read_to_string(&path, crate::input::CONFIG) {
+    let text = match crate::plan::input::read_to_string(&path, crate::plan::input::CONFIG) {
         Ok(text) => text,
         Err(e) => return vec![format!("cannot read `{}`: {e}", config.display())],
     };

@@ -9,10 +9,10 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::engine::approvals::flag_key;
+use crate::engine::clock::now_rfc3339;
+use crate::engine::digest::sha256_hex;
 use crate::engine::events::{ApprovalMethod, EventKind};
-use crate::engine::journal::now_rfc3339;
 use crate::engine::operator::Answer;
-use crate::engine::rundir::sha256_hex;
 use crate::plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 

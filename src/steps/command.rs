@@ -6,9 +6,10 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::engine::signals::Cancel;
+use crate::engine::cancel::Cancel;
+use crate::engine::ports::root::HostRoot;
 use crate::host::process::{self, Finished, OnCancel};
-use crate::host::{HostRoot, tools};
+use crate::host::tools;
 use crate::plan::model::{CommandStep, Plan};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 

@@ -1,21 +1,20 @@
 //! What a step sees. `CheckContext` is read-only by construction; `RunContext` adds the
 //! means to act and to record (through the executor, never by printing).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::engine::EngineError;
 use crate::engine::approvals::ApprovalInputs;
+use crate::engine::cancel::Cancel;
 use crate::engine::events::{EventKind, StepRef};
 use crate::engine::operator::Operator;
-use crate::engine::signals::Cancel;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::secret::{Pin, Pins};
 use crate::engine::state::RunState;
-use crate::host::HostRoot;
 use crate::host::pkcs11::Inventory;
-use crate::plan::model::{Checkpoint, Plan, Step, Token, TokenId};
-use crate::secret::Pin;
+use crate::plan::model::{Checkpoint, Plan, Step, Token};
 
 /// Lists a token's objects and proves its keys work, and checks a token's PIN. The real one
 /// goes through PKCS#11; rehearsal injects the simulator's (no PKCS#11 module can open a
@@ -64,21 +63,6 @@ pub struct RunInfo {
     pub run_id: String,
     pub run_dir: PathBuf,
     pub plan_sha256: String,
-}
-
-/// The token PINs the preflight of `run` obtained and verified, one login each (design rule
-/// 9): the steps use these and never ask or log in to check again.
-#[derive(Default)]
-pub struct Pins(BTreeMap<TokenId, Pin>);
-
-impl Pins {
-    pub fn insert(&mut self, token: TokenId, pin: Pin) {
-        self.0.insert(token, pin);
-    }
-
-    pub fn get(&self, token: &TokenId) -> Option<&Pin> {
-        self.0.get(token)
-    }
 }
 
 /// A token's PIN as a step has it: verified in the preflight, or read from its source just

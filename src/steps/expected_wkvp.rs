@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use serde_json::json;
 
-use crate::host::ep11conf;
+use crate::plan::ep11conf;
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, TokenId};
 use crate::steps::assert_wk::read_and_evaluate;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
@@ -31,7 +31,7 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
         ))
     })?;
     let path = cx.host.root.path(config);
-    let text = crate::input::read_to_string(&path, crate::input::CONFIG)
+    let text = crate::plan::input::read_to_string(&path, crate::plan::input::CONFIG)
         .map_err(|e| StepError::failed(format!("cannot read `{}`: {e}", config.display())))?;
     let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
         .map_err(|e| StepError::failed(format!("`{}`: {e}", config.display())))?;
@@ -58,7 +58,7 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
     std::fs::copy(&path, &backup).map_err(|e| {
         StepError::failed(format!("cannot keep a copy of `{}`: {e}", config.display()))
     })?;
-    crate::engine::crash::kill_point("set_expected_wkvp:copied");
+    crate::engine::crash_hooks::kill_point("set_expected_wkvp:copied");
     write_atomically(&path, rewritten.as_bytes())
         .map_err(|e| StepError::failed(format!("cannot rewrite `{}`: {e}", config.display())))?;
     Ok(StepSuccess::new(format!(
@@ -86,7 +86,7 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         Some(rustix::fs::Gid::from_raw(meta.gid())),
     );
     temp.as_file().sync_all()?;
-    crate::engine::crash::kill_point("set_expected_wkvp:written");
+    crate::engine::crash_hooks::kill_point("set_expected_wkvp:written");
     temp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()
 }
@@ -96,7 +96,7 @@ pub fn check(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
     let Some(config) = &token.config else {
         return CheckReport::WouldSkip(format!("token `{token_id}` names no `config`"));
     };
-    match crate::input::read_to_string(&cx.host.root.path(config), crate::input::CONFIG)
+    match crate::plan::input::read_to_string(&cx.host.root.path(config), crate::plan::input::CONFIG)
         .map(|t| ep11conf::parse(&t))
     {
         Ok(Ok(parsed)) => match parsed.expected_wkvp {

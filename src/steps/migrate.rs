@@ -32,7 +32,10 @@ const READ_SLICE_MS: u64 = 250;
 /// for it until the step times out. openCryptoki's own test scripts wait before answering.
 const PROMPT_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
-pub fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<PathBuf, String> {
+pub fn tool_path(
+    cx_root: &crate::engine::ports::root::HostRoot,
+    step: &MigrateStep,
+) -> Result<PathBuf, String> {
     let tool = match &step.tool {
         Some(tool) => tools::resolve(cx_root, &tool.display().to_string()),
         None => tools::find(cx_root, "pkcsep11_migrate").ok_or_else(|| {
@@ -40,7 +43,8 @@ pub fn tool_path(cx_root: &crate::host::HostRoot, step: &MigrateStep) -> Result<
         }),
     }?;
     // It is given the token's PIN: nobody but root or the operator may be able to change it.
-    crate::trust::check(&tool, crate::trust::Trusted::Tool).map_err(|e| e.to_string())?;
+    crate::engine::trust::check(&tool, crate::engine::trust::Trusted::Tool)
+        .map_err(|e| e.to_string())?;
     Ok(tool)
 }
 
@@ -132,9 +136,11 @@ fn count_files(dir: &Path) -> u64 {
 
 /// Objects listed in `TOK_OBJ/OBJ.IDX` (one name per line): the progress bar's length.
 fn object_count(store: &Path) -> Option<u64> {
-    let text =
-        crate::input::read_to_string(&store.join("TOK_OBJ/OBJ.IDX"), crate::input::STORE_FILE)
-            .ok()?;
+    let text = crate::plan::input::read_to_string(
+        &store.join("TOK_OBJ/OBJ.IDX"),
+        crate::plan::input::STORE_FILE,
+    )
+    .ok()?;
     Some(text.lines().filter(|l| !l.trim().is_empty()).count() as u64)
 }
 
@@ -256,7 +262,7 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
                     );
                 }
                 if total.is_some_and(|t| observed.succeeded * 2 >= t && observed.succeeded > 0) {
-                    crate::engine::crash::kill_point("migrate:half");
+                    crate::engine::crash_hooks::kill_point("migrate:half");
                 }
             }
             Err(PtyError::Timeout { .. }) => {}
@@ -310,7 +316,7 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
 /// How much of the store differs from this run's verified backup: (object files that
 /// changed, object files in the backup). `None` without a backup or a readable manifest.
 pub fn store_changes(
-    root: &crate::host::HostRoot,
+    root: &crate::engine::ports::root::HostRoot,
     token: &Token,
     state: &crate::engine::state::RunState,
 ) -> Option<(usize, usize)> {
@@ -324,8 +330,9 @@ pub fn store_changes(
         .filter(|f| f.path.contains("/TOK_OBJ/") && !f.path.ends_with("OBJ.IDX"))
     {
         objects += 1;
-        let now = crate::input::read(&parent.join(&file.path), crate::input::STORE_FILE)
-            .map(|b| crate::engine::rundir::sha256_hex(&b));
+        let now =
+            crate::plan::input::read(&parent.join(&file.path), crate::plan::input::STORE_FILE)
+                .map(|b| crate::engine::digest::sha256_hex(&b));
         if now.as_deref().ok() != Some(file.sha256.as_str()) {
             changed += 1;
         }
@@ -336,7 +343,7 @@ pub fn store_changes(
 /// What resume says about a migration interrupted half-way: how much of the store differs
 /// from this run's verified backup.
 pub fn describe_uncertain(
-    root: &crate::host::HostRoot,
+    root: &crate::engine::ports::root::HostRoot,
     token: &Token,
     state: &crate::engine::state::RunState,
 ) -> Vec<String> {

@@ -139,7 +139,7 @@ pub fn check(step: &Step, cx: &CheckContext<'_>) -> CheckReport {
 /// only if the store is identical to the backup.
 pub fn refuse_accept(
     plan: &crate::plan::Plan,
-    root: &crate::host::HostRoot,
+    root: &crate::engine::ports::root::HostRoot,
     state: &crate::engine::state::RunState,
     step: &crate::engine::events::StepRef,
 ) -> Result<(), String> {
@@ -182,7 +182,7 @@ fn plan_step<'p>(
 /// decide between retrying it and accepting it.
 pub fn describe_uncertain(
     plan: &crate::plan::Plan,
-    root: &crate::host::HostRoot,
+    root: &crate::engine::ports::root::HostRoot,
     state: &crate::engine::state::RunState,
     step: &crate::engine::events::StepRef,
 ) -> Vec<String> {

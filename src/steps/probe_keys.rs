@@ -20,7 +20,7 @@ const DEFAULT_MODULES: &[&str] = &[
 ];
 
 pub fn module_path(
-    cx_root: &crate::host::HostRoot,
+    cx_root: &crate::engine::ports::root::HostRoot,
     given: Option<&PathBuf>,
 ) -> Result<PathBuf, String> {
     if let Some(module) = given {

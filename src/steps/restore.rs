@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::host::{HostRoot, archive, procscan};
+use crate::engine::ports::root::HostRoot;
+use crate::host::archive;
 use crate::plan::model::{BackupId, Token, TokenId};
 use crate::steps::backup::{JournaledBackup, this_runs_backup, writable_by_others};
 use crate::steps::guards::{
@@ -93,7 +94,7 @@ fn refused(backup: &JournaledBackup, e: archive::ArchiveError) -> StepError {
 /// 3.8.1: CKR_OBJECT_HANDLE_INVALID for every listed object). Removed while nobody maps it,
 /// the next process that starts the token rebuilds it from the restored files.
 pub fn discard_token_index(root: &HostRoot, store: &Path) -> Result<Option<PathBuf>, String> {
-    let shm = procscan::token_shm_path(root, store);
+    let shm = crate::engine::ports::root::token_shm_path(root, store);
     match std::fs::remove_file(&shm) {
         Ok(()) => Ok(Some(shm)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::engine::clock::now_rfc3339;
 use crate::engine::events::{EventKind, SectionName};
-use crate::engine::journal::now_rfc3339;
 use crate::engine::state::{RunState, StepStatus};
 use crate::host::process::{self, OnCancel};
 use crate::host::{procscan, tools};
@@ -95,7 +95,7 @@ fn execute(
     unit: &Unit<'_>,
     verb: Verb,
     deadline: Instant,
-    cx_cancel: &crate::engine::signals::Cancel,
+    cx_cancel: &crate::engine::cancel::Cancel,
 ) -> Result<i32, String> {
     let finished = process::run(
         command(host, plan, unit, verb)?,
@@ -134,7 +134,7 @@ fn is_active(
     plan: &Plan,
     unit: &Unit<'_>,
     deadline: Instant,
-    cancel: &crate::engine::signals::Cancel,
+    cancel: &crate::engine::cancel::Cancel,
 ) -> Result<bool, String> {
     execute(host, plan, unit, Verb::IsActive, deadline, cancel).map(|code| code == 0)
 }
@@ -146,7 +146,7 @@ fn change(
     unit: &Unit<'_>,
     verb: Verb,
     deadline: Instant,
-    cancel: &crate::engine::signals::Cancel,
+    cancel: &crate::engine::cancel::Cancel,
 ) -> Result<(), String> {
     let code = execute(host, plan, unit, verb, deadline, cancel)?;
     if code != 0 {
@@ -178,7 +178,7 @@ pub fn token_users(host: &Host, plan: &Plan) -> (Vec<procscan::TokenUser>, usize
     let mut users: Vec<procscan::TokenUser> = Vec::new();
     let (mut scanned, mut unreadable) = (0, 0);
     for token in plan.tokens.values() {
-        let shm = procscan::token_shm_path(&host.root, &token.store);
+        let shm = crate::engine::ports::root::token_shm_path(&host.root, &token.store);
         let result = procscan::scan(&host.proc_dir, &shm, &own);
         scanned = scanned.max(result.scanned);
         unreadable = unreadable.max(result.unreadable);
@@ -241,7 +241,7 @@ pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
         );
         cx.progress(i as u64 + 1, Some(all.len() as u64), unit.name.clone());
         if i + 1 < all.len() {
-            crate::engine::crash::kill_point("stop:unit");
+            crate::engine::crash_hooks::kill_point("stop:unit");
         }
     }
     let (users, scanned, unreadable) = token_users(cx.host, cx.plan);
@@ -406,7 +406,7 @@ pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
         );
         cx.progress(i as u64 + 1, Some(total as u64), unit.name.clone());
         if i + 1 < total {
-            crate::engine::crash::kill_point("start:unit");
+            crate::engine::crash_hooks::kill_point("start:unit");
         }
     }
     Ok(
@@ -418,7 +418,7 @@ pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
 pub fn check_stop(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
     let service = &cx.plan.services[id];
     let deadline = Instant::now() + DEFAULT_TIMEOUT;
-    let cancel = crate::engine::signals::Cancel::new();
+    let cancel = crate::engine::cancel::Cancel::new();
     let mut states = Vec::new();
     for unit in units(service) {
         match is_active(cx.host, cx.plan, &unit, deadline, &cancel) {

@@ -104,7 +104,7 @@ pub fn restore(
     }
 
     let replaced = had_store.then_some(replaced);
-    crate::engine::crash::kill_point("restore:extracted");
+    crate::engine::crash_hooks::kill_point("restore:extracted");
     swap(store, &tmp, replaced.as_deref(), &|from, to| {
         fsio::rename_noreplace(from, to)
     })?;
@@ -329,7 +329,7 @@ fn swap(
         });
     }
     if replaced.is_some() {
-        crate::engine::crash::kill_point("restore:swapped-out");
+        crate::engine::crash_hooks::kill_point("restore:swapped-out");
     }
     let Err(e) = rename(restored, store) else {
         return Ok(());

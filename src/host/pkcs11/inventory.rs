@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Pkcs11Error, Target, ckr_name};
 use super::with_user_session;
-use crate::secret::Pin;
+use crate::engine::secret::Pin;
 
 /// `CKA_IBM_OPAQUE`: the secure-key blob of an openCryptoki EP11 or CCA token, enciphered
 /// under the adapter's master key (`reference/dependencies.md`, vendor attributes).

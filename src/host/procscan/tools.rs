@@ -8,9 +8,10 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Targets, is_token_mapping, mapping_path, token_shm_path};
-use crate::host::HostRoot;
-use crate::input;
+use super::{Targets, is_token_mapping, mapping_path};
+use crate::engine::ports::root::HostRoot;
+use crate::engine::ports::root::token_shm_path;
+use crate::plan::input;
 
 /// The tools that rewrite secure keys in a token store (opencryptoki-ep11.md 1, 2, 5).
 pub const MIGRATION_TOOLS: &[&str] = &["pkcsep11_migrate", "pkcshsm_mk_change", "pkcscca"];

@@ -1,8 +1,11 @@
 //! Secrets by type: a PIN can be handed to the one place that needs it, and never prints.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::plan::model::TokenId;
 
 /// A token PIN. `Debug` and `Display` never show it; the memory is wiped on drop.
 pub struct Pin(SecretString);
@@ -27,6 +30,21 @@ impl fmt::Debug for Pin {
 impl fmt::Display for Pin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// The token PINs the preflight of `run` obtained and verified, one login each (design rule
+/// 9): the steps use these and never ask or log in to check again.
+#[derive(Default)]
+pub struct Pins(BTreeMap<TokenId, Pin>);
+
+impl Pins {
+    pub fn insert(&mut self, token: TokenId, pin: Pin) {
+        self.0.insert(token, pin);
+    }
+
+    pub fn get(&self, token: &TokenId) -> Option<&Pin> {
+        self.0.get(token)
     }
 }
 

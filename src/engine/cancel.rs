@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::exit_code;
-
 /// A stop request, shared between the signal handlers and the executor.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel(Arc<AtomicBool>);
@@ -19,14 +17,15 @@ impl Cancel {
         Self::default()
     }
 
-    /// Installs the handlers: the first signal sets the flag, a second one exits at once.
-    pub fn install() -> std::io::Result<Self> {
+    /// Installs the handlers: the first signal sets the flag, a second one exits at once
+    /// with `second_signal_exit`.
+    pub fn install(second_signal_exit: i32) -> std::io::Result<Self> {
         let flag = Arc::new(AtomicBool::new(false));
         for signal in [SIGINT, SIGTERM] {
             // Registered first, so it sees the flag as it was before this signal.
             signal_hook::flag::register_conditional_shutdown(
                 signal,
-                exit_code::FAILURE,
+                second_signal_exit,
                 Arc::clone(&flag),
             )?;
             signal_hook::flag::register(signal, Arc::clone(&flag))?;
