@@ -111,7 +111,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         !after.objects.iter().any(|o| o.label == label),
         "the key made after the backup is gone"
     );
-    let comparison = mkplan::host::pkcs11::compare(&before, &after);
+    let comparison = mkplan::engine::record::probe::compare(&before, &after);
     assert!(
         comparison.same_keys && comparison.all_usable,
         "{comparison:?}"

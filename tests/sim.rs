@@ -12,10 +12,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use mkplan::engine::ports::root::HostRoot;
+use mkplan::engine::record::probe::Usability;
+use mkplan::engine::record::wk::{CurState, NewState};
 use mkplan::engine::secret::Pin;
-use mkplan::host::pkcs11::Usability;
 use mkplan::host::procscan;
-use mkplan::host::zcrypt::{CurState, NewState, read_apqn};
+use mkplan::host::zcrypt::read_apqn;
 use mkplan::plan::Plan;
 use mkplan::plan::ep11conf::{self, ApqnMode};
 use mkplan::plan::model::{Apqn, ServiceControl, Wkvp};

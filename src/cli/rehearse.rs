@@ -116,7 +116,7 @@ impl SimulatedTke {
         .ok()?;
         let first16 = |vp: [u8; 32]| -> [u8; 16] { vp[..16].try_into().expect("16 of 32 bytes") };
         let cur = status.cur.vp.map(first16)?;
-        let committed = (status.new.state == crate::host::zcrypt::NewState::Committed)
+        let committed = (status.new.state == crate::engine::record::wk::NewState::Committed)
             .then(|| status.new.vp.map(first16))
             .flatten();
         Some((cur, committed))

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod operator;
 pub mod outcome;
 pub mod ports;
+pub mod record;
 pub mod rundir;
 pub mod secret;
 pub mod sinks;

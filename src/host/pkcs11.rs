@@ -15,7 +15,6 @@
 //!   it cannot name (`cryptoki::mechanism`), which is noise on openCryptoki and EP11 tokens.
 //!   Unsupported mechanisms show up as `CKR_MECHANISM_INVALID` where one is used instead.
 
-mod compare;
 mod error;
 mod inventory;
 mod sign;
@@ -31,9 +30,8 @@ use cryptoki::types::AuthPin;
 
 use crate::engine::secret::Pin;
 
-pub use compare::{InventoryComparison, ObjectIdentity, compare};
 pub use error::Pkcs11Error;
-pub use inventory::{Inventory, ObjectInfo, Usability, probe};
+pub use inventory::probe;
 pub use sign::{KeyRef, public_key_pem, sign_ecdsa_p256};
 
 use error::Target;

@@ -6,7 +6,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use crate::engine::record::users::{ScanResult, TokenUser};
 
 mod tools;
 
@@ -18,36 +18,6 @@ const STDLL: &str = "libpkcs11_ep11.so";
 const DELETED: &str = " (deleted)";
 /// Deeper process trees than this are not ours to walk.
 const MAX_DEPTH: usize = 4096;
-
-/// The outcome of one pass over `/proc`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ScanResult {
-    pub users: Vec<TokenUser>,
-    /// Processes looked at (not excluded), readable or not.
-    pub scanned: usize,
-    /// Processes whose `maps` could not be read (gone, or not permitted): they may be users.
-    pub unreadable: usize,
-}
-
-impl ScanResult {
-    /// Only a complete scan that found nobody proves the token is unused: an unreadable
-    /// process could be a user (opencryptoki-ep11.md 4: other users' maps need root).
-    pub fn proves_unused(&self) -> bool {
-        self.users.is_empty() && self.unreadable == 0 && self.scanned > 0
-    }
-}
-
-/// A process that has the token loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenUser {
-    pub pid: i32,
-    /// `/proc/<pid>/cmdline` joined by spaces, else `comm`.
-    pub command: String,
-    /// The systemd unit (`….service` or `….scope`) from `/proc/<pid>/cgroup`, if any.
-    pub unit: Option<String>,
-    /// The mapped path that matched, as `maps` shows it.
-    pub matched: String,
-}
 
 /// Every numeric entry of `proc_dir` (the real `/proc` in production) whose `maps` has the
 /// EP11 STDLL (`libpkcs11_ep11.so`, `libpkcs11_ep11.so.<n>…`, any directory) or `shm_file`

@@ -12,7 +12,7 @@ use crate::engine::events::{ApprovalMethod, EventKind, Outcome, StepRef};
 use crate::engine::journal::{Journal, read_verified};
 use crate::engine::operator::Nobody;
 use crate::engine::ports::root::HostRoot;
-use crate::host::pkcs11::{Inventory, ObjectInfo, Usability};
+use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::plan::Plan;
 use crate::report::build::{Machine, build};
 use crate::report::model::SigningFacts;

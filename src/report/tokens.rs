@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::host::pkcs11::{Inventory, Usability, compare};
+use crate::engine::record::probe::{Inventory, Usability, compare};
 use crate::plan::model::{CurrentWk, Plan, StepKind, Token};
 use crate::report::build::{StepOutcome, Timeline, one_line, plan_step};
 use crate::report::model::{
@@ -365,7 +365,7 @@ fn inventory_facts(o: &StepOutcome<'_>, inventory: &Inventory) -> InventoryFacts
 
 fn comparison_facts(before: &Inventory, after: &Inventory) -> ComparisonFacts {
     let c = compare(before, after);
-    let name = |k: &crate::host::pkcs11::ObjectIdentity| {
+    let name = |k: &crate::engine::record::probe::ObjectIdentity| {
         format!("{} id {} label `{}`", k.class, k.id, k.label)
     };
     ComparisonFacts {

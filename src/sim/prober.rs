@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::engine::secret::Pin;
-use crate::host::pkcs11::{Inventory, ObjectInfo, Usability};
 use crate::sim::crypto::open;
 use crate::sim::store::{self, Login};
 use crate::sim::token::{agreed_current_wk, by_slot, not_present_reason};

@@ -5,7 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::host::zcrypt::{self, ApqnStatus, Expectation};
+use crate::engine::record::wk::{self, ApqnStatus, Expectation};
+use crate::host::zcrypt;
 use crate::plan::ep11conf::{self, ApqnMode};
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, Plan, Token};
 use crate::steps::context::Host;
@@ -26,7 +27,7 @@ pub fn read_and_evaluate(host: &Host, plan: &Plan, check: &AssertWk) -> Result<V
         wkvp_new: token.wkvp_new,
     };
     if problems.is_empty() {
-        problems.extend(zcrypt::evaluate_all(&statuses, &expectation));
+        problems.extend(wk::evaluate_all(&statuses, &expectation));
     }
     problems.extend(config_problems(host, token, check));
     let table = json!({ "token": token.id.as_str(), "apqns": statuses });

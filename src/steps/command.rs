@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::engine::cancel::Cancel;
 use crate::engine::ports::root::HostRoot;
-use crate::host::process::{self, Finished, OnCancel};
+use crate::engine::record::command::Finished;
+use crate::host::process::{self, OnCancel};
 use crate::host::tools;
 use crate::plan::model::{CommandStep, Plan};
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};

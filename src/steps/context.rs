@@ -11,9 +11,9 @@ use crate::engine::cancel::Cancel;
 use crate::engine::events::{EventKind, StepRef};
 use crate::engine::operator::Operator;
 use crate::engine::ports::root::HostRoot;
+use crate::engine::record::probe::Inventory;
 use crate::engine::secret::{Pin, Pins};
 use crate::engine::state::RunState;
-use crate::host::pkcs11::Inventory;
 use crate::plan::model::{Checkpoint, Plan, Step, Token};
 
 /// Lists a token's objects and proves its keys work, and checks a token's PIN. The real one

@@ -3,9 +3,9 @@
 //! (design rule 8), may this run have re-enciphered a token, and is the old WK gone
 //! (design rule 4).
 
+use crate::engine::record::wk::CurState;
 use crate::engine::state::{RunState, StepStatus};
 use crate::host::procscan::{self, RunningTool};
-use crate::host::zcrypt::CurState;
 use crate::plan::model::{Plan, StepKind, Token, TokenId};
 use crate::steps::assert_wk::read_all;
 use crate::steps::context::Host;

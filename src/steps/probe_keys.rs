@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::host::pkcs11::Usability;
+use crate::engine::record::probe::Usability;
 use crate::plan::model::TokenId;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 

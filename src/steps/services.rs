@@ -173,9 +173,12 @@ fn change(
 }
 
 /// Every process (other than mkplan and its children) that uses any of the plan's tokens.
-pub fn token_users(host: &Host, plan: &Plan) -> (Vec<procscan::TokenUser>, usize, usize) {
+pub fn token_users(
+    host: &Host,
+    plan: &Plan,
+) -> (Vec<crate::engine::record::users::TokenUser>, usize, usize) {
     let own = procscan::own_family(&host.proc_dir);
-    let mut users: Vec<procscan::TokenUser> = Vec::new();
+    let mut users: Vec<crate::engine::record::users::TokenUser> = Vec::new();
     let (mut scanned, mut unreadable) = (0, 0);
     for token in plan.tokens.values() {
         let shm = crate::engine::ports::root::token_shm_path(&host.root, &token.store);
@@ -191,7 +194,7 @@ pub fn token_users(host: &Host, plan: &Plan) -> (Vec<procscan::TokenUser>, usize
     (users, scanned, unreadable)
 }
 
-pub fn describe_users(users: &[procscan::TokenUser]) -> String {
+pub fn describe_users(users: &[crate::engine::record::users::TokenUser]) -> String {
     users
         .iter()
         .map(|u| {

@@ -22,7 +22,8 @@ use super::check::{HashOnly, check_live, scan_archive};
 use super::fsio::{self, HashWriter};
 use super::manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest};
 use super::walk::{self, Kind, Names, Node};
-use super::{ArchiveError, BackupRecord, COMPRESSION_LEVEL};
+use super::{ArchiveError, COMPRESSION_LEVEL};
+use crate::engine::record::backup::BackupRecord;
 
 /// Size of the buffers that travel from the tar producer to the gzip thread.
 const CHUNK: usize = 256 * 1024;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::inventory::{Inventory, ObjectInfo, Usability};
+use super::{Inventory, ObjectInfo, Usability};
 
 /// An object named without its handle.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -1,0 +1,38 @@
+//! What a `backup` of a token store made and what a `restore` did: where the archive and its
+//! manifest are, and the digests a later restore must find again.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// What the host's backup made. Entry paths in the archive are relative to the store's
+/// parent (`<store-name>/…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BackupRecord {
+    /// `<dir>/<stem>.tar.gz`.
+    pub archive: PathBuf,
+    /// `<dir>/<stem>.manifest.json`.
+    pub manifest: PathBuf,
+    pub archive_sha256: String,
+    pub manifest_sha256: String,
+    pub archive_bytes: u64,
+    /// Regular files in the store.
+    pub files: u64,
+    /// Bytes in those files.
+    pub bytes: u64,
+    /// Entry paths are `<store-name>/…`, relative to the store's parent.
+    pub layout: &'static str,
+    /// True only once the archive was read back and matched the manifest and the live store.
+    pub verified: bool,
+}
+
+/// What the host's restore did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreRecord {
+    pub store: PathBuf,
+    /// Where the store that was replaced is kept (`<store>.replaced-<run-id>`); `None` if
+    /// there was no store.
+    pub replaced: Option<PathBuf>,
+    pub files: u64,
+    pub bytes: u64,
+}
