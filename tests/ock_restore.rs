@@ -88,7 +88,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
     // What mkplan's restore step does next: without it, openCryptoki's shared index still
     // lists the key made after the backup, with a handle that no longer exists.
     let root = mkplan::engine::ports::root::HostRoot::system();
-    mkplan::steps::restore::discard_token_index(&root, store).unwrap();
+    mkplan::host::store::discard_token_index(&root, store).unwrap();
 
     let manifest = archive::read_manifest(&record.manifest).unwrap();
     let mut live = Vec::new();

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use mkplan::engine::ports::keys::KeyProber;
 use mkplan::engine::ports::root::HostRoot;
 use mkplan::engine::record::probe::Usability;
 use mkplan::engine::record::wk::{CurState, NewState};
@@ -21,7 +22,6 @@ use mkplan::plan::Plan;
 use mkplan::plan::ep11conf::{self, ApqnMode};
 use mkplan::plan::model::{Apqn, ServiceControl, Wkvp};
 use mkplan::sim::{self, Fault, SimProber, TkeAction};
-use mkplan::steps::context::KeyProber;
 
 const SIM_EXE: &str = env!("CARGO_BIN_EXE_mkplan-sim");
 const PIN: &str = "S3cr3t-PIN-4711";

@@ -27,16 +27,17 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         return Ok(exit_code::INVALID);
     };
     let plan = &loaded.plan;
-    let host = globals.host();
+    let ports = globals.ports();
+    let host = &*ports.host;
     println!(
         "check: plan `{}` ({}), sha256 {}, host root {}",
         plan.name,
         plan.change.ticket,
         sha256_hex(loaded.text.as_bytes()),
-        host.root.dir().display()
+        host.root().dir().display()
     );
     // What must hold now, each problem once (`run` checks the same before any step acts).
-    let operator = crate::engine::operator::Nobody;
+    let operator = crate::engine::ports::operator::Nobody;
     let state_dir = globals.state();
     let scope = Scope {
         plan_file: &loaded.path,
@@ -44,7 +45,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         state_dir: state_dir.dir(),
         cancel: &Cancel::new(),
     };
-    let checked = preflight(plan, &host, &operator, Depth::DryRun, &scope);
+    let checked = preflight(plan, &ports, &operator, Depth::DryRun, &scope);
     println!("preflight (must hold before any step acts):");
     print!("{}", render(&checked));
     let mut blocked = Vec::new();
@@ -81,7 +82,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                     &CheckContext {
                         plan,
                         step,
-                        host: &host,
+                        host,
                         earlier: &list[..i],
                     },
                 ),

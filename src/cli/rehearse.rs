@@ -13,14 +13,17 @@ use crate::cli::run::Launch;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::events::StepRef;
 use crate::engine::executor::RunOptions;
-use crate::engine::operator::{Answer, Operator};
+use crate::engine::ports::Ports;
+use crate::engine::ports::operator::{Answer, Operator};
+use crate::engine::ports::tke::CheckpointActor;
 use crate::engine::rundir::StateDir;
 use crate::engine::secret::Pin;
+use crate::host::linux::LinuxHost;
+use crate::host::pin::PinSources;
 use crate::plan::model::{
     Apqn, Checkpoint, PinSource, Plan, SignKey, Step, TkeAction as PlanTke, Wkvp,
 };
 use crate::sim::{self, Fault, SimProber, TkeAction};
-use crate::steps::context::{CheckpointActor, Host};
 
 /// Rehearse a plan on a simulated EP11 host, with optional faults.
 #[derive(Debug, clap::Args)]
@@ -233,14 +236,15 @@ fn record_path(root: &Path) -> PathBuf {
     root.join("var/lib/mkplan-sim/rehearsal.json")
 }
 
-/// The simulated host a rehearsal runs on (sim prober, simulated TKE operator) and the
-/// operator that answers the simulated PIN prompt.
-fn simulated_host(root: &Path, faults: OperatorFaults) -> Host {
-    Host {
-        root: crate::engine::ports::root::HostRoot::new(sim::canonical_root(root)),
-        proc_dir: PathBuf::from("/proc"),
-        prober: Arc::new(SimProber::new(root)),
-        checkpoint_actor: Some(Arc::new(SimulatedTke {
+/// The simulated host a rehearsal runs on: the real adapters rooted at it, the simulator's
+/// prober (no PKCS#11 module can open a simulated EP11 token) and its TKE operator.
+fn simulated_host(root: &Path, faults: OperatorFaults) -> Ports {
+    let host_root = crate::engine::ports::root::HostRoot::new(sim::canonical_root(root));
+    Ports {
+        host: Arc::new(LinuxHost::new(host_root.clone())),
+        keys: Arc::new(SimProber::new(root)),
+        pins: Arc::new(PinSources::new(host_root)),
+        tke: Some(Arc::new(SimulatedTke {
             root: sim::canonical_root(root),
             faults,
         })),
@@ -248,7 +252,7 @@ fn simulated_host(root: &Path, faults: OperatorFaults) -> Host {
 }
 
 /// For `mkplan resume` of a rehearsal: the same simulated host, operator and PINs again.
-pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Host, Box<dyn Operator>)> {
+pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Ports, Box<dyn Operator>)> {
     let text = crate::plan::input::read_to_string(&record_path(root), crate::plan::input::SMALL).map_err(|e| {
         anyhow::anyhow!("the rehearsal's simulated host at `{}` is gone ({e}); a rehearsal can only be resumed while its host is kept", root.display())
     })?;
@@ -506,7 +510,7 @@ fn rehearse(
         plan_text: &loaded.text,
         plan_path: &loaded.path,
         state,
-        host,
+        ports: host,
         operator: &operator,
         approvals: &approvals,
         options: &options,

@@ -8,9 +8,10 @@ use clap::Subcommand;
 use crate::cli::common::Globals;
 use crate::cli::exit_code;
 use crate::engine::digest::sha256_hex;
-use crate::engine::operator::{Operator, Terminal};
+use crate::engine::ports::operator::Operator;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{DEFAULT_STATE_DIR, PLAN_COPY};
+use crate::host::terminal::Terminal;
 use crate::plan::{Plan, load_file};
 use crate::report::model::{RunReport, report_schema_text};
 use crate::report::sign::Algorithm;
@@ -164,7 +165,7 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
             }
             HostRoot::new(s.host_root)
         }
-        _ => globals.host().root,
+        _ => globals.root(),
     };
     let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref(), None);
     Ok(if code {

@@ -14,9 +14,10 @@ use crate::engine::events::{DecisionKind, EventKind};
 use crate::engine::executor::{Executor, RunOptions};
 use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
-use crate::engine::operator::Terminal;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState, StepStatus};
+use crate::host::linux::LinuxHost;
+use crate::host::terminal::Terminal;
 use crate::steps::context::RunInfo;
 
 /// Continue an interrupted run where its journal says it stopped.
@@ -126,8 +127,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     } else {
         &state.host_root
     });
-    let refusals = tools_running(plan, &host_root, &globals.host())
-        .or_else(|| users_of_an_uncertain_store(plan, &host_root, &globals.host(), &state));
+    let journaled_host = LinuxHost::new(host_root.clone());
+    let refusals = tools_running(plan, &journaled_host)
+        .or_else(|| users_of_an_uncertain_store(plan, &journaled_host, &state));
     if let Some(refusals) = refusals {
         for refusal in refusals {
             eprintln!("mkplan: error: {refusal}");
@@ -152,16 +154,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 record.step.name,
                 record.step.kind
             );
-            for line in crate::steps::describe_uncertain(
-                plan,
-                &crate::engine::ports::root::HostRoot::new(if state.host_root.is_empty() {
-                    "/"
-                } else {
-                    &state.host_root
-                }),
-                &state,
-                &record.step,
-            ) {
+            for line in
+                crate::steps::describe_uncertain(plan, &journaled_host, &state, &record.step)
+            {
                 eprintln!("  {line}");
             }
             eprintln!("decide, and the decision is journaled with your name:");
@@ -188,7 +183,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     // under, and accepting a half-done restore would start services on a store that is not
     // the backup: the store must show the step complete, or the operator has to retry.
     if let (Some(record), Some(DecisionKind::Accept)) = (state.uncertain(), decision)
-        && let Err(refusal) = crate::steps::refuse_accept(plan, &host_root, &state, &record.step)
+        && let Err(refusal) =
+            crate::steps::refuse_accept(plan, &journaled_host, &state, &record.step)
     {
         eprintln!("mkplan: error: refusing --accept-step: {refusal}; use --retry-step");
         return Ok(exit_code::NEEDS_DECISION);
@@ -217,7 +213,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     } else {
         (
-            globals.host(),
+            globals.ports(),
             Terminal::detect(args.approval.non_interactive, &cancel),
         )
     };
@@ -248,7 +244,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     };
     let executor = Executor {
         plan,
-        host: &host,
+        ports: &host,
         info: RunInfo {
             run_id: run_dir.id.clone(),
             run_dir: run_dir.dir.clone(),
@@ -266,16 +262,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
 
 /// The refusals of design rule 8 for every token a step of the plan backs up, migrates or
 /// restores; `None` when no migration tool runs against any of them.
-fn tools_running(
-    plan: &crate::plan::Plan,
-    root: &crate::engine::ports::root::HostRoot,
-    host: &crate::steps::context::Host,
-) -> Option<Vec<String>> {
+fn tools_running(plan: &crate::plan::Plan, host: &LinuxHost) -> Option<Vec<String>> {
     use crate::plan::model::StepKind;
-    let host = crate::steps::context::Host {
-        root: root.clone(),
-        ..host.clone()
-    };
     let mut tokens: Vec<&crate::plan::model::TokenId> = plan
         .all_steps()
         .filter_map(|s| match &s.kind {
@@ -289,8 +277,13 @@ fn tools_running(
     let refusals: Vec<String> = tokens
         .into_iter()
         .filter_map(|id| {
-            crate::steps::guards::refuse_while_tools_run(&host, plan, &plan.tokens[id], "resume")
-                .err()
+            crate::steps::guards::tools::refuse_while_tools_run(
+                host,
+                plan,
+                &plan.tokens[id],
+                "resume",
+            )
+            .err()
         })
         .collect();
     (!refusals.is_empty()).then_some(refusals)
@@ -301,8 +294,7 @@ fn tools_running(
 /// restore would be refused half-way through the resumed run instead of now.
 fn users_of_an_uncertain_store(
     plan: &crate::plan::Plan,
-    root: &crate::engine::ports::root::HostRoot,
-    host: &crate::steps::context::Host,
+    host: &LinuxHost,
     state: &RunState,
 ) -> Option<Vec<String>> {
     use crate::plan::model::StepKind;
@@ -317,18 +309,14 @@ fn users_of_an_uncertain_store(
         StepKind::Restore { token, .. } => token,
         _ => return None,
     };
-    let host = crate::steps::context::Host {
-        root: root.clone(),
-        ..host.clone()
-    };
-    let (users, _, _) = crate::steps::services::token_users(&host, plan);
+    let users = crate::steps::guards::users::token_users(host, plan).users;
     let first = users.first()?;
     Some(vec![format!(
         "refusing to resume: {} `{}` left token `{token}` half-changed, and {} process(es) use a token now: {}; hint: stop them (`kill {}`) or wait for them to end, then resume",
         record.step.position(),
         record.step.name,
         users.len(),
-        crate::steps::services::describe_users(&users),
+        crate::steps::guards::users::describe_users(&users),
         first.pid
     )])
 }

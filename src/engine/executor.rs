@@ -8,12 +8,13 @@ use std::time::Instant;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::cancel::Cancel;
 use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
-use crate::engine::operator::{Answer, Operator};
+use crate::engine::ports::Ports;
+use crate::engine::ports::operator::{Answer, Operator};
 use crate::engine::state::{Phase, StepStatus};
 use crate::engine::{EngineError, Recorder};
 use crate::plan::model::{Plan, Section, Step};
 use crate::plan::template::evaluate_condition;
-use crate::steps::context::{Host, RunInfo};
+use crate::steps::context::RunInfo;
 use crate::steps::{self, Interruption, RunContext, StepError};
 
 /// Choices made on the command line that shape a run.
@@ -39,7 +40,7 @@ pub enum RunEnd {
 
 pub struct Executor<'a> {
     pub plan: &'a Plan,
-    pub host: &'a Host,
+    pub ports: &'a Ports,
     pub info: RunInfo,
     pub recorder: Recorder,
     pub options: &'a RunOptions,
@@ -224,7 +225,10 @@ impl Executor<'_> {
             let mut cx = RunContext {
                 plan: self.plan,
                 step,
-                host: self.host,
+                host: &*self.ports.host,
+                keys: &*self.ports.keys,
+                pin_sources: &*self.ports.pins,
+                tke: self.ports.tke.as_deref(),
                 run: &self.info,
                 state: &state,
                 cancel: &self.cancel,

@@ -12,7 +12,6 @@ pub mod events;
 pub mod executor;
 pub mod journal;
 pub mod lock;
-pub mod operator;
 pub mod outcome;
 pub mod ports;
 pub mod record;

@@ -5,7 +5,7 @@
 use crate::engine::events::{Outcome, SectionName};
 use crate::engine::state::{RunState, StepRecord, StepStatus};
 use crate::plan::model::{Plan, StepKind};
-use crate::steps::restore::RESTORED;
+use crate::steps::guards::backup::RESTORED;
 
 /// The outcome of a run whose `always` section has run.
 pub fn decide(plan: &Plan, state: &RunState) -> Outcome {

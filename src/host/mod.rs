@@ -3,10 +3,16 @@
 //! code against a prepared tree.
 
 pub mod archive;
+mod fsutil;
+pub mod linux;
 pub mod pin;
 pub mod pkcs11;
 pub mod process;
 pub mod procscan;
+mod pty;
+mod services;
 pub mod slotd;
+pub mod store;
+pub mod terminal;
 pub mod tools;
 pub mod zcrypt;

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::engine::cancel::Cancel;
+use crate::engine::ports::host::OnCancel;
 use crate::engine::record::command::{Captured, Finished};
 
 /// How much of each output stream is kept (the start; the total size is recorded).
@@ -17,15 +18,6 @@ pub const CAPTURE_LIMIT: usize = 16 * 1024;
 /// After SIGTERM, how long a child gets before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
-
-/// What to do when a stop is requested while the child runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnCancel {
-    /// Stop the child (it only reads).
-    Kill,
-    /// Wait for it: stopping it half-way could leave key material half-rewritten.
-    Wait,
-}
 
 /// Makes the child of `command` die with mkplan, whatever signals mkplan was started with:
 ///

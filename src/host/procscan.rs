@@ -10,7 +10,7 @@ use crate::engine::record::users::{ScanResult, TokenUser};
 
 mod tools;
 
-pub use tools::{MIGRATION_TOOLS, RunningTool, running_tools};
+pub use tools::{MIGRATION_TOOLS, running_tools};
 
 /// The EP11 STDLL; every process that ran `C_Initialize` with an EP11 slot maps it (section 4).
 const STDLL: &str = "libpkcs11_ep11.so";

@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::engine::ports::host::SlotDaemon;
 use crate::engine::ports::root::HostRoot;
 use crate::host::tools;
 use crate::plan::input;
@@ -18,16 +19,6 @@ pub const PID_FILES: &[&str] = &[
     "/run/pkcsslotd.pid",
     "/var/run/pkcsslotd.pid",
 ];
-
-/// A running pkcsslotd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotDaemon {
-    pub pid: u32,
-    /// The pid file that named it, as the host sees it.
-    pub pid_file: PathBuf,
-    /// Its executable, from `/proc/<pid>/exe` (or `comm` when that cannot be read).
-    pub exe: String,
-}
 
 /// Why no running pkcsslotd was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

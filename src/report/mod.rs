@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::access::Access;
 use crate::engine::journal::read_verified;
-use crate::engine::operator::Operator;
+use crate::engine::ports::operator::Operator;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{JOURNAL, PLAN_COPY, PLAN_DIGEST};
 use crate::plan::Plan;

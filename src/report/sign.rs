@@ -14,7 +14,7 @@ use p256::elliptic_curve::Generate;
 use p256::pkcs8::LineEnding;
 use sha2::{Digest, Sha256};
 
-use crate::engine::operator::Operator;
+use crate::engine::ports::operator::Operator;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::secret::Pin;
 use crate::host::pin;

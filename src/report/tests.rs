@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::engine::events::{ApprovalMethod, EventKind, Outcome, StepRef};
 use crate::engine::journal::{Journal, read_verified};
-use crate::engine::operator::Nobody;
+use crate::engine::ports::operator::Nobody;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::plan::Plan;

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::engine::ports::keys::KeyProber;
 use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::engine::secret::Pin;
 use crate::sim::crypto::open;
 use crate::sim::store::{self, Login};
 use crate::sim::token::{agreed_current_wk, by_slot, not_present_reason};
 use crate::sim::{canonical_root, procs, state};
-use crate::steps::context::KeyProber;
 
 /// Probes the simulated tokens under `root`.
 #[derive(Debug, Clone)]

@@ -12,8 +12,9 @@ use crate::engine::approvals::flag_key;
 use crate::engine::clock::now_rfc3339;
 use crate::engine::digest::sha256_hex;
 use crate::engine::events::{ApprovalMethod, EventKind};
-use crate::engine::operator::Answer;
+use crate::engine::ports::operator::Answer;
 use crate::plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
+use crate::steps::guards::wk::read_and_evaluate;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 /// How often an unknown name may be typed before the checkpoint is denied.
@@ -165,7 +166,7 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
     };
 
     if approved.len() < needed
-        && let Some(actor) = cx.host.checkpoint_actor.clone()
+        && let Some(actor) = cx.tke
     {
         let approvers = actor
             .act(cx.plan, cx.step, checkpoint)
@@ -267,7 +268,7 @@ fn poll_until(
 ) -> Result<serde_json::Value, StepError> {
     let mut attempt = 0;
     loop {
-        match crate::steps::assert_wk::read_and_evaluate(cx.host, cx.plan, &until.check) {
+        match read_and_evaluate(cx.host, cx.plan, &until.check) {
             Ok(table) => return Ok(table),
             Err(problems) if attempt >= until.retries => {
                 return Err(StepError::failed(format!(
@@ -326,7 +327,7 @@ pub fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
         ));
     }
     if let Some(until) = &checkpoint.until {
-        match crate::steps::assert_wk::read_and_evaluate(cx.host, cx.plan, &until.check) {
+        match read_and_evaluate(cx.host, cx.plan, &until.check) {
             Ok(_) => text.push_str("; its `until` check already holds"),
             Err(problems) => text.push_str(&format!("; its `until` check does not hold yet, as expected before the TKE action ({problems})")),
         }

@@ -2,37 +2,12 @@
 //! accepted exit codes, and bounded output kept in the journal. The dry run executes it only
 //! when it is marked `read_only`.
 
-use std::process::Command;
-
 use serde_json::json;
 
-use crate::engine::cancel::Cancel;
-use crate::engine::ports::root::HostRoot;
+use crate::engine::ports::host::{CommandError, CommandSpec, OnCancel, ReadOnlyCommand};
 use crate::engine::record::command::Finished;
-use crate::host::process::{self, OnCancel};
-use crate::host::tools;
-use crate::plan::model::{CommandStep, Plan};
+use crate::plan::model::CommandStep;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
-
-/// The program is found under the host root like every tool (`/` on a real system), so a
-/// rehearsal can never run a real host's program by accident. `shell: true` scripts run in
-/// the system's `/bin/sh`; what they call is theirs to name.
-fn build(step: &CommandStep, root: &HostRoot, plan: &Plan) -> Result<Command, String> {
-    let mut command = if step.shell {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(&step.argv[0]);
-        c
-    } else {
-        let mut c = Command::new(tools::resolve(root, &step.argv[0])?);
-        c.args(&step.argv[1..]);
-        c
-    };
-    command.envs(&step.env);
-    for name in plan.pin_variables() {
-        command.env_remove(name);
-    }
-    Ok(command)
-}
 
 fn describe(step: &CommandStep) -> String {
     if step.shell {
@@ -84,11 +59,13 @@ pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
     };
     let cancel = cx.cancel.clone();
     let mut waiting = false;
-    let command = build(step, &cx.host.root, cx.plan).map_err(StepError::failed)?;
-    let finished = process::run(command, cx.deadline, &cancel, on_cancel, &mut || {
-        waiting = true
-    })
-    .map_err(|e| StepError::failed(format!("cannot start `{}`: {e}", describe(step))))?;
+    let command = CommandSpec::of(step, &cx.plan.pin_variables());
+    let finished = cx
+        .host
+        .run_command(&command, cx.deadline, &cancel, on_cancel, &mut || {
+            waiting = true
+        })
+        .map_err(|e| StepError::failed(not_run(step, e)))?;
     if waiting {
         cx.notice("stop requested: waiting for the command to finish, since stopping it half-way could leave the system half-changed");
     }
@@ -99,29 +76,29 @@ pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
     }
 }
 
+/// Why the program did not run: its argv[0] is not under the host root (the program is
+/// found there like every tool, so a rehearsal can never run a real host's program by
+/// accident), or it could not be started.
+fn not_run(step: &CommandStep, error: CommandError) -> String {
+    match error {
+        CommandError::NotFound(e) => e.to_string(),
+        CommandError::Spawn(e) => format!("cannot start `{}`: {e}", describe(step)),
+    }
+}
+
 pub fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
-    if !step.read_only {
+    let Some(command) = ReadOnlyCommand::of(step, &cx.plan.pin_variables()) else {
         return CheckReport::CannotSimulate(format!(
             "`{}` may change the system (mark it `read_only: true` if it does not)",
             describe(step)
         ));
-    }
-    let deadline = cx.step.timeout.map(|t| std::time::Instant::now() + t);
-    let command = match build(step, &cx.host.root, cx.plan) {
-        Ok(command) => command,
-        Err(e) => return CheckReport::Blocked(e),
     };
-    match process::run(
-        command,
-        deadline,
-        &Cancel::new(),
-        OnCancel::Kill,
-        &mut || {},
-    ) {
+    let deadline = cx.step.timeout.map(|t| std::time::Instant::now() + t);
+    match cx.host.run_read_only(&command, deadline) {
         Ok(finished) => match verdict(step, &finished) {
             Ok(summary) => CheckReport::WillRun(format!("read-only, ran it: {summary}")),
             Err(problem) => CheckReport::Blocked(format!("read-only, ran it: {problem}")),
         },
-        Err(e) => CheckReport::Blocked(format!("cannot start `{}`: {e}", describe(step))),
+        Err(e) => CheckReport::Blocked(not_run(step, e)),
     }
 }

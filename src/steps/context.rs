@@ -2,60 +2,20 @@
 //! means to act and to record (through the executor, never by printing).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::engine::EngineError;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::cancel::Cancel;
 use crate::engine::events::{EventKind, StepRef};
-use crate::engine::operator::Operator;
-use crate::engine::ports::root::HostRoot;
-use crate::engine::record::probe::Inventory;
+use crate::engine::ports::host::{HostActions, HostView};
+use crate::engine::ports::keys::KeyProber;
+use crate::engine::ports::operator::Operator;
+use crate::engine::ports::pins::PinReader;
+use crate::engine::ports::tke::CheckpointActor;
 use crate::engine::secret::{Pin, Pins};
 use crate::engine::state::RunState;
-use crate::plan::model::{Checkpoint, Plan, Step, Token};
-
-/// Lists a token's objects and proves its keys work, and checks a token's PIN. The real one
-/// goes through PKCS#11; rehearsal injects the simulator's (no PKCS#11 module can open a
-/// simulated EP11 token), whose token checks the PIN as the real login does.
-pub trait KeyProber: Send + Sync {
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String>;
-    /// One `C_Login` as USER, never retried: a wrong PIN costs the token one failed login.
-    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String>;
-}
-
-/// Through the token's PKCS#11 module, with `cryptoki`.
-pub struct Pkcs11Prober;
-
-impl KeyProber for Pkcs11Prober {
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
-        crate::host::pkcs11::probe(module, slot, pin).map_err(|e| e.to_string())
-    }
-
-    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String> {
-        crate::host::pkcs11::verify_pin(module, slot, pin).map_err(|e| e.to_string())
-    }
-}
-
-/// Someone who acts at a checkpoint instead of people: the simulated TKE operator of
-/// `mkplan rehearse`, which performs the checkpoint's `tke:` action on the simulated
-/// adapters and returns who approves (journaled with the method `rehearsal`). Real runs
-/// have none: people do the TKE work and approve.
-pub trait CheckpointActor: Send + Sync {
-    fn act(&self, plan: &Plan, step: &Step, checkpoint: &Checkpoint)
-    -> Result<Vec<String>, String>;
-}
-
-/// The host a run acts on.
-#[derive(Clone)]
-pub struct Host {
-    pub root: HostRoot,
-    /// `/proc` (always the real one: processes are real even on a simulated host).
-    pub proc_dir: PathBuf,
-    pub prober: Arc<dyn KeyProber>,
-    pub checkpoint_actor: Option<Arc<dyn CheckpointActor>>,
-}
+use crate::plan::model::{Plan, Step, Token};
 
 /// Facts about the run that steps may record or show.
 #[derive(Debug, Clone)]
@@ -87,7 +47,8 @@ impl std::ops::Deref for TokenPin<'_> {
 pub struct CheckContext<'a> {
     pub plan: &'a Plan,
     pub step: &'a Step,
-    pub host: &'a Host,
+    /// The host, read-only.
+    pub host: &'a dyn HostView,
     /// The steps before this one, which will have run by the time it does.
     pub earlier: &'a [Step],
 }
@@ -100,7 +61,11 @@ pub trait Emit {
 pub struct RunContext<'a> {
     pub plan: &'a Plan,
     pub step: &'a Step,
-    pub host: &'a Host,
+    pub host: &'a dyn HostActions,
+    pub keys: &'a dyn KeyProber,
+    pub pin_sources: &'a dyn PinReader,
+    /// Who acts at a checkpoint instead of people (a rehearsal's simulated TKE operator).
+    pub tke: Option<&'a dyn CheckpointActor>,
     pub run: &'a RunInfo,
     /// The run so far, from the journal (for "start only what this run stopped" and the like).
     pub state: &'a RunState,
@@ -121,13 +86,10 @@ impl<'a> RunContext<'a> {
         let pins: &'a Pins = self.pins;
         match pins.get(&token.id) {
             Some(pin) => Ok(TokenPin::Verified(pin)),
-            None => crate::host::pin::read(
-                &token.pin,
-                &self.host.root,
-                self.operator,
-                &format!("token `{}`", token.id),
-            )
-            .map(TokenPin::Read),
+            None => self
+                .pin_sources
+                .read(&token.pin, self.operator, &format!("token `{}`", token.id))
+                .map(TokenPin::Read),
         }
     }
 

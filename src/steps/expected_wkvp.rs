@@ -2,14 +2,12 @@
 //! `ep11tok.conf` at the new WK (openCryptoki 3.19+ will not start the token otherwise;
 //! reference 1.6, 3.2). Every other byte is kept; the old file is kept beside it.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-
 use serde_json::json;
 
+use crate::engine::crash_hooks::kill_point;
 use crate::plan::ep11conf;
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, TokenId};
-use crate::steps::assert_wk::read_and_evaluate;
+use crate::steps::guards::wk::read_and_evaluate;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
@@ -30,8 +28,10 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
             "the new WK is not current on every APQN yet, so EXPECTED_WKVP stays: {p}"
         ))
     })?;
-    let path = cx.host.root.path(config);
-    let text = crate::plan::input::read_to_string(&path, crate::plan::input::CONFIG)
+    let path = cx.host.root().path(config);
+    let text = cx
+        .host
+        .read_config(&path)
         .map_err(|e| StepError::failed(format!("cannot read `{}`: {e}", config.display())))?;
     let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
         .map_err(|e| StepError::failed(format!("`{}`: {e}", config.display())))?;
@@ -55,11 +55,12 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
             .unwrap_or("ep11tok.conf"),
         cx.run.run_id
     ));
-    std::fs::copy(&path, &backup).map_err(|e| {
+    cx.host.copy_file(&path, &backup).map_err(|e| {
         StepError::failed(format!("cannot keep a copy of `{}`: {e}", config.display()))
     })?;
-    crate::engine::crash_hooks::kill_point("set_expected_wkvp:copied");
-    write_atomically(&path, rewritten.as_bytes())
+    kill_point("set_expected_wkvp:copied");
+    cx.host
+        .replace_file(&path, rewritten.as_bytes())
         .map_err(|e| StepError::failed(format!("cannot rewrite `{}`: {e}", config.display())))?;
     Ok(StepSuccess::new(format!(
         "`{}` now expects {}; the previous file is `{}`",
@@ -70,33 +71,14 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
     .with_data(json!({ "config": config, "previous": backup, "expected_wkvp": token.wkvp_new.to_string() })))
 }
 
-/// Temporary file in the same directory with the original's mode and owner, fsync,
-/// rename over the original, fsync the directory.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let meta = std::fs::metadata(path)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    let _ = rustix::fs::fchown(
-        temp.as_file(),
-        Some(rustix::fs::Uid::from_raw(meta.uid())),
-        Some(rustix::fs::Gid::from_raw(meta.gid())),
-    );
-    temp.as_file().sync_all()?;
-    crate::engine::crash_hooks::kill_point("set_expected_wkvp:written");
-    temp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
 pub fn check(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
     let token = &cx.plan.tokens[token_id];
     let Some(config) = &token.config else {
         return CheckReport::WouldSkip(format!("token `{token_id}` names no `config`"));
     };
-    match crate::plan::input::read_to_string(&cx.host.root.path(config), crate::plan::input::CONFIG)
+    match cx
+        .host
+        .read_config(&cx.host.root().path(config))
         .map(|t| ep11conf::parse(&t))
     {
         Ok(Ok(parsed)) => match parsed.expected_wkvp {

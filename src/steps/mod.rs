@@ -12,13 +12,17 @@ pub mod guards;
 pub mod migrate;
 pub mod probe_keys;
 pub mod restore;
-pub mod services;
+mod start;
+mod stop;
+mod units;
 
 use serde_json::Value;
 
 pub use context::{CheckContext, RunContext};
 
+use crate::engine::ports::host::{BackupCheck, HostView};
 use crate::plan::model::{Step, StepKind};
+use crate::steps::guards::backup::this_runs_backup;
 
 /// What a successful step reports: a one-line summary and data for the journal and report.
 #[derive(Debug, Clone)]
@@ -108,8 +112,8 @@ pub fn run(step: &Step, cx: &mut RunContext<'_>) -> StepResult {
     match &step.kind {
         StepKind::AssertWk(a) => assert_wk::run(a, cx),
         StepKind::Checkpoint(c) => checkpoint::run(c, cx),
-        StepKind::Stop(s) => services::stop(s, cx),
-        StepKind::Start(s) => services::start(s, cx),
+        StepKind::Stop(s) => stop::stop(s, cx),
+        StepKind::Start(s) => start::start(s, cx),
         StepKind::Backup { token, to } => backup::backup(token, to, cx),
         StepKind::Restore { token, from } => restore::restore(token, from, cx),
         StepKind::Migrate(m) => migrate::run(m, cx),
@@ -123,8 +127,8 @@ pub fn check(step: &Step, cx: &CheckContext<'_>) -> CheckReport {
     match &step.kind {
         StepKind::AssertWk(a) => assert_wk::check(a, cx),
         StepKind::Checkpoint(c) => checkpoint::check(c, cx),
-        StepKind::Stop(s) => services::check_stop(s, cx),
-        StepKind::Start(s) => services::check_start(s, cx),
+        StepKind::Stop(s) => stop::check_stop(s, cx),
+        StepKind::Start(s) => start::check_start(s, cx),
         StepKind::Backup { token, to } => backup::check_backup(token, to, cx),
         StepKind::Restore { token, .. } => restore::check_restore(token, cx),
         StepKind::Migrate(m) => migrate::check(m, cx),
@@ -139,13 +143,13 @@ pub fn check(step: &Step, cx: &CheckContext<'_>) -> CheckReport {
 /// only if the store is identical to the backup.
 pub fn refuse_accept(
     plan: &crate::plan::Plan,
-    root: &crate::engine::ports::root::HostRoot,
+    host: &dyn HostView,
     state: &crate::engine::state::RunState,
     step: &crate::engine::events::StepRef,
 ) -> Result<(), String> {
     match plan_step(plan, step).map(|s| &s.kind) {
         Some(StepKind::Migrate(m)) => {
-            match migrate::store_changes(root, &plan.tokens[&m.token], state) {
+            match migrate::store_changes(host, &plan.tokens[&m.token], state) {
                 Some((changed, objects)) if changed == objects && objects > 0 => Ok(()),
                 Some((changed, objects)) => Err(format!(
                     "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
@@ -155,12 +159,18 @@ pub fn refuse_accept(
         }
         Some(StepKind::Restore { token, from }) => {
             let token = &plan.tokens[token];
-            let backup = backup::this_runs_backup(state, &token.id, Some(from))
+            let backup = this_runs_backup(state, &token.id, Some(from))
                 .ok_or("this run has no verified backup to compare the store with")?;
-            let manifest = backup.manifest().map_err(|e| e.to_string())?;
-            crate::host::archive::compare_live(&root.path(&token.store), &manifest).map_err(|e| {
-                format!("the store is not the backup ({e}), so the restore did not complete")
-            })
+            let store = host.root().path(&token.store);
+            let comparison = host
+                .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)
+                .map_err(|e| e.to_string())?;
+            match comparison.difference {
+                None => Ok(()),
+                Some(e) => Err(format!(
+                    "the store is not the backup ({e}), so the restore did not complete"
+                )),
+            }
         }
         _ => Ok(()),
     }
@@ -182,7 +192,7 @@ fn plan_step<'p>(
 /// decide between retrying it and accepting it.
 pub fn describe_uncertain(
     plan: &crate::plan::Plan,
-    root: &crate::engine::ports::root::HostRoot,
+    host: &dyn HostView,
     state: &crate::engine::state::RunState,
     step: &crate::engine::events::StepRef,
 ) -> Vec<String> {
@@ -194,12 +204,12 @@ pub fn describe_uncertain(
     )];
     match plan_step(plan, step).map(|s| &s.kind) {
         Some(StepKind::Migrate(m)) => lines.extend(migrate::describe_uncertain(
-            root,
+            host,
             &plan.tokens[&m.token],
             state,
         )),
         Some(StepKind::Restore { .. }) => {
-            lines.push(match refuse_accept(plan, root, state, step) {
+            lines.push(match refuse_accept(plan, host, state, step) {
                 Ok(()) => "compared with the backup: the store is identical to it".to_owned(),
                 Err(e) => format!("compared with the backup: {e}"),
             });

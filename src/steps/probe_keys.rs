@@ -2,7 +2,7 @@
 //! (encrypt, sign). The inventory is journaled; the report compares the probe before the
 //! migration with the one after.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
@@ -10,32 +10,12 @@ use crate::engine::record::probe::Usability;
 use crate::plan::model::TokenId;
 use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
-/// Where distributions install openCryptoki's PKCS#11 library.
-const DEFAULT_MODULES: &[&str] = &[
-    "/usr/lib/s390x-linux-gnu/opencryptoki/libopencryptoki.so",
-    "/usr/lib64/opencryptoki/libopencryptoki.so",
-    "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so",
-    "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so",
-    "/usr/lib/opencryptoki/libopencryptoki.so",
-];
-
-pub fn module_path(
-    cx_root: &crate::engine::ports::root::HostRoot,
-    given: Option<&PathBuf>,
-) -> Result<PathBuf, String> {
-    if let Some(module) = given {
-        return Ok(cx_root.path(module));
-    }
-    DEFAULT_MODULES
-        .iter()
-        .map(|m| cx_root.path(Path::new(m)))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("openCryptoki's libopencryptoki.so is not in any usual place ({}); name it with `module:`", DEFAULT_MODULES.join(", ")))
-}
-
 pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>) -> StepResult {
     let token = &cx.plan.tokens[token_id];
-    let module = module_path(&cx.host.root, module).map_err(StepError::failed)?;
+    let module = cx
+        .host
+        .pkcs11_module(module.map(PathBuf::as_path))
+        .map_err(|e| StepError::failed(e.to_string()))?;
     let pin = cx
         .token_pin(token)
         .map_err(|e| match cx.cancel.requested() {
@@ -44,8 +24,7 @@ pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>
             false => StepError::failed(e),
         })?;
     let inventory = cx
-        .host
-        .prober
+        .keys
         .probe(&module, u64::from(token.slot.get()), &pin)
         .map_err(StepError::failed)?;
     let keys = inventory
@@ -82,12 +61,12 @@ pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>
 }
 
 pub fn check(token_id: &TokenId, module: Option<&PathBuf>, cx: &CheckContext<'_>) -> CheckReport {
-    match module_path(&cx.host.root, module) {
+    match cx.host.pkcs11_module(module.map(PathBuf::as_path)) {
         Ok(m) => CheckReport::CannotSimulate(format!(
             "would log in to slot {} through `{}` and exercise every key; not done in a dry run, which does not read PINs",
             cx.plan.tokens[token_id].slot,
             m.display()
         )),
-        Err(e) => CheckReport::Blocked(e),
+        Err(e) => CheckReport::Blocked(e.to_string()),
     }
 }

@@ -2,4 +2,26 @@
 //! exchange. The host adapters implement them for a real Linux on Z; a rehearsal plugs the
 //! simulator's pieces in beside them. Nothing here touches the system.
 
+pub mod host;
+pub mod keys;
+pub mod operator;
+pub mod pins;
 pub mod root;
+pub mod tke;
+
+use std::sync::Arc;
+
+use crate::engine::ports::host::HostActions;
+use crate::engine::ports::keys::KeyProber;
+use crate::engine::ports::pins::PinReader;
+use crate::engine::ports::tke::CheckpointActor;
+
+/// The host a run acts on, and who stands in where the real one cannot.
+#[derive(Clone)]
+pub struct Ports {
+    pub host: Arc<dyn HostActions>,
+    pub keys: Arc<dyn KeyProber>,
+    pub pins: Arc<dyn PinReader>,
+    /// Who acts at a checkpoint instead of people (a rehearsal's simulated TKE operator).
+    pub tke: Option<Arc<dyn CheckpointActor>>,
+}

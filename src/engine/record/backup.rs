@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the host's backup made. Entry paths in the archive are relative to the store's
 /// parent (`<store-name>/…`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupRecord {
     /// `<dir>/<stem>.tar.gz`.
     pub archive: PathBuf,
@@ -21,13 +21,13 @@ pub struct BackupRecord {
     /// Bytes in those files.
     pub bytes: u64,
     /// Entry paths are `<store-name>/…`, relative to the store's parent.
-    pub layout: &'static str,
+    pub layout: ArchiveLayout,
     /// True only once the archive was read back and matched the manifest and the live store.
     pub verified: bool,
 }
 
 /// What the host's restore did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestoreRecord {
     pub store: PathBuf,
     /// Where the store that was replaced is kept (`<store>.replaced-<run-id>`); `None` if
@@ -35,4 +35,23 @@ pub struct RestoreRecord {
     pub replaced: Option<PathBuf>,
     pub files: u64,
     pub bytes: u64,
+}
+
+/// How entry paths in an archive are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArchiveLayout {
+    /// `<store-name>/…`, relative to the store's parent.
+    #[serde(rename = "parent-relative")]
+    ParentRelative,
+}
+
+/// A verified backup as the `backup` step journaled it: where it is and the digests a
+/// restore must find again. All a later `restore` trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournaledBackup {
+    pub archive: PathBuf,
+    pub manifest: PathBuf,
+    pub archive_sha256: String,
+    pub manifest_sha256: String,
+    pub verified: bool,
 }

@@ -23,7 +23,7 @@ use super::fsio::{self, HashWriter};
 use super::manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest};
 use super::walk::{self, Kind, Names, Node};
 use super::{ArchiveError, COMPRESSION_LEVEL};
-use crate::engine::record::backup::BackupRecord;
+use crate::engine::record::backup::{ArchiveLayout, BackupRecord};
 
 /// Size of the buffers that travel from the tar producer to the gzip thread.
 const CHUNK: usize = 256 * 1024;
@@ -130,7 +130,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
         archive_bytes: manifest.archive_bytes,
         files: manifest.files,
         bytes: manifest.bytes,
-        layout: LAYOUT,
+        layout: ArchiveLayout::ParentRelative,
         verified: true,
     })
 }
