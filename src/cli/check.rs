@@ -10,9 +10,10 @@ use crate::cli::preflight::{Depth, Preflight, Scope, preflight, render};
 use crate::engine::cancel::Cancel;
 use crate::engine::digest::sha256_hex;
 use crate::engine::events::StepRef;
+use crate::engine::step::{CheckContext, CheckReport, Steps};
 use crate::plan::model::{Step, StepKind};
 use crate::plan::template::evaluate_condition;
-use crate::steps::{self, CheckContext, CheckReport};
+use crate::steps::registry::Registry;
 
 /// Dry run against the live system: what each step would do, with the state it read.
 #[derive(Debug, clap::Args)]
@@ -77,7 +78,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Some((w, Err(e))) => {
                     CheckReport::Blocked(format!("`when: {w}` cannot be evaluated: {e}"))
                 }
-                _ => steps::check(
+                _ => Registry.check(
                     step,
                     &CheckContext {
                         plan,

@@ -11,7 +11,6 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::engine::events::SectionName;
 use crate::engine::ports::Ports;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{DEFAULT_STATE_DIR, RunDir, StateDir};
@@ -271,7 +270,7 @@ pub fn operator_name(given: Option<&str>) -> String {
 pub fn print_recap(plan: &Plan, state: &RunState, format: LogFormat) {
     let mut rows = Vec::new();
     for step in plan.all_steps() {
-        let section: SectionName = step.section.into();
+        let section = step.section;
         let record = state.record(section, step.index);
         let (status, detail) = match record.map(|r| &r.status) {
             Some(StepStatus::Succeeded { summary, .. }) => ("ok", summary.clone()),

@@ -16,9 +16,10 @@ use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState, StepStatus};
+use crate::engine::step::{RunInfo, Steps, UncertainContext};
 use crate::host::linux::LinuxHost;
 use crate::host::terminal::Terminal;
-use crate::steps::context::RunInfo;
+use crate::steps::registry::Registry;
 
 /// Continue an interrupted run where its journal says it stopped.
 #[derive(Debug, clap::Args)]
@@ -154,10 +155,17 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 record.step.name,
                 record.step.kind
             );
-            for line in
-                crate::steps::describe_uncertain(plan, &journaled_host, &state, &record.step)
-            {
-                eprintln!("  {line}");
+            let uncertain = UncertainContext {
+                plan,
+                state: &state,
+                host: &journaled_host,
+            };
+            let attempts = record.attempts;
+            eprintln!("  it was started {attempts} time(s); no outcome was recorded");
+            if let Some(step) = plan.step_at(record.step.section, record.step.index) {
+                for line in Registry.describe_uncertain(step, &uncertain) {
+                    eprintln!("  {line}");
+                }
             }
             eprintln!("decide, and the decision is journaled with your name:");
             eprintln!(
@@ -182,9 +190,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     // Accepting a half-done migration would activate a WK that part of the store is not
     // under, and accepting a half-done restore would start services on a store that is not
     // the backup: the store must show the step complete, or the operator has to retry.
+    let uncertain = UncertainContext {
+        plan,
+        state: &state,
+        host: &journaled_host,
+    };
     if let (Some(record), Some(DecisionKind::Accept)) = (state.uncertain(), decision)
-        && let Err(refusal) =
-            crate::steps::refuse_accept(plan, &journaled_host, &state, &record.step)
+        && let Some(step) = plan.step_at(record.step.section, record.step.index)
+        && let Err(refusal) = Registry.refuse_accept(step, &uncertain)
     {
         eprintln!("mkplan: error: refusing --accept-step: {refusal}; use --retry-step");
         return Ok(exit_code::NEEDS_DECISION);
@@ -256,6 +269,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         operator: operator.as_ref(),
         approvals: &approvals,
         pins: Default::default(),
+        steps: &Registry,
     };
     finish(executor, globals)
 }
@@ -299,12 +313,7 @@ fn users_of_an_uncertain_store(
 ) -> Option<Vec<String>> {
     use crate::plan::model::StepKind;
     let record = state.uncertain()?;
-    let section = match record.step.section {
-        crate::engine::events::SectionName::Steps => &plan.steps,
-        crate::engine::events::SectionName::Rescue => &plan.rescue,
-        crate::engine::events::SectionName::Always => &plan.always,
-    };
-    let token = match &section.get(record.step.index)?.kind {
+    let token = match &plan.step_at(record.step.section, record.step.index)?.kind {
         StepKind::Migrate(m) => &m.token,
         StepKind::Restore { token, .. } => token,
         _ => return None,

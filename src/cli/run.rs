@@ -14,11 +14,12 @@ use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState};
+use crate::engine::step::RunInfo;
 use crate::engine::trust::{self, Trusted};
 use crate::engine::{EngineError, Recorder};
 use crate::host::terminal::Terminal;
 use crate::plan::Plan;
-use crate::steps::context::RunInfo;
+use crate::steps::registry::Registry;
 
 /// Execute a plan: each step journaled before it acts, rescue on failure, always at the end.
 #[derive(Debug, clap::Args)]
@@ -226,6 +227,7 @@ impl Launch<'_> {
             operator: self.operator,
             approvals: self.approvals,
             pins: checked.pins,
+            steps: &Registry,
         };
         conclude(executor, globals, checked.signer.as_ref())
     }

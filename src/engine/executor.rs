@@ -11,11 +11,10 @@ use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::ports::Ports;
 use crate::engine::ports::operator::{Answer, Operator};
 use crate::engine::state::{Phase, StepStatus};
+use crate::engine::step::{Interruption, RunContext, RunInfo, StepError, Steps};
 use crate::engine::{EngineError, Recorder};
 use crate::plan::model::{Plan, Section, Step};
 use crate::plan::template::evaluate_condition;
-use crate::steps::context::RunInfo;
-use crate::steps::{self, Interruption, RunContext, StepError};
 
 /// Choices made on the command line that shape a run.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +40,8 @@ pub enum RunEnd {
 pub struct Executor<'a> {
     pub plan: &'a Plan,
     pub ports: &'a Ports,
+    /// The step kinds.
+    pub steps: &'a dyn Steps,
     pub info: RunInfo,
     pub recorder: Recorder,
     pub options: &'a RunOptions,
@@ -214,7 +215,7 @@ impl Executor<'_> {
             }
         }
 
-        let mutating = steps::interruption(step) == Interruption::Decide;
+        let mutating = self.steps.interruption(step) == Interruption::Decide;
         self.recorder.record(EventKind::StepStarted {
             step: step_ref.clone(),
             mutating,
@@ -239,7 +240,7 @@ impl Executor<'_> {
                 pins: &self.pins,
                 emitter: &mut self.recorder,
             };
-            steps::run(step, &mut cx)
+            self.steps.run(step, &mut cx)
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         match result {

@@ -19,6 +19,7 @@ pub mod rundir;
 pub mod secret;
 pub mod sinks;
 pub mod state;
+pub mod step;
 pub mod trust;
 
 use crate::engine::events::EventKind;
@@ -79,7 +80,7 @@ impl Recorder {
     }
 }
 
-impl crate::steps::context::Emit for Recorder {
+impl crate::engine::step::Emit for Recorder {
     fn emit(&mut self, event: EventKind) -> Result<(), EngineError> {
         self.record(event).map(|_| ())
     }

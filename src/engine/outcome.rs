@@ -2,20 +2,20 @@
 //! `rescued` only when its rescue put something back: a rescue whose restores found nothing
 //! to restore leaves the run `failed`, and the words say that nothing had changed.
 
-use crate::engine::events::{Outcome, SectionName};
+use crate::engine::events::Outcome;
+use crate::engine::record::backup::RESTORED;
 use crate::engine::state::{RunState, StepRecord, StepStatus};
-use crate::plan::model::{Plan, StepKind};
-use crate::steps::guards::backup::RESTORED;
+use crate::plan::model::{Plan, Section, StepKind};
 
 /// The outcome of a run whose `always` section has run.
 pub fn decide(plan: &Plan, state: &RunState) -> Outcome {
     match &state.failure {
-        None if failed(state, SectionName::Always).is_some() => Outcome::Failed,
+        None if failed(state, Section::Always).is_some() => Outcome::Failed,
         None => Outcome::Succeeded,
-        Some((_, true)) if failed(state, SectionName::Rescue).is_none() => Outcome::Aborted,
+        Some((_, true)) if failed(state, Section::Rescue).is_none() => Outcome::Aborted,
         Some((_, false))
             if !plan.rescue.is_empty()
-                && failed(state, SectionName::Rescue).is_none()
+                && failed(state, Section::Rescue).is_none()
                 && (restores(plan, state).is_empty() || !restored(plan, state).is_empty()) =>
         {
             Outcome::Rescued
@@ -27,7 +27,7 @@ pub fn decide(plan: &Plan, state: &RunState) -> Outcome {
 /// One sentence: what failed, and what the rescue did about it.
 pub fn describe(plan: &Plan, state: &RunState) -> String {
     let Some((step, denied)) = &state.failure else {
-        return match failed(state, SectionName::Always) {
+        return match failed(state, Section::Always) {
             Some(r) => format!("every main step succeeded, but {} failed", shown(r)),
             None => "every step succeeded".to_owned(),
         };
@@ -40,7 +40,7 @@ pub fn describe(plan: &Plan, state: &RunState) -> String {
     if plan.rescue.is_empty() {
         return format!("{what}; the plan has no rescue");
     }
-    if let Some(r) = failed(state, SectionName::Rescue) {
+    if let Some(r) = failed(state, Section::Rescue) {
         return format!("{what}, and rescue did not complete: {} failed", shown(r));
     }
     let restored = restored(plan, state);
@@ -72,7 +72,7 @@ fn summary(record: &StepRecord) -> String {
 }
 
 /// The first step of `section` that failed.
-fn failed(state: &RunState, section: SectionName) -> Option<&StepRecord> {
+fn failed(state: &RunState, section: Section) -> Option<&StepRecord> {
     state
         .steps
         .values()
@@ -84,7 +84,7 @@ fn restores<'s>(plan: &Plan, state: &'s RunState) -> Vec<&'s StepRecord> {
     plan.rescue
         .iter()
         .filter(|s| matches!(s.kind, StepKind::Restore { .. }))
-        .filter_map(|s| state.record(SectionName::Rescue, s.index))
+        .filter_map(|s| state.record(Section::Rescue, s.index))
         .collect()
 }
 

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::engine::events::{
-    ApprovalMethod, DecisionKind, EventKind, Outcome, SectionName, StepRef,
-};
+use crate::engine::events::{ApprovalMethod, DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::journal::Entry;
+use crate::plan::model::Section;
 
 /// A step's position: its section and index.
-pub type StepKey = (SectionName, usize);
+pub type StepKey = (Section, usize);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepStatus {
@@ -170,7 +169,7 @@ impl RunState {
                     },
                     Some(*duration_ms),
                 );
-                if step.section == SectionName::Steps && self.failure.is_none() {
+                if step.section == Section::Steps && self.failure.is_none() {
                     self.failure = Some((step.clone(), false));
                 }
             }
@@ -247,7 +246,7 @@ impl RunState {
         record.duration_ms = duration_ms;
     }
 
-    pub fn record(&self, section: SectionName, index: usize) -> Option<&StepRecord> {
+    pub fn record(&self, section: Section, index: usize) -> Option<&StepRecord> {
         self.steps.get(&(section, index))
     }
 

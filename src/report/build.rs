@@ -4,11 +4,11 @@
 
 use serde_json::Value;
 
-use crate::engine::events::{EventKind, SectionName, StepRef};
+use crate::engine::events::{EventKind, StepRef};
 use crate::engine::journal::{JOURNAL_VERSION, Verified};
 use crate::engine::rundir::JOURNAL;
 use crate::engine::state::{Phase, RunState, StepStatus};
-use crate::plan::model::{Plan, Step};
+use crate::plan::model::{Plan, Section, Step};
 use crate::report::model::{
     ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts,
     REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
@@ -98,7 +98,7 @@ impl<'a> Timeline<'a> {
         Self { outcomes, starts }
     }
 
-    fn last_start(&self, section: SectionName, index: usize) -> Option<&'a str> {
+    fn last_start(&self, section: Section, index: usize) -> Option<&'a str> {
         self.starts
             .iter()
             .rev()
@@ -113,12 +113,7 @@ pub(crate) fn same_step(a: &StepRef, b: &StepRef) -> bool {
 
 /// The plan's step a journal event names.
 pub(crate) fn plan_step<'p>(plan: &'p Plan, step: &StepRef) -> Option<&'p Step> {
-    let list = match step.section {
-        SectionName::Steps => &plan.steps,
-        SectionName::Rescue => &plan.rescue,
-        SectionName::Always => &plan.always,
-    };
-    list.get(step.index)
+    plan.step_at(step.section, step.index)
 }
 
 /// Milliseconds between two RFC 3339 times, when both parse and `to` is not earlier.
@@ -337,7 +332,7 @@ fn steps(plan: &Plan, state: &RunState, timeline: &Timeline<'_>) -> Vec<StepReco
     plan.all_steps()
         .map(|step| {
             let position = StepRef::of(step).position();
-            let section: SectionName = step.section.into();
+            let section = step.section;
             let record = state.record(section, step.index);
             let (status, summary) = match record.map(|r| &r.status) {
                 Some(StepStatus::Succeeded { summary, .. }) => ("succeeded", one_line(summary)),

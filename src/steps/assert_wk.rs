@@ -4,9 +4,11 @@
 //! ([`read_and_evaluate`]) serves `check`, `run`, checkpoints' `until`, and the live re-checks
 //! of other steps.
 
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::{AssertWk, CurrentWk, NewWk};
 use crate::steps::guards::wk::read_and_evaluate;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 fn describe(check: &AssertWk) -> String {
     let current = match check.current {

@@ -4,9 +4,11 @@
 
 use serde_json::json;
 
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::{BackupId, TokenId};
 use crate::steps::guards::backup::writable_by_others;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
     let token = &cx.plan.tokens[token_id];

@@ -13,9 +13,11 @@ use crate::engine::clock::now_rfc3339;
 use crate::engine::digest::sha256_hex;
 use crate::engine::events::{ApprovalMethod, EventKind};
 use crate::engine::ports::operator::Answer;
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
 use crate::steps::guards::wk::read_and_evaluate;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 /// How often an unknown name may be typed before the checkpoint is denied.
 const NAME_ATTEMPTS: u32 = 3;

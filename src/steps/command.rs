@@ -6,8 +6,10 @@ use serde_json::json;
 
 use crate::engine::ports::host::{CommandError, CommandSpec, OnCancel, ReadOnlyCommand};
 use crate::engine::record::command::Finished;
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::CommandStep;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 fn describe(step: &CommandStep) -> String {
     if step.shell {

@@ -5,10 +5,12 @@
 use serde_json::json;
 
 use crate::engine::crash_hooks::kill_point;
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::ep11conf;
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, TokenId};
 use crate::steps::guards::wk::read_and_evaluate;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
     let token = &cx.plan.tokens[token_id];

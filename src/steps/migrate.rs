@@ -10,13 +10,16 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::engine::ports::host::{HostView, PtyCommand, PtyError};
+use crate::engine::state::RunState;
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess, UncertainContext,
+};
 use crate::engine::trust::Trusted;
 use crate::plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token};
 use crate::steps::guards::backup::{restore_verified, this_runs_backup};
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::users::{describe_users, token_users};
 use crate::steps::guards::wk::read_and_evaluate;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 mod dialog;
 mod outcome;
@@ -195,24 +198,31 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
     }
 }
 
+/// Why `--accept-step` must not take an interrupted migration as done: accepting a
+/// half-done one would activate a WK that part of the store is not under, so it is complete
+/// only if every key object changed from the backup.
+pub fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+    match store_changes(cx.host, &cx.plan.tokens[&step.token], cx.state) {
+        Some((changed, objects)) if changed == objects && objects > 0 => Ok(()),
+        Some((changed, objects)) => Err(format!(
+            "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
+        )),
+        None => Err("the store cannot be compared with this run's backup".to_owned()),
+    }
+}
+
 /// How much of the store differs from this run's verified backup: (object files that
 /// changed, object files in the backup). `None` without a backup or a readable manifest.
-pub fn store_changes(
-    host: &dyn HostView,
-    token: &Token,
-    state: &crate::engine::state::RunState,
-) -> Option<(usize, usize)> {
+fn store_changes(host: &dyn HostView, token: &Token, state: &RunState) -> Option<(usize, usize)> {
     let backup = this_runs_backup(state, &token.id, None)?;
     host.object_changes(&host.root().path(&token.store), &backup)
 }
 
 /// What resume says about a migration interrupted half-way: how much of the store differs
 /// from this run's verified backup.
-pub fn describe_uncertain(
-    host: &dyn HostView,
-    token: &Token,
-    state: &crate::engine::state::RunState,
-) -> Vec<String> {
+pub fn describe_uncertain(step: &MigrateStep, cx: &UncertainContext<'_>) -> Vec<String> {
+    let (host, state) = (cx.host, cx.state);
+    let token = &cx.plan.tokens[&step.token];
     let Some(backup) = this_runs_backup(state, &token.id, None) else {
         return vec!["this run has no verified backup of the token".to_owned()];
     };

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::engine::record::probe::Usability;
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::TokenId;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>) -> StepResult {
     let token = &cx.plan.tokens[token_id];

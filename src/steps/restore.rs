@@ -7,14 +7,16 @@
 use serde_json::json;
 
 use crate::engine::ports::host::BackupCheck;
+use crate::engine::record::backup::{NOTHING, UNCHANGED};
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess, UncertainContext,
+};
 use crate::plan::model::{BackupId, TokenId};
 use crate::steps::guards::backup::{
-    NOTHING, UNCHANGED, migration_may_have_started, refused, restore_verified, this_runs_backup,
-    writable_by_others,
+    migration_may_have_started, refused, restore_verified, this_runs_backup, writable_by_others,
 };
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::wk::refuse_if_activated;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
     let token = &cx.plan.tokens[token_id];
@@ -64,6 +66,45 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
     let mut done = restore_verified(token, &backup, cx)?;
     done.data["differed"] = json!(difference);
     Ok(done)
+}
+
+/// Why `--accept-step` must not take an interrupted restore as done: accepting a half-done
+/// one would start services on a store that is not the backup, so it is complete only if
+/// the store is identical to the backup.
+pub fn refuse_accept(
+    token: &TokenId,
+    from: &BackupId,
+    cx: &UncertainContext<'_>,
+) -> Result<(), String> {
+    let token = &cx.plan.tokens[token];
+    let backup = this_runs_backup(cx.state, &token.id, Some(from))
+        .ok_or("this run has no verified backup to compare the store with")?;
+    let store = cx.host.root().path(&token.store);
+    let comparison = cx
+        .host
+        .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)
+        .map_err(|e| e.to_string())?;
+    match comparison.difference {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "the store is not the backup ({e}), so the restore did not complete"
+        )),
+    }
+}
+
+/// What is known about an interrupted restore: whether the store is the backup.
+pub fn describe_uncertain(
+    token: &TokenId,
+    from: &BackupId,
+    cx: &UncertainContext<'_>,
+) -> Vec<String> {
+    vec![
+        match refuse_accept(token, from, cx) {
+            Ok(()) => "compared with the backup: the store is identical to it".to_owned(),
+            Err(e) => format!("compared with the backup: {e}"),
+        },
+        "--retry-step restores the verified backup again; --accept-step takes the restore as complete (refused unless the store is identical to the backup)".to_owned(),
+    ]
 }
 
 pub fn check_restore(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {

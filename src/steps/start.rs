@@ -10,12 +10,15 @@ use serde_json::json;
 use crate::engine::clock::now_rfc3339;
 use crate::engine::crash_hooks::kill_point;
 use crate::engine::ports::host::ServiceVerb;
+use crate::engine::record::backup::{RESTORED, UNCHANGED};
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, Section, ServiceId, StepKind};
-use crate::steps::guards::backup::{RESTORED, UNCHANGED, migration_may_have_started};
+use crate::steps::guards::backup::migration_may_have_started;
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::wk::read_and_evaluate;
 use crate::steps::units::{DEFAULT_TIMEOUT, Unit, stopped_by_run, units};
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 /// Design rule 3, live: a token this run may have re-enciphered must either have been
 /// restored, or show the new WK as current on every APQN, before applications start; else

@@ -10,10 +10,12 @@ use crate::engine::clock::now_rfc3339;
 use crate::engine::crash_hooks::kill_point;
 use crate::engine::events::EventKind;
 use crate::engine::ports::host::ServiceVerb;
+use crate::engine::step::{
+    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
+};
 use crate::plan::model::{Section, ServiceId, StepKind};
 use crate::steps::guards::users::{describe_users, token_users};
 use crate::steps::units::{DEFAULT_TIMEOUT, units};
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
 
 pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     let service = &cx.plan.services[id];

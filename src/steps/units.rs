@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::engine::cancel::Cancel;
-use crate::engine::events::SectionName;
 use crate::engine::ports::host::{HostActions, HostView, ServiceUnit, ServiceVerb};
 use crate::engine::state::{RunState, StepStatus};
-use crate::plan::model::{Plan, Service, ServiceControl, ServiceId, StepKind};
+use crate::plan::model::{Plan, Section, Service, ServiceControl, ServiceId, StepKind};
 
 /// How long stopping or starting a group may take when the step sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -101,13 +100,8 @@ impl Unit<'_> {
 }
 
 /// The stop step of `id` at this journal position, if that is what it is.
-fn stops(plan: &Plan, section: SectionName, index: usize, id: &ServiceId) -> bool {
-    let section = match section {
-        SectionName::Steps => &plan.steps,
-        SectionName::Rescue => &plan.rescue,
-        SectionName::Always => &plan.always,
-    };
-    matches!(section.get(index).map(|s| &s.kind), Some(StepKind::Stop(stopped)) if stopped == id)
+fn stops(plan: &Plan, section: Section, index: usize, id: &ServiceId) -> bool {
+    matches!(plan.step_at(section, index).map(|s| &s.kind), Some(StepKind::Stop(stopped)) if stopped == id)
 }
 
 /// The units of `id` this run stopped (and that were running), in stop order: those its

@@ -5,6 +5,13 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// What a `restore` step did, as its data records it (`action`): it put the backup back.
+pub const RESTORED: &str = "restored";
+/// The store was identical to the backup: nothing was written.
+pub const UNCHANGED: &str = "unchanged";
+/// There was no backup, and no migration of the token started.
+pub const NOTHING: &str = "nothing";
+
 /// What the host's backup made. Entry paths in the archive are relative to the store's
 /// parent (`<store-name>/…`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

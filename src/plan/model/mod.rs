@@ -115,6 +115,20 @@ impl Plan {
             .collect()
     }
 
+    /// The steps of one section.
+    pub fn section(&self, section: Section) -> &[Step] {
+        match section {
+            Section::Steps => &self.steps,
+            Section::Rescue => &self.rescue,
+            Section::Always => &self.always,
+        }
+    }
+
+    /// The step at `index` of `section` (as the journal names it), if the plan has one.
+    pub fn step_at(&self, section: Section, index: usize) -> Option<&Step> {
+        self.section(section).get(index)
+    }
+
     /// Every step with its section, in the order a run can reach them.
     pub fn all_steps(&self) -> impl Iterator<Item = &Step> {
         self.steps

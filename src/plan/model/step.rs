@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use crate::plan::model::{Apqn, BackupId, ServiceId, TokenId};
 
-/// Which list of the plan a step belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Which list of the plan a step belongs to (journaled as `steps`, `rescue`, `always`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Section {
     Steps,
     Rescue,

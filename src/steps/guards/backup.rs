@@ -8,23 +8,14 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::engine::events::SectionName;
 use crate::engine::ports::host::HostView;
-use crate::engine::record::backup::JournaledBackup;
+use crate::engine::record::backup::{JournaledBackup, RESTORED};
 use crate::engine::state::{RunState, StepRecord, StepStatus};
+use crate::engine::step::{RunContext, StepError, StepResult, StepSuccess};
 use crate::plan::model::{BackupId, Plan, StepKind, Token, TokenId};
-use crate::steps::context::RunContext;
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::users::{describe_users, token_users};
 use crate::steps::guards::wk::refuse_if_activated;
-use crate::steps::{StepError, StepResult, StepSuccess};
-
-/// What a `restore` step did, as its data records it (`action`): it put the backup back.
-pub const RESTORED: &str = "restored";
-/// The store was identical to the backup: nothing was written.
-pub const UNCHANGED: &str = "unchanged";
-/// There was no backup, and no migration of the token started.
-pub const NOTHING: &str = "nothing";
 
 /// This run's last verified backup of `token` (to `target`), from the journal.
 pub fn this_runs_backup(
@@ -43,12 +34,7 @@ pub fn this_runs_backup(
 
 /// The token a step of this plan migrates, by its journal position.
 fn migrated_token<'p>(plan: &'p Plan, record: &StepRecord) -> Option<&'p TokenId> {
-    let section = match record.step.section {
-        SectionName::Steps => &plan.steps,
-        SectionName::Rescue => &plan.rescue,
-        SectionName::Always => &plan.always,
-    };
-    match &section.get(record.step.index)?.kind {
+    match &plan.step_at(record.step.section, record.step.index)?.kind {
         StepKind::Migrate(m) => Some(&m.token),
         _ => None,
     }

@@ -8,7 +8,7 @@ use super::outcome::{Observed, PIN_PROMPT};
 use crate::engine::crash_hooks::kill_point;
 use crate::engine::ports::host::PtyDialog;
 use crate::engine::secret::Pin;
-use crate::steps::RunContext;
+use crate::engine::step::RunContext;
 
 /// The tool prints the prompt and then turns echo off with a flush that discards input
 /// already waiting (reference 1.3); a PIN sent at once can be lost, and the tool then waits

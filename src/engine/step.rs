@@ -1,8 +1,11 @@
-//! What a step sees. `CheckContext` is read-only by construction; `RunContext` adds the
-//! means to act and to record (through the executor, never by printing).
+//! The step contract: what the executor asks of the step kinds ([`Steps`]), what a step
+//! sees (a read-only [`CheckContext`] for the dry run; a [`RunContext`] with the means to
+//! act and to record, through the executor, never by printing) and what it answers.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use serde_json::Value;
 
 use crate::engine::EngineError;
 use crate::engine::approvals::ApprovalInputs;
@@ -16,6 +19,104 @@ use crate::engine::ports::tke::CheckpointActor;
 use crate::engine::secret::{Pin, Pins};
 use crate::engine::state::RunState;
 use crate::plan::model::{Plan, Step, Token};
+
+/// What a successful step reports: a one-line summary and data for the journal and report.
+#[derive(Debug, Clone)]
+pub struct StepSuccess {
+    pub summary: String,
+    pub data: Value,
+}
+
+impl StepSuccess {
+    pub fn new(summary: impl Into<String>) -> Self {
+        Self {
+            summary: summary.into(),
+            data: Value::Null,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        self.data = data;
+        self
+    }
+}
+
+/// Why a step did not succeed.
+#[derive(Debug, Clone)]
+pub enum StepError {
+    /// The step failed; the run goes to `rescue`.
+    Failed { message: String, data: Value },
+    /// A checkpoint was denied; the run is aborted (rescue, then always).
+    Denied { reason: String },
+    /// A stop was requested while the step waited for a person (a prompt): it did nothing,
+    /// and the run stops here to be resumed, without rescue.
+    Interrupted,
+}
+
+impl StepError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        StepError::Failed {
+            message: message.into(),
+            data: Value::Null,
+        }
+    }
+
+    pub fn failed_with(message: impl Into<String>, data: Value) -> Self {
+        StepError::Failed {
+            message: message.into(),
+            data,
+        }
+    }
+}
+
+pub type StepResult = Result<StepSuccess, StepError>;
+
+/// The dry run's verdict on one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckReport {
+    /// Its preconditions hold (or will, given the earlier steps); what it read.
+    WillRun(String),
+    /// It would be skipped, and why.
+    WouldSkip(String),
+    /// It cannot be simulated without changing things, and why.
+    CannotSimulate(String),
+    /// A precondition does not hold: the run would fail here.
+    Blocked(String),
+}
+
+/// What an interruption in the middle of a step leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    /// Running it again is safe (it is read-only, or idempotent).
+    Rerun,
+    /// It may have changed the system half-way: an operator decides (retry or accept).
+    Decide,
+}
+
+/// The step kinds, as the executor, the dry run and `resume` call them: one implementation
+/// (`steps::Registry`) maps each kind to its file.
+pub trait Steps: Sync {
+    /// The dry run's verdict, from a read-only view of the host.
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> CheckReport;
+    /// Runs the step.
+    fn run(&self, step: &Step, cx: &mut RunContext<'_>) -> StepResult;
+    /// How an interruption in the middle of the step is handled on resume.
+    fn interruption(&self, step: &Step) -> Interruption;
+    /// What is known about the step when an interruption left it uncertain, to help the
+    /// operator decide between retrying it and accepting it.
+    fn describe_uncertain(&self, step: &Step, cx: &UncertainContext<'_>) -> Vec<String>;
+    /// Why `--accept-step` must not take the uncertain step as done, if the host shows it
+    /// is not.
+    fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), String>;
+}
+
+/// What `resume` looks at when a step was left uncertain.
+pub struct UncertainContext<'a> {
+    pub plan: &'a Plan,
+    pub state: &'a RunState,
+    /// The host the run acted on, read-only.
+    pub host: &'a dyn HostView,
+}
 
 /// Facts about the run that steps may record or show.
 #[derive(Debug, Clone)]
