@@ -19,6 +19,7 @@ use crate::engine::trust::{self, TrustError, Trusted};
 use crate::host::linux::LinuxHost;
 use crate::host::pin::PinSources;
 use crate::host::pkcs11::Pkcs11Prober;
+use crate::host::signing::Pkcs11Signer;
 use crate::plan::Plan;
 use crate::plan::load_file;
 use crate::plan::model::SignKey;
@@ -156,6 +157,7 @@ pub fn ports_at(root: HostRoot) -> Ports {
         host: Arc::new(LinuxHost::new(root.clone())),
         keys: Arc::new(Pkcs11Prober),
         pins: Arc::new(PinSources::new(root)),
+        signing: Arc::new(Pkcs11Signer),
         tke: None,
     }
 }

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::engine::cancel::Cancel;
 use crate::engine::events::StepRef;
@@ -23,7 +24,7 @@ use crate::engine::secret::Pins;
 use crate::plan::model::{
     Apqn, PinSource, Pkcs11KeyRef, Plan, ServiceControl, SignKey, Step, StepKind, Token, TokenId,
 };
-use crate::report::sign::{ReportSigner, read_key_file};
+use crate::report::sign::{ReportSigner, SigningPorts, read_key_file};
 use crate::steps::migrate;
 
 mod trusted;
@@ -110,7 +111,7 @@ pub fn preflight(
     configs(&mut p, plan, host);
     programs(&mut p, plan, host);
     let daemon_ok = !needs_slotd(plan) || daemon(&mut p, host);
-    signing(&mut p, plan, host, operator, depth);
+    signing(&mut p, plan, ports, operator, depth);
     if !scope.cancel.requested() {
         pins(
             &mut p,
@@ -317,13 +318,8 @@ fn daemon(p: &mut Preflight, host: &dyn HostView) -> bool {
 }
 
 /// The report-signing key: readable (`check`), and signing (`run`).
-fn signing(
-    p: &mut Preflight,
-    plan: &Plan,
-    host: &dyn HostView,
-    operator: &dyn Operator,
-    depth: Depth,
-) {
+fn signing(p: &mut Preflight, plan: &Plan, ports: &Ports, operator: &dyn Operator, depth: Depth) {
+    let host: &dyn HostView = &*ports.host;
     let what = "report-signing key";
     // Nobody types a PIN for a run that is refused anyway: then it is only looked at.
     let prompted = matches!(
@@ -332,7 +328,13 @@ fn signing(
     );
     let ask = !prompted || p.problems.is_empty();
     if depth == Depth::Run && ask {
-        let proven = ReportSigner::for_plan(plan, host.root(), operator).and_then(|signer| {
+        let signing = SigningPorts {
+            root: host.root(),
+            pins: &*ports.pins,
+            keys: Arc::clone(&ports.signing),
+            operator,
+        };
+        let proven = ReportSigner::for_plan(plan, &signing).and_then(|signer| {
             let probe = b"mkplan preflight: the report-signing key signs";
             let signature = signer.sign(probe)?;
             signer.public().verify(probe, &signature)?;

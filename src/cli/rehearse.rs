@@ -20,6 +20,7 @@ use crate::engine::rundir::StateDir;
 use crate::engine::secret::Pin;
 use crate::host::linux::LinuxHost;
 use crate::host::pin::PinSources;
+use crate::host::signing::Pkcs11Signer;
 use crate::plan::model::{
     Apqn, Checkpoint, PinSource, Plan, SignKey, Step, TkeAction as PlanTke, Wkvp,
 };
@@ -244,6 +245,7 @@ fn simulated_host(root: &Path, faults: OperatorFaults) -> Ports {
         host: Arc::new(LinuxHost::new(host_root.clone())),
         keys: Arc::new(SimProber::new(root)),
         pins: Arc::new(PinSources::new(host_root)),
+        signing: Arc::new(Pkcs11Signer),
         tke: Some(Arc::new(SimulatedTke {
             root: sim::canonical_root(root),
             faults,

@@ -2,6 +2,7 @@
 //! and [`after_run`], which `run` and `resume` call when a run has finished.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Subcommand;
 
@@ -11,10 +12,12 @@ use crate::engine::digest::sha256_hex;
 use crate::engine::ports::operator::Operator;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{DEFAULT_STATE_DIR, PLAN_COPY};
+use crate::host::pin::PinSources;
+use crate::host::signing::Pkcs11Signer;
 use crate::host::terminal::Terminal;
 use crate::plan::{Plan, load_file};
 use crate::report::model::{RunReport, report_schema_text};
-use crate::report::sign::Algorithm;
+use crate::report::sign::{Algorithm, SigningPorts};
 use crate::report::{REPORT_JSON, generate, terminal, verify};
 
 /// Show, verify or re-create a run's signed report.
@@ -198,7 +201,16 @@ pub fn after_run(
     };
     let generated = match signer {
         Some(signer) => crate::report::generate_with(plan, run_dir, root, signer),
-        None => generate(plan, run_dir, root, operator),
+        None => generate(
+            plan,
+            run_dir,
+            &SigningPorts {
+                root,
+                pins: &PinSources::new(root.clone()),
+                keys: Arc::new(Pkcs11Signer),
+                operator,
+            },
+        ),
     };
     match generated {
         Ok(done) => {

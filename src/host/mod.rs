@@ -11,6 +11,7 @@ pub mod process;
 pub mod procscan;
 mod pty;
 mod services;
+pub mod signing;
 pub mod slotd;
 pub mod store;
 pub mod terminal;

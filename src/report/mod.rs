@@ -32,13 +32,12 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::access::Access;
 use crate::engine::journal::read_verified;
-use crate::engine::ports::operator::Operator;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{JOURNAL, PLAN_COPY, PLAN_DIGEST};
 use crate::plan::Plan;
 use crate::report::build::{Machine, build};
 use crate::report::dsse::{Envelope, PAYLOAD_TYPE, Statement, pae};
-use crate::report::sign::ReportSigner;
+use crate::report::sign::{ReportSigner, SigningPorts};
 
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_SIG: &str = "report.json.sig";
@@ -63,16 +62,15 @@ pub struct Generated {
 }
 
 /// Builds, signs and writes the report of the run in `run_dir`. Key files and `report.dir`
-/// are host paths, resolved under `root`. Nothing is written if the signer cannot be
+/// are host paths, resolved under the root. Nothing is written if the signer cannot be
 /// prepared (a key file readable by others, a token that refuses the PIN, …).
 pub fn generate(
     plan: &Plan,
     run_dir: &Path,
-    root: &HostRoot,
-    operator: &dyn Operator,
+    ports: &SigningPorts<'_>,
 ) -> Result<Generated, String> {
-    let signer = ReportSigner::for_plan(plan, root, operator)?;
-    generate_with(plan, run_dir, root, &signer)
+    let signer = ReportSigner::for_plan(plan, ports)?;
+    generate_with(plan, run_dir, ports.root, &signer)
 }
 
 /// As [`generate`], with a signer prepared (and proven) before the run started.

@@ -10,13 +10,17 @@ use serde_json::{Value, json};
 
 use crate::engine::events::{ApprovalMethod, EventKind, Outcome, StepRef};
 use crate::engine::journal::{Journal, read_verified};
-use crate::engine::ports::operator::Nobody;
+use crate::engine::ports::keys::TokenKeys;
+use crate::engine::ports::operator::{Nobody, Operator};
+use crate::engine::ports::pins::PinReader;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
+use crate::engine::secret::Pin;
 use crate::plan::Plan;
+use crate::plan::model::{PinSource, Pkcs11KeyRef};
 use crate::report::build::{Machine, build};
 use crate::report::model::SigningFacts;
-use crate::report::sign::{Algorithm, SoftKey};
+use crate::report::sign::{Algorithm, SigningPorts, SoftKey};
 use crate::report::verify::verify;
 
 const OLD: &str = "0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5cba217087b3ebb5bdcfa14fec71bd24b";
@@ -314,6 +318,48 @@ fn run_dir() -> (tempfile::TempDir, PathBuf, HostRoot, Plan) {
     (dir, run, root, plan)
 }
 
+/// The example plan signs with a key file: no token is asked for a PIN or a signature.
+struct NoTokens;
+
+impl PinReader for NoTokens {
+    fn read(&self, _: &PinSource, _: &dyn Operator, what: &str) -> Result<Pin, String> {
+        Err(format!("no {what} PIN in this test"))
+    }
+}
+
+impl TokenKeys for NoTokens {
+    fn public_key_pem(
+        &self,
+        _: &Path,
+        _: u64,
+        _: &Pkcs11KeyRef,
+        _: &Pin,
+    ) -> Result<String, String> {
+        Err("no token in this test".to_owned())
+    }
+
+    fn sign_ecdsa_p256(
+        &self,
+        _: &Path,
+        _: u64,
+        _: &Pkcs11KeyRef,
+        _: &Pin,
+        _: &[u8; 32],
+    ) -> Result<Vec<u8>, String> {
+        Err("no token in this test".to_owned())
+    }
+}
+
+fn generate(plan: &Plan, run: &Path, root: &HostRoot) -> crate::report::Generated {
+    let ports = SigningPorts {
+        root,
+        pins: &NoTokens,
+        keys: std::sync::Arc::new(NoTokens),
+        operator: &Nobody,
+    };
+    crate::report::generate(plan, run, &ports).unwrap()
+}
+
 fn failed(verification: &crate::report::verify::Verification) -> Vec<&'static str> {
     verification
         .checks
@@ -326,7 +372,7 @@ fn failed(verification: &crate::report::verify::Verification) -> Vec<&'static st
 #[test]
 fn generated_artefacts_verify_here_and_in_the_report_dir_copy() {
     let (_dir, run, root, plan) = run_dir();
-    let generated = crate::report::generate(&plan, &run, &root, &Nobody).unwrap();
+    let generated = generate(&plan, &run, &root);
     assert!(!generated.ephemeral);
     let v = verify(&run, None);
     // The recorded plan digest is synthetic here: only the plan check fails.
@@ -347,7 +393,7 @@ fn generated_artefacts_verify_here_and_in_the_report_dir_copy() {
 fn a_journal_that_grew_after_the_report_or_a_missing_envelope_fails_precisely() {
     let (_dir, run, root, plan) = run_dir();
     std::fs::remove_file(run.join("plan.yaml")).unwrap();
-    crate::report::generate(&plan, &run, &root, &Nobody).unwrap();
+    generate(&plan, &run, &root);
     assert!(verify(&run, None).ok());
     let (mut j, _) = Journal::reopen(&run.join("journal.jsonl")).unwrap();
     j.append(&EventKind::Interrupted {

@@ -12,7 +12,7 @@ pub mod tke;
 use std::sync::Arc;
 
 use crate::engine::ports::host::HostActions;
-use crate::engine::ports::keys::KeyProber;
+use crate::engine::ports::keys::{KeyProber, TokenKeys};
 use crate::engine::ports::pins::PinReader;
 use crate::engine::ports::tke::CheckpointActor;
 
@@ -22,6 +22,8 @@ pub struct Ports {
     pub host: Arc<dyn HostActions>,
     pub keys: Arc<dyn KeyProber>,
     pub pins: Arc<dyn PinReader>,
+    /// Report signing with a key on a token.
+    pub signing: Arc<dyn TokenKeys>,
     /// Who acts at a checkpoint instead of people (a rehearsal's simulated TKE operator).
     pub tke: Option<Arc<dyn CheckpointActor>>,
 }
