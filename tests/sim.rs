@@ -238,6 +238,34 @@ fn init_lays_out_sysfs_store_and_config_for_the_plan() {
 }
 
 #[test]
+fn every_register_state_the_simulated_tke_makes_reads_back_through_the_hosts_sysfs_reader() {
+    // The simulator renders `mkvps` in the kernel's exact EP11 lines (its own unit test); here
+    // mkplan's own reader takes each state it can be in, as a real host's would be taken.
+    let host = SimHost::offline(2);
+    let host_root = HostRoot::new(&host.root);
+    let apqns = host.token().apqns.clone();
+    let states = |expected: (CurState, NewState)| {
+        for apqn in &apqns {
+            let status = read_apqn(&host_root, *apqn).unwrap();
+            assert_eq!((status.cur.state, status.new.state), expected, "{apqn}");
+        }
+    };
+    states((CurState::Valid, NewState::Empty));
+    sim::tke(&host.root, TkeAction::Load, None, None).unwrap();
+    states((CurState::Valid, NewState::Uncommitted));
+    sim::tke(&host.root, TkeAction::Commit, None, None).unwrap();
+    states((CurState::Valid, NewState::Committed));
+    sim::tke(&host.root, TkeAction::Activate, None, None).unwrap();
+    states((CurState::Valid, NewState::Empty));
+    sim::set_queue_online(&host.root, apqns[0], false).unwrap();
+    let offline = read_apqn(&host_root, apqns[0]).unwrap();
+    assert_eq!(
+        (offline.cur.state, offline.new.state),
+        (CurState::Unknown, NewState::Unknown)
+    );
+}
+
+#[test]
 fn units_are_detached_processes_that_proc_scanning_finds() {
     let host = SimHost::offline(5);
     let is_active = host.systemctl(&["is-active", "myapp.service"]);

@@ -8,17 +8,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::engine::ports::host::SlotDaemon;
-use crate::engine::ports::root::HostRoot;
+use crate::engine::ports::root::{HostRoot, SLOTD_PID_FILES as PID_FILES};
 use crate::host::tools;
 use crate::plan::input;
-
-/// Where releases write the pid file, newest first.
-pub const PID_FILES: &[&str] = &[
-    "/run/opencryptoki/pkcsslotd.pid",
-    "/var/run/opencryptoki/pkcsslotd.pid",
-    "/run/pkcsslotd.pid",
-    "/var/run/pkcsslotd.pid",
-];
 
 /// Why no running pkcsslotd was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

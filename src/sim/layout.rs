@@ -42,7 +42,7 @@ pub(crate) fn lay_out(
     fs::create_dir_all(&sim_dir).map_err(|e| SimError::io(&sim_dir, e))?;
     let lock = state::lock(root)?;
     let state = state_for(plan, sim_exe);
-    state::save(root, &state, &lock)?;
+    crate::sim::persist::save(root, &state, &lock)?;
 
     let host = HostRoot::new(root);
     for token in plan.tokens.values() {

@@ -124,8 +124,7 @@ pub(crate) fn unit_pid(root: &Path, unit: &str) -> Option<i32> {
 /// pkcsslotd runs: one of its pid files (any release's layout) names a live pkcsslotd, found
 /// exactly as mkplan finds the real daemon (`host::slotd`).
 pub(crate) fn slotd_running(root: &Path) -> Option<i32> {
-    let daemon = crate::host::slotd::find(&HostRoot::new(root), Path::new("/proc")).ok()?;
-    i32::try_from(daemon.pid).ok()
+    crate::sim::slotd::running(root)
 }
 
 /// Starts `command` detached: new session, stdio on /dev/null, cwd `/`. Callers build it

@@ -29,6 +29,16 @@ impl HostRoot {
     }
 }
 
+/// Where openCryptoki's releases write pkcsslotd's pid file, newest first
+/// (opencryptoki-ep11.md 3.3): 3.8 writes `/var/run/pkcsslotd.pid` (= `/run/pkcsslotd.pid`),
+/// later releases `/run/opencryptoki/pkcsslotd.pid`.
+pub const SLOTD_PID_FILES: &[&str] = &[
+    "/run/opencryptoki/pkcsslotd.pid",
+    "/var/run/opencryptoki/pkcsslotd.pid",
+    "/run/pkcsslotd.pid",
+    "/var/run/pkcsslotd.pid",
+];
+
 /// The token's POSIX shm file: the token directory with `/` → `.` and the leading `/`
 /// dropped, under `/dev/shm` (opencryptoki-ep11.md 3.3, `convert_path_to_shm_name`):
 /// `/var/lib/opencryptoki/ep11tok` → `<root>/dev/shm/var.lib.opencryptoki.ep11tok`.
