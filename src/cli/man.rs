@@ -30,8 +30,10 @@ enum ManError {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
-    let root = built_command();
+/// `base` is mkplan's command without the exit status and examples, which the pages render
+/// as sections of their own.
+pub fn run(args: Args, base: clap::Command) -> anyhow::Result<i32> {
+    let root = built_command(base);
     if let Some(dir) = args.all {
         return Ok(match write_all(&root, &dir) {
             Ok(written) => {
@@ -60,8 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 /// The command tree, built (so subcommands know their `mkplan-…` page names), without
 /// the `help` subcommand, which has no page.
-fn built_command() -> clap::Command {
-    let mut command = crate::cli::base_command().disable_help_subcommand(true);
+fn built_command(base: clap::Command) -> clap::Command {
+    let mut command = base.disable_help_subcommand(true);
     command.build();
     command
 }

@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn every_command_has_exactly_one_page_and_every_page_a_command() {
         let mut all = Vec::new();
-        paths(&crate::cli::command(), "", &mut all);
+        paths(&crate::cli::args::command(), "", &mut all);
         all.retain(|p| p != "help" && !p.ends_with(" help"));
         let missing: Vec<&String> = all.iter().filter(|p| page(p).is_none()).collect();
         assert!(missing.is_empty(), "commands without a page: {missing:?}");

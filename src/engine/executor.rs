@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::cancel::Cancel;
+use crate::engine::error::EngineError;
 use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::ports::Ports;
 use crate::engine::ports::operator::{Answer, Operator};
+use crate::engine::recorder::Recorder;
 use crate::engine::state::{Phase, StepStatus};
 use crate::engine::step::{Interruption, RunContext, RunInfo, StepError, Steps};
-use crate::engine::{EngineError, Recorder};
 use crate::plan::model::{Plan, Section, Step};
 use crate::plan::template::evaluate_condition;
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::engine::EngineError;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::cancel::Cancel;
+use crate::engine::error::EngineError;
 use crate::engine::events::{EventKind, StepRef};
 use crate::engine::ports::host::{HostActions, HostView};
 use crate::engine::ports::keys::KeyProber;

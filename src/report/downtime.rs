@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::plan::model::{Plan, StepKind};
-use crate::report::build::{Timeline, millis_between, plan_step};
 use crate::report::model::{Downtime, UnitDowntime};
+use crate::report::timeline::{Timeline, millis_between, plan_step};
 
 #[derive(Deserialize)]
 struct UnitsData {

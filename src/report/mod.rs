@@ -22,6 +22,7 @@ pub mod sign;
 pub mod terminal;
 #[cfg(test)]
 mod tests;
+mod timeline;
 mod tokens;
 pub mod verify;
 

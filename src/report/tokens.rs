@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use crate::engine::record::probe::{Inventory, Usability, compare};
 use crate::plan::model::{CurrentWk, Plan, StepKind, Token};
-use crate::report::build::{StepOutcome, Timeline, one_line, plan_step};
 use crate::report::model::{
     ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
     RestoreFacts, TokenReport,
 };
+use crate::report::timeline::{StepOutcome, Timeline, one_line, plan_step};
 
 /// What a step is to this token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

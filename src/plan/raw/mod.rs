@@ -2,11 +2,15 @@
 //! JSON Schema (`mkplan schema`); nothing here is validated beyond its shape. `model.rs` holds
 //! the validated plan that the engine can trust.
 
+mod steps;
+
 use std::collections::BTreeMap;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::Deserialize;
 use serde_json::Value;
+
+pub use steps::*;
 
 /// Names of tokens, services, backups and variables: usable in templates as `tokens.<name>`.
 pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_-]{0,62}$";
@@ -329,5 +333,3 @@ pub(crate) fn add_one_of_required(schema: &mut Schema, names: &[String]) {
         .collect();
     schema.insert("oneOf".to_owned(), Value::Array(one_of));
 }
-
-pub use crate::plan::raw_steps::*;

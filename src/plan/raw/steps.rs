@@ -3,7 +3,7 @@
 use schemars::{JsonSchema, Schema};
 use serde::Deserialize;
 
-use crate::plan::raw::{RawApqn, RawDuration, add_one_of_required};
+use super::{RawApqn, RawDuration, add_one_of_required};
 
 /// The fields every step may have besides its kind.
 pub const COMMON_STEP_FIELDS: &[&str] = &["name", "id", "when", "tags", "timeout"];
