@@ -11,6 +11,7 @@ use crate::engine::cancel::Cancel;
 use crate::engine::digest::sha256_hex;
 use crate::engine::events::StepRef;
 use crate::engine::step::{CheckContext, CheckReport, Steps};
+use crate::plan::model::{ExpectedWkvpStep, RestoreStep};
 use crate::plan::model::{Step, StepKind};
 use crate::plan::template::evaluate_condition;
 use crate::steps::registry::Registry;
@@ -134,7 +135,8 @@ fn refer_to_preflight(step: &Step, report: CheckReport, checked: &Preflight) -> 
         StepKind::AssertWk(a) => Some(&a.token),
         StepKind::Checkpoint(c) => c.until.as_ref().map(|u| &u.check.token),
         StepKind::Migrate(m) => Some(&m.token),
-        StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => Some(token),
+        StepKind::Restore(RestoreStep { token, .. })
+        | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }) => Some(token),
         _ => None,
     };
     let said = |text: &str| checked.problems.iter().any(|p| p.text.contains(text));

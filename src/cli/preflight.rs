@@ -24,6 +24,7 @@ use crate::engine::secret::Pins;
 use crate::plan::model::{
     Apqn, PinSource, Pkcs11KeyRef, Plan, ServiceControl, SignKey, Step, StepKind, Token, TokenId,
 };
+use crate::plan::model::{ExpectedWkvpStep, ProbeKeysStep, RestoreStep};
 use crate::report::sign::{ReportSigner, SigningPorts, read_key_file};
 use crate::steps::migrate;
 
@@ -140,9 +141,8 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
             // a person's (a rehearsal's simulated TKE is not part of the host).
             StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
             StepKind::Migrate(m) => ids.push(&m.token),
-            StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => {
-                ids.push(token)
-            }
+            StepKind::Restore(RestoreStep { token, .. })
+            | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }) => ids.push(token),
             _ => {}
         }
     }
@@ -292,7 +292,7 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
 
 fn needs_slotd(plan: &Plan) -> bool {
     plan.all_steps()
-        .any(|s| matches!(s.kind, StepKind::Migrate(_) | StepKind::ProbeKeys { .. }))
+        .any(|s| matches!(s.kind, StepKind::Migrate(_) | StepKind::ProbeKeys(_)))
 }
 
 /// pkcsslotd runs (the tool and every PKCS#11 use need it). Returns whether it does.
@@ -400,7 +400,7 @@ fn pin_tokens(plan: &Plan) -> Vec<(&Token, Option<&PathBuf>)> {
     for step in plan.all_steps() {
         let (id, module) = match &step.kind {
             StepKind::Migrate(m) => (&m.token, None),
-            StepKind::ProbeKeys { token, module } => (token, module.as_ref()),
+            StepKind::ProbeKeys(ProbeKeysStep { token, module }) => (token, module.as_ref()),
             _ => continue,
         };
         match out.iter_mut().find(|(t, _)| t.id == *id) {

@@ -19,6 +19,7 @@ use crate::engine::state::{Phase, RunState, StepStatus};
 use crate::engine::step::{RunInfo, Steps, UncertainContext};
 use crate::host::linux::LinuxHost;
 use crate::host::terminal::Terminal;
+use crate::plan::model::{BackupStep, RestoreStep};
 use crate::steps::registry::Registry;
 
 /// Continue an interrupted run where its journal says it stopped.
@@ -281,7 +282,8 @@ fn tools_running(plan: &crate::plan::Plan, host: &LinuxHost) -> Option<Vec<Strin
     let mut tokens: Vec<&crate::plan::model::TokenId> = plan
         .all_steps()
         .filter_map(|s| match &s.kind {
-            StepKind::Backup { token, .. } | StepKind::Restore { token, .. } => Some(token),
+            StepKind::Backup(BackupStep { token, .. })
+            | StepKind::Restore(RestoreStep { token, .. }) => Some(token),
             StepKind::Migrate(m) => Some(&m.token),
             _ => None,
         })
@@ -315,7 +317,7 @@ fn users_of_an_uncertain_store(
     let record = state.uncertain()?;
     let token = match &plan.step_at(record.step.section, record.step.index)?.kind {
         StepKind::Migrate(m) => &m.token,
-        StepKind::Restore { token, .. } => token,
+        StepKind::Restore(RestoreStep { token, .. }) => token,
         _ => return None,
     };
     let users = crate::steps::guards::users::token_users(host, plan).users;

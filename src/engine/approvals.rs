@@ -152,7 +152,7 @@ impl ApprovalInputs {
                 not_a_checkpoint: plan
                     .all_steps()
                     .find(|s| names(s, key))
-                    .map(|s| s.kind_name().to_owned()),
+                    .map(|s| s.kind_name().as_str().to_owned()),
                 checkpoints: checkpoints
                     .iter()
                     .map(|s| format!("`{}` ({})", flag_key(s), s.name))

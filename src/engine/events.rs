@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::plan::model::{Section, Step};
+use crate::plan::model::{KindName, Section, Step};
 
 /// Which step an event is about: section, position, and what it was called.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,7 +13,7 @@ pub struct StepRef {
     pub section: Section,
     pub index: usize,
     pub name: String,
-    pub kind: String,
+    pub kind: KindName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
@@ -24,7 +24,7 @@ impl StepRef {
             section: step.section,
             index: step.index,
             name: step.name.clone(),
-            kind: step.kind_name().to_owned(),
+            kind: step.kind_name(),
             id: step.id.clone(),
         }
     }

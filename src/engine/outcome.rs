@@ -83,7 +83,7 @@ fn failed(state: &RunState, section: Section) -> Option<&StepRecord> {
 fn restores<'s>(plan: &Plan, state: &'s RunState) -> Vec<&'s StepRecord> {
     plan.rescue
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::Restore { .. }))
+        .filter(|s| matches!(s.kind, StepKind::Restore(_)))
         .filter_map(|s| state.record(Section::Rescue, s.index))
         .collect()
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::engine::events::{ApprovalMethod, DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::journal::Entry;
-use crate::plan::model::Section;
+use crate::plan::model::{KindName, Section};
 
 /// A step's position: its section and index.
 pub type StepKey = (Section, usize);
@@ -258,10 +258,7 @@ impl RunState {
     }
 
     /// Records of succeeded steps of one kind, in run order, with their data.
-    pub fn succeeded_of_kind<'a>(
-        &'a self,
-        kind: &'a str,
-    ) -> impl Iterator<Item = (&'a StepRef, &'a Value)> {
+    pub fn succeeded_of_kind(&self, kind: KindName) -> impl Iterator<Item = (&StepRef, &Value)> {
         self.steps.values().filter_map(move |r| match &r.status {
             StepStatus::Succeeded { data, .. } if r.step.kind == kind => Some((&r.step, data)),
             _ => None,
@@ -269,7 +266,7 @@ impl RunState {
     }
 
     /// Records of steps of one kind that started (whatever their outcome), with any data.
-    pub fn started_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a StepRecord> {
+    pub fn started_of_kind(&self, kind: KindName) -> impl Iterator<Item = &StepRecord> {
         self.steps.values().filter(move |r| r.step.kind == kind)
     }
 

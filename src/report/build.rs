@@ -263,7 +263,7 @@ fn steps(plan: &Plan, state: &RunState, timeline: &Timeline<'_>) -> Vec<StepReco
                 position,
                 id: step.id.clone(),
                 name: step.name.clone(),
-                kind: step.kind_name().to_owned(),
+                kind: step.kind_name().as_str().to_owned(),
                 status: status.to_owned(),
                 started: timeline.last_start(section, step.index).map(str::to_owned),
                 duration_ms: record.and_then(|r| r.duration_ms),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::engine::record::probe::{Inventory, Usability, compare};
+use crate::plan::model::{BackupStep, ProbeKeysStep, RestoreStep};
 use crate::plan::model::{CurrentWk, Plan, StepKind, Token};
 use crate::report::model::{
     ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
@@ -44,10 +45,10 @@ fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
                     current_new: u.check.current == CurrentWk::New,
                 })
         }
-        StepKind::Backup { token, .. } if mine(token) => Some(Role::Backup),
+        StepKind::Backup(BackupStep { token, .. }) if mine(token) => Some(Role::Backup),
         StepKind::Migrate(m) if mine(&m.token) => Some(Role::Migrate),
-        StepKind::Restore { token, .. } if mine(token) => Some(Role::Restore),
-        StepKind::ProbeKeys { token, .. } if mine(token) => Some(Role::Probe),
+        StepKind::Restore(RestoreStep { token, .. }) if mine(token) => Some(Role::Restore),
+        StepKind::ProbeKeys(ProbeKeysStep { token, .. }) if mine(token) => Some(Role::Probe),
         _ => None,
     }
 }

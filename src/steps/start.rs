@@ -14,6 +14,7 @@ use crate::engine::record::backup::{RESTORED, UNCHANGED};
 use crate::engine::step::{
     CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
 };
+use crate::plan::model::KindName;
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, Section, ServiceId, StepKind};
 use crate::steps::guards::backup::migration_may_have_started;
 use crate::steps::guards::tools::refuse_while_tools_run;
@@ -32,7 +33,7 @@ fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), StepError> {
             continue;
         }
         // A restore step that put the backup back, or found the store identical to it.
-        let restored = cx.state.succeeded_of_kind("restore").any(|(_, d)| {
+        let restored = cx.state.succeeded_of_kind(KindName::Restore).any(|(_, d)| {
             d["token"] == token.id.as_str() && (d["action"] == RESTORED || d["action"] == UNCHANGED)
         });
         if restored {

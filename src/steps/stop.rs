@@ -98,7 +98,7 @@ fn later_stop(cx: &RunContext<'_>) -> Option<String> {
         .take_while(|s| {
             !matches!(
                 s.kind,
-                StepKind::Backup { .. } | StepKind::Migrate(_) | StepKind::Restore { .. }
+                StepKind::Backup(_) | StepKind::Migrate(_) | StepKind::Restore(_)
             )
         })
         .find(|s| matches!(s.kind, StepKind::Stop(_)))

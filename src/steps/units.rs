@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::engine::cancel::Cancel;
 use crate::engine::ports::host::{HostActions, HostView, ServiceUnit, ServiceVerb};
 use crate::engine::state::{RunState, StepStatus};
+use crate::plan::model::KindName;
 use crate::plan::model::{Plan, Section, Service, ServiceControl, ServiceId, StepKind};
 
 /// How long stopping or starting a group may take when the step sets no timeout.
@@ -114,7 +115,7 @@ pub fn stopped_by_run(plan: &Plan, state: &RunState, id: &ServiceId) -> Option<V
             names.push(unit.clone());
         }
     }
-    for record in state.started_of_kind("stop") {
+    for record in state.started_of_kind(KindName::Stop) {
         if !stops(plan, record.step.section, record.step.index, id) {
             continue;
         }

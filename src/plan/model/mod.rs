@@ -12,15 +12,19 @@ use std::time::Duration;
 
 pub use apqn::{Apqn, ApqnError};
 pub use step::{
-    AssertWk, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery, Section, Step,
-    StepKind, TkeAction, Until,
+    AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, ExpectedWkvpStep, KindName,
+    MigrateStep, NewWk, PinDelivery, ProbeKeysStep, RestoreStep, Section, Step, StepKind,
+    TkeAction, Until,
 };
 pub use wkvp::{Wkvp, WkvpWidth};
 
 macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {

@@ -12,6 +12,7 @@ use crate::engine::ports::host::HostView;
 use crate::engine::record::backup::{JournaledBackup, RESTORED};
 use crate::engine::state::{RunState, StepRecord, StepStatus};
 use crate::engine::step::{RunContext, StepError, StepResult, StepSuccess};
+use crate::plan::model::KindName;
 use crate::plan::model::{BackupId, Plan, StepKind, Token, TokenId};
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::users::{describe_users, token_users};
@@ -24,7 +25,7 @@ pub fn this_runs_backup(
     target: Option<&BackupId>,
 ) -> Option<JournaledBackup> {
     state
-        .succeeded_of_kind("backup")
+        .succeeded_of_kind(KindName::Backup)
         .filter(|(_, d)| d["token"] == token.as_str())
         .filter(|(_, d)| target.is_none_or(|t| d["target"] == t.as_str()))
         .filter_map(|(_, d)| JournaledBackup::deserialize(&d["record"]).ok())
@@ -45,7 +46,7 @@ fn migrated_token<'p>(plan: &'p Plan, record: &StepRecord) -> Option<&'p TokenId
 /// started did not. Only the journal is asked; callers that can, compare the store too.
 pub fn migration_may_have_started(plan: &Plan, state: &RunState, token: &TokenId) -> bool {
     state
-        .started_of_kind("migrate")
+        .started_of_kind(KindName::Migrate)
         .filter(|r| migrated_token(plan, r).is_none_or(|t| t == token))
         .flat_map(|r| r.earlier.iter().chain(std::iter::once(&r.status)))
         .any(|status| match status {
