@@ -3,8 +3,8 @@
 //! truth; progress events are for people only and never journaled.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::engine::record::StepData;
 use crate::plan::model::{KindName, Section, Step};
 
 /// Which step an event is about: section, position, and what it was called.
@@ -90,14 +90,14 @@ pub enum EventKind {
         summary: String,
         duration_ms: u64,
         #[serde(default)]
-        data: Value,
+        data: StepData,
     },
     StepFailed {
         step: StepRef,
         error: String,
         duration_ms: u64,
         #[serde(default)]
-        data: Value,
+        data: StepData,
     },
     StepSkipped {
         step: StepRef,

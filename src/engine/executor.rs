@@ -11,6 +11,7 @@ use crate::engine::error::EngineError;
 use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::ports::Ports;
 use crate::engine::ports::operator::{Answer, Operator};
+use crate::engine::record::StepData;
 use crate::engine::recorder::Recorder;
 use crate::engine::state::{Phase, StepStatus};
 use crate::engine::step::{Interruption, RunContext, RunInfo, StepError, Steps};
@@ -182,7 +183,7 @@ impl Executor<'_> {
                     step: step_ref,
                     error,
                     duration_ms: 0,
-                    data: serde_json::Value::Null,
+                    data: StepData::default(),
                 })?;
                 return Ok(if step.section == Section::Steps {
                     StepEnd::Failed
@@ -250,16 +251,16 @@ impl Executor<'_> {
                     step: step_ref,
                     summary: success.summary,
                     duration_ms,
-                    data: success.data,
+                    data: StepData::encode(&success.output),
                 })?;
                 Ok(StepEnd::Done)
             }
-            Err(StepError::Failed { message, data }) => {
+            Err(StepError::Failed { message, output }) => {
                 self.recorder.record(EventKind::StepFailed {
                     step: step_ref,
                     error: message,
                     duration_ms,
-                    data,
+                    data: StepData::encode(&output),
                 })?;
                 Ok(StepEnd::Failed)
             }
@@ -275,7 +276,7 @@ impl Executor<'_> {
                     step: step_ref,
                     error: format!("denied: {reason}"),
                     duration_ms,
-                    data: serde_json::Value::Null,
+                    data: StepData::default(),
                 })?;
                 Ok(StepEnd::Denied)
             }

@@ -3,7 +3,8 @@
 //! to restore leaves the run `failed`, and the words say that nothing had changed.
 
 use crate::engine::events::Outcome;
-use crate::engine::record::backup::RESTORED;
+use crate::engine::record::Record;
+use crate::engine::record::backup::{RestoreAction, RestoreOutput};
 use crate::engine::state::{RunState, StepRecord, StepStatus};
 use crate::plan::model::{Plan, Section, StepKind};
 
@@ -93,9 +94,9 @@ fn restored(plan: &Plan, state: &RunState) -> Vec<String> {
     restores(plan, state)
         .into_iter()
         .filter_map(|r| match &r.status {
-            StepStatus::Succeeded { data, .. } if data["action"] == RESTORED => {
-                Some(format!("`{}`", data["token"].as_str().unwrap_or_default()))
-            }
+            StepStatus::Succeeded { output, .. } => RestoreOutput::of(output)
+                .filter(|r| r.action == RestoreAction::Restored)
+                .map(|r| format!("`{}`", r.token)),
             _ => None,
         })
         .collect()

@@ -5,8 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::Value;
-
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::cancel::Cancel;
 use crate::engine::error::EngineError;
@@ -16,57 +14,29 @@ use crate::engine::ports::keys::KeyProber;
 use crate::engine::ports::operator::Operator;
 use crate::engine::ports::pins::PinReader;
 use crate::engine::ports::tke::CheckpointActor;
+use crate::engine::record::StepOutput;
 use crate::engine::secret::{Pin, Pins};
 use crate::engine::state::RunState;
 use crate::plan::model::{Plan, Step, Token};
 
-/// What a successful step reports: a one-line summary and data for the journal and report.
+/// What a successful step reports: a one-line summary and its record, for the journal, the
+/// later steps and the report.
 #[derive(Debug, Clone)]
 pub struct StepSuccess {
     pub summary: String,
-    pub data: Value,
-}
-
-impl StepSuccess {
-    pub fn new(summary: impl Into<String>) -> Self {
-        Self {
-            summary: summary.into(),
-            data: Value::Null,
-        }
-    }
-
-    pub fn with_data(mut self, data: Value) -> Self {
-        self.data = data;
-        self
-    }
+    pub output: StepOutput,
 }
 
 /// Why a step did not succeed.
 #[derive(Debug, Clone)]
 pub enum StepError {
-    /// The step failed; the run goes to `rescue`.
-    Failed { message: String, data: Value },
+    /// The step failed (with what it got through); the run goes to `rescue`.
+    Failed { message: String, output: StepOutput },
     /// A checkpoint was denied; the run is aborted (rescue, then always).
     Denied { reason: String },
     /// A stop was requested while the step waited for a person (a prompt): it did nothing,
     /// and the run stops here to be resumed, without rescue.
     Interrupted,
-}
-
-impl StepError {
-    pub fn failed(message: impl Into<String>) -> Self {
-        StepError::Failed {
-            message: message.into(),
-            data: Value::Null,
-        }
-    }
-
-    pub fn failed_with(message: impl Into<String>, data: Value) -> Self {
-        StepError::Failed {
-            message: message.into(),
-            data,
-        }
-    }
 }
 
 pub type StepResult = Result<StepSuccess, StepError>;

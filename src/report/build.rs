@@ -4,6 +4,7 @@
 
 use crate::engine::events::{EventKind, StepRef};
 use crate::engine::journal::{JOURNAL_VERSION, Verified};
+use crate::engine::record::StepOutput;
 use crate::engine::rundir::JOURNAL;
 use crate::engine::state::{Phase, RunState, StepStatus};
 use crate::plan::model::Plan;
@@ -77,6 +78,16 @@ pub fn build(
             "{} was interrupted half-way; {} decided to {} it",
             decision.step, decision.decided_by, decision.decision
         ));
+    }
+    for outcome in &timeline.outcomes {
+        if let StepOutput::Unreadable(why) = &outcome.output {
+            warnings.push(format!(
+                "the record of {} `{}` (journal seq {}) could not be read ({why}): what it did is missing from this report; read it in the journal",
+                outcome.step.position(),
+                outcome.step.name,
+                outcome.seq
+            ));
+        }
     }
     let downtime = downtime::downtime(plan, &timeline, &mut warnings);
     let tokens = plan

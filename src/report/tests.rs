@@ -14,10 +14,11 @@ use crate::engine::ports::keys::TokenKeys;
 use crate::engine::ports::operator::{Nobody, Operator};
 use crate::engine::ports::pins::PinReader;
 use crate::engine::ports::root::HostRoot;
+use crate::engine::record::StepData;
 use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::engine::secret::Pin;
 use crate::plan::Plan;
-use crate::plan::model::{PinSource, Pkcs11KeyRef};
+use crate::plan::model::{KindName, PinSource, Pkcs11KeyRef};
 use crate::report::build::{Machine, build};
 use crate::report::model::SigningFacts;
 use crate::report::sign::{Algorithm, SigningPorts, SoftKey};
@@ -104,7 +105,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
             step: s,
             summary: format!("step {index} done"),
             duration_ms: 10,
-            data,
+            data: StepData::from_json(data),
         });
     };
     let approve = |index: usize, who: &str| EventKind::CheckpointApproved {
@@ -113,7 +114,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         method: ApprovalMethod::Flag,
         shown_sha256: "cd".repeat(32),
     };
-    ran(0, json!({}), vec![approve(0, "alice"), approve(0, "bob")]);
+    ran(0, Value::Null, vec![approve(0, "alice"), approve(0, "bob")]);
     ran(
         1,
         apqns(("valid", Some(OLD)), ("committed", Some(NEW))),
@@ -135,7 +136,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         json!({"token": "ep11", "target": "local", "pruned": [], "record": {
             "archive": "/var/backups/mkplan/x.tar.gz", "manifest": "/var/backups/mkplan/x.manifest.json",
             "archive_sha256": "ee".repeat(32), "manifest_sha256": "ff".repeat(32),
-            "archive_bytes": 4096, "files": 6, "bytes": 9000, "layout": "store-name", "verified": true}}),
+            "archive_bytes": 4096, "files": 6, "bytes": 9000, "layout": "parent-relative", "verified": true}}),
         vec![],
     );
     ran(
@@ -154,7 +155,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
             "until": apqns(("valid", Some(NEW)), ("empty", None))}),
         vec![approve(6, "alice")],
     );
-    ran(7, json!({}), vec![]);
+    ran(7, Value::Null, vec![]);
     ran(
         8,
         json!({"units": [{"unit": "myapp.service", "already_running": false, "started_at": "2026-01-01T10:05:30.5Z"}]}),
@@ -272,7 +273,7 @@ fn a_key_that_stopped_working_is_flagged() {
                 step,
                 error: summary,
                 duration_ms,
-                data: broken.clone(),
+                data: StepData::from_json(broken.clone()),
             },
             event => event,
         };
@@ -409,4 +410,29 @@ fn a_journal_that_grew_after_the_report_or_a_missing_envelope_fails_precisely() 
     );
     std::fs::remove_file(run.join("report.dsse.json")).unwrap();
     assert_eq!(failed(&verify(&run, None)), ["envelope", "journal"]);
+}
+
+#[test]
+fn a_record_that_cannot_be_read_is_a_warning_not_a_silent_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = example_plan();
+    let path = journal(dir.path(), &plan, true);
+    // The backup step's record, with a layout no mkplan wrote.
+    let mut verified = read_verified(&path).unwrap();
+    for entry in &mut verified.entries {
+        if let EventKind::StepSucceeded { step, data, .. } = &mut entry.event
+            && step.kind == KindName::Backup
+        {
+            let mut value = serde_json::to_value(&*data).unwrap();
+            value["record"]["layout"] = json!("flat");
+            *data = StepData::from_json(value);
+        }
+    }
+    let report = build(&plan, &verified, &machine(), &facts());
+    assert!(report.tokens[0].backup.is_none());
+    let warnings = report.warnings.join("\n");
+    assert!(
+        warnings.contains("steps[4] `") && warnings.contains("could not be read"),
+        "{warnings}"
+    );
 }

@@ -1,10 +1,9 @@
 //! The journal's step events in order, each outcome with where its attempt started: what
 //! the report's parts (steps, tokens, downtime) read the run from.
 
-use serde_json::Value;
-
 use crate::engine::events::{EventKind, StepRef};
 use crate::engine::journal::Verified;
+use crate::engine::record::StepOutput;
 use crate::plan::model::{Plan, Section, Step};
 
 /// A step's outcome in the journal, with where its last attempt started.
@@ -16,7 +15,8 @@ pub(crate) struct StepOutcome<'a> {
     pub step: &'a StepRef,
     pub succeeded: bool,
     pub text: &'a str,
-    pub data: &'a Value,
+    /// Its record, read back by the step's kind.
+    pub output: StepOutput,
 }
 
 /// The journal's step events in order.
@@ -59,7 +59,7 @@ impl<'a> Timeline<'a> {
                 step,
                 succeeded,
                 text,
-                data,
+                output: data.decode(step.kind),
             });
         }
         Self { outcomes, starts }

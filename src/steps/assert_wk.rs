@@ -4,11 +4,11 @@
 //! ([`read_and_evaluate`]) serves `check`, `run`, checkpoints' `until`, and the live re-checks
 //! of other steps.
 
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
-use crate::plan::model::{AssertWk, CurrentWk, NewWk};
+use crate::engine::record::wk::WkTable;
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
+use crate::plan::model::{AssertWk, CurrentWk, NewWk, StepKind};
 use crate::steps::guards::wk::read_and_evaluate;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
 fn describe(check: &AssertWk) -> String {
     let current = match check.current {
@@ -24,39 +24,46 @@ fn describe(check: &AssertWk) -> String {
     format!("{current} and {new}")
 }
 
-pub fn run(check: &AssertWk, cx: &mut RunContext<'_>) -> StepResult {
-    match read_and_evaluate(cx.host, cx.plan, check) {
-        Ok(table) => {
-            let count = table["apqns"].as_array().map_or(0, Vec::len);
-            Ok(StepSuccess::new(format!(
-                "all {count} APQNs of `{}` show {}",
+/// `assert_wk`.
+pub(crate) struct AssertWkKind;
+
+impl Kind for AssertWkKind {
+    type Args = AssertWk;
+    type Output = WkTable;
+
+    fn run(check: &AssertWk, cx: &mut RunContext<'_>) -> KindResult<WkTable> {
+        match read_and_evaluate(cx.host, cx.plan, check) {
+            Ok(table) => Ok(Done::new(format!(
+                "all {} APQNs of `{}` show {}",
+                table.apqns.len(),
                 check.token,
                 describe(check)
             ))
-            .with_data(table))
+            .with(table)),
+            Err(problems) => Err(Failed::step(problems)),
         }
-        Err(problems) => Err(StepError::failed(problems)),
     }
-}
 
-pub fn check(check: &AssertWk, cx: &CheckContext<'_>) -> CheckReport {
-    match read_and_evaluate(cx.host, cx.plan, check) {
-        Ok(_) => CheckReport::WillRun(format!(
-            "now: every APQN of `{}` shows {}",
-            check.token,
-            describe(check)
-        )),
-        Err(problems) => {
-            // A TKE checkpoint earlier in the plan is expected to bring the state about.
-            let after_tke = cx.earlier.iter().any(|s| {
-                matches!(&s.kind, crate::plan::model::StepKind::Checkpoint(c) if c.tke.is_some())
-            });
-            if after_tke {
-                CheckReport::WillRun(format!(
-                    "does not hold yet, as expected before the earlier TKE checkpoint: {problems}"
-                ))
-            } else {
-                CheckReport::Blocked(problems)
+    fn check(check: &AssertWk, cx: &CheckContext<'_>) -> CheckReport {
+        match read_and_evaluate(cx.host, cx.plan, check) {
+            Ok(_) => CheckReport::WillRun(format!(
+                "now: every APQN of `{}` shows {}",
+                check.token,
+                describe(check)
+            )),
+            Err(problems) => {
+                // A TKE checkpoint earlier in the plan is expected to bring the state about.
+                let after_tke = cx
+                    .earlier
+                    .iter()
+                    .any(|s| matches!(&s.kind, StepKind::Checkpoint(c) if c.tke.is_some()));
+                if after_tke {
+                    CheckReport::WillRun(format!(
+                        "does not hold yet, as expected before the earlier TKE checkpoint: {problems}"
+                    ))
+                } else {
+                    CheckReport::Blocked(problems)
+                }
             }
         }
     }

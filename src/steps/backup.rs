@@ -2,22 +2,37 @@
 //! manifest and the live store before the step succeeds. What the journal records of it
 //! (the archive's and the manifest's SHA-256) is all a later `restore` trusts.
 
-use serde_json::json;
-
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
-use crate::plan::model::{BackupId, TokenId};
+use crate::engine::record::backup::BackupOutput;
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
+use crate::plan::model::BackupStep;
 use crate::steps::guards::backup::writable_by_others;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
+/// `backup`.
+pub(crate) struct BackupKind;
+
+impl Kind for BackupKind {
+    type Args = BackupStep;
+    type Output = BackupOutput;
+
+    fn check(step: &BackupStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &BackupStep, cx: &mut RunContext<'_>) -> KindResult<BackupOutput> {
+        backup(step, cx)
+    }
+}
+
+fn backup(step: &BackupStep, cx: &mut RunContext<'_>) -> KindResult<BackupOutput> {
+    let (token_id, to) = (&step.token, &step.to);
     let token = &cx.plan.tokens[token_id];
     let target = &cx.plan.backups[to];
     let store = cx.host.root().path(&token.store);
     let dir = cx.host.root().path(&target.dir);
     // A new backup directory (and any parent it needs) is its owner's only: 0700.
     cx.host.create_private_dirs(&dir).map_err(|e| {
-        StepError::failed(format!(
+        Failed::step(format!(
             "cannot create the backup directory `{}`: {e}",
             target.dir.display()
         ))
@@ -39,22 +54,22 @@ pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> Ste
     };
     cx.host
         .clear_partials(&dir, &cx.run.run_id)
-        .map_err(|e| StepError::failed(e.to_string()))?;
+        .map_err(|e| Failed::step(e.to_string()))?;
     let stem = format!("{run}-{token_id}");
     cx.progress(0, None, format!("archiving `{}`", token.store.display()));
     let record = cx
         .host
         .backup_store(&store, &dir, &stem)
-        .map_err(|e| StepError::failed(e.to_string()))?;
+        .map_err(|e| Failed::step(e.to_string()))?;
     if !record.verified {
-        return Err(StepError::failed("the backup was written but not verified"));
+        return Err(Failed::step("the backup was written but not verified"));
     }
     let pruned = match target.keep {
         Some(keep) => cx
             .host
             .prune_backups(&dir, token_id.as_str(), keep, &record.archive)
             .map_err(|e| {
-                StepError::failed(format!(
+                Failed::step(format!(
                     "the backup is made and verified, but pruning older ones failed: {e}"
                 ))
             })?,
@@ -67,17 +82,17 @@ pub fn backup(token_id: &TokenId, to: &BackupId, cx: &mut RunContext<'_>) -> Ste
         record.archive.display(),
         record.archive_sha256
     );
-    Ok(StepSuccess::new(summary).with_data(json!({
-        "token": token_id.as_str(),
-        "target": to.as_str(),
-        "record": record,
-        "pruned": pruned,
-        "warnings": warnings,
-    })))
+    Ok(Done::new(summary).with(BackupOutput {
+        token: token_id.clone(),
+        target: to.clone(),
+        record,
+        pruned,
+        warnings,
+    }))
 }
 
-pub fn check_backup(token_id: &TokenId, to: &BackupId, cx: &CheckContext<'_>) -> CheckReport {
-    let token = &cx.plan.tokens[token_id];
+fn check(step: &BackupStep, cx: &CheckContext<'_>) -> CheckReport {
+    let (token, to) = (&cx.plan.tokens[&step.token], &step.to);
     let store = cx.host.root().path(&token.store);
     match cx.host.store_is_dir(&store) {
         Ok(true) => CheckReport::WillRun(format!(

@@ -2,14 +2,36 @@
 //! accepted exit codes, and bounded output kept in the journal. The dry run executes it only
 //! when it is marked `read_only`.
 
-use serde_json::json;
-
 use crate::engine::ports::host::{CommandError, CommandSpec, OnCancel, ReadOnlyCommand};
-use crate::engine::record::command::Finished;
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
+use crate::engine::record::command::{CommandOutput, Finished};
+use crate::engine::step::{CheckContext, CheckReport, Interruption, RunContext};
 use crate::plan::model::CommandStep;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
+
+/// `command`.
+pub(crate) struct CommandKind;
+
+impl Kind for CommandKind {
+    type Args = CommandStep;
+    type Output = CommandOutput;
+
+    /// A command that may change the system may have done so half-way: an operator decides.
+    fn interruption(step: &CommandStep) -> Interruption {
+        if step.read_only {
+            Interruption::Rerun
+        } else {
+            Interruption::Decide
+        }
+    }
+
+    fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> KindResult<CommandOutput> {
+        run(step, cx)
+    }
+}
 
 fn describe(step: &CommandStep) -> String {
     if step.shell {
@@ -53,7 +75,7 @@ fn verdict(step: &CommandStep, finished: &Finished) -> Result<String, String> {
     }
 }
 
-pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
+fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> KindResult<CommandOutput> {
     let on_cancel = if step.read_only {
         OnCancel::Kill
     } else {
@@ -67,14 +89,19 @@ pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
         .run_command(&command, cx.deadline, &cancel, on_cancel, &mut || {
             waiting = true
         })
-        .map_err(|e| StepError::failed(not_run(step, e)))?;
+        .map_err(|e| Failed::step(not_run(step, e)))?;
     if waiting {
         cx.notice("stop requested: waiting for the command to finish, since stopping it half-way could leave the system half-changed");
     }
-    let data = json!({ "argv": step.argv, "shell": step.shell, "result": finished });
-    match verdict(step, &finished) {
-        Ok(summary) => Ok(StepSuccess::new(summary).with_data(data)),
-        Err(message) => Err(StepError::failed_with(message, data)),
+    let verdict = verdict(step, &finished);
+    let output = CommandOutput {
+        argv: step.argv.clone(),
+        shell: step.shell,
+        result: finished,
+    };
+    match verdict {
+        Ok(summary) => Ok(Done::new(summary).with(output)),
+        Err(message) => Err(Failed::with(message, output)),
     }
 }
 
@@ -88,7 +115,7 @@ fn not_run(step: &CommandStep, error: CommandError) -> String {
     }
 }
 
-pub fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
+fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
     let Some(command) = ReadOnlyCommand::of(step, &cx.plan.pin_variables()) else {
         return CheckReport::CannotSimulate(format!(
             "`{}` may change the system (mark it `read_only: true` if it does not)",

@@ -2,20 +2,35 @@
 //! `ep11tok.conf` at the new WK (openCryptoki 3.19+ will not start the token otherwise;
 //! reference 1.6, 3.2). Every other byte is kept; the old file is kept beside it.
 
-use serde_json::json;
-
 use crate::engine::crash_hooks::kill_point;
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
+use crate::engine::record::command::ExpectedWkvpOutput;
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
 use crate::plan::ep11conf;
-use crate::plan::model::{AssertWk, CurrentWk, NewWk, TokenId};
+use crate::plan::model::{AssertWk, CurrentWk, ExpectedWkvpStep, NewWk};
 use crate::steps::guards::wk::read_and_evaluate;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
+/// `set_expected_wkvp`.
+pub(crate) struct ExpectedWkvpKind;
+
+impl Kind for ExpectedWkvpKind {
+    type Args = ExpectedWkvpStep;
+    type Output = ExpectedWkvpOutput;
+
+    fn check(step: &ExpectedWkvpStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedWkvpOutput> {
+        run(step, cx)
+    }
+}
+
+fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedWkvpOutput> {
+    let token_id = &step.token;
     let token = &cx.plan.tokens[token_id];
     let Some(config) = &token.config else {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "note: token `{token_id}` names no `config`; nothing to change"
         )));
     };
@@ -26,7 +41,7 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
         new: NewWk::Any,
     };
     read_and_evaluate(cx.host, cx.plan, &activated).map_err(|p| {
-        StepError::failed(format!(
+        Failed::step(format!(
             "the new WK is not current on every APQN yet, so EXPECTED_WKVP stays: {p}"
         ))
     })?;
@@ -34,17 +49,17 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
     let text = cx
         .host
         .read_config(&path)
-        .map_err(|e| StepError::failed(format!("cannot read `{}`: {e}", config.display())))?;
+        .map_err(|e| Failed::step(format!("cannot read `{}`: {e}", config.display())))?;
     let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
-        .map_err(|e| StepError::failed(format!("`{}`: {e}", config.display())))?;
+        .map_err(|e| Failed::step(format!("`{}`: {e}", config.display())))?;
     let Some(rewritten) = rewritten else {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "note: `{}` sets no EXPECTED_WKVP; nothing to change",
             config.display()
         )));
     };
     if rewritten == text {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "`{}` already expects {}",
             config.display(),
             token.wkvp_new
@@ -57,23 +72,28 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
             .unwrap_or("ep11tok.conf"),
         cx.run.run_id
     ));
-    cx.host.copy_file(&path, &backup).map_err(|e| {
-        StepError::failed(format!("cannot keep a copy of `{}`: {e}", config.display()))
-    })?;
+    cx.host
+        .copy_file(&path, &backup)
+        .map_err(|e| Failed::step(format!("cannot keep a copy of `{}`: {e}", config.display())))?;
     kill_point("set_expected_wkvp:copied");
     cx.host
         .replace_file(&path, rewritten.as_bytes())
-        .map_err(|e| StepError::failed(format!("cannot rewrite `{}`: {e}", config.display())))?;
-    Ok(StepSuccess::new(format!(
+        .map_err(|e| Failed::step(format!("cannot rewrite `{}`: {e}", config.display())))?;
+    Ok(Done::new(format!(
         "`{}` now expects {}; the previous file is `{}`",
         config.display(),
         token.wkvp_new,
         backup.display()
     ))
-    .with_data(json!({ "config": config, "previous": backup, "expected_wkvp": token.wkvp_new.to_string() })))
+    .with(ExpectedWkvpOutput {
+        config: config.clone(),
+        previous: backup,
+        expected_wkvp: token.wkvp_new.to_string(),
+    }))
 }
 
-pub fn check(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
+fn check(step: &ExpectedWkvpStep, cx: &CheckContext<'_>) -> CheckReport {
+    let token_id = &step.token;
     let token = &cx.plan.tokens[token_id];
     let Some(config) = &token.config else {
         return CheckReport::WouldSkip(format!("token `{token_id}` names no `config`"));

@@ -7,19 +7,19 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde_json::{Value, json};
-
 use crate::engine::ports::host::{HostView, PtyCommand, PtyError};
+use crate::engine::record::backup::RestoreOutput;
+use crate::engine::record::migrate::{MigrateOutput, MigratePreflight, ToolRun};
+use crate::engine::record::users::ScanSummary;
 use crate::engine::state::RunState;
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess, UncertainContext,
-};
+use crate::engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
 use crate::engine::trust::Trusted;
 use crate::plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token};
 use crate::steps::guards::backup::{restore_verified, this_runs_backup};
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::users::{describe_users, token_users};
 use crate::steps::guards::wk::read_and_evaluate;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
 mod dialog;
 mod outcome;
@@ -27,6 +27,35 @@ mod outcome;
 use dialog::Dialog;
 pub use outcome::{EXIT_ZERO_FAILURES, KEY_DONE, KEY_STARTED, PIN_PROMPT, SUCCESS_LINE};
 use outcome::{Observed, verdict};
+
+/// `migrate`.
+pub(crate) struct MigrateKind;
+
+impl Kind for MigrateKind {
+    type Args = MigrateStep;
+    type Output = MigrateOutput;
+
+    /// A tool stopped half-way leaves the store partly migrated: an operator decides.
+    fn interruption(_: &MigrateStep) -> Interruption {
+        Interruption::Decide
+    }
+
+    fn check(step: &MigrateStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput> {
+        run(step, cx)
+    }
+
+    fn describe_uncertain(step: &MigrateStep, cx: &UncertainContext<'_>) -> Vec<String> {
+        describe_uncertain(step, cx)
+    }
+
+    fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+        refuse_accept(step, cx)
+    }
+}
 
 /// The tool: as the step names it, else `pkcsep11_migrate` on the system path, under the
 /// host root; nobody but root or the operator may be able to change it (it gets the PIN).
@@ -45,7 +74,11 @@ pub fn tool_path(host: &dyn HostView, step: &MigrateStep) -> Result<PathBuf, Str
 }
 
 /// Design rule 1, live, right before the tool starts.
-fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Result<Value, String> {
+fn preflight(
+    cx: &mut RunContext<'_>,
+    step: &MigrateStep,
+    token: &Token,
+) -> Result<MigratePreflight, String> {
     // pkcsslotd must run: the tool goes through libopencryptoki (reference 3.4).
     let daemon = cx.host.slot_daemon().map_err(|e| e.to_string())?.pid;
     refuse_while_tools_run(
@@ -54,7 +87,7 @@ fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Resu
         token,
         &format!("start `pkcsep11_migrate` on token `{}`", token.id),
     )?;
-    let scan = token_users(cx.host, cx.plan);
+    let scan = ScanSummary::from(token_users(cx.host, cx.plan));
     if !scan.users.is_empty() {
         return Err(format!(
             "{} process(es) still use a token, so the migration is refused before the tool starts: {}",
@@ -79,52 +112,39 @@ fn preflight(cx: &mut RunContext<'_>, step: &MigrateStep, token: &Token) -> Resu
         new: NewWk::Committed,
     };
     let table = read_and_evaluate(cx.host, cx.plan, &committed)?;
-    Ok(json!({
-        "pkcsslotd_pid": daemon,
-        "token_users": { "scanned": scan.scanned, "unreadable": scan.unreadable, "users": [] },
-        "backup": backup.archive,
-        "store_files_checked": unchanged,
-        "apqns": table,
-    }))
+    Ok(MigratePreflight {
+        pkcsslotd_pid: Some(daemon),
+        token_users: Some(scan),
+        backup: Some(backup.archive),
+        store_files_checked: Some(unchanged),
+        apqns: Some(table),
+    })
 }
 
-pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
+fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput> {
     let token = &cx.plan.tokens[&step.token];
-    let refused = |message: String, data: Value| {
-        let mut data = data;
-        data["token"] = json!(step.token.as_str());
-        data["tool_started"] = json!(false);
-        StepError::failed_with(message, data)
-    };
-    let tool = tool_path(cx.host, step).map_err(|e| refused(e, json!({})))?;
+    let refused =
+        |message: String| Failed::with(message, MigrateOutput::stopped(&step.token, false));
+    let tool = tool_path(cx.host, step).map_err(refused)?;
     // What the retry of an interrupted migration restored first, for the journal.
-    let mut restored_first = Value::Null;
-    if cx.retrying_uncertain {
-        // A half-migrated store cannot be migrated again (reference 1.5): back to the backup.
-        let backup = this_runs_backup(cx.state, &step.token, None).ok_or_else(|| {
-            refused(
-                "cannot retry: this run has no verified backup to restore first".to_owned(),
-                json!({}),
-            )
-        })?;
-        cx.notice("retrying an interrupted migration: restoring the verified backup first");
-        let restored = restore_verified(token, &backup, cx).map_err(|e| match e {
-            StepError::Failed { message, .. } => refused(
-                format!("restoring before the retry failed: {message}"),
-                json!({}),
-            ),
-            denied => denied,
-        })?;
-        restored_first = restored.data;
-    }
-    let checks = preflight(cx, step, token)
-        .map_err(|e| refused(e, json!({ "restored_first": restored_first })))?;
+    let restored_first = if cx.retrying_uncertain {
+        Some(restore_first(step, token, cx)?)
+    } else {
+        None
+    };
+    let checks = match preflight(cx, step, token) {
+        Ok(checks) => checks,
+        Err(message) => {
+            let output = MigrateOutput::refused_in_preflight(&step.token, restored_first);
+            return Err(Failed::with(message, output));
+        }
+    };
     let pin = cx
         .token_pin(token)
         .map_err(|e| match cx.cancel.requested() {
             // Ctrl-C at the PIN prompt: the tool never started.
-            true => StepError::Interrupted,
-            false => refused(e, json!({})),
+            true => Failed::Interrupted,
+            false => refused(e),
         })?;
     let total = cx.host.object_count(&cx.host.root().path(&token.store));
     let argv = format!(
@@ -162,46 +182,68 @@ pub fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> StepResult {
     let observed = dialog.observed;
     let exit = match ended {
         Ok(exit) => exit,
-        Err(PtyError::Spawn(e)) => {
-            return Err(refused(format!("cannot start `{argv}`: {e}"), json!({})));
-        }
+        Err(PtyError::Spawn(e)) => return Err(refused(format!("cannot start `{argv}`: {e}"))),
         Err(PtyError::SendPin(e)) => {
-            return Err(StepError::failed_with(
+            return Err(Failed::with(
                 format!("cannot give the PIN to the tool: {e}"),
-                json!({"token": step.token.as_str(), "tool_started": true}),
+                MigrateOutput::stopped(&step.token, true),
             ));
         }
     };
-    let data = json!({
-        "token": step.token.as_str(),
-        "tool_started": true,
-        "tool": tool,
-        "argv": argv,
-        "apqn": step.apqn.lszcrypt(),
-        "pin_delivery": if step.pin_delivery == PinDelivery::Env { "env" } else { "prompt" },
-        "exit_code": exit.exit_code,
-        "signal": exit.signal,
-        "timed_out": exit.timed_out,
-        "keys_started": observed.started,
-        "keys_reenciphered": observed.succeeded,
-        "objects_listed": total,
-        "success_line": observed.success_line,
-        "duration_ms": started.elapsed().as_millis() as u64,
-        "preflight": checks,
-        "restored_first": restored_first,
-        "output": observed.lines,
-        "output_lines_dropped": observed.dropped_lines,
-    });
-    match verdict(&observed, exit.exit_code, exit.signal, exit.timed_out, step) {
-        Ok(summary) => Ok(StepSuccess::new(summary).with_data(data)),
-        Err(message) => Err(StepError::failed_with(message, data)),
+    let verdict = verdict(&observed, exit.exit_code, exit.signal, exit.timed_out, step);
+    let run = ToolRun {
+        tool,
+        argv,
+        apqn: step.apqn.lszcrypt(),
+        pin_delivery: match step.pin_delivery {
+            PinDelivery::Env => "env",
+            PinDelivery::Prompt => "prompt",
+        },
+        exit_code: exit.exit_code,
+        signal: exit.signal,
+        timed_out: exit.timed_out,
+        keys_started: observed.started,
+        keys_reenciphered: observed.succeeded,
+        objects_listed: total,
+        success_line: observed.success_line,
+        duration_ms: started.elapsed().as_millis() as u64,
+        output: observed.lines,
+        output_lines_dropped: observed.dropped_lines,
+    };
+    let output = MigrateOutput::ran(&step.token, run, checks, restored_first);
+    match verdict {
+        Ok(summary) => Ok(Done::new(summary).with(output)),
+        Err(message) => Err(Failed::with(message, output)),
+    }
+}
+
+/// A half-migrated store cannot be migrated again (reference 1.5): a retry puts the
+/// verified backup back first. What that restore recorded.
+fn restore_first(
+    step: &MigrateStep,
+    token: &Token,
+    cx: &mut RunContext<'_>,
+) -> Result<RestoreOutput, Failed<MigrateOutput>> {
+    let refused =
+        |message: String| Failed::with(message, MigrateOutput::stopped(&step.token, false));
+    let backup = this_runs_backup(cx.state, &step.token, None).ok_or_else(|| {
+        refused("cannot retry: this run has no verified backup to restore first".to_owned())
+    })?;
+    cx.notice("retrying an interrupted migration: restoring the verified backup first");
+    match restore_verified(token, &backup, cx) {
+        Ok(done) => Ok(done.output.expect("a restore records what it did")),
+        Err(Failed::Step { message, .. }) => Err(refused(format!(
+            "restoring before the retry failed: {message}"
+        ))),
+        Err(Failed::Denied(reason)) => Err(Failed::Denied(reason)),
+        Err(Failed::Interrupted) => Err(Failed::Interrupted),
     }
 }
 
 /// Why `--accept-step` must not take an interrupted migration as done: accepting a
 /// half-done one would activate a WK that part of the store is not under, so it is complete
 /// only if every key object changed from the backup.
-pub fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
     match store_changes(cx.host, &cx.plan.tokens[&step.token], cx.state) {
         Some((changed, objects)) if changed == objects && objects > 0 => Ok(()),
         Some((changed, objects)) => Err(format!(
@@ -220,7 +262,7 @@ fn store_changes(host: &dyn HostView, token: &Token, state: &RunState) -> Option
 
 /// What resume says about a migration interrupted half-way: how much of the store differs
 /// from this run's verified backup.
-pub fn describe_uncertain(step: &MigrateStep, cx: &UncertainContext<'_>) -> Vec<String> {
+fn describe_uncertain(step: &MigrateStep, cx: &UncertainContext<'_>) -> Vec<String> {
     let (host, state) = (cx.host, cx.state);
     let token = &cx.plan.tokens[&step.token];
     let Some(backup) = this_runs_backup(state, &token.id, None) else {
@@ -247,7 +289,7 @@ pub fn describe_uncertain(step: &MigrateStep, cx: &UncertainContext<'_>) -> Vec<
     lines
 }
 
-pub fn check(step: &MigrateStep, cx: &CheckContext<'_>) -> CheckReport {
+fn check(step: &MigrateStep, cx: &CheckContext<'_>) -> CheckReport {
     match tool_path(cx.host, step) {
         Ok(tool) => CheckReport::CannotSimulate(format!(
             "would run `{} -slot {} -adapter {} -domain {}` after re-checking pkcsslotd, token users, this run's backup and every APQN; re-enciphering cannot be simulated",

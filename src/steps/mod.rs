@@ -10,6 +10,7 @@ mod checkpoint;
 mod command;
 mod expected_wkvp;
 pub mod guards;
+mod kind;
 pub mod migrate;
 mod probe_keys;
 pub mod registry;

@@ -4,31 +4,45 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
+use crate::engine::record::probe::{ProbeOutput, Usability};
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
+use crate::plan::model::ProbeKeysStep;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-use crate::engine::record::probe::Usability;
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
-use crate::plan::model::TokenId;
+/// `probe_keys`.
+pub(crate) struct ProbeKeysKind;
 
-pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>) -> StepResult {
+impl Kind for ProbeKeysKind {
+    type Args = ProbeKeysStep;
+    type Output = ProbeOutput;
+
+    fn check(step: &ProbeKeysStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &ProbeKeysStep, cx: &mut RunContext<'_>) -> KindResult<ProbeOutput> {
+        run(step, cx)
+    }
+}
+
+fn run(step: &ProbeKeysStep, cx: &mut RunContext<'_>) -> KindResult<ProbeOutput> {
+    let (token_id, module) = (&step.token, step.module.as_ref());
     let token = &cx.plan.tokens[token_id];
     let module = cx
         .host
         .pkcs11_module(module.map(PathBuf::as_path))
-        .map_err(|e| StepError::failed(e.to_string()))?;
+        .map_err(|e| Failed::step(e.to_string()))?;
     let pin = cx
         .token_pin(token)
         .map_err(|e| match cx.cancel.requested() {
             // Ctrl-C at the PIN prompt: nothing was probed.
-            true => StepError::Interrupted,
-            false => StepError::failed(e),
+            true => Failed::Interrupted,
+            false => Failed::step(e),
         })?;
     let inventory = cx
         .keys
         .probe(&module, u64::from(token.slot.get()), &pin)
-        .map_err(StepError::failed)?;
+        .map_err(Failed::step)?;
     let keys = inventory
         .objects
         .iter()
@@ -44,25 +58,29 @@ pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>
             _ => None,
         })
         .collect();
-    let data = json!({ "token": token_id.as_str(), "inventory": inventory });
+    let objects = inventory.objects.len();
+    let output = ProbeOutput {
+        token: token_id.clone(),
+        inventory,
+    };
     if !unusable.is_empty() {
-        return Err(StepError::failed_with(
+        return Err(Failed::with(
             format!(
                 "{} of {keys} keys do not work: {}",
                 unusable.len(),
                 unusable.join("; ")
             ),
-            data,
+            output,
         ));
     }
-    Ok(StepSuccess::new(format!(
-        "{} objects, {keys} keys; every exercised key works",
-        inventory.objects.len()
+    Ok(Done::new(format!(
+        "{objects} objects, {keys} keys; every exercised key works"
     ))
-    .with_data(data))
+    .with(output))
 }
 
-pub fn check(token_id: &TokenId, module: Option<&PathBuf>, cx: &CheckContext<'_>) -> CheckReport {
+fn check(step: &ProbeKeysStep, cx: &CheckContext<'_>) -> CheckReport {
+    let (token_id, module) = (&step.token, step.module.as_ref());
     match cx.host.pkcs11_module(module.map(PathBuf::as_path)) {
         Ok(m) => CheckReport::CannotSimulate(format!(
             "would log in to slot {} through `{}` and exercise every key; not done in a dry run, which does not read PINs",

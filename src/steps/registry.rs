@@ -1,83 +1,111 @@
-//! The registry: the one `match` that maps a step kind to the file that implements it.
+//! The registry: the one `match` that maps a step kind to the file that implements it
+//! ([`dispatch`]). Each method of the engine's step contract is a small visitor over it.
 
 use crate::engine::step::{
     CheckContext, CheckReport, Interruption, RunContext, StepResult, Steps, UncertainContext,
 };
-use crate::plan::model::{BackupStep, ExpectedWkvpStep, ProbeKeysStep, RestoreStep};
 use crate::plan::model::{Step, StepKind};
-use crate::steps::{
-    assert_wk, backup, checkpoint, command, expected_wkvp, migrate, probe_keys, restore, start,
-    stop,
-};
+use crate::steps::assert_wk::AssertWkKind;
+use crate::steps::backup::BackupKind;
+use crate::steps::checkpoint::CheckpointKind;
+use crate::steps::command::CommandKind;
+use crate::steps::expected_wkvp::ExpectedWkvpKind;
+use crate::steps::kind::Kind;
+use crate::steps::migrate::MigrateKind;
+use crate::steps::probe_keys::ProbeKeysKind;
+use crate::steps::restore::RestoreKind;
+use crate::steps::start::StartKind;
+use crate::steps::stop::StopKind;
 
 /// Every step kind mkplan knows.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Registry;
 
+/// Something done with a step's kind and its arguments.
+trait Visit {
+    type Out;
+    fn visit<K: Kind>(self, args: &K::Args) -> Self::Out;
+}
+
+/// The one place a step kind is matched: a new kind is one more line here.
+fn dispatch<V: Visit>(step: &Step, visit: V) -> V::Out {
+    match &step.kind {
+        StepKind::AssertWk(args) => visit.visit::<AssertWkKind>(args),
+        StepKind::Checkpoint(args) => visit.visit::<CheckpointKind>(args),
+        StepKind::Stop(args) => visit.visit::<StopKind>(args),
+        StepKind::Start(args) => visit.visit::<StartKind>(args),
+        StepKind::Backup(args) => visit.visit::<BackupKind>(args),
+        StepKind::Restore(args) => visit.visit::<RestoreKind>(args),
+        StepKind::Migrate(args) => visit.visit::<MigrateKind>(args),
+        StepKind::SetExpectedWkvp(args) => visit.visit::<ExpectedWkvpKind>(args),
+        StepKind::ProbeKeys(args) => visit.visit::<ProbeKeysKind>(args),
+        StepKind::Command(args) => visit.visit::<CommandKind>(args),
+    }
+}
+
+struct Check<'c, 'a>(&'c CheckContext<'a>);
+
+impl Visit for Check<'_, '_> {
+    type Out = CheckReport;
+    fn visit<K: Kind>(self, args: &K::Args) -> CheckReport {
+        K::check(args, self.0)
+    }
+}
+
+struct Run<'c, 'a>(&'c mut RunContext<'a>);
+
+impl Visit for Run<'_, '_> {
+    type Out = StepResult;
+    fn visit<K: Kind>(self, args: &K::Args) -> StepResult {
+        K::run(args, self.0).map(Into::into).map_err(Into::into)
+    }
+}
+
+struct InterruptionOf;
+
+impl Visit for InterruptionOf {
+    type Out = Interruption;
+    fn visit<K: Kind>(self, args: &K::Args) -> Interruption {
+        K::interruption(args)
+    }
+}
+
+struct DescribeUncertain<'c, 'a>(&'c UncertainContext<'a>);
+
+impl Visit for DescribeUncertain<'_, '_> {
+    type Out = Vec<String>;
+    fn visit<K: Kind>(self, args: &K::Args) -> Vec<String> {
+        K::describe_uncertain(args, self.0)
+    }
+}
+
+struct RefuseAccept<'c, 'a>(&'c UncertainContext<'a>);
+
+impl Visit for RefuseAccept<'_, '_> {
+    type Out = Result<(), String>;
+    fn visit<K: Kind>(self, args: &K::Args) -> Result<(), String> {
+        K::refuse_accept(args, self.0)
+    }
+}
+
 impl Steps for Registry {
     fn check(&self, step: &Step, cx: &CheckContext<'_>) -> CheckReport {
-        match &step.kind {
-            StepKind::AssertWk(a) => assert_wk::check(a, cx),
-            StepKind::Checkpoint(c) => checkpoint::check(c, cx),
-            StepKind::Stop(s) => stop::check_stop(s, cx),
-            StepKind::Start(s) => start::check_start(s, cx),
-            StepKind::Backup(BackupStep { token, to }) => backup::check_backup(token, to, cx),
-            StepKind::Restore(RestoreStep { token, .. }) => restore::check_restore(token, cx),
-            StepKind::Migrate(m) => migrate::check(m, cx),
-            StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }) => {
-                expected_wkvp::check(token, cx)
-            }
-            StepKind::ProbeKeys(ProbeKeysStep { token, module }) => {
-                probe_keys::check(token, module.as_ref(), cx)
-            }
-            StepKind::Command(c) => command::check(c, cx),
-        }
+        dispatch(step, Check(cx))
     }
 
     fn run(&self, step: &Step, cx: &mut RunContext<'_>) -> StepResult {
-        match &step.kind {
-            StepKind::AssertWk(a) => assert_wk::run(a, cx),
-            StepKind::Checkpoint(c) => checkpoint::run(c, cx),
-            StepKind::Stop(s) => stop::stop(s, cx),
-            StepKind::Start(s) => start::start(s, cx),
-            StepKind::Backup(BackupStep { token, to }) => backup::backup(token, to, cx),
-            StepKind::Restore(RestoreStep { token, from }) => restore::restore(token, from, cx),
-            StepKind::Migrate(m) => migrate::run(m, cx),
-            StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }) => expected_wkvp::run(token, cx),
-            StepKind::ProbeKeys(ProbeKeysStep { token, module }) => {
-                probe_keys::run(token, module.as_ref(), cx)
-            }
-            StepKind::Command(c) => command::run(c, cx),
-        }
+        dispatch(step, Run(cx))
     }
 
     fn interruption(&self, step: &Step) -> Interruption {
-        match &step.kind {
-            StepKind::Migrate(_) | StepKind::Restore(_) => Interruption::Decide,
-            StepKind::Command(c) if !c.read_only => Interruption::Decide,
-            // Stopping, starting, backing up to a temporary name and rewriting a config file
-            // atomically can all be repeated; checks and checkpoints change nothing.
-            _ => Interruption::Rerun,
-        }
+        dispatch(step, InterruptionOf)
     }
 
     fn describe_uncertain(&self, step: &Step, cx: &UncertainContext<'_>) -> Vec<String> {
-        match &step.kind {
-            StepKind::Migrate(m) => migrate::describe_uncertain(m, cx),
-            StepKind::Restore(RestoreStep { token, from }) => {
-                restore::describe_uncertain(token, from, cx)
-            }
-            _ => Vec::new(),
-        }
+        dispatch(step, DescribeUncertain(cx))
     }
 
     fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), String> {
-        match &step.kind {
-            StepKind::Migrate(m) => migrate::refuse_accept(m, cx),
-            StepKind::Restore(RestoreStep { token, from }) => {
-                restore::refuse_accept(token, from, cx)
-            }
-            _ => Ok(()),
-        }
+        dispatch(step, RefuseAccept(cx))
     }
 }

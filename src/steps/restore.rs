@@ -4,21 +4,59 @@
 //! hash; a restore is refused once the new WK is current anywhere (rule 4) and while a
 //! migration tool rewrites the token (rule 8).
 
-use serde_json::json;
-
 use crate::engine::ports::host::BackupCheck;
-use crate::engine::record::backup::{NOTHING, UNCHANGED};
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess, UncertainContext,
-};
-use crate::plan::model::{BackupId, TokenId};
+use crate::engine::record::backup::{RestoreAction, RestoreOutput};
+use crate::engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
+use crate::plan::model::RestoreStep;
 use crate::steps::guards::backup::{
     migration_may_have_started, refused, restore_verified, this_runs_backup, writable_by_others,
 };
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::wk::refuse_if_activated;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
+/// `restore`.
+pub(crate) struct RestoreKind;
+
+impl Kind for RestoreKind {
+    type Args = RestoreStep;
+    type Output = RestoreOutput;
+
+    /// It may have replaced the store half-way: an operator decides.
+    fn interruption(_: &RestoreStep) -> Interruption {
+        Interruption::Decide
+    }
+
+    fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOutput> {
+        restore(step, cx)
+    }
+
+    fn describe_uncertain(step: &RestoreStep, cx: &UncertainContext<'_>) -> Vec<String> {
+        describe_uncertain(step, cx)
+    }
+
+    fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+        refuse_accept(step, cx)
+    }
+}
+
+fn nothing_to_restore(step: &RestoreStep, action: RestoreAction) -> RestoreOutput {
+    RestoreOutput {
+        token: step.token.clone(),
+        action,
+        backup: None,
+        restored: None,
+        discarded_index: None,
+        differed: None,
+    }
+}
+
+fn restore(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOutput> {
+    let (token_id, from) = (&step.token, &step.from);
     let token = &cx.plan.tokens[token_id];
     refuse_while_tools_run(
         cx.host,
@@ -26,17 +64,17 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
         token,
         &format!("restore token `{token_id}`"),
     )
-    .map_err(StepError::failed)?;
+    .map_err(Failed::step)?;
     let Some(backup) = this_runs_backup(cx.state, token_id, Some(from)) else {
         if migration_may_have_started(cx.plan, cx.state, token_id) {
-            return Err(StepError::failed(format!(
+            return Err(Failed::step(format!(
                 "token `{token_id}` may have been re-enciphered by this run, but this run has no verified backup of it in `{from}`"
             )));
         }
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "nothing to restore: this run made no backup of `{token_id}` in `{from}` and started no migration of it"
         ))
-        .with_data(json!({ "token": token_id.as_str(), "action": NOTHING })));
+        .with(nothing_to_restore(step, RestoreAction::Nothing)));
     };
     let store = cx.host.root().path(&token.store);
     // The manifest and the archive are read once, and only if both are the journaled ones.
@@ -54,30 +92,31 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
         cx.notice(format!("warning: {warning}"));
     }
     let Some(difference) = comparison.difference else {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "nothing to restore: the store of `{token_id}` is identical to this run's verified backup ({} files compared by SHA-256)",
             comparison.files
         ))
-        .with_data(json!({ "token": token_id.as_str(), "action": UNCHANGED, "backup": backup })));
+        .with(RestoreOutput {
+            backup: Some(backup),
+            ..nothing_to_restore(step, RestoreAction::Unchanged)
+        }));
     };
     cx.notice(format!(
         "the store of `{token_id}` differs from its verified backup ({difference}): restoring it"
     ));
     let mut done = restore_verified(token, &backup, cx)?;
-    done.data["differed"] = json!(difference);
+    if let Some(output) = &mut done.output {
+        output.differed = Some(difference);
+    }
     Ok(done)
 }
 
 /// Why `--accept-step` must not take an interrupted restore as done: accepting a half-done
 /// one would start services on a store that is not the backup, so it is complete only if
 /// the store is identical to the backup.
-pub fn refuse_accept(
-    token: &TokenId,
-    from: &BackupId,
-    cx: &UncertainContext<'_>,
-) -> Result<(), String> {
-    let token = &cx.plan.tokens[token];
-    let backup = this_runs_backup(cx.state, &token.id, Some(from))
+fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+    let token = &cx.plan.tokens[&step.token];
+    let backup = this_runs_backup(cx.state, &token.id, Some(&step.from))
         .ok_or("this run has no verified backup to compare the store with")?;
     let store = cx.host.root().path(&token.store);
     let comparison = cx
@@ -93,13 +132,9 @@ pub fn refuse_accept(
 }
 
 /// What is known about an interrupted restore: whether the store is the backup.
-pub fn describe_uncertain(
-    token: &TokenId,
-    from: &BackupId,
-    cx: &UncertainContext<'_>,
-) -> Vec<String> {
+fn describe_uncertain(step: &RestoreStep, cx: &UncertainContext<'_>) -> Vec<String> {
     vec![
-        match refuse_accept(token, from, cx) {
+        match refuse_accept(step, cx) {
             Ok(()) => "compared with the backup: the store is identical to it".to_owned(),
             Err(e) => format!("compared with the backup: {e}"),
         },
@@ -107,8 +142,8 @@ pub fn describe_uncertain(
     ]
 }
 
-pub fn check_restore(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
-    let token = &cx.plan.tokens[token_id];
+fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
+    let token = &cx.plan.tokens[&step.token];
     match refuse_if_activated(cx.host, token) {
         Ok(()) => CheckReport::WillRun(format!(
             "would restore `{}` from this run's verified backup if the store then differs from it",

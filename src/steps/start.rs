@@ -5,36 +5,33 @@
 
 use std::time::Instant;
 
-use serde_json::json;
-
 use crate::engine::clock::now_rfc3339;
 use crate::engine::crash_hooks::kill_point;
 use crate::engine::ports::host::ServiceVerb;
-use crate::engine::record::backup::{RESTORED, UNCHANGED};
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
-use crate::plan::model::KindName;
+use crate::engine::record::backup::{RestoreAction, RestoreOutput};
+use crate::engine::record::services::{StartOutput, UnitStarted};
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
 use crate::plan::model::{AssertWk, CurrentWk, NewWk, Section, ServiceId, StepKind};
 use crate::steps::guards::backup::migration_may_have_started;
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::wk::read_and_evaluate;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 use crate::steps::units::{DEFAULT_TIMEOUT, Unit, stopped_by_run, units};
 
 /// Design rule 3, live: a token this run may have re-enciphered must either have been
 /// restored, or show the new WK as current on every APQN, before applications start; else
 /// they would come up against keys that cannot work.
-fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), StepError> {
+fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), Failed<StartOutput>> {
     for token in cx.plan.tokens.values() {
         // Rule 8: never start applications under a tool that rewrites the token.
-        refuse_while_tools_run(cx.host, cx.plan, token, "start services")
-            .map_err(StepError::failed)?;
+        refuse_while_tools_run(cx.host, cx.plan, token, "start services").map_err(Failed::step)?;
         if !migration_may_have_started(cx.plan, cx.state, &token.id) {
             continue;
         }
         // A restore step that put the backup back, or found the store identical to it.
-        let restored = cx.state.succeeded_of_kind(KindName::Restore).any(|(_, d)| {
-            d["token"] == token.id.as_str() && (d["action"] == RESTORED || d["action"] == UNCHANGED)
+        let restored = cx.state.succeeded::<RestoreOutput>().any(|(_, r)| {
+            r.token == token.id
+                && matches!(r.action, RestoreAction::Restored | RestoreAction::Unchanged)
         });
         if restored {
             continue;
@@ -45,7 +42,7 @@ fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), StepError> {
             new: NewWk::Any,
         };
         if let Err(problems) = read_and_evaluate(cx.host, cx.plan, &active) {
-            return Err(StepError::failed(format!(
+            return Err(Failed::step(format!(
                 "not starting services: token `{}` was re-enciphered in this run, but the new WK is not current on every APQN ({problems}) and the store was not restored, so applications would start against keys that do not work; finish the activation on the TKE, then start the services",
                 token.id
             )));
@@ -54,7 +51,33 @@ fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), StepError> {
     Ok(())
 }
 
-pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
+/// `start`.
+pub(crate) struct StartKind;
+
+impl Kind for StartKind {
+    type Args = ServiceId;
+    type Output = StartOutput;
+
+    fn check(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
+        check(id, cx)
+    }
+
+    fn run(id: &ServiceId, cx: &mut RunContext<'_>) -> KindResult<StartOutput> {
+        start(id, cx)
+    }
+}
+
+/// The units started so far, as a failure records them.
+fn failed(message: String, units: &[UnitStarted]) -> Failed<StartOutput> {
+    Failed::with(
+        message,
+        StartOutput {
+            units: units.to_vec(),
+        },
+    )
+}
+
+fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> KindResult<StartOutput> {
     refuse_unverified_start(cx)?;
     let service = &cx.plan.services[id];
     let deadline = cx
@@ -70,7 +93,7 @@ pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     };
     to_start.reverse();
     if to_start.is_empty() {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "nothing to start: this run stopped no unit of `{id}`"
         )));
     }
@@ -79,26 +102,26 @@ pub fn start(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     for (i, unit) in to_start.iter().enumerate() {
         let running = unit
             .is_active(cx.host, cx.plan, deadline, cx.cancel)
-            .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+            .map_err(|e| failed(e, &records))?;
         if !running {
             unit.change(cx.host, cx.plan, ServiceVerb::Start, deadline, cx.cancel)
-                .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+                .map_err(|e| failed(e, &records))?;
         }
-        records.push(
-            json!({ "unit": unit.name, "already_running": running, "started_at": now_rfc3339() }),
-        );
+        records.push(UnitStarted {
+            unit: unit.name.clone(),
+            already_running: running,
+            started_at: Some(now_rfc3339()),
+        });
         cx.progress(i as u64 + 1, Some(total as u64), unit.name.clone());
         if i + 1 < total {
             kill_point("start:unit");
         }
     }
-    Ok(
-        StepSuccess::new(format!("{total} unit(s) of `{id}` are active"))
-            .with_data(json!({ "units": records })),
-    )
+    Ok(Done::new(format!("{total} unit(s) of `{id}` are active"))
+        .with(StartOutput { units: records }))
 }
 
-pub fn check_start(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
+fn check(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
     let stopped_earlier = cx
         .earlier
         .iter()

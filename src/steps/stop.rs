@@ -4,20 +4,46 @@
 
 use std::time::Instant;
 
-use serde_json::json;
-
 use crate::engine::clock::now_rfc3339;
 use crate::engine::crash_hooks::kill_point;
 use crate::engine::events::EventKind;
 use crate::engine::ports::host::ServiceVerb;
-use crate::engine::step::{
-    CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess,
-};
+use crate::engine::record::services::{StopOutput, UnitStopped};
+use crate::engine::record::users::ScanSummary;
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
 use crate::plan::model::{Section, ServiceId, StepKind};
 use crate::steps::guards::users::{describe_users, token_users};
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 use crate::steps::units::{DEFAULT_TIMEOUT, units};
 
-pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
+/// `stop`.
+pub(crate) struct StopKind;
+
+impl Kind for StopKind {
+    type Args = ServiceId;
+    type Output = StopOutput;
+
+    fn check(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
+        check(id, cx)
+    }
+
+    fn run(id: &ServiceId, cx: &mut RunContext<'_>) -> KindResult<StopOutput> {
+        stop(id, cx)
+    }
+}
+
+/// The units stopped so far, as a failure records them.
+fn failed(message: impl Into<String>, units: &[UnitStopped]) -> Failed<StopOutput> {
+    Failed::with(
+        message,
+        StopOutput {
+            units: units.to_vec(),
+            scan: None,
+        },
+    )
+}
+
+fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> KindResult<StopOutput> {
     let service = &cx.plan.services[id];
     let deadline = cx
         .deadline
@@ -27,7 +53,7 @@ pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
     for (i, unit) in all.iter().enumerate() {
         let was_active = unit
             .is_active(cx.host, cx.plan, deadline, cx.cancel)
-            .map_err(|e| StepError::failed_with(e, json!({ "units": records })))?;
+            .map_err(|e| failed(e, &records))?;
         if was_active {
             // Journaled before it acts: `start` must know even if this run dies half-way.
             let step = cx.step_ref();
@@ -35,54 +61,58 @@ pub fn stop(id: &ServiceId, cx: &mut RunContext<'_>) -> StepResult {
                 step,
                 unit: unit.name.clone(),
             })
-            .map_err(|e| StepError::failed_with(e.to_string(), json!({ "units": records })))?;
+            .map_err(|e| failed(e.to_string(), &records))?;
         }
         if was_active
             && let Err(e) = unit.change(cx.host, cx.plan, ServiceVerb::Stop, deadline, cx.cancel)
         {
             // Record it as stopped anyway: `always` must try to start it again.
-            records.push(json!({ "unit": unit.name, "was_active": true, "stopped_at": now_rfc3339(), "stop_failed": true }));
-            return Err(StepError::failed_with(e, json!({ "units": records })));
+            records.push(UnitStopped {
+                unit: unit.name.clone(),
+                was_active: true,
+                stopped_at: Some(now_rfc3339()),
+                stop_failed: true,
+            });
+            return Err(failed(e, &records));
         }
-        records.push(
-            json!({ "unit": unit.name, "was_active": was_active, "stopped_at": now_rfc3339() }),
-        );
+        records.push(UnitStopped {
+            unit: unit.name.clone(),
+            was_active,
+            stopped_at: Some(now_rfc3339()),
+            stop_failed: false,
+        });
         cx.progress(i as u64 + 1, Some(all.len() as u64), unit.name.clone());
         if i + 1 < all.len() {
             kill_point("stop:unit");
         }
     }
-    let scan = token_users(cx.host, cx.plan);
-    let (users, scanned, unreadable) = (scan.users, scan.scanned, scan.unreadable);
-    let data = json!({
-        "units": records,
-        "scan": { "scanned": scanned, "unreadable": unreadable, "users": users },
-    });
-    if !users.is_empty() {
-        let listed = describe_users(&users);
+    let scan = ScanSummary::from(token_users(cx.host, cx.plan));
+    let (count, scanned, unreadable) = (scan.users.len(), scan.scanned, scan.unreadable);
+    let listed = describe_users(&scan.users);
+    let stopped = records.iter().filter(|r| r.was_active).count();
+    let total = records.len();
+    let output = StopOutput {
+        units: records,
+        scan: Some(scan),
+    };
+    if count > 0 {
         if let Some(later) = later_stop(cx) {
             // Another group is stopped before anything touches the tokens; the proof is
             // owed after that one (and `migrate` re-checks right before the tool starts).
-            return Ok(StepSuccess::new(format!(
-                "stopped `{id}`; {} process(es) still use a token until `{later}` runs: {listed}",
-                users.len()
+            return Ok(Done::new(format!(
+                "stopped `{id}`; {count} process(es) still use a token until `{later}` runs: {listed}"
             ))
-            .with_data(data));
+            .with(output));
         }
-        return Err(StepError::failed_with(
-            format!(
-                "after stopping `{id}`, {} process(es) still use a token: {listed}",
-                users.len()
-            ),
-            data,
+        return Err(Failed::with(
+            format!("after stopping `{id}`, {count} process(es) still use a token: {listed}"),
+            output,
         ));
     }
-    let stopped = records.iter().filter(|r| r["was_active"] == true).count();
-    Ok(StepSuccess::new(format!(
-        "stopped {stopped} of {} unit(s) of `{id}`; no process uses a token ({scanned} processes scanned, {unreadable} unreadable)",
-        records.len()
+    Ok(Done::new(format!(
+        "stopped {stopped} of {total} unit(s) of `{id}`; no process uses a token ({scanned} processes scanned, {unreadable} unreadable)"
     ))
-    .with_data(data))
+    .with(output))
 }
 
 /// The name of a later `stop` in the same section that runs before the next step that
@@ -105,7 +135,7 @@ fn later_stop(cx: &RunContext<'_>) -> Option<String> {
         .map(|s| s.name.clone())
 }
 
-pub fn check_stop(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
+fn check(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
     let service = &cx.plan.services[id];
     let deadline = Instant::now() + DEFAULT_TIMEOUT;
     let cancel = crate::engine::cancel::Cancel::new();

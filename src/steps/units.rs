@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::engine::cancel::Cancel;
 use crate::engine::ports::host::{HostActions, HostView, ServiceUnit, ServiceVerb};
-use crate::engine::state::{RunState, StepStatus};
+use crate::engine::record::Record;
+use crate::engine::record::services::StopOutput;
+use crate::engine::state::RunState;
 use crate::plan::model::KindName;
 use crate::plan::model::{Plan, Section, Service, ServiceControl, ServiceId, StepKind};
 
@@ -120,16 +120,14 @@ pub fn stopped_by_run(plan: &Plan, state: &RunState, id: &ServiceId) -> Option<V
             continue;
         }
         found = true;
-        let data = match &record.status {
-            StepStatus::Succeeded { data, .. } | StepStatus::Failed { data, .. } => data,
-            _ => &Value::Null,
-        };
-        for unit in data["units"].as_array().into_iter().flatten() {
-            if unit["was_active"] == true
-                && let Some(name) = unit["unit"].as_str()
-                && !names.iter().any(|n| n == name)
-            {
-                names.push(name.to_owned());
+        let units = record
+            .status
+            .output()
+            .and_then(StopOutput::of)
+            .map_or(&[][..], |stop| &stop.units[..]);
+        for unit in units.iter().filter(|u| u.was_active) {
+            if !names.contains(&unit.unit) {
+                names.push(unit.unit.clone());
             }
         }
     }

@@ -5,9 +5,18 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::model::TokenId;
+
 mod compare;
 
 pub use compare::{InventoryComparison, ObjectIdentity, UnusableKey, compare};
+
+/// What `probe_keys` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeOutput {
+    pub token: TokenId,
+    pub inventory: Inventory,
+}
 
 /// Every object on a token, as the user sees it, with per-key usability.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

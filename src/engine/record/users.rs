@@ -1,7 +1,7 @@
 //! Who uses a token: the processes that map it, as a `/proc` scan found them (the `stop`
 //! step records the scan; `migrate` records it again right before the tool starts).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The outcome of one pass over `/proc`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -22,7 +22,7 @@ impl ScanResult {
 }
 
 /// A process that has the token loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenUser {
     pub pid: i32,
     /// `/proc/<pid>/cmdline` joined by spaces, else `comm`.
@@ -31,4 +31,25 @@ pub struct TokenUser {
     pub unit: Option<String>,
     /// The mapped path that matched, as `maps` shows it.
     pub matched: String,
+}
+
+/// A scan as a step records it: how many processes were looked at and who uses a token.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    #[serde(default)]
+    pub scanned: usize,
+    #[serde(default)]
+    pub unreadable: usize,
+    #[serde(default)]
+    pub users: Vec<TokenUser>,
+}
+
+impl From<ScanResult> for ScanSummary {
+    fn from(scan: ScanResult) -> Self {
+        Self {
+            scanned: scan.scanned,
+            unreadable: scan.unreadable,
+            users: scan.users,
+        }
+    }
 }

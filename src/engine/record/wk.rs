@@ -1,42 +1,86 @@
 //! What `assert_wk` records of each APQN: sysfs's gates and the EP11 wrapping-key registers,
 //! and how they are judged against what a plan expects (fail-closed).
 
-use serde::Serialize;
+use serde::de::{Deserializer, Error as _};
 use serde::ser::{SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
 
-use crate::plan::model::{Apqn, CurrentWk, NewWk, Wkvp};
+use crate::plan::model::{Apqn, CurrentWk, NewWk, TokenId, Wkvp};
 
-/// What sysfs says about one APQN and its card.
+/// What `assert_wk` records (and a checkpoint's `until`, and `migrate`'s preflight): every
+/// APQN of a token as it was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WkTable {
+    /// Always written; a bare list of early journals has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenId>,
+    pub apqns: Vec<ApqnStatus>,
+}
+
+/// Reads `{token, apqns}` and, as early journals held it, the bare list of APQNs.
+impl<'de> Deserialize<'de> for WkTable {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Table {
+                #[serde(default)]
+                token: Option<TokenId>,
+                apqns: Vec<ApqnStatus>,
+            },
+            List(Vec<ApqnStatus>),
+        }
+        Ok(match Wire::deserialize(deserializer)? {
+            Wire::Table { token, apqns } => WkTable { token, apqns },
+            Wire::List(apqns) => WkTable { token: None, apqns },
+        })
+    }
+}
+
+/// What sysfs says about one APQN and its card. Read back leniently: a flag a journal does
+/// not have reads as unset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApqnStatus {
-    #[serde(serialize_with = "serialize_apqn")]
+    #[serde(
+        serialize_with = "serialize_apqn",
+        deserialize_with = "deserialize_apqn"
+    )]
     pub apqn: Apqn,
     /// The card's `type`, e.g. `CEX8P`.
+    #[serde(default)]
     pub card_type: String,
     /// `type` ends in `P` and `ap_functions` has the EP11 bit 0x04000000.
+    #[serde(default)]
     pub ep11: bool,
+    #[serde(default)]
     pub card_online: bool,
+    #[serde(default)]
     pub card_config: bool,
+    #[serde(default)]
     pub card_chkstop: bool,
+    #[serde(default)]
     pub queue_online: bool,
+    #[serde(default)]
     pub queue_config: bool,
+    #[serde(default)]
     pub queue_chkstop: bool,
     pub cur: WkRegister<CurState>,
     pub new: WkRegister<NewState>,
     /// `mkvps` exactly as read, with the full 32-byte VPs (zcrypt-sysfs.md 1.7 rule 3).
+    #[serde(default)]
     pub mkvps_raw: String,
 }
 
 /// One wrapping-key register: its state and, where the kernel prints one, the 32-byte VP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WkRegister<S> {
     pub state: S,
-    #[serde(serialize_with = "serialize_vp")]
+    #[serde(serialize_with = "serialize_vp", deserialize_with = "deserialize_vp")]
     pub vp: Option<[u8; 32]>,
 }
 
 /// `WK CUR:` states (zcrypt-sysfs.md 1.5). `Unknown` is `- -`: offline, or the query failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CurState {
     Valid,
@@ -45,7 +89,7 @@ pub enum CurState {
 }
 
 /// `WK NEW:` states (zcrypt-sysfs.md 1.5). `Unknown` is `- -`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NewState {
     Empty,
@@ -182,6 +226,15 @@ fn shown(word: &str, vp: Option<[u8; 32]>) -> String {
 }
 
 impl CurState {
+    /// As records write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::Invalid => "invalid",
+            Self::Unknown => "unknown",
+        }
+    }
+
     /// The kernel's word for this state (`-` for unknown).
     pub fn word(self) -> &'static str {
         match self {
@@ -193,6 +246,16 @@ impl CurState {
 }
 
 impl NewState {
+    /// As records write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Uncommitted => "uncommitted",
+            Self::Committed => "committed",
+            Self::Unknown => "unknown",
+        }
+    }
+
     /// The kernel's word for this state (`-` for unknown).
     pub fn word(self) -> &'static str {
         match self {
@@ -219,4 +282,29 @@ fn serialize_vp<S: Serializer>(vp: &Option<[u8; 32]>, serializer: S) -> Result<S
         Some(vp) => serializer.serialize_some(&format!("0x{}", hex::encode(vp))),
         None => serializer.serialize_none(),
     }
+}
+
+/// `{"id": "0a.0011", "adapter": 10, "domain": 17}`, as [`serialize_apqn`] writes it.
+fn deserialize_apqn<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Apqn, D::Error> {
+    #[derive(Deserialize)]
+    struct Wire {
+        adapter: u8,
+        domain: u8,
+    }
+    let wire = Wire::deserialize(deserializer)?;
+    Ok(Apqn::new(wire.adapter, wire.domain))
+}
+
+/// `"0x"` and 64 hex digits, or `null`, as [`serialize_vp`] writes it.
+fn deserialize_vp<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<[u8; 32]>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let digits = text.strip_prefix("0x").unwrap_or(&text);
+    let mut vp = [0u8; 32];
+    hex::decode_to_slice(digits, &mut vp)
+        .map_err(|e| D::Error::custom(format!("`{text}` is not a 32-byte VP: {e}")))?;
+    Ok(Some(vp))
 }

@@ -5,18 +5,20 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::json;
-
 use crate::engine::ports::host::HostView;
-use crate::engine::record::backup::{JournaledBackup, RESTORED};
+use crate::engine::record::Record;
+use crate::engine::record::backup::{
+    BackupOutput, DiscardedIndex, JournaledBackup, RestoreAction, RestoreOutput,
+};
+use crate::engine::record::migrate::MigrateOutput;
 use crate::engine::state::{RunState, StepRecord, StepStatus};
-use crate::engine::step::{RunContext, StepError, StepResult, StepSuccess};
+use crate::engine::step::RunContext;
 use crate::plan::model::KindName;
 use crate::plan::model::{BackupId, Plan, StepKind, Token, TokenId};
 use crate::steps::guards::tools::refuse_while_tools_run;
 use crate::steps::guards::users::{describe_users, token_users};
 use crate::steps::guards::wk::refuse_if_activated;
+use crate::steps::kind::{Done, Failed, KindResult};
 
 /// This run's last verified backup of `token` (to `target`), from the journal.
 pub fn this_runs_backup(
@@ -25,11 +27,11 @@ pub fn this_runs_backup(
     target: Option<&BackupId>,
 ) -> Option<JournaledBackup> {
     state
-        .succeeded_of_kind(KindName::Backup)
-        .filter(|(_, d)| d["token"] == token.as_str())
-        .filter(|(_, d)| target.is_none_or(|t| d["target"] == t.as_str()))
-        .filter_map(|(_, d)| JournaledBackup::deserialize(&d["record"]).ok())
-        .filter(|b| b.verified)
+        .succeeded::<BackupOutput>()
+        .filter(|(_, b)| b.token == *token)
+        .filter(|(_, b)| target.is_none_or(|t| b.target == *t))
+        .filter(|(_, b)| b.record.verified)
+        .map(|(_, b)| JournaledBackup::from(&b.record))
         .last()
 }
 
@@ -51,8 +53,9 @@ pub fn migration_may_have_started(plan: &Plan, state: &RunState, token: &TokenId
         .flat_map(|r| r.earlier.iter().chain(std::iter::once(&r.status)))
         .any(|status| match status {
             StepStatus::Started { .. } => true,
-            StepStatus::Succeeded { data, .. } | StepStatus::Failed { data, .. } => {
-                data["tool_started"] != false
+            // A record that cannot be read says nothing: the tool may have started.
+            StepStatus::Succeeded { output, .. } | StepStatus::Failed { output, .. } => {
+                MigrateOutput::of(output).is_none_or(MigrateOutput::may_have_started)
             }
             StepStatus::Skipped { .. } => false,
         })
@@ -73,33 +76,37 @@ pub fn writable_by_others(host: &dyn HostView, dir: &Path, shown: &Path) -> Opti
 
 /// A refusal to use the backup; when group or others can write its directory, it says so
 /// (the likely way its files were replaced).
-pub fn refused(host: &dyn HostView, backup: &JournaledBackup, e: impl ToString) -> StepError {
+pub(crate) fn refused<O>(
+    host: &dyn HostView,
+    backup: &JournaledBackup,
+    e: impl ToString,
+) -> Failed<O> {
     let shared = backup
         .manifest
         .parent()
         .and_then(|dir| writable_by_others(host, dir, dir))
         .map(|w| format!(" ({w})"))
         .unwrap_or_default();
-    StepError::failed(format!("{}{shared}", e.to_string()))
+    Failed::step(format!("{}{shared}", e.to_string()))
 }
 
 /// Restores `token` from this run's journaled backup, whatever the store holds now.
-pub fn restore_verified(
+pub(crate) fn restore_verified(
     token: &Token,
     backup: &JournaledBackup,
     cx: &mut RunContext<'_>,
-) -> StepResult {
+) -> KindResult<RestoreOutput> {
     refuse_while_tools_run(
         cx.host,
         cx.plan,
         token,
         &format!("restore token `{}`", token.id),
     )
-    .map_err(StepError::failed)?;
-    refuse_if_activated(cx.host, token).map_err(StepError::failed)?;
+    .map_err(Failed::step)?;
+    refuse_if_activated(cx.host, token).map_err(Failed::step)?;
     let users = token_users(cx.host, cx.plan).users;
     if !users.is_empty() {
-        return Err(StepError::failed(format!(
+        return Err(Failed::step(format!(
             "refusing to restore token `{}` while processes use it (they would keep a stale view of the store): {}",
             token.id,
             describe_users(&users)
@@ -120,7 +127,7 @@ pub fn restore_verified(
         .restore_store(backup, &store, &cx.run.run_id)
         .map_err(|e| refused(cx.host, backup, e))?;
     let index = cx.host.discard_token_index(&token.store).map_err(|e| {
-        StepError::failed(format!(
+        Failed::step(format!(
             "the store was restored, but {e}; remove it before starting any application"
         ))
     })?;
@@ -129,18 +136,19 @@ pub fn restore_verified(
         .as_ref()
         .map(|p| format!("; the replaced store is kept at `{}`", p.display()))
         .unwrap_or_default();
-    Ok(StepSuccess::new(format!(
+    Ok(Done::new(format!(
         "restored {} files of `{}` from `{}`, verified against its manifest (SHA-256 {}, as journaled){kept}",
         restored.files,
         token.id,
         backup.archive.display(),
         backup.archive_sha256
     ))
-    .with_data(json!({
-        "token": token.id.as_str(),
-        "action": RESTORED,
-        "backup": backup,
-        "restored": restored,
-        "discarded_index": index,
-    })))
+    .with(RestoreOutput {
+        token: token.id.clone(),
+        action: RestoreAction::Restored,
+        backup: Some(backup.clone()),
+        restored: Some(restored),
+        discarded_index: Some(DiscardedIndex(index)),
+        differed: None,
+    }))
 }

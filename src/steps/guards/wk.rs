@@ -2,10 +2,8 @@
 //! what a step expects, with the token's `ep11tok.conf` (zcrypt-sysfs.md 1.5, 1.7;
 //! opencryptoki-ep11.md 3.2); and design rule 4, whether the old WK is gone.
 
-use serde_json::{Value, json};
-
 use crate::engine::ports::host::HostView;
-use crate::engine::record::wk::{self, ApqnStatus, CurState, Expectation};
+use crate::engine::record::wk::{self, ApqnStatus, CurState, Expectation, WkTable};
 use crate::plan::ep11conf::{self, ApqnMode};
 use crate::plan::model::{Apqn, AssertWk, CurrentWk, Plan, Token};
 
@@ -15,7 +13,7 @@ pub fn read_and_evaluate(
     host: &dyn HostView,
     plan: &Plan,
     check: &AssertWk,
-) -> Result<Value, String> {
+) -> Result<WkTable, String> {
     let token = plan
         .tokens
         .get(&check.token)
@@ -31,9 +29,11 @@ pub fn read_and_evaluate(
         problems.extend(wk::evaluate_all(&statuses, &expectation));
     }
     problems.extend(config_problems(host, token, check));
-    let table = json!({ "token": token.id.as_str(), "apqns": statuses });
     if problems.is_empty() {
-        Ok(table)
+        Ok(WkTable {
+            token: Some(token.id.clone()),
+            apqns: statuses,
+        })
     } else {
         Err(problems.join("; "))
     }
