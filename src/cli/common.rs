@@ -15,14 +15,13 @@ use crate::engine::ports::Ports;
 use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{DEFAULT_STATE_DIR, RunDir, StateDir};
 use crate::engine::state::{RunState, StepStatus};
-use crate::engine::trust::{self, TrustError, Trusted};
+use crate::engine::trust::{self, Trusted};
 use crate::host::linux::LinuxHost;
 use crate::host::pin::PinSources;
 use crate::host::pkcs11::Pkcs11Prober;
 use crate::host::signing::Pkcs11Signer;
 use crate::plan::Plan;
 use crate::plan::load_file;
-use crate::plan::model::SignKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -238,19 +237,6 @@ pub fn load_for_execution(path: &Path) -> Option<ExecutablePlan> {
         text: loaded.source.text().to_owned(),
         path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
     })
-}
-
-/// Before a run starts or resumes: the state directory (whose journals `resume` acts on)
-/// and a report-signing key file must be writable by nobody but root or the operator (the
-/// key also readable by nobody else). The refusal, if any.
-pub fn untrusted(state: &StateDir, plan: &Plan, root: &HostRoot) -> Option<TrustError> {
-    if let Err(e) = trust::check(state.dir(), Trusted::StateDir) {
-        return Some(e);
-    }
-    match &plan.report.sign {
-        Some(SignKey::File(key)) => trust::check(&root.path(key), Trusted::SigningKey).err(),
-        _ => None,
-    }
 }
 
 /// The person running mkplan, as recorded with runs and decisions.

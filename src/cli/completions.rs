@@ -2,7 +2,7 @@
 
 use clap_complete::Shell;
 
-use crate::cli::exit_code;
+use crate::cli::error::CliError;
 
 /// Print a shell completion script.
 #[derive(Debug, clap::Args)]
@@ -12,10 +12,10 @@ pub struct Args {
 }
 
 /// `command` is mkplan's command as `--help` shows it.
-pub fn run(args: Args, mut command: clap::Command) -> anyhow::Result<i32> {
+pub fn run(args: Args, mut command: clap::Command) -> Result<(), CliError> {
     // Into memory first: clap_complete panics when its writer fails (a closed pipe).
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "mkplan", &mut script);
     print!("{}", String::from_utf8_lossy(&script));
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
-use crate::cli::exit_code;
+use crate::cli::error::CliError;
 use crate::report::sign::{Algorithm, SoftKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,7 +50,7 @@ fn create_new(path: &Path, mode: u32, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
+pub fn run(args: Args) -> Result<(), CliError> {
     let private = with_suffix(&args.out, ".pem");
     let public = with_suffix(&args.out, ".pub.pem");
     for path in [&private, &public] {
@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 "mkplan: error: `{}` exists; keygen never overwrites a key (choose another --out)",
                 path.display()
             );
-            return Ok(exit_code::FAILURE);
+            return Err(CliError::FailedSaid);
         }
     }
     let algorithm = match args.algorithm {
@@ -70,17 +70,17 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let pem = zeroize::Zeroizing::new(key.private_pem().map_err(anyhow::Error::msg)?);
     if let Err(e) = create_new(&private, 0o600, pem.as_bytes()) {
         eprintln!("mkplan: error: cannot create `{}`: {e}", private.display());
-        return Ok(exit_code::FAILURE);
+        return Err(CliError::FailedSaid);
     }
     let public_key = key.public();
     if let Err(e) = create_new(&public, 0o644, public_key.to_pem().as_bytes()) {
         eprintln!("mkplan: error: cannot create `{}`: {e}", public.display());
         let _ = std::fs::remove_file(&private);
-        return Ok(exit_code::FAILURE);
+        return Err(CliError::FailedSaid);
     }
     println!("private key: {} (mode 0600)", private.display());
     println!("public key:  {}", public.display());
     println!("algorithm:   {}", algorithm.describe());
     println!("key id:      {}", public_key.key_id());
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use crate::cli::exit_code;
+use crate::cli::error::CliError;
 use crate::cli::manual::{self, Page};
 
 /// Print a man page (mkplan(1), or the page of COMMAND), or write every page with --all.
@@ -32,32 +32,26 @@ enum ManError {
 
 /// `base` is mkplan's command without the exit status and examples, which the pages render
 /// as sections of their own.
-pub fn run(args: Args, base: clap::Command) -> anyhow::Result<i32> {
+pub fn run(args: Args, base: clap::Command) -> Result<(), CliError> {
     let root = built_command(base);
     if let Some(dir) = args.all {
-        return Ok(match write_all(&root, &dir) {
-            Ok(written) => {
-                for path in written {
-                    println!("{}", path.display());
-                }
-                exit_code::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("mkplan: error: {e}");
-                exit_code::FAILURE
-            }
-        });
+        let written =
+            write_all(&root, &dir).map_err(|e| CliError::Other(anyhow::anyhow!("{e}")))?;
+        for path in written {
+            println!("{}", path.display());
+        }
+        return Ok(());
     }
     let Some(command) = find(&root, &args.command) else {
         eprintln!(
             "mkplan: error: `mkplan {}` is not a command; `mkplan --help` lists them",
             args.command.join(" ")
         );
-        return Ok(exit_code::INVALID);
+        return Err(CliError::InvalidSaid);
     };
     let page = render(command, &args.command.join(" "))?;
     print!("{}", String::from_utf8_lossy(&page));
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }
 
 /// The command tree, built (so subcommands know their `mkplan-…` page names), without

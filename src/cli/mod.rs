@@ -1,11 +1,14 @@
 //! The command line: clap definitions, one file per command, and the mapping of each
 //! command's outcome to an exit code.
 
+mod approval_args;
 mod args;
 mod check;
 pub mod common;
 mod completions;
+mod error;
 pub mod exit_code;
+mod finish;
 mod keygen;
 mod man;
 mod manual;
@@ -54,10 +57,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Man(args) => man::run(args, base_command()),
     };
     match outcome {
-        Ok(code) => code,
+        Ok(()) => exit_code::SUCCESS,
         Err(error) => {
-            eprintln!("mkplan: error: {error:#}");
-            exit_code::FAILURE
+            error.print();
+            error.code()
         }
     }
 }

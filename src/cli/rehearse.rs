@@ -7,19 +7,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name, rehearsal_state_dir};
+use crate::cli::error::CliError;
 use crate::cli::exit_code;
-use crate::cli::run::Launch;
+use crate::cli::finish::{ReportWith, finish};
+use crate::cli::preflight::preflight;
 use crate::engine::approvals::ApprovalInputs;
+use crate::engine::cancel::Cancel;
 use crate::engine::executor::RunOptions;
+use crate::engine::lifecycle::{NewRun, StartError, start};
 use crate::engine::ports::Ports;
 use crate::engine::ports::operator::Operator;
 use crate::engine::ports::root::HostRoot;
+use crate::engine::preflight::Depth;
 use crate::engine::rundir::StateDir;
 use crate::host::linux::LinuxHost;
 use crate::host::pin::PinSources;
 use crate::host::signing::Pkcs11Signer;
 use crate::plan::model::{Plan, SignKey};
 use crate::sim::rehearsal::{Faults, Rehearsal};
+use crate::steps::registry::Registry;
 
 /// Rehearse a plan on a simulated EP11 host, with optional faults.
 #[derive(Debug, clap::Args)]
@@ -76,17 +82,9 @@ pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Ports, Box<dyn O
     Ok((simulated_host(&rehearsal), Box::new(rehearsal.operator())))
 }
 
-pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
-    let Some(loaded) = load_for_execution(&args.plan) else {
-        return Ok(exit_code::INVALID);
-    };
-    let faults = match Faults::parse(&args.faults) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("mkplan: error: {e}");
-            return Ok(exit_code::INVALID);
-        }
-    };
+pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
+    let loaded = load_for_execution(&args.plan).ok_or(CliError::InvalidSaid)?;
+    let faults = Faults::parse(&args.faults).map_err(CliError::Invalid)?;
     let mut plan = loaded.plan.clone();
     if let Some(key) = plan.report.sign.take() {
         let named = match key {
@@ -99,16 +97,16 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     }
     let (root, temporary) = match &globals.root {
         Some(root) if root == Path::new("/") => {
-            eprintln!(
-                "mkplan: error: a rehearsal never runs against the real root `/`; give --root an empty directory, or none"
-            );
-            return Ok(exit_code::INVALID);
+            return Err(CliError::Invalid(
+                "a rehearsal never runs against the real root `/`; give --root an empty directory, or none".to_owned(),
+            ));
         }
         Some(root) => (root.clone(), false),
         None => (
             tempfile::Builder::new()
                 .prefix("mkplan-rehearsal-")
-                .tempdir()?
+                .tempdir()
+                .map_err(anyhow::Error::from)?
                 .keep(),
             true,
         ),
@@ -123,20 +121,35 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             dir.display()
         );
     }
-    if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
-        eprintln!(
-            "mkplan: error: `{}` is not empty; a rehearsal needs a fresh simulated host",
+    let occupied = root.exists()
+        && std::fs::read_dir(&root)
+            .map_err(anyhow::Error::from)?
+            .next()
+            .is_some();
+    if occupied {
+        return Err(CliError::Invalid(format!(
+            "`{}` is not empty; a rehearsal needs a fresh simulated host",
             root.display()
-        );
-        return Ok(exit_code::INVALID);
+        )));
     }
-    let rehearsal = Rehearsal::create(&root, &plan, args.keys, faults)?;
+    let rehearsal =
+        Rehearsal::create(&root, &plan, args.keys, faults).map_err(anyhow::Error::from)?;
     let outcome = rehearse(globals, &plan, &loaded, &rehearsal);
     // A run refused or interrupted before it started (a failed preflight, another run's
     // lock) leaves nothing to resume: the simulated host is not kept up for one.
-    let finished = matches!(outcome, Ok((_, true)));
+    let finished = matches!(
+        outcome,
+        Ok(())
+            | Err(CliError::RunFailed | CliError::RunAborted)
+            | Err(CliError::Start(
+                StartError::Busy(_)
+                    | StartError::Unfinished { .. }
+                    | StartError::Preflight(_)
+                    | StartError::PreflightInterrupted
+            ))
+    );
     rehearsal.finish(finished, finished && temporary && !args.keep);
-    outcome.map(|(code, _)| code)
+    outcome
 }
 
 fn rehearse(
@@ -144,7 +157,7 @@ fn rehearse(
     plan: &Plan,
     loaded: &crate::cli::common::ExecutablePlan,
     rehearsal: &Rehearsal,
-) -> anyhow::Result<(i32, bool)> {
+) -> Result<(), CliError> {
     globals.init_logging();
     let host = simulated_host(rehearsal);
     let operator = rehearsal.operator();
@@ -159,17 +172,27 @@ fn rehearse(
             .unwrap_or_else(rehearsal_state_dir),
     );
     let approvals = ApprovalInputs::default();
-    Launch {
-        plan,
-        plan_text: &loaded.text,
-        plan_path: &loaded.path,
-        state,
-        ports: host,
+    let root = host.host.root().clone();
+    let concluded = start(
+        NewRun {
+            plan,
+            plan_text: &loaded.text,
+            plan_path: &loaded.path,
+            state,
+            ports: host.clone(),
+            steps: &Registry,
+            operator: &operator,
+            approvals: &approvals,
+            options: &options,
+            rehearsal: true,
+            cancel: Cancel::install(exit_code::FAILURE)?,
+        },
+        &mut |scope| preflight(plan, &host, &operator, Depth::Run, scope).0,
+    )?;
+    let with = ReportWith {
+        root: &root,
         operator: &operator,
-        approvals: &approvals,
-        options: &options,
-        rehearsal: true,
-        cancel: crate::engine::cancel::Cancel::install(crate::cli::exit_code::FAILURE)?,
-    }
-    .start(globals)
+        signer: None,
+    };
+    finish(plan, concluded, globals, with)
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::cli::common::Globals;
+use crate::cli::error::CliError;
 use crate::cli::exit_code;
 use crate::engine::digest::sha256_hex;
 use crate::engine::ports::operator::Operator;
@@ -59,12 +60,12 @@ enum ReportCommand {
     Schema,
 }
 
-pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
+pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     match args.command {
         ReportCommand::Show { target } => {
             let dir = match report_dir(&target, globals) {
                 Ok(dir) => dir,
-                Err(e) => return Ok(fail(&e)),
+                Err(e) => return Err(fail(&e)),
             };
             let report =
                 match crate::plan::input::read(&dir.join(REPORT_JSON), crate::plan::input::REPORT)
@@ -73,39 +74,38 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 {
                     Ok(report) => report,
                     Err(e) => {
-                        return Ok(fail(&format!(
+                        return Err(fail(&format!(
                             "cannot read `{}`: {e}",
                             dir.join(REPORT_JSON).display()
                         )));
                     }
                 };
             print!("{}", terminal::render(&report));
-            Ok(exit_code::SUCCESS)
+            Ok(())
         }
         ReportCommand::Verify { target, key } => {
             let dir = match report_dir(&target, globals) {
                 Ok(dir) => dir,
-                Err(e) => return Ok(fail(&e)),
+                Err(e) => return Err(fail(&e)),
             };
             let verification = verify::verify(&dir, key.as_deref());
             print!("{}", verification.render());
-            Ok(if verification.ok() {
-                exit_code::SUCCESS
+            if verification.ok() {
+                Ok(())
             } else {
-                exit_code::FAILURE
-            })
+                Err(CliError::FailedSaid)
+            }
         }
         ReportCommand::Generate { run, force } => generate_again(&run, force, globals),
         ReportCommand::Schema => {
             print!("{}", report_schema_text());
-            Ok(exit_code::SUCCESS)
+            Ok(())
         }
     }
 }
 
-fn fail(message: &str) -> i32 {
-    eprintln!("mkplan: error: {message}");
-    exit_code::FAILURE
+fn fail(message: &str) -> CliError {
+    CliError::Other(anyhow::anyhow!("{message}"))
 }
 
 /// The directory holding the report: a file's directory, a directory, or a run id.
@@ -129,31 +129,31 @@ fn report_dir(target: &str, globals: &Globals) -> Result<PathBuf, String> {
         .map_err(|e| e.to_string())
 }
 
-fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i32> {
+fn generate_again(run: &str, force: bool, globals: &Globals) -> Result<(), CliError> {
     let run_dir = match globals.find_run(run) {
         Ok((_, dir)) => dir,
-        Err(e) => return Ok(fail(&e.to_string())),
+        Err(e) => return Err(fail(&e.to_string())),
     };
     if run_dir.dir.join(REPORT_JSON).exists() && !force {
-        return Ok(fail(&format!(
+        return Err(fail(&format!(
             "run {run} already has a report; `--force` replaces it"
         )));
     }
     let loaded = load_file(&run_dir.plan_copy());
     let Some(plan) = loaded.plan else {
-        return Ok(fail(&format!(
+        return Err(fail(&format!(
             "the plan copy `{}` no longer validates with this mkplan",
             run_dir.plan_copy().display()
         )));
     };
     let digest = sha256_hex(loaded.source.text().as_bytes());
-    if run_dir.recorded_digest()? != digest {
-        return Ok(fail(&format!(
+    if run_dir.recorded_digest().map_err(anyhow::Error::from)? != digest {
+        return Err(fail(&format!(
             "`{PLAN_COPY}` of run {run} does not match its recorded digest: it was changed"
         )));
     }
     // A signing token's PIN prompt ends cleanly on Ctrl-C (and the echo comes back on).
-    let cancel = crate::engine::cancel::Cancel::install(crate::cli::exit_code::FAILURE)?;
+    let cancel = crate::engine::cancel::Cancel::install(exit_code::FAILURE)?;
     let operator = Terminal::detect(false, &cancel);
     let state = crate::engine::journal::read_verified(&run_dir.journal())
         .map(|v| crate::engine::state::RunState::replay(&v.entries))
@@ -170,12 +170,11 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
         }
         _ => globals.root(),
     };
-    let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref(), None);
-    Ok(if code {
-        exit_code::SUCCESS
+    if after_run(&plan, &run_dir.dir, &root, operator.as_ref(), None) {
+        Ok(())
     } else {
-        exit_code::FAILURE
-    })
+        Err(CliError::FailedSaid)
+    }
 }
 
 /// Generates the report of a finished run and says where it is and how to verify it, or,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::cli::common::{Globals, rehearsal_state_dir};
-use crate::cli::exit_code;
+use crate::cli::error::CliError;
 use crate::engine::events::EventKind;
 use crate::engine::journal::read_verified;
 use crate::engine::lock::StateLock;
@@ -15,15 +15,15 @@ use crate::engine::state::RunState;
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run(_: Args, globals: &Globals) -> anyhow::Result<i32> {
+pub fn run(_: Args, globals: &Globals) -> Result<(), CliError> {
     let state_dir = globals.state();
-    let runs = state_dir.list_runs()?;
+    let runs = state_dir.list_runs().map_err(anyhow::Error::from)?;
     if runs.is_empty() {
         println!("no runs in `{}`", state_dir.runs().display());
         if let Some(note) = rehearsals_note(&state_dir) {
             println!("{note}");
         }
-        return Ok(exit_code::SUCCESS);
+        return Ok(());
     }
     let holder =
         crate::plan::input::read_to_string(&state_dir.lock_path(), crate::plan::input::SMALL)
@@ -62,7 +62,7 @@ pub fn run(_: Args, globals: &Globals) -> anyhow::Result<i32> {
     if let Some(note) = rehearsals_note(&state_dir) {
         eprintln!("{note}");
     }
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }
 
 /// Where rehearsals are kept and how to list them, unless that is what is listed.

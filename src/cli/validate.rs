@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use crate::cli::exit_code;
+use crate::cli::error::CliError;
 use crate::plan::diagnostic::{Severity, escape_for_terminal};
 use crate::plan::{Loaded, load_file};
 
@@ -29,7 +29,7 @@ enum Format {
     Json,
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
+pub fn run(args: Args) -> Result<(), CliError> {
     let loaded: Vec<Loaded> = args.plans.iter().map(|p| load_file(p)).collect();
     let failed = |l: &Loaded| {
         l.plan.is_none() || (args.strict && l.diagnostics.count(Severity::Warning) > 0)
@@ -42,13 +42,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     if let Err(e) = printed
         && !crate::stdio::is_broken_pipe(&e)
     {
-        return Err(e);
+        return Err(e.into());
     }
-    Ok(if loaded.iter().any(failed) {
-        exit_code::INVALID
+    if loaded.iter().any(failed) {
+        Err(CliError::InvalidSaid)
     } else {
-        exit_code::SUCCESS
-    })
+        Ok(())
+    }
 }
 
 fn print_human(loaded: &[Loaded], failed: &dyn Fn(&Loaded) -> bool) -> anyhow::Result<()> {

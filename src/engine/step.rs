@@ -78,6 +78,10 @@ pub trait Steps: Sync {
     /// Why `--accept-step` must not take the uncertain step as done, if the host shows it
     /// is not.
     fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), String>;
+    /// Why the run must not resume now on `host` (design rule 8: a migration tool runs
+    /// against a token of the plan, or processes use a store a step left half-changed);
+    /// empty when it may.
+    fn refuse_resume(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Vec<String>;
 }
 
 /// What `resume` looks at when a step was left uncertain.

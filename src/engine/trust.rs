@@ -14,6 +14,9 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::engine::ports::root::HostRoot;
+use crate::plan::model::{Plan, SignKey};
+
 /// What is being checked, for the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trusted {
@@ -233,6 +236,19 @@ fn check_dir(path: &Path, dir: &Path, meta: &Metadata, what: Trusted) -> Result<
         });
     }
     Ok(())
+}
+
+/// Before a run starts or resumes: the state directory (whose journals `resume` acts on)
+/// and a report-signing key file must be writable by nobody but root or the operator (the
+/// key also readable by nobody else). The refusal, if any.
+pub fn untrusted(state_dir: &Path, plan: &Plan, root: &HostRoot) -> Option<TrustError> {
+    if let Err(e) = check(state_dir, Trusted::StateDir) {
+        return Some(e);
+    }
+    match &plan.report.sign {
+        Some(SignKey::File(key)) => check(&root.path(key), Trusted::SigningKey).err(),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod downtime;
 pub mod dsse;
 pub mod html;
 pub mod model;
+pub mod preflight;
 pub mod sign;
 pub mod terminal;
 #[cfg(test)]

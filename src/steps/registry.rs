@@ -1,10 +1,12 @@
 //! The registry: the one `match` that maps a step kind to the file that implements it
 //! ([`dispatch`]). Each method of the engine's step contract is a small visitor over it.
 
+use crate::engine::ports::host::HostView;
+use crate::engine::state::RunState;
 use crate::engine::step::{
     CheckContext, CheckReport, Interruption, RunContext, StepResult, Steps, UncertainContext,
 };
-use crate::plan::model::{Step, StepKind};
+use crate::plan::model::{Plan, Step, StepKind};
 use crate::steps::assert_wk::AssertWkKind;
 use crate::steps::backup::BackupKind;
 use crate::steps::checkpoint::CheckpointKind;
@@ -107,5 +109,9 @@ impl Steps for Registry {
 
     fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), String> {
         dispatch(step, RefuseAccept(cx))
+    }
+
+    fn refuse_resume(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Vec<String> {
+        crate::steps::guards::resume::refusals(plan, state, host)
     }
 }

@@ -3,6 +3,7 @@
 //! share lives here.
 
 pub mod backup;
+pub mod resume;
 pub mod tools;
 pub mod users;
 pub mod wk;
