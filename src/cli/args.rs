@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::cli::common::Globals;
+use crate::cli::globals::Globals;
 use crate::cli::{
     check, completions, keygen, man, manual, rehearse, report, resume, run, runs, schema, validate,
 };

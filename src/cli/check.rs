@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::common::{Globals, load_for_execution};
 use crate::cli::error::CliError;
+use crate::cli::globals::Globals;
+use crate::cli::plan_input::load_for_execution;
 use crate::cli::preflight::preflight;
 use crate::engine::cancel::Cancel;
 use crate::engine::digest::sha256_hex;

@@ -1,8 +1,9 @@
 //! After the engine executed a run: the recap, the run's directory and outcome, the signed
 //! report, and how the run's end maps to a command result.
 
-use crate::cli::common::{Globals, print_recap};
 use crate::cli::error::CliError;
+use crate::cli::globals::Globals;
+use crate::cli::recap::print_recap;
 use crate::engine::events::Outcome;
 use crate::engine::executor::RunEnd;
 use crate::engine::lifecycle::Concluded;

@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::approval_args::ApprovalArgs;
-use crate::cli::common::{Globals, load_for_execution, operator_name};
 use crate::cli::error::CliError;
 use crate::cli::exit_code;
 use crate::cli::finish::{ReportWith, finish};
+use crate::cli::globals::Globals;
+use crate::cli::plan_input::{load_for_execution, operator_name};
 use crate::engine::cancel::Cancel;
 use crate::engine::events::DecisionKind;
 use crate::engine::lifecycle::{Execution, Reopened};

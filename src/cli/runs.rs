@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::cli::common::{Globals, rehearsal_state_dir};
 use crate::cli::error::CliError;
+use crate::cli::globals::{Globals, rehearsal_state_dir};
 use crate::engine::events::EventKind;
 use crate::engine::journal::read_verified;
 use crate::engine::lock::StateLock;

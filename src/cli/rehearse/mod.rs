@@ -3,26 +3,25 @@
 //! `tke:` action and approves (journaled as `rehearsal`); the PKCS#11 probe uses the
 //! simulator's (no module can open a simulated EP11 token). Everything is marked REHEARSAL.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod host;
 
-use crate::cli::common::{Globals, load_for_execution, operator_name, rehearsal_state_dir};
+use std::path::PathBuf;
+
+pub use host::resume_host;
+use host::{simulated_host, simulated_root};
+
 use crate::cli::error::CliError;
 use crate::cli::exit_code;
 use crate::cli::finish::{ReportWith, finish};
+use crate::cli::globals::{Globals, rehearsal_state_dir};
+use crate::cli::plan_input::{load_for_execution, operator_name};
 use crate::cli::preflight::preflight;
 use crate::engine::approvals::ApprovalInputs;
 use crate::engine::cancel::Cancel;
 use crate::engine::executor::RunOptions;
 use crate::engine::lifecycle::{NewRun, StartError, start};
-use crate::engine::ports::Ports;
-use crate::engine::ports::operator::Operator;
-use crate::engine::ports::root::HostRoot;
 use crate::engine::preflight::Depth;
 use crate::engine::rundir::StateDir;
-use crate::host::linux::LinuxHost;
-use crate::host::pin::PinSources;
-use crate::host::signing::Pkcs11Signer;
 use crate::plan::model::{Plan, SignKey};
 use crate::sim::rehearsal::{Faults, Rehearsal};
 use crate::steps::registry::Registry;
@@ -61,27 +60,6 @@ pub struct Args {
     keep: bool,
 }
 
-/// The ports of a rehearsal on `rehearsal`'s simulated host: the real adapters rooted at
-/// it, the simulator's prober (no PKCS#11 module can open a simulated EP11 token) and its
-/// TKE operator, which reads the registers through those adapters.
-fn simulated_host(rehearsal: &Rehearsal) -> Ports {
-    let host_root = HostRoot::new(rehearsal.root());
-    let host = Arc::new(LinuxHost::new(host_root.clone()));
-    Ports {
-        tke: Some(Arc::new(rehearsal.tke(host.clone()))),
-        host,
-        keys: Arc::new(rehearsal.prober()),
-        pins: Arc::new(PinSources::new(host_root)),
-        signing: Arc::new(Pkcs11Signer),
-    }
-}
-
-/// For `mkplan resume` of a rehearsal: the same simulated host, operator and PINs again.
-pub fn resume_host(plan: &Plan, root: &Path) -> anyhow::Result<(Ports, Box<dyn Operator>)> {
-    let rehearsal = Rehearsal::reopen(root, plan)?;
-    Ok((simulated_host(&rehearsal), Box::new(rehearsal.operator())))
-}
-
 pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     let loaded = load_for_execution(&args.plan).ok_or(CliError::InvalidSaid)?;
     let faults = Faults::parse(&args.faults).map_err(CliError::Invalid)?;
@@ -95,22 +73,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             "rehearse: the report is signed with an ephemeral key, not the plan's `report.sign` key ({named}): a rehearsal never signs with a real key, and the simulated host has none"
         );
     }
-    let (root, temporary) = match &globals.root {
-        Some(root) if root == Path::new("/") => {
-            return Err(CliError::Invalid(
-                "a rehearsal never runs against the real root `/`; give --root an empty directory, or none".to_owned(),
-            ));
-        }
-        Some(root) => (root.clone(), false),
-        None => (
-            tempfile::Builder::new()
-                .prefix("mkplan-rehearsal-")
-                .tempdir()
-                .map_err(anyhow::Error::from)?
-                .keep(),
-            true,
-        ),
-    };
+    let (root, temporary) = simulated_root(globals.root.as_deref())?;
     // The copy would be inside the simulated host, gone when this command exits.
     if temporary
         && !args.keep
@@ -120,17 +83,6 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             "rehearse: the report is not copied to the plan's `report.dir` ({}): that would be inside the simulated host, which is removed at the end (--keep keeps both)",
             dir.display()
         );
-    }
-    let occupied = root.exists()
-        && std::fs::read_dir(&root)
-            .map_err(anyhow::Error::from)?
-            .next()
-            .is_some();
-    if occupied {
-        return Err(CliError::Invalid(format!(
-            "`{}` is not empty; a rehearsal needs a fresh simulated host",
-            root.display()
-        )));
     }
     let rehearsal =
         Rehearsal::create(&root, &plan, args.keys, faults).map_err(anyhow::Error::from)?;
@@ -155,7 +107,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
 fn rehearse(
     globals: &Globals,
     plan: &Plan,
-    loaded: &crate::cli::common::ExecutablePlan,
+    loaded: &crate::cli::plan_input::ExecutablePlan,
     rehearsal: &Rehearsal,
 ) -> Result<(), CliError> {
     globals.init_logging();
