@@ -97,7 +97,11 @@ pub(crate) fn write(generation: &Path, state: &SimState) -> Result<(), SimError>
         }
         if card.card_type.ends_with('C') {
             // CCA cards only: 8 characters, fetched through the default domain (1.3).
-            write_new(&dir.join("serialnr"), format!("93AAB{id:03}\n").as_bytes())?;
+            let number = u8::from_str_radix(id, 16).unwrap_or_default();
+            write_new(
+                &dir.join("serialnr"),
+                format!("93AAB{number:03}\n").as_bytes(),
+            )?;
         }
         link(&dir.join("driver"), "../../../bus/ap/drivers/cex4card")?;
         link(&bus.join(&name), &format!("../../../devices/ap/{name}"))?;
