@@ -138,6 +138,12 @@ enum Command {
         #[arg(long)]
         root: PathBuf,
     },
+    /// Reboot the host: stop every simulated process, then start pkcsslotd, the units and
+    /// the apps again (files and registers stay).
+    Reboot {
+        #[arg(long)]
+        root: PathBuf,
+    },
     /// Start one simulated process detached and exit once it is ready (internal).
     #[command(hide = true)]
     Spawn {
@@ -483,6 +489,7 @@ fn run(command: Command) -> Result<i32, SimError> {
             Ok(0)
         }
         Command::Shutdown { root } => sim::shutdown(&root).map(|()| 0),
+        Command::Reboot { root } => sim::reboot(&root).map(|()| 0),
         Command::Spawn {
             root,
             unit,

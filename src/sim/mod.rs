@@ -379,6 +379,15 @@ pub fn set_queue_online(root: &Path, apqn: Apqn, online: bool) -> Result<(), Sim
     tke::set_queue_online(&canonical_root(root), apqn, online)
 }
 
+/// A host reboot: every simulated process stops, then pkcsslotd, the units, the command
+/// services and the standalone apps start again. Files (stores, operation files, the
+/// registers) stay as they are.
+pub fn reboot(root: &Path) -> Result<(), SimError> {
+    let root = canonical_root(root);
+    procs::shutdown(&root)?;
+    layout::start_everything(&root)
+}
+
 /// Stops every simulated process of this root (units, strays, pkcsslotd). Idempotent.
 pub fn shutdown(root: &Path) -> Result<(), SimError> {
     procs::shutdown(&canonical_root(root))

@@ -199,12 +199,13 @@ pub(crate) fn watcher_main(root: &Path, apqn: Apqn) -> Result<(), SimError> {
 /// The last counted read happened: the fault ends.
 fn finish(root: &Path, apqn: Apqn) -> Result<(), SimError> {
     let lock = state::lock(root)?;
-    let mut state = state::load(root)?;
-    set_in_state(&mut state, apqn, None)?;
-    state::save(root, &state, &lock)?;
+    // The list first: once sysfs shows the registers, the fault is not listed any more.
     let mut faults = state::faults(root)?;
     faults.retain(|f| !matches!(f, crate::sim::Fault::InterruptedRead(spec) if spec.apqn == apqn));
-    state::save_faults(root, faults, &lock)
+    state::save_faults(root, faults, &lock)?;
+    let mut state = state::load(root)?;
+    set_in_state(&mut state, apqn, None)?;
+    state::save(root, &state, &lock)
 }
 
 #[cfg(test)]

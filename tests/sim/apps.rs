@@ -180,3 +180,68 @@ fn a_plans_services_use_the_keys() {
         "{report}"
     );
 }
+
+/// The host reboots between reencipher and activation (allowed, 2.7): the operation files
+/// stay, the applications start again, pick the operation up, and still never fail.
+#[test]
+fn a_reboot_between_phases_keeps_the_operation() {
+    let host = host_with_apps();
+    host.tke(&["load"]);
+    host.tke(&["commit"]);
+    let out = host.mk_change(
+        &["reencipher", "-a", APQNS, "-e", &NEW_WK[2..]],
+        &format!("{PIN}\n"),
+    );
+    let id = created_id(&text(&out.stdout));
+    phase(&host, &["myapp.service", "batch"], "reencipher");
+    assert!(host.sim(&["reboot"]).status.success());
+    let after = phase(&host, &["myapp.service", "batch"], "the reboot");
+    for app in &after {
+        assert_eq!(
+            (app["starts"].clone(), app["running"].clone()),
+            (json!(2), json!(true)),
+            "{app:#}"
+        );
+        assert_eq!(
+            app["mode"]["ep11"],
+            format!("single-APQN 0a.0011 (operation {id})")
+        );
+    }
+    host.tke(&["activate"]);
+    host.expect_wkvp("/etc/opencryptoki/ep11tok.conf", NEW_WK);
+    phase(&host, &["myapp.service", "batch"], "activation");
+    let done = host.mk_change(&["finalize", "-i", &id], &format!("{PIN}\n"));
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done.stderr));
+    phase(&host, &["myapp.service", "batch"], "finalize");
+    assert!(host.sim(&["app", "stop", "batch"]).status.success());
+    assert_eq!(host.app("batch")["running"], false);
+    assert_eq!(host.apps()["total"]["failed"], 0);
+}
+
+/// `describe` prints the host `init --plan` lays out; `init --host` lays out the same.
+#[test]
+fn describe_gives_the_host_of_a_plan() {
+    let plan = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ep11-offline.yaml");
+    let described = Command::new(super::SIM_EXE)
+        .arg("describe")
+        .arg("--plan")
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(described.status.success(), "{}", text(&described.stderr));
+    let spec: Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(spec["tokens"][0]["apqns"], json!(["0a.0011", "0b.0011"]));
+    assert_eq!(spec["tokens"][0]["ep11"]["wkvp_new"], NEW_WK);
+    assert_eq!(
+        spec["apps"][0],
+        json!({"name": "httpd.service", "in_unit": true, "tokens": [], "interval_ms": 100})
+    );
+    let host = Host::new(spec, 4);
+    let verify = host.sim(&["verify"]);
+    assert_eq!(
+        text(&verify.stdout),
+        format!(
+            "token ep11: usable 4, unusable 0, skipped 2 (current WK {OLD_WK})\ntotal: usable 4, unusable 0, skipped 2\n"
+        )
+    );
+}

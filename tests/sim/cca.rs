@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use mkplan::steps::context::KeyProber;
+
 use super::spec_host::*;
 use super::{PIN, text};
 
@@ -340,6 +342,19 @@ fn pkcscca_reenciphers_old_to_current_one_mk_type_at_a_time() {
     let before = host.verify()["tokens"]["cca"].clone();
     let aes_keys = n("AES") + n("AES XTS") + n("HMAC");
     assert_eq!(before["unusable"], aes_keys, "under OLD: not migrated yet");
+    // mkplan's key probe on the simulated token says the same.
+    let probe = || {
+        let module = std::path::Path::new("/usr/lib/opencryptoki/libopencryptoki.so");
+        mkplan::sim::SimProber::new(&host.root)
+            .probe(module, 5, &mkplan::secret::Pin::new(PIN.to_owned()))
+            .unwrap()
+    };
+    let inventory = probe();
+    let unusable: Vec<_> = inventory
+        .keys()
+        .filter(|k| k.usable != mkplan::host::pkcs11::Usability::Usable)
+        .collect();
+    assert_eq!(unusable.len(), aes_keys, "{unusable:#?}");
 
     let out = host.pkcscca(&["-m", "keys", "-s", "5", "-k", "aes"], &pins());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
