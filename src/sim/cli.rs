@@ -318,6 +318,75 @@ fn parse_apqn(text: &str) -> Result<Apqn, SimError> {
     })
 }
 
+/// The USER and SO PINs `init` gives the tokens: from stdin (one line each, in that order)
+/// or the defaults.
+fn init_pins(pin_stdin: bool, so_pin_stdin: bool) -> Result<(String, String), SimError> {
+    let pin = if pin_stdin {
+        read_pin_line()?
+    } else {
+        DEFAULT_PIN.to_owned()
+    };
+    let so_pin = if so_pin_stdin {
+        read_pin_line()?
+    } else {
+        sim::DEFAULT_SO_PIN.to_owned()
+    };
+    Ok((pin, so_pin))
+}
+
+/// The host `init` lays out: a plan's, or a description's.
+fn host_spec(plan: Option<PathBuf>, host: Option<PathBuf>) -> Result<sim::HostSpec, SimError> {
+    match (plan, host) {
+        (Some(plan), _) => Ok(sim::HostSpec::from_plan(&load_plan(&plan)?)),
+        (None, Some(host)) => {
+            let text = crate::input::read_to_string(&host, crate::input::CONFIG)
+                .map_err(|e| SimError::io(&host, e))?;
+            sim::HostSpec::from_json(&text)
+        }
+        (None, None) => Err(SimError::Usage("give --plan or --host".into())),
+    }
+}
+
+/// `mkplan-sim tke`'s arguments as a request.
+fn tke_request(
+    action: TkeArg,
+    apqn: Option<String>,
+    wkvp: Option<String>,
+    mk: &[String],
+    mkvp: Option<String>,
+    partial: bool,
+) -> Result<sim::TkeRequest, SimError> {
+    let mut request = sim::TkeRequest::new(match action {
+        TkeArg::Load => TkeAction::Load,
+        TkeArg::Commit => TkeAction::Commit,
+        TkeArg::Activate => TkeAction::Activate,
+        TkeArg::Clear => TkeAction::Clear,
+    });
+    request.apqn = apqn.as_deref().map(parse_apqn).transpose()?;
+    request.wkvp = wkvp
+        .as_deref()
+        .map(|w| {
+            Wkvp::parse(w)
+                .map(|(w, _)| w)
+                .map_err(|e| SimError::Usage(format!("--wkvp: {e}")))
+        })
+        .transpose()?;
+    request.mks = mk
+        .iter()
+        .map(|m| {
+            sim::MkType::parse(m).ok_or_else(|| {
+                SimError::Usage(format!("--mk: `{m}` is not aes, apka, asym or sym"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    request.mkvp = mkvp
+        .as_deref()
+        .map(|m| sim::Mkvp::parse(m).map_err(|e| SimError::Usage(format!("--mkvp: {e}"))))
+        .transpose()?;
+    request.partial = partial;
+    Ok(request)
+}
+
 /// A valid plan, or its diagnostics printed and an error.
 fn load_plan(plan: &Path) -> Result<crate::plan::Plan, SimError> {
     let loaded = crate::plan::load_file(plan);
@@ -343,32 +412,14 @@ fn run(command: Command) -> Result<i32, SimError> {
             pin_stdin,
             so_pin_stdin,
         } => {
-            let pin = if pin_stdin {
-                read_pin_line()?
-            } else {
-                DEFAULT_PIN.to_owned()
-            };
-            let so_pin = if so_pin_stdin {
-                read_pin_line()?
-            } else {
-                sim::DEFAULT_SO_PIN.to_owned()
-            };
-            let spec = match (plan, host) {
-                (Some(plan), _) => sim::HostSpec::from_plan(&load_plan(&plan)?),
-                (None, Some(host)) => {
-                    let text = crate::input::read_to_string(&host, crate::input::CONFIG)
-                        .map_err(|e| SimError::io(&host, e))?;
-                    sim::HostSpec::from_json(&text)?
-                }
-                (None, None) => return Err(SimError::Usage("give --plan or --host".into())),
-            };
+            let (pin, so_pin) = init_pins(pin_stdin, so_pin_stdin)?;
+            let spec = host_spec(plan, host)?;
             let exe = std::env::current_exe()
                 .map_err(|e| SimError::io(Path::new("/proc/self/exe"), e))?;
             sim::init_host(&root, &spec, keys, (&pin, &so_pin), &exe)?;
-            let root = sim::canonical_root(&root);
             println!(
                 "simulated host at {}: {} token(s) with {keys} keys each, APQNs {}, pkcsslotd and {} unit(s) running",
-                root.display(),
+                sim::canonical_root(&root).display(),
                 spec.tokens.len(),
                 spec.tokens
                     .iter()
@@ -396,34 +447,7 @@ fn run(command: Command) -> Result<i32, SimError> {
             mkvp,
             partial,
         } => {
-            let mut request = sim::TkeRequest::new(match action {
-                TkeArg::Load => TkeAction::Load,
-                TkeArg::Commit => TkeAction::Commit,
-                TkeArg::Activate => TkeAction::Activate,
-                TkeArg::Clear => TkeAction::Clear,
-            });
-            request.apqn = apqn.as_deref().map(parse_apqn).transpose()?;
-            request.wkvp = wkvp
-                .as_deref()
-                .map(|w| {
-                    Wkvp::parse(w)
-                        .map(|(w, _)| w)
-                        .map_err(|e| SimError::Usage(format!("--wkvp: {e}")))
-                })
-                .transpose()?;
-            request.mks = mk
-                .iter()
-                .map(|m| {
-                    sim::MkType::parse(m).ok_or_else(|| {
-                        SimError::Usage(format!("--mk: `{m}` is not aes, apka, asym or sym"))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            request.mkvp = mkvp
-                .as_deref()
-                .map(|m| sim::Mkvp::parse(m).map_err(|e| SimError::Usage(format!("--mkvp: {e}"))))
-                .transpose()?;
-            request.partial = partial;
+            let request = tke_request(action, apqn, wkvp, &mk, mkvp, partial)?;
             sim::tke_request(&root, &request)?;
             Ok(0)
         }

@@ -217,65 +217,11 @@ impl HostSpec {
         if self.tokens.is_empty() {
             return bad("it has no token".into());
         }
-        let mut names = BTreeSet::new();
-        let mut slots: BTreeSet<u64> = BTreeSet::new();
-        let mut stores = BTreeSet::new();
-        let mut apqns = BTreeSet::new();
-        let mut card_kinds: BTreeMap<u8, bool> = BTreeMap::new();
+        let mut seen = Seen::default();
         for token in &self.tokens {
-            let name = &token.name;
-            if name.is_empty()
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return bad(format!(
-                    "token name `{name}`: use letters, digits, `-`, `_`, `.`"
-                ));
-            }
-            if !names.insert(name.clone()) {
-                return bad(format!("two tokens are named `{name}`"));
-            }
-            if !slots.insert(token.slot) {
-                return bad(format!("slot {} is used twice", token.slot));
-            }
-            if token.label().len() > 32 {
-                return bad(format!("token `{name}`: a label has at most 32 characters"));
-            }
-            if !token.store.is_absolute() || !stores.insert(token.store.clone()) {
-                return bad(format!(
-                    "token `{name}`: the store `{}` must be an absolute path of its own",
-                    token.store.display()
-                ));
-            }
-            if token.config.as_ref().is_some_and(|c| !c.is_absolute()) {
-                return bad(format!("token `{name}`: the config path must be absolute"));
-            }
-            let is_cca = match (&token.ep11, &token.cca) {
-                (Some(_), None) => false,
-                (None, Some(cca)) if !cca.mks.is_empty() => true,
-                (None, Some(_)) => return bad(format!("token `{name}`: `cca.mks` is empty")),
-                _ => {
-                    return bad(format!(
-                        "token `{name}`: give exactly one of `ep11` and `cca`"
-                    ));
-                }
-            };
-            if token.apqns.is_empty() {
-                return bad(format!("token `{name}` has no APQN"));
-            }
-            for apqn in &token.apqns {
-                if !apqns.insert(*apqn) {
-                    return bad(format!("APQN {} belongs to two tokens", apqn.lszcrypt()));
-                }
-                if *card_kinds.entry(apqn.adapter()).or_insert(is_cca) != is_cca {
-                    return bad(format!(
-                        "card {:02x} holds both EP11 and CCA APQNs; a card is one or the other",
-                        apqn.adapter()
-                    ));
-                }
-            }
+            token.check(&mut seen).or_else(bad)?;
         }
+        let (mut slots, names) = (seen.slots, seen.names);
         for slot in &self.absent_slots {
             if !slots.insert(*slot) {
                 return bad(format!("slot {slot} is used twice"));
@@ -310,6 +256,73 @@ impl HostSpec {
             }
             if app.interval_ms == 0 {
                 return bad(format!("app `{}`: `interval_ms` is at least 1", app.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the tokens checked so far use: names, slots, stores, APQNs, and each card's kind
+/// (`true`: CCA).
+#[derive(Default)]
+struct Seen {
+    names: BTreeSet<String>,
+    slots: BTreeSet<u64>,
+    stores: BTreeSet<PathBuf>,
+    apqns: BTreeSet<Apqn>,
+    card_is_cca: BTreeMap<u8, bool>,
+}
+
+impl TokenSpec {
+    /// The token on its own, and against the tokens before it.
+    fn check(&self, seen: &mut Seen) -> Result<(), String> {
+        let name = &self.name;
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+        if name.is_empty() || !name.bytes().all(allowed) {
+            return Err(format!(
+                "token name `{name}`: use letters, digits, `-`, `_`, `.`"
+            ));
+        }
+        if !seen.names.insert(name.clone()) {
+            return Err(format!("two tokens are named `{name}`"));
+        }
+        if !seen.slots.insert(self.slot) {
+            return Err(format!("slot {} is used twice", self.slot));
+        }
+        if self.label().len() > 32 {
+            return Err(format!("token `{name}`: a label has at most 32 characters"));
+        }
+        if !self.store.is_absolute() || !seen.stores.insert(self.store.clone()) {
+            return Err(format!(
+                "token `{name}`: the store `{}` must be an absolute path of its own",
+                self.store.display()
+            ));
+        }
+        if self.config.as_ref().is_some_and(|c| !c.is_absolute()) {
+            return Err(format!("token `{name}`: the config path must be absolute"));
+        }
+        let is_cca = match (&self.ep11, &self.cca) {
+            (Some(_), None) => false,
+            (None, Some(cca)) if !cca.mks.is_empty() => true,
+            (None, Some(_)) => return Err(format!("token `{name}`: `cca.mks` is empty")),
+            _ => {
+                return Err(format!(
+                    "token `{name}`: give exactly one of `ep11` and `cca`"
+                ));
+            }
+        };
+        if self.apqns.is_empty() {
+            return Err(format!("token `{name}` has no APQN"));
+        }
+        for apqn in &self.apqns {
+            if !seen.apqns.insert(*apqn) {
+                return Err(format!("APQN {} belongs to two tokens", apqn.lszcrypt()));
+            }
+            if *seen.card_is_cca.entry(apqn.adapter()).or_insert(is_cca) != is_cca {
+                return Err(format!(
+                    "card {:02x} holds both EP11 and CCA APQNs; a card is one or the other",
+                    apqn.adapter()
+                ));
             }
         }
         Ok(())

@@ -162,30 +162,7 @@ fn state_for(spec: &HostSpec, sim_exe: &Path) -> SimState {
                 cca_apqns.insert(apqn.lszcrypt(), cca_queue(*apqn, &token.name, cca));
             }
         }
-        tokens.insert(
-            token.name.clone(),
-            TokenRecord {
-                kind: if token.cca.is_some() {
-                    TokenKind::Cca
-                } else {
-                    TokenKind::Ep11
-                },
-                slot: token.slot,
-                store: token.store.clone(),
-                config: token.config.clone(),
-                apqns: token.apqns.iter().map(|a| a.lszcrypt()).collect(),
-                wkvp_new: token
-                    .ep11
-                    .as_ref()
-                    .map(|e| e.wkvp_new.to_string())
-                    .unwrap_or_default(),
-                cca_new: token
-                    .cca
-                    .iter()
-                    .flat_map(|c| c.mks.iter().map(|(mk, p)| (*mk, p.new)))
-                    .collect(),
-            },
-        );
+        tokens.insert(token.name.clone(), token_record(token));
     }
     SimState {
         format: state::STATE_FORMAT.to_owned(),
@@ -209,6 +186,32 @@ fn state_for(spec: &HostSpec, sim_exe: &Path) -> SimState {
         absent_slots: spec.absent_slots.clone(),
         apps: spec.apps.clone(),
         cca_sysfs: spec.cca_sysfs,
+    }
+}
+
+/// What the stand-ins keep of a token: its kind, slot, paths, APQNs and the patterns `tke
+/// load` loads by default.
+fn token_record(token: &TokenSpec) -> TokenRecord {
+    TokenRecord {
+        kind: if token.cca.is_some() {
+            TokenKind::Cca
+        } else {
+            TokenKind::Ep11
+        },
+        slot: token.slot,
+        store: token.store.clone(),
+        config: token.config.clone(),
+        apqns: token.apqns.iter().map(|a| a.lszcrypt()).collect(),
+        wkvp_new: token
+            .ep11
+            .as_ref()
+            .map(|e| e.wkvp_new.to_string())
+            .unwrap_or_default(),
+        cca_new: token
+            .cca
+            .iter()
+            .flat_map(|c| c.mks.iter().map(|(mk, p)| (*mk, p.new)))
+            .collect(),
     }
 }
 

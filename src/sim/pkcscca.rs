@@ -24,7 +24,7 @@ use crate::sim::cca::MkType;
 use crate::sim::crypto::{BlobKind, reencrypt};
 use crate::sim::pin_prompt::{log_invocation, out, pin_prompt};
 use crate::sim::state::{self, SimState, TokenRecord};
-use crate::sim::store::{self, Login, StoredObject};
+use crate::sim::store::{self, Login, SimObject, StoredObject};
 use crate::sim::token::{not_present_reason, token_apqns, under};
 use crate::sim::{Fault, cca_sysfs, procs};
 
@@ -219,16 +219,9 @@ fn migrate(
         let Some(blob) = object.blob_bytes() else {
             continue;
         };
-        // The search: CKA_TOKEN, a private or secret key of a type this MK covers.
-        let Some(position) = kinds.iter().position(|(kind, key_type, _)| {
-            object.key_type.as_deref() == Some(key_type)
-                && BlobKind::of(&blob).is_none_or(|k| k == *kind || k.cca_mk().is_none())
-        }) else {
+        let Some(position) = searched(kinds, object, &blob) else {
             continue;
         };
-        if object.class == "CKO_PUBLIC_KEY" {
-            continue;
-        }
         seen += 1;
         let name = kinds[position].2;
         let outcome = if fail_at == Some(seen) {
@@ -268,16 +261,35 @@ fn migrate(
             return;
         }
     }
-    let summary = |counts: &[usize]| -> String {
-        kinds
-            .iter()
-            .zip(counts)
-            .map(|((_, _, name), n)| format!("{name}: {n}."))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    out(&format!("Successfully migrated: {}\n", summary(&succeeded)));
-    out(&format!("Failed to migrate: {}\n", summary(&failed)));
+    out(&format!(
+        "Successfully migrated: {}\n",
+        summary(kinds, &succeeded)
+    ));
+    out(&format!("Failed to migrate: {}\n", summary(kinds, &failed)));
+}
+
+/// The search (CKA_TOKEN, a secret or private key of a type the MK covers; an RSA key by
+/// its token's format): the key's position in `kinds`.
+fn searched(kinds: &[(BlobKind, &str, &str)], object: &SimObject, blob: &[u8]) -> Option<usize> {
+    if object.class == "CKO_PUBLIC_KEY" {
+        return None;
+    }
+    let kind = BlobKind::of(blob);
+    kinds.iter().position(|(k, key_type, _)| {
+        // A blob that is no CCA key token (an EP11 one) is found by its key type alone.
+        object.key_type.as_deref() == Some(key_type)
+            && kind.is_none_or(|kind| kind == *k || kind.cca_mk().is_none())
+    })
+}
+
+/// `AES: 3. AES XTS: 0. HMAC: 1.`
+fn summary(kinds: &[(BlobKind, &str, &str)], counts: &[usize]) -> String {
+    kinds
+        .iter()
+        .zip(counts)
+        .map(|((_, _, name), n)| format!("{name}: {n}."))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// CSNBKTC/CSNDKTC with `RTCMK` on the token's first online APQN: `Ok(None)` when the key

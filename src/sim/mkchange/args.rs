@@ -167,91 +167,94 @@ pub(crate) fn parse(argv0: &str, args: &[String]) -> Parsed {
 
 /// GNU getopt_long over `args`: the options in order and the other arguments.
 fn getopt(argv0: &str, args: &[String]) -> Result<(Vec<Opt>, Vec<String>), Parsed> {
-    let getopt_error = |text: String| fail(format!("{argv0}: {text}\n"));
     let mut options = Vec::new();
     let mut positional = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        if arg == "--" {
-            positional.extend(args[i..].iter().cloned());
+    // The arguments still to read (an option's value may take the next one).
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        let result = if arg == "--" {
+            positional.extend(rest.by_ref().cloned());
             break;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_owned())),
-                None => (long, None),
-            };
-            let exact = LONG.iter().find(|(n, _, _)| *n == name);
-            let matches: Vec<_> = LONG
-                .iter()
-                .filter(|(n, _, _)| n.starts_with(name))
-                .collect();
-            let &(full, letter, takes) = match (exact, matches.as_slice()) {
-                (Some(found), _) => found,
-                (None, [one]) => *one,
-                (None, []) => return Err(getopt_error(format!("unrecognized option '{arg}'"))),
-                (None, many) => {
-                    let names: Vec<String> =
-                        many.iter().map(|(n, _, _)| format!("'--{n}'")).collect();
-                    return Err(getopt_error(format!(
-                        "option '--{name}' is ambiguous; possibilities: {}",
-                        names.join(" ")
-                    )));
-                }
-            };
-            let value = match (takes, inline) {
-                (false, Some(_)) => {
-                    return Err(getopt_error(format!(
-                        "option '--{full}' doesn't allow an argument"
-                    )));
-                }
-                (false, None) => None,
-                (true, Some(v)) => Some(v),
-                (true, None) if i < args.len() => {
-                    i += 1;
-                    Some(args[i - 1].clone())
-                }
-                (true, None) => {
-                    return Err(getopt_error(format!(
-                        "option '--{full}' requires an argument"
-                    )));
-                }
-            };
-            options.push((letter, value));
+        } else if let Some(long) = arg.strip_prefix("--") {
+            long_option(arg, long, &mut rest).map(|opt| options.push(opt))
         } else if arg.len() > 1 && arg.starts_with('-') {
-            let letters: Vec<char> = arg[1..].chars().collect();
-            let mut k = 0;
-            while k < letters.len() {
-                let c = letters[k];
-                k += 1;
-                let Some(&(_, _, takes)) = LONG.iter().find(|(_, l, _)| *l == c) else {
-                    return Err(getopt_error(format!("invalid option -- '{c}'")));
-                };
-                if !takes {
-                    options.push((c, None));
-                    continue;
-                }
-                let rest: String = letters[k..].iter().collect();
-                let value = if !rest.is_empty() {
-                    rest
-                } else if i < args.len() {
-                    i += 1;
-                    args[i - 1].clone()
-                } else {
-                    return Err(getopt_error(format!(
-                        "option requires an argument -- '{c}'"
-                    )));
-                };
-                options.push((c, Some(value)));
-                break;
-            }
+            short_options(&arg[1..], &mut rest, &mut options)
         } else {
             positional.push(arg.clone());
-        }
+            Ok(())
+        };
+        result.map_err(|text| fail(format!("{argv0}: {text}\n")))?;
     }
     Ok((options, positional))
+}
+
+/// `--name`, `--name=value` or `--name value`; a unique prefix of a name will do.
+fn long_option<'a>(
+    arg: &str,
+    long: &str,
+    rest: &mut impl Iterator<Item = &'a String>,
+) -> Result<Opt, String> {
+    let (name, inline) = match long.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_owned())),
+        None => (long, None),
+    };
+    let exact = LONG.iter().find(|(n, _, _)| *n == name);
+    let matches: Vec<_> = LONG
+        .iter()
+        .filter(|(n, _, _)| n.starts_with(name))
+        .collect();
+    let &(full, letter, takes) = match (exact, matches.as_slice()) {
+        (Some(found), _) => found,
+        (None, [one]) => *one,
+        (None, []) => return Err(format!("unrecognized option '{arg}'")),
+        (None, many) => {
+            let names: Vec<String> = many.iter().map(|(n, _, _)| format!("'--{n}'")).collect();
+            return Err(format!(
+                "option '--{name}' is ambiguous; possibilities: {}",
+                names.join(" ")
+            ));
+        }
+    };
+    let value = match (takes, inline) {
+        (false, Some(_)) => return Err(format!("option '--{full}' doesn't allow an argument")),
+        (false, None) => None,
+        (true, Some(v)) => Some(v),
+        (true, None) => Some(
+            rest.next()
+                .cloned()
+                .ok_or_else(|| format!("option '--{full}' requires an argument"))?,
+        ),
+    };
+    Ok((letter, value))
+}
+
+/// `-h`, `-hv LEVEL`, `-aVALUE`, `-a VALUE`: letters, the first that takes a value ends the
+/// cluster.
+fn short_options<'a>(
+    letters: &str,
+    rest: &mut impl Iterator<Item = &'a String>,
+    options: &mut Vec<Opt>,
+) -> Result<(), String> {
+    for (at, c) in letters.char_indices() {
+        let Some(&(_, _, takes)) = LONG.iter().find(|(_, l, _)| *l == c) else {
+            return Err(format!("invalid option -- '{c}'"));
+        };
+        if !takes {
+            options.push((c, None));
+            continue;
+        }
+        let inline = &letters[at + c.len_utf8()..];
+        let value = if inline.is_empty() {
+            rest.next()
+                .cloned()
+                .ok_or_else(|| format!("option requires an argument -- '{c}'"))?
+        } else {
+            inline.to_owned()
+        };
+        options.push((c, Some(value)));
+        break;
+    }
+    Ok(())
 }
 
 /// The option's effect, or the tool's refusal.

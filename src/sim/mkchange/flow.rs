@@ -240,60 +240,55 @@ fn initiate_all<'t>(tool: &'t Tool, op: &mut Operation) -> Option<Vec<(&'t Prese
     Some(affected)
 }
 
-/// `finalize` or `cancel`.
-pub(crate) fn end(tool: &Tool, args: &Args, end: End) -> i32 {
-    let id = args.id.as_deref().unwrap_or_default();
-    let verb = end.verb();
+/// The operation `id` and its slots' records, or `None` after saying it is not there.
+fn load_operation(tool: &Tool, id: &str) -> Option<(Operation, Vec<Option<SlotRecord>>)> {
     let loaded = ops::lock_shared(&tool.root).and_then(|lock| {
-        let op = ops::load(&tool.root, id, &lock)?;
-        let records = match &op {
-            Some(op) => op
-                .slots
-                .iter()
-                .map(|slot| ops::load_slot(&tool.root, id, *slot, &lock))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
+        let Some(op) = ops::load(&tool.root, id, &lock)? else {
+            return Ok(None);
         };
-        Ok((op, records))
+        let records = op
+            .slots
+            .iter()
+            .map(|slot| ops::load_slot(&tool.root, id, *slot, &lock))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((op, records)))
     });
-    let (mut op, records) = match loaded {
-        Ok((Some(op), records)) => (op, records),
-        _ => {
-            warnx(&format!(
-                "HSM master key change operation '{id}' not found."
-            ));
-            return 1;
-        }
-    };
-    if !matches!(op.state, OpState::Reenciphered | OpState::Error) {
+    let found = loaded.ok().flatten();
+    if found.is_none() {
         warnx(&format!(
-            "The HSM master key change operation '{id}' is in a state where\nit can not be {}.",
-            if end == End::Finalize {
-                "finalized"
-            } else {
-                "canceled"
-            }
+            "HSM master key change operation '{id}' not found."
         ));
-        return 1;
     }
+    found
+}
+
+/// 2.4 step 2: the same slots are affected as at reencipher time, and every token agrees
+/// to end the operation this way; the tokens, or `None` after the tool said why not.
+fn tokens_agree<'t>(
+    tool: &'t Tool,
+    op: &Operation,
+    records: &[Option<SlotRecord>],
+    end: End,
+) -> Option<Vec<&'t Present>> {
     let now: BTreeSet<u64> = tool
         .present
         .iter()
-        .filter(|t| query::affected(&tool.root, &tool.state, t, &op))
+        .filter(|t| query::affected(&tool.root, &tool.state, t, op))
         .map(|t| t.record.slot)
         .collect();
-    if now != op.slots.iter().copied().collect() {
+    let tokens: Vec<&Present> = op.slots.iter().filter_map(|s| tool.token(*s)).collect();
+    if now != op.slots.iter().copied().collect() || tokens.len() != records.len() {
         warnx(
             "The list of slots affected by this master key change has changed\nsince initiating this master key change operation.",
         );
-        return 1;
+        return None;
     }
-    let tokens: Vec<&Present> = op.slots.iter().filter_map(|s| tool.token(*s)).collect();
+    let verb = end.verb();
     let mut refused = false;
-    for (token, record) in tokens.iter().zip(&records) {
+    for (token, record) in tokens.iter().zip(records) {
         let agrees = record
             .as_ref()
-            .is_some_and(|r| query::may_end(&tool.root, &tool.state, token, &op, r, end));
+            .is_some_and(|r| query::may_end(&tool.root, &tool.state, token, op, r, end));
         if !agrees {
             warnx(&format!(
                 "Token in slot {} is unable to {verb} the master key change.",
@@ -306,8 +301,30 @@ pub(crate) fn end(tool: &Tool, args: &Args, end: End) -> i32 {
         warnx(&format!(
             "At least one token is unable to {verb} the master key change, aborting."
         ));
+        return None;
+    }
+    Some(tokens)
+}
+
+/// `finalize` or `cancel`.
+pub(crate) fn end(tool: &Tool, args: &Args, end: End) -> i32 {
+    let id = args.id.as_deref().unwrap_or_default();
+    let Some((mut op, records)) = load_operation(tool, id) else {
+        return 1;
+    };
+    if !matches!(op.state, OpState::Reenciphered | OpState::Error) {
+        let done = match end {
+            End::Finalize => "finalized",
+            End::Cancel => "canceled",
+        };
+        warnx(&format!(
+            "The HSM master key change operation '{id}' is in a state where\nit can not be {done}."
+        ));
         return 1;
     }
+    let Some(tokens) = tokens_agree(tool, &op, &records, end) else {
+        return 1;
+    };
     if !tokens.iter().all(|t| tool.log_in(t)) {
         return 1;
     }
