@@ -603,3 +603,65 @@ fn cca_keys_work_under_old_until_reenciphered() {
     let since = host.ops_done("signer");
     assert_eq!(host.wait_for_ops("signer", since, 5)["failed"], 0);
 }
+
+/// `-s` and `-S` name the SYM and ASYM master keys: only keys of those MK types get a
+/// re-enciphered blob, and `list` names both types.
+#[test]
+fn the_concurrent_change_reenciphers_only_the_named_mk_types() {
+    let host = cca_host(20);
+    let counts = keys_by_name(&host);
+    host.tke(&["load", "--mk", "sym,asym"]);
+    let out = host.mk_change(
+        &[
+            "reencipher",
+            "-a",
+            "0c.0011,0d.0011",
+            "--cca-sym-mkvp",
+            "0x8888888888888888",
+            "-S",
+            "6666666666666666",
+        ],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = created_id(&text(&out.stdout));
+    let reenc: usize = objects(&host.path(STORE))
+        .iter()
+        .filter(|o| o["blob_reenc"].is_string())
+        .count();
+    let sym_asym: usize = ["DES", "DES2", "DES3", "RSA (ASYM)"]
+        .iter()
+        .map(|n| counts.get(n).copied().unwrap_or(0))
+        .sum();
+    assert_eq!(reenc, sym_asym, "{counts:?}");
+    let list = text(&host.mk_change(&["list", "-i", &id], "").stdout);
+    assert!(
+        list.contains("        Type:    CCA SYM\n        MKVP:    8888888888888888\n        Type:    CCA ASYM\n        MKVP:    6666666666666666\n"),
+        "{list}"
+    );
+    // An AES change beside it is another MK type: it may run at the same time.
+    host.tke(&["load", "--mk", "aes"]);
+    let aes = host.mk_change(
+        &["reencipher", "-a", "0c.0011,0d.0011", "-A", &AES_NEW[2..]],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(aes.status.code(), Some(0), "{}", text(&aes.stderr));
+    // The same MK type again is not.
+    let again = host.mk_change(
+        &[
+            "reencipher",
+            "-a",
+            "0c.0011,0d.0011",
+            "-s",
+            "8888888888888888",
+        ],
+        &format!("{PIN}\n"),
+    );
+    assert!(
+        text(&again.stderr).contains(&format!(
+            "Operation '{id}' also affects APQN 0C.0011 and MK type 'CCA SYM'"
+        )),
+        "{}",
+        text(&again.stderr)
+    );
+}

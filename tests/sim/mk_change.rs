@@ -781,3 +781,60 @@ fn tokens_sharing_a_label_answer_twice() {
     );
     assert_eq!(host.op_files(), Vec::<String>::new());
 }
+
+/// A finalize killed in its first pass (some objects finalized, the state still
+/// REENCIPHERED) is finished by running finalize again: objects already done are skipped.
+#[test]
+fn a_finalize_killed_half_way_is_finished_by_finalize_again() {
+    const KEYS: usize = 10;
+    let host = ep11_host(KEYS);
+    let id = reenciphered(&host);
+    host.tke(&["activate"]);
+    host.expect_wkvp(CONF, NEW_WK);
+    assert!(
+        host.sim(&["fault", "mk-change-slow", "100"])
+            .status
+            .success()
+    );
+    let mut child = Command::new(host.root.join("usr/sbin/pkcshsm_mk_change"))
+        .args(["finalize", "-i", &id])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), pins(1).as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.verify()["tokens"]["ep11"]["old_blobs"]
+        .as_u64()
+        .unwrap_or(0)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "finalize made no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let op: Value =
+        serde_json::from_slice(&std::fs::read(host.ops_dir().join(&id)).unwrap()).unwrap();
+    assert_eq!(op["state"], 11, "the state is saved after the first pass");
+    let half = host.verify()["tokens"]["ep11"].clone();
+    let done = half["old_blobs"].as_u64().unwrap();
+    assert!((2..KEYS as u64).contains(&done), "{half:#}");
+    assert_eq!(
+        half["usable"], KEYS,
+        "every key works through the operation meanwhile"
+    );
+    assert!(host.sim(&["fault", "--clear"]).status.success());
+    let again = host.mk_change(&["finalize", "-i", &id], &pins(1));
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    let verdict = host.verify()["tokens"]["ep11"].clone();
+    assert_eq!(
+        (
+            verdict["usable"].clone(),
+            verdict["old_blobs"].clone(),
+            verdict["current_wkvp"].clone()
+        ),
+        (json!(KEYS), json!(KEYS), json!(NEW_WK))
+    );
+}
