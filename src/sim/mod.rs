@@ -1,12 +1,13 @@
-//! The simulated EP11 host (design.md, "The simulated host"): sysfs with WK registers, token
-//! stores with sealed key blobs, a TKE, and stand-ins for `pkcsep11_migrate`, `systemctl` and
-//! `pkcsslotd` that are real processes. `mkplan rehearse` and the tests use this API; the
-//! engine and the steps never import it.
+//! The simulated EP11 and CCA host (design.md, "The simulated host"), laid out from a
+//! [`HostSpec`]: sysfs with WK and MK registers, token stores with sealed key blobs, a TKE,
+//! applications that keep using the keys, and stand-ins for `pkcsep11_migrate`,
+//! `pkcshsm_mk_change`, `pkcscca`, `systemctl` and `pkcsslotd` that are real processes.
+//! `mkplan rehearse` and the tests use this API; the engine and the steps never import it.
 //!
 //! Everything lives under a root directory. The root should be canonical (no symlinks in the
 //! path): `/proc/<pid>/maps` shows resolved paths, and the functions here canonicalize it.
 
-pub mod cca;
+mod cca;
 mod cca_store;
 mod cca_sysfs;
 mod cca_tke;
@@ -23,7 +24,7 @@ mod pkcscca;
 mod presence;
 mod prober;
 mod procs;
-pub mod readfault;
+mod readfault;
 mod standins;
 mod state;
 mod store;
