@@ -7,12 +7,8 @@ mod stdio;
 
 pub mod cli;
 pub mod engine;
-pub mod exit_code;
 pub mod host;
-pub mod input;
 pub mod plan;
 pub mod report;
-pub mod secret;
 pub mod sim;
 pub mod steps;
-pub mod trust;

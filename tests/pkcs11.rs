@@ -26,11 +26,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use mkplan::host::pkcs11::{
-    Inventory, KeyRef, ObjectInfo, Pkcs11Error, Usability, compare, probe, public_key_pem,
-    sign_ecdsa_p256,
-};
-use mkplan::secret::Pin;
+use mkplan::engine::record::probe::{Inventory, ObjectInfo, Usability, compare};
+use mkplan::engine::secret::Pin;
+use mkplan::host::pkcs11::{KeyRef, Pkcs11Error, probe, public_key_pem, sign_ecdsa_p256};
 use sha2::{Digest, Sha256};
 
 /// The user PIN of every SoftHSM test token: the no-leak PIN of the issues.

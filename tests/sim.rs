@@ -11,16 +11,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mkplan::host::HostRoot;
-use mkplan::host::ep11conf::{self, ApqnMode};
-use mkplan::host::pkcs11::Usability;
+use mkplan::engine::ports::keys::KeyProber;
+use mkplan::engine::ports::root::HostRoot;
+use mkplan::engine::record::probe::Usability;
+use mkplan::engine::record::wk::{CurState, NewState};
+use mkplan::engine::secret::Pin;
 use mkplan::host::procscan;
-use mkplan::host::zcrypt::{CurState, NewState, read_apqn};
+use mkplan::host::zcrypt::read_apqn;
 use mkplan::plan::Plan;
+use mkplan::plan::ep11conf::{self, ApqnMode};
 use mkplan::plan::model::{Apqn, ServiceControl, Wkvp};
-use mkplan::secret::Pin;
 use mkplan::sim::{self, Fault, SimProber, TkeAction};
-use mkplan::steps::context::KeyProber;
 
 const SIM_EXE: &str = env!("CARGO_BIN_EXE_mkplan-sim");
 const PIN: &str = "S3cr3t-PIN-4711";
@@ -219,7 +220,7 @@ fn init_lays_out_sysfs_store_and_config_for_the_plan() {
             );
         }
     }
-    assert!(procscan::token_shm_path(&host_root, &token.store).is_file());
+    assert!(mkplan::engine::ports::root::token_shm_path(&host_root, &token.store).is_file());
     assert!(mkplan::host::tools::find(&host_root, "pkcsep11_migrate").is_some());
 
     let report = host.verify();
@@ -237,6 +238,34 @@ fn init_lays_out_sysfs_store_and_config_for_the_plan() {
 }
 
 #[test]
+fn every_register_state_the_simulated_tke_makes_reads_back_through_the_hosts_sysfs_reader() {
+    // The simulator renders `mkvps` in the kernel's exact EP11 lines (its own unit test); here
+    // mkplan's own reader takes each state it can be in, as a real host's would be taken.
+    let host = SimHost::offline(2);
+    let host_root = HostRoot::new(&host.root);
+    let apqns = host.token().apqns.clone();
+    let states = |expected: (CurState, NewState)| {
+        for apqn in &apqns {
+            let status = read_apqn(&host_root, *apqn).unwrap();
+            assert_eq!((status.cur.state, status.new.state), expected, "{apqn}");
+        }
+    };
+    states((CurState::Valid, NewState::Empty));
+    sim::tke(&host.root, TkeAction::Load, None, None).unwrap();
+    states((CurState::Valid, NewState::Uncommitted));
+    sim::tke(&host.root, TkeAction::Commit, None, None).unwrap();
+    states((CurState::Valid, NewState::Committed));
+    sim::tke(&host.root, TkeAction::Activate, None, None).unwrap();
+    states((CurState::Valid, NewState::Empty));
+    sim::set_queue_online(&host.root, apqns[0], false).unwrap();
+    let offline = read_apqn(&host_root, apqns[0]).unwrap();
+    assert_eq!(
+        (offline.cur.state, offline.new.state),
+        (CurState::Unknown, NewState::Unknown)
+    );
+}
+
+#[test]
 fn units_are_detached_processes_that_proc_scanning_finds() {
     let host = SimHost::offline(5);
     let is_active = host.systemctl(&["is-active", "myapp.service"]);
@@ -245,7 +274,10 @@ fn units_are_detached_processes_that_proc_scanning_finds() {
         (Some(0), "active\n".to_owned())
     );
 
-    let shm = procscan::token_shm_path(&HostRoot::new(&host.root), &host.token().store);
+    let shm = mkplan::engine::ports::root::token_shm_path(
+        &HostRoot::new(&host.root),
+        &host.token().store,
+    );
     let own = procscan::own_family(Path::new("/proc"));
     let scan = procscan::scan(Path::new("/proc"), &shm, &own);
     let me = i32::try_from(std::process::id()).unwrap();

@@ -5,14 +5,16 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution};
+use crate::cli::exit_code;
 use crate::cli::preflight::{Depth, Preflight, Scope, preflight, render};
+use crate::engine::cancel::Cancel;
+use crate::engine::digest::sha256_hex;
 use crate::engine::events::StepRef;
-use crate::engine::rundir::sha256_hex;
-use crate::engine::signals::Cancel;
-use crate::exit_code;
+use crate::engine::step::{CheckContext, CheckReport, Steps};
+use crate::plan::model::{ExpectedWkvpStep, RestoreStep};
 use crate::plan::model::{Step, StepKind};
 use crate::plan::template::evaluate_condition;
-use crate::steps::{self, CheckContext, CheckReport};
+use crate::steps::registry::Registry;
 
 /// Dry run against the live system: what each step would do, with the state it read.
 #[derive(Debug, clap::Args)]
@@ -27,16 +29,17 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         return Ok(exit_code::INVALID);
     };
     let plan = &loaded.plan;
-    let host = globals.host();
+    let ports = globals.ports();
+    let host = &*ports.host;
     println!(
         "check: plan `{}` ({}), sha256 {}, host root {}",
         plan.name,
         plan.change.ticket,
         sha256_hex(loaded.text.as_bytes()),
-        host.root.dir().display()
+        host.root().dir().display()
     );
     // What must hold now, each problem once (`run` checks the same before any step acts).
-    let operator = crate::engine::operator::Nobody;
+    let operator = crate::engine::ports::operator::Nobody;
     let state_dir = globals.state();
     let scope = Scope {
         plan_file: &loaded.path,
@@ -44,7 +47,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         state_dir: state_dir.dir(),
         cancel: &Cancel::new(),
     };
-    let checked = preflight(plan, &host, &operator, Depth::DryRun, &scope);
+    let checked = preflight(plan, &ports, &operator, Depth::DryRun, &scope);
     println!("preflight (must hold before any step acts):");
     print!("{}", render(&checked));
     let mut blocked = Vec::new();
@@ -76,12 +79,12 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Some((w, Err(e))) => {
                     CheckReport::Blocked(format!("`when: {w}` cannot be evaluated: {e}"))
                 }
-                _ => steps::check(
+                _ => Registry.check(
                     step,
                     &CheckContext {
                         plan,
                         step,
-                        host: &host,
+                        host,
                         earlier: &list[..i],
                     },
                 ),
@@ -132,7 +135,8 @@ fn refer_to_preflight(step: &Step, report: CheckReport, checked: &Preflight) -> 
         StepKind::AssertWk(a) => Some(&a.token),
         StepKind::Checkpoint(c) => c.until.as_ref().map(|u| &u.check.token),
         StepKind::Migrate(m) => Some(&m.token),
-        StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => Some(token),
+        StepKind::Restore(RestoreStep { token, .. })
+        | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }) => Some(token),
         _ => None,
     };
     let said = |text: &str| checked.problems.iter().any(|p| p.text.contains(text));

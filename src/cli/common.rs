@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::ValueEnum;
 use tracing_subscriber::Layer;
@@ -10,15 +11,18 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::engine::events::SectionName;
+use crate::engine::ports::Ports;
+use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{DEFAULT_STATE_DIR, RunDir, StateDir};
 use crate::engine::state::{RunState, StepStatus};
-use crate::host::HostRoot;
+use crate::engine::trust::{self, TrustError, Trusted};
+use crate::host::linux::LinuxHost;
+use crate::host::pin::PinSources;
+use crate::host::pkcs11::Pkcs11Prober;
+use crate::host::signing::Pkcs11Signer;
 use crate::plan::Plan;
 use crate::plan::load_file;
 use crate::plan::model::SignKey;
-use crate::steps::context::Host;
-use crate::trust::{self, TrustError, Trusted};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -83,13 +87,14 @@ impl Globals {
         })
     }
 
-    pub fn host(&self) -> Host {
-        Host {
-            root: HostRoot::new(self.root.clone().unwrap_or_else(|| PathBuf::from("/"))),
-            proc_dir: PathBuf::from("/proc"),
-            prober: std::sync::Arc::new(crate::steps::context::Pkcs11Prober),
-            checkpoint_actor: None,
-        }
+    /// The host root: `--root`, or `/`.
+    pub fn root(&self) -> HostRoot {
+        HostRoot::new(self.root.clone().unwrap_or_else(|| PathBuf::from("/")))
+    }
+
+    /// The real host under the root: its adapters, PKCS#11 and PIN sources.
+    pub fn ports(&self) -> Ports {
+        ports_at(self.root())
     }
 
     /// Installs the log subscriber: progress bars only for people on a terminal.
@@ -143,6 +148,17 @@ impl Globals {
                 )
                 .try_init(),
         };
+    }
+}
+
+/// The real host under `root`: its adapters, PKCS#11 and PIN sources, people at checkpoints.
+pub fn ports_at(root: HostRoot) -> Ports {
+    Ports {
+        host: Arc::new(LinuxHost::new(root.clone())),
+        keys: Arc::new(Pkcs11Prober),
+        pins: Arc::new(PinSources::new(root)),
+        signing: Arc::new(Pkcs11Signer),
+        tke: None,
     }
 }
 
@@ -256,7 +272,7 @@ pub fn operator_name(given: Option<&str>) -> String {
 pub fn print_recap(plan: &Plan, state: &RunState, format: LogFormat) {
     let mut rows = Vec::new();
     for step in plan.all_steps() {
-        let section: SectionName = step.section.into();
+        let section = step.section;
         let record = state.record(section, step.index);
         let (status, detail) = match record.map(|r| &r.status) {
             Some(StepStatus::Succeeded { summary, .. }) => ("ok", summary.clone()),

@@ -2,7 +2,7 @@
 
 use clap_complete::Shell;
 
-use crate::exit_code;
+use crate::cli::exit_code;
 
 /// Print a shell completion script.
 #[derive(Debug, clap::Args)]
@@ -11,8 +11,8 @@ pub struct Args {
     shell: Shell,
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
-    let mut command = crate::cli::command();
+/// `command` is mkplan's command as `--help` shows it.
+pub fn run(args: Args, mut command: clap::Command) -> anyhow::Result<i32> {
     // Into memory first: clap_complete panics when its writer fails (a closed pipe).
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut command, "mkplan", &mut script);

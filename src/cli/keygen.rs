@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 
-use crate::exit_code;
+use crate::cli::exit_code;
 use crate::report::sign::{Algorithm, SoftKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
+use crate::cli::exit_code;
 use crate::cli::manual::{self, Page};
-use crate::exit_code;
 
 /// Print a man page (mkplan(1), or the page of COMMAND), or write every page with --all.
 #[derive(Debug, clap::Args)]
@@ -30,8 +30,10 @@ enum ManError {
     },
 }
 
-pub fn run(args: Args) -> anyhow::Result<i32> {
-    let root = built_command();
+/// `base` is mkplan's command without the exit status and examples, which the pages render
+/// as sections of their own.
+pub fn run(args: Args, base: clap::Command) -> anyhow::Result<i32> {
+    let root = built_command(base);
     if let Some(dir) = args.all {
         return Ok(match write_all(&root, &dir) {
             Ok(written) => {
@@ -60,8 +62,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 /// The command tree, built (so subcommands know their `mkplan-…` page names), without
 /// the `help` subcommand, which has no page.
-fn built_command() -> clap::Command {
-    let mut command = crate::cli::base_command().disable_help_subcommand(true);
+fn built_command(base: clap::Command) -> clap::Command {
+    let mut command = base.disable_help_subcommand(true);
     command.build();
     command
 }

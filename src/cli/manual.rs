@@ -1,7 +1,7 @@
 //! The exit status and examples of every command, in one table: `--help` shows them after
 //! the options, and the man pages (`mkplan man`) as their EXIT STATUS and EXAMPLES sections.
 
-use crate::exit_code::{ABORTED, FAILURE, INVALID, NEEDS_DECISION, PRECONDITION, SUCCESS};
+use crate::cli::exit_code::{ABORTED, FAILURE, INVALID, NEEDS_DECISION, PRECONDITION, SUCCESS};
 
 /// What one command's page says beyond its options.
 pub(crate) struct Page {
@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn every_command_has_exactly_one_page_and_every_page_a_command() {
         let mut all = Vec::new();
-        paths(&crate::cli::command(), "", &mut all);
+        paths(&crate::cli::args::command(), "", &mut all);
         all.retain(|p| p != "help" && !p.ends_with(" help"));
         let missing: Vec<&String> = all.iter().filter(|p| page(p).is_none()).collect();
         assert!(missing.is_empty(), "commands without a page: {missing:?}");

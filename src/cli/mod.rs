@@ -1,9 +1,11 @@
 //! The command line: clap definitions, one file per command, and the mapping of each
 //! command's outcome to an exit code.
 
+mod args;
 mod check;
 pub mod common;
 mod completions;
+pub mod exit_code;
 mod keygen;
 mod man;
 mod manual;
@@ -18,34 +20,9 @@ mod validate;
 
 use std::ffi::OsString;
 
-use clap::{FromArgMatches, Parser, Subcommand};
+use clap::FromArgMatches;
 
-use crate::exit_code;
-
-/// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
-#[derive(Debug, Parser)]
-#[command(name = "mkplan", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-    #[command(flatten)]
-    globals: common::Globals,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    Validate(validate::Args),
-    Check(check::Args),
-    Run(run::Args),
-    Resume(resume::Args),
-    Rehearse(rehearse::Args),
-    Runs(runs::Args),
-    Report(report::Args),
-    Keygen(keygen::Args),
-    Schema(schema::Args),
-    Completions(completions::Args),
-    Man(man::Args),
-}
+use crate::cli::args::{Cli, Command, base_command, command};
 
 /// Runs mkplan with `args` (the program name first) and returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -73,8 +50,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Report(args) => report::run(args, &cli.globals),
         Command::Keygen(args) => keygen::run(args),
         Command::Schema(args) => schema::run(args),
-        Command::Completions(args) => completions::run(args),
-        Command::Man(args) => man::run(args),
+        Command::Completions(args) => completions::run(args, command()),
+        Command::Man(args) => man::run(args, base_command()),
     };
     match outcome {
         Ok(code) => code,
@@ -83,16 +60,4 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             exit_code::FAILURE
         }
     }
-}
-
-/// The clap command as `--help` shows it: each command's exit status and examples after
-/// its options.
-pub fn command() -> clap::Command {
-    manual::decorate(base_command())
-}
-
-/// The clap command without the exit status and examples, which the man pages render as
-/// sections of their own.
-fn base_command() -> clap::Command {
-    <Cli as clap::CommandFactory>::command()
 }

@@ -1,7 +1,7 @@
 //! The preflight of `run` and `check` (design rule 9): everything the plan needs of the host
 //! that must hold *now*, before any step acts — nobody but root or the operator can write
 //! what the run trusts (the plan, approvals files, the state directory, the migration tool,
-//! the signing key: `crate::trust`); an AP bus and every APQN the steps read, present and
+//! the signing key: `crate::engine::trust`); an AP bus and every APQN the steps read, present and
 //! online; each token's `ep11tok.conf`; the tools, runnable; pkcsslotd; the report-signing
 //! key; the PINs, obtained and (for `run`) verified by one login each, so a wrong PIN is
 //! found before anything is stopped. Each problem is said once. What can only hold later (a
@@ -13,17 +13,20 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::engine::cancel::Cancel;
 use crate::engine::events::StepRef;
-use crate::engine::operator::Operator;
-use crate::engine::signals::Cancel;
-use crate::host::{pin, slotd, tools, zcrypt};
+use crate::engine::ports::Ports;
+use crate::engine::ports::host::HostView;
+use crate::engine::ports::operator::Operator;
+use crate::engine::secret::Pins;
 use crate::plan::model::{
     Apqn, PinSource, Pkcs11KeyRef, Plan, ServiceControl, SignKey, Step, StepKind, Token, TokenId,
 };
-use crate::report::sign::{ReportSigner, read_key_file};
-use crate::steps::context::{Host, Pins};
-use crate::steps::{migrate, probe_keys};
+use crate::plan::model::{ExpectedWkvpStep, ProbeKeysStep, RestoreStep};
+use crate::report::sign::{ReportSigner, SigningPorts, read_key_file};
+use crate::steps::migrate;
 
 mod trusted;
 
@@ -97,20 +100,29 @@ impl Preflight {
 /// Runs the preflight of `plan` on `host`.
 pub fn preflight(
     plan: &Plan,
-    host: &Host,
+    ports: &Ports,
     operator: &dyn Operator,
     depth: Depth,
     scope: &Scope<'_>,
 ) -> Preflight {
     let mut p = Preflight::default();
     trusted::files(&mut p, scope);
+    let host: &dyn HostView = &*ports.host;
     adapters(&mut p, plan, host);
     configs(&mut p, plan, host);
     programs(&mut p, plan, host);
     let daemon_ok = !needs_slotd(plan) || daemon(&mut p, host);
-    signing(&mut p, plan, host, operator, depth);
+    signing(&mut p, plan, ports, operator, depth);
     if !scope.cancel.requested() {
-        pins(&mut p, plan, host, operator, depth, daemon_ok, scope.cancel);
+        pins(
+            &mut p,
+            plan,
+            ports,
+            operator,
+            depth,
+            daemon_ok,
+            scope.cancel,
+        );
     }
     // Whatever was waiting when the stop came (a PIN prompt, the one login), the run stops.
     p.interrupted = scope.cancel.requested();
@@ -129,9 +141,8 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
             // a person's (a rehearsal's simulated TKE is not part of the host).
             StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
             StepKind::Migrate(m) => ids.push(&m.token),
-            StepKind::Restore { token, .. } | StepKind::SetExpectedWkvp { token } => {
-                ids.push(token)
-            }
+            StepKind::Restore(RestoreStep { token, .. })
+            | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }) => ids.push(token),
             _ => {}
         }
     }
@@ -141,12 +152,12 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
 }
 
 /// The AP bus, then every APQN of those tokens once: present, online, EP11.
-fn adapters(p: &mut Preflight, plan: &Plan, host: &Host) {
+fn adapters(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     let tokens = hardware_tokens(plan);
     if tokens.is_empty() {
         return;
     }
-    if !host.root.path("/sys/bus/ap").is_dir() {
+    if !host.ap_bus_present() {
         p.problem(
             "host",
             "this is not an IBM Z host with the zcrypt driver: there is no AP bus (`/sys/bus/ap` does not exist), so no Crypto Express adapter can be reached; run mkplan on the LPAR that owns the token's APQNs",
@@ -162,7 +173,7 @@ fn adapters(p: &mut Preflight, plan: &Plan, host: &Host) {
             continue;
         }
         let what = format!("APQN {}", apqn.lszcrypt());
-        match zcrypt::read_apqn(&host.root, *apqn) {
+        match host.read_apqn(*apqn) {
             Err(e) => {
                 bad.insert(*apqn);
                 p.problem(what, e.to_string());
@@ -197,19 +208,19 @@ fn adapters(p: &mut Preflight, plan: &Plan, host: &Host) {
 }
 
 /// Every token's `ep11tok.conf` that the steps read, readable and parseable.
-fn configs(p: &mut Preflight, plan: &Plan, host: &Host) {
+fn configs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     for token in hardware_tokens(plan) {
         let Some(config) = &token.config else {
             continue;
         };
         let what = format!("config of `{}`", token.id);
         let shown = config.display();
-        match crate::input::read_to_string(&host.root.path(config), crate::input::CONFIG) {
+        match host.read_config(&host.root().path(config)) {
             Err(e) => {
                 p.problem(what, format!("cannot read `{shown}`: {e}"));
                 p.unreadable.insert(token.id.clone());
             }
-            Ok(text) => match crate::host::ep11conf::parse(&text) {
+            Ok(text) => match crate::plan::ep11conf::parse(&text) {
                 Err(e) => {
                     p.problem(what, format!("`{shown}`: {e}"));
                     p.unreadable.insert(token.id.clone());
@@ -221,15 +232,14 @@ fn configs(p: &mut Preflight, plan: &Plan, host: &Host) {
 }
 
 /// Every program a step runs: found on the system path under the root, and runnable.
-fn programs(p: &mut Preflight, plan: &Plan, host: &Host) {
+fn programs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     let mut wanted: Vec<(String, Result<PathBuf, String>)> = Vec::new();
     let mut services = BTreeSet::new();
     for step in plan.all_steps() {
         match &step.kind {
-            StepKind::Migrate(m) => wanted.push((
-                "pkcsep11_migrate".to_owned(),
-                migrate::tool_path(&host.root, m),
-            )),
+            StepKind::Migrate(m) => {
+                wanted.push(("pkcsep11_migrate".to_owned(), migrate::tool_path(host, m)))
+            }
             StepKind::Stop(id) | StepKind::Start(id) if services.insert(id.clone()) => {
                 let argv0s: Vec<&str> = match &plan.services[id].control {
                     ServiceControl::Systemd(_) => vec!["systemctl"],
@@ -243,11 +253,13 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &Host) {
                         .collect(),
                 };
                 for program in argv0s {
-                    wanted.push((program.to_owned(), tools::resolve(&host.root, program)));
+                    let found = host.resolve_program(program).map_err(|e| e.to_string());
+                    wanted.push((program.to_owned(), found));
                 }
             }
             StepKind::Command(c) if !c.shell => {
-                wanted.push((c.argv[0].clone(), tools::resolve(&host.root, &c.argv[0])))
+                let found = host.resolve_program(&c.argv[0]).map_err(|e| e.to_string());
+                wanted.push((c.argv[0].clone(), found))
             }
             _ => {}
         }
@@ -258,7 +270,12 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &Host) {
             continue;
         }
         let what = format!("tool `{name}`");
-        match found.and_then(|path| tools::runnable(&path).map(|()| path)) {
+        let runnable = |path: PathBuf| {
+            host.runnable(&path)
+                .map(|()| path)
+                .map_err(|e| e.to_string())
+        };
+        match found.and_then(runnable) {
             // `tool_path` refuses a migration tool others could change (it gets the PIN).
             Ok(path) if name == "pkcsep11_migrate" => p.hold(
                 what,
@@ -275,12 +292,12 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &Host) {
 
 fn needs_slotd(plan: &Plan) -> bool {
     plan.all_steps()
-        .any(|s| matches!(s.kind, StepKind::Migrate(_) | StepKind::ProbeKeys { .. }))
+        .any(|s| matches!(s.kind, StepKind::Migrate(_) | StepKind::ProbeKeys(_)))
 }
 
 /// pkcsslotd runs (the tool and every PKCS#11 use need it). Returns whether it does.
-fn daemon(p: &mut Preflight, host: &Host) -> bool {
-    match slotd::find(&host.root, &host.proc_dir) {
+fn daemon(p: &mut Preflight, host: &dyn HostView) -> bool {
+    match host.slot_daemon() {
         Ok(d) => {
             p.hold(
                 "pkcsslotd",
@@ -301,7 +318,8 @@ fn daemon(p: &mut Preflight, host: &Host) -> bool {
 }
 
 /// The report-signing key: readable (`check`), and signing (`run`).
-fn signing(p: &mut Preflight, plan: &Plan, host: &Host, operator: &dyn Operator, depth: Depth) {
+fn signing(p: &mut Preflight, plan: &Plan, ports: &Ports, operator: &dyn Operator, depth: Depth) {
+    let host: &dyn HostView = &*ports.host;
     let what = "report-signing key";
     // Nobody types a PIN for a run that is refused anyway: then it is only looked at.
     let prompted = matches!(
@@ -310,7 +328,13 @@ fn signing(p: &mut Preflight, plan: &Plan, host: &Host, operator: &dyn Operator,
     );
     let ask = !prompted || p.problems.is_empty();
     if depth == Depth::Run && ask {
-        let proven = ReportSigner::for_plan(plan, &host.root, operator).and_then(|signer| {
+        let signing = SigningPorts {
+            root: host.root(),
+            pins: &*ports.pins,
+            keys: Arc::clone(&ports.signing),
+            operator,
+        };
+        let proven = ReportSigner::for_plan(plan, &signing).and_then(|signer| {
             let probe = b"mkplan preflight: the report-signing key signs";
             let signature = signer.sign(probe)?;
             signer.public().verify(probe, &signature)?;
@@ -327,7 +351,7 @@ fn signing(p: &mut Preflight, plan: &Plan, host: &Host, operator: &dyn Operator,
     }
     match &plan.report.sign {
         None => p.hold(what, "none in the plan: an ephemeral key (integrity only)"),
-        Some(SignKey::File(path)) => match read_key_file(&host.root.path(path), path) {
+        Some(SignKey::File(path)) => match read_key_file(&host.root().path(path), path) {
             Ok(key) => p.hold(
                 what,
                 format!(
@@ -346,7 +370,7 @@ fn signing(p: &mut Preflight, plan: &Plan, host: &Host, operator: &dyn Operator,
                 Pkcs11KeyRef::Id(id) => format!("id {}", hex::encode(id)),
             };
             let shown = format!("{key} in slot {slot} of `{}`", module.display());
-            if host.root.path(module).is_file() {
+            if host.root().path(module).is_file() {
                 p.hold(
                     what,
                     format!("PKCS#11 key {shown} (its PIN is read and the key used by `run`)"),
@@ -376,7 +400,7 @@ fn pin_tokens(plan: &Plan) -> Vec<(&Token, Option<&PathBuf>)> {
     for step in plan.all_steps() {
         let (id, module) = match &step.kind {
             StepKind::Migrate(m) => (&m.token, None),
-            StepKind::ProbeKeys { token, module } => (token, module.as_ref()),
+            StepKind::ProbeKeys(ProbeKeysStep { token, module }) => (token, module.as_ref()),
             _ => continue,
         };
         match out.iter_mut().find(|(t, _)| t.id == *id) {
@@ -400,7 +424,7 @@ fn source(pin: &PinSource) -> String {
 fn pins(
     p: &mut Preflight,
     plan: &Plan,
-    host: &Host,
+    ports: &Ports,
     operator: &dyn Operator,
     depth: Depth,
     daemon_ok: bool,
@@ -424,7 +448,7 @@ fn pins(
             }
         }
         let label = format!("token `{}`", token.id);
-        let pin = match pin::read(&token.pin, &host.root, operator, &label) {
+        let pin = match ports.pins.read(&token.pin, operator, &label) {
             Ok(pin) => pin,
             // Ctrl-C at the prompt: no PIN, no login, no problem — the run stops here.
             Err(_) if cancel.requested() => return,
@@ -447,14 +471,14 @@ fn pins(
             );
             continue;
         }
-        let module = match probe_keys::module_path(&host.root, module) {
+        let module = match ports.host.pkcs11_module(module.map(PathBuf::as_path)) {
             Ok(module) => module,
             Err(e) => {
                 p.problem(what, format!("cannot be verified: {e}"));
                 continue;
             }
         };
-        match host.prober.verify_pin(&module, u64::from(token.slot.get()), &pin) {
+        match ports.keys.verify_pin(&module, u64::from(token.slot.get()), &pin) {
             Ok(()) => {
                 p.hold(what, format!("from {from}, verified by one login"));
                 p.pins.insert(token.id.clone(), pin);

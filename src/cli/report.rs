@@ -2,17 +2,22 @@
 //! and [`after_run`], which `run` and `resume` call when a run has finished.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::Subcommand;
 
 use crate::cli::common::Globals;
-use crate::engine::operator::{Operator, Terminal};
-use crate::engine::rundir::{DEFAULT_STATE_DIR, PLAN_COPY, sha256_hex};
-use crate::exit_code;
-use crate::host::HostRoot;
+use crate::cli::exit_code;
+use crate::engine::digest::sha256_hex;
+use crate::engine::ports::operator::Operator;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::rundir::{DEFAULT_STATE_DIR, PLAN_COPY};
+use crate::host::pin::PinSources;
+use crate::host::signing::Pkcs11Signer;
+use crate::host::terminal::Terminal;
 use crate::plan::{Plan, load_file};
 use crate::report::model::{RunReport, report_schema_text};
-use crate::report::sign::Algorithm;
+use crate::report::sign::{Algorithm, SigningPorts};
 use crate::report::{REPORT_JSON, generate, terminal, verify};
 
 /// Show, verify or re-create a run's signed report.
@@ -61,18 +66,19 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Ok(dir) => dir,
                 Err(e) => return Ok(fail(&e)),
             };
-            let report = match crate::input::read(&dir.join(REPORT_JSON), crate::input::REPORT)
-                .map_err(|e| e.to_string())
-                .and_then(|b| RunReport::from_bytes(&b))
-            {
-                Ok(report) => report,
-                Err(e) => {
-                    return Ok(fail(&format!(
-                        "cannot read `{}`: {e}",
-                        dir.join(REPORT_JSON).display()
-                    )));
-                }
-            };
+            let report =
+                match crate::plan::input::read(&dir.join(REPORT_JSON), crate::plan::input::REPORT)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| RunReport::from_bytes(&b))
+                {
+                    Ok(report) => report,
+                    Err(e) => {
+                        return Ok(fail(&format!(
+                            "cannot read `{}`: {e}",
+                            dir.join(REPORT_JSON).display()
+                        )));
+                    }
+                };
             print!("{}", terminal::render(&report));
             Ok(exit_code::SUCCESS)
         }
@@ -147,7 +153,7 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
         )));
     }
     // A signing token's PIN prompt ends cleanly on Ctrl-C (and the echo comes back on).
-    let cancel = crate::engine::signals::Cancel::install()?;
+    let cancel = crate::engine::cancel::Cancel::install(crate::cli::exit_code::FAILURE)?;
     let operator = Terminal::detect(false, &cancel);
     let state = crate::engine::journal::read_verified(&run_dir.journal())
         .map(|v| crate::engine::state::RunState::replay(&v.entries))
@@ -162,7 +168,7 @@ fn generate_again(run: &str, force: bool, globals: &Globals) -> anyhow::Result<i
             }
             HostRoot::new(s.host_root)
         }
-        _ => globals.host().root,
+        _ => globals.root(),
     };
     let code = after_run(&plan, &run_dir.dir, &root, operator.as_ref(), None);
     Ok(if code {
@@ -195,7 +201,16 @@ pub fn after_run(
     };
     let generated = match signer {
         Some(signer) => crate::report::generate_with(plan, run_dir, root, signer),
-        None => generate(plan, run_dir, root, operator),
+        None => generate(
+            plan,
+            run_dir,
+            &SigningPorts {
+                root,
+                pins: &PinSources::new(root.clone()),
+                keys: Arc::new(Pkcs11Signer),
+                operator,
+            },
+        ),
     };
     match generated {
         Ok(done) => {

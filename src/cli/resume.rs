@@ -5,19 +5,22 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name};
+use crate::cli::exit_code;
 use crate::cli::run::{ApprovalArgs, finish};
-use crate::engine::Recorder;
+use crate::engine::cancel::Cancel;
+use crate::engine::digest::sha256_hex;
 use crate::engine::events::{DecisionKind, EventKind};
 use crate::engine::executor::{Executor, RunOptions};
 use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
-use crate::engine::operator::Terminal;
-use crate::engine::rundir::sha256_hex;
-use crate::engine::signals::Cancel;
+use crate::engine::recorder::Recorder;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState, StepStatus};
-use crate::exit_code;
-use crate::steps::context::RunInfo;
+use crate::engine::step::{RunInfo, Steps, UncertainContext};
+use crate::host::linux::LinuxHost;
+use crate::host::terminal::Terminal;
+use crate::plan::model::{BackupStep, RestoreStep};
+use crate::steps::registry::Registry;
 
 /// Continue an interrupted run where its journal says it stopped.
 #[derive(Debug, clap::Args)]
@@ -77,7 +80,8 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&state.plan_path));
     let recorded = run_dir.recorded_digest()?;
-    let current = crate::input::read(&plan_path, crate::input::PLAN).map(|b| sha256_hex(&b));
+    let current =
+        crate::plan::input::read(&plan_path, crate::plan::input::PLAN).map(|b| sha256_hex(&b));
     match current {
         Ok(digest) if digest == recorded && digest == state.plan_sha256 => {}
         Ok(digest) => {
@@ -120,13 +124,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
 
     // Design rule 8: nothing resumes beside a migration tool that rewrites a token, whoever
     // started it (a tool a killed mkplan left behind is found in /proc, not in the journal).
-    let host_root = crate::host::HostRoot::new(if state.host_root.is_empty() {
+    let host_root = crate::engine::ports::root::HostRoot::new(if state.host_root.is_empty() {
         "/"
     } else {
         &state.host_root
     });
-    let refusals = tools_running(plan, &host_root, &globals.host())
-        .or_else(|| users_of_an_uncertain_store(plan, &host_root, &globals.host(), &state));
+    let journaled_host = LinuxHost::new(host_root.clone());
+    let refusals = tools_running(plan, &journaled_host)
+        .or_else(|| users_of_an_uncertain_store(plan, &journaled_host, &state));
     if let Some(refusals) = refusals {
         for refusal in refusals {
             eprintln!("mkplan: error: {refusal}");
@@ -151,17 +156,17 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 record.step.name,
                 record.step.kind
             );
-            for line in crate::steps::describe_uncertain(
+            let uncertain = UncertainContext {
                 plan,
-                &crate::host::HostRoot::new(if state.host_root.is_empty() {
-                    "/"
-                } else {
-                    &state.host_root
-                }),
-                &state,
-                &record.step,
-            ) {
-                eprintln!("  {line}");
+                state: &state,
+                host: &journaled_host,
+            };
+            let attempts = record.attempts;
+            eprintln!("  it was started {attempts} time(s); no outcome was recorded");
+            if let Some(step) = plan.step_at(record.step.section, record.step.index) {
+                for line in Registry.describe_uncertain(step, &uncertain) {
+                    eprintln!("  {line}");
+                }
             }
             eprintln!("decide, and the decision is journaled with your name:");
             eprintln!(
@@ -186,8 +191,14 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     // Accepting a half-done migration would activate a WK that part of the store is not
     // under, and accepting a half-done restore would start services on a store that is not
     // the backup: the store must show the step complete, or the operator has to retry.
+    let uncertain = UncertainContext {
+        plan,
+        state: &state,
+        host: &journaled_host,
+    };
     if let (Some(record), Some(DecisionKind::Accept)) = (state.uncertain(), decision)
-        && let Err(refusal) = crate::steps::refuse_accept(plan, &host_root, &state, &record.step)
+        && let Some(step) = plan.step_at(record.step.section, record.step.index)
+        && let Err(refusal) = Registry.refuse_accept(step, &uncertain)
     {
         eprintln!("mkplan: error: refusing --accept-step: {refusal}; use --retry-step");
         return Ok(exit_code::NEEDS_DECISION);
@@ -204,7 +215,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     };
     // Before the operator: a stop request must end a prompt that is waiting.
-    let cancel = Cancel::install()?;
+    let cancel = Cancel::install(crate::cli::exit_code::FAILURE)?;
     // A rehearsal resumes on its own simulated host, with its simulated operator.
     let (host, operator) = if state.rehearsal {
         match crate::cli::rehearse::resume_host(plan, std::path::Path::new(&state.host_root)) {
@@ -216,7 +227,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     } else {
         (
-            globals.host(),
+            globals.ports(),
             Terminal::detect(args.approval.non_interactive, &cancel),
         )
     };
@@ -247,7 +258,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
     };
     let executor = Executor {
         plan,
-        host: &host,
+        ports: &host,
         info: RunInfo {
             run_id: run_dir.id.clone(),
             run_dir: run_dir.dir.clone(),
@@ -259,26 +270,20 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         operator: operator.as_ref(),
         approvals: &approvals,
         pins: Default::default(),
+        steps: &Registry,
     };
     finish(executor, globals)
 }
 
 /// The refusals of design rule 8 for every token a step of the plan backs up, migrates or
 /// restores; `None` when no migration tool runs against any of them.
-fn tools_running(
-    plan: &crate::plan::Plan,
-    root: &crate::host::HostRoot,
-    host: &crate::steps::context::Host,
-) -> Option<Vec<String>> {
+fn tools_running(plan: &crate::plan::Plan, host: &LinuxHost) -> Option<Vec<String>> {
     use crate::plan::model::StepKind;
-    let host = crate::steps::context::Host {
-        root: root.clone(),
-        ..host.clone()
-    };
     let mut tokens: Vec<&crate::plan::model::TokenId> = plan
         .all_steps()
         .filter_map(|s| match &s.kind {
-            StepKind::Backup { token, .. } | StepKind::Restore { token, .. } => Some(token),
+            StepKind::Backup(BackupStep { token, .. })
+            | StepKind::Restore(RestoreStep { token, .. }) => Some(token),
             StepKind::Migrate(m) => Some(&m.token),
             _ => None,
         })
@@ -288,8 +293,13 @@ fn tools_running(
     let refusals: Vec<String> = tokens
         .into_iter()
         .filter_map(|id| {
-            crate::steps::guards::refuse_while_tools_run(&host, plan, &plan.tokens[id], "resume")
-                .err()
+            crate::steps::guards::tools::refuse_while_tools_run(
+                host,
+                plan,
+                &plan.tokens[id],
+                "resume",
+            )
+            .err()
         })
         .collect();
     (!refusals.is_empty()).then_some(refusals)
@@ -300,34 +310,24 @@ fn tools_running(
 /// restore would be refused half-way through the resumed run instead of now.
 fn users_of_an_uncertain_store(
     plan: &crate::plan::Plan,
-    root: &crate::host::HostRoot,
-    host: &crate::steps::context::Host,
+    host: &LinuxHost,
     state: &RunState,
 ) -> Option<Vec<String>> {
     use crate::plan::model::StepKind;
     let record = state.uncertain()?;
-    let section = match record.step.section {
-        crate::engine::events::SectionName::Steps => &plan.steps,
-        crate::engine::events::SectionName::Rescue => &plan.rescue,
-        crate::engine::events::SectionName::Always => &plan.always,
-    };
-    let token = match &section.get(record.step.index)?.kind {
+    let token = match &plan.step_at(record.step.section, record.step.index)?.kind {
         StepKind::Migrate(m) => &m.token,
-        StepKind::Restore { token, .. } => token,
+        StepKind::Restore(RestoreStep { token, .. }) => token,
         _ => return None,
     };
-    let host = crate::steps::context::Host {
-        root: root.clone(),
-        ..host.clone()
-    };
-    let (users, _, _) = crate::steps::services::token_users(&host, plan);
+    let users = crate::steps::guards::users::token_users(host, plan).users;
     let first = users.first()?;
     Some(vec![format!(
         "refusing to resume: {} `{}` left token `{token}` half-changed, and {} process(es) use a token now: {}; hint: stop them (`kill {}`) or wait for them to end, then resume",
         record.step.position(),
         record.step.name,
         users.len(),
-        crate::steps::services::describe_users(&users),
+        crate::steps::guards::users::describe_users(&users),
         first.pid
     )])
 }

@@ -3,22 +3,24 @@
 use std::path::PathBuf;
 
 use crate::cli::common::{Globals, load_for_execution, operator_name, print_recap};
+use crate::cli::exit_code;
 use crate::cli::preflight::{Depth, Preflight, Scope, preflight};
 use crate::engine::access::create_private_dirs;
 use crate::engine::approvals::ApprovalInputs;
+use crate::engine::cancel::Cancel;
+use crate::engine::error::EngineError;
 use crate::engine::events::{EventKind, Outcome, StepRef};
 use crate::engine::executor::{Executor, RunEnd, RunOptions};
 use crate::engine::journal::Journal;
 use crate::engine::lock::StateLock;
-use crate::engine::operator::Terminal;
-use crate::engine::signals::Cancel;
+use crate::engine::recorder::Recorder;
 use crate::engine::sinks::LogSink;
 use crate::engine::state::{Phase, RunState};
-use crate::engine::{EngineError, Recorder};
-use crate::exit_code;
+use crate::engine::step::RunInfo;
+use crate::engine::trust::{self, Trusted};
+use crate::host::terminal::Terminal;
 use crate::plan::Plan;
-use crate::steps::context::RunInfo;
-use crate::trust::{self, Trusted};
+use crate::steps::registry::Registry;
 
 /// Execute a plan: each step journaled before it acts, rescue on failure, always at the end.
 #[derive(Debug, clap::Args)]
@@ -95,7 +97,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
     };
     // Before the operator: a stop request must end a prompt that is waiting.
-    let cancel = Cancel::install()?;
+    let cancel = Cancel::install(crate::cli::exit_code::FAILURE)?;
     let operator = Terminal::detect(args.approval.non_interactive, &cancel);
     if args.step && !operator.interactive() {
         eprintln!("mkplan: error: --step needs a terminal to ask on");
@@ -114,7 +116,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         plan_text: &loaded.text,
         plan_path: &loaded.path,
         state: globals.state(),
-        host: globals.host(),
+        ports: globals.ports(),
         operator: operator.as_ref(),
         approvals: &approvals,
         options: &options,
@@ -130,8 +132,8 @@ pub struct Launch<'a> {
     pub plan_text: &'a str,
     pub plan_path: &'a std::path::Path,
     pub state: crate::engine::rundir::StateDir,
-    pub host: crate::steps::context::Host,
-    pub operator: &'a dyn crate::engine::operator::Operator,
+    pub ports: crate::engine::ports::Ports,
+    pub operator: &'a dyn crate::engine::ports::operator::Operator,
     pub approvals: &'a ApprovalInputs,
     pub options: &'a RunOptions,
     pub rehearsal: bool,
@@ -158,7 +160,7 @@ impl Launch<'_> {
         // would turn the lock or the run's files into someone else's): the preflight, which
         // asks for no PIN then, says why with every other problem.
         if trust::check(state_dir.dir(), Trusted::StateDir).is_err() {
-            let checked = preflight(self.plan, &self.host, self.operator, Depth::Run, &scope);
+            let checked = preflight(self.plan, &self.ports, self.operator, Depth::Run, &scope);
             return Ok((refuse(&checked), true));
         }
         state_dir.ensure()?;
@@ -183,7 +185,7 @@ impl Launch<'_> {
         }
         // Design rule 9: what must hold now is verified before the run is recorded or any step
         // acts; the PINs are obtained and verified before anything is stopped.
-        let checked = preflight(self.plan, &self.host, self.operator, Depth::Run, &scope);
+        let checked = preflight(self.plan, &self.ports, self.operator, Depth::Run, &scope);
         if checked.interrupted || !checked.problems.is_empty() {
             let _ = std::fs::remove_dir_all(&run_dir.dir);
             return Ok((refuse(&checked), true));
@@ -207,14 +209,14 @@ impl Launch<'_> {
             plan_sha256: plan_sha256.clone(),
             change_ticket: self.plan.change.ticket.clone(),
             mkplan_version: env!("CARGO_PKG_VERSION").to_owned(),
-            host_root: self.host.root.dir().display().to_string(),
+            host_root: self.ports.host.root().dir().display().to_string(),
             operator: self.options.operator_name.clone(),
             pid: std::process::id(),
             rehearsal: self.rehearsal,
         })?;
         let executor = Executor {
             plan: self.plan,
-            host: &self.host,
+            ports: &self.ports,
             info: RunInfo {
                 run_id: run_dir.id.clone(),
                 run_dir: run_dir.dir.clone(),
@@ -226,6 +228,7 @@ impl Launch<'_> {
             operator: self.operator,
             approvals: self.approvals,
             pins: checked.pins,
+            steps: &Registry,
         };
         conclude(executor, globals, checked.signer.as_ref())
     }
@@ -303,7 +306,7 @@ pub fn conclude(
         crate::cli::report::after_run(
             executor.plan,
             &executor.info.run_dir,
-            &executor.host.root,
+            executor.ports.host.root(),
             executor.operator,
             signer,
         );

@@ -3,12 +3,12 @@
 use std::path::Path;
 
 use crate::cli::common::{Globals, rehearsal_state_dir};
+use crate::cli::exit_code;
 use crate::engine::events::EventKind;
 use crate::engine::journal::read_verified;
 use crate::engine::lock::StateLock;
 use crate::engine::rundir::StateDir;
 use crate::engine::state::RunState;
-use crate::exit_code;
 
 /// List the runs and their state (running, succeeded, failed, rescued, aborted,
 /// interrupted, needs decision).
@@ -25,8 +25,9 @@ pub fn run(_: Args, globals: &Globals) -> anyhow::Result<i32> {
         }
         return Ok(exit_code::SUCCESS);
     }
-    let holder = crate::input::read_to_string(&state_dir.lock_path(), crate::input::SMALL)
-        .unwrap_or_default();
+    let holder =
+        crate::plan::input::read_to_string(&state_dir.lock_path(), crate::plan::input::SMALL)
+            .unwrap_or_default();
     let held = StateLock::is_held(&state_dir);
     println!("{:<24} {:<25} {:<15} PLAN", "RUN", "STARTED", "STATE");
     for run in runs {

@@ -1,6 +1,6 @@
 //! `mkplan schema`: the plan JSON Schema, generated from the plan model.
 
-use crate::exit_code;
+use crate::cli::exit_code;
 use crate::plan::schema::plan_schema_text;
 
 /// Print the plan JSON Schema (draft 2020-12); `schemas/plan.schema.json` is this output.

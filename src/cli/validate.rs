@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 
-use crate::exit_code;
+use crate::cli::exit_code;
 use crate::plan::diagnostic::{Severity, escape_for_terminal};
 use crate::plan::{Loaded, load_file};
 

@@ -59,7 +59,7 @@ pub enum ApprovalInputError {
         checkpoints: Vec<String>,
     },
     #[error(transparent)]
-    Untrusted(#[from] crate::trust::TrustError),
+    Untrusted(#[from] crate::engine::trust::TrustError),
 }
 
 fn unknown_hint(
@@ -107,8 +107,8 @@ impl ApprovalInputs {
             reason,
         };
         // Whoever can write it could approve a checkpoint: checked before it is read.
-        crate::trust::check(path, crate::trust::Trusted::Approvals)?;
-        let text = crate::input::read_to_string(path, crate::input::APPROVALS)
+        crate::engine::trust::check(path, crate::engine::trust::Trusted::Approvals)?;
+        let text = crate::plan::input::read_to_string(path, crate::plan::input::APPROVALS)
             .map_err(|e| error(e.to_string()))?;
         let file: ApprovalsFile =
             serde_saphyr::from_str(&text).map_err(|e| error(e.to_string()))?;
@@ -152,7 +152,7 @@ impl ApprovalInputs {
                 not_a_checkpoint: plan
                     .all_steps()
                     .find(|s| names(s, key))
-                    .map(|s| s.kind_name().to_owned()),
+                    .map(|s| s.kind_name().as_str().to_owned()),
                 checkpoints: checkpoints
                     .iter()
                     .map(|s| format!("`{}` ({})", flag_key(s), s.name))

@@ -3,58 +3,35 @@
 //! truth; progress events are for people only and never journaled.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::plan::model::{Section, Step};
+use crate::engine::record::StepData;
+use crate::plan::model::{KindName, Section, Step};
 
 /// Which step an event is about: section, position, and what it was called.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRef {
-    pub section: SectionName,
+    pub section: Section,
     pub index: usize,
     pub name: String,
-    pub kind: String,
+    pub kind: KindName,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SectionName {
-    Steps,
-    Rescue,
-    Always,
-}
-
-impl From<Section> for SectionName {
-    fn from(section: Section) -> Self {
-        match section {
-            Section::Steps => SectionName::Steps,
-            Section::Rescue => SectionName::Rescue,
-            Section::Always => SectionName::Always,
-        }
-    }
 }
 
 impl StepRef {
     pub fn of(step: &Step) -> Self {
         Self {
-            section: step.section.into(),
+            section: step.section,
             index: step.index,
             name: step.name.clone(),
-            kind: step.kind_name().to_owned(),
+            kind: step.kind_name(),
             id: step.id.clone(),
         }
     }
 
     /// `steps[3]`, as people and the journal name positions.
     pub fn position(&self) -> String {
-        let section = match self.section {
-            SectionName::Steps => "steps",
-            SectionName::Rescue => "rescue",
-            SectionName::Always => "always",
-        };
-        format!("{section}[{}]", self.index)
+        format!("{}[{}]", self.section.key(), self.index)
     }
 }
 
@@ -113,14 +90,14 @@ pub enum EventKind {
         summary: String,
         duration_ms: u64,
         #[serde(default)]
-        data: Value,
+        data: StepData,
     },
     StepFailed {
         step: StepRef,
         error: String,
         duration_ms: u64,
         #[serde(default)]
-        data: Value,
+        data: StepData,
     },
     StepSkipped {
         step: StepRef,

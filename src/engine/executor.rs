@@ -6,15 +6,17 @@
 use std::time::Instant;
 
 use crate::engine::approvals::ApprovalInputs;
+use crate::engine::cancel::Cancel;
+use crate::engine::error::EngineError;
 use crate::engine::events::{DecisionKind, EventKind, Outcome, StepRef};
-use crate::engine::operator::{Answer, Operator};
-use crate::engine::signals::Cancel;
+use crate::engine::ports::Ports;
+use crate::engine::ports::operator::{Answer, Operator};
+use crate::engine::record::StepData;
+use crate::engine::recorder::Recorder;
 use crate::engine::state::{Phase, StepStatus};
-use crate::engine::{EngineError, Recorder};
+use crate::engine::step::{Interruption, RunContext, RunInfo, StepError, Steps};
 use crate::plan::model::{Plan, Section, Step};
 use crate::plan::template::evaluate_condition;
-use crate::steps::context::{Host, RunInfo};
-use crate::steps::{self, Interruption, RunContext, StepError};
 
 /// Choices made on the command line that shape a run.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +41,9 @@ pub enum RunEnd {
 
 pub struct Executor<'a> {
     pub plan: &'a Plan,
-    pub host: &'a Host,
+    pub ports: &'a Ports,
+    /// The step kinds.
+    pub steps: &'a dyn Steps,
     pub info: RunInfo,
     pub recorder: Recorder,
     pub options: &'a RunOptions,
@@ -47,7 +51,7 @@ pub struct Executor<'a> {
     pub operator: &'a dyn Operator,
     pub approvals: &'a ApprovalInputs,
     /// The PINs the preflight verified (none on resume).
-    pub pins: crate::steps::context::Pins,
+    pub pins: crate::engine::secret::Pins,
 }
 
 enum StepEnd {
@@ -179,7 +183,7 @@ impl Executor<'_> {
                     step: step_ref,
                     error,
                     duration_ms: 0,
-                    data: serde_json::Value::Null,
+                    data: StepData::default(),
                 })?;
                 return Ok(if step.section == Section::Steps {
                     StepEnd::Failed
@@ -213,7 +217,7 @@ impl Executor<'_> {
             }
         }
 
-        let mutating = steps::interruption(step) == Interruption::Decide;
+        let mutating = self.steps.interruption(step) == Interruption::Decide;
         self.recorder.record(EventKind::StepStarted {
             step: step_ref.clone(),
             mutating,
@@ -224,7 +228,10 @@ impl Executor<'_> {
             let mut cx = RunContext {
                 plan: self.plan,
                 step,
-                host: self.host,
+                host: &*self.ports.host,
+                keys: &*self.ports.keys,
+                pin_sources: &*self.ports.pins,
+                tke: self.ports.tke.as_deref(),
                 run: &self.info,
                 state: &state,
                 cancel: &self.cancel,
@@ -235,7 +242,7 @@ impl Executor<'_> {
                 pins: &self.pins,
                 emitter: &mut self.recorder,
             };
-            steps::run(step, &mut cx)
+            self.steps.run(step, &mut cx)
         };
         let duration_ms = started.elapsed().as_millis() as u64;
         match result {
@@ -244,16 +251,16 @@ impl Executor<'_> {
                     step: step_ref,
                     summary: success.summary,
                     duration_ms,
-                    data: success.data,
+                    data: StepData::encode(&success.output),
                 })?;
                 Ok(StepEnd::Done)
             }
-            Err(StepError::Failed { message, data }) => {
+            Err(StepError::Failed { message, output }) => {
                 self.recorder.record(EventKind::StepFailed {
                     step: step_ref,
                     error: message,
                     duration_ms,
-                    data,
+                    data: StepData::encode(&output),
                 })?;
                 Ok(StepEnd::Failed)
             }
@@ -269,7 +276,7 @@ impl Executor<'_> {
                     step: step_ref,
                     error: format!("denied: {reason}"),
                     duration_ms,
-                    data: serde_json::Value::Null,
+                    data: StepData::default(),
                 })?;
                 Ok(StepEnd::Denied)
             }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::engine::clock::now_rfc3339;
 use crate::engine::events::EventKind;
 
 /// The journal format version.
@@ -181,7 +182,7 @@ impl Journal {
         self.file.sync_data().map_err(write_error)?;
         self.head = entry.hash.clone();
         self.next_seq += 1;
-        test_hooks::after_journal_event(entry.seq);
+        crate::engine::crash_hooks::after_journal_event(entry.seq);
         Ok(entry)
     }
 
@@ -215,11 +216,12 @@ pub struct Verified {
 /// Reads a journal and recomputes its hash chain; any edited, reordered or removed line
 /// (other than a torn last line) is an error naming the line.
 pub fn read_verified(path: &Path) -> Result<Verified, JournalError> {
-    let bytes =
-        crate::input::read(path, crate::input::JOURNAL).map_err(|source| JournalError::Read {
+    let bytes = crate::plan::input::read(path, crate::plan::input::JOURNAL).map_err(|source| {
+        JournalError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        }
+    })?;
     let mut reader = &bytes[..];
     let corrupt = |line: usize, problem: String| JournalError::Corrupt {
         path: path.to_owned(),
@@ -300,33 +302,6 @@ pub fn read_verified(path: &Path) -> Result<Verified, JournalError> {
         head,
         torn_tail_at,
     })
-}
-
-pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Millisecond)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
-        .to_string()
-}
-
-/// Fault injection for the crash tests: `MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT=k` makes the
-/// process SIGKILL itself right after event `k` is durable, exactly as a power cut would.
-mod test_hooks {
-    use std::sync::OnceLock;
-
-    pub const VARIABLE: &str = "MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT";
-
-    pub fn after_journal_event(seq: u64) {
-        static KILL_AFTER: OnceLock<Option<u64>> = OnceLock::new();
-        let kill_after =
-            KILL_AFTER.get_or_init(|| std::env::var(VARIABLE).ok().and_then(|v| v.parse().ok()));
-        if *kill_after == Some(seq) {
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::KILL,
-            );
-        }
-    }
 }
 
 #[cfg(test)]

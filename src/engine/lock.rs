@@ -51,7 +51,7 @@ impl StateLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let holder = crate::input::read_from(&file, crate::input::SMALL)
+                let holder = crate::plan::input::read_from(&file, crate::plan::input::SMALL)
                     .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                     .unwrap_or_default();
                 let holder = holder.trim();

@@ -4,78 +4,22 @@
 
 pub mod access;
 pub mod approvals;
-pub mod crash;
+pub mod cancel;
+pub mod clock;
+pub mod crash_hooks;
+pub mod digest;
+pub mod error;
 pub mod events;
 pub mod executor;
 pub mod journal;
 pub mod lock;
-pub mod operator;
 pub mod outcome;
+pub mod ports;
+pub mod record;
+pub mod recorder;
 pub mod rundir;
-pub mod signals;
+pub mod secret;
 pub mod sinks;
 pub mod state;
-
-use crate::engine::events::EventKind;
-use crate::engine::journal::{Entry, Journal, JournalError};
-use crate::engine::sinks::Sink;
-use crate::engine::state::RunState;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Without a durable record, nothing may happen: the run stops here.
-    #[error("the journal could not record the next event, so the run stopped before acting: {0}")]
-    Journal(#[from] JournalError),
-}
-
-/// Journals durable events (fsynced before the caller acts), keeps the replayed state in
-/// step, and hands every event to the sinks.
-pub struct Recorder {
-    journal: Journal,
-    state: RunState,
-    sinks: Vec<Box<dyn Sink>>,
-}
-
-impl Recorder {
-    pub fn new(journal: Journal, state: RunState, sinks: Vec<Box<dyn Sink>>) -> Self {
-        Self {
-            journal,
-            state,
-            sinks,
-        }
-    }
-
-    pub fn record(&mut self, event: EventKind) -> Result<Option<Entry>, EngineError> {
-        let entry = if event.is_durable() {
-            let entry = self.journal.append(&event)?;
-            self.state.apply(&entry);
-            Some(entry)
-        } else {
-            None
-        };
-        for sink in &mut self.sinks {
-            sink.event(&event, entry.as_ref());
-        }
-        Ok(entry)
-    }
-
-    pub fn state(&self) -> &RunState {
-        &self.state
-    }
-
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
-    pub fn finish(&mut self) {
-        for sink in &mut self.sinks {
-            sink.finish();
-        }
-    }
-}
-
-impl crate::steps::context::Emit for Recorder {
-    fn emit(&mut self, event: EventKind) -> Result<(), EngineError> {
-        self.record(event).map(|_| ())
-    }
-}
+pub mod step;
+pub mod trust;

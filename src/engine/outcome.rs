@@ -2,20 +2,21 @@
 //! `rescued` only when its rescue put something back: a rescue whose restores found nothing
 //! to restore leaves the run `failed`, and the words say that nothing had changed.
 
-use crate::engine::events::{Outcome, SectionName};
+use crate::engine::events::Outcome;
+use crate::engine::record::Record;
+use crate::engine::record::backup::{RestoreAction, RestoreOutput};
 use crate::engine::state::{RunState, StepRecord, StepStatus};
-use crate::plan::model::{Plan, StepKind};
-use crate::steps::restore::RESTORED;
+use crate::plan::model::{Plan, Section, StepKind};
 
 /// The outcome of a run whose `always` section has run.
 pub fn decide(plan: &Plan, state: &RunState) -> Outcome {
     match &state.failure {
-        None if failed(state, SectionName::Always).is_some() => Outcome::Failed,
+        None if failed(state, Section::Always).is_some() => Outcome::Failed,
         None => Outcome::Succeeded,
-        Some((_, true)) if failed(state, SectionName::Rescue).is_none() => Outcome::Aborted,
+        Some((_, true)) if failed(state, Section::Rescue).is_none() => Outcome::Aborted,
         Some((_, false))
             if !plan.rescue.is_empty()
-                && failed(state, SectionName::Rescue).is_none()
+                && failed(state, Section::Rescue).is_none()
                 && (restores(plan, state).is_empty() || !restored(plan, state).is_empty()) =>
         {
             Outcome::Rescued
@@ -27,7 +28,7 @@ pub fn decide(plan: &Plan, state: &RunState) -> Outcome {
 /// One sentence: what failed, and what the rescue did about it.
 pub fn describe(plan: &Plan, state: &RunState) -> String {
     let Some((step, denied)) = &state.failure else {
-        return match failed(state, SectionName::Always) {
+        return match failed(state, Section::Always) {
             Some(r) => format!("every main step succeeded, but {} failed", shown(r)),
             None => "every step succeeded".to_owned(),
         };
@@ -40,7 +41,7 @@ pub fn describe(plan: &Plan, state: &RunState) -> String {
     if plan.rescue.is_empty() {
         return format!("{what}; the plan has no rescue");
     }
-    if let Some(r) = failed(state, SectionName::Rescue) {
+    if let Some(r) = failed(state, Section::Rescue) {
         return format!("{what}, and rescue did not complete: {} failed", shown(r));
     }
     let restored = restored(plan, state);
@@ -72,7 +73,7 @@ fn summary(record: &StepRecord) -> String {
 }
 
 /// The first step of `section` that failed.
-fn failed(state: &RunState, section: SectionName) -> Option<&StepRecord> {
+fn failed(state: &RunState, section: Section) -> Option<&StepRecord> {
     state
         .steps
         .values()
@@ -83,8 +84,8 @@ fn failed(state: &RunState, section: SectionName) -> Option<&StepRecord> {
 fn restores<'s>(plan: &Plan, state: &'s RunState) -> Vec<&'s StepRecord> {
     plan.rescue
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::Restore { .. }))
-        .filter_map(|s| state.record(SectionName::Rescue, s.index))
+        .filter(|s| matches!(s.kind, StepKind::Restore(_)))
+        .filter_map(|s| state.record(Section::Rescue, s.index))
         .collect()
 }
 
@@ -93,9 +94,9 @@ fn restored(plan: &Plan, state: &RunState) -> Vec<String> {
     restores(plan, state)
         .into_iter()
         .filter_map(|r| match &r.status {
-            StepStatus::Succeeded { data, .. } if data["action"] == RESTORED => {
-                Some(format!("`{}`", data["token"].as_str().unwrap_or_default()))
-            }
+            StepStatus::Succeeded { output, .. } => RestoreOutput::of(output)
+                .filter(|r| r.action == RestoreAction::Restored)
+                .map(|r| format!("`{}`", r.token)),
             _ => None,
         })
         .collect()

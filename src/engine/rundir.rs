@@ -7,9 +7,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::engine::access::{Access, create_private_dirs};
+use crate::engine::digest::sha256_hex;
 
 /// Where mkplan keeps runs unless `--state-dir` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/mkplan";
@@ -148,7 +147,8 @@ impl RunDir {
     /// The plan digest recorded when the run was created.
     pub fn recorded_digest(&self) -> Result<String, RunDirError> {
         let path = self.dir.join(PLAN_DIGEST);
-        let text = crate::input::read_to_string(&path, crate::input::SMALL).map_err(io(&path))?;
+        let text = crate::plan::input::read_to_string(&path, crate::plan::input::SMALL)
+            .map_err(io(&path))?;
         Ok(text
             .split_whitespace()
             .next()
@@ -171,10 +171,6 @@ fn new_run_id() -> String {
         random = [(nanos >> 16) as u8, (nanos >> 8) as u8, nanos as u8];
     }
     format!("{stamp}-{}", hex::encode(random))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Writes a new file with `access` and fsyncs it.

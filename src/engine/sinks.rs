@@ -8,7 +8,7 @@ use tracing_indicatif::span_ext::IndicatifSpanExt;
 
 use crate::engine::events::EventKind;
 use crate::engine::journal::Entry;
-use crate::engine::operator::Operator;
+use crate::engine::ports::operator::Operator;
 
 pub trait Sink {
     /// `entry` is set when the event was journaled.

@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
-use crate::engine::events::{
-    ApprovalMethod, DecisionKind, EventKind, Outcome, SectionName, StepRef,
-};
+use crate::engine::events::{ApprovalMethod, DecisionKind, EventKind, Outcome, StepRef};
 use crate::engine::journal::Entry;
+use crate::engine::record::{Record, StepOutput};
+use crate::plan::model::{KindName, Section};
 
 /// A step's position: its section and index.
-pub type StepKey = (SectionName, usize);
+pub type StepKey = (Section, usize);
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepStatus {
@@ -22,15 +20,27 @@ pub enum StepStatus {
     },
     Succeeded {
         summary: String,
-        data: Value,
+        output: StepOutput,
     },
     Failed {
         error: String,
-        data: Value,
+        output: StepOutput,
     },
     Skipped {
         reason: String,
     },
+}
+
+impl StepStatus {
+    /// The record of an attempt that ended (succeeded or failed).
+    pub fn output(&self) -> Option<&StepOutput> {
+        match self {
+            StepStatus::Succeeded { output, .. } | StepStatus::Failed { output, .. } => {
+                Some(output)
+            }
+            StepStatus::Started { .. } | StepStatus::Skipped { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +162,7 @@ impl RunState {
                 step,
                 StepStatus::Succeeded {
                     summary: summary.clone(),
-                    data: data.clone(),
+                    output: data.decode(step.kind),
                 },
                 Some(*duration_ms),
             ),
@@ -166,11 +176,11 @@ impl RunState {
                     step,
                     StepStatus::Failed {
                         error: error.clone(),
-                        data: data.clone(),
+                        output: data.decode(step.kind),
                     },
                     Some(*duration_ms),
                 );
-                if step.section == SectionName::Steps && self.failure.is_none() {
+                if step.section == Section::Steps && self.failure.is_none() {
                     self.failure = Some((step.clone(), false));
                 }
             }
@@ -203,7 +213,7 @@ impl RunState {
                         DecisionKind::Accept => {
                             record.status = StepStatus::Succeeded {
                                 summary: "accepted by decision after an interruption".to_owned(),
-                                data: Value::Null,
+                                output: StepOutput::None,
                             };
                         }
                         // The retry starts it again; until then it is as if never started
@@ -247,7 +257,7 @@ impl RunState {
         record.duration_ms = duration_ms;
     }
 
-    pub fn record(&self, section: SectionName, index: usize) -> Option<&StepRecord> {
+    pub fn record(&self, section: Section, index: usize) -> Option<&StepRecord> {
         self.steps.get(&(section, index))
     }
 
@@ -258,19 +268,18 @@ impl RunState {
             .find(|r| matches!(r.status, StepStatus::Started { mutating: true }))
     }
 
-    /// Records of succeeded steps of one kind, in run order, with their data.
-    pub fn succeeded_of_kind<'a>(
-        &'a self,
-        kind: &'a str,
-    ) -> impl Iterator<Item = (&'a StepRef, &'a Value)> {
-        self.steps.values().filter_map(move |r| match &r.status {
-            StepStatus::Succeeded { data, .. } if r.step.kind == kind => Some((&r.step, data)),
+    /// The records of the steps that succeeded with an `R`, in plan order.
+    pub fn succeeded<R: Record + 'static>(&self) -> impl Iterator<Item = (&StepRef, &R)> {
+        self.steps.values().filter_map(|r| match &r.status {
+            StepStatus::Succeeded { output, .. } if r.step.kind == R::KIND => {
+                R::of(output).map(|record| (&r.step, record))
+            }
             _ => None,
         })
     }
 
-    /// Records of steps of one kind that started (whatever their outcome), with any data.
-    pub fn started_of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a StepRecord> {
+    /// The steps of one kind that started, whatever their outcome.
+    pub fn started_of_kind(&self, kind: KindName) -> impl Iterator<Item = &StepRecord> {
         self.steps.values().filter(move |r| r.step.kind == kind)
     }
 

@@ -47,8 +47,6 @@ mod testkit;
 use std::io;
 use std::path::PathBuf;
 
-use serde::Serialize;
-
 pub use check::{compare_live, verify};
 pub use extract::restore;
 pub use journaled::{Journaled, read_journaled_backup, read_journaled_manifest};
@@ -58,38 +56,6 @@ pub use write::{backup, clear_partials};
 
 /// The gzip level of every archive mkplan writes.
 pub const COMPRESSION_LEVEL: u32 = 1;
-
-/// What [`backup`] made. Entry paths in the archive are relative to the store's parent
-/// (`<store-name>/…`); see the module documentation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BackupRecord {
-    /// `<dir>/<stem>.tar.gz`.
-    pub archive: PathBuf,
-    /// `<dir>/<stem>.manifest.json`.
-    pub manifest: PathBuf,
-    pub archive_sha256: String,
-    pub manifest_sha256: String,
-    pub archive_bytes: u64,
-    /// Regular files in the store.
-    pub files: u64,
-    /// Bytes in those files.
-    pub bytes: u64,
-    /// Entry paths are `<store-name>/…`, relative to the store's parent.
-    pub layout: &'static str,
-    /// True only once the archive was read back and matched the manifest and the live store.
-    pub verified: bool,
-}
-
-/// What [`restore`] did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RestoreRecord {
-    pub store: PathBuf,
-    /// Where the store that was replaced is kept (`<store>.replaced-<run-id>`); `None` if
-    /// there was no store.
-    pub replaced: Option<PathBuf>,
-    pub files: u64,
-    pub bytes: u64,
-}
 
 /// Everything that can go wrong in a backup, verification, restore or prune.
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,29 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::engine::operator::Operator;
-use crate::host::HostRoot;
+use crate::engine::ports::operator::Operator;
+use crate::engine::ports::pins::PinReader;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::secret::Pin;
 use crate::plan::model::PinSource;
-use crate::secret::Pin;
+
+/// The PIN sources of the host under a root: files are found under it.
+#[derive(Debug, Clone)]
+pub struct PinSources {
+    root: HostRoot,
+}
+
+impl PinSources {
+    pub fn new(root: HostRoot) -> Self {
+        Self { root }
+    }
+}
+
+impl PinReader for PinSources {
+    fn read(&self, source: &PinSource, operator: &dyn Operator, what: &str) -> Result<Pin, String> {
+        read(source, &self.root, operator, what)
+    }
+}
 
 /// openCryptoki refuses PINs of 128 characters or more (reference 1.3).
 const MAX_PIN_LEN: usize = 127;
@@ -75,7 +94,7 @@ fn read_file(path: &Path, shown: &Path) -> Result<String, String> {
             meta.uid()
         ));
     }
-    let text = crate::input::read_to_string(path, crate::input::PIN_FILE)
+    let text = crate::plan::input::read_to_string(path, crate::plan::input::PIN_FILE)
         .map_err(|e| format!("cannot read the PIN file `{}`: {e}", shown.display()))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
@@ -85,7 +104,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::engine::operator::Nobody;
+    use crate::engine::ports::operator::Nobody;
 
     #[test]
     fn a_pin_file_must_be_private_and_errors_never_show_the_pin() {

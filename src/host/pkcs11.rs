@@ -15,7 +15,6 @@
 //!   it cannot name (`cryptoki::mechanism`), which is noise on openCryptoki and EP11 tokens.
 //!   Unsupported mechanisms show up as `CKR_MECHANISM_INVALID` where one is used instead.
 
-mod compare;
 mod error;
 mod inventory;
 mod sign;
@@ -29,11 +28,12 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use crate::secret::Pin;
+use crate::engine::ports::keys::KeyProber;
+use crate::engine::record::probe::Inventory;
+use crate::engine::secret::Pin;
 
-pub use compare::{InventoryComparison, ObjectIdentity, compare};
 pub use error::Pkcs11Error;
-pub use inventory::{Inventory, ObjectInfo, Usability, probe};
+pub use inventory::probe;
 pub use sign::{KeyRef, public_key_pem, sign_ecdsa_p256};
 
 use error::Target;
@@ -137,6 +137,20 @@ fn login(session: &Session, target: Target<'_>, pin: &Pin) -> Result<(), Pkcs11E
             slot: target.slot,
         }),
         Err(e) => Err(target.call("login", e)),
+    }
+}
+
+/// Through the token's PKCS#11 module, with `cryptoki`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pkcs11Prober;
+
+impl KeyProber for Pkcs11Prober {
+    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
+        probe(module, slot, pin).map_err(|e| e.to_string())
+    }
+
+    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String> {
+        verify_pin(module, slot, pin).map_err(|e| e.to_string())
     }
 }
 

@@ -9,43 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
-use crate::engine::signals::Cancel;
+use crate::engine::cancel::Cancel;
+use crate::engine::ports::host::OnCancel;
+use crate::engine::record::command::{Captured, Finished};
 
 /// How much of each output stream is kept (the start; the total size is recorded).
 pub const CAPTURE_LIMIT: usize = 16 * 1024;
 /// After SIGTERM, how long a child gets before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(20);
-
-/// What to do when a stop is requested while the child runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnCancel {
-    /// Stop the child (it only reads).
-    Kill,
-    /// Wait for it: stopping it half-way could leave key material half-rewritten.
-    Wait,
-}
-
-/// Output kept from one stream.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Captured {
-    pub text: String,
-    pub total_bytes: u64,
-    pub truncated: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finished {
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub timed_out: bool,
-    pub stopped_on_request: bool,
-    pub duration_ms: u64,
-    pub stdout: Captured,
-    pub stderr: Captured,
-}
 
 /// Makes the child of `command` die with mkplan, whatever signals mkplan was started with:
 ///

@@ -1,18 +1,16 @@
 //! Who still uses an EP11 token: processes that map its STDLL or its POSIX shared memory,
 //! found through `/proc/<pid>/maps` (opencryptoki-ep11.md 4).
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use crate::host::HostRoot;
+use crate::engine::record::users::{ScanResult, TokenUser};
 
 mod tools;
 
-pub use tools::{MIGRATION_TOOLS, RunningTool, running_tools};
+pub use tools::{MIGRATION_TOOLS, running_tools};
 
 /// The EP11 STDLL; every process that ran `C_Initialize` with an EP11 slot maps it (section 4).
 const STDLL: &str = "libpkcs11_ep11.so";
@@ -20,57 +18,6 @@ const STDLL: &str = "libpkcs11_ep11.so";
 const DELETED: &str = " (deleted)";
 /// Deeper process trees than this are not ours to walk.
 const MAX_DEPTH: usize = 4096;
-
-/// The outcome of one pass over `/proc`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ScanResult {
-    pub users: Vec<TokenUser>,
-    /// Processes looked at (not excluded), readable or not.
-    pub scanned: usize,
-    /// Processes whose `maps` could not be read (gone, or not permitted): they may be users.
-    pub unreadable: usize,
-}
-
-impl ScanResult {
-    /// Only a complete scan that found nobody proves the token is unused: an unreadable
-    /// process could be a user (opencryptoki-ep11.md 4: other users' maps need root).
-    pub fn proves_unused(&self) -> bool {
-        self.users.is_empty() && self.unreadable == 0 && self.scanned > 0
-    }
-}
-
-/// A process that has the token loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenUser {
-    pub pid: i32,
-    /// `/proc/<pid>/cmdline` joined by spaces, else `comm`.
-    pub command: String,
-    /// The systemd unit (`….service` or `….scope`) from `/proc/<pid>/cgroup`, if any.
-    pub unit: Option<String>,
-    /// The mapped path that matched, as `maps` shows it.
-    pub matched: String,
-}
-
-/// The token's POSIX shm file: the token directory with `/` → `.` and the leading `/`
-/// dropped, under `/dev/shm` (opencryptoki-ep11.md 3.3, `convert_path_to_shm_name`):
-/// `/var/lib/opencryptoki/ep11tok` → `<root>/dev/shm/var.lib.opencryptoki.ep11tok`.
-/// The token builds its directory path without a trailing or doubled `/`, so those are
-/// dropped here too.
-pub fn token_shm_path(root: &HostRoot, store: &Path) -> PathBuf {
-    let mut name = OsString::new();
-    for part in store.components() {
-        let part = match part {
-            Component::Normal(part) => part,
-            Component::ParentDir => OsStr::new(".."),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
-        };
-        if !name.is_empty() {
-            name.push(".");
-        }
-        name.push(part);
-    }
-    root.path("/dev/shm").join(name)
-}
 
 /// Every numeric entry of `proc_dir` (the real `/proc` in production) whose `maps` has the
 /// EP11 STDLL (`libpkcs11_ep11.so`, `libpkcs11_ep11.so.<n>…`, any directory) or `shm_file`
@@ -95,7 +42,8 @@ pub fn scan(proc_dir: &Path, shm_file: &Path, exclude: &dyn Fn(i32) -> bool) -> 
         result.scanned += 1;
         let dir = proc_dir.join(pid.to_string());
         // Unreadable or too large, it is counted: the caller never reads that as "no user".
-        let Ok(maps) = crate::input::read(&dir.join("maps"), crate::input::PROC_MAPS) else {
+        let Ok(maps) = crate::plan::input::read(&dir.join("maps"), crate::plan::input::PROC_MAPS)
+        else {
             result.unreadable += 1;
             continue;
         };
@@ -107,9 +55,12 @@ pub fn scan(proc_dir: &Path, shm_file: &Path, exclude: &dyn Fn(i32) -> bool) -> 
             result.users.push(TokenUser {
                 pid,
                 command: command(&dir),
-                unit: crate::input::read_to_string(&dir.join("cgroup"), crate::input::SMALL)
-                    .ok()
-                    .and_then(|text| systemd_unit(&text)),
+                unit: crate::plan::input::read_to_string(
+                    &dir.join("cgroup"),
+                    crate::plan::input::SMALL,
+                )
+                .ok()
+                .and_then(|text| systemd_unit(&text)),
                 matched: String::from_utf8_lossy(matched).into_owned(),
             });
         }
@@ -144,9 +95,9 @@ fn descends_from(proc_dir: &Path, mut pid: i32, ancestor: i32) -> bool {
 
 /// The 4th field of `/proc/<pid>/stat`, after `comm` (which may hold spaces and `)`).
 fn parent_of(proc_dir: &Path, pid: i32) -> Option<i32> {
-    let stat = crate::input::read(
+    let stat = crate::plan::input::read(
         &proc_dir.join(pid.to_string()).join("stat"),
-        crate::input::SMALL,
+        crate::plan::input::SMALL,
     )
     .ok()?;
     let close = stat.iter().rposition(|b| *b == b')')?;
@@ -197,8 +148,8 @@ fn is_token_mapping(path: &[u8], shm: &Targets) -> bool {
 
 /// `cmdline` with its NUL separators as spaces; `comm` for kernel threads and zombies.
 fn command(dir: &Path) -> String {
-    let cmdline =
-        crate::input::read(&dir.join("cmdline"), crate::input::PROC_MAPS).unwrap_or_default();
+    let cmdline = crate::plan::input::read(&dir.join("cmdline"), crate::plan::input::PROC_MAPS)
+        .unwrap_or_default();
     let args: Vec<String> = cmdline
         .split(|b| *b == 0)
         .filter(|arg| !arg.is_empty())
@@ -207,7 +158,7 @@ fn command(dir: &Path) -> String {
     if !args.is_empty() {
         return args.join(" ");
     }
-    match crate::input::read_to_string(&dir.join("comm"), crate::input::SMALL) {
+    match crate::plan::input::read_to_string(&dir.join("comm"), crate::plan::input::SMALL) {
         Ok(comm) => comm.trim_end().to_owned(),
         Err(_) => "(exited)".into(),
     }
@@ -509,21 +460,6 @@ mod tests {
         );
         assert_eq!(systemd_unit("0::/\n"), None);
         assert_eq!(systemd_unit("4:memory:/a.service\n"), None);
-        let root = HostRoot::new("/tmp/sim");
-        for store in [
-            "/var/lib/opencryptoki/ep11tok",
-            "/var/lib/opencryptoki/ep11tok/",
-            "/var//lib/opencryptoki/ep11tok",
-        ] {
-            assert_eq!(
-                token_shm_path(&root, Path::new(store)),
-                Path::new("/tmp/sim/dev/shm/var.lib.opencryptoki.ep11tok")
-            );
-        }
-        assert_eq!(
-            token_shm_path(&HostRoot::system(), Path::new("/var/lib/opencryptoki/tok2")),
-            Path::new("/dev/shm/var.lib.opencryptoki.tok2")
-        );
     }
 
     #[test]

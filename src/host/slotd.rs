@@ -7,26 +7,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::host::{HostRoot, tools};
-use crate::input;
-
-/// Where releases write the pid file, newest first.
-pub const PID_FILES: &[&str] = &[
-    "/run/opencryptoki/pkcsslotd.pid",
-    "/var/run/opencryptoki/pkcsslotd.pid",
-    "/run/pkcsslotd.pid",
-    "/var/run/pkcsslotd.pid",
-];
-
-/// A running pkcsslotd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotDaemon {
-    pub pid: u32,
-    /// The pid file that named it, as the host sees it.
-    pub pid_file: PathBuf,
-    /// Its executable, from `/proc/<pid>/exe` (or `comm` when that cannot be read).
-    pub exe: String,
-}
+use crate::engine::ports::host::SlotDaemon;
+use crate::engine::ports::root::{HostRoot, SLOTD_PID_FILES as PID_FILES};
+use crate::host::tools;
+use crate::plan::input;
 
 /// Why no running pkcsslotd was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::host::HostRoot;
+use crate::engine::ports::root::HostRoot;
 
 /// Where system tools live (`pkcsep11_migrate` is in sbin, reference 1.6).
 pub const SYSTEM_PATH: &[&str] = &[
@@ -14,6 +14,15 @@ pub const SYSTEM_PATH: &[&str] = &[
     "/usr/bin",
     "/sbin",
     "/bin",
+];
+
+/// Where distributions install openCryptoki's PKCS#11 library.
+const PKCS11_MODULES: &[&str] = &[
+    "/usr/lib/s390x-linux-gnu/opencryptoki/libopencryptoki.so",
+    "/usr/lib64/opencryptoki/libopencryptoki.so",
+    "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so",
+    "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so",
+    "/usr/lib/opencryptoki/libopencryptoki.so",
 ];
 
 /// `name` on the system path under `root`, if it exists.
@@ -50,6 +59,19 @@ pub fn resolve(root: &HostRoot, program: &str) -> Result<PathBuf, String> {
             root.dir().display()
         )
     })
+}
+
+/// openCryptoki's PKCS#11 library: `given` (as the plan names it) under the root, else the
+/// first of the usual places that holds a file.
+pub fn pkcs11_module(root: &HostRoot, given: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(module) = given {
+        return Ok(root.path(module));
+    }
+    PKCS11_MODULES
+        .iter()
+        .map(|m| root.path(Path::new(m)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("openCryptoki's libopencryptoki.so is not in any usual place ({}); name it with `module:`", PKCS11_MODULES.join(", ")))
 }
 
 /// Whether `path` is a regular file (through symlinks) that this user may execute.

@@ -5,11 +5,9 @@ use std::fs;
 use std::io;
 use std::path::PathBuf;
 
-use serde::Serialize;
-use serde::ser::{SerializeStruct, Serializer};
-
-use crate::host::HostRoot;
-use crate::plan::model::{Apqn, CurrentWk, NewWk, Wkvp};
+use crate::engine::ports::root::HostRoot;
+use crate::engine::record::wk::{ApqnStatus, CurState, NewState};
+use crate::plan::model::Apqn;
 
 mod mkvps;
 
@@ -18,63 +16,6 @@ pub use mkvps::{MkvpsError, parse_ep11_mkvps};
 
 /// The EP11 coprocessor bit (`X`) of the card's `ap_functions` word (zcrypt-sysfs.md 1.3).
 const AP_FUNC_EP11: u32 = 0x0400_0000;
-
-/// What sysfs says about one APQN and its card.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ApqnStatus {
-    #[serde(serialize_with = "serialize_apqn")]
-    pub apqn: Apqn,
-    /// The card's `type`, e.g. `CEX8P`.
-    pub card_type: String,
-    /// `type` ends in `P` and `ap_functions` has the EP11 bit 0x04000000.
-    pub ep11: bool,
-    pub card_online: bool,
-    pub card_config: bool,
-    pub card_chkstop: bool,
-    pub queue_online: bool,
-    pub queue_config: bool,
-    pub queue_chkstop: bool,
-    pub cur: WkRegister<CurState>,
-    pub new: WkRegister<NewState>,
-    /// `mkvps` exactly as read, with the full 32-byte VPs (zcrypt-sysfs.md 1.7 rule 3).
-    pub mkvps_raw: String,
-}
-
-/// One wrapping-key register: its state and, where the kernel prints one, the 32-byte VP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct WkRegister<S> {
-    pub state: S,
-    #[serde(serialize_with = "serialize_vp")]
-    pub vp: Option<[u8; 32]>,
-}
-
-/// `WK CUR:` states (zcrypt-sysfs.md 1.5). `Unknown` is `- -`: offline, or the query failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CurState {
-    Valid,
-    Invalid,
-    Unknown,
-}
-
-/// `WK NEW:` states (zcrypt-sysfs.md 1.5). `Unknown` is `- -`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NewState {
-    Empty,
-    Uncommitted,
-    Committed,
-    Unknown,
-}
-
-/// What an `assert_wk` expects of every APQN of a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expectation {
-    pub current: CurrentWk,
-    pub new: NewWk,
-    pub wkvp_current: Wkvp,
-    pub wkvp_new: Wkvp,
-}
 
 /// Reading an APQN's state failed; nothing about it may be assumed.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +129,7 @@ impl Device {
     }
 
     fn read(&self, name: &str) -> Result<Option<String>, ZcryptError> {
-        match crate::input::read_to_string(&self.dir.join(name), crate::input::SMALL) {
+        match crate::plan::input::read_to_string(&self.dir.join(name), crate::plan::input::SMALL) {
             Ok(text) => Ok(Some(text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(self.read_error(name, source)),
@@ -257,164 +198,6 @@ impl Device {
     }
 }
 
-/// Why `status` does not meet `expect`, one short reason per problem; empty when it does.
-/// Gates per zcrypt-sysfs.md 1.7 rule 1; VPs compare on their first 16 bytes (1.5); an
-/// unknown register (`- -`) never passes.
-pub fn evaluate(status: &ApqnStatus, expect: &Expectation) -> Vec<String> {
-    let (apqn, s) = (status.apqn, status);
-    let card = format!("card {:02x}", apqn.adapter());
-    let not_ep11 = format!(
-        "{card} is `{}`, not an EP11 coprocessor (the type must end in P and `ap_functions` \
-         must have 0x04000000)",
-        s.card_type
-    );
-    let gates = [
-        (
-            !s.card_config,
-            format!("{card} is deconfigured (`config` is 0)"),
-        ),
-        (
-            s.card_chkstop,
-            format!("{card} is check-stopped (`chkstop` is 1)"),
-        ),
-        (!s.card_online, format!("{card} is offline (`online` is 0)")),
-        (
-            !s.queue_config,
-            "the queue is deconfigured (`config` is 0)".into(),
-        ),
-        (
-            s.queue_chkstop,
-            "the queue is check-stopped (`chkstop` is 1)".into(),
-        ),
-        (
-            !s.queue_online,
-            "the queue is offline (`online` is 0)".into(),
-        ),
-        (!s.ep11, not_ep11),
-    ];
-    let mut reasons: Vec<String> = gates
-        .into_iter()
-        .filter(|(bad, _)| *bad)
-        .map(|(_, what)| format!("{apqn}: {what}"))
-        .collect();
-
-    let cur_want = match expect.current {
-        CurrentWk::Expected => &expect.wkvp_current,
-        CurrentWk::New => &expect.wkvp_new,
-    };
-    if !(s.cur.state == CurState::Valid && vp_matches(s.cur.vp, cur_want)) {
-        let actual = shown(s.cur.state.word(), s.cur.vp);
-        reasons.push(format!(
-            "{apqn}: WK CUR is {actual} but must be valid {cur_want}"
-        ));
-    }
-
-    let want_new = &expect.wkvp_new;
-    let (new_ok, wanted) = match expect.new {
-        NewWk::Committed => (
-            s.new.state == NewState::Committed && vp_matches(s.new.vp, want_new),
-            format!("committed {want_new}"),
-        ),
-        NewWk::Uncommitted => (
-            s.new.state == NewState::Uncommitted && vp_matches(s.new.vp, want_new),
-            format!("uncommitted {want_new}"),
-        ),
-        NewWk::Empty => (s.new.state == NewState::Empty, "empty".into()),
-        NewWk::Any => (
-            s.new.state != NewState::Unknown,
-            "readable (empty, uncommitted or committed)".into(),
-        ),
-    };
-    if !new_ok {
-        let actual = shown(s.new.state.word(), s.new.vp);
-        reasons.push(format!("{apqn}: WK NEW is {actual} but must be {wanted}"));
-    }
-    reasons
-}
-
-/// [`evaluate`] for every APQN of a token, plus the check zkey leaves out (zcrypt-sysfs.md
-/// 3.8): all APQNs hold the same CUR and the same NEW wrapping key. No APQNs never passes.
-pub fn evaluate_all(statuses: &[ApqnStatus], expect: &Expectation) -> Vec<String> {
-    if statuses.is_empty() {
-        return vec!["no APQNs to check: the token's wrapping keys cannot be verified".into()];
-    }
-    let mut reasons: Vec<String> = statuses.iter().flat_map(|s| evaluate(s, expect)).collect();
-    let cur = |s: &ApqnStatus| s.cur.vp;
-    let new = |s: &ApqnStatus| s.new.vp;
-    for (name, vp_of) in [("CUR", &cur as &dyn Fn(&ApqnStatus) -> _), ("NEW", &new)] {
-        let vps: Vec<(Apqn, [u8; 32])> = statuses
-            .iter()
-            .filter_map(|s| vp_of(s).map(|vp| (s.apqn, vp)))
-            .collect();
-        if vps.windows(2).any(|w| w[0].1[..16] != w[1].1[..16]) {
-            let list: Vec<String> = vps
-                .iter()
-                .map(|(apqn, vp)| format!("{apqn} has 0x{}", hex::encode(&vp[..16])))
-                .collect();
-            reasons.push(format!(
-                "WK {name} differs across APQNs: {}; every APQN of a token must hold the same \
-                 wrapping key",
-                list.join(", ")
-            ));
-        }
-    }
-    reasons
-}
-
-/// zcrypt-sysfs.md 1.5: key blobs carry 16 bytes of WKVP; only those are compared.
-fn vp_matches(vp: Option<[u8; 32]>, want: &Wkvp) -> bool {
-    vp.is_some_and(|vp| vp[..16] == want.bytes()[..])
-}
-
-/// A register for a message: its state word and the full VP as sysfs prints it.
-fn shown(word: &str, vp: Option<[u8; 32]>) -> String {
-    match (word, vp) {
-        ("-", _) => "unknown (`- -`: the queue is offline or the HSM query failed)".into(),
-        (word, Some(vp)) => format!("{word} 0x{}", hex::encode(vp)),
-        (word, None) => word.into(),
-    }
-}
-
-impl CurState {
-    /// The kernel's word for this state (`-` for unknown).
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Valid => "valid",
-            Self::Invalid => "invalid",
-            Self::Unknown => "-",
-        }
-    }
-}
-
-impl NewState {
-    /// The kernel's word for this state (`-` for unknown).
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Empty => "empty",
-            Self::Uncommitted => "uncommitted",
-            Self::Committed => "committed",
-            Self::Unknown => "-",
-        }
-    }
-}
-
-/// `{"id": "0a.0011", "adapter": 10, "domain": 17}`: both notations, as everywhere in mkplan.
-fn serialize_apqn<S: Serializer>(apqn: &Apqn, serializer: S) -> Result<S::Ok, S::Error> {
-    let mut s = serializer.serialize_struct("Apqn", 3)?;
-    s.serialize_field("id", &apqn.lszcrypt())?;
-    s.serialize_field("adapter", &apqn.adapter())?;
-    s.serialize_field("domain", &apqn.domain())?;
-    s.end()
-}
-
-/// `"0x"` and 64 lowercase hex digits, or `null`.
-fn serialize_vp<S: Serializer>(vp: &Option<[u8; 32]>, serializer: S) -> Result<S::Ok, S::Error> {
-    match vp {
-        Some(vp) => serializer.serialize_some(&format!("0x{}", hex::encode(vp))),
-        None => serializer.serialize_none(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::symlink;
@@ -423,6 +206,8 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
+    use crate::engine::record::wk::{Expectation, evaluate, evaluate_all};
+    use crate::plan::model::{CurrentWk, NewWk, Wkvp};
 
     const CUR16: &str = "00112233445566778899aabbccddeeff";
     const NEW16: &str = "ffeeddccbbaa99887766554433221100";

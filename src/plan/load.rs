@@ -8,6 +8,7 @@ use crate::plan::diagnostic::{Diagnostic, Diagnostics};
 use crate::plan::model::Plan;
 use crate::plan::raw::RawPlan;
 use crate::plan::source::SourceFile;
+use crate::plan::spans::SpanMap;
 use crate::plan::{lower, rules, schema, values, yaml};
 
 /// The outcome of loading a plan: the plan when it is valid, and every diagnostic.
@@ -20,7 +21,7 @@ pub struct Loaded {
 
 /// Reads and validates the plan at `path`.
 pub fn load_file(path: &Path) -> Loaded {
-    match crate::input::read(path, crate::input::PLAN) {
+    match crate::plan::input::read(path, crate::plan::input::PLAN) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => load(SourceFile::new(path, text)),
             Err(e) => {
@@ -73,7 +74,7 @@ pub fn load(source: SourceFile) -> Loaded {
     }
 }
 
-type PassResult = Result<(Option<Plan>, Diagnostics, yaml::SpanMap), Diagnostics>;
+type PassResult = Result<(Option<Plan>, Diagnostics, SpanMap), Diagnostics>;
 
 fn passes(source: &SourceFile) -> PassResult {
     let document = yaml::load(source).map_err(Diagnostics::from_iter)?;

@@ -2,14 +2,16 @@
 //! model and the static safety rules.
 
 pub mod diagnostic;
+pub mod ep11conf;
+pub mod input;
 pub mod load;
 pub mod lower;
 pub mod model;
 pub mod raw;
-mod raw_steps;
 pub mod rules;
 pub mod schema;
 pub mod source;
+pub mod spans;
 pub(crate) mod suggest;
 pub mod template;
 mod template_values;

@@ -2,17 +2,17 @@
 //! clock, no live host state (the machine's name and kernel come in as [`Machine`]). So the
 //! same run data always gives the same report.
 
-use serde_json::Value;
-
-use crate::engine::events::{EventKind, SectionName, StepRef};
+use crate::engine::events::{EventKind, StepRef};
 use crate::engine::journal::{JOURNAL_VERSION, Verified};
+use crate::engine::record::StepOutput;
 use crate::engine::rundir::JOURNAL;
 use crate::engine::state::{Phase, RunState, StepStatus};
-use crate::plan::model::{Plan, Step};
+use crate::plan::model::Plan;
 use crate::report::model::{
     ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts,
     REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
 };
+use crate::report::timeline::{Timeline, millis_between, one_line};
 use crate::report::{downtime, tokens};
 
 /// The machine the report is written on (`uname -n`, `uname -r`).
@@ -26,9 +26,9 @@ impl Machine {
     /// From `/proc/sys/kernel` (the same strings `uname` returns); `unknown` if unreadable.
     pub fn current() -> Self {
         let read = |name: &str| {
-            crate::input::read_to_string(
+            crate::plan::input::read_to_string(
                 std::path::Path::new(&format!("/proc/sys/kernel/{name}")),
-                crate::input::SMALL,
+                crate::plan::input::SMALL,
             )
             .map(|s| s.trim().to_owned())
             .unwrap_or_else(|_| "unknown".to_owned())
@@ -38,94 +38,6 @@ impl Machine {
             kernel_release: read("osrelease"),
         }
     }
-}
-
-/// A step's outcome in the journal, with where its last attempt started.
-pub(crate) struct StepOutcome<'a> {
-    pub seq: u64,
-    /// The `step_started` of this attempt.
-    pub start_seq: u64,
-    pub time: &'a str,
-    pub step: &'a StepRef,
-    pub succeeded: bool,
-    pub text: &'a str,
-    pub data: &'a Value,
-}
-
-/// The journal's step events in order.
-pub(crate) struct Timeline<'a> {
-    pub outcomes: Vec<StepOutcome<'a>>,
-    /// `step_started` events: (seq, time, step).
-    pub starts: Vec<(u64, &'a str, &'a StepRef)>,
-}
-
-impl<'a> Timeline<'a> {
-    fn of(journal: &'a Verified) -> Self {
-        let mut outcomes = Vec::new();
-        let mut starts: Vec<(u64, &str, &StepRef)> = Vec::new();
-        for entry in &journal.entries {
-            let (step, succeeded, text, data) = match &entry.event {
-                EventKind::StepStarted { step, .. } => {
-                    starts.push((entry.seq, &entry.time, step));
-                    continue;
-                }
-                EventKind::StepSucceeded {
-                    step,
-                    summary,
-                    data,
-                    ..
-                } => (step, true, summary, data),
-                EventKind::StepFailed {
-                    step, error, data, ..
-                } => (step, false, error, data),
-                _ => continue,
-            };
-            let start_seq = starts
-                .iter()
-                .rev()
-                .find(|(_, _, s)| same_step(s, step))
-                .map_or(entry.seq, |(seq, _, _)| *seq);
-            outcomes.push(StepOutcome {
-                seq: entry.seq,
-                start_seq,
-                time: &entry.time,
-                step,
-                succeeded,
-                text,
-                data,
-            });
-        }
-        Self { outcomes, starts }
-    }
-
-    fn last_start(&self, section: SectionName, index: usize) -> Option<&'a str> {
-        self.starts
-            .iter()
-            .rev()
-            .find(|(_, _, s)| s.section == section && s.index == index)
-            .map(|(_, time, _)| *time)
-    }
-}
-
-pub(crate) fn same_step(a: &StepRef, b: &StepRef) -> bool {
-    a.section == b.section && a.index == b.index
-}
-
-/// The plan's step a journal event names.
-pub(crate) fn plan_step<'p>(plan: &'p Plan, step: &StepRef) -> Option<&'p Step> {
-    let list = match step.section {
-        SectionName::Steps => &plan.steps,
-        SectionName::Rescue => &plan.rescue,
-        SectionName::Always => &plan.always,
-    };
-    list.get(step.index)
-}
-
-/// Milliseconds between two RFC 3339 times, when both parse and `to` is not earlier.
-pub(crate) fn millis_between(from: &str, to: &str) -> Option<u64> {
-    let from: jiff::Timestamp = from.parse().ok()?;
-    let to: jiff::Timestamp = to.parse().ok()?;
-    u64::try_from(to.duration_since(from).as_millis()).ok()
 }
 
 /// Builds the report of the run whose verified journal is `journal`.
@@ -166,6 +78,16 @@ pub fn build(
             "{} was interrupted half-way; {} decided to {} it",
             decision.step, decision.decided_by, decision.decision
         ));
+    }
+    for outcome in &timeline.outcomes {
+        if let StepOutput::Unreadable(why) = &outcome.output {
+            warnings.push(format!(
+                "the record of {} `{}` (journal seq {}) could not be read ({why}): what it did is missing from this report; read it in the journal",
+                outcome.step.position(),
+                outcome.step.name,
+                outcome.seq
+            ));
+        }
     }
     let downtime = downtime::downtime(plan, &timeline, &mut warnings);
     let tokens = plan
@@ -337,7 +259,7 @@ fn steps(plan: &Plan, state: &RunState, timeline: &Timeline<'_>) -> Vec<StepReco
     plan.all_steps()
         .map(|step| {
             let position = StepRef::of(step).position();
-            let section: SectionName = step.section.into();
+            let section = step.section;
             let record = state.record(section, step.index);
             let (status, summary) = match record.map(|r| &r.status) {
                 Some(StepStatus::Succeeded { summary, .. }) => ("succeeded", one_line(summary)),
@@ -352,7 +274,7 @@ fn steps(plan: &Plan, state: &RunState, timeline: &Timeline<'_>) -> Vec<StepReco
                 position,
                 id: step.id.clone(),
                 name: step.name.clone(),
-                kind: step.kind_name().to_owned(),
+                kind: step.kind_name().as_str().to_owned(),
                 status: status.to_owned(),
                 started: timeline.last_start(section, step.index).map(str::to_owned),
                 duration_ms: record.and_then(|r| r.duration_ms),
@@ -361,14 +283,4 @@ fn steps(plan: &Plan, state: &RunState, timeline: &Timeline<'_>) -> Vec<StepReco
             }
         })
         .collect()
-}
-
-/// The first line, at most 300 characters: a summary, not a log.
-pub(crate) fn one_line(text: &str) -> String {
-    let line = text.lines().next().unwrap_or_default().trim_end();
-    let mut out: String = line.chars().take(300).collect();
-    if line.chars().count() > 300 || text.lines().nth(1).is_some() {
-        out.push('…');
-    }
-    out
 }

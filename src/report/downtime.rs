@@ -3,28 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-
+use crate::engine::record::Record;
+use crate::engine::record::services::{StartOutput, StopOutput};
 use crate::plan::model::{Plan, StepKind};
-use crate::report::build::{Timeline, millis_between, plan_step};
 use crate::report::model::{Downtime, UnitDowntime};
-
-#[derive(Deserialize)]
-struct UnitsData {
-    #[serde(default)]
-    units: Vec<UnitData>,
-}
-
-#[derive(Deserialize)]
-struct UnitData {
-    unit: String,
-    #[serde(default)]
-    was_active: bool,
-    #[serde(default)]
-    stop_failed: bool,
-    stopped_at: Option<String>,
-    started_at: Option<String>,
-}
+use crate::report::timeline::{Timeline, millis_between, plan_step};
 
 /// First unit stopped to last started, per unit in the order they were stopped. Only units
 /// this run found active and stopped count: stopping a stopped unit causes no downtime.
@@ -40,20 +23,18 @@ pub(crate) fn downtime(
         let Some(step) = plan_step(plan, outcome.step) else {
             continue;
         };
-        let Ok(data) = UnitsData::deserialize(outcome.data) else {
-            continue;
-        };
         match &step.kind {
             StepKind::Stop(service) => {
-                for unit in data.units {
-                    let Some(stopped_at) = unit.stopped_at else {
+                let stopped = StopOutput::of(&outcome.output).map_or(&[][..], |s| &s.units[..]);
+                for unit in stopped {
+                    let Some(stopped_at) = unit.stopped_at.clone() else {
                         continue;
                     };
                     if (unit.was_active || unit.stop_failed) && !down.contains_key(&unit.unit) {
                         down.insert(unit.unit.clone(), units.len());
                         units.push(UnitDowntime {
                             service: service.to_string(),
-                            unit: unit.unit,
+                            unit: unit.unit.clone(),
                             stopped_at,
                             started_at: None,
                             duration_ms: None,
@@ -63,8 +44,10 @@ pub(crate) fn downtime(
                 }
             }
             StepKind::Start(_) => {
-                for unit in data.units {
-                    if let (Some(started_at), Some(at)) = (unit.started_at, down.remove(&unit.unit))
+                let started = StartOutput::of(&outcome.output).map_or(&[][..], |s| &s.units[..]);
+                for unit in started {
+                    if let (Some(started_at), Some(at)) =
+                        (unit.started_at.clone(), down.remove(&unit.unit))
                     {
                         let entry = &mut units[at];
                         entry.duration_ms = millis_between(&entry.stopped_at, &started_at);

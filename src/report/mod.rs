@@ -22,6 +22,7 @@ pub mod sign;
 pub mod terminal;
 #[cfg(test)]
 mod tests;
+mod timeline;
 mod tokens;
 pub mod verify;
 
@@ -32,13 +33,12 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::access::Access;
 use crate::engine::journal::read_verified;
-use crate::engine::operator::Operator;
+use crate::engine::ports::root::HostRoot;
 use crate::engine::rundir::{JOURNAL, PLAN_COPY, PLAN_DIGEST};
-use crate::host::HostRoot;
 use crate::plan::Plan;
 use crate::report::build::{Machine, build};
 use crate::report::dsse::{Envelope, PAYLOAD_TYPE, Statement, pae};
-use crate::report::sign::ReportSigner;
+use crate::report::sign::{ReportSigner, SigningPorts};
 
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_SIG: &str = "report.json.sig";
@@ -63,16 +63,15 @@ pub struct Generated {
 }
 
 /// Builds, signs and writes the report of the run in `run_dir`. Key files and `report.dir`
-/// are host paths, resolved under `root`. Nothing is written if the signer cannot be
+/// are host paths, resolved under the root. Nothing is written if the signer cannot be
 /// prepared (a key file readable by others, a token that refuses the PIN, …).
 pub fn generate(
     plan: &Plan,
     run_dir: &Path,
-    root: &HostRoot,
-    operator: &dyn Operator,
+    ports: &SigningPorts<'_>,
 ) -> Result<Generated, String> {
-    let signer = ReportSigner::for_plan(plan, root, operator)?;
-    generate_with(plan, run_dir, root, &signer)
+    let signer = ReportSigner::for_plan(plan, ports)?;
+    generate_with(plan, run_dir, ports.root, &signer)
 }
 
 /// As [`generate`], with a signer prepared (and proven) before the run started.
@@ -157,7 +156,7 @@ fn copy_package(
     for name in [JOURNAL, PLAN_COPY, PLAN_DIGEST] {
         let from = run_dir.join(name);
         if from.exists() {
-            let bytes = crate::input::read(&from, crate::input::JOURNAL)
+            let bytes = crate::plan::input::read(&from, crate::plan::input::JOURNAL)
                 .map_err(|e| format!("cannot read `{}`: {e}", from.display()))?;
             write_atomically(&target.join(name), &bytes, &apply)?;
         }

@@ -7,6 +7,7 @@
 //! message itself (`openssl pkeyutl -verify -rawin`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
@@ -14,13 +15,13 @@ use p256::elliptic_curve::Generate;
 use p256::pkcs8::LineEnding;
 use sha2::{Digest, Sha256};
 
-use crate::engine::operator::Operator;
-use crate::host::HostRoot;
-use crate::host::pin;
-use crate::host::pkcs11::{self, KeyRef};
+use crate::engine::ports::keys::TokenKeys;
+use crate::engine::ports::operator::Operator;
+use crate::engine::ports::pins::PinReader;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::secret::Pin;
 use crate::plan::model::{Pkcs11KeyRef, Plan, SignKey, StepKind};
 use crate::report::model::SigningFacts;
-use crate::secret::Pin;
 
 /// A signature algorithm mkplan signs reports with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,15 +211,35 @@ enum KeySource {
     Pkcs11 {
         module: PathBuf,
         slot: u64,
-        key: KeyRef,
+        key: Pkcs11KeyRef,
         pin: Pin,
+        keys: Arc<dyn TokenKeys>,
     },
 }
 
+/// What signing a report needs of the host: key files and modules are found under `root`,
+/// a token's PIN comes from `pins` (asking `operator` if it is to be typed), and a key on a
+/// token signs through `keys`.
+pub struct SigningPorts<'a> {
+    pub root: &'a HostRoot,
+    pub pins: &'a dyn PinReader,
+    pub keys: Arc<dyn TokenKeys>,
+    pub operator: &'a dyn Operator,
+}
+
+/// `label `x`` or `id `0a0b``, as messages and the report name a key on a token.
+fn shown_key(key: &Pkcs11KeyRef) -> String {
+    match key {
+        Pkcs11KeyRef::Label(label) => format!("label `{label}`"),
+        Pkcs11KeyRef::Id(id) => format!("id `{}`", hex::encode(id)),
+    }
+}
+
 impl ReportSigner {
-    /// The signer the plan's `report.sign` names (host paths under `root`), or an ephemeral
-    /// P-256 key. Every problem is found here, before anything is written.
-    pub fn for_plan(plan: &Plan, root: &HostRoot, operator: &dyn Operator) -> Result<Self, String> {
+    /// The signer the plan's `report.sign` names (host paths under the root), or an
+    /// ephemeral P-256 key. Every problem is found here, before anything is written.
+    pub fn for_plan(plan: &Plan, ports: &SigningPorts<'_>) -> Result<Self, String> {
+        let root = ports.root;
         match &plan.report.sign {
             None => {
                 let key = SoftKey::generate(Algorithm::EcdsaP256)?;
@@ -245,23 +266,24 @@ impl ReportSigner {
                         "the report-signing key is in slot {slot}, which is token `{token}` that this plan migrates (rule 5); sign with a key on another token or a key file"
                     ));
                 }
-                let key = match key {
-                    Pkcs11KeyRef::Label(label) => KeyRef::Label(label.clone()),
-                    Pkcs11KeyRef::Id(id) => KeyRef::Id(id.clone()),
-                };
-                let shown = format!("{} slot {slot} {key}", module.display());
+                let shown = format!("{} slot {slot} {}", module.display(), shown_key(key));
                 let module = root.path(module);
-                let pin = pin::read(pin, root, operator, "report-signing token")?;
+                let pin = ports
+                    .pins
+                    .read(pin, ports.operator, "report-signing token")?;
                 let slot = u64::from(slot.get());
-                let pem = pkcs11::public_key_pem(&module, slot, key.clone(), &pin)
+                let pem = ports
+                    .keys
+                    .public_key_pem(&module, slot, key, &pin)
                     .map_err(|e| format!("the report-signing key: {e}"))?;
                 let public = PublicKey::from_pem(&pem)?;
                 Ok(Self {
                     key: KeySource::Pkcs11 {
                         module,
                         slot,
-                        key,
+                        key: key.clone(),
                         pin,
+                        keys: Arc::clone(&ports.keys),
                     },
                     facts: SigningFacts {
                         method: "pkcs11".to_owned(),
@@ -307,9 +329,10 @@ impl ReportSigner {
                 slot,
                 key,
                 pin,
+                keys,
             } => {
                 let digest: [u8; 32] = Sha256::digest(message).into();
-                pkcs11::sign_ecdsa_p256(module, *slot, key.clone(), pin, &digest)
+                keys.sign_ecdsa_p256(module, *slot, key, pin, &digest)
                     .map_err(|e| format!("signing on the token failed: {e}"))
             }
         }
@@ -329,7 +352,7 @@ fn migrated_slot(plan: &Plan, slot: u16) -> Option<String> {
 }
 
 /// Reads a key file that nobody but its owner can read, and that nobody but root or the
-/// operator can change ([`crate::trust`]). `shown` is the path as the plan names it (the
+/// operator can change ([`crate::engine::trust`]). `shown` is the path as the plan names it (the
 /// file itself may sit under a host root, which refusals name: that is what to chmod).
 pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
     // A key that is not there is said as the plan names it; who may write it, only then.
@@ -339,8 +362,9 @@ pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
             shown.display()
         )
     })?;
-    crate::trust::check(path, crate::trust::Trusted::SigningKey).map_err(|e| e.to_string())?;
-    let text = crate::input::read_to_string(path, crate::input::KEY).map_err(|e| {
+    crate::engine::trust::check(path, crate::engine::trust::Trusted::SigningKey)
+        .map_err(|e| e.to_string())?;
+    let text = crate::plan::input::read_to_string(path, crate::plan::input::KEY).map_err(|e| {
         format!(
             "cannot read the report-signing key `{}`: {e}",
             shown.display()

@@ -10,13 +10,18 @@ use serde_json::{Value, json};
 
 use crate::engine::events::{ApprovalMethod, EventKind, Outcome, StepRef};
 use crate::engine::journal::{Journal, read_verified};
-use crate::engine::operator::Nobody;
-use crate::host::HostRoot;
-use crate::host::pkcs11::{Inventory, ObjectInfo, Usability};
+use crate::engine::ports::keys::TokenKeys;
+use crate::engine::ports::operator::{Nobody, Operator};
+use crate::engine::ports::pins::PinReader;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::record::StepData;
+use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
+use crate::engine::secret::Pin;
 use crate::plan::Plan;
+use crate::plan::model::{KindName, PinSource, Pkcs11KeyRef};
 use crate::report::build::{Machine, build};
 use crate::report::model::SigningFacts;
-use crate::report::sign::{Algorithm, SoftKey};
+use crate::report::sign::{Algorithm, SigningPorts, SoftKey};
 use crate::report::verify::verify;
 
 const OLD: &str = "0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5cba217087b3ebb5bdcfa14fec71bd24b";
@@ -100,7 +105,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
             step: s,
             summary: format!("step {index} done"),
             duration_ms: 10,
-            data,
+            data: StepData::from_json(data),
         });
     };
     let approve = |index: usize, who: &str| EventKind::CheckpointApproved {
@@ -109,7 +114,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         method: ApprovalMethod::Flag,
         shown_sha256: "cd".repeat(32),
     };
-    ran(0, json!({}), vec![approve(0, "alice"), approve(0, "bob")]);
+    ran(0, Value::Null, vec![approve(0, "alice"), approve(0, "bob")]);
     ran(
         1,
         apqns(("valid", Some(OLD)), ("committed", Some(NEW))),
@@ -131,7 +136,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         json!({"token": "ep11", "target": "local", "pruned": [], "record": {
             "archive": "/var/backups/mkplan/x.tar.gz", "manifest": "/var/backups/mkplan/x.manifest.json",
             "archive_sha256": "ee".repeat(32), "manifest_sha256": "ff".repeat(32),
-            "archive_bytes": 4096, "files": 6, "bytes": 9000, "layout": "store-name", "verified": true}}),
+            "archive_bytes": 4096, "files": 6, "bytes": 9000, "layout": "parent-relative", "verified": true}}),
         vec![],
     );
     ran(
@@ -150,7 +155,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
             "until": apqns(("valid", Some(NEW)), ("empty", None))}),
         vec![approve(6, "alice")],
     );
-    ran(7, json!({}), vec![]);
+    ran(7, Value::Null, vec![]);
     ran(
         8,
         json!({"units": [{"unit": "myapp.service", "already_running": false, "started_at": "2026-01-01T10:05:30.5Z"}]}),
@@ -268,7 +273,7 @@ fn a_key_that_stopped_working_is_flagged() {
                 step,
                 error: summary,
                 duration_ms,
-                data: broken.clone(),
+                data: StepData::from_json(broken.clone()),
             },
             event => event,
         };
@@ -314,6 +319,48 @@ fn run_dir() -> (tempfile::TempDir, PathBuf, HostRoot, Plan) {
     (dir, run, root, plan)
 }
 
+/// The example plan signs with a key file: no token is asked for a PIN or a signature.
+struct NoTokens;
+
+impl PinReader for NoTokens {
+    fn read(&self, _: &PinSource, _: &dyn Operator, what: &str) -> Result<Pin, String> {
+        Err(format!("no {what} PIN in this test"))
+    }
+}
+
+impl TokenKeys for NoTokens {
+    fn public_key_pem(
+        &self,
+        _: &Path,
+        _: u64,
+        _: &Pkcs11KeyRef,
+        _: &Pin,
+    ) -> Result<String, String> {
+        Err("no token in this test".to_owned())
+    }
+
+    fn sign_ecdsa_p256(
+        &self,
+        _: &Path,
+        _: u64,
+        _: &Pkcs11KeyRef,
+        _: &Pin,
+        _: &[u8; 32],
+    ) -> Result<Vec<u8>, String> {
+        Err("no token in this test".to_owned())
+    }
+}
+
+fn generate(plan: &Plan, run: &Path, root: &HostRoot) -> crate::report::Generated {
+    let ports = SigningPorts {
+        root,
+        pins: &NoTokens,
+        keys: std::sync::Arc::new(NoTokens),
+        operator: &Nobody,
+    };
+    crate::report::generate(plan, run, &ports).unwrap()
+}
+
 fn failed(verification: &crate::report::verify::Verification) -> Vec<&'static str> {
     verification
         .checks
@@ -326,7 +373,7 @@ fn failed(verification: &crate::report::verify::Verification) -> Vec<&'static st
 #[test]
 fn generated_artefacts_verify_here_and_in_the_report_dir_copy() {
     let (_dir, run, root, plan) = run_dir();
-    let generated = crate::report::generate(&plan, &run, &root, &Nobody).unwrap();
+    let generated = generate(&plan, &run, &root);
     assert!(!generated.ephemeral);
     let v = verify(&run, None);
     // The recorded plan digest is synthetic here: only the plan check fails.
@@ -347,7 +394,7 @@ fn generated_artefacts_verify_here_and_in_the_report_dir_copy() {
 fn a_journal_that_grew_after_the_report_or_a_missing_envelope_fails_precisely() {
     let (_dir, run, root, plan) = run_dir();
     std::fs::remove_file(run.join("plan.yaml")).unwrap();
-    crate::report::generate(&plan, &run, &root, &Nobody).unwrap();
+    generate(&plan, &run, &root);
     assert!(verify(&run, None).ok());
     let (mut j, _) = Journal::reopen(&run.join("journal.jsonl")).unwrap();
     j.append(&EventKind::Interrupted {
@@ -363,4 +410,29 @@ fn a_journal_that_grew_after_the_report_or_a_missing_envelope_fails_precisely() 
     );
     std::fs::remove_file(run.join("report.dsse.json")).unwrap();
     assert_eq!(failed(&verify(&run, None)), ["envelope", "journal"]);
+}
+
+#[test]
+fn a_record_that_cannot_be_read_is_a_warning_not_a_silent_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = example_plan();
+    let path = journal(dir.path(), &plan, true);
+    // The backup step's record, with a layout no mkplan wrote.
+    let mut verified = read_verified(&path).unwrap();
+    for entry in &mut verified.entries {
+        if let EventKind::StepSucceeded { step, data, .. } = &mut entry.event
+            && step.kind == KindName::Backup
+        {
+            let mut value = serde_json::to_value(&*data).unwrap();
+            value["record"]["layout"] = json!("flat");
+            *data = StepData::from_json(value);
+        }
+    }
+    let report = build(&plan, &verified, &machine(), &facts());
+    assert!(report.tokens[0].backup.is_none());
+    let warnings = report.warnings.join("\n");
+    assert!(
+        warnings.contains("steps[4] `") && warnings.contains("could not be read"),
+        "{warnings}"
+    );
 }

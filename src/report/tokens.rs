@@ -2,16 +2,20 @@
 //! the backup, the migration, a restore, and the key inventories with their comparison —
 //! each picked from the step data the journal holds, relative to the token's `migrate`.
 
-use serde::Deserialize;
-use serde_json::Value;
-
-use crate::host::pkcs11::{Inventory, Usability, compare};
+use crate::engine::events::StepRef;
+use crate::engine::record::Record;
+use crate::engine::record::backup::{BackupOutput, RestoreOutput};
+use crate::engine::record::checkpoint::CheckpointOutput;
+use crate::engine::record::migrate::MigrateOutput;
+use crate::engine::record::probe::{Inventory, ObjectIdentity, ProbeOutput, Usability, compare};
+use crate::engine::record::wk::WkTable;
+use crate::plan::model::{BackupStep, ProbeKeysStep, RestoreStep};
 use crate::plan::model::{CurrentWk, Plan, StepKind, Token};
-use crate::report::build::{StepOutcome, Timeline, one_line, plan_step};
 use crate::report::model::{
     ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
     RestoreFacts, TokenReport,
 };
+use crate::report::timeline::{StepOutcome, Timeline, one_line, plan_step};
 
 /// What a step is to this token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +48,10 @@ fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
                     current_new: u.check.current == CurrentWk::New,
                 })
         }
-        StepKind::Backup { token, .. } if mine(token) => Some(Role::Backup),
+        StepKind::Backup(BackupStep { token, .. }) if mine(token) => Some(Role::Backup),
         StepKind::Migrate(m) if mine(&m.token) => Some(Role::Migrate),
-        StepKind::Restore { token, .. } if mine(token) => Some(Role::Restore),
-        StepKind::ProbeKeys { token, .. } if mine(token) => Some(Role::Probe),
+        StepKind::Restore(RestoreStep { token, .. }) if mine(token) => Some(Role::Restore),
+        StepKind::ProbeKeys(ProbeKeysStep { token, .. }) if mine(token) => Some(Role::Probe),
         _ => None,
     }
 }
@@ -98,20 +102,25 @@ pub(crate) fn token_report(
     };
 
     let mut apqns_before = before(|r| matches!(r, Role::AssertWk { .. }))
-        .and_then(|o| apqn_table(o, "assert_wk", o.data));
+        .and_then(|o| apqn_table(o, "assert_wk", WkTable::of(&o.output)));
     if apqns_before.is_none()
         && let Some(o) = migrate_outcome
     {
-        apqns_before = apqn_table(o, "migrate preflight", &o.data["preflight"]["apqns"]);
+        let preflight = MigrateOutput::of(&o.output).and_then(|m| m.preflight.as_ref());
+        let table = preflight.and_then(|p| p.apqns.as_ref());
+        apqns_before = apqn_table(o, "migrate preflight", table);
     }
     let apqns_after = mine
         .iter()
         .rev()
         .filter(|(_, o)| o.succeeded && o.seq > after_from)
         .find_map(|(r, o)| match r {
-            Role::AssertWk { current_new: true } => apqn_table(o, "assert_wk", o.data),
+            Role::AssertWk { current_new: true } => {
+                apqn_table(o, "assert_wk", WkTable::of(&o.output))
+            }
             Role::Until { current_new: true } => {
-                apqn_table(o, "checkpoint until", &o.data["until"])
+                let until = CheckpointOutput::of(&o.output).and_then(|c| c.until.as_ref());
+                apqn_table(o, "checkpoint until", until)
             }
             _ => None,
         });
@@ -128,13 +137,13 @@ pub(crate) fn token_report(
         .map(|(_, o)| RestoreFacts {
             step: o.step.position(),
             status: status(o).to_owned(),
-            action: o.data["action"].as_str().map(str::to_owned),
+            action: RestoreOutput::of(&o.output).map(|r| r.action.as_str().to_owned()),
             detail: one_line(o.text),
         });
-    let probes: Vec<(&StepOutcome<'_>, Inventory)> = mine
+    let probes: Vec<(&StepOutcome<'_>, &Inventory)> = mine
         .iter()
         .filter(|(r, _)| *r == Role::Probe)
-        .filter_map(|(_, o)| Some((*o, Inventory::deserialize(&o.data["inventory"]).ok()?)))
+        .filter_map(|(_, o)| Some((*o, &ProbeOutput::of(&o.output)?.inventory)))
         .collect();
     let probe_before = if migrated {
         probes.iter().rev().find(|(o, _)| o.seq < before_limit)
@@ -173,10 +182,8 @@ pub(crate) fn token_report(
         .iter()
         .filter(|(r, o)| *r == Role::Backup && o.succeeded)
     {
-        for warning in o.data["warnings"].as_array().into_iter().flatten() {
-            if let Some(text) = warning.as_str() {
-                warnings.push(format!("token `{}`: {text}", token.id));
-            }
+        for warning in BackupOutput::of(&o.output).map_or(&[][..], |b| &b.warnings[..]) {
+            warnings.push(format!("token `{}`: {warning}", token.id));
         }
     }
     if let Some(c) = comparison.as_ref().filter(|c| !c.ok) {
@@ -210,122 +217,70 @@ fn status(o: &StepOutcome<'_>) -> &'static str {
     if o.succeeded { "succeeded" } else { "failed" }
 }
 
-#[derive(Deserialize)]
-struct RawApqn {
-    apqn: RawApqnId,
-    #[serde(default)]
-    card_type: String,
-    #[serde(default)]
-    card_online: bool,
-    #[serde(default)]
-    card_config: bool,
-    #[serde(default)]
-    card_chkstop: bool,
-    #[serde(default)]
-    queue_online: bool,
-    #[serde(default)]
-    queue_config: bool,
-    #[serde(default)]
-    queue_chkstop: bool,
-    cur: RawRegister,
-    new: RawRegister,
-}
-
-#[derive(Deserialize)]
-struct RawApqnId {
-    id: String,
-    adapter: u8,
-    domain: u8,
-}
-
-#[derive(Deserialize)]
-struct RawRegister {
-    state: String,
-    vp: Option<String>,
-}
-
-/// An APQN table as `assert_wk` journals it: `{token, apqns: [...]}` or the bare list.
-fn apqn_table(o: &StepOutcome<'_>, source: &str, value: &Value) -> Option<ApqnTable> {
-    let list = match value {
-        Value::Object(map) => map.get("apqns")?,
-        list @ Value::Array(_) => list,
-        _ => return None,
-    };
-    let raw = Vec::<RawApqn>::deserialize(list).ok()?;
+/// An APQN table as a step recorded it.
+fn apqn_table(o: &StepOutcome<'_>, source: &str, table: Option<&WkTable>) -> Option<ApqnTable> {
     Some(ApqnTable {
         step: o.step.position(),
         source: source.to_owned(),
         time: o.time.to_owned(),
-        apqns: raw
-            .into_iter()
+        apqns: table?
+            .apqns
+            .iter()
             .map(|a| ApqnState {
-                apqn: a.apqn.id,
-                adapter: a.apqn.adapter,
-                domain: a.apqn.domain,
-                card_type: a.card_type,
+                apqn: a.apqn.lszcrypt(),
+                adapter: a.apqn.adapter(),
+                domain: a.apqn.domain(),
+                card_type: a.card_type.clone(),
                 online: a.card_online && a.queue_online,
                 config: a.card_config && a.queue_config,
                 chkstop: a.card_chkstop || a.queue_chkstop,
-                cur_state: a.cur.state,
-                cur_wkvp: a.cur.vp,
-                new_state: a.new.state,
-                new_wkvp: a.new.vp,
+                cur_state: a.cur.state.as_str().to_owned(),
+                cur_wkvp: a.cur.vp.map(|vp| format!("0x{}", hex::encode(vp))),
+                new_state: a.new.state.as_str().to_owned(),
+                new_wkvp: a.new.vp.map(|vp| format!("0x{}", hex::encode(vp))),
             })
             .collect(),
     })
 }
 
-#[derive(Deserialize)]
-struct RawBackup {
-    archive: String,
-    manifest: String,
-    archive_sha256: String,
-    manifest_sha256: String,
-    archive_bytes: u64,
-    files: u64,
-    bytes: u64,
-    verified: bool,
-}
-
 fn backup_facts(o: &StepOutcome<'_>) -> Option<BackupFacts> {
-    let record = RawBackup::deserialize(&o.data["record"]).ok()?;
+    let backup = BackupOutput::of(&o.output)?;
+    let record = &backup.record;
     Some(BackupFacts {
         step: o.step.position(),
-        target: o.data["target"].as_str().unwrap_or_default().to_owned(),
-        archive: record.archive,
-        archive_sha256: record.archive_sha256,
+        target: backup.target.to_string(),
+        archive: record.archive.display().to_string(),
+        archive_sha256: record.archive_sha256.clone(),
         archive_bytes: record.archive_bytes,
-        manifest: record.manifest,
-        manifest_sha256: record.manifest_sha256,
+        manifest: record.manifest.display().to_string(),
+        manifest_sha256: record.manifest_sha256.clone(),
         files: record.files,
         bytes: record.bytes,
         verified: record.verified,
     })
 }
 
-fn migration_facts(
-    step: &crate::engine::events::StepRef,
-    outcome: Option<&StepOutcome<'_>>,
-) -> MigrationFacts {
-    let null = Value::Null;
-    let data = outcome.map_or(&null, |o| o.data);
-    let text = |key: &str| data[key].as_str().map(str::to_owned);
+fn migration_facts(step: &StepRef, outcome: Option<&StepOutcome<'_>>) -> MigrationFacts {
+    let none = MigrateOutput::default();
+    let m = outcome
+        .and_then(|o| MigrateOutput::of(&o.output))
+        .unwrap_or(&none);
     MigrationFacts {
         step: step.position(),
         status: outcome.map_or("uncertain", status).to_owned(),
-        tool_started: data["tool_started"].as_bool().unwrap_or(outcome.is_none()),
-        tool: text("tool"),
-        tool_version: text("tool_version"),
-        argv: text("argv"),
-        apqn: text("apqn"),
-        exit_code: data["exit_code"].as_i64(),
-        signal: data["signal"].as_i64(),
-        timed_out: data["timed_out"].as_bool().unwrap_or(false),
-        keys_started: data["keys_started"].as_u64(),
-        keys_reenciphered: data["keys_reenciphered"].as_u64(),
-        objects_listed: data["objects_listed"].as_u64(),
-        success_line: data["success_line"].as_bool().unwrap_or(false),
-        duration_ms: data["duration_ms"].as_u64(),
+        tool_started: m.tool_started.unwrap_or(outcome.is_none()),
+        tool: m.tool.as_ref().map(|t| t.display().to_string()),
+        tool_version: m.tool_version.clone(),
+        argv: m.argv.clone(),
+        apqn: m.apqn.clone(),
+        exit_code: m.exit_code,
+        signal: m.signal,
+        timed_out: m.timed_out.unwrap_or(false),
+        keys_started: m.keys_started,
+        keys_reenciphered: m.keys_reenciphered,
+        objects_listed: m.objects_listed,
+        success_line: m.success_line.unwrap_or(false),
+        duration_ms: m.duration_ms,
         error: outcome.filter(|o| !o.succeeded).map(|o| one_line(o.text)),
     }
 }
@@ -365,9 +320,7 @@ fn inventory_facts(o: &StepOutcome<'_>, inventory: &Inventory) -> InventoryFacts
 
 fn comparison_facts(before: &Inventory, after: &Inventory) -> ComparisonFacts {
     let c = compare(before, after);
-    let name = |k: &crate::host::pkcs11::ObjectIdentity| {
-        format!("{} id {} label `{}`", k.class, k.id, k.label)
-    };
+    let name = |k: &ObjectIdentity| format!("{} id {} label `{}`", k.class, k.id, k.label);
     ComparisonFacts {
         ok: c.ok(),
         same_keys: c.same_keys,

@@ -87,7 +87,7 @@ fn check(name: &'static str, result: Result<String, String>) -> Check {
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
-    crate::input::read(&dir.join(name), crate::input::REPORT)
+    crate::plan::input::read(&dir.join(name), crate::plan::input::REPORT)
         .map_err(|e| format!("cannot read `{name}`: {e}"))
 }
 
@@ -190,7 +190,7 @@ fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), Strin
             format!("{SIGNER_PUB} beside the report"),
         ),
     };
-    let text = crate::input::read_to_string(&path, crate::input::KEY)
+    let text = crate::plan::input::read_to_string(&path, crate::plan::input::KEY)
         .map_err(|e| format!("cannot read the public key `{}`: {e}", path.display()))?;
     let public = PublicKey::from_pem(&text)
         .map_err(|e| format!("the public key `{}`: {e}", path.display()))?;

@@ -102,7 +102,7 @@ pub(crate) fn act(root: &Path, request: &TkeRequest) -> Result<(), SimError> {
         changed.cca_apqns.insert(name, new);
     }
     state = changed;
-    state::save(root, &state, &lock)
+    crate::sim::persist::save(root, &state, &lock)
 }
 
 /// The EP11 and CCA APQNs the request reaches.

@@ -339,7 +339,7 @@ fn host_spec(plan: Option<PathBuf>, host: Option<PathBuf>) -> Result<sim::HostSp
     match (plan, host) {
         (Some(plan), _) => Ok(sim::HostSpec::from_plan(&load_plan(&plan)?)),
         (None, Some(host)) => {
-            let text = crate::input::read_to_string(&host, crate::input::CONFIG)
+            let text = crate::plan::input::read_to_string(&host, crate::plan::input::CONFIG)
                 .map_err(|e| SimError::io(&host, e))?;
             sim::HostSpec::from_json(&text)
         }

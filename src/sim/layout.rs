@@ -8,8 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::host::HostRoot;
-use crate::host::procscan::token_shm_path;
+use crate::engine::ports::root::{HostRoot, token_shm_path};
 use crate::plan::model::{Apqn, Wkvp};
 use crate::sim::cca::{self, CcaQueue, KeyRegister, MkRegisters, MkType, Mkvp};
 use crate::sim::crypto::extend_vp;
@@ -49,7 +48,7 @@ pub(crate) fn lay_out(
     fs::create_dir_all(&sim_dir).map_err(|e| SimError::io(&sim_dir, e))?;
     let lock = state::lock(root)?;
     let state = state_for(spec, sim_exe);
-    state::save(root, &state, &lock)?;
+    crate::sim::persist::save(root, &state, &lock)?;
 
     let host = HostRoot::new(root);
     for token in &spec.tokens {

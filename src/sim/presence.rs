@@ -36,7 +36,10 @@ pub(crate) fn cca_view(root: &Path, token: &TokenRecord) -> Result<CcaView, Stri
             config: None,
         });
     };
-    let expected = match crate::input::read_to_string(&under(root, config), crate::input::CONFIG) {
+    let expected = match crate::plan::input::read_to_string(
+        &under(root, config),
+        crate::plan::input::CONFIG,
+    ) {
         Ok(text) => {
             parse_ccatok_conf(&text)
                 .map_err(|e| format!("Error parsing config file '{}': {e}", config.display()))?
@@ -185,13 +188,13 @@ pub(crate) fn ep11_view(
             config: None,
         });
     };
-    let text = crate::input::read_to_string(&under(root, config), crate::input::CONFIG)
+    let text = crate::plan::input::read_to_string(&under(root, config), crate::plan::input::CONFIG)
         .map_err(|_| format!("EP 11 config file '{}' not found", config.display()))?;
-    let parsed = crate::host::ep11conf::parse(&text)
+    let parsed = crate::plan::ep11conf::parse(&text)
         .map_err(|e| format!("Error parsing config file '{}': {e}", config.display()))?;
     let (apqns, any) = match parsed.apqns {
-        crate::host::ep11conf::ApqnMode::Allowlist(list) => (list, false),
-        crate::host::ep11conf::ApqnMode::Any => {
+        crate::plan::ep11conf::ApqnMode::Allowlist(list) => (list, false),
+        crate::plan::ep11conf::ApqnMode::Any => {
             (state.apqns.values().map(|q| q.apqn()).collect(), true)
         }
     };

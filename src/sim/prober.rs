@@ -11,15 +11,15 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::host::pkcs11::{Inventory, ObjectInfo, Usability};
-use crate::secret::Pin;
+use crate::engine::ports::keys::KeyProber;
+use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
+use crate::engine::secret::Pin;
 use crate::sim::crypto::open;
 use crate::sim::state::{SimState, TokenKind, TokenRecord};
 use crate::sim::store::SimObject;
 use crate::sim::store::{self, Login};
 use crate::sim::token::{agreed_current_wk, by_slot, not_present_reason};
 use crate::sim::{canonical_root, keyuse, procs, state};
-use crate::steps::context::KeyProber;
 
 /// Probes the simulated tokens under `root`.
 #[derive(Debug, Clone)]

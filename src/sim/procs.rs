@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
-use crate::host::HostRoot;
-use crate::host::procscan::token_shm_path;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::ports::root::token_shm_path;
 use crate::sim::state::{self, write_atomic};
 use crate::sim::{SimError, store};
 
@@ -52,7 +52,7 @@ pub(crate) fn slotd_path(root: &Path) -> PathBuf {
 }
 
 fn read_pid(path: &Path) -> Option<i32> {
-    crate::input::read_to_string(path, crate::input::SMALL)
+    crate::plan::input::read_to_string(path, crate::plan::input::SMALL)
         .ok()?
         .trim()
         .parse()
@@ -60,9 +60,9 @@ fn read_pid(path: &Path) -> Option<i32> {
 }
 
 fn proc_file(pid: i32, name: &str) -> Option<Vec<u8>> {
-    crate::input::read(
+    crate::plan::input::read(
         Path::new(&format!("/proc/{pid}/{name}")),
-        crate::input::PROC_MAPS,
+        crate::plan::input::PROC_MAPS,
     )
     .ok()
 }
@@ -124,8 +124,7 @@ pub(crate) fn unit_pid(root: &Path, unit: &str) -> Option<i32> {
 /// pkcsslotd runs: one of its pid files (any release's layout) names a live pkcsslotd, found
 /// exactly as mkplan finds the real daemon (`host::slotd`).
 pub(crate) fn slotd_running(root: &Path) -> Option<i32> {
-    let daemon = crate::host::slotd::find(&HostRoot::new(root), Path::new("/proc")).ok()?;
-    i32::try_from(daemon.pid).ok()
+    crate::sim::slotd::running(root)
 }
 
 /// Starts `command` detached: new session, stdio on /dev/null, cwd `/`. Callers build it
@@ -523,7 +522,7 @@ pub(crate) fn start_app(
         if name.is_empty() || name.contains('/') {
             return Err(SimError::Usage(format!("`{name}` is not an app name")));
         }
-        state::save(root, &state, &lock)?;
+        crate::sim::persist::save(root, &state, &lock)?;
         state.sim_exe
     };
     if app_pid(root, name).is_none() {

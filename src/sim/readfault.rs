@@ -205,7 +205,7 @@ fn finish(root: &Path, apqn: Apqn) -> Result<(), SimError> {
     state::save_faults(root, faults, &lock)?;
     let mut state = state::load(root)?;
     set_in_state(&mut state, apqn, None)?;
-    state::save(root, &state, &lock)
+    crate::sim::persist::save(root, &state, &lock)
 }
 
 #[cfg(test)]

@@ -264,7 +264,7 @@ pub(crate) fn set_fault(root: &Path, fault: Fault) -> Result<(), SimError> {
             // The fault is in the registers' state, so sysfs shows it (`readfault`).
             let mut state = state.clone();
             crate::sim::readfault::set_in_state(&mut state, spec.apqn, Some(spec.fault))?;
-            state::save(root, &state, &lock)?;
+            crate::sim::persist::save(root, &state, &lock)?;
         }
         state::save_faults(root, faults, &lock)?;
         state
@@ -291,7 +291,7 @@ pub(crate) fn clear_faults(root: &Path) -> Result<(), SimError> {
         let before = serde_json::to_value(&state).ok();
         crate::sim::readfault::clear_all(&mut state);
         if serde_json::to_value(&state).ok() != before {
-            state::save(root, &state, &lock)?;
+            crate::sim::persist::save(root, &state, &lock)?;
         }
         state::save_faults(root, Vec::new(), &lock)?;
     }

@@ -284,12 +284,12 @@ pub(crate) fn rewrite_blob(
 /// Every object listed in `TOK_OBJ/OBJ.IDX`, in its order.
 pub(crate) fn read_objects(store: &Path) -> Result<Vec<StoredObject>, SimError> {
     let index_path = store.join("TOK_OBJ/OBJ.IDX");
-    let index = crate::input::read_to_string(&index_path, crate::input::STORE_FILE)
+    let index = crate::plan::input::read_to_string(&index_path, crate::plan::input::STORE_FILE)
         .map_err(|e| SimError::io(&index_path, e))?;
     let mut objects = Vec::new();
     for name in index.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let path = store.join("TOK_OBJ").join(name);
-        let text = crate::input::read_to_string(&path, crate::input::STORE_FILE)
+        let text = crate::plan::input::read_to_string(&path, crate::plan::input::STORE_FILE)
             .map_err(|e| SimError::io(&path, e))?;
         let first = text.lines().next().unwrap_or_default();
         let object: SimObject = serde_json::from_str(first)
@@ -308,7 +308,7 @@ fn nvtok_path(store: &Path) -> PathBuf {
 
 pub(crate) fn read_nvtok(store: &Path) -> Result<NvToken, SimError> {
     let path = nvtok_path(store);
-    let text = crate::input::read_to_string(&path, crate::input::STORE_FILE)
+    let text = crate::plan::input::read_to_string(&path, crate::plan::input::STORE_FILE)
         .map_err(|e| SimError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| SimError::Format(format!("`{}`: {e}", path.display())))
 }
@@ -424,10 +424,10 @@ mod tests {
             &[Apqn::new(10, 17), Apqn::new(0, 1)],
             "0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5",
         );
-        let config = crate::host::ep11conf::parse(&text).unwrap();
+        let config = crate::plan::ep11conf::parse(&text).unwrap();
         assert_eq!(
             config.apqns,
-            crate::host::ep11conf::ApqnMode::Allowlist(vec![Apqn::new(10, 17), Apqn::new(0, 1)])
+            crate::plan::ep11conf::ApqnMode::Allowlist(vec![Apqn::new(10, 17), Apqn::new(0, 1)])
         );
         assert!(config.expected_wkvp.is_some());
     }

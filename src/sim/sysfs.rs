@@ -2,7 +2,7 @@
 //! `sys/devices/ap/cardXX/` and `…/XX.YYYY/` with the attributes of zcrypt-sysfs.md 1.3 and
 //! 1.4, the `sys/bus/ap/devices/` links (1.1) and `mkvps` in the kernel's exact EP11 format
 //! (1.5). Each change writes a whole new tree into a new generation of the state, which
-//! becomes `<root>/sys` only when it is complete (`state::save`), so a reader never sees
+//! becomes `<root>/sys` only when it is complete (`persist::save`), so a reader never sees
 //! half a `mkvps`, nor a `mkvps` that disagrees with the state.
 
 use std::fs;
@@ -222,9 +222,7 @@ mod tests {
         );
         let mut offline = queue(valid, committed);
         offline.online = false;
+        // That mkplan's sysfs reader takes every such state: tests/sim.rs.
         assert_eq!(mkvps(&card(), &offline), "WK CUR: - -\nWK NEW: - -\n");
-        let parsed =
-            crate::host::zcrypt::parse_ep11_mkvps(&mkvps(&card(), &queue(valid, uncommitted)));
-        assert!(parsed.is_ok(), "{parsed:?}");
     }
 }

@@ -51,7 +51,7 @@ pub(crate) fn act(
     for (name, queue) in changed {
         state.apqns.insert(name, queue);
     }
-    state::save(root, &state, &lock)
+    crate::sim::persist::save(root, &state, &lock)
 }
 
 /// The registers after `action`, or why the TKE would refuse it.
@@ -105,14 +105,14 @@ pub(crate) fn set_queue_online(root: &Path, apqn: Apqn, online: bool) -> Result<
     let mut state = state::load(root)?;
     if let Some(queue) = state.cca_apqns.get_mut(&apqn.lszcrypt()) {
         queue.online = online;
-        return state::save(root, &state, &lock);
+        return crate::sim::persist::save(root, &state, &lock);
     }
     let queue = state
         .apqns
         .get_mut(&apqn.lszcrypt())
         .ok_or_else(|| SimError::Tke(format!("APQN {apqn} is not simulated on this host")))?;
     queue.online = online;
-    state::save(root, &state, &lock)
+    crate::sim::persist::save(root, &state, &lock)
 }
 
 #[cfg(test)]

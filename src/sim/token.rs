@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::host::ep11conf::{self, ApqnMode};
+use crate::plan::ep11conf::{self, ApqnMode};
 use crate::plan::model::Apqn;
 use crate::sim::state::{CurRegister, SimState, TokenKind, TokenRecord};
 use crate::sim::sysfs;
@@ -93,7 +93,7 @@ pub(crate) fn not_present_reason(
     let (apqns, expected) = match &token.config {
         Some(config) => {
             let path = under(root, config);
-            let text = match crate::input::read_to_string(&path, crate::input::CONFIG) {
+            let text = match crate::plan::input::read_to_string(&path, crate::plan::input::CONFIG) {
                 Ok(text) => text,
                 Err(_) => {
                     return Some(format!(

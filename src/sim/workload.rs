@@ -175,7 +175,9 @@ pub(crate) fn report(root: &Path) -> Result<AppsReport, SimError> {
 }
 
 fn load_counts(root: &Path, name: &str) -> Option<AppCounts> {
-    let text = crate::input::read_to_string(&counts_path(root, name), crate::input::SMALL).ok()?;
+    let text =
+        crate::plan::input::read_to_string(&counts_path(root, name), crate::plan::input::SMALL)
+            .ok()?;
     serde_json::from_str::<AppCounts>(&text)
         .ok()
         .filter(|c| c.format == FORMAT && c.version == 1)
@@ -334,9 +336,11 @@ fn operation(
 
 /// The next object of the store that has a blob (a key).
 fn next_key(store: &Path, cursor: &mut usize) -> Option<SimObject> {
-    let index =
-        crate::input::read_to_string(&store.join("TOK_OBJ/OBJ.IDX"), crate::input::STORE_FILE)
-            .ok()?;
+    let index = crate::plan::input::read_to_string(
+        &store.join("TOK_OBJ/OBJ.IDX"),
+        crate::plan::input::STORE_FILE,
+    )
+    .ok()?;
     let names: Vec<&str> = index
         .lines()
         .map(str::trim)
@@ -345,9 +349,9 @@ fn next_key(store: &Path, cursor: &mut usize) -> Option<SimObject> {
     for _ in 0..names.len() {
         let name = names[*cursor % names.len()];
         *cursor += 1;
-        let text = crate::input::read_to_string(
+        let text = crate::plan::input::read_to_string(
             &store.join("TOK_OBJ").join(name),
-            crate::input::STORE_FILE,
+            crate::plan::input::STORE_FILE,
         )
         .ok()?;
         let object: SimObject = serde_json::from_str(text.lines().next()?).ok()?;

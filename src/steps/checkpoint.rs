@@ -6,15 +6,33 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use serde_json::json;
-
 use crate::engine::approvals::flag_key;
+use crate::engine::clock::now_rfc3339;
+use crate::engine::digest::sha256_hex;
 use crate::engine::events::{ApprovalMethod, EventKind};
-use crate::engine::journal::now_rfc3339;
-use crate::engine::operator::Answer;
-use crate::engine::rundir::sha256_hex;
+use crate::engine::ports::operator::Answer;
+use crate::engine::record::checkpoint::CheckpointOutput;
+use crate::engine::record::wk::WkTable;
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
 use crate::plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+use crate::steps::guards::wk::read_and_evaluate;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
+
+/// `checkpoint`.
+pub(crate) struct CheckpointKind;
+
+impl Kind for CheckpointKind {
+    type Args = Checkpoint;
+    type Output = CheckpointOutput;
+
+    fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
+        check(checkpoint, cx)
+    }
+
+    fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<CheckpointOutput> {
+        run(checkpoint, cx)
+    }
+}
 
 /// How often an unknown name may be typed before the checkpoint is denied.
 const NAME_ATTEMPTS: u32 = 3;
@@ -96,7 +114,7 @@ fn normalise(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
-pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
+fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<CheckpointOutput> {
     let step_ref = cx.step_ref();
     let text = shown_text(cx.plan, &cx.run.plan_sha256, cx.step, checkpoint);
     let shown = sha256_hex(text.as_bytes());
@@ -105,7 +123,7 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
         shown_sha256: shown.clone(),
         text: text.clone(),
     })
-    .map_err(|e| StepError::failed(e.to_string()))?;
+    .map_err(|e| Failed::step(e.to_string()))?;
     // Shown once: at a terminal by the operator (the log line there leaves the text out),
     // elsewhere only in the log.
     cx.operator.say(&text);
@@ -130,7 +148,7 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
                   approver: &str,
                   method: ApprovalMethod,
                   approved: &mut BTreeSet<String>|
-     -> Result<(), StepError> {
+     -> Result<(), Failed<CheckpointOutput>> {
         let who = normalise(approver);
         let refused = if !allowed.is_empty() && !allowed.contains(&who) {
             Some(format!(
@@ -161,15 +179,15 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
                 }
             }
         };
-        cx.emit(event).map_err(|e| StepError::failed(e.to_string()))
+        cx.emit(event).map_err(|e| Failed::step(e.to_string()))
     };
 
     if approved.len() < needed
-        && let Some(actor) = cx.host.checkpoint_actor.clone()
+        && let Some(actor) = cx.tke
     {
         let approvers = actor
             .act(cx.plan, cx.step, checkpoint)
-            .map_err(|e| StepError::failed(format!("the simulated TKE operator failed: {e}")))?;
+            .map_err(|e| Failed::step(format!("the simulated TKE operator failed: {e}")))?;
         for approver in approvers {
             if approved.len() >= needed {
                 break;
@@ -201,7 +219,7 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
                         approved.len()
                     )));
                 }
-                Answer::Interrupted => return Err(StepError::Interrupted),
+                Answer::Interrupted => return Err(Failed::Interrupted),
             };
             let who = normalise(&name);
             if (!allowed.is_empty() && !allowed.contains(&who)) || approved.contains(&who) {
@@ -222,7 +240,7 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
                 Answer::TimedOut => {
                     return Err(deny("the checkpoint timed out (a timeout is a deny)"));
                 }
-                Answer::Interrupted => return Err(StepError::Interrupted),
+                Answer::Interrupted => return Err(Failed::Interrupted),
                 _ => {
                     return Err(deny(&format!(
                         "{name} did not confirm (a mistyped confirmation is a no)"
@@ -233,44 +251,43 @@ pub fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> StepResult {
     }
 
     if approved.len() < needed {
-        return Err(StepError::Denied {
-            reason: format!(
-                "{} of {needed} approvals; without a terminal nobody is asked (hint: `--approve {}=NAME`, or an approvals file)",
-                approved.len(),
-                shell_word(&flag_key(cx.step))
-            ),
-        });
+        return Err(Failed::Denied(format!(
+            "{} of {needed} approvals; without a terminal nobody is asked (hint: `--approve {}=NAME`, or an approvals file)",
+            approved.len(),
+            shell_word(&flag_key(cx.step))
+        )));
     }
 
     let mut summary = format!(
         "approved by {}",
         approved.iter().cloned().collect::<Vec<_>>().join(", ")
     );
-    let mut data = json!({ "shown_sha256": shown, "approved_at": now_rfc3339() });
+    let mut output = CheckpointOutput {
+        shown_sha256: shown,
+        approved_at: now_rfc3339(),
+        until: None,
+    };
     if let Some(until) = &checkpoint.until {
-        let table = poll_until(until, cx)?;
+        output.until = Some(poll_until(until, cx)?);
         summary.push_str("; the wrapping-key state holds");
-        data["until"] = table;
     }
-    Ok(StepSuccess::new(summary).with_data(data))
+    Ok(Done::new(summary).with(output))
 }
 
-fn deny(reason: &str) -> StepError {
-    StepError::Denied {
-        reason: reason.to_owned(),
-    }
+fn deny(reason: &str) -> Failed<CheckpointOutput> {
+    Failed::Denied(reason.to_owned())
 }
 
 fn poll_until(
     until: &crate::plan::model::Until,
     cx: &mut RunContext<'_>,
-) -> Result<serde_json::Value, StepError> {
+) -> Result<WkTable, Failed<CheckpointOutput>> {
     let mut attempt = 0;
     loop {
-        match crate::steps::assert_wk::read_and_evaluate(cx.host, cx.plan, &until.check) {
+        match read_and_evaluate(cx.host, cx.plan, &until.check) {
             Ok(table) => return Ok(table),
             Err(problems) if attempt >= until.retries => {
-                return Err(StepError::failed(format!(
+                return Err(Failed::step(format!(
                     "after approval, the wrapping-key state still does not hold ({} checks): {problems}",
                     attempt + 1
                 )));
@@ -287,7 +304,7 @@ fn poll_until(
         while Instant::now() < wake {
             if cx.cancel.requested() {
                 // Waiting changed nothing: stop here, and `resume` checks again.
-                return Err(StepError::Interrupted);
+                return Err(Failed::Interrupted);
             }
             std::thread::sleep(std::time::Duration::from_millis(50).min(until.delay));
         }
@@ -305,7 +322,7 @@ fn shell_word(word: &str) -> String {
     }
 }
 
-pub fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
+fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
     let who = if checkpoint.approvers.is_empty() {
         "anyone".to_owned()
     } else {
@@ -326,7 +343,7 @@ pub fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
         ));
     }
     if let Some(until) = &checkpoint.until {
-        match crate::steps::assert_wk::read_and_evaluate(cx.host, cx.plan, &until.check) {
+        match read_and_evaluate(cx.host, cx.plan, &until.check) {
             Ok(_) => text.push_str("; its `until` check already holds"),
             Err(problems) => text.push_str(&format!("; its `until` check does not hold yet, as expected before the TKE action ({problems})")),
         }

@@ -2,34 +2,35 @@
 //! accepted exit codes, and bounded output kept in the journal. The dry run executes it only
 //! when it is marked `read_only`.
 
-use std::process::Command;
+use crate::engine::ports::host::{CommandError, CommandSpec, OnCancel, ReadOnlyCommand};
+use crate::engine::record::command::{CommandOutput, Finished};
+use crate::engine::step::{CheckContext, CheckReport, Interruption, RunContext};
+use crate::plan::model::CommandStep;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-use serde_json::json;
+/// `command`.
+pub(crate) struct CommandKind;
 
-use crate::engine::signals::Cancel;
-use crate::host::process::{self, Finished, OnCancel};
-use crate::host::{HostRoot, tools};
-use crate::plan::model::{CommandStep, Plan};
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+impl Kind for CommandKind {
+    type Args = CommandStep;
+    type Output = CommandOutput;
 
-/// The program is found under the host root like every tool (`/` on a real system), so a
-/// rehearsal can never run a real host's program by accident. `shell: true` scripts run in
-/// the system's `/bin/sh`; what they call is theirs to name.
-fn build(step: &CommandStep, root: &HostRoot, plan: &Plan) -> Result<Command, String> {
-    let mut command = if step.shell {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(&step.argv[0]);
-        c
-    } else {
-        let mut c = Command::new(tools::resolve(root, &step.argv[0])?);
-        c.args(&step.argv[1..]);
-        c
-    };
-    command.envs(&step.env);
-    for name in plan.pin_variables() {
-        command.env_remove(name);
+    /// A command that may change the system may have done so half-way: an operator decides.
+    fn interruption(step: &CommandStep) -> Interruption {
+        if step.read_only {
+            Interruption::Rerun
+        } else {
+            Interruption::Decide
+        }
     }
-    Ok(command)
+
+    fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> KindResult<CommandOutput> {
+        run(step, cx)
+    }
 }
 
 fn describe(step: &CommandStep) -> String {
@@ -74,7 +75,7 @@ fn verdict(step: &CommandStep, finished: &Finished) -> Result<String, String> {
     }
 }
 
-pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
+fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> KindResult<CommandOutput> {
     let on_cancel = if step.read_only {
         OnCancel::Kill
     } else {
@@ -82,44 +83,51 @@ pub fn run(step: &CommandStep, cx: &mut RunContext<'_>) -> StepResult {
     };
     let cancel = cx.cancel.clone();
     let mut waiting = false;
-    let command = build(step, &cx.host.root, cx.plan).map_err(StepError::failed)?;
-    let finished = process::run(command, cx.deadline, &cancel, on_cancel, &mut || {
-        waiting = true
-    })
-    .map_err(|e| StepError::failed(format!("cannot start `{}`: {e}", describe(step))))?;
+    let command = CommandSpec::of(step, &cx.plan.pin_variables());
+    let finished = cx
+        .host
+        .run_command(&command, cx.deadline, &cancel, on_cancel, &mut || {
+            waiting = true
+        })
+        .map_err(|e| Failed::step(not_run(step, e)))?;
     if waiting {
         cx.notice("stop requested: waiting for the command to finish, since stopping it half-way could leave the system half-changed");
     }
-    let data = json!({ "argv": step.argv, "shell": step.shell, "result": finished });
-    match verdict(step, &finished) {
-        Ok(summary) => Ok(StepSuccess::new(summary).with_data(data)),
-        Err(message) => Err(StepError::failed_with(message, data)),
+    let verdict = verdict(step, &finished);
+    let output = CommandOutput {
+        argv: step.argv.clone(),
+        shell: step.shell,
+        result: finished,
+    };
+    match verdict {
+        Ok(summary) => Ok(Done::new(summary).with(output)),
+        Err(message) => Err(Failed::with(message, output)),
     }
 }
 
-pub fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
-    if !step.read_only {
+/// Why the program did not run: its argv[0] is not under the host root (the program is
+/// found there like every tool, so a rehearsal can never run a real host's program by
+/// accident), or it could not be started.
+fn not_run(step: &CommandStep, error: CommandError) -> String {
+    match error {
+        CommandError::NotFound(e) => e.to_string(),
+        CommandError::Spawn(e) => format!("cannot start `{}`: {e}", describe(step)),
+    }
+}
+
+fn check(step: &CommandStep, cx: &CheckContext<'_>) -> CheckReport {
+    let Some(command) = ReadOnlyCommand::of(step, &cx.plan.pin_variables()) else {
         return CheckReport::CannotSimulate(format!(
             "`{}` may change the system (mark it `read_only: true` if it does not)",
             describe(step)
         ));
-    }
-    let deadline = cx.step.timeout.map(|t| std::time::Instant::now() + t);
-    let command = match build(step, &cx.host.root, cx.plan) {
-        Ok(command) => command,
-        Err(e) => return CheckReport::Blocked(e),
     };
-    match process::run(
-        command,
-        deadline,
-        &Cancel::new(),
-        OnCancel::Kill,
-        &mut || {},
-    ) {
+    let deadline = cx.step.timeout.map(|t| std::time::Instant::now() + t);
+    match cx.host.run_read_only(&command, deadline) {
         Ok(finished) => match verdict(step, &finished) {
             Ok(summary) => CheckReport::WillRun(format!("read-only, ran it: {summary}")),
             Err(problem) => CheckReport::Blocked(format!("read-only, ran it: {problem}")),
         },
-        Err(e) => CheckReport::Blocked(format!("cannot start `{}`: {e}", describe(step))),
+        Err(e) => CheckReport::Blocked(not_run(step, e)),
     }
 }

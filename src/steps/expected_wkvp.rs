@@ -2,20 +2,35 @@
 //! `ep11tok.conf` at the new WK (openCryptoki 3.19+ will not start the token otherwise;
 //! reference 1.6, 3.2). Every other byte is kept; the old file is kept beside it.
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use crate::engine::crash_hooks::kill_point;
+use crate::engine::record::command::ExpectedWkvpOutput;
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
+use crate::plan::ep11conf;
+use crate::plan::model::{AssertWk, CurrentWk, ExpectedWkvpStep, NewWk};
+use crate::steps::guards::wk::read_and_evaluate;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-use serde_json::json;
+/// `set_expected_wkvp`.
+pub(crate) struct ExpectedWkvpKind;
 
-use crate::host::ep11conf;
-use crate::plan::model::{AssertWk, CurrentWk, NewWk, TokenId};
-use crate::steps::assert_wk::read_and_evaluate;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+impl Kind for ExpectedWkvpKind {
+    type Args = ExpectedWkvpStep;
+    type Output = ExpectedWkvpOutput;
 
-pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
+    fn check(step: &ExpectedWkvpStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedWkvpOutput> {
+        run(step, cx)
+    }
+}
+
+fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedWkvpOutput> {
+    let token_id = &step.token;
     let token = &cx.plan.tokens[token_id];
     let Some(config) = &token.config else {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "note: token `{token_id}` names no `config`; nothing to change"
         )));
     };
@@ -26,23 +41,25 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
         new: NewWk::Any,
     };
     read_and_evaluate(cx.host, cx.plan, &activated).map_err(|p| {
-        StepError::failed(format!(
+        Failed::step(format!(
             "the new WK is not current on every APQN yet, so EXPECTED_WKVP stays: {p}"
         ))
     })?;
-    let path = cx.host.root.path(config);
-    let text = crate::input::read_to_string(&path, crate::input::CONFIG)
-        .map_err(|e| StepError::failed(format!("cannot read `{}`: {e}", config.display())))?;
+    let path = cx.host.root().path(config);
+    let text = cx
+        .host
+        .read_config(&path)
+        .map_err(|e| Failed::step(format!("cannot read `{}`: {e}", config.display())))?;
     let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
-        .map_err(|e| StepError::failed(format!("`{}`: {e}", config.display())))?;
+        .map_err(|e| Failed::step(format!("`{}`: {e}", config.display())))?;
     let Some(rewritten) = rewritten else {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "note: `{}` sets no EXPECTED_WKVP; nothing to change",
             config.display()
         )));
     };
     if rewritten == text {
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "`{}` already expects {}",
             config.display(),
             token.wkvp_new
@@ -55,48 +72,35 @@ pub fn run(token_id: &TokenId, cx: &mut RunContext<'_>) -> StepResult {
             .unwrap_or("ep11tok.conf"),
         cx.run.run_id
     ));
-    std::fs::copy(&path, &backup).map_err(|e| {
-        StepError::failed(format!("cannot keep a copy of `{}`: {e}", config.display()))
-    })?;
-    crate::engine::crash::kill_point("set_expected_wkvp:copied");
-    write_atomically(&path, rewritten.as_bytes())
-        .map_err(|e| StepError::failed(format!("cannot rewrite `{}`: {e}", config.display())))?;
-    Ok(StepSuccess::new(format!(
+    cx.host
+        .copy_file(&path, &backup)
+        .map_err(|e| Failed::step(format!("cannot keep a copy of `{}`: {e}", config.display())))?;
+    kill_point("set_expected_wkvp:copied");
+    cx.host
+        .replace_file(&path, rewritten.as_bytes())
+        .map_err(|e| Failed::step(format!("cannot rewrite `{}`: {e}", config.display())))?;
+    Ok(Done::new(format!(
         "`{}` now expects {}; the previous file is `{}`",
         config.display(),
         token.wkvp_new,
         backup.display()
     ))
-    .with_data(json!({ "config": config, "previous": backup, "expected_wkvp": token.wkvp_new.to_string() })))
+    .with(ExpectedWkvpOutput {
+        config: config.clone(),
+        previous: backup,
+        expected_wkvp: token.wkvp_new.to_string(),
+    }))
 }
 
-/// Temporary file in the same directory with the original's mode and owner, fsync,
-/// rename over the original, fsync the directory.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let meta = std::fs::metadata(path)?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(bytes)?;
-    temp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    let _ = rustix::fs::fchown(
-        temp.as_file(),
-        Some(rustix::fs::Uid::from_raw(meta.uid())),
-        Some(rustix::fs::Gid::from_raw(meta.gid())),
-    );
-    temp.as_file().sync_all()?;
-    crate::engine::crash::kill_point("set_expected_wkvp:written");
-    temp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-pub fn check(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
+fn check(step: &ExpectedWkvpStep, cx: &CheckContext<'_>) -> CheckReport {
+    let token_id = &step.token;
     let token = &cx.plan.tokens[token_id];
     let Some(config) = &token.config else {
         return CheckReport::WouldSkip(format!("token `{token_id}` names no `config`"));
     };
-    match crate::input::read_to_string(&cx.host.root.path(config), crate::input::CONFIG)
+    match cx
+        .host
+        .read_config(&cx.host.root().path(config))
         .map(|t| ep11conf::parse(&t))
     {
         Ok(Ok(parsed)) => match parsed.expected_wkvp {

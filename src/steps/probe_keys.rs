@@ -2,52 +2,47 @@
 //! (encrypt, sign). The inventory is journaled; the report compares the probe before the
 //! migration with the one after.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::json;
+use crate::engine::record::probe::{ProbeOutput, Usability};
+use crate::engine::step::{CheckContext, CheckReport, RunContext};
+use crate::plan::model::ProbeKeysStep;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-use crate::host::pkcs11::Usability;
-use crate::plan::model::TokenId;
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+/// `probe_keys`.
+pub(crate) struct ProbeKeysKind;
 
-/// Where distributions install openCryptoki's PKCS#11 library.
-const DEFAULT_MODULES: &[&str] = &[
-    "/usr/lib/s390x-linux-gnu/opencryptoki/libopencryptoki.so",
-    "/usr/lib64/opencryptoki/libopencryptoki.so",
-    "/usr/lib/x86_64-linux-gnu/opencryptoki/libopencryptoki.so",
-    "/usr/lib/x86_64-linux-gnu/pkcs11/libopencryptoki.so",
-    "/usr/lib/opencryptoki/libopencryptoki.so",
-];
+impl Kind for ProbeKeysKind {
+    type Args = ProbeKeysStep;
+    type Output = ProbeOutput;
 
-pub fn module_path(
-    cx_root: &crate::host::HostRoot,
-    given: Option<&PathBuf>,
-) -> Result<PathBuf, String> {
-    if let Some(module) = given {
-        return Ok(cx_root.path(module));
+    fn check(step: &ProbeKeysStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
     }
-    DEFAULT_MODULES
-        .iter()
-        .map(|m| cx_root.path(Path::new(m)))
-        .find(|p| p.is_file())
-        .ok_or_else(|| format!("openCryptoki's libopencryptoki.so is not in any usual place ({}); name it with `module:`", DEFAULT_MODULES.join(", ")))
+
+    fn run(step: &ProbeKeysStep, cx: &mut RunContext<'_>) -> KindResult<ProbeOutput> {
+        run(step, cx)
+    }
 }
 
-pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>) -> StepResult {
+fn run(step: &ProbeKeysStep, cx: &mut RunContext<'_>) -> KindResult<ProbeOutput> {
+    let (token_id, module) = (&step.token, step.module.as_ref());
     let token = &cx.plan.tokens[token_id];
-    let module = module_path(&cx.host.root, module).map_err(StepError::failed)?;
+    let module = cx
+        .host
+        .pkcs11_module(module.map(PathBuf::as_path))
+        .map_err(|e| Failed::step(e.to_string()))?;
     let pin = cx
         .token_pin(token)
         .map_err(|e| match cx.cancel.requested() {
             // Ctrl-C at the PIN prompt: nothing was probed.
-            true => StepError::Interrupted,
-            false => StepError::failed(e),
+            true => Failed::Interrupted,
+            false => Failed::step(e),
         })?;
     let inventory = cx
-        .host
-        .prober
+        .keys
         .probe(&module, u64::from(token.slot.get()), &pin)
-        .map_err(StepError::failed)?;
+        .map_err(Failed::step)?;
     let keys = inventory
         .objects
         .iter()
@@ -63,31 +58,35 @@ pub fn run(token_id: &TokenId, module: Option<&PathBuf>, cx: &mut RunContext<'_>
             _ => None,
         })
         .collect();
-    let data = json!({ "token": token_id.as_str(), "inventory": inventory });
+    let objects = inventory.objects.len();
+    let output = ProbeOutput {
+        token: token_id.clone(),
+        inventory,
+    };
     if !unusable.is_empty() {
-        return Err(StepError::failed_with(
+        return Err(Failed::with(
             format!(
                 "{} of {keys} keys do not work: {}",
                 unusable.len(),
                 unusable.join("; ")
             ),
-            data,
+            output,
         ));
     }
-    Ok(StepSuccess::new(format!(
-        "{} objects, {keys} keys; every exercised key works",
-        inventory.objects.len()
+    Ok(Done::new(format!(
+        "{objects} objects, {keys} keys; every exercised key works"
     ))
-    .with_data(data))
+    .with(output))
 }
 
-pub fn check(token_id: &TokenId, module: Option<&PathBuf>, cx: &CheckContext<'_>) -> CheckReport {
-    match module_path(&cx.host.root, module) {
+fn check(step: &ProbeKeysStep, cx: &CheckContext<'_>) -> CheckReport {
+    let (token_id, module) = (&step.token, step.module.as_ref());
+    match cx.host.pkcs11_module(module.map(PathBuf::as_path)) {
         Ok(m) => CheckReport::CannotSimulate(format!(
             "would log in to slot {} through `{}` and exercise every key; not done in a dry run, which does not read PINs",
             cx.plan.tokens[token_id].slot,
             m.display()
         )),
-        Err(e) => CheckReport::Blocked(e),
+        Err(e) => CheckReport::Blocked(e.to_string()),
     }
 }

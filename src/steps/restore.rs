@@ -4,27 +4,59 @@
 //! hash; a restore is refused once the new WK is current anywhere (rule 4) and while a
 //! migration tool rewrites the token (rule 8).
 
-use std::path::{Path, PathBuf};
-
-use serde_json::json;
-
-use crate::host::{HostRoot, archive, procscan};
-use crate::plan::model::{BackupId, Token, TokenId};
-use crate::steps::backup::{JournaledBackup, this_runs_backup, writable_by_others};
-use crate::steps::guards::{
-    migration_may_have_started, refuse_if_activated, refuse_while_tools_run,
+use crate::engine::ports::host::BackupCheck;
+use crate::engine::record::backup::{RestoreAction, RestoreOutput};
+use crate::engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
+use crate::plan::model::RestoreStep;
+use crate::steps::guards::backup::{
+    migration_may_have_started, refused, restore_verified, this_runs_backup, writable_by_others,
 };
-use crate::steps::services::{describe_users, token_users};
-use crate::steps::{CheckContext, CheckReport, RunContext, StepError, StepResult, StepSuccess};
+use crate::steps::guards::tools::refuse_while_tools_run;
+use crate::steps::guards::wk::refuse_if_activated;
+use crate::steps::kind::{Done, Failed, Kind, KindResult};
 
-/// What a `restore` step did, as its data records it (`action`).
-pub const RESTORED: &str = "restored";
-/// The store was identical to the backup: nothing was written.
-pub const UNCHANGED: &str = "unchanged";
-/// There was no backup, and no migration of the token started.
-pub const NOTHING: &str = "nothing";
+/// `restore`.
+pub(crate) struct RestoreKind;
 
-pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> StepResult {
+impl Kind for RestoreKind {
+    type Args = RestoreStep;
+    type Output = RestoreOutput;
+
+    /// It may have replaced the store half-way: an operator decides.
+    fn interruption(_: &RestoreStep) -> Interruption {
+        Interruption::Decide
+    }
+
+    fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOutput> {
+        restore(step, cx)
+    }
+
+    fn describe_uncertain(step: &RestoreStep, cx: &UncertainContext<'_>) -> Vec<String> {
+        describe_uncertain(step, cx)
+    }
+
+    fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+        refuse_accept(step, cx)
+    }
+}
+
+fn nothing_to_restore(step: &RestoreStep, action: RestoreAction) -> RestoreOutput {
+    RestoreOutput {
+        token: step.token.clone(),
+        action,
+        backup: None,
+        restored: None,
+        discarded_index: None,
+        differed: None,
+    }
+}
+
+fn restore(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOutput> {
+    let (token_id, from) = (&step.token, &step.from);
     let token = &cx.plan.tokens[token_id];
     refuse_while_tools_run(
         cx.host,
@@ -32,146 +64,86 @@ pub fn restore(token_id: &TokenId, from: &BackupId, cx: &mut RunContext<'_>) -> 
         token,
         &format!("restore token `{token_id}`"),
     )
-    .map_err(StepError::failed)?;
+    .map_err(Failed::step)?;
     let Some(backup) = this_runs_backup(cx.state, token_id, Some(from)) else {
         if migration_may_have_started(cx.plan, cx.state, token_id) {
-            return Err(StepError::failed(format!(
+            return Err(Failed::step(format!(
                 "token `{token_id}` may have been re-enciphered by this run, but this run has no verified backup of it in `{from}`"
             )));
         }
-        return Ok(StepSuccess::new(format!(
+        return Ok(Done::new(format!(
             "nothing to restore: this run made no backup of `{token_id}` in `{from}` and started no migration of it"
         ))
-        .with_data(json!({ "token": token_id.as_str(), "action": NOTHING })));
+        .with(nothing_to_restore(step, RestoreAction::Nothing)));
     };
-    let manifest = backup
-        .verified_manifest()
-        .map_err(|e| refused(&backup, e))?;
+    let store = cx.host.root().path(&token.store);
+    // The manifest and the archive are read once, and only if both are the journaled ones.
+    let comparison = cx
+        .host
+        .compare_with_backup(&store, &backup, BackupCheck::ArchiveToo)
+        .map_err(|e| refused(cx.host, &backup, e))?;
     let shared = backup
         .manifest
         .parent()
-        .and_then(|dir| writable_by_others(dir, dir));
+        .and_then(|dir| writable_by_others(cx.host, dir, dir));
     if let Some(warning) = &shared {
         // Used all the same: both digests are the journaled ones, and the files are read
         // once, so nobody can swap them in from here on.
         cx.notice(format!("warning: {warning}"));
     }
-    let store = cx.host.root.path(&token.store);
-    let difference = match archive::compare_live(&store, &manifest) {
-        Ok(()) => {
-            return Ok(StepSuccess::new(format!(
-                "nothing to restore: the store of `{token_id}` is identical to this run's verified backup ({} files compared by SHA-256)",
-                manifest.files
-            ))
-            .with_data(json!({ "token": token_id.as_str(), "action": UNCHANGED, "backup": backup })));
-        }
-        Err(difference) => difference.to_string(),
+    let Some(difference) = comparison.difference else {
+        return Ok(Done::new(format!(
+            "nothing to restore: the store of `{token_id}` is identical to this run's verified backup ({} files compared by SHA-256)",
+            comparison.files
+        ))
+        .with(RestoreOutput {
+            backup: Some(backup),
+            ..nothing_to_restore(step, RestoreAction::Unchanged)
+        }));
     };
     cx.notice(format!(
         "the store of `{token_id}` differs from its verified backup ({difference}): restoring it"
     ));
-    let mut done = restore_from(token, &backup, cx)?;
-    done.data["differed"] = json!(difference);
+    let mut done = restore_verified(token, &backup, cx)?;
+    if let Some(output) = &mut done.output {
+        output.differed = Some(difference);
+    }
     Ok(done)
 }
 
-/// A refusal to use the backup; when group or others can write its directory, it says so
-/// (the likely way its files were replaced).
-fn refused(backup: &JournaledBackup, e: archive::ArchiveError) -> StepError {
-    let shared = backup
-        .manifest
-        .parent()
-        .and_then(|dir| writable_by_others(dir, dir))
-        .map(|w| format!(" ({w})"))
-        .unwrap_or_default();
-    StepError::failed(format!("{e}{shared}"))
-}
-
-/// openCryptoki keeps a per-token index of objects in POSIX shared memory that outlives
-/// its users (opencryptoki-ep11.md 3.3). A restore replaces the store behind openCryptoki's
-/// back, so that index would describe objects that no longer exist (seen with openCryptoki
-/// 3.8.1: CKR_OBJECT_HANDLE_INVALID for every listed object). Removed while nobody maps it,
-/// the next process that starts the token rebuilds it from the restored files.
-pub fn discard_token_index(root: &HostRoot, store: &Path) -> Result<Option<PathBuf>, String> {
-    let shm = procscan::token_shm_path(root, store);
-    match std::fs::remove_file(&shm) {
-        Ok(()) => Ok(Some(shm)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!(
-            "cannot remove the token's stale object index `{}`: {e}",
-            shm.display()
+/// Why `--accept-step` must not take an interrupted restore as done: accepting a half-done
+/// one would start services on a store that is not the backup, so it is complete only if
+/// the store is identical to the backup.
+fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+    let token = &cx.plan.tokens[&step.token];
+    let backup = this_runs_backup(cx.state, &token.id, Some(&step.from))
+        .ok_or("this run has no verified backup to compare the store with")?;
+    let store = cx.host.root().path(&token.store);
+    let comparison = cx
+        .host
+        .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)
+        .map_err(|e| e.to_string())?;
+    match comparison.difference {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "the store is not the backup ({e}), so the restore did not complete"
         )),
     }
 }
 
-/// Restores `token` from this run's journaled backup, whatever the store holds now.
-pub fn restore_from(
-    token: &Token,
-    backup: &JournaledBackup,
-    cx: &mut RunContext<'_>,
-) -> StepResult {
-    refuse_while_tools_run(
-        cx.host,
-        cx.plan,
-        token,
-        &format!("restore token `{}`", token.id),
-    )
-    .map_err(StepError::failed)?;
-    refuse_if_activated(cx.host, token).map_err(StepError::failed)?;
-    let (users, _, _) = token_users(cx.host, cx.plan);
-    if !users.is_empty() {
-        return Err(StepError::failed(format!(
-            "refusing to restore token `{}` while processes use it (they would keep a stale view of the store): {}",
-            token.id,
-            describe_users(&users)
-        )));
-    }
-    let store = cx.host.root.path(&token.store);
-    cx.progress(
-        0,
-        None,
-        format!(
-            "restoring `{}` from `{}`",
-            token.store.display(),
-            backup.archive.display()
-        ),
-    );
-    let restored = archive::restore(
-        &backup.archive,
-        &backup.manifest,
-        &store,
-        &cx.run.run_id,
-        backup.digests(),
-    )
-    .map_err(|e| refused(backup, e))?;
-    let index = discard_token_index(&cx.host.root, &token.store).map_err(|e| {
-        StepError::failed(format!(
-            "the store was restored, but {e}; remove it before starting any application"
-        ))
-    })?;
-    let kept = restored
-        .replaced
-        .as_ref()
-        .map(|p| format!("; the replaced store is kept at `{}`", p.display()))
-        .unwrap_or_default();
-    Ok(StepSuccess::new(format!(
-        "restored {} files of `{}` from `{}`, verified against its manifest (SHA-256 {}, as journaled){kept}",
-        restored.files,
-        token.id,
-        backup.archive.display(),
-        backup.archive_sha256
-    ))
-    .with_data(json!({
-        "token": token.id.as_str(),
-        "action": RESTORED,
-        "backup": backup,
-        "restored": restored,
-        "discarded_index": index,
-    })))
+/// What is known about an interrupted restore: whether the store is the backup.
+fn describe_uncertain(step: &RestoreStep, cx: &UncertainContext<'_>) -> Vec<String> {
+    vec![
+        match refuse_accept(step, cx) {
+            Ok(()) => "compared with the backup: the store is identical to it".to_owned(),
+            Err(e) => format!("compared with the backup: {e}"),
+        },
+        "--retry-step restores the verified backup again; --accept-step takes the restore as complete (refused unless the store is identical to the backup)".to_owned(),
+    ]
 }
 
-pub fn check_restore(token_id: &TokenId, cx: &CheckContext<'_>) -> CheckReport {
-    let token = &cx.plan.tokens[token_id];
+fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
+    let token = &cx.plan.tokens[&step.token];
     match refuse_if_activated(cx.host, token) {
         Ok(()) => CheckReport::WillRun(format!(
             "would restore `{}` from this run's verified backup if the store then differs from it",

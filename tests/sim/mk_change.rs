@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mkplan::steps::context::KeyProber;
+use mkplan::engine::ports::keys::KeyProber;
 use serde_json::{Value, json};
 
 use super::spec_host::*;
@@ -396,14 +396,14 @@ fn finalize_and_cancel_refuse_what_the_tool_refuses() {
         .probe(
             std::path::Path::new("/usr/lib/opencryptoki/libopencryptoki.so"),
             4,
-            &mkplan::secret::Pin::new(PIN.to_owned()),
+            &mkplan::engine::secret::Pin::new(PIN.to_owned()),
         )
         .unwrap();
     assert_eq!(inventory.keys().count(), 4);
     assert!(
         inventory
             .keys()
-            .all(|k| k.usable == mkplan::host::pkcs11::Usability::Usable)
+            .all(|k| k.usable == mkplan::engine::record::probe::Usability::Usable)
     );
     // The forward fix: activate the rest, name the new WK, finalize.
     host.tke(&["activate", "--apqn", "0a.0011"]);

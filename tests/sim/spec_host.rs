@@ -172,7 +172,7 @@ impl Host {
     pub fn expect_wkvp(&self, config: &str, wkvp: &str) {
         let path = self.path(config);
         let text = std::fs::read_to_string(&path).unwrap();
-        let new = mkplan::host::ep11conf::rewrite_expected_wkvp(
+        let new = mkplan::plan::ep11conf::rewrite_expected_wkvp(
             &text,
             &mkplan::plan::model::Wkvp::parse(wkvp).unwrap().0,
         )

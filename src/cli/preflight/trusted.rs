@@ -1,9 +1,9 @@
 //! The preflight's look at who may write the files a run trusts — the plan, the approvals
-//! files, the state directory — like ssh's StrictModes (`crate::trust`). The migration tool
+//! files, the state directory — like ssh's StrictModes (`crate::engine::trust`). The migration tool
 //! and the signing key are checked where the preflight finds them.
 
 use super::{Preflight, Scope};
-use crate::trust::{self, TrustError, Trusted};
+use crate::engine::trust::{self, TrustError, Trusted};
 
 /// Like ssh's StrictModes: the plan, the approvals files and the state directory may be
 /// written by nobody but root or the operator, nor may any directory above them. (The plan

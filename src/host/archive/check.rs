@@ -403,8 +403,9 @@ mod tests {
     use std::fs;
 
     use super::*;
+    use crate::engine::record::backup::BackupRecord;
+    use crate::host::archive::backup;
     use crate::host::archive::testkit::Store;
-    use crate::host::archive::{BackupRecord, backup};
 
     type Edit = Box<dyn Fn(&mut Manifest)>;
 

@@ -14,11 +14,12 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Gid, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT, Uid};
 use sha2::{Digest, Sha256};
 
+use super::ArchiveError;
 use super::check::{Sink, scan_open_archive};
 use super::fsio;
 use super::journaled::{self, Journaled, Opened};
 use super::manifest::{DirRecord, FileRecord, Manifest};
-use super::{ArchiveError, RestoreRecord};
+use crate::engine::record::backup::RestoreRecord;
 
 /// Restores `store` from `archive` as described by `manifest`; see the module documentation.
 /// Both files must have the SHA-256 the run journaled when it made the backup (`journaled`),
@@ -104,7 +105,7 @@ pub fn restore(
     }
 
     let replaced = had_store.then_some(replaced);
-    crate::engine::crash::kill_point("restore:extracted");
+    crate::engine::crash_hooks::kill_point("restore:extracted");
     swap(store, &tmp, replaced.as_deref(), &|from, to| {
         fsio::rename_noreplace(from, to)
     })?;
@@ -329,7 +330,7 @@ fn swap(
         });
     }
     if replaced.is_some() {
-        crate::engine::crash::kill_point("restore:swapped-out");
+        crate::engine::crash_hooks::kill_point("restore:swapped-out");
     }
     let Err(e) = rename(restored, store) else {
         return Ok(());
@@ -373,9 +374,10 @@ mod tests {
     use tar::{Builder, EntryType, Header};
 
     use super::*;
+    use crate::engine::record::backup::BackupRecord;
     use crate::host::archive::check::check_live;
     use crate::host::archive::testkit::{Store, listing, snapshot};
-    use crate::host::archive::{BackupRecord, backup, read_manifest};
+    use crate::host::archive::{backup, read_manifest};
 
     fn made() -> (Store, BackupRecord) {
         let t = Store::new();

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::ArchiveError;
 use super::fsio;
 use super::manifest::Manifest;
-use crate::input;
+use crate::plan::input;
 
 /// The digests a backup must have: those its run journaled when it made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -108,7 +108,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, ArchiveError> {
 }
 
 fn load(path: &Path) -> Result<Manifest, ArchiveError> {
-    let bytes = crate::input::read(path, crate::input::MANIFEST)
+    let bytes = crate::plan::input::read(path, crate::plan::input::MANIFEST)
         .map_err(|e| ArchiveError::io("read", path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| ArchiveError::Manifest {
         path: path.to_path_buf(),

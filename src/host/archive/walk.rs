@@ -175,7 +175,7 @@ pub(super) struct Names {
 impl Names {
     pub(super) fn load() -> Self {
         let read = |p: &str| {
-            crate::input::read_to_string(Path::new(p), crate::input::ACCOUNTS)
+            crate::plan::input::read_to_string(Path::new(p), crate::plan::input::ACCOUNTS)
                 .map(|t| parse_db(&t))
                 .unwrap_or_default()
         };

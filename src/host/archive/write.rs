@@ -22,7 +22,8 @@ use super::check::{HashOnly, check_live, scan_archive};
 use super::fsio::{self, HashWriter};
 use super::manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest};
 use super::walk::{self, Kind, Names, Node};
-use super::{ArchiveError, BackupRecord, COMPRESSION_LEVEL};
+use super::{ArchiveError, COMPRESSION_LEVEL};
+use crate::engine::record::backup::{ArchiveLayout, BackupRecord};
 
 /// Size of the buffers that travel from the tar producer to the gzip thread.
 const CHUNK: usize = 256 * 1024;
@@ -97,7 +98,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     let manifest_tmp = temp_in(dir, &manifest_name)?;
     let manifest_sha256 = write_manifest(&manifest, manifest_tmp.as_file(), manifest_tmp.path())?;
 
-    crate::engine::crash::kill_point("backup:archived");
+    crate::engine::crash_hooks::kill_point("backup:archived");
     verify_new(
         store,
         archive_tmp.path(),
@@ -109,7 +110,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     archive_tmp
         .persist_noclobber(&archive_path)
         .map_err(|e| ArchiveError::io("rename into place", &archive_path, e.error))?;
-    crate::engine::crash::kill_point("backup:renamed");
+    crate::engine::crash_hooks::kill_point("backup:renamed");
     if let Err(e) = manifest_tmp.persist_noclobber(&manifest_path) {
         // An archive without its manifest is not a backup; take it back out.
         let _ = fs::remove_file(&archive_path);
@@ -129,7 +130,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
         archive_bytes: manifest.archive_bytes,
         files: manifest.files,
         bytes: manifest.bytes,
-        layout: LAYOUT,
+        layout: ArchiveLayout::ParentRelative,
         verified: true,
     })
 }

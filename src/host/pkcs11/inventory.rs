@@ -11,12 +11,12 @@ use cryptoki::object::{
     Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::Session;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::error::{Pkcs11Error, Target, ckr_name};
 use super::with_user_session;
-use crate::secret::Pin;
+use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
+use crate::engine::secret::Pin;
 
 /// `CKA_IBM_OPAQUE`: the secure-key blob of an openCryptoki EP11 or CCA token, enciphered
 /// under the adapter's master key (`reference/dependencies.md`, vendor attributes).
@@ -32,65 +32,11 @@ const SHA256_DIGEST_INFO_PREFIX: &[u8] = &[
     0x00, 0x04, 0x20,
 ];
 
-/// Every object on a token, as the user sees it, with per-key usability.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inventory {
-    pub module: String,
-    pub slot: u64,
-    /// Sorted by class, id, label (handles are not stable across sessions).
-    pub objects: Vec<ObjectInfo>,
-    /// `CKO_SECRET_KEY/CKK_AES` → count; objects that are not keys by class alone.
-    pub counts: BTreeMap<String, usize>,
-}
-
-/// One object on the token, identified without its (session-bound) handle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectInfo {
-    /// `CKO_…`, or `unknown` for a class cryptoki cannot name (vendor-defined).
-    pub class: String,
-    /// `CKK_…` for keys.
-    pub key_type: Option<String>,
-    pub label: String,
-    /// `CKA_ID` in lowercase hex, empty when the object has none.
-    pub id: String,
-    /// `CKA_TOKEN`: a token object (false: a session object of this probe's session).
-    pub token: bool,
-    /// Length of `CKA_IBM_OPAQUE`, when the token has and shows one.
-    pub blob_len: Option<u64>,
-    /// SHA-256 of `CKA_IBM_OPAQUE` in lowercase hex: changes when a key is re-enciphered.
-    pub blob_sha256: Option<String>,
-    pub usable: Usability,
-}
-
-/// Whether a key was shown to work.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
-pub enum Usability {
-    /// The key did its job (encrypted a block, signed a digest).
-    Usable,
-    /// The token refused: the reason names the call and the `CKR_…` code.
-    Unusable(String),
-    /// Not tried, and why (public keys, certificates, data, attributes forbidding the use).
-    NotExercised(String),
-}
-
-impl Inventory {
-    /// Key objects (secret, private, public) only.
-    pub fn keys(&self) -> impl Iterator<Item = &ObjectInfo> {
-        self.objects.iter().filter(|object| object.is_key())
-    }
-}
-
-impl ObjectInfo {
-    pub fn is_key(&self) -> bool {
-        self.key_type.is_some()
-    }
-
-    fn count_key(&self) -> String {
-        match &self.key_type {
-            Some(key_type) => format!("{}/{key_type}", self.class),
-            None => self.class.clone(),
-        }
+/// The key of `counts` an object is counted under: `CKO_SECRET_KEY/CKK_AES`, or its class.
+fn count_key(object: &ObjectInfo) -> String {
+    match &object.key_type {
+        Some(key_type) => format!("{}/{key_type}", object.class),
+        None => object.class.clone(),
     }
 }
 
@@ -110,7 +56,7 @@ pub fn probe(module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, Pkcs11Err
         });
         let mut counts = BTreeMap::new();
         for object in &objects {
-            *counts.entry(object.count_key()).or_insert(0) += 1;
+            *counts.entry(count_key(object)).or_insert(0) += 1;
         }
         Ok(Inventory {
             module: target.module_name(),

@@ -12,7 +12,7 @@ use p256::pkcs8::{EncodePublicKey, LineEnding};
 
 use super::error::{Pkcs11Error, Target};
 use super::with_user_session;
-use crate::secret::Pin;
+use crate::engine::secret::Pin;
 
 /// DER of the OID 1.2.840.10045.3.1.7 (prime256v1 / secp256r1), as `CKA_EC_PARAMS` holds it.
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];

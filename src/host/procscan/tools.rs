@@ -6,41 +6,16 @@
 use std::fs;
 use std::path::Path;
 
-use serde::Serialize;
-
-use super::{Targets, is_token_mapping, mapping_path, token_shm_path};
-use crate::host::HostRoot;
-use crate::input;
+use super::{Targets, is_token_mapping, mapping_path};
+use crate::engine::ports::host::RunningTool;
+use crate::engine::ports::root::HostRoot;
+use crate::engine::ports::root::token_shm_path;
+use crate::plan::input;
 
 /// The tools that rewrite secure keys in a token store (opencryptoki-ep11.md 1, 2, 5).
 pub const MIGRATION_TOOLS: &[&str] = &["pkcsep11_migrate", "pkcshsm_mk_change", "pkcscca"];
 /// `comm` keeps the first 15 bytes of the program's name.
 const COMM_LEN: usize = 15;
-
-/// A process that runs a migration tool against the token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunningTool {
-    pub pid: i32,
-    /// `/proc/<pid>/cmdline`, one element per argument.
-    pub argv: Vec<String>,
-    /// Why it concerns the token: its slot argument, or what it maps.
-    pub why: String,
-}
-
-impl RunningTool {
-    /// `pid 123 `/usr/sbin/pkcsep11_migrate -slot 4 …` (its `-slot` is 4)`.
-    pub fn describe(&self) -> String {
-        format!("pid {} `{}` ({})", self.pid, self.argv.join(" "), self.why)
-    }
-
-    /// How to wait for it or stop it.
-    pub fn hint(&self) -> String {
-        format!(
-            "wait for it to end (`tail --pid={pid} -f /dev/null`), or stop it (`kill {pid}`: a tool stopped half-way leaves the store partly migrated, which `mkplan resume --retry-step` restores from the verified backup first)",
-            pid = self.pid
-        )
-    }
-}
 
 /// Every live process (other than this one) that runs a migration tool — one of
 /// [`MIGRATION_TOOLS`] or a name in `also` (a plan's own `tool:`) — against the token in

@@ -1,7 +1,7 @@
 //! The kernel's EP11 `mkvps` attribute, parsed exactly (zcrypt-sysfs.md 1.5): anything the
 //! kernel does not print is an error, so an unknown format can never pass as a known state.
 
-use super::{CurState, NewState, WkRegister};
+use crate::engine::record::wk::{CurState, NewState, WkRegister};
 
 /// `mkvps` text that is not the kernel's EP11 format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::plan::source::{SourceFile, Span};
-use crate::plan::yaml::SpanMap;
+use crate::plan::spans::SpanMap;
 
 pub use render::escape_for_terminal;
 

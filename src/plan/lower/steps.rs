@@ -10,6 +10,7 @@ use crate::plan::model::{
     Apqn, AssertWk, BackupId, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery,
     Section, ServiceId, Step, StepKind, TkeAction, Token, TokenId, Until,
 };
+use crate::plan::model::{BackupStep, ExpectedWkvpStep, ProbeKeysStep, RestoreStep};
 use crate::plan::raw::{
     RawAssertWk, RawCommand, RawCurrentWk, RawMigrateStep, RawNewWk, RawPinDelivery, RawStep,
 };
@@ -130,18 +131,18 @@ impl Lowering {
         if let Some(b) = &raw.backup {
             let token = self.token_ref(&b.token, &format!("{base}/backup/token"));
             let to = self.backup_ref(&b.to, &format!("{base}/backup/to"));
-            return Some(StepKind::Backup {
+            return Some(StepKind::Backup(BackupStep {
                 token: token?,
                 to: to?,
-            });
+            }));
         }
         if let Some(r) = &raw.restore {
             let token = self.token_ref(&r.token, &format!("{base}/restore/token"));
             let from = self.backup_ref(&r.from, &format!("{base}/restore/from"));
-            return Some(StepKind::Restore {
+            return Some(StepKind::Restore(RestoreStep {
                 token: token?,
                 from: from?,
-            });
+            }));
         }
         if let Some(m) = &raw.migrate {
             return self
@@ -150,14 +151,14 @@ impl Lowering {
         }
         if let Some(t) = &raw.set_expected_wkvp {
             let token = self.token_ref(&t.token, &format!("{base}/set_expected_wkvp/token"))?;
-            return Some(StepKind::SetExpectedWkvp { token });
+            return Some(StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }));
         }
         if let Some(p) = &raw.probe_keys {
             let token = self.token_ref(&p.token, &format!("{base}/probe_keys/token"))?;
-            return Some(StepKind::ProbeKeys {
+            return Some(StepKind::ProbeKeys(ProbeKeysStep {
                 token,
                 module: p.module.as_ref().map(PathBuf::from),
-            });
+            }));
         }
         if let Some(c) = &raw.command {
             return self

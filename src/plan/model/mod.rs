@@ -12,15 +12,19 @@ use std::time::Duration;
 
 pub use apqn::{Apqn, ApqnError};
 pub use step::{
-    AssertWk, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery, Section, Step,
-    StepKind, TkeAction, Until,
+    AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, ExpectedWkvpStep, KindName,
+    MigrateStep, NewWk, PinDelivery, ProbeKeysStep, RestoreStep, Section, Step, StepKind,
+    TkeAction, Until,
 };
 pub use wkvp::{Wkvp, WkvpWidth};
 
 macro_rules! id_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[derive(
+            Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+        )]
+        #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
@@ -113,6 +117,20 @@ impl Plan {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The steps of one section.
+    pub fn section(&self, section: Section) -> &[Step] {
+        match section {
+            Section::Steps => &self.steps,
+            Section::Rescue => &self.rescue,
+            Section::Always => &self.always,
+        }
+    }
+
+    /// The step at `index` of `section` (as the journal names it), if the plan has one.
+    pub fn step_at(&self, section: Section, index: usize) -> Option<&Step> {
+        self.section(section).get(index)
     }
 
     /// Every step with its section, in the order a run can reach them.

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use crate::plan::model::{Apqn, BackupId, ServiceId, TokenId};
 
-/// Which list of the plan a step belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Which list of the plan a step belongs to (journaled as `steps`, `rescue`, `always`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Section {
     Steps,
     Rescue,
@@ -45,8 +48,8 @@ impl Step {
         format!("/{}/{}", self.section.key(), self.index)
     }
 
-    /// The step kind's key as written in the plan.
-    pub fn kind_name(&self) -> &'static str {
+    /// The step kind, as the plan and the journal name it.
+    pub fn kind_name(&self) -> KindName {
         self.kind.name()
     }
 }
@@ -57,40 +60,98 @@ pub enum StepKind {
     Checkpoint(Checkpoint),
     Stop(ServiceId),
     Start(ServiceId),
-    Backup {
-        token: TokenId,
-        to: BackupId,
-    },
-    Restore {
-        token: TokenId,
-        from: BackupId,
-    },
+    Backup(BackupStep),
+    Restore(RestoreStep),
     Migrate(MigrateStep),
-    SetExpectedWkvp {
-        token: TokenId,
-    },
-    ProbeKeys {
-        token: TokenId,
-        module: Option<PathBuf>,
-    },
+    SetExpectedWkvp(ExpectedWkvpStep),
+    ProbeKeys(ProbeKeysStep),
     Command(CommandStep),
 }
 
 impl StepKind {
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> KindName {
         match self {
-            StepKind::AssertWk(_) => "assert_wk",
-            StepKind::Checkpoint(_) => "checkpoint",
-            StepKind::Stop(_) => "stop",
-            StepKind::Start(_) => "start",
-            StepKind::Backup { .. } => "backup",
-            StepKind::Restore { .. } => "restore",
-            StepKind::Migrate(_) => "migrate",
-            StepKind::SetExpectedWkvp { .. } => "set_expected_wkvp",
-            StepKind::ProbeKeys { .. } => "probe_keys",
-            StepKind::Command(_) => "command",
+            StepKind::AssertWk(_) => KindName::AssertWk,
+            StepKind::Checkpoint(_) => KindName::Checkpoint,
+            StepKind::Stop(_) => KindName::Stop,
+            StepKind::Start(_) => KindName::Start,
+            StepKind::Backup(_) => KindName::Backup,
+            StepKind::Restore(_) => KindName::Restore,
+            StepKind::Migrate(_) => KindName::Migrate,
+            StepKind::SetExpectedWkvp(_) => KindName::SetExpectedWkvp,
+            StepKind::ProbeKeys(_) => KindName::ProbeKeys,
+            StepKind::Command(_) => KindName::Command,
         }
     }
+}
+
+/// A step kind by name: the plan's key for it, and what the journal records (`kind`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KindName {
+    AssertWk,
+    Checkpoint,
+    Stop,
+    Start,
+    Backup,
+    Restore,
+    Migrate,
+    SetExpectedWkvp,
+    ProbeKeys,
+    Command,
+}
+
+impl KindName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindName::AssertWk => "assert_wk",
+            KindName::Checkpoint => "checkpoint",
+            KindName::Stop => "stop",
+            KindName::Start => "start",
+            KindName::Backup => "backup",
+            KindName::Restore => "restore",
+            KindName::Migrate => "migrate",
+            KindName::SetExpectedWkvp => "set_expected_wkvp",
+            KindName::ProbeKeys => "probe_keys",
+            KindName::Command => "command",
+        }
+    }
+}
+
+impl std::fmt::Display for KindName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// `backup`: archive a token's store to a backup target.
+#[derive(Debug, Clone)]
+pub struct BackupStep {
+    pub token: TokenId,
+    pub to: BackupId,
+}
+
+/// `restore`: put a token's store back from this run's backup in a target.
+#[derive(Debug, Clone)]
+pub struct RestoreStep {
+    pub token: TokenId,
+    pub from: BackupId,
+}
+
+/// `set_expected_wkvp`: point a token's `EXPECTED_WKVP` at the new WK.
+#[derive(Debug, Clone)]
+pub struct ExpectedWkvpStep {
+    pub token: TokenId,
+}
+
+/// `probe_keys`: list a token's objects and prove its keys work.
+#[derive(Debug, Clone)]
+pub struct ProbeKeysStep {
+    pub token: TokenId,
+    /// openCryptoki's PKCS#11 library, if not in a usual place.
+    pub module: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! `migrate` of a token needs an earlier `backup` of that token.
 
 use crate::plan::diagnostic::Diagnostic;
+use crate::plan::model::BackupStep;
 use crate::plan::model::{Plan, StepKind};
 use crate::plan::rules::{Rule, error, kind_pointer, migrations};
 
@@ -18,9 +19,9 @@ impl Rule for BackupBeforeMigrate {
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for (i, step, token) in migrations(plan) {
-            let last_backup = plan.steps[..i]
-                .iter()
-                .rposition(|s| matches!(&s.kind, StepKind::Backup { token: t, .. } if t == token));
+            let last_backup = plan.steps[..i].iter().rposition(
+                |s| matches!(&s.kind, StepKind::Backup(BackupStep { token: t, .. }) if t == token),
+            );
             match last_backup {
                 None => out.push(
                     error(self, format!("`{}` migrates token `{token}` without backing it up first", step.name))

@@ -2,6 +2,7 @@
 //! the activation checkpoint, or in `always` (which runs after a successful activation too).
 
 use crate::plan::diagnostic::Diagnostic;
+use crate::plan::model::RestoreStep;
 use crate::plan::model::{Plan, StepKind};
 use crate::plan::rules::{Rule, activates, error, kind_pointer, migrations};
 
@@ -19,7 +20,7 @@ impl Rule for NoRestoreAfterActivation {
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for (i, step) in plan.steps.iter().enumerate() {
-            let StepKind::Restore { token, .. } = &step.kind else {
+            let StepKind::Restore(RestoreStep { token, .. }) = &step.kind else {
                 continue;
             };
             if plan.steps[..i].iter().any(|s| activates(s, token)) {
@@ -32,7 +33,7 @@ impl Rule for NoRestoreAfterActivation {
             }
         }
         for step in &plan.always {
-            let StepKind::Restore { token, .. } = &step.kind else {
+            let StepKind::Restore(RestoreStep { token, .. }) = &step.kind else {
                 continue;
             };
             if migrations(plan).any(|(_, _, migrated)| migrated == token) {

@@ -1,6 +1,7 @@
 //! `rescue` restores every migrated token (a warning when it does not).
 
 use crate::plan::diagnostic::Diagnostic;
+use crate::plan::model::{BackupStep, RestoreStep};
 use crate::plan::model::{Plan, StepKind};
 use crate::plan::rules::{Rule, kind_pointer, migrations, warning};
 
@@ -19,7 +20,7 @@ impl Rule for RescueRestores {
         let mut out = Vec::new();
         for (_, step, token) in migrations(plan) {
             let restore = plan.rescue.iter().find_map(|s| match &s.kind {
-                StepKind::Restore { token: t, from } if t == token => Some(from),
+                StepKind::Restore(RestoreStep { token: t, from }) if t == token => Some(from),
                 _ => None,
             });
             let Some(from) = restore else {
@@ -40,7 +41,7 @@ impl Rule for RescueRestores {
                 .steps
                 .iter()
                 .filter_map(|s| match &s.kind {
-                    StepKind::Backup { token: t, to } if t == token => Some(to),
+                    StepKind::Backup(BackupStep { token: t, to }) if t == token => Some(to),
                     _ => None,
                 })
                 .collect();

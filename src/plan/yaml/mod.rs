@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::plan::diagnostic::Diagnostic;
 use crate::plan::source::{SourceFile, Span};
+use crate::plan::spans::{NodeSpan, SpanMap};
 use crate::plan::yaml::scalar::{ambiguous_number, resolve_scalar};
 use crate::plan::yaml::tree::{Node, NodeKind, TreeBuilder};
 
@@ -24,38 +25,6 @@ pub const MAX_PLAN_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 64;
 /// Upper bound on nodes after alias expansion (defuses "billion laughs").
 pub const MAX_NODES: usize = 200_000;
-
-/// Where a node sits in the source: its value and, for a mapping member, its key.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeSpan {
-    pub key: Option<Span>,
-    pub value: Span,
-    /// A plain (unquoted) scalar; only these are resolved to numbers, booleans and null.
-    pub plain_scalar: bool,
-}
-
-/// JSON pointer → span, for mapping schema and model errors back to the text.
-#[derive(Debug, Default)]
-pub struct SpanMap {
-    spans: HashMap<String, NodeSpan>,
-}
-
-impl SpanMap {
-    pub fn get(&self, pointer: &str) -> Option<&NodeSpan> {
-        self.spans.get(pointer)
-    }
-
-    /// The span of `pointer`, or of its nearest ancestor that has one.
-    pub fn nearest(&self, pointer: &str) -> Option<&NodeSpan> {
-        let mut p = pointer;
-        loop {
-            if let Some(span) = self.spans.get(p) {
-                return Some(span);
-            }
-            p = &p[..p.rfind('/')?];
-        }
-    }
-}
 
 /// A loaded document: its JSON value, spans, and the soft problems found while lowering it.
 #[derive(Debug)]
@@ -107,7 +76,7 @@ struct Lowering {
 impl Lowering {
     fn lower(&mut self, node: &Node, pointer: String, key: Option<Span>) -> Value {
         let plain_scalar = matches!(node.kind, NodeKind::Scalar { plain: true, .. });
-        self.spans.spans.insert(
+        self.spans.insert(
             pointer.clone(),
             NodeSpan {
                 key,

@@ -327,7 +327,7 @@ pub(crate) fn load(root: &Path, id: &str, _lock: &OpsLock) -> Result<Option<Oper
         return Ok(None);
     }
     let path = dir(root).join(id);
-    let text = match crate::input::read_to_string(&path, crate::input::SMALL) {
+    let text = match crate::plan::input::read_to_string(&path, crate::plan::input::SMALL) {
         Ok(text) if text.is_empty() => return Ok(None),
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -345,7 +345,7 @@ pub(crate) fn load_slot(
     _lock: &OpsLock,
 ) -> Result<Option<SlotRecord>, SimError> {
     let path = dir(root).join(format!("{id}-{slot}"));
-    match crate::input::read_to_string(&path, crate::input::SMALL) {
+    match crate::plan::input::read_to_string(&path, crate::plan::input::SMALL) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
             .map_err(|e| SimError::Format(format!("`{}`: {e}", path.display()))),

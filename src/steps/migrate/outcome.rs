@@ -2,8 +2,8 @@
 //! contract defines (opencryptoki-ep11.md 1.2, 1.4), counted and kept (bounded, the PIN
 //! redacted), and design rule 6's verdict.
 
+use crate::engine::secret::Pin;
 use crate::plan::model::MigrateStep;
-use crate::secret::Pin;
 
 /// The prompt of every version since 3.9 (reference 1.3), trailing space included.
 pub const PIN_PROMPT: &str = "Enter the USER PIN: ";

@@ -1,0 +1,43 @@
+//! SIGINT/SIGTERM: the first asks the run to stop at the next safe point (a running tool that
+//! rewrites key material is waited for, not killed); a second exits at once, leaving the
+//! running step uncertain in the journal. The only global state in mkplan.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+/// A stop request, shared between the signal handlers and the executor.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A flag nobody but the caller sets (tests, `check`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Installs the handlers: the first signal sets the flag, a second one exits at once
+    /// with `second_signal_exit`.
+    pub fn install(second_signal_exit: i32) -> std::io::Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [SIGINT, SIGTERM] {
+            // Registered first, so it sees the flag as it was before this signal.
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                second_signal_exit,
+                Arc::clone(&flag),
+            )?;
+            signal_hook::flag::register(signal, Arc::clone(&flag))?;
+        }
+        Ok(Self(flag))
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}

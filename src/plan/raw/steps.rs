@@ -1,0 +1,253 @@
+//! The raw step: common fields plus exactly one kind, each kind's arguments as written.
+
+use schemars::{JsonSchema, Schema};
+use serde::Deserialize;
+
+use super::{RawApqn, RawDuration, add_one_of_required};
+
+/// The fields every step may have besides its kind.
+pub const COMMON_STEP_FIELDS: &[&str] = &["name", "id", "when", "tags", "timeout"];
+
+/// One step: a name, optional conditions, and exactly one kind.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = exactly_one_step_kind)]
+pub struct RawStep {
+    /// What the step does, in words (templated). Shown in every output.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// A short id to name the step on the command line (`--approve ID=NAME`); unique in the plan.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^[a-z][a-z0-9_-]{0,62}$"))]
+    pub id: Option<String>,
+    /// A template expression; the step is skipped when it is false.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub when: Option<String>,
+    /// Tags for `--tags` / `--skip-tags`.
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true, "items" = { "type": "string", "pattern": "^[A-Za-z0-9_.-]+$" }))]
+    pub tags: Vec<String>,
+    /// The longest the step may take; it fails after that.
+    #[serde(default)]
+    pub timeout: Option<RawDuration>,
+
+    /// Check every APQN's wrapping-key registers against the plan's WKVPs (read-only).
+    #[serde(default)]
+    pub assert_wk: Option<RawAssertWk>,
+    /// Stop for people: the TKE operator's work and the approvals to go on.
+    #[serde(default)]
+    pub checkpoint: Option<RawCheckpoint>,
+    /// Stop a service group and prove no process still uses the tokens.
+    #[serde(default)]
+    pub stop: Option<String>,
+    /// Start a service group (in reverse stop order) and check it runs.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Archive a token's whole store, with a manifest, and verify it.
+    #[serde(default)]
+    pub backup: Option<RawBackupStep>,
+    /// Put a token's store back from this run's verified backup.
+    #[serde(default)]
+    pub restore: Option<RawRestoreStep>,
+    /// Re-encipher every secure key of a token with `pkcsep11_migrate`.
+    #[serde(default)]
+    pub migrate: Option<RawMigrateStep>,
+    /// Rewrite `EXPECTED_WKVP` in the token's `ep11tok.conf` to the new WKVP.
+    #[serde(default)]
+    pub set_expected_wkvp: Option<RawTokenRef>,
+    /// Prove every key of a token works, through PKCS#11.
+    #[serde(default)]
+    pub probe_keys: Option<RawProbeKeys>,
+    /// Run a command.
+    #[serde(default)]
+    pub command: Option<RawCommand>,
+}
+
+/// The step kinds, in the order the schema lists them.
+pub const STEP_KINDS: &[&str] = &[
+    "assert_wk",
+    "checkpoint",
+    "stop",
+    "start",
+    "backup",
+    "restore",
+    "migrate",
+    "set_expected_wkvp",
+    "probe_keys",
+    "command",
+];
+
+fn exactly_one_step_kind(schema: &mut Schema) {
+    let kinds: Vec<String> = STEP_KINDS.iter().map(|k| (*k).to_owned()).collect();
+    add_one_of_required(schema, &kinds);
+}
+
+/// Which state the current wrapping key must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawCurrentWk {
+    /// `WK CUR: valid` with the plan's `wkvp.current`.
+    Expected,
+    /// `WK CUR: valid` with the plan's `wkvp.new` (after activation).
+    New,
+}
+
+/// Which state the new wrapping-key register must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawNewWk {
+    /// `WK NEW: committed` with the plan's `wkvp.new`.
+    Committed,
+    /// `WK NEW: uncommitted` with the plan's `wkvp.new`.
+    Uncommitted,
+    /// `WK NEW: empty`.
+    Empty,
+    /// Anything but unknown (`- -`).
+    Any,
+}
+
+/// Arguments of `assert_wk`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertWk {
+    /// The token whose APQNs are read.
+    pub token: String,
+    /// What the current WK must be: `expected` (the plan's `wkvp.current`) or `new`.
+    pub current: RawCurrentWk,
+    /// What the new-WK register must hold: `committed`, `uncommitted`, `empty` or `any`.
+    pub new: RawNewWk,
+}
+
+/// Arguments of `checkpoint`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheckpoint {
+    /// What the people at this checkpoint are asked to do and confirm (templated).
+    #[schemars(length(min = 1))]
+    pub say: String,
+    /// What the TKE operator does here: `commit`, `activate`, or free text.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub tke: Option<String>,
+    /// How many distinct people must approve (dual control: 2).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 16))]
+    pub approvals: Option<u64>,
+    /// Who may approve; default `change.approvers`; an empty list means anyone.
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true, "items" = { "type": "string", "minLength": 1 }))]
+    pub approvers: Option<Vec<String>>,
+    /// How long to wait for the approvals; expiry means "deny".
+    #[serde(default)]
+    pub timeout: Option<RawDuration>,
+    /// A read-only check polled after approval until it holds.
+    #[serde(default)]
+    pub until: Option<RawUntil>,
+}
+
+/// A read-only check polled after a checkpoint's approval.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUntil {
+    /// The wrapping-key state to wait for.
+    pub assert_wk: RawAssertWk,
+    /// How many more times to check after the first (default 0).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10000))]
+    pub retries: Option<u64>,
+    /// Time between checks (default `10s`).
+    #[serde(default)]
+    pub delay: Option<RawDuration>,
+}
+
+/// Arguments of `backup`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackupStep {
+    /// The token whose store is archived.
+    pub token: String,
+    /// The backup target (a name under `backups`).
+    pub to: String,
+}
+
+/// Arguments of `restore`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRestoreStep {
+    /// The token whose store is restored.
+    pub token: String,
+    /// The backup target holding this run's backup (a name under `backups`).
+    pub from: String,
+}
+
+/// How `migrate` hands the PIN to `pkcsep11_migrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPinDelivery {
+    /// Answer the tool's `Enter the USER PIN: ` prompt on a terminal (openCryptoki 3.9+).
+    Prompt,
+    /// Set `PKCS11_USER_PIN` for the child only (openCryptoki older than 3.9).
+    Env,
+}
+
+/// Arguments of `migrate`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMigrateStep {
+    /// The token to migrate.
+    pub token: String,
+    /// The APQN to re-encipher through; default the token's first.
+    #[serde(default)]
+    pub apqn: Option<RawApqn>,
+    /// Absolute path of `pkcsep11_migrate`; default: found on `PATH` under the host root.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^/"))]
+    pub tool: Option<String>,
+    /// How the PIN reaches the tool: `prompt` (default) or `env` (openCryptoki < 3.9 only).
+    #[serde(default)]
+    pub pin_delivery: Option<RawPinDelivery>,
+}
+
+/// A step that names only a token.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenRef {
+    /// The token.
+    pub token: String,
+}
+
+/// Arguments of `probe_keys`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbeKeys {
+    /// The token whose keys are listed and exercised.
+    pub token: String,
+    /// Absolute path of the PKCS#11 module; default openCryptoki's `libopencryptoki.so`.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^/"))]
+    pub module: Option<String>,
+}
+
+/// Arguments of `command`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommand {
+    /// The program and its arguments (templated), run without a shell; with `shell: true`, one script.
+    #[schemars(extend("minItems" = 1, "items" = { "type": "string" }))]
+    pub argv: Vec<String>,
+    /// Run `argv[0]` as a `/bin/sh -c` script (argv must then have one element).
+    #[serde(default)]
+    pub shell: bool,
+    /// Extra environment variables for the command (templated values).
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" }))]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Exit codes that count as success (default `[0]`).
+    #[serde(default)]
+    #[schemars(extend("minItems" = 1, "uniqueItems" = true, "items" = { "type": "integer", "minimum": 0, "maximum": 255 }))]
+    pub ok_codes: Option<Vec<u64>>,
+    /// The command changes nothing, so `mkplan check` may run it.
+    #[serde(default)]
+    pub read_only: bool,
+}
