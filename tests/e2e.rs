@@ -1778,7 +1778,10 @@ fn e2e_10_no_simulated_process_or_shared_file_holds_the_pin() {
         let record = b.root.join("var/lib/mkplan-sim/rehearsal.json");
         let mut seen = BTreeSet::new();
         while child.try_wait().unwrap().is_none() {
-            if record.exists() {
+            // The record exists empty for a moment before its PIN is written.
+            let written = std::fs::read(&record)
+                .is_ok_and(|bytes| serde_json::from_slice::<Value>(&bytes).is_ok());
+            if written {
                 seen.extend(environments_with_the_pin(
                     &b.root,
                     &b.pin(),

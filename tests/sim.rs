@@ -1013,3 +1013,18 @@ fn a_state_change_killed_at_any_moment_leaves_sysfs_agreeing_with_the_state() {
     let status = read_apqn(&HostRoot::new(&host.root), host.token().apqns[0]).unwrap();
     assert_eq!(status.new.state, NewState::Uncommitted);
 }
+
+#[path = "sim/spec_host.rs"]
+mod spec_host;
+
+#[path = "sim/mk_change.rs"]
+mod mk_change;
+
+#[path = "sim/apps.rs"]
+mod apps;
+
+#[path = "sim/cca.rs"]
+mod cca;
+
+#[path = "sim/mixed.rs"]
+mod mixed;

@@ -1,6 +1,6 @@
 //! The `mkplan-sim` executable: it dispatches on the file name it was run as (argv[0], not
-//! resolved through the symlink): `pkcsep11_migrate`, `systemctl` and `pkcsslotd` are the
-//! stand-ins, `mkplan-sim` the simulator's own commands, and any other name a plan's service
+//! resolved through the symlink): `pkcsep11_migrate`, `pkcshsm_mk_change`, `pkcscca`,
+//! `systemctl` and `pkcsslotd` are the stand-ins, `mkplan-sim` the simulator's own commands, and any other name a plan's service
 //! command.
 //!
 //! A stand-in finds its root from the path it was run as: the nearest ancestor directory of
@@ -25,7 +25,7 @@ pub const ROOT_ENV: &str = "MKPLAN_SIM_ROOT";
 #[command(
     name = "mkplan-sim",
     version,
-    about = "The simulated EP11 host of mkplan: layout, TKE, faults, verification"
+    about = "The simulated EP11/CCA host of mkplan: layout, TKE, faults, verification"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,12 +34,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Lay out a simulated host for a plan and start its processes.
+    /// Lay out a simulated host (for a plan, or from a host description) and start its
+    /// processes.
     Init {
         #[arg(long)]
         root: PathBuf,
+        /// The plan whose host to lay out (EP11 tokens, services that use the keys).
+        #[arg(long, required_unless_present = "host", conflicts_with = "host")]
+        plan: Option<PathBuf>,
+        /// A host description (JSON: tokens EP11 or CCA, units, apps; see
+        /// `mkplan-sim describe`).
         #[arg(long)]
-        plan: PathBuf,
+        host: Option<PathBuf>,
         /// Key objects per token (a certificate and a data object are added).
         #[arg(long, default_value_t = 24)]
         keys: usize,
@@ -47,18 +53,57 @@ enum Command {
         /// the environment, where other processes can read it) [default: S1m-User-PIN].
         #[arg(long)]
         pin_stdin: bool,
+        /// Read the tokens' SO PIN from the next line of stdin [default: 87654321].
+        #[arg(long)]
+        so_pin_stdin: bool,
     },
-    /// What the TKE does to the WK registers.
+    /// Print the host description (JSON) `init --plan` lays out for a plan.
+    Describe {
+        #[arg(long)]
+        plan: PathBuf,
+    },
+    /// What the TKE does to the registers: EP11 load/commit/activate/clear; CCA
+    /// load [--partial]/set/clear per MK type.
     Tke {
         #[arg(long)]
         root: PathBuf,
         action: TkeArg,
-        /// One APQN in lszcrypt notation (`0a.0011`); default: every APQN.
+        /// One APQN in lszcrypt notation (`0a.0011`); default: every APQN the action fits.
         #[arg(long)]
         apqn: Option<String>,
-        /// The WKVP to load (default: the plan's `wkvp.new` of the APQN's token).
+        /// EP11: the WKVP to load (default: the new WKVP of the APQN's token).
         #[arg(long)]
         wkvp: Option<String>,
+        /// CCA: the MK types (`aes`, `apka`, `asym`, `sym`; repeatable or comma-separated;
+        /// default: the token's).
+        #[arg(long, value_delimiter = ',')]
+        mk: Vec<String>,
+        /// CCA: the MKVP to load (default: the token's new MKVP of each MK type).
+        #[arg(long)]
+        mkvp: Option<String>,
+        /// CCA: load a first or middle key part only (NEW partial).
+        #[arg(long)]
+        partial: bool,
+    },
+    /// What the simulated applications counted: operations that worked and that failed.
+    Apps {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start or stop a standalone simulated application.
+    App {
+        #[arg(long)]
+        root: PathBuf,
+        action: AppArg,
+        name: String,
+        /// The tokens it uses (repeatable; default: all).
+        #[arg(long)]
+        token: Vec<String>,
+        /// Milliseconds between operations.
+        #[arg(long)]
+        interval: Option<u64>,
     },
     /// Does every key's blob open under the current WK of its token's APQNs?
     Verify {
@@ -68,7 +113,11 @@ enum Command {
         json: bool,
     },
     /// Add a fault (`fail-at-key K`, `slow-keys MS`, `require-tty`, `pin-read-exit-zero`,
-    /// `lib-load-failure`, `env-pin`, `unit-wont-stop UNIT`, `stray`), list them, or `--clear`.
+    /// `lib-load-failure`, `env-pin`, `unit-wont-stop UNIT`, `stray`,
+    /// `interrupted-read APQN[:apka][:READS]`, `mk-change-refuse-initiate SLOT`,
+    /// `mk-change-fail-reencipher K`, `mk-change-fail-finalize K`, `mk-change-fail-cancel K`,
+    /// `mk-change-slow MS`, `disable-event-support`, `cca-fail-at-key K`), list them, or
+    /// `--clear`.
     Fault {
         #[arg(long)]
         root: PathBuf,
@@ -89,6 +138,12 @@ enum Command {
         #[arg(long)]
         root: PathBuf,
     },
+    /// Reboot the host: stop every simulated process, then start pkcsslotd, the units and
+    /// the apps again (files and registers stay).
+    Reboot {
+        #[arg(long)]
+        root: PathBuf,
+    },
     /// Start one simulated process detached and exit once it is ready (internal).
     #[command(hide = true)]
     Spawn {
@@ -100,6 +155,26 @@ enum Command {
         stray: bool,
         #[arg(long)]
         slotd: bool,
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long)]
+        read_watcher: Option<String>,
+    },
+    /// The body of a standalone application (internal).
+    #[command(hide = true)]
+    AppProcess {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        app: String,
+    },
+    /// The body of an interrupted-read fault's watcher (internal).
+    #[command(hide = true)]
+    ReadWatcher {
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        apqn: String,
     },
     /// The body of a unit or stray process (internal).
     #[command(hide = true)]
@@ -117,8 +192,16 @@ enum Command {
 enum TkeArg {
     Load,
     Commit,
+    /// EP11 activate, CCA set ("Set, immediate").
+    #[value(alias = "set")]
     Activate,
     Clear,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AppArg {
+    Start,
+    Stop,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -154,6 +237,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let rest = &args[1..];
     match name.as_str() {
         "pkcsep11_migrate" => migrate::main(&argv0, rest, &root),
+        "pkcshsm_mk_change" => crate::sim::mkchange::main(&argv0, rest, &root),
+        "pkcscca" => crate::sim::pkcscca::main(&argv0, rest, &root),
         "systemctl" => standins::systemctl_main(&root, rest),
         "pkcsslotd" => standins::slotd_main(&root),
         _ => standins::service_command_main(
@@ -233,44 +318,123 @@ fn parse_apqn(text: &str) -> Result<Apqn, SimError> {
     })
 }
 
+/// The USER and SO PINs `init` gives the tokens: from stdin (one line each, in that order)
+/// or the defaults.
+fn init_pins(pin_stdin: bool, so_pin_stdin: bool) -> Result<(String, String), SimError> {
+    let pin = if pin_stdin {
+        read_pin_line()?
+    } else {
+        DEFAULT_PIN.to_owned()
+    };
+    let so_pin = if so_pin_stdin {
+        read_pin_line()?
+    } else {
+        sim::DEFAULT_SO_PIN.to_owned()
+    };
+    Ok((pin, so_pin))
+}
+
+/// The host `init` lays out: a plan's, or a description's.
+fn host_spec(plan: Option<PathBuf>, host: Option<PathBuf>) -> Result<sim::HostSpec, SimError> {
+    match (plan, host) {
+        (Some(plan), _) => Ok(sim::HostSpec::from_plan(&load_plan(&plan)?)),
+        (None, Some(host)) => {
+            let text = crate::plan::input::read_to_string(&host, crate::plan::input::CONFIG)
+                .map_err(|e| SimError::io(&host, e))?;
+            sim::HostSpec::from_json(&text)
+        }
+        (None, None) => Err(SimError::Usage("give --plan or --host".into())),
+    }
+}
+
+/// `mkplan-sim tke`'s arguments as a request.
+fn tke_request(
+    action: TkeArg,
+    apqn: Option<String>,
+    wkvp: Option<String>,
+    mk: &[String],
+    mkvp: Option<String>,
+    partial: bool,
+) -> Result<sim::TkeRequest, SimError> {
+    let mut request = sim::TkeRequest::new(match action {
+        TkeArg::Load => TkeAction::Load,
+        TkeArg::Commit => TkeAction::Commit,
+        TkeArg::Activate => TkeAction::Activate,
+        TkeArg::Clear => TkeAction::Clear,
+    });
+    request.apqn = apqn.as_deref().map(parse_apqn).transpose()?;
+    request.wkvp = wkvp
+        .as_deref()
+        .map(|w| {
+            Wkvp::parse(w)
+                .map(|(w, _)| w)
+                .map_err(|e| SimError::Usage(format!("--wkvp: {e}")))
+        })
+        .transpose()?;
+    request.mks = mk
+        .iter()
+        .map(|m| {
+            sim::MkType::parse(m).ok_or_else(|| {
+                SimError::Usage(format!("--mk: `{m}` is not aes, apka, asym or sym"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    request.mkvp = mkvp
+        .as_deref()
+        .map(|m| sim::Mkvp::parse(m).map_err(|e| SimError::Usage(format!("--mkvp: {e}"))))
+        .transpose()?;
+    request.partial = partial;
+    Ok(request)
+}
+
+/// A valid plan, or its diagnostics printed and an error.
+fn load_plan(plan: &Path) -> Result<crate::plan::Plan, SimError> {
+    let loaded = crate::plan::load_file(plan);
+    let Some(plan_model) = loaded.plan else {
+        for diagnostic in loaded.diagnostics.iter() {
+            eprintln!("{}", diagnostic.render(&loaded.source));
+        }
+        return Err(SimError::Usage(format!(
+            "the plan `{}` is not valid",
+            plan.display()
+        )));
+    };
+    Ok(plan_model)
+}
+
 fn run(command: Command) -> Result<i32, SimError> {
     match command {
         Command::Init {
             root,
             plan,
+            host,
             keys,
             pin_stdin,
+            so_pin_stdin,
         } => {
-            let pin = if pin_stdin {
-                read_pin_line()?
-            } else {
-                DEFAULT_PIN.to_owned()
-            };
-            let loaded = crate::plan::load_file(&plan);
-            let Some(plan_model) = loaded.plan else {
-                for diagnostic in loaded.diagnostics.iter() {
-                    eprintln!("{}", diagnostic.render(&loaded.source));
-                }
-                return Err(SimError::Usage(format!(
-                    "the plan `{}` is not valid",
-                    plan.display()
-                )));
-            };
+            let (pin, so_pin) = init_pins(pin_stdin, so_pin_stdin)?;
+            let spec = host_spec(plan, host)?;
             let exe = std::env::current_exe()
                 .map_err(|e| SimError::io(Path::new("/proc/self/exe"), e))?;
-            sim::init(&root, &plan_model, keys, &pin, &exe)?;
-            let root = sim::canonical_root(&root);
+            sim::init_host(&root, &spec, keys, (&pin, &so_pin), &exe)?;
             println!(
                 "simulated host at {}: {} token(s) with {keys} keys each, APQNs {}, pkcsslotd and {} unit(s) running",
-                root.display(),
-                plan_model.tokens.len(),
-                plan_model
-                    .tokens
-                    .values()
+                sim::canonical_root(&root).display(),
+                spec.tokens.len(),
+                spec.tokens
+                    .iter()
                     .flat_map(|t| t.apqns.iter().map(|a| a.lszcrypt()))
                     .collect::<Vec<_>>()
                     .join(" "),
-                plan_model.services.len()
+                spec.units.len() + spec.commands.len()
+            );
+            Ok(0)
+        }
+        Command::Describe { plan } => {
+            let spec = sim::HostSpec::from_plan(&load_plan(&plan)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&spec).expect("host serializes")
             );
             Ok(0)
         }
@@ -279,23 +443,37 @@ fn run(command: Command) -> Result<i32, SimError> {
             action,
             apqn,
             wkvp,
+            mk,
+            mkvp,
+            partial,
         } => {
-            let apqn = apqn.as_deref().map(parse_apqn).transpose()?;
-            let wkvp = wkvp
-                .as_deref()
-                .map(|w| {
-                    Wkvp::parse(w)
-                        .map(|(w, _)| w)
-                        .map_err(|e| SimError::Usage(format!("--wkvp: {e}")))
-                })
-                .transpose()?;
-            let action = match action {
-                TkeArg::Load => TkeAction::Load,
-                TkeArg::Commit => TkeAction::Commit,
-                TkeArg::Activate => TkeAction::Activate,
-                TkeArg::Clear => TkeAction::Clear,
-            };
-            sim::tke(&root, action, apqn, wkvp)?;
+            let request = tke_request(action, apqn, wkvp, &mk, mkvp, partial)?;
+            sim::tke_request(&root, &request)?;
+            Ok(0)
+        }
+        Command::Apps { root, json } => {
+            let report = sim::apps(&root)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.no_failures() { 0 } else { 1 })
+        }
+        Command::App {
+            root,
+            action,
+            name,
+            token,
+            interval,
+        } => {
+            match action {
+                AppArg::Start => sim::start_app(&root, &name, &token, interval)?,
+                AppArg::Stop => sim::stop_app(&root, &name)?,
+            }
             Ok(0)
         }
         Command::Verify { root, json } => {
@@ -335,11 +513,14 @@ fn run(command: Command) -> Result<i32, SimError> {
             Ok(0)
         }
         Command::Shutdown { root } => sim::shutdown(&root).map(|()| 0),
+        Command::Reboot { root } => sim::reboot(&root).map(|()| 0),
         Command::Spawn {
             root,
             unit,
             stray,
             slotd,
+            app,
+            read_watcher,
         } => {
             let root = sim::canonical_root(&root);
             if slotd {
@@ -347,6 +528,16 @@ fn run(command: Command) -> Result<i32, SimError> {
                 return Ok(0);
             }
             let state = crate::sim::state::load(&root)?;
+            if let Some(app) = app {
+                if procs::app_pid(&root, &app).is_none() {
+                    procs::spawn_app(&root, &state.sim_exe, &app)?;
+                }
+                return Ok(0);
+            }
+            if let Some(apqn) = read_watcher {
+                procs::spawn_watcher(&root, &state.sim_exe, parse_apqn(&apqn)?)?;
+                return Ok(0);
+            }
             match (unit, stray) {
                 (Some(unit), false) if procs::unit_pid(&root, &unit).is_some() => {}
                 (Some(unit), false) => drop(procs::spawn_unit(&root, &state.sim_exe, Some(&unit))?),
@@ -357,6 +548,14 @@ fn run(command: Command) -> Result<i32, SimError> {
                     ));
                 }
             }
+            Ok(0)
+        }
+        Command::AppProcess { root, app } => {
+            procs::app_process_main(&sim::canonical_root(&root), &app)?;
+            Ok(0)
+        }
+        Command::ReadWatcher { root, apqn } => {
+            crate::sim::readfault::watcher_main(&sim::canonical_root(&root), parse_apqn(&apqn)?)?;
             Ok(0)
         }
         Command::UnitProcess { root, unit, stray } => {

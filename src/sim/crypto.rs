@@ -44,7 +44,8 @@ const TAG_LEN: usize = 32;
 /// Bytes a blob adds to its payload.
 pub(crate) const BLOB_OVERHEAD: usize = PAYLOAD_AT + TAG_LEN;
 
-/// What a sealed blob holds; the number is stored in the blob.
+/// What a sealed blob holds; the number is stored in the blob. 1–5 are EP11 keys, 16 and
+/// up CCA key tokens, each under the register of one CCA MK type (`BlobKind::cca_mk`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BlobKind {
     Aes = 1,
@@ -52,6 +53,60 @@ pub(crate) enum BlobKind {
     EcPublic = 3,
     RsaPrivate = 4,
     RsaPublic = 5,
+    CcaAes = 16,
+    CcaAesXts = 17,
+    CcaHmac = 18,
+    CcaDes = 19,
+    CcaDes2 = 20,
+    CcaDes3 = 21,
+    CcaEcPrivate = 22,
+    /// RSA in the new (AES-protected, `RSA-AESC`) format: under the APKA MK.
+    CcaRsaAesc = 23,
+    CcaDilithium = 24,
+    /// RSA in the old (`RSA-CRT`, `RSA-ME`) format: under the ASYM MK.
+    CcaRsaCrt = 25,
+}
+
+impl BlobKind {
+    const ALL: [BlobKind; 15] = [
+        BlobKind::Aes,
+        BlobKind::EcPrivate,
+        BlobKind::EcPublic,
+        BlobKind::RsaPrivate,
+        BlobKind::RsaPublic,
+        BlobKind::CcaAes,
+        BlobKind::CcaAesXts,
+        BlobKind::CcaHmac,
+        BlobKind::CcaDes,
+        BlobKind::CcaDes2,
+        BlobKind::CcaDes3,
+        BlobKind::CcaEcPrivate,
+        BlobKind::CcaRsaAesc,
+        BlobKind::CcaDilithium,
+        BlobKind::CcaRsaCrt,
+    ];
+
+    /// The kind a blob says it is.
+    pub(crate) fn of(blob: &[u8]) -> Option<BlobKind> {
+        check_shape(blob).ok()?;
+        BlobKind::ALL.into_iter().find(|k| *k as u8 == blob[8])
+    }
+
+    /// The CCA MK type whose register a CCA key token is sealed under (opencryptoki-ep11.md
+    /// 5: aes → AES, AES-XTS, HMAC; apka → EC, new-format RSA, Dilithium; asym → old RSA;
+    /// sym → DES, DES2, DES3). `None` for EP11 blobs.
+    pub(crate) fn cca_mk(self) -> Option<crate::sim::cca::MkType> {
+        use crate::sim::cca::MkType;
+        match self {
+            BlobKind::CcaAes | BlobKind::CcaAesXts | BlobKind::CcaHmac => Some(MkType::Aes),
+            BlobKind::CcaDes | BlobKind::CcaDes2 | BlobKind::CcaDes3 => Some(MkType::Sym),
+            BlobKind::CcaEcPrivate | BlobKind::CcaRsaAesc | BlobKind::CcaDilithium => {
+                Some(MkType::Apka)
+            }
+            BlobKind::CcaRsaCrt => Some(MkType::Asym),
+            _ => None,
+        }
+    }
 }
 
 /// Why a blob cannot be used with a given WK.
@@ -196,14 +251,7 @@ pub(crate) fn open(blob: &[u8], vp: &[u8; 32]) -> Result<zeroize::Zeroizing<Vec<
 /// that, opencryptoki-ep11.md 1.2 step 12).
 pub(crate) fn reencrypt(blob: &[u8], from: &[u8; 32], to: &[u8; 32]) -> Result<Vec<u8>, BlobError> {
     let payload = open(blob, from)?;
-    let kind = match blob[8] {
-        1 => BlobKind::Aes,
-        2 => BlobKind::EcPrivate,
-        3 => BlobKind::EcPublic,
-        4 => BlobKind::RsaPrivate,
-        5 => BlobKind::RsaPublic,
-        _ => return Err(BlobError::Malformed),
-    };
+    let kind = BlobKind::of(blob).ok_or(BlobError::Malformed)?;
     seal(kind, to, &payload).map_err(|_| BlobError::Malformed)
 }
 

@@ -1,4 +1,5 @@
-//! `init`: lays out a simulated host that matches a plan, then starts its processes.
+//! `init`: lays out a simulated host from its description (`HostSpec`), then starts its
+//! processes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -7,22 +8,26 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::engine::ports::root::HostRoot;
-use crate::engine::ports::root::token_shm_path;
-use crate::plan::model::{Plan, ServiceControl};
+use crate::engine::ports::root::{HostRoot, token_shm_path};
+use crate::plan::model::{Apqn, Wkvp};
+use crate::sim::cca::{self, CcaQueue, KeyRegister, MkRegisters, MkType, Mkvp};
 use crate::sim::crypto::extend_vp;
+use crate::sim::host_spec::{CcaSpec, HostSpec, TokenSpec};
 use crate::sim::state::{
-    self, Card, CommandService, CurRegister, NewRegister, Queue, Register, SimState, TokenRecord,
+    self, Card, CommandService, CurRegister, NewRegister, Queue, Register, SimState, TokenKind,
+    TokenRecord,
 };
 use crate::sim::token::under;
-use crate::sim::{SimError, store};
+use crate::sim::{SimError, cca_store, store};
 
 /// The stand-ins `init` installs, as (directory, name): symlinks to `mkplan-sim`, which
 /// dispatches on the name it was run as.
-pub(crate) const STANDINS: [(&str, &str); 3] = [
+pub(crate) const STANDINS: [(&str, &str); 5] = [
     ("usr/sbin", "pkcsep11_migrate"),
     ("usr/bin", "systemctl"),
     ("usr/sbin", "pkcsslotd"),
+    ("usr/sbin", "pkcshsm_mk_change"),
+    ("usr/sbin", "pkcscca"),
 ];
 /// Where `probe_keys` looks for libopencryptoki; the simulated host has a placeholder there
 /// (rehearsal injects [`crate::sim::SimProber`] instead of loading it).
@@ -30,32 +35,34 @@ const LIBRARY_PLACEHOLDER: &str = "usr/lib/opencryptoki/libopencryptoki.so";
 
 pub(crate) fn lay_out(
     root: &Path,
-    plan: &Plan,
+    spec: &HostSpec,
     keys: usize,
-    pin: &str,
+    pins: (&str, &str),
     sim_exe: &Path,
 ) -> Result<(), SimError> {
+    spec.check()?;
     if state::state_path(root).exists() {
         return Err(SimError::AlreadyInitialised(root.to_path_buf()));
     }
     let sim_dir = state::sim_dir(root);
     fs::create_dir_all(&sim_dir).map_err(|e| SimError::io(&sim_dir, e))?;
     let lock = state::lock(root)?;
-    let state = state_for(plan, sim_exe);
+    let state = state_for(spec, sim_exe);
     crate::sim::persist::save(root, &state, &lock)?;
 
     let host = HostRoot::new(root);
-    for token in plan.tokens.values() {
-        let vp = extend_vp(&token.wkvp_current);
-        let objects = store::new_objects(keys, &vp)?;
-        store::create(&under(root, &token.store), token.id.as_str(), pin, &objects)?;
-        if let Some(config) = &token.config {
-            let text = store::ep11tok_conf(
-                token.id.as_str(),
-                &token.apqns,
-                &token.wkvp_current.to_string(),
-            );
-            write_file(&under(root, config), text.as_bytes())?;
+    for token in &spec.tokens {
+        let (objects, config) = token_contents(token, keys)?;
+        let (user_pin, so_pin) = pins;
+        store::create_with_pins(
+            &under(root, &token.store),
+            token.label(),
+            user_pin,
+            so_pin,
+            &objects,
+        )?;
+        if let (Some(path), Some(text)) = (&token.config, config) {
+            write_file(&under(root, path), text.as_bytes())?;
         }
         write_file(&token_shm_path(&host, &token.store), &[0u8; 4096])?;
         write_file(&store::lock_file(root, &under(root, &token.store)), b"")?;
@@ -81,79 +88,81 @@ pub(crate) fn lay_out(
         "run/opencryptoki",
         "run/mkplan-sim/units",
         "var/log/mkplan-sim",
+        "var/lock/opencryptoki",
+        "var/lib/opencryptoki/HSM_MK_CHANGE",
     ] {
         fs::create_dir_all(root.join(dir)).map_err(|e| SimError::io(&root.join(dir), e))?;
     }
     Ok(())
 }
 
-/// The state of a fresh host: every APQN with CUR valid = its token's `wkvp.current`, NEW
-/// empty; cards CEX8P, online, configured.
-fn state_for(plan: &Plan, sim_exe: &Path) -> SimState {
+/// A token's objects, sealed under its current WK or MKs, and its config file's text.
+fn token_contents(
+    token: &TokenSpec,
+    keys: usize,
+) -> Result<(Vec<store::SimObject>, Option<String>), SimError> {
+    if let Some(ep11) = &token.ep11 {
+        let objects = store::new_objects(keys, &extend_vp(&ep11.wkvp_current))?;
+        let config = if ep11.expected_wkvp {
+            store::ep11tok_conf(&token.name, &token.apqns, &ep11.wkvp_current.to_string())
+        } else {
+            let full = store::ep11tok_conf(&token.name, &token.apqns, "");
+            full.lines()
+                .filter(|l| !l.starts_with("EXPECTED_WKVP"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        return Ok((objects, Some(config)));
+    }
+    let cca = token.cca.as_ref().expect("checked: a token is EP11 or CCA");
+    let current: BTreeMap<MkType, Mkvp> = cca.mks.iter().map(|(mk, p)| (*mk, p.current)).collect();
+    let objects = cca_store::new_objects(keys, &current)?;
+    let expected = if cca.expected_mkvps {
+        current
+    } else {
+        BTreeMap::new()
+    };
+    Ok((
+        objects,
+        Some(cca_store::ccatok_conf(&token.name, &expected)),
+    ))
+}
+
+/// The state of a fresh host: every EP11 APQN with CUR valid = its token's current WK and
+/// NEW empty; every CCA APQN with CUR valid = its token's current MK of each of its MK
+/// types, OLD as given (else invalid), NEW empty, and the other MK types never loaded;
+/// cards CEX8P or CEX8C, online, configured.
+fn state_for(spec: &HostSpec, sim_exe: &Path) -> SimState {
     let mut cards = BTreeMap::new();
     let mut apqns = BTreeMap::new();
+    let mut cca_apqns = BTreeMap::new();
     let mut tokens = BTreeMap::new();
-    for token in plan.tokens.values() {
-        let vp = extend_vp(&token.wkvp_current);
+    for token in &spec.tokens {
+        let card_type = if token.cca.is_some() {
+            "CEX8C"
+        } else {
+            "CEX8P"
+        };
         for apqn in &token.apqns {
             cards
                 .entry(format!("{:02x}", apqn.adapter()))
                 .or_insert_with(|| Card {
-                    card_type: "CEX8P".to_owned(),
+                    card_type: card_type.to_owned(),
                     online: true,
                     config: true,
                     chkstop: false,
                 });
-            apqns.insert(
-                apqn.lszcrypt(),
-                Queue {
-                    adapter: apqn.adapter(),
-                    domain: apqn.domain(),
-                    token: token.id.to_string(),
-                    online: true,
-                    config: true,
-                    chkstop: false,
-                    cur: Register {
-                        state: CurRegister::Valid,
-                        vp: Some(vp),
-                    },
-                    new: Register {
-                        state: NewRegister::Empty,
-                        vp: None,
-                    },
-                },
-            );
+            if let Some(ep11) = &token.ep11 {
+                apqns.insert(
+                    apqn.lszcrypt(),
+                    ep11_queue(*apqn, &token.name, &ep11.wkvp_current),
+                );
+            } else if let Some(cca) = &token.cca {
+                cca_apqns.insert(apqn.lszcrypt(), cca_queue(*apqn, &token.name, cca));
+            }
         }
-        tokens.insert(
-            token.id.to_string(),
-            TokenRecord {
-                slot: u64::from(token.slot.get()),
-                store: token.store.clone(),
-                config: token.config.clone(),
-                apqns: token.apqns.iter().map(|a| a.lszcrypt()).collect(),
-                wkvp_new: token.wkvp_new.to_string(),
-            },
-        );
+        tokens.insert(token.name.clone(), token_record(token));
     }
-    let mut units = Vec::new();
-    let mut commands = Vec::new();
-    for service in plan.services.values() {
-        match &service.control {
-            ServiceControl::Systemd(list) => units.extend(list.iter().cloned()),
-            ServiceControl::Commands {
-                stop,
-                start,
-                is_active,
-            } => commands.push(CommandService {
-                name: service.id.to_string(),
-                stop: stop.clone(),
-                start: start.clone(),
-                is_active: is_active.clone(),
-            }),
-        }
-    }
-    units.sort();
-    units.dedup();
     SimState {
         format: state::STATE_FORMAT.to_owned(),
         version: state::VERSION,
@@ -161,8 +170,94 @@ fn state_for(plan: &Plan, sim_exe: &Path) -> SimState {
         cards,
         apqns,
         tokens,
-        units,
-        commands,
+        units: spec.units.clone(),
+        commands: spec
+            .commands
+            .iter()
+            .map(|c| CommandService {
+                name: c.name.clone(),
+                stop: c.stop.clone(),
+                start: c.start.clone(),
+                is_active: c.is_active.clone(),
+            })
+            .collect(),
+        cca_apqns,
+        absent_slots: spec.absent_slots.clone(),
+        apps: spec.apps.clone(),
+        cca_sysfs: spec.cca_sysfs,
+    }
+}
+
+/// What the stand-ins keep of a token: its kind, slot, paths, APQNs and the patterns `tke
+/// load` loads by default.
+fn token_record(token: &TokenSpec) -> TokenRecord {
+    TokenRecord {
+        kind: if token.cca.is_some() {
+            TokenKind::Cca
+        } else {
+            TokenKind::Ep11
+        },
+        slot: token.slot,
+        store: token.store.clone(),
+        config: token.config.clone(),
+        apqns: token.apqns.iter().map(|a| a.lszcrypt()).collect(),
+        wkvp_new: token
+            .ep11
+            .as_ref()
+            .map(|e| e.wkvp_new.to_string())
+            .unwrap_or_default(),
+        cca_new: token
+            .cca
+            .iter()
+            .flat_map(|c| c.mks.iter().map(|(mk, p)| (*mk, p.new)))
+            .collect(),
+    }
+}
+
+fn ep11_queue(apqn: Apqn, token: &str, current: &Wkvp) -> Queue {
+    Queue {
+        adapter: apqn.adapter(),
+        domain: apqn.domain(),
+        token: token.to_owned(),
+        online: true,
+        config: true,
+        chkstop: false,
+        cur: Register {
+            state: CurRegister::Valid,
+            vp: Some(extend_vp(current)),
+        },
+        new: Register {
+            state: NewRegister::Empty,
+            vp: None,
+        },
+        read_fault: None,
+    }
+}
+
+fn cca_queue(apqn: Apqn, token: &str, cca: &CcaSpec) -> CcaQueue {
+    let registers = cca
+        .mks
+        .iter()
+        .map(|(mk, patterns)| {
+            let registers = MkRegisters {
+                new: cca::NewRegister::EMPTY,
+                cur: KeyRegister::valid(patterns.current),
+                old: patterns
+                    .old
+                    .map_or(KeyRegister::INVALID, KeyRegister::valid),
+            };
+            (*mk, registers)
+        })
+        .collect();
+    CcaQueue {
+        adapter: apqn.adapter(),
+        domain: apqn.domain(),
+        token: token.to_owned(),
+        online: true,
+        config: true,
+        chkstop: false,
+        registers,
+        read_fault: None,
     }
 }
 
@@ -206,6 +301,9 @@ pub(crate) fn start_everything(root: &Path) -> Result<(), SimError> {
         .chain(state.commands.iter().map(|c| &c.name));
     for unit in names {
         spawn_helper(root, &state.sim_exe, &["--unit", unit])?;
+    }
+    for app in state.apps.iter().filter(|a| !a.in_unit) {
+        spawn_helper(root, &state.sim_exe, &["--app", &app.name])?;
     }
     Ok(())
 }

@@ -1,28 +1,42 @@
-//! The simulated EP11 host (design.md, "The simulated host"): sysfs with WK registers, token
-//! stores with sealed key blobs, a TKE, and stand-ins for `pkcsep11_migrate`, `systemctl` and
-//! `pkcsslotd` that are real processes. `mkplan rehearse` and the tests use this API; the
-//! engine and the steps never import it.
+//! The simulated EP11 and CCA host (design.md, "The simulated host"), laid out from a
+//! [`HostSpec`]: sysfs with WK and MK registers, token stores with sealed key blobs, a TKE,
+//! applications that keep using the keys, and stand-ins for `pkcsep11_migrate`,
+//! `pkcshsm_mk_change`, `pkcscca`, `systemctl` and `pkcsslotd` that are real processes.
+//! `mkplan rehearse` and the tests use this API; the engine and the steps never import it.
 //!
 //! Everything lives under a root directory. The root should be canonical (no symlinks in the
 //! path): `/proc/<pid>/maps` shows resolved paths, and the functions here canonicalize it.
 
+mod cca;
+mod cca_store;
+mod cca_sysfs;
+mod cca_tke;
 pub mod cli;
 mod crypto;
+pub mod host_spec;
+mod keyuse;
 mod layout;
 mod migrate;
 mod migrate_args;
+mod mkchange;
 mod persist;
+mod pin_prompt;
+mod pkcscca;
+mod presence;
 mod prober;
 mod procs;
+mod readfault;
 pub mod rehearsal;
 mod slotd;
 mod standins;
 mod state;
 mod store;
 mod sysfs;
+mod syslog;
 mod tke;
 mod token;
 mod verify;
+mod workload;
 
 use std::fmt;
 use std::io;
@@ -32,8 +46,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::model::{Apqn, Plan, Wkvp};
 
+pub use cca::{MkType, Mkvp};
+pub use cca_store::{CcaConfig, parse_ccatok_conf, rewrite_expected_mkvps};
+pub use cca_sysfs::CcaSysfsForm;
+pub use cca_tke::TkeRequest;
+pub use host_spec::HostSpec;
 pub use prober::SimProber;
+pub use readfault::{ReadFault, ReadFaultSpec, ReadScope};
+pub use state::TokenKind;
+pub use store::DEFAULT_SO_PIN;
 pub use verify::{Counts, TokenVerdict, VerifyReport};
+pub use workload::{AppCounts, AppStatus, AppsReport, Failure, Tally};
 
 /// The executable name the stand-ins link to.
 pub const SIM_EXE_NAME: &str = "mkplan-sim";
@@ -103,6 +126,24 @@ pub enum Fault {
     UnitWontStop(String),
     /// A process of no unit keeps the token shm mapped (started by `set_fault`).
     Stray,
+    /// `mkvps` of an APQN prints `- -` placeholders, as a read interrupted by a signal does:
+    /// every line or the APKA lines, until cleared or for a number of reads.
+    InterruptedRead(ReadFaultSpec),
+    /// `pkcshsm_mk_change`: the token in this slot answers the INITIATE query negatively.
+    MkChangeRefuseInitiate(u64),
+    /// `pkcshsm_mk_change reencipher`: re-enciphering the K-th key object fails (the tool
+    /// cancels by itself).
+    MkChangeFailReencipher(usize),
+    /// `pkcshsm_mk_change finalize`: the K-th key object fails (the operation goes to ERROR).
+    MkChangeFailFinalize(usize),
+    /// `pkcshsm_mk_change cancel`: the K-th key object fails (the operation goes to ERROR).
+    MkChangeFailCancel(usize),
+    /// `pkcshsm_mk_change`: sleep this many milliseconds per key object.
+    MkChangeSlow(u64),
+    /// `opencryptoki.conf` has `disable-event-support`: pkcsslotd has no admin socket.
+    DisableEventSupport,
+    /// `pkcscca -m keys`: the K-th key of the MK type fails (counted; the run goes on, exit 0).
+    CcaFailAtKey(usize),
 }
 
 impl Fault {
@@ -117,6 +158,11 @@ impl Fault {
                 )
             })
         };
+        let count = |n: u64| match usize::try_from(n) {
+            Ok(0) => Err(format!("fault `{name}`: key objects are counted from 1")),
+            Ok(n) => Ok(n),
+            Err(_) => Ok(usize::MAX),
+        };
         let fault = match name {
             "fail-at-key" => {
                 Self::FailAtKey(usize::try_from(number("a key number")?).unwrap_or(usize::MAX))
@@ -128,6 +174,22 @@ impl Fault {
             "env-pin" => Self::EnvPin,
             "unit-wont-stop" => Self::UnitWontStop(need("a unit name")?.to_owned()),
             "stray" => Self::Stray,
+            "interrupted-read" => Self::InterruptedRead(ReadFaultSpec::parse(need(
+                "an APQN (`0c.0011`, `0c.0011:apka`, `0c.0011:apka:3`)",
+            )?)?),
+            "mk-change-refuse-initiate" => Self::MkChangeRefuseInitiate(number("a slot")?),
+            "mk-change-fail-reencipher" => {
+                Self::MkChangeFailReencipher(count(number("a key object number")?)?)
+            }
+            "mk-change-fail-finalize" => {
+                Self::MkChangeFailFinalize(count(number("a key object number")?)?)
+            }
+            "mk-change-fail-cancel" => {
+                Self::MkChangeFailCancel(count(number("a key object number")?)?)
+            }
+            "mk-change-slow" => Self::MkChangeSlow(number("milliseconds")?),
+            "disable-event-support" => Self::DisableEventSupport,
+            "cca-fail-at-key" => Self::CcaFailAtKey(count(number("a key number")?)?),
             other => {
                 return Err(format!(
                     "unknown fault `{other}`; known: {}",
@@ -140,7 +202,16 @@ impl Fault {
         }
         let takes_arg = matches!(
             fault,
-            Self::FailAtKey(_) | Self::SlowKeys(_) | Self::UnitWontStop(_)
+            Self::FailAtKey(_)
+                | Self::SlowKeys(_)
+                | Self::UnitWontStop(_)
+                | Self::InterruptedRead(_)
+                | Self::MkChangeRefuseInitiate(_)
+                | Self::MkChangeFailReencipher(_)
+                | Self::MkChangeFailFinalize(_)
+                | Self::MkChangeFailCancel(_)
+                | Self::MkChangeSlow(_)
+                | Self::CcaFailAtKey(_)
         );
         if arg.is_some() && !takes_arg {
             return Err(format!("fault `{name}` takes no argument"));
@@ -157,6 +228,14 @@ impl Fault {
         "env-pin",
         "unit-wont-stop UNIT",
         "stray",
+        "interrupted-read APQN[:apka][:READS]",
+        "mk-change-refuse-initiate SLOT",
+        "mk-change-fail-reencipher K",
+        "mk-change-fail-finalize K",
+        "mk-change-fail-cancel K",
+        "mk-change-slow MS",
+        "disable-event-support",
+        "cca-fail-at-key K",
     ];
 }
 
@@ -171,6 +250,14 @@ impl fmt::Display for Fault {
             Self::EnvPin => f.write_str("env-pin"),
             Self::UnitWontStop(unit) => write!(f, "unit-wont-stop {unit}"),
             Self::Stray => f.write_str("stray"),
+            Self::InterruptedRead(spec) => write!(f, "interrupted-read {spec}"),
+            Self::MkChangeRefuseInitiate(slot) => write!(f, "mk-change-refuse-initiate {slot}"),
+            Self::MkChangeFailReencipher(k) => write!(f, "mk-change-fail-reencipher {k}"),
+            Self::MkChangeFailFinalize(k) => write!(f, "mk-change-fail-finalize {k}"),
+            Self::MkChangeFailCancel(k) => write!(f, "mk-change-fail-cancel {k}"),
+            Self::MkChangeSlow(ms) => write!(f, "mk-change-slow {ms}"),
+            Self::DisableEventSupport => f.write_str("disable-event-support"),
+            Self::CcaFailAtKey(k) => write!(f, "cca-fail-at-key {k}"),
         }
     }
 }
@@ -189,11 +276,8 @@ pub fn sim_exe_beside_current() -> Option<PathBuf> {
     candidate.is_file().then_some(candidate)
 }
 
-/// Lays out a simulated host for `plan` under `root` (created if needed; it must not be a
-/// simulated host already): sysfs with every APQN's CUR = the token's `wkvp.current` and NEW
-/// empty, each token's store with `keys` key objects (plus a certificate and a data object)
-/// sealed under that WK and `pin` as USER PIN, its `ep11tok.conf` if the plan names one, the
-/// stand-ins (symlinks to `sim_exe`), a running pkcsslotd, and the plan's services running.
+/// Lays out a simulated host for `plan` under `root`: the host [`HostSpec::from_plan`]
+/// describes, laid out by [`init_host`] with openCryptoki's default SO PIN.
 pub fn init(
     root: &Path,
     plan: &Plan,
@@ -201,17 +285,40 @@ pub fn init(
     pin: &str,
     sim_exe: &Path,
 ) -> Result<(), SimError> {
+    init_host(
+        root,
+        &HostSpec::from_plan(plan),
+        keys,
+        (pin, DEFAULT_SO_PIN),
+        sim_exe,
+    )
+}
+
+/// Lays out the host `spec` describes under `root` (created if needed; it must not be a
+/// simulated host already): sysfs with every APQN's registers at the token's current
+/// patterns and NEW empty, each token's store with `keys` key objects (plus public halves, a
+/// certificate and a data object) sealed under them, with `pins` = (USER PIN, SO PIN), its
+/// config file, the stand-ins (symlinks to `sim_exe`), a running pkcsslotd, and the units,
+/// command services and apps running.
+pub fn init_host(
+    root: &Path,
+    spec: &HostSpec,
+    keys: usize,
+    pins: (&str, &str),
+    sim_exe: &Path,
+) -> Result<(), SimError> {
     std::fs::create_dir_all(root).map_err(|e| SimError::io(root, e))?;
     let root = canonical_root(root);
     let sim_exe = sim_exe
         .canonicalize()
         .map_err(|e| SimError::io(sim_exe, e))?;
-    layout::lay_out(&root, plan, keys, pin, &sim_exe)?;
+    layout::lay_out(&root, spec, keys, pins, &sim_exe)?;
     layout::start_everything(&root)
 }
 
-/// Performs a TKE action on one APQN, or on every simulated APQN with `None`. Nothing
-/// changes if the action is not allowed on any of them.
+/// Performs a TKE action on one EP11 APQN, or on every simulated EP11 APQN with `None`.
+/// Nothing changes if the action is not allowed on any of them. ([`tke_request`] also
+/// reaches CCA APQNs.)
 pub fn tke(
     root: &Path,
     action: TkeAction,
@@ -219,6 +326,33 @@ pub fn tke(
     wkvp: Option<Wkvp>,
 ) -> Result<(), SimError> {
     tke::act(&canonical_root(root), action, apqn, wkvp)
+}
+
+/// Performs a TKE action on EP11 and CCA APQNs (`TkeRequest`): all are checked first,
+/// then all change at once.
+pub fn tke_request(root: &Path, request: &TkeRequest) -> Result<(), SimError> {
+    cca_tke::act(&canonical_root(root), request)
+}
+
+/// What every simulated application has counted (`mkplan-sim apps`).
+pub fn apps(root: &Path) -> Result<AppsReport, SimError> {
+    workload::report(&canonical_root(root))
+}
+
+/// Starts the standalone application `name` using the keys of `tokens` (all when empty),
+/// recording it in the state first if it is new.
+pub fn start_app(
+    root: &Path,
+    name: &str,
+    tokens: &[String],
+    interval_ms: Option<u64>,
+) -> Result<(), SimError> {
+    procs::start_app(&canonical_root(root), name, tokens, interval_ms)
+}
+
+/// Stops the standalone application `name` (its counts stay).
+pub fn stop_app(root: &Path, name: &str) -> Result<(), SimError> {
+    procs::stop_app(&canonical_root(root), name)
 }
 
 /// For every key object of every token: does its blob open under the current WK of the
@@ -247,6 +381,15 @@ pub fn faults(root: &Path) -> Result<Vec<Fault>, SimError> {
 /// `pkcsep11_migrate` cannot reach it).
 pub fn set_queue_online(root: &Path, apqn: Apqn, online: bool) -> Result<(), SimError> {
     tke::set_queue_online(&canonical_root(root), apqn, online)
+}
+
+/// A host reboot: every simulated process stops, then pkcsslotd, the units, the command
+/// services and the standalone apps start again. Files (stores, operation files, the
+/// registers) stay as they are.
+pub fn reboot(root: &Path) -> Result<(), SimError> {
+    let root = canonical_root(root);
+    procs::shutdown(&root)?;
+    layout::start_everything(&root)
 }
 
 /// Stops every simulated process of this root (units, strays, pkcsslotd). Idempotent.

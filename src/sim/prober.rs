@@ -15,9 +15,11 @@ use crate::engine::ports::keys::KeyProber;
 use crate::engine::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::engine::secret::Pin;
 use crate::sim::crypto::open;
+use crate::sim::state::{SimState, TokenKind, TokenRecord};
+use crate::sim::store::SimObject;
 use crate::sim::store::{self, Login};
 use crate::sim::token::{agreed_current_wk, by_slot, not_present_reason};
-use crate::sim::{canonical_root, procs, state};
+use crate::sim::{canonical_root, keyuse, procs, state};
 
 /// Probes the simulated tokens under `root`.
 #[derive(Debug, Clone)]
@@ -90,6 +92,9 @@ impl KeyProber for SimProber {
             .find(|t| t.store == store)
             .ok_or("the token is gone")?;
         let current = agreed_current_wk(&state, token.record);
+        // A CCA token, or a token in a concurrent MK change: each APQN judges the key.
+        let operation = crate::sim::mkchange::ops::active_for_slot(&self.root, slot).is_some();
+        let per_apqn = token.record.kind == TokenKind::Cca || operation;
         let mut objects: Vec<ObjectInfo> = store::read_objects(&store)
             .map_err(|e| e.to_string())?
             .into_iter()
@@ -97,7 +102,17 @@ impl KeyProber for SimProber {
                 let object = stored.object;
                 let blob = object.blob_bytes();
                 let usable = match (&object.key_type, &blob) {
+                    (Some(_), Some(_)) if per_apqn => {
+                        on_every_apqn(&state, token.record, &object, operation)
+                    }
                     (Some(_), Some(blob)) => usability(&object.class, blob, &current),
+                    // A CCA public key is a clear key token: no master key to check.
+                    (Some(_), None)
+                        if token.record.kind == TokenKind::Cca
+                            && object.class == "CKO_PUBLIC_KEY" =>
+                    {
+                        Usability::Usable
+                    }
                     (Some(_), None) => Usability::Unusable(
                         "the key has no secure-key blob (CKA_IBM_OPAQUE)".to_owned(),
                     ),
@@ -138,11 +153,7 @@ impl KeyProber for SimProber {
 /// What using the key would give: the call the real probe makes fails with the card's
 /// answer when the blob is not under the current WK.
 fn usability(class: &str, blob: &[u8], current: &Result<[u8; 32], String>) -> Usability {
-    let call = match class {
-        "CKO_SECRET_KEY" => "C_EncryptInit",
-        "CKO_PRIVATE_KEY" => "C_SignInit",
-        _ => "C_VerifyInit",
-    };
+    let call = call_for(class);
     match current {
         Err(why) => Usability::Unusable(format!("{call}: CKR_DEVICE_ERROR (simulated: {why})")),
         Ok(vp) => match open(blob, vp) {
@@ -151,6 +162,49 @@ fn usability(class: &str, blob: &[u8], current: &Result<[u8; 32], String>) -> Us
                 "{call}: CKR_IBM_WKID_MISMATCH (simulated: the blob is {why})"
             )),
         },
+    }
+}
+
+/// The key works on every APQN of the token (`keyuse`: during an operation either of its
+/// blobs will do; a CCA key only under the current MK of its type).
+fn on_every_apqn(
+    state: &SimState,
+    token: &TokenRecord,
+    object: &SimObject,
+    operation_active: bool,
+) -> Usability {
+    let call = call_for(&object.class);
+    let blobs = keyuse::candidates(object, operation_active);
+    let mut checked = 0;
+    for name in &token.apqns {
+        let result = match token.kind {
+            TokenKind::Ep11 => state.apqns.get(name).map(|q| keyuse::on_ep11(q, &blobs)),
+            TokenKind::Cca => state
+                .cca_apqns
+                .get(name)
+                .map(|q| keyuse::on_cca(q, &blobs, false)),
+        };
+        match result {
+            Some(Err(why)) => {
+                return Usability::Unusable(format!("{call}: {why} (simulated, on APQN {name})"));
+            }
+            Some(Ok(())) => checked += 1,
+            None => {}
+        }
+    }
+    if checked == 0 {
+        return Usability::Unusable(format!(
+            "{call}: CKR_DEVICE_ERROR (simulated: the token has no APQN)"
+        ));
+    }
+    Usability::Usable
+}
+
+fn call_for(class: &str) -> &'static str {
+    match class {
+        "CKO_SECRET_KEY" => "C_EncryptInit",
+        "CKO_PRIVATE_KEY" => "C_SignInit",
+        _ => "C_VerifyInit",
     }
 }
 

@@ -278,6 +278,12 @@ pub(crate) fn unit_process_main(root: &Path, unit: Option<&str>) -> Result<(), S
         fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
     }
     write_atomic(&pid_file, format!("{pid}\n").as_bytes())?;
+    // A unit that is an application uses the keys until it is stopped (`sim::workload`).
+    if let Some(unit) = unit
+        && state.apps.iter().any(|a| a.in_unit && a.name == unit)
+    {
+        return crate::sim::workload::run(root, unit);
+    }
     // SIGTERM keeps its default action: the unit ends at once, as a simple daemon would.
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -365,6 +371,8 @@ pub(crate) fn shutdown(root: &Path) -> Result<(), SimError> {
         }
     }
     stop_strays(root);
+    stop_apps(root);
+    stop_watchers(root);
     stop_slotd(root);
     let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
     let mut left = Vec::new();
@@ -384,10 +392,11 @@ pub(crate) fn shutdown(root: &Path) -> Result<(), SimError> {
         }
         let argv = cmdline(pid);
         let ours = argv.first().map(PathBuf::from) == Some(slotd_path(root))
-            || (argv.get(1).map(String::as_str) == Some("unit-process")
-                && argv
-                    .windows(2)
-                    .any(|w| w[0] == "--root" && Path::new(&w[1]) == root));
+            || (argv.get(1).is_some_and(|a| {
+                ["unit-process", "app-process", "read-watcher"].contains(&a.as_str())
+            }) && argv
+                .windows(2)
+                .any(|w| w[0] == "--root" && Path::new(&w[1]) == root));
         if ours && !terminate(pid, Duration::from_secs(2)) {
             left.push(pid);
         }
@@ -398,5 +407,207 @@ pub(crate) fn shutdown(root: &Path) -> Result<(), SimError> {
         Err(SimError::Process(format!(
             "processes {left:?} of this root did not end"
         )))
+    }
+}
+
+/// Spawns `mkplan-sim <args>` detached and waits until `ready` (or the process died).
+fn spawn_ready(
+    sim_exe: &Path,
+    args: &[String],
+    ready: impl Fn(i32) -> bool,
+    what: &str,
+) -> Result<i32, SimError> {
+    let mut command = clean_command(sim_exe);
+    command.arg0(crate::sim::SIM_EXE_NAME);
+    command.args(args);
+    let mut child = spawn_detached(command).map_err(|e| SimError::io(sim_exe, e))?;
+    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    wait_until(deadline, || {
+        ready(pid) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if ready(pid) {
+        return Ok(pid);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(SimError::Process(format!(
+        "the simulated process for `{what}` did not become ready"
+    )))
+}
+
+fn app_args(root: &Path, name: &str) -> Vec<String> {
+    [
+        "app-process",
+        "--root",
+        &root.display().to_string(),
+        "--app",
+        name,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn app_pid_file(root: &Path, name: &str) -> PathBuf {
+    root.join("run/mkplan-sim/apps").join(format!("{name}.pid"))
+}
+
+/// The pid of the running standalone app `name`.
+pub(crate) fn app_pid(root: &Path, name: &str) -> Option<i32> {
+    read_pid(&app_pid_file(root, name))
+        .filter(|pid| alive(*pid) && cmdline(*pid).get(1..) == Some(&app_args(root, name)[..]))
+}
+
+/// Spawns the standalone app `name` (recorded in the state) and waits for its pid file.
+pub(crate) fn spawn_app(root: &Path, sim_exe: &Path, name: &str) -> Result<i32, SimError> {
+    spawn_ready(
+        sim_exe,
+        &app_args(root, name),
+        |pid| app_pid(root, name) == Some(pid),
+        name,
+    )
+}
+
+/// The body of a standalone app: attached to every token as a library user, then the
+/// workload until a signal ends it.
+pub(crate) fn app_process_main(root: &Path, name: &str) -> Result<(), SimError> {
+    let state = state::load(root)?;
+    let _keep = attach_tokens(root, &state)?;
+    let pid_file = app_pid_file(root, name);
+    if let Some(dir) = pid_file.parent() {
+        fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
+    }
+    write_atomic(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
+    crate::sim::workload::run(root, name)
+}
+
+/// Records the standalone app (if new) and starts it (if not running).
+pub(crate) fn start_app(
+    root: &Path,
+    name: &str,
+    tokens: &[String],
+    interval_ms: Option<u64>,
+) -> Result<(), SimError> {
+    let sim_exe = {
+        let lock = state::lock(root)?;
+        let mut state = state::load(root)?;
+        if let Some(unknown) = tokens.iter().find(|t| !state.tokens.contains_key(*t)) {
+            return Err(SimError::Usage(format!(
+                "no token `{unknown}` on this host"
+            )));
+        }
+        match state.apps.iter_mut().find(|a| a.name == name) {
+            Some(app) if app.in_unit => {
+                return Err(SimError::Usage(format!(
+                    "`{name}` is a unit's app: start the unit"
+                )));
+            }
+            Some(app) => {
+                if !tokens.is_empty() {
+                    app.tokens = tokens.to_vec();
+                }
+                if let Some(ms) = interval_ms {
+                    app.interval_ms = ms.max(1);
+                }
+            }
+            None => state.apps.push(crate::sim::host_spec::AppSpec {
+                name: name.to_owned(),
+                in_unit: false,
+                tokens: tokens.to_vec(),
+                interval_ms: interval_ms
+                    .unwrap_or(crate::sim::host_spec::DEFAULT_INTERVAL_MS)
+                    .max(1),
+            }),
+        }
+        if name.is_empty() || name.contains('/') {
+            return Err(SimError::Usage(format!("`{name}` is not an app name")));
+        }
+        crate::sim::persist::save(root, &state, &lock)?;
+        state.sim_exe
+    };
+    if app_pid(root, name).is_none() {
+        crate::sim::layout::spawn_helper(root, &sim_exe, &["--app", name])?;
+    }
+    Ok(())
+}
+
+/// Stops the standalone app `name`.
+pub(crate) fn stop_app(root: &Path, name: &str) -> Result<(), SimError> {
+    let ok = app_pid(root, name).is_none_or(|pid| terminate(pid, STOP_GRACE));
+    let _ = fs::remove_file(app_pid_file(root, name));
+    if ok {
+        Ok(())
+    } else {
+        Err(SimError::Process(format!("the app `{name}` did not stop")))
+    }
+}
+
+fn stop_apps(root: &Path) {
+    for entry in fs::read_dir(root.join("run/mkplan-sim/apps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(app) = name.strip_suffix(".pid") {
+            let _ = stop_app(root, app);
+        }
+    }
+}
+
+fn watcher_args(root: &Path, apqn: crate::plan::model::Apqn) -> Vec<String> {
+    [
+        "read-watcher",
+        "--root",
+        &root.display().to_string(),
+        "--apqn",
+        &apqn.lszcrypt(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn watcher_pid(root: &Path, apqn: crate::plan::model::Apqn) -> Option<i32> {
+    read_pid(&crate::sim::readfault::watcher_pid_file(root, apqn))
+        .filter(|pid| alive(*pid) && cmdline(*pid).get(1..) == Some(&watcher_args(root, apqn)[..]))
+}
+
+/// Spawns the read watcher of the APQN's interrupted-read fault and waits until it watches.
+pub(crate) fn spawn_watcher(
+    root: &Path,
+    sim_exe: &Path,
+    apqn: crate::plan::model::Apqn,
+) -> Result<i32, SimError> {
+    let _ = fs::remove_file(crate::sim::readfault::watcher_pid_file(root, apqn));
+    spawn_ready(
+        sim_exe,
+        &watcher_args(root, apqn),
+        |pid| watcher_pid(root, apqn) == Some(pid),
+        "read watcher",
+    )
+}
+
+/// Stops the APQN's read watcher, if one runs.
+pub(crate) fn stop_watcher(root: &Path, apqn: crate::plan::model::Apqn) {
+    if let Some(pid) = watcher_pid(root, apqn) {
+        terminate(pid, Duration::from_secs(2));
+    }
+    let _ = fs::remove_file(crate::sim::readfault::watcher_pid_file(root, apqn));
+}
+
+/// Stops every read watcher of this root.
+pub(crate) fn stop_watchers(root: &Path) {
+    for entry in fs::read_dir(root.join("run/mkplan-sim/watchers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let apqn = name.strip_suffix(".pid").and_then(|n| {
+            crate::plan::model::Apqn::from_plan_value(&serde_json::Value::String(n.to_owned())).ok()
+        });
+        if let Some(apqn) = apqn {
+            stop_watcher(root, apqn);
+        }
     }
 }

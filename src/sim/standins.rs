@@ -247,6 +247,8 @@ pub(crate) fn slotd_main(root: &Path) -> i32 {
 fn same_kind(a: &Fault, b: &Fault) -> bool {
     match (a, b) {
         (Fault::UnitWontStop(x), Fault::UnitWontStop(y)) => x == y,
+        (Fault::InterruptedRead(x), Fault::InterruptedRead(y)) => x.apqn == y.apqn,
+        (Fault::MkChangeRefuseInitiate(x), Fault::MkChangeRefuseInitiate(y)) => x == y,
         _ => std::mem::discriminant(a) == std::mem::discriminant(b),
     }
 }
@@ -258,11 +260,26 @@ pub(crate) fn set_fault(root: &Path, fault: Fault) -> Result<(), SimError> {
         let mut faults = state::faults(root)?;
         faults.retain(|f| !same_kind(f, &fault) || *f == Fault::Stray);
         faults.push(fault.clone());
+        if let Fault::InterruptedRead(spec) = &fault {
+            // The fault is in the registers' state, so sysfs shows it (`readfault`).
+            let mut state = state.clone();
+            crate::sim::readfault::set_in_state(&mut state, spec.apqn, Some(spec.fault))?;
+            crate::sim::persist::save(root, &state, &lock)?;
+        }
         state::save_faults(root, faults, &lock)?;
         state
     };
-    if fault == Fault::Stray {
-        spawn_helper(root, &state.sim_exe, &["--stray"])?;
+    match &fault {
+        Fault::Stray => spawn_helper(root, &state.sim_exe, &["--stray"])?,
+        Fault::InterruptedRead(spec) if spec.fault.reads.is_some() => {
+            procs::stop_watcher(root, spec.apqn);
+            spawn_helper(
+                root,
+                &state.sim_exe,
+                &["--read-watcher", &spec.apqn.lszcrypt()],
+            )?;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -270,9 +287,15 @@ pub(crate) fn set_fault(root: &Path, fault: Fault) -> Result<(), SimError> {
 pub(crate) fn clear_faults(root: &Path) -> Result<(), SimError> {
     {
         let lock = state::lock(root)?;
-        state::load(root)?;
+        let mut state = state::load(root)?;
+        let before = serde_json::to_value(&state).ok();
+        crate::sim::readfault::clear_all(&mut state);
+        if serde_json::to_value(&state).ok() != before {
+            crate::sim::persist::save(root, &state, &lock)?;
+        }
         state::save_faults(root, Vec::new(), &lock)?;
     }
     procs::stop_strays(root);
+    procs::stop_watchers(root);
     Ok(())
 }

@@ -69,6 +69,17 @@ pub(crate) struct SimState {
     pub units: Vec<String>,
     /// Command-controlled services, driven through stand-ins at their programs' paths.
     pub commands: Vec<CommandService>,
+    /// CCA APQNs (`CEX8C` cards), by lszcrypt name; `apqns` holds the EP11 ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cca_apqns: BTreeMap<String, crate::sim::cca::CcaQueue>,
+    /// Configured slots without a token (`pkcshsm_mk_change` asks before it goes on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent_slots: Vec<u64>,
+    /// The applications that use the keys (`sim::workload`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<crate::sim::host_spec::AppSpec>,
+    #[serde(default)]
+    pub cca_sysfs: crate::sim::cca_sysfs::CcaSysfsForm,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +103,9 @@ pub(crate) struct Queue {
     pub chkstop: bool,
     pub cur: Register<CurRegister>,
     pub new: Register<NewRegister>,
+    /// An interrupted read in force (`mkvps` shows `- -`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_fault: Option<crate::sim::readfault::ReadFault>,
 }
 
 impl Queue {
@@ -146,16 +160,32 @@ mod vp_hex {
     }
 }
 
-/// What the stand-ins need to know about a plan token.
+/// What the stand-ins need to know about a token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct TokenRecord {
+    /// EP11 unless said otherwise (state written before CCA tokens existed has none).
+    #[serde(default)]
+    pub kind: TokenKind,
     pub slot: u64,
     /// As the host sees it (absolute, resolved under the root by the simulator).
     pub store: PathBuf,
     pub config: Option<PathBuf>,
     pub apqns: Vec<String>,
-    /// `0x` + 32 hex digits: the plan's `wkvp.new`, the default of `tke load`.
+    /// `0x` + 32 hex digits: the plan's `wkvp.new`, the default of `tke load` (EP11 only).
+    #[serde(default)]
     pub wkvp_new: String,
+    /// CCA: the new MKVP per MK type, the default of `tke load` (the token's MK types).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cca_new: BTreeMap<crate::sim::cca::MkType, crate::sim::cca::Mkvp>,
+}
+
+/// Which openCryptoki token a record is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    #[default]
+    Ep11,
+    Cca,
 }
 
 /// A service the plan controls with its own commands.

@@ -25,7 +25,8 @@ use crate::sim::SimError;
 use crate::sim::crypto::{self, BlobKind};
 use crate::sim::state::write_atomic;
 
-/// The openCryptoki default SO PIN; the simulator's SO PIN (nothing uses it).
+/// The openCryptoki default SO PIN: the simulated tokens' SO PIN unless `init` is given one
+/// (`pkcscca` asks for it).
 const SO_PIN: &str = "87654321";
 
 /// One token object as stored in its file.
@@ -42,11 +43,22 @@ pub(crate) struct SimObject {
     pub private: bool,
     /// `CKA_IBM_OPAQUE`, hex.
     pub blob: Option<String>,
+    /// `CKA_IBM_OPAQUE_REENC`, hex: the blob re-enciphered under the new WK/MK while a
+    /// concurrent MK change operation is active (opencryptoki-ep11.md 2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_reenc: Option<String>,
+    /// `CKA_IBM_OPAQUE_OLD`, hex: the blob under the previous WK/MK, kept by finalize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_old: Option<String>,
 }
 
 impl SimObject {
     pub fn blob_bytes(&self) -> Option<Vec<u8>> {
         self.blob.as_ref().and_then(|b| hex::decode(b).ok())
+    }
+
+    pub fn reenc_bytes(&self) -> Option<Vec<u8>> {
+        self.blob_reenc.as_ref().and_then(|b| hex::decode(b).ok())
     }
 }
 
@@ -124,7 +136,8 @@ pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, 
         let label = match kind {
             BlobKind::Aes => format!("app-aes-{:04}", n + 1),
             BlobKind::EcPrivate | BlobKind::EcPublic => format!("app-ec-{:04}", pair + 2),
-            BlobKind::RsaPrivate | BlobKind::RsaPublic => format!("app-rsa-{:04}", pair + 4),
+            // RSA: `PATTERN` holds EP11 kinds only.
+            _ => format!("app-rsa-{:04}", pair + 4),
         };
         objects.push(SimObject {
             mkplan_sim_object: 1,
@@ -134,6 +147,8 @@ pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, 
             id: hex::encode(&id),
             private: class != "CKO_PUBLIC_KEY",
             blob: Some(hex::encode(blob?)),
+            blob_reenc: None,
+            blob_old: None,
         });
     }
     let plain = |class: &str, label: &str, id: &str| SimObject {
@@ -144,6 +159,8 @@ pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, 
         id: id.to_owned(),
         private: false,
         blob: None,
+        blob_reenc: None,
+        blob_old: None,
     };
     objects.insert(
         objects.len().min(2),
@@ -172,10 +189,26 @@ fn new_object_name(dir: &Path) -> Result<String, SimError> {
 }
 
 /// Lays out a new token store at `store` (the path under the root) with `objects`.
+#[cfg(test)]
 pub(crate) fn create(
     store: &Path,
     label: &str,
     pin: &str,
+    objects: &[SimObject],
+) -> Result<(), SimError> {
+    create_with_pins(store, label, pin, SO_PIN, objects)
+}
+
+/// The SO PIN `init` gives the tokens when none is given: openCryptoki's default.
+pub const DEFAULT_SO_PIN: &str = SO_PIN;
+
+/// Lays out a new token store at `store` (the path under the root) with `objects`, the
+/// USER PIN `pin` and the SO PIN `so_pin`.
+pub(crate) fn create_with_pins(
+    store: &Path,
+    label: &str,
+    pin: &str,
+    so_pin: &str,
     objects: &[SimObject],
 ) -> Result<(), SimError> {
     let tok_obj = store.join("TOK_OBJ");
@@ -184,11 +217,11 @@ pub(crate) fn create(
         mkplan_sim_nvtok: 1,
         label: label.to_owned(),
         user_pin: PinRecord::new(pin)?,
-        so_pin: PinRecord::new(SO_PIN)?,
+        so_pin: PinRecord::new(so_pin)?,
         user_login_failures: 0,
     };
     write_nvtok(store, &nv)?;
-    for (file, pin) in [("MK_SO", SO_PIN), ("MK_USER", pin)] {
+    for (file, pin) in [("MK_SO", so_pin), ("MK_USER", pin)] {
         let salt = crypto::random_bytes(16).map_err(urandom_error)?;
         let mut key = zeroize::Zeroizing::new(crypto::random_bytes(32).map_err(urandom_error)?);
         let wrapping = crypto::hmac_sha256(pin.as_bytes(), &[b"mkplan-sim MK wrap", &salt]);

@@ -35,7 +35,8 @@ pub(crate) fn queue_online(card: &Card, queue: &Queue) -> bool {
 /// `mkvps` for one queue, byte for byte as `zcrypt_cex4.c` prints it (zcrypt-sysfs.md 1.5):
 /// two lines, CUR then NEW, the VP as `0x` and 64 lowercase hex digits, or `-`.
 pub(crate) fn mkvps(card: &Card, queue: &Queue) -> String {
-    if !answers(card, queue) {
+    // An interrupted read (zcrypt-sysfs.md 1.6b) looks like no answer at all.
+    if !answers(card, queue) || queue.read_fault.is_some() {
         return "WK CUR: - -\nWK NEW: - -\n".to_owned();
     }
     let vp = |vp: Option<[u8; 32]>| match vp {
@@ -82,7 +83,7 @@ pub(crate) fn write(generation: &Path, state: &SimState) -> Result<(), SimError>
             ("type", format!("{}\n", card.card_type).into_bytes()),
             (
                 "ap_functions",
-                format!("0x{AP_FUNCTIONS:08X}\n").into_bytes(),
+                format!("0x{:08X}\n", ap_functions(&card.card_type)).into_bytes(),
             ),
             ("hwtype", format!("{HWTYPE_CEX8}\n").into_bytes()),
             ("raw_hwtype", format!("{HWTYPE_CEX8}\n").into_bytes()),
@@ -93,6 +94,14 @@ pub(crate) fn write(generation: &Path, state: &SimState) -> Result<(), SimError>
         ];
         for (file, bytes) in attributes {
             write_new(&dir.join(file), &bytes)?;
+        }
+        if card.card_type.ends_with('C') {
+            // CCA cards only: 8 characters, fetched through the default domain (1.3).
+            let number = u8::from_str_radix(id, 16).unwrap_or_default();
+            write_new(
+                &dir.join("serialnr"),
+                format!("93AAB{number:03}\n").as_bytes(),
+            )?;
         }
         link(&dir.join("driver"), "../../../bus/ap/drivers/cex4card")?;
         link(&bus.join(&name), &format!("../../../devices/ap/{name}"))?;
@@ -121,11 +130,21 @@ pub(crate) fn write(generation: &Path, state: &SimState) -> Result<(), SimError>
             &format!("../../../devices/ap/card{card_id}/{name}"),
         )?;
     }
-    Ok(())
+    crate::sim::cca_sysfs::write_queues(generation, state)
+}
+
+/// The facility word of a card of `card_type`: a CCA coprocessor (`…C`) has `D`
+/// (0x10000000) where an EP11 one has `X`, both with `N` and `F` (zcrypt-sysfs.md 1.3).
+fn ap_functions(card_type: &str) -> u32 {
+    if card_type.ends_with('C') {
+        0x1280_0000
+    } else {
+        AP_FUNCTIONS
+    }
 }
 
 /// A relative symlink, like sysfs has, so the root can be moved.
-fn link(at: &Path, target: &str) -> Result<(), SimError> {
+pub(crate) fn link(at: &Path, target: &str) -> Result<(), SimError> {
     match fs::read_link(at) {
         Ok(existing) if existing == Path::new(target) => return Ok(()),
         Ok(_) => fs::remove_file(at).map_err(|e| SimError::io(at, e))?,
@@ -161,6 +180,7 @@ mod tests {
             chkstop: false,
             cur,
             new,
+            read_fault: None,
         }
     }
 

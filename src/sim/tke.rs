@@ -55,7 +55,7 @@ pub(crate) fn act(
 }
 
 /// The registers after `action`, or why the TKE would refuse it.
-fn apply(queue: &Queue, action: TkeAction, wkvp: Option<Wkvp>) -> Result<Queue, String> {
+pub(crate) fn apply(queue: &Queue, action: TkeAction, wkvp: Option<Wkvp>) -> Result<Queue, String> {
     let mut queue = queue.clone();
     match action {
         TkeAction::Load => {
@@ -103,6 +103,10 @@ fn apply(queue: &Queue, action: TkeAction, wkvp: Option<Wkvp>) -> Result<Queue, 
 pub(crate) fn set_queue_online(root: &Path, apqn: Apqn, online: bool) -> Result<(), SimError> {
     let lock = state::lock(root)?;
     let mut state = state::load(root)?;
+    if let Some(queue) = state.cca_apqns.get_mut(&apqn.lszcrypt()) {
+        queue.online = online;
+        return crate::sim::persist::save(root, &state, &lock);
+    }
     let queue = state
         .apqns
         .get_mut(&apqn.lszcrypt())
@@ -131,6 +135,7 @@ mod tests {
                 state: NewRegister::Empty,
                 vp: None,
             },
+            read_fault: None,
         }
     }
 

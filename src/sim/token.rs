@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::plan::ep11conf::{self, ApqnMode};
 use crate::plan::model::Apqn;
-use crate::sim::state::{CurRegister, SimState, TokenRecord};
+use crate::sim::state::{CurRegister, SimState, TokenKind, TokenRecord};
 use crate::sim::sysfs;
 
 /// A token of the state with its paths resolved under the root.
@@ -75,7 +75,9 @@ pub(crate) fn agreed_current_wk(state: &SimState, token: &TokenRecord) -> Result
 }
 
 /// Why openCryptoki 3.19+ would not start the token (so `C_OpenSession` gives
-/// `CKR_TOKEN_NOT_PRESENT`), or `None` when it would (opencryptoki-ep11.md 1.2 step 6, 1.6):
+/// `CKR_TOKEN_NOT_PRESENT`), or `None` when it would (opencryptoki-ep11.md 1.2 step 6, 1.6).
+/// CCA tokens, and EP11 tokens an active concurrent MK change covers, are judged by
+/// `sim::presence`. For the others:
 /// the config file must exist and parse, and the APQNs it allows that answer (online) must
 /// all have the same valid current WK, equal to `EXPECTED_WKVP` when the file sets one.
 /// Without a config in the plan, the token's own APQNs are used.
@@ -84,6 +86,10 @@ pub(crate) fn not_present_reason(
     state: &SimState,
     token: &TokenRecord,
 ) -> Option<String> {
+    let active = crate::sim::mkchange::ops::active_for_slot(root, token.slot);
+    if token.kind == TokenKind::Cca {
+        return crate::sim::presence::cca_not_present(root, state, token, active.as_ref());
+    }
     let (apqns, expected) = match &token.config {
         Some(config) => {
             let path = under(root, config);
@@ -114,6 +120,9 @@ pub(crate) fn not_present_reason(
         }
         None => (token_apqns(token), None),
     };
+    if let Some(active) = &active {
+        return crate::sim::presence::ep11_not_present_during(state, &apqns, expected, active);
+    }
     let mut first: Option<(Apqn, [u8; 32])> = None;
     for apqn in apqns {
         let Some(queue) = state.apqns.get(&apqn.lszcrypt()) else {
