@@ -14,9 +14,9 @@ fn main() {
         .and_then(|n| n.to_str())
         .is_none_or(|n| n.starts_with("mkplan") && !n.starts_with("mkplan-sim"));
     let code = if invoked_as_mkplan {
-        mkplan::cli::main(std::env::args_os())
+        mkplan_cli::main(std::env::args_os())
     } else {
-        mkplan::sim::cli::main(std::env::args_os())
+        mkplan_sim::cli::main(std::env::args_os())
     };
     std::process::exit(code);
 }

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use mkplan::engine::journal::read_verified;
-use mkplan::engine::state::RunState;
-use mkplan::report::build::{Machine, build};
-use mkplan::report::model::SigningFacts;
+use mkplan_engine::journal::read_verified;
+use mkplan_engine::state::RunState;
+use mkplan_report::build::{Machine, build};
+use mkplan_report::model::SigningFacts;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/journals/v1");
@@ -65,7 +65,7 @@ fn every_fixture_journal_builds_the_report_it_built_before() {
         algorithm: "ecdsa-p256-sha256".to_owned(),
     };
     for dir in fixtures() {
-        let plan = mkplan::plan::load_file(&dir.join("plan.yaml"))
+        let plan = mkplan_plan::load_file(&dir.join("plan.yaml"))
             .plan
             .unwrap_or_else(|| panic!("{}: the plan copy validates", dir.display()));
         let journal = read_verified(&dir.join("journal.jsonl")).unwrap();

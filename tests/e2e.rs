@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mkplan::engine::journal::read_verified;
+use mkplan_engine::journal::read_verified;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -291,7 +291,7 @@ impl Bench {
         kill(pid, Signal::SIGSTOP).ok()?;
         let running = UNITS
             .iter()
-            .map(|u| mkplan::sim::unit_running(&self.root, u))
+            .map(|u| mkplan_sim::unit_running(&self.root, u))
             .collect();
         kill(pid, Signal::SIGCONT).expect("mkplan continues");
         Some(running)
@@ -432,7 +432,7 @@ impl Bench {
     fn assert_services_running(&self) {
         for unit in UNITS {
             assert!(
-                mkplan::sim::unit_running(&self.root, unit),
+                mkplan_sim::unit_running(&self.root, unit),
                 "{unit} is not running"
             );
         }
@@ -441,7 +441,7 @@ impl Bench {
     fn unit_pids(&self) -> Vec<Option<i32>> {
         UNITS
             .iter()
-            .map(|u| mkplan::sim::unit_pid(&self.root, u))
+            .map(|u| mkplan_sim::unit_pid(&self.root, u))
             .collect()
     }
 
@@ -1224,7 +1224,7 @@ fn kill_after_event(k: usize, last: usize) -> Row {
     {
         problems.push(format!("key objects lost: {token}"));
     }
-    if !UNITS.iter().all(|u| mkplan::sim::unit_running(&b.root, u)) {
+    if !UNITS.iter().all(|u| mkplan_sim::unit_running(&b.root, u)) {
         problems.push("services not running".to_owned());
     }
     if b.expected_wkvp_in_config() != NEW_WK {
@@ -1290,7 +1290,7 @@ fn kill_half_way(b: &Bench, keys: usize, faults: &[&str], at_least: usize) -> us
         .spawn()
         .unwrap();
     let new_blobs = || {
-        mkplan::sim::verify(&b.root)
+        mkplan_sim::verify(&b.root)
             .ok()
             .and_then(|r| r.tokens.get("ep11").map(|t| t.blobs_by_wkvp.clone()))
             .and_then(|m| m.get(NEW_WK).copied())
@@ -1584,8 +1584,8 @@ fn e2e_09_the_tty_requiring_tool_works_and_exit_zero_failures_are_failures() {
             let ran = b.rehearse(&offline_plan(), KEYS, &["require-tty"]);
             assert_exit(&ran, 0);
             assert_eq!(
-                mkplan::sim::faults(&b.root).unwrap(),
-                [mkplan::sim::Fault::RequireTty]
+                mkplan_sim::faults(&b.root).unwrap(),
+                [mkplan_sim::Fault::RequireTty]
             );
             let j = b.journal();
             assert_eq!(j.outcome(), "succeeded");
@@ -1895,7 +1895,7 @@ fn detached_with_sighup_ignored(command: &mut Command) {
 
 /// Blobs under the new WK in the store right now.
 fn new_blobs(b: &Bench) -> usize {
-    mkplan::sim::verify(&b.root)
+    mkplan_sim::verify(&b.root)
         .ok()
         .and_then(|r| r.tokens.get("ep11").map(|t| t.blobs_by_wkvp.clone()))
         .and_then(|m| m.get(NEW_WK).copied())
@@ -2164,8 +2164,7 @@ fn e2e_14_a_backup_replaced_in_the_backup_directory_is_never_restored() {
     std::fs::copy(objects.join(&first), objects.join("OBEXTRA")).unwrap();
     std::fs::write(objects.join("OBJ.IDX"), format!("{first}\nOBEXTRA\n")).unwrap();
     let theirs = tempfile::tempdir().unwrap();
-    let made =
-        mkplan::host::archive::backup(&store, theirs.path(), &format!("{run}-ep11")).unwrap();
+    let made = mkplan_host::archive::backup(&store, theirs.path(), &format!("{run}-ep11")).unwrap();
     std::fs::remove_dir_all(&store).unwrap();
     std::fs::rename(&aside, &store).unwrap();
     std::fs::copy(&made.archive, &archive).unwrap();
@@ -2350,7 +2349,7 @@ fn killed_half_way_through(point: &str) -> Vec<String> {
     if code != 0 || token["usable"] != KEYS || token["current_wkvp"] != wk {
         problems.push(format!("end state: {token}"));
     }
-    if !UNITS.iter().all(|u| mkplan::sim::unit_running(&b.root, u)) {
+    if !UNITS.iter().all(|u| mkplan_sim::unit_running(&b.root, u)) {
         problems.push("a service is not running".to_owned());
     }
     let tool = b.root.join("usr/sbin/pkcsep11_migrate");

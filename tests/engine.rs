@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
-use mkplan::engine::journal::read_verified;
+use mkplan_engine::journal::read_verified;
 
 /// A scratch area: a plan, a state dir, a log the steps append to, a host root.
 struct Bench {

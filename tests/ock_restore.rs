@@ -9,9 +9,9 @@ mod token_lock;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mkplan::engine::secret::Pin;
-use mkplan::host::archive;
-use mkplan::host::pkcs11::probe;
+use mkplan_engine::secret::Pin;
+use mkplan_host::archive;
+use mkplan_host::pkcs11::probe;
 use sha2::{Digest, Sha256};
 
 const STORE: &str = "/var/lib/opencryptoki/swtok";
@@ -87,8 +87,8 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         .expect("the changed store is kept");
     // What mkplan's restore step does next: without it, openCryptoki's shared index still
     // lists the key made after the backup, with a handle that no longer exists.
-    let root = mkplan::engine::ports::root::HostRoot::system();
-    mkplan::host::store::discard_token_index(&root, store).unwrap();
+    let root = mkplan_engine::ports::root::HostRoot::system();
+    mkplan_host::store::discard_token_index(&root, store).unwrap();
 
     let manifest = archive::read_manifest(&record.manifest).unwrap();
     let mut live = Vec::new();
@@ -111,7 +111,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         !after.objects.iter().any(|o| o.label == label),
         "the key made after the backup is gone"
     );
-    let comparison = mkplan::engine::record::probe::compare(&before, &after);
+    let comparison = mkplan_engine::record::probe::compare(&before, &after);
     assert!(
         comparison.same_keys && comparison.all_usable,
         "{comparison:?}"

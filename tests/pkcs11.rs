@@ -1,4 +1,4 @@
-//! `mkplan::host::pkcs11` against real PKCS#11 modules: SoftHSM2 (a fresh token per test) and
+//! `mkplan_host::pkcs11` against real PKCS#11 modules: SoftHSM2 (a fresh token per test) and
 //! openCryptoki 3.8.1's soft token behind the machine's one real `pkcsslotd`. Objects are
 //! made with independent tools (`softhsm2-util`, opensc's `pkcs11-tool`, `openssl`), and
 //! signatures are checked by `openssl`. `scripts/test` installs the components, starts the
@@ -26,9 +26,9 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use mkplan::engine::record::probe::{Inventory, ObjectInfo, Usability, compare};
-use mkplan::engine::secret::Pin;
-use mkplan::host::pkcs11::{KeyRef, Pkcs11Error, probe, public_key_pem, sign_ecdsa_p256};
+use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability, compare};
+use mkplan_engine::secret::Pin;
+use mkplan_host::pkcs11::{KeyRef, Pkcs11Error, probe, public_key_pem, sign_ecdsa_p256};
 use sha2::{Digest, Sha256};
 
 /// The user PIN of every SoftHSM test token: the no-leak PIN of the issues.

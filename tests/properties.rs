@@ -5,8 +5,8 @@ use std::io::Write;
 use std::process::Command;
 
 use assert_cmd::cargo::CommandCargoExt;
-use mkplan::plan::source::SourceFile;
-use mkplan::plan::{load, load_file};
+use mkplan_plan::source::SourceFile;
+use mkplan_plan::{load, load_file};
 use proptest::prelude::*;
 
 const EXAMPLE: &str = include_str!("../plans/ep11-offline.yaml");

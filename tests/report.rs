@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
-use mkplan::engine::journal::read_verified;
-use mkplan::report::build::{Machine, build};
-use mkplan::report::model::{RunReport, report_schema_text};
+use mkplan_engine::journal::read_verified;
+use mkplan_report::build::{Machine, build};
+use mkplan_report::model::{RunReport, report_schema_text};
 
 /// A program the tests need; its absence fails the test.
 fn tool(name: &str) -> Command {
@@ -916,7 +916,7 @@ fn the_same_journal_gives_the_same_report_bytes() {
     let plan = b.plan("", "  sign: { key: /etc/mkplan/signing.pem }\n");
     b.run(&plan, &[]);
     let dir = b.run_dir();
-    let loaded = mkplan::plan::load_file(&dir.join("plan.yaml"));
+    let loaded = mkplan_plan::load_file(&dir.join("plan.yaml"));
     let plan = loaded.plan.expect("the plan copy validates");
     let journal = read_verified(&dir.join("journal.jsonl")).unwrap();
     let on_disk = std::fs::read(dir.join("report.json")).unwrap();

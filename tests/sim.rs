@@ -1,4 +1,4 @@
-//! The simulated EP11 host (`mkplan::sim` and the `mkplan-sim` executable) against its
+//! The simulated EP11 host (`mkplan_sim` and the `mkplan-sim` executable) against its
 //! contracts: the sysfs the host adapters read, the token store and config, the units that
 //! `/proc` scanning finds, and the `pkcsep11_migrate` stand-in's exact released-version
 //! behaviour (opencryptoki-ep11.md 1.1–1.5). Every root is shut down by a guard, even when a
@@ -11,17 +11,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mkplan::engine::ports::keys::KeyProber;
-use mkplan::engine::ports::root::HostRoot;
-use mkplan::engine::record::probe::Usability;
-use mkplan::engine::record::wk::{CurState, NewState};
-use mkplan::engine::secret::Pin;
-use mkplan::host::procscan;
-use mkplan::host::zcrypt::read_apqn;
-use mkplan::plan::Plan;
-use mkplan::plan::ep11conf::{self, ApqnMode};
-use mkplan::plan::model::{Apqn, ServiceControl, Wkvp};
-use mkplan::sim::{self, Fault, SimProber, TkeAction};
+use mkplan_engine::ports::keys::KeyProber;
+use mkplan_engine::ports::root::HostRoot;
+use mkplan_engine::record::probe::Usability;
+use mkplan_engine::record::wk::{CurState, NewState};
+use mkplan_engine::secret::Pin;
+use mkplan_host::procscan;
+use mkplan_host::zcrypt::read_apqn;
+use mkplan_plan::Plan;
+use mkplan_plan::ep11conf::{self, ApqnMode};
+use mkplan_plan::model::{Apqn, ServiceControl, Wkvp};
+use mkplan_sim as sim;
+use mkplan_sim::{Fault, SimProber, TkeAction};
 
 const SIM_EXE: &str = env!("CARGO_BIN_EXE_mkplan-sim");
 const PIN: &str = "S3cr3t-PIN-4711";
@@ -31,7 +32,7 @@ fn plan(name: &str) -> Plan {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("plans")
         .join(name);
-    mkplan::plan::load_file(&path)
+    mkplan_plan::load_file(&path)
         .plan
         .unwrap_or_else(|| panic!("{name} is not valid"))
 }
@@ -104,7 +105,7 @@ impl SimHost {
         sim::tke(&self.root, TkeAction::Commit, None, None).unwrap();
     }
 
-    fn token(&self) -> &mkplan::plan::model::Token {
+    fn token(&self) -> &mkplan_plan::model::Token {
         self.plan.tokens.values().next().unwrap()
     }
 }
@@ -220,8 +221,8 @@ fn init_lays_out_sysfs_store_and_config_for_the_plan() {
             );
         }
     }
-    assert!(mkplan::engine::ports::root::token_shm_path(&host_root, &token.store).is_file());
-    assert!(mkplan::host::tools::find(&host_root, "pkcsep11_migrate").is_some());
+    assert!(mkplan_engine::ports::root::token_shm_path(&host_root, &token.store).is_file());
+    assert!(mkplan_host::tools::find(&host_root, "pkcsep11_migrate").is_some());
 
     let report = host.verify();
     assert_eq!(
@@ -274,10 +275,8 @@ fn units_are_detached_processes_that_proc_scanning_finds() {
         (Some(0), "active\n".to_owned())
     );
 
-    let shm = mkplan::engine::ports::root::token_shm_path(
-        &HostRoot::new(&host.root),
-        &host.token().store,
-    );
+    let shm =
+        mkplan_engine::ports::root::token_shm_path(&HostRoot::new(&host.root), &host.token().store);
     let own = procscan::own_family(Path::new("/proc"));
     let scan = procscan::scan(Path::new("/proc"), &shm, &own);
     let me = i32::try_from(std::process::id()).unwrap();
@@ -728,7 +727,7 @@ fn command_services_and_two_tokens() {
     };
     let host_root = HostRoot::new(&host.root);
     let run = |argv: &[String]| {
-        let program = mkplan::host::tools::resolve(&host_root, &argv[0]).unwrap();
+        let program = mkplan_host::tools::resolve(&host_root, &argv[0]).unwrap();
         Command::new(program)
             .args(&argv[1..])
             .output()

@@ -198,7 +198,7 @@ fn method(o: &mut String, r: &Results) {
     let _ = writeln!(
         o,
         "- **mkplan's side** of backup and restore is the bench binary's `backup` / \
-         `restore` subcommand: one process, one call of `mkplan::host::archive::backup` / \
+         `restore` subcommand: one process, one call of `mkplan_host::archive::backup` / \
          `restore` — the functions `mkplan run`'s `backup` and `restore` steps call \
          (`src/steps/backup.rs`) — timed as a whole process, like the shell commands."
     );

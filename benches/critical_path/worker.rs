@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use mkplan::host::archive;
+use mkplan_host::archive;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 

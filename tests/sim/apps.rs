@@ -156,13 +156,13 @@ fn activating_without_a_reencipher_breaks_the_applications() {
 #[test]
 fn a_plans_services_use_the_keys() {
     let host = super::SimHost::offline(4);
-    let report = mkplan::sim::apps(&host.root).unwrap();
+    let report = mkplan_sim::apps(&host.root).unwrap();
     assert_eq!(
         report.apps.keys().collect::<Vec<_>>(),
         ["httpd.service", "myapp.service"]
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while mkplan::sim::apps(&host.root)
+    while mkplan_sim::apps(&host.root)
         .unwrap()
         .apps
         .values()
@@ -174,7 +174,7 @@ fn a_plans_services_use_the_keys() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let report = mkplan::sim::apps(&host.root).unwrap();
+    let report = mkplan_sim::apps(&host.root).unwrap();
     assert!(
         report.no_failures() && report.apps.values().all(|a| a.running),
         "{report}"

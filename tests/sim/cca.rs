@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use mkplan::engine::ports::keys::KeyProber;
+use mkplan_engine::ports::keys::KeyProber;
 
 use super::spec_host::*;
 use super::{PIN, text};
@@ -345,14 +345,14 @@ fn pkcscca_reenciphers_old_to_current_one_mk_type_at_a_time() {
     // mkplan's key probe on the simulated token says the same.
     let probe = || {
         let module = std::path::Path::new("/usr/lib/opencryptoki/libopencryptoki.so");
-        mkplan::sim::SimProber::new(&host.root)
-            .probe(module, 5, &mkplan::engine::secret::Pin::new(PIN.to_owned()))
+        mkplan_sim::SimProber::new(&host.root)
+            .probe(module, 5, &mkplan_engine::secret::Pin::new(PIN.to_owned()))
             .unwrap()
     };
     let inventory = probe();
     let unusable: Vec<_> = inventory
         .keys()
-        .filter(|k| k.usable != mkplan::engine::record::probe::Usability::Usable)
+        .filter(|k| k.usable != mkplan_engine::record::probe::Usability::Usable)
         .collect();
     assert_eq!(unusable.len(), aes_keys, "{unusable:#?}");
 

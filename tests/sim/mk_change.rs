@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mkplan::engine::ports::keys::KeyProber;
+use mkplan_engine::ports::keys::KeyProber;
 use serde_json::{Value, json};
 
 use super::spec_host::*;
@@ -392,18 +392,18 @@ fn finalize_and_cancel_refuse_what_the_tool_refuses() {
     );
     refused("finalize");
     // Half activated, every key still works through the operation (mkplan's probe too).
-    let inventory = mkplan::sim::SimProber::new(&host.root)
+    let inventory = mkplan_sim::SimProber::new(&host.root)
         .probe(
             std::path::Path::new("/usr/lib/opencryptoki/libopencryptoki.so"),
             4,
-            &mkplan::engine::secret::Pin::new(PIN.to_owned()),
+            &mkplan_engine::secret::Pin::new(PIN.to_owned()),
         )
         .unwrap();
     assert_eq!(inventory.keys().count(), 4);
     assert!(
         inventory
             .keys()
-            .all(|k| k.usable == mkplan::engine::record::probe::Usability::Usable)
+            .all(|k| k.usable == mkplan_engine::record::probe::Usability::Usable)
     );
     // The forward fix: activate the rest, name the new WK, finalize.
     host.tke(&["activate", "--apqn", "0a.0011"]);

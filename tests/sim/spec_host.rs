@@ -172,9 +172,9 @@ impl Host {
     pub fn expect_wkvp(&self, config: &str, wkvp: &str) {
         let path = self.path(config);
         let text = std::fs::read_to_string(&path).unwrap();
-        let new = mkplan::plan::ep11conf::rewrite_expected_wkvp(
+        let new = mkplan_plan::ep11conf::rewrite_expected_wkvp(
             &text,
-            &mkplan::plan::model::Wkvp::parse(wkvp).unwrap().0,
+            &mkplan_plan::model::Wkvp::parse(wkvp).unwrap().0,
         )
         .unwrap()
         .unwrap();
@@ -189,14 +189,14 @@ impl Host {
             .iter()
             .map(|(mk, vp)| {
                 (
-                    mkplan::sim::MkType::parse(mk).unwrap(),
-                    mkplan::sim::Mkvp::parse(vp).unwrap(),
+                    mkplan_sim::MkType::parse(mk).unwrap(),
+                    mkplan_sim::Mkvp::parse(vp).unwrap(),
                 )
             })
             .collect();
         std::fs::write(
             path,
-            mkplan::sim::rewrite_expected_mkvps(&text, &new).unwrap(),
+            mkplan_sim::rewrite_expected_mkvps(&text, &new).unwrap(),
         )
         .unwrap();
     }

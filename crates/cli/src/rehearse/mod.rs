@@ -1,0 +1,150 @@
+//! `mkplan rehearse PLAN`: the operator's real plan, run by the real engine and steps,
+//! against a fresh simulated EP11 host. A simulated TKE operator performs each checkpoint's
+//! `tke:` action and approves (journaled as `rehearsal`); the PKCS#11 probe uses the
+//! simulator's (no module can open a simulated EP11 token). Everything is marked REHEARSAL.
+
+mod host;
+
+use std::path::PathBuf;
+
+pub use host::resume_host;
+use host::{simulated_host, simulated_root};
+
+use crate::error::CliError;
+use crate::exit_code;
+use crate::finish::{ReportWith, finish};
+use crate::globals::{Globals, rehearsal_state_dir};
+use crate::plan_input::{load_for_execution, operator_name};
+use crate::preflight::preflight;
+use mkplan_engine::approvals::ApprovalInputs;
+use mkplan_engine::cancel::Cancel;
+use mkplan_engine::executor::RunOptions;
+use mkplan_engine::lifecycle::{NewRun, StartError, start};
+use mkplan_engine::preflight::Depth;
+use mkplan_engine::rundir::StateDir;
+use mkplan_plan::model::{Plan, SignKey};
+use mkplan_sim::rehearsal::{Faults, Rehearsal};
+use mkplan_steps::registry::Registry;
+
+/// Rehearse a plan on a simulated EP11 host, with optional faults.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Faults (repeatable --fault):
+  fail-at-key=K         pkcsep11_migrate fails on the K-th key (the store is left partly migrated)
+  slow-keys=MS          pkcsep11_migrate takes MS milliseconds per key
+  require-tty | pin-read-exit-zero | lib-load-failure | env-pin
+                        pkcsep11_migrate behaviours of older openCryptoki releases
+  unit-wont-stop=UNIT   systemctl cannot stop UNIT
+  stray                 a process outside every service keeps the token open
+  commit-only-on=APQN   the TKE commits the new WK on that APQN only (the others stay uncommitted)
+  wrong-new-wkvp        the TKE loads a different new WK than the plan names
+  activate-only-on=APQN the TKE activates the new WK on that APQN only
+  deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
+  wrong-pin             the plan's PIN source gives a wrong PIN (found by one login before any step)
+
+The simulated host is a temporary directory, removed afterwards unless --keep or --root is
+given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals, where
+`mkplan resume` and `mkplan report` also look for a run id).")]
+pub struct Args {
+    /// The plan to rehearse.
+    #[arg(value_name = "PLAN")]
+    plan: PathBuf,
+    /// Key objects per token in the simulated stores.
+    #[arg(long, default_value_t = 1000)]
+    keys: usize,
+    /// Inject a fault (see below).
+    #[arg(long = "fault", value_name = "NAME[=ARG]")]
+    faults: Vec<String>,
+    /// Keep the simulated host's files afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
+    let loaded = load_for_execution(&args.plan).ok_or(CliError::InvalidSaid)?;
+    let faults = Faults::parse(&args.faults).map_err(CliError::Invalid)?;
+    let mut plan = loaded.plan.clone();
+    if let Some(key) = plan.report.sign.take() {
+        let named = match key {
+            SignKey::File(path) => format!("the key file `{}`", path.display()),
+            SignKey::Pkcs11 { slot, .. } => format!("the PKCS#11 key in slot {slot}"),
+        };
+        eprintln!(
+            "rehearse: the report is signed with an ephemeral key, not the plan's `report.sign` key ({named}): a rehearsal never signs with a real key, and the simulated host has none"
+        );
+    }
+    let (root, temporary) = simulated_root(globals.root.as_deref())?;
+    // The copy would be inside the simulated host, gone when this command exits.
+    if temporary
+        && !args.keep
+        && let Some(dir) = plan.report.dir.take()
+    {
+        eprintln!(
+            "rehearse: the report is not copied to the plan's `report.dir` ({}): that would be inside the simulated host, which is removed at the end (--keep keeps both)",
+            dir.display()
+        );
+    }
+    let rehearsal =
+        Rehearsal::create(&root, &plan, args.keys, faults).map_err(anyhow::Error::from)?;
+    let outcome = rehearse(globals, &plan, &loaded, &rehearsal);
+    // A run refused or interrupted before it started (a failed preflight, another run's
+    // lock) leaves nothing to resume: the simulated host is not kept up for one.
+    let finished = matches!(
+        outcome,
+        Ok(())
+            | Err(CliError::RunFailed | CliError::RunAborted)
+            | Err(CliError::Start(
+                StartError::Busy(_)
+                    | StartError::Unfinished { .. }
+                    | StartError::Preflight(_)
+                    | StartError::PreflightInterrupted
+            ))
+    );
+    rehearsal.finish(finished, finished && temporary && !args.keep);
+    outcome
+}
+
+fn rehearse(
+    globals: &Globals,
+    plan: &Plan,
+    loaded: &crate::plan_input::ExecutablePlan,
+    rehearsal: &Rehearsal,
+) -> Result<(), CliError> {
+    globals.init_logging();
+    let host = simulated_host(rehearsal);
+    let operator = rehearsal.operator();
+    let options = RunOptions {
+        operator_name: format!("{} (rehearsal)", operator_name(None)),
+        ..RunOptions::default()
+    };
+    let state = StateDir::new(
+        globals
+            .state_dir
+            .clone()
+            .unwrap_or_else(rehearsal_state_dir),
+    );
+    let approvals = ApprovalInputs::default();
+    let root = host.host.root().clone();
+    let concluded = start(
+        NewRun {
+            plan,
+            plan_text: &loaded.text,
+            plan_path: &loaded.path,
+            state,
+            ports: host.clone(),
+            steps: &Registry,
+            operator: &operator,
+            approvals: &approvals,
+            options: &options,
+            rehearsal: true,
+            cancel: Cancel::install(exit_code::FAILURE)?,
+        },
+        &mut |scope| preflight(plan, &host, &operator, Depth::Run, scope).0,
+    )?;
+    let with = ReportWith {
+        root: &root,
+        operator: &operator,
+        signer: None,
+    };
+    finish(plan, concluded, globals, with)
+}

@@ -1,0 +1,89 @@
+//! `mkplan runs`: every run of the state directory, with its plan, start and state.
+
+use std::path::Path;
+
+use crate::error::CliError;
+use crate::globals::{Globals, rehearsal_state_dir};
+use mkplan_engine::events::EventKind;
+use mkplan_engine::journal::read_verified;
+use mkplan_engine::lock::StateLock;
+use mkplan_engine::rundir::StateDir;
+use mkplan_engine::state::RunState;
+
+/// List the runs and their state (running, succeeded, failed, rescued, aborted,
+/// interrupted, needs decision).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_: Args, globals: &Globals) -> Result<(), CliError> {
+    let state_dir = globals.state();
+    let runs = state_dir.list_runs().map_err(anyhow::Error::from)?;
+    if runs.is_empty() {
+        println!("no runs in `{}`", state_dir.runs().display());
+        if let Some(note) = rehearsals_note(&state_dir) {
+            println!("{note}");
+        }
+        return Ok(());
+    }
+    let holder =
+        mkplan_plan::input::read_to_string(&state_dir.lock_path(), mkplan_plan::input::SMALL)
+            .unwrap_or_default();
+    let held = StateLock::is_held(&state_dir);
+    println!("{:<24} {:<25} {:<15} PLAN", "RUN", "STARTED", "STATE");
+    for run in runs {
+        let (started, plan, state) = match read_verified(&run.journal()) {
+            Ok(read) => {
+                let state = RunState::replay(&read.entries);
+                let (started, plan) = read
+                    .entries
+                    .first()
+                    .map(|e| match &e.event {
+                        EventKind::RunStarted { plan_name, .. } => {
+                            (e.time.clone(), plan_name.clone())
+                        }
+                        _ => (e.time.clone(), String::new()),
+                    })
+                    .unwrap_or_default();
+                let name = if held
+                    && holder.starts_with(&run.id)
+                    && !matches!(state.phase, mkplan_engine::state::Phase::Finished(_))
+                {
+                    "running"
+                } else {
+                    state.state_name()
+                };
+                (started, plan, name.to_owned())
+            }
+            Err(e) => (String::new(), String::new(), format!("journal broken: {e}")),
+        };
+        println!("{:<24} {:<25} {:<15} {plan}", run.id, started, state);
+    }
+    // Beside the table (stderr), so scripts reading the table are not disturbed.
+    if let Some(note) = rehearsals_note(&state_dir) {
+        eprintln!("{note}");
+    }
+    Ok(())
+}
+
+/// Where rehearsals are kept and how to list them, unless that is what is listed.
+fn rehearsals_note(listed: &StateDir) -> Option<String> {
+    let rehearsals = StateDir::new(rehearsal_state_dir());
+    if same_dir(listed.dir(), rehearsals.dir()) {
+        return None;
+    }
+    let count = rehearsals.list_runs().map(|r| r.len()).unwrap_or(0);
+    let dir = rehearsals.dir().display();
+    Some(match count {
+        0 => format!(
+            "rehearsals (`mkplan rehearse PLAN`) are kept apart, in `{dir}`; there are none yet"
+        ),
+        n => format!(
+            "rehearsals are kept apart, in `{dir}` ({n} run{}): mkplan runs --state-dir {dir}",
+            if n == 1 { "" } else { "s" }
+        ),
+    })
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || (a.exists() && std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok())
+}

@@ -1,0 +1,14 @@
+//! What a `checkpoint` records: the SHA-256 of what the approvers were shown, when the last
+//! approval came, and (with `until`) the APQNs as they then were.
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::wk::WkTable;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointOutput {
+    pub shown_sha256: String,
+    pub approved_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<WkTable>,
+}

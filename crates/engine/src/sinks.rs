@@ -1,0 +1,237 @@
+//! Consumers of the event stream besides the journal: log lines through `tracing` (human or
+//! JSON, chosen by the subscriber the CLI installs), progress bars for running steps (only
+//! when the tracing-indicatif layer is installed, i.e. on a terminal). The recap is built
+//! from the journal's replayed state, not from a sink, so a resumed run recaps all of it.
+
+use tracing::{Span, error, info, info_span, warn};
+use tracing_indicatif::span_ext::IndicatifSpanExt;
+
+use crate::events::EventKind;
+use crate::journal::Entry;
+use crate::ports::operator::Operator;
+
+pub trait Sink {
+    /// `entry` is set when the event was journaled.
+    fn event(&mut self, event: &EventKind, entry: Option<&Entry>);
+    fn finish(&mut self) {}
+}
+
+/// Log lines (and progress bars) through `tracing`.
+#[derive(Default)]
+pub struct LogSink {
+    running: Option<Span>,
+    /// The operator shows checkpoint texts at the terminal these lines go to: the line
+    /// names the text by its digest instead of printing it a second time.
+    texts_on_terminal: bool,
+}
+
+impl LogSink {
+    /// A sink for a run whose checkpoint texts `operator` shows (or not) itself.
+    pub fn new(operator: &dyn Operator) -> Self {
+        Self {
+            running: None,
+            texts_on_terminal: operator.at_terminal(),
+        }
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+impl Sink for LogSink {
+    fn event(&mut self, event: &EventKind, entry: Option<&Entry>) {
+        let seq = entry.map(|e| e.seq);
+        let kind = event.name();
+        match event {
+            EventKind::RunStarted {
+                plan_name,
+                plan_sha256,
+                change_ticket,
+                rehearsal,
+                ..
+            } => info!(
+                seq,
+                kind,
+                rehearsal,
+                run = entry.map(|e| e.run.as_str()),
+                "{}run started: `{plan_name}` ({change_ticket}), plan sha256 {plan_sha256}",
+                if *rehearsal { "REHEARSAL " } else { "" }
+            ),
+            EventKind::Resumed { operator, .. } => info!(seq, kind, "run resumed by {operator}"),
+            EventKind::StepStarted { step, .. } => {
+                info!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    "▶ {} {}",
+                    step.position(),
+                    step.name
+                );
+                let span = info_span!("step", name = %step.name);
+                span.pb_set_message(&format!("{} {}", step.position(), step.name));
+                span.pb_start();
+                self.running = Some(span);
+            }
+            EventKind::StepSucceeded {
+                step,
+                summary,
+                duration_ms,
+                ..
+            } => {
+                self.running = None;
+                info!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    duration_ms,
+                    "✔ {} {}: {summary} ({})",
+                    step.position(),
+                    step.name,
+                    seconds(*duration_ms)
+                );
+            }
+            EventKind::StepFailed {
+                step,
+                error,
+                duration_ms,
+                ..
+            } => {
+                self.running = None;
+                error!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    duration_ms,
+                    "✘ {} {} failed: {error}",
+                    step.position(),
+                    step.name
+                );
+            }
+            EventKind::StepSkipped { step, reason } => {
+                info!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    "↷ {} {} skipped: {reason}",
+                    step.position(),
+                    step.name
+                );
+            }
+            EventKind::CheckpointShown {
+                step,
+                shown_sha256,
+                text,
+            } => {
+                let shown = if self.texts_on_terminal {
+                    ""
+                } else {
+                    text.as_str()
+                };
+                info!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    shown_sha256,
+                    "waiting for approval (shown text sha256 {shown_sha256}){}{shown}",
+                    if shown.is_empty() { "" } else { ":\n" }
+                );
+            }
+            EventKind::CheckpointApproved {
+                step,
+                approver,
+                method,
+                ..
+            } => info!(
+                seq,
+                kind,
+                step = step.position(),
+                approver,
+                method = method.as_str(),
+                "approved by {approver} ({})",
+                method.as_str()
+            ),
+            EventKind::CheckpointRefused {
+                step,
+                approver,
+                reason,
+                ..
+            } => warn!(
+                seq,
+                kind,
+                step = step.position(),
+                approver,
+                "approval refused: {reason}"
+            ),
+            EventKind::CheckpointDenied { step, reason } => {
+                warn!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    "checkpoint denied: {reason}"
+                );
+            }
+            EventKind::Decision {
+                step,
+                decision,
+                decided_by,
+            } => warn!(
+                seq,
+                kind,
+                step = step.position(),
+                decided_by,
+                "{decided_by} decided to {decision:?} the uncertain step {} `{}`",
+                step.position(),
+                step.name
+            ),
+            EventKind::RescueStarted { after } => {
+                warn!(
+                    seq,
+                    kind,
+                    "rescue: {} `{}` did not succeed",
+                    after.position(),
+                    after.name
+                );
+            }
+            EventKind::UnitStopping { step, unit } => {
+                info!(seq, kind, step = step.position(), unit, "stopping `{unit}`")
+            }
+            EventKind::AlwaysStarted => info!(seq, kind, "always"),
+            EventKind::Interrupted { reason } => {
+                self.running = None;
+                warn!(seq, kind, "interrupted: {reason}");
+            }
+            EventKind::RunFinished { outcome } => info!(
+                seq,
+                kind,
+                outcome = outcome.as_str(),
+                "run finished: {}",
+                outcome.as_str()
+            ),
+            EventKind::Progress {
+                done,
+                total,
+                message,
+                ..
+            } => {
+                if let Some(span) = &self.running {
+                    if let Some(total) = total {
+                        span.pb_set_length(*total);
+                    }
+                    span.pb_set_position(*done);
+                    if !message.is_empty() {
+                        span.pb_set_message(message);
+                    }
+                }
+            }
+            EventKind::Notice { step, message } => match step {
+                Some(step) => warn!(kind, step = step.position(), "{message}"),
+                None => warn!(kind, "{message}"),
+            },
+        }
+    }
+
+    fn finish(&mut self) {
+        self.running = None;
+    }
+}

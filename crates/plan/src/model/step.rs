@@ -1,0 +1,234 @@
+//! Validated steps: one variant per step kind, with references already resolved.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::model::{Apqn, BackupId, ServiceId, TokenId};
+
+/// Which list of the plan a step belongs to (journaled as `steps`, `rescue`, `always`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Section {
+    Steps,
+    Rescue,
+    Always,
+}
+
+impl Section {
+    pub fn key(self) -> &'static str {
+        match self {
+            Section::Steps => "steps",
+            Section::Rescue => "rescue",
+            Section::Always => "always",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub section: Section,
+    /// Position in its section, from 0.
+    pub index: usize,
+    pub id: Option<String>,
+    /// The rendered name.
+    pub name: String,
+    /// The `when` expression, checked to compile and to use only known names.
+    pub when: Option<String>,
+    pub tags: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub kind: StepKind,
+}
+
+impl Step {
+    /// The step's JSON pointer in the plan, e.g. `/steps/3`, for diagnostics.
+    pub fn pointer(&self) -> String {
+        format!("/{}/{}", self.section.key(), self.index)
+    }
+
+    /// The step kind, as the plan and the journal name it.
+    pub fn kind_name(&self) -> KindName {
+        self.kind.name()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    AssertWk(AssertWk),
+    Checkpoint(Checkpoint),
+    Stop(ServiceId),
+    Start(ServiceId),
+    Backup(BackupStep),
+    Restore(RestoreStep),
+    Migrate(MigrateStep),
+    SetExpectedWkvp(ExpectedWkvpStep),
+    ProbeKeys(ProbeKeysStep),
+    Command(CommandStep),
+}
+
+impl StepKind {
+    pub fn name(&self) -> KindName {
+        match self {
+            StepKind::AssertWk(_) => KindName::AssertWk,
+            StepKind::Checkpoint(_) => KindName::Checkpoint,
+            StepKind::Stop(_) => KindName::Stop,
+            StepKind::Start(_) => KindName::Start,
+            StepKind::Backup(_) => KindName::Backup,
+            StepKind::Restore(_) => KindName::Restore,
+            StepKind::Migrate(_) => KindName::Migrate,
+            StepKind::SetExpectedWkvp(_) => KindName::SetExpectedWkvp,
+            StepKind::ProbeKeys(_) => KindName::ProbeKeys,
+            StepKind::Command(_) => KindName::Command,
+        }
+    }
+}
+
+/// A step kind by name: the plan's key for it, and what the journal records (`kind`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum KindName {
+    AssertWk,
+    Checkpoint,
+    Stop,
+    Start,
+    Backup,
+    Restore,
+    Migrate,
+    SetExpectedWkvp,
+    ProbeKeys,
+    Command,
+}
+
+impl KindName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KindName::AssertWk => "assert_wk",
+            KindName::Checkpoint => "checkpoint",
+            KindName::Stop => "stop",
+            KindName::Start => "start",
+            KindName::Backup => "backup",
+            KindName::Restore => "restore",
+            KindName::Migrate => "migrate",
+            KindName::SetExpectedWkvp => "set_expected_wkvp",
+            KindName::ProbeKeys => "probe_keys",
+            KindName::Command => "command",
+        }
+    }
+}
+
+impl std::fmt::Display for KindName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// `backup`: archive a token's store to a backup target.
+#[derive(Debug, Clone)]
+pub struct BackupStep {
+    pub token: TokenId,
+    pub to: BackupId,
+}
+
+/// `restore`: put a token's store back from this run's backup in a target.
+#[derive(Debug, Clone)]
+pub struct RestoreStep {
+    pub token: TokenId,
+    pub from: BackupId,
+}
+
+/// `set_expected_wkvp`: point a token's `EXPECTED_WKVP` at the new WK.
+#[derive(Debug, Clone)]
+pub struct ExpectedWkvpStep {
+    pub token: TokenId,
+}
+
+/// `probe_keys`: list a token's objects and prove its keys work.
+#[derive(Debug, Clone)]
+pub struct ProbeKeysStep {
+    pub token: TokenId,
+    /// openCryptoki's PKCS#11 library, if not in a usual place.
+    pub module: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentWk {
+    Expected,
+    New,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewWk {
+    Committed,
+    Uncommitted,
+    Empty,
+    Any,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssertWk {
+    pub token: TokenId,
+    pub current: CurrentWk,
+    pub new: NewWk,
+}
+
+impl AssertWk {
+    /// Does this check establish that the new WK is committed and not yet active?
+    pub fn proves_new_committed(&self) -> bool {
+        self.current == CurrentWk::Expected && self.new == NewWk::Committed
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TkeAction {
+    Commit,
+    Activate,
+    Other(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The rendered text shown to the approvers.
+    pub say: String,
+    pub tke: Option<TkeAction>,
+    pub approvals: u32,
+    /// Who may approve; empty means anyone.
+    pub approvers: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub until: Option<Until>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Until {
+    pub check: AssertWk,
+    pub retries: u32,
+    pub delay: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinDelivery {
+    Prompt,
+    Env,
+}
+
+#[derive(Debug, Clone)]
+pub struct MigrateStep {
+    pub token: TokenId,
+    /// The APQN the tool re-enciphers through (the token's first unless named).
+    pub apqn: Apqn,
+    pub tool: Option<PathBuf>,
+    pub pin_delivery: PinDelivery,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandStep {
+    /// Rendered argv; with `shell`, one script for `/bin/sh -c`.
+    pub argv: Vec<String>,
+    pub shell: bool,
+    pub env: BTreeMap<String, String>,
+    pub ok_codes: Vec<u8>,
+    pub read_only: bool,
+}

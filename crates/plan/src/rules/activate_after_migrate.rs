@@ -1,0 +1,67 @@
+//! The activation checkpoint of a token comes after its `migrate`, only in the main steps,
+//! and a migrated token has one.
+
+use crate::diagnostic::Diagnostic;
+use crate::model::Plan;
+use crate::rules::{Rule, activates, error, in_main, is_activation, kind_pointer, migrations};
+
+pub struct ActivateAfterMigrate;
+
+impl Rule for ActivateAfterMigrate {
+    fn id(&self) -> &'static str {
+        "activate-after-migrate"
+    }
+
+    fn why(&self) -> &'static str {
+        "the seed's step 4: do not continue with step 5 (activate) unless step 4 (migrate) was successful, otherwise you lose your encrypted data"
+    }
+
+    fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        for step in plan.all_steps().filter(|s| is_activation(s) && !in_main(s)) {
+            out.push(
+                error(
+                    self,
+                    format!(
+                        "the activation checkpoint `{}` is in `{}`",
+                        step.name,
+                        step.section.key()
+                    ),
+                )
+                .with_pointer(kind_pointer(step))
+                .at_key()
+                .with_note("rescue and always run after a failure, possibly a failed migration")
+                .with_hint("activate only in `steps`, right after the successful `migrate`"),
+            );
+        }
+        for (i, step) in plan
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| is_activation(s))
+        {
+            let migrated_before =
+                migrations(plan).any(|(m, _, token)| m < i && activates(step, token));
+            if !migrated_before {
+                out.push(
+                    error(self, format!("the activation checkpoint `{}` comes before any migration of its token", step.name))
+                        .with_pointer(kind_pointer(step))
+                        .at_key()
+                        .with_hint("move it after the `migrate` step of the token it activates"),
+                );
+            }
+        }
+        for (m, step, token) in migrations(plan) {
+            if !plan.steps[m + 1..].iter().any(|s| activates(s, token)) {
+                out.push(
+                    error(self, format!("token `{token}` is migrated but no later checkpoint activates its new WK"))
+                        .with_pointer(kind_pointer(step))
+                        .at_key()
+                        .with_note("re-enciphered keys work only once the new WK is activated on the TKE")
+                        .with_hint("add after it: `checkpoint: { tke: activate, say: …, until: { assert_wk: { token: …, current: new, new: empty } } }`"),
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,378 @@
+//! `report.html`: the report for people and for the printed change record. One file with
+//! inline CSS, no scripts, no external resources; every string from the report is escaped.
+//! It renders `report.json` and says so: the signature covers the JSON, not this page.
+
+use std::fmt::Write as _;
+
+use crate::REPORT_JSON;
+use crate::model::RunReport;
+use crate::sign::Algorithm;
+use crate::terminal::duration;
+
+mod token;
+
+pub use token::verification_commands;
+use token::{token_section, verification};
+
+const STYLE: &str = "
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;color:#1b1f24;margin:0;background:#fff}
+main{max-width:1100px;margin:0 auto;padding:24px 28px 40px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;padding-bottom:4px;border-bottom:2px solid #d0d7de}
+h3{font-size:15px;margin:18px 0 6px}
+h2 code{font-size:15px}
+.sub{color:#57606a;margin:0 0 14px}
+.banner{padding:10px 14px;border-radius:6px;font-weight:700;margin:10px 0;letter-spacing:.02em}
+.rehearsal{background:repeating-linear-gradient(135deg,#fff3bf 0 14px,#ffe58f 14px 28px);border:2px solid #d4a000;color:#5c4400;text-align:center;font-size:16px}
+.outcome{display:inline-block;padding:4px 12px;border-radius:14px;font-weight:700;color:#fff;font-size:15px;text-transform:uppercase}
+.o-succeeded{background:#1a7f37}.o-failed{background:#cf222e}.o-rescued,.o-aborted{background:#bc4c00}.o-other{background:#6e7781}
+table{border-collapse:collapse;width:100%;margin:6px 0 10px}
+th,td{border:1px solid #d0d7de;padding:4px 7px;text-align:left;vertical-align:top}
+td{overflow-wrap:break-word}.wrap{overflow-wrap:anywhere}td:first-child code{white-space:nowrap;word-break:normal}
+th{background:#f3f5f7;font-weight:600}
+table.kv th{width:190px}
+code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+.s-succeeded,.ok{color:#1a7f37;font-weight:600}.s-failed,.bad{color:#cf222e;font-weight:600}
+.s-skipped,.s-not_reached{color:#6e7781}.s-uncertain{color:#bc4c00;font-weight:600}
+.warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:8px 14px}
+.warn li{margin:3px 0}
+pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:10px 12px;white-space:pre-wrap;word-break:break-all;font-size:12px}
+.muted{color:#6e7781}
+footer{margin-top:30px;color:#6e7781;font-size:12px;border-top:1px solid #d0d7de;padding-top:8px}
+@media print{main{max-width:none;padding:0}h2{break-after:avoid}table,pre{break-inside:avoid}.rehearsal{-webkit-print-color-adjust:exact;print-color-adjust:exact}.outcome{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
+";
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn opt(value: Option<&str>) -> String {
+    value.map_or_else(|| "—".to_owned(), escape)
+}
+
+fn code(text: &str) -> String {
+    format!("<code>{}</code>", escape(text))
+}
+
+fn ms(value: Option<u64>) -> String {
+    value.map_or_else(|| "—".to_owned(), duration)
+}
+
+fn outcome_class(outcome: &str) -> &'static str {
+    match outcome {
+        "succeeded" => "o-succeeded",
+        "failed" => "o-failed",
+        "rescued" => "o-rescued",
+        "aborted" => "o-aborted",
+        _ => "o-other",
+    }
+}
+
+/// A key/value table; values are HTML already.
+fn kv(out: &mut String, rows: &[(&str, String)]) {
+    out.push_str("<table class=\"kv\">");
+    for (key, value) in rows {
+        let _ = write!(out, "<tr><th>{}</th><td>{value}</td></tr>", escape(key));
+    }
+    out.push_str("</table>\n");
+}
+
+/// A table; cells are HTML already.
+fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+    out.push_str("<table><tr>");
+    for h in head {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>\n");
+}
+
+/// The whole page.
+pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String {
+    let r = report;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>mkplan run report {} — {}</title><style>{STYLE}</style></head><body><main>\n",
+        escape(&r.run.id),
+        escape(&r.run.outcome)
+    );
+    if r.run.rehearsal {
+        out.push_str("<div class=\"banner rehearsal\" id=\"rehearsal\">REHEARSAL — simulated host, nothing real was changed</div>\n");
+    }
+    let _ = writeln!(
+        out,
+        "<h1>{}</h1><p class=\"sub\">mkplan run report · change {} · run <span class=\"mono\">{}</span></p>\
+         <p>Outcome: <span class=\"outcome {}\" id=\"outcome\">{}</span></p>",
+        escape(&r.plan.name),
+        escape(&r.plan.change_ticket),
+        escape(&r.run.id),
+        outcome_class(&r.run.outcome),
+        escape(&r.run.outcome)
+    );
+    if !r.run.outcome_detail.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p id=\"outcome-detail\">{}</p>",
+            escape(&r.run.outcome_detail)
+        );
+    }
+    if let Some(f) = &r.run.failure {
+        let what = if f.denied { "denied" } else { "failed" };
+        let _ = writeln!(
+            out,
+            "<p class=\"bad\">{} {} `{}`: {}</p>",
+            escape(&f.step),
+            what,
+            escape(&f.name),
+            escape(&f.reason)
+        );
+    }
+    if !r.warnings.is_empty() {
+        out.push_str("<h2>Warnings</h2><div class=\"warn\"><ul>");
+        for w in &r.warnings {
+            let _ = write!(out, "<li>{}</li>", escape(w));
+        }
+        out.push_str("</ul></div>\n");
+    }
+    recap(&mut out, r);
+    steps(&mut out, r);
+    approvals(&mut out, r);
+    downtime(&mut out, r);
+    for token in &r.tokens {
+        token_section(&mut out, token);
+    }
+    verification(&mut out, r, algorithm, key_id);
+    let _ = write!(
+        out,
+        "<footer>This page renders <code>{REPORT_JSON}</code> (report format {}). The signature covers \
+         <code>{REPORT_JSON}</code>, not this page: verify the JSON.</footer>\n</main></body></html>\n",
+        r.report_version
+    );
+    out
+}
+
+fn recap(out: &mut String, r: &RunReport) {
+    out.push_str("<h2>Recap</h2>");
+    let counts = |status: &str| r.steps.iter().filter(|s| s.status == status).count();
+    kv(
+        out,
+        &[
+            (
+                "Change",
+                format!(
+                    "{} — {}",
+                    escape(&r.plan.change_ticket),
+                    escape(&r.plan.change_summary)
+                ),
+            ),
+            ("Plan approvers", escape(&r.plan.approvers.join(", "))),
+            (
+                "Plan",
+                format!("{}<br>sha256 {}", code(&r.plan.path), code(&r.plan.sha256)),
+            ),
+            ("Operator", escape(&r.run.operator)),
+            (
+                "Host",
+                format!(
+                    "{} · kernel {} · root {}",
+                    escape(&r.host.hostname),
+                    escape(&r.host.kernel_release),
+                    code(&r.host.root)
+                ),
+            ),
+            ("Started", escape(&r.run.started)),
+            ("Ended", opt(r.run.ended.as_deref())),
+            ("Duration", ms(r.run.duration_ms)),
+            (
+                "Steps",
+                format!(
+                    "{} succeeded, {} failed, {} skipped, {} uncertain, {} not reached",
+                    counts("succeeded"),
+                    counts("failed"),
+                    counts("skipped"),
+                    counts("uncertain"),
+                    counts("not_reached")
+                ),
+            ),
+            ("Downtime", ms(r.downtime.duration_ms)),
+            ("mkplan", escape(&r.mkplan_version)),
+            (
+                "Signed with",
+                format!(
+                    "{} {} ({})",
+                    escape(&r.signing.method),
+                    r.signing
+                        .key
+                        .as_deref()
+                        .map_or_else(|| "key".to_owned(), code),
+                    escape(&r.signing.algorithm)
+                ),
+            ),
+            (
+                "Journal",
+                format!(
+                    "{} · {} events · head {}",
+                    code(&r.journal.path),
+                    r.journal.events,
+                    code(&r.journal.head)
+                ),
+            ),
+        ],
+    );
+    for resumed in &r.run.resumed {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">Resumed by {} at {}.</p>",
+            escape(&resumed.operator),
+            escape(&resumed.time)
+        );
+    }
+    for d in &r.run.decisions {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">{} was interrupted; {} decided to {} it at {}.</p>",
+            escape(&d.step),
+            escape(&d.decided_by),
+            escape(&d.decision),
+            escape(&d.time)
+        );
+    }
+}
+
+fn steps(out: &mut String, r: &RunReport) {
+    out.push_str("<h2>Steps</h2>");
+    let rows: Vec<Vec<String>> = r
+        .steps
+        .iter()
+        .map(|s| {
+            vec![
+                code(&s.position),
+                escape(&s.name),
+                escape(&s.kind),
+                format!("<span class=\"s-{0}\">{0}</span>", escape(&s.status)),
+                opt(s.started.as_deref()),
+                ms(s.duration_ms),
+                format!("<span class=\"wrap\">{}</span>", escape(&s.summary)),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "Step", "Name", "Kind", "Status", "Started", "Time", "Summary",
+        ],
+        &rows,
+    );
+}
+
+fn approvals(out: &mut String, r: &RunReport) {
+    out.push_str("<h2>Approvals</h2>");
+    if r.approvals.is_empty() {
+        out.push_str("<p class=\"muted\">No approvals were given in this run.</p>");
+    } else {
+        let rows: Vec<Vec<String>> = r
+            .approvals
+            .iter()
+            .map(|a| {
+                vec![
+                    format!("{} {}", code(&a.checkpoint), escape(&a.checkpoint_name)),
+                    escape(&a.approver),
+                    escape(&a.method),
+                    escape(&a.time),
+                    code(&a.shown_sha256),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &[
+                "Checkpoint",
+                "Approver",
+                "Method",
+                "Time",
+                "SHA-256 of the text shown",
+            ],
+            &rows,
+        );
+    }
+    if !r.refused_approvals.is_empty() {
+        out.push_str("<h3>Refused</h3>");
+        let rows: Vec<Vec<String>> = r
+            .refused_approvals
+            .iter()
+            .map(|a| {
+                vec![
+                    code(&a.checkpoint),
+                    escape(&a.approver),
+                    escape(&a.method),
+                    escape(&a.time),
+                    escape(&a.reason),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &["Checkpoint", "Name given", "Method", "Time", "Why refused"],
+            &rows,
+        );
+    }
+}
+
+fn downtime(out: &mut String, r: &RunReport) {
+    out.push_str("<h2>Downtime</h2>");
+    let d = &r.downtime;
+    if d.units.is_empty() {
+        out.push_str("<p class=\"muted\">This run stopped no service.</p>");
+        return;
+    }
+    let _ = write!(
+        out,
+        "<p>From the first unit stopped ({}) to the last started ({}): <b>{}</b>.</p>",
+        opt(d.first_stopped.as_deref()),
+        opt(d.last_started.as_deref()),
+        ms(d.duration_ms)
+    );
+    let rows: Vec<Vec<String>> = d
+        .units
+        .iter()
+        .map(|u| {
+            vec![
+                escape(&u.service),
+                code(&u.unit),
+                escape(&u.stopped_at),
+                u.started_at.as_deref().map_or_else(
+                    || "<span class=\"bad\">not started again</span>".to_owned(),
+                    escape,
+                ),
+                ms(u.duration_ms),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &["Service", "Unit", "Stopped", "Started", "Down"],
+        &rows,
+    );
+}

@@ -1,0 +1,417 @@
+//! The run report (`report.json`): a versioned, self-describing record of one run, built only
+//! from the verified journal, the run directory and the plan. `schemas/report.schema.json` is
+//! generated from these types.
+//!
+//! Determinism: every collection is a `Vec` in run or plan order, or a `BTreeMap`; nothing is
+//! read from a clock. The same run data gives the same bytes, which is what lets an auditor
+//! rebuild and compare, and what a signature over the exact bytes needs.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use mkplan_plan::schema::replace_integer_formats;
+
+/// The report format version; a reader refuses any other.
+pub const REPORT_VERSION: u32 = 1;
+
+/// One run, as evidence for change management.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunReport {
+    /// Always 1 for this format.
+    #[schemars(range(min = 1, max = 1))]
+    pub report_version: u32,
+    /// The mkplan version that started the run (from the journal).
+    pub mkplan_version: String,
+    pub run: RunSummary,
+    pub host: HostFacts,
+    pub plan: PlanFacts,
+    /// How the report is signed (from the plan's `report.sign`).
+    pub signing: SigningFacts,
+    pub downtime: Downtime,
+    /// Every token of the plan, in name order.
+    pub tokens: Vec<TokenReport>,
+    /// Every approval given, in journal order.
+    pub approvals: Vec<ApprovalRecord>,
+    /// Approver names refused at a checkpoint (not allowed, or a second approval by the same
+    /// person), in journal order.
+    pub refused_approvals: Vec<RefusedApproval>,
+    /// Every step of the plan (steps, rescue, always), in plan order, reached or not.
+    pub steps: Vec<StepRecord>,
+    pub journal: JournalFacts,
+    /// What an auditor should know first; empty when there is nothing to say.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSummary {
+    pub id: String,
+    /// A rehearsal on a simulated host: nothing real was changed.
+    pub rehearsal: bool,
+    /// Who started the run.
+    pub operator: String,
+    /// RFC 3339, UTC: the run's first journal event.
+    pub started: String,
+    /// RFC 3339, UTC: the `run_finished` event; `null` when the run did not finish.
+    pub ended: Option<String>,
+    /// Milliseconds from `started` to `ended`.
+    pub duration_ms: Option<u64>,
+    /// `succeeded`, `failed`, `rescued`, `aborted`; or `interrupted` / `needs decision` for a
+    /// run that did not finish.
+    pub outcome: String,
+    /// What the outcome means, in one sentence: what failed and what the rescue actually
+    /// did (a rescue that restored nothing says so); empty for a run that did not finish.
+    pub outcome_detail: String,
+    /// The main step whose failure (or denied checkpoint) sent the run to rescue.
+    pub failure: Option<FailureFacts>,
+    /// Each `mkplan resume` of this run: who, when.
+    pub resumed: Vec<Resumption>,
+    /// Each decision about a step interrupted half-way.
+    pub decisions: Vec<DecisionRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FailureFacts {
+    /// `steps[3]`.
+    pub step: String,
+    pub name: String,
+    /// A checkpoint was denied (rather than a step failing).
+    pub denied: bool,
+    /// The step's error, or the denial's reason.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resumption {
+    pub time: String,
+    pub operator: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRecord {
+    pub step: String,
+    /// `retry` or `accept`.
+    pub decision: String,
+    pub decided_by: String,
+    pub time: String,
+}
+
+/// Where the report was made. Hostname and kernel release are those of the machine that
+/// wrote the report (from `uname`), the root is the host root the run acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub kernel_release: String,
+    /// `/` on a real system; a simulated tree in a rehearsal.
+    pub root: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFacts {
+    /// The plan file the run was started with.
+    pub path: String,
+    /// SHA-256 of the plan's exact bytes (the run directory's `plan.yaml`).
+    pub sha256: String,
+    pub name: String,
+    pub change_ticket: String,
+    pub change_summary: String,
+    /// Who the plan names as approvers of the change.
+    pub approvers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SigningFacts {
+    /// `key_file`, `pkcs11` or `ephemeral` (no key configured).
+    pub method: String,
+    /// The key file, or `module slot N label|id X`; `null` for an ephemeral key.
+    pub key: Option<String>,
+    /// `ecdsa-p256-sha256` or `ed25519`.
+    pub algorithm: String,
+}
+
+/// Application downtime: from the first unit stopped to the last started again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Downtime {
+    pub first_stopped: Option<String>,
+    pub last_started: Option<String>,
+    /// `null` when nothing was stopped, or something stopped was not started again.
+    pub duration_ms: Option<u64>,
+    /// Every unit this run stopped, in the order it was stopped.
+    pub units: Vec<UnitDowntime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnitDowntime {
+    /// The plan's service group (`services.<name>`).
+    pub service: String,
+    pub unit: String,
+    pub stopped_at: String,
+    /// `null`: not started again by this run.
+    pub started_at: Option<String>,
+    pub duration_ms: Option<u64>,
+    /// Stopping it failed (it may still have been running).
+    pub stop_failed: bool,
+}
+
+/// One token: its APQNs' wrapping-key state before the migration and after activation, the
+/// backup, the migration and the key inventory before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenReport {
+    pub token: String,
+    pub slot: u16,
+    pub store: String,
+    /// The WKVPs the plan names (16 bytes).
+    pub wkvp_current: String,
+    pub wkvp_new: String,
+    pub apqns_before: Option<ApqnTable>,
+    pub apqns_after: Option<ApqnTable>,
+    pub backup: Option<BackupFacts>,
+    pub migration: Option<MigrationFacts>,
+    pub restore: Option<RestoreFacts>,
+    pub inventory_before: Option<InventoryFacts>,
+    pub inventory_after: Option<InventoryFacts>,
+    pub comparison: Option<ComparisonFacts>,
+}
+
+/// The APQN states as one step read them from sysfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApqnTable {
+    /// The step that read them, e.g. `steps[0]`.
+    pub step: String,
+    /// What read them: `assert_wk`, `migrate preflight`, `checkpoint until`.
+    pub source: String,
+    /// When the reading step finished.
+    pub time: String,
+    pub apqns: Vec<ApqnState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApqnState {
+    /// lszcrypt notation, e.g. `0a.0011`.
+    pub apqn: String,
+    pub adapter: u8,
+    pub domain: u8,
+    pub card_type: String,
+    pub online: bool,
+    pub config: bool,
+    pub chkstop: bool,
+    /// `valid`, `invalid`, `unknown`.
+    pub cur_state: String,
+    /// The 32-byte verification pattern sysfs shows, `0x…`.
+    pub cur_wkvp: Option<String>,
+    /// `empty`, `uncommitted`, `committed`, `unknown`.
+    pub new_state: String,
+    pub new_wkvp: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupFacts {
+    pub step: String,
+    /// The plan's backup target.
+    pub target: String,
+    pub archive: String,
+    pub archive_sha256: String,
+    pub archive_bytes: u64,
+    pub manifest: String,
+    pub manifest_sha256: String,
+    /// Regular files in the token store.
+    pub files: u64,
+    pub bytes: u64,
+    /// Read back and matched with the manifest and the live store.
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationFacts {
+    pub step: String,
+    /// `succeeded`, `failed`, `uncertain`.
+    pub status: String,
+    /// Whether `pkcsep11_migrate` was started at all (a refused preflight does not start it).
+    pub tool_started: bool,
+    pub tool: Option<String>,
+    /// `pkcsep11_migrate` prints no version; `null` means not known.
+    pub tool_version: Option<String>,
+    pub argv: Option<String>,
+    pub apqn: Option<String>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub timed_out: bool,
+    pub keys_started: Option<u64>,
+    pub keys_reenciphered: Option<u64>,
+    pub objects_listed: Option<u64>,
+    /// The tool printed `all keys successfully reencrypted`.
+    pub success_line: bool,
+    pub duration_ms: Option<u64>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreFacts {
+    pub step: String,
+    pub status: String,
+    /// What it did: `restored` (the store was replaced by the verified backup), `unchanged`
+    /// (the store was identical to the backup), `nothing` (no backup, no migration), or
+    /// `null` when it failed or did not finish.
+    pub action: Option<String>,
+    /// The step's summary or error.
+    pub detail: String,
+}
+
+/// A `probe_keys` inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryFacts {
+    pub step: String,
+    pub time: String,
+    pub objects: u64,
+    pub keys: u64,
+    /// `CKO_SECRET_KEY/CKK_AES` → count.
+    pub counts: BTreeMap<String, u64>,
+    /// Every key (secret, private, public), in the probe's order.
+    pub key_list: Vec<KeyFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFacts {
+    pub class: String,
+    pub key_type: Option<String>,
+    /// `CKA_ID`, lowercase hex.
+    pub id: String,
+    pub label: String,
+    /// SHA-256 of the secure-key blob (`CKA_IBM_OPAQUE`): changes when re-enciphered.
+    pub blob_sha256: Option<String>,
+    /// `usable`, `unusable`, `not_exercised`.
+    pub usable: String,
+    pub reason: Option<String>,
+}
+
+/// The inventory before the migration against the one after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonFacts {
+    /// Same keys and all usable.
+    pub ok: bool,
+    pub same_keys: bool,
+    pub all_usable: bool,
+    /// Keys before that are not there after (`class id label`).
+    pub missing: Vec<String>,
+    /// Keys after that were not there before.
+    pub extra: Vec<String>,
+    /// Usable before, unusable after, with the reason.
+    pub newly_unusable: Vec<String>,
+    /// Keys whose blob changed: re-enciphered.
+    pub reenciphered: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRecord {
+    /// The checkpoint's position, e.g. `steps[1]`.
+    pub checkpoint: String,
+    pub checkpoint_name: String,
+    pub checkpoint_id: Option<String>,
+    pub approver: String,
+    /// `tty`, `flag`, `file`.
+    pub method: String,
+    pub time: String,
+    /// SHA-256 of exactly the text the approver was shown.
+    pub shown_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefusedApproval {
+    pub checkpoint: String,
+    pub approver: String,
+    pub method: String,
+    pub time: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepRecord {
+    /// `steps[0]`, `rescue[0]`, `always[0]`.
+    pub position: String,
+    pub id: Option<String>,
+    pub name: String,
+    pub kind: String,
+    /// `succeeded`, `failed`, `skipped`, `uncertain` (started, no outcome), `not_reached`.
+    pub status: String,
+    /// When its last attempt started.
+    pub started: Option<String>,
+    pub duration_ms: Option<u64>,
+    pub attempts: u32,
+    /// The step's summary, error or skip reason, on one line.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalFacts {
+    /// Relative to the report's directory.
+    pub path: String,
+    pub version: u32,
+    pub events: u64,
+    /// The hash of the last event: the whole chain's digest.
+    pub head: String,
+}
+
+impl RunReport {
+    /// The exact bytes of `report.json`: pretty JSON and a final newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("reports serialise");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        match value
+            .get("report_version")
+            .and_then(serde_json::Value::as_u64)
+        {
+            Some(v) if v == u64::from(REPORT_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "report version {v} (this mkplan reads {REPORT_VERSION})"
+                ));
+            }
+            None => return Err("no `report_version`: not an mkplan run report".to_owned()),
+        }
+        serde_json::from_value(value).map_err(|e| format!("not an mkplan run report: {e}"))
+    }
+}
+
+/// The report JSON Schema (draft 2020-12), as checked in at `schemas/report.schema.json`.
+pub fn report_schema_text() -> String {
+    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+    let mut schema = generator.into_root_schema_for::<RunReport>();
+    // In place: `Schema` serialises its keywords in the conventional order ($schema first).
+    if let Some(keywords) = schema.as_object_mut() {
+        keywords.values_mut().for_each(replace_integer_formats);
+    }
+    let mut text = serde_json::to_string_pretty(&schema).expect("schemas serialise");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,337 @@
+//! The per-token part of the report: APQN states before the migration and after activation,
+//! the backup, the migration, a restore, and the key inventories with their comparison —
+//! each picked from the step data the journal holds, relative to the token's `migrate`.
+
+use crate::model::{
+    ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
+    RestoreFacts, TokenReport,
+};
+use crate::timeline::{StepOutcome, Timeline, one_line, plan_step};
+use mkplan_engine::events::StepRef;
+use mkplan_engine::record::Record;
+use mkplan_engine::record::backup::{BackupOutput, RestoreOutput};
+use mkplan_engine::record::checkpoint::CheckpointOutput;
+use mkplan_engine::record::migrate::MigrateOutput;
+use mkplan_engine::record::probe::{Inventory, ObjectIdentity, ProbeOutput, Usability, compare};
+use mkplan_engine::record::wk::WkTable;
+use mkplan_plan::model::{BackupStep, ProbeKeysStep, RestoreStep};
+use mkplan_plan::model::{CurrentWk, Plan, StepKind, Token};
+
+/// What a step is to this token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    AssertWk {
+        current_new: bool,
+    },
+    /// A checkpoint whose `until` checks this token.
+    Until {
+        current_new: bool,
+    },
+    Backup,
+    Migrate,
+    Restore,
+    Probe,
+}
+
+fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
+    let step = plan_step(plan, outcome.step)?;
+    let mine = |id: &mkplan_plan::model::TokenId| *id == token.id;
+    match &step.kind {
+        StepKind::AssertWk(a) if mine(&a.token) => Some(Role::AssertWk {
+            current_new: a.current == CurrentWk::New,
+        }),
+        StepKind::Checkpoint(c) => {
+            c.until
+                .as_ref()
+                .filter(|u| mine(&u.check.token))
+                .map(|u| Role::Until {
+                    current_new: u.check.current == CurrentWk::New,
+                })
+        }
+        StepKind::Backup(BackupStep { token, .. }) if mine(token) => Some(Role::Backup),
+        StepKind::Migrate(m) if mine(&m.token) => Some(Role::Migrate),
+        StepKind::Restore(RestoreStep { token, .. }) if mine(token) => Some(Role::Restore),
+        StepKind::ProbeKeys(ProbeKeysStep { token, .. }) if mine(token) => Some(Role::Probe),
+        _ => None,
+    }
+}
+
+pub(crate) fn token_report(
+    plan: &Plan,
+    token: &Token,
+    timeline: &Timeline<'_>,
+    warnings: &mut Vec<String>,
+) -> TokenReport {
+    let mine: Vec<(Role, &StepOutcome<'_>)> = timeline
+        .outcomes
+        .iter()
+        .filter_map(|o| role(plan, token, o).map(|r| (r, o)))
+        .collect();
+    // The last migrate attempt that started, and its outcome if it has one.
+    let migrate_start = timeline
+        .starts
+        .iter()
+        .filter(|(_, _, s)| {
+            plan_step(plan, s).is_some_and(
+                |step| matches!(&step.kind, StepKind::Migrate(m) if m.token == token.id),
+            )
+        })
+        .map(|(seq, _, s)| (*seq, *s))
+        .next_back();
+    let migrate_outcome = mine
+        .iter()
+        .rev()
+        .find(|(r, o)| *r == Role::Migrate && migrate_start.is_some_and(|(s, _)| o.start_seq == s))
+        .map(|(_, o)| *o);
+    let (before_limit, after_from) = match (migrate_start, migrate_outcome) {
+        (Some((start, _)), Some(o)) => (start, o.seq),
+        (Some((start, _)), None) => (start, start),
+        (None, _) => (u64::MAX, 0),
+    };
+    let migrated = migrate_start.is_some();
+    let before = |want: fn(Role) -> bool| {
+        let mut candidates = mine
+            .iter()
+            .filter(|(r, o)| want(*r) && o.seq < before_limit);
+        // The reading closest before the migration; without one, the run's first.
+        if migrated {
+            candidates.next_back().map(|(_, o)| *o)
+        } else {
+            candidates.next().map(|(_, o)| *o)
+        }
+    };
+
+    let mut apqns_before = before(|r| matches!(r, Role::AssertWk { .. }))
+        .and_then(|o| apqn_table(o, "assert_wk", WkTable::of(&o.output)));
+    if apqns_before.is_none()
+        && let Some(o) = migrate_outcome
+    {
+        let preflight = MigrateOutput::of(&o.output).and_then(|m| m.preflight.as_ref());
+        let table = preflight.and_then(|p| p.apqns.as_ref());
+        apqns_before = apqn_table(o, "migrate preflight", table);
+    }
+    let apqns_after = mine
+        .iter()
+        .rev()
+        .filter(|(_, o)| o.succeeded && o.seq > after_from)
+        .find_map(|(r, o)| match r {
+            Role::AssertWk { current_new: true } => {
+                apqn_table(o, "assert_wk", WkTable::of(&o.output))
+            }
+            Role::Until { current_new: true } => {
+                let until = CheckpointOutput::of(&o.output).and_then(|c| c.until.as_ref());
+                apqn_table(o, "checkpoint until", until)
+            }
+            _ => None,
+        });
+    let backup = mine
+        .iter()
+        .rev()
+        .filter(|(r, o)| *r == Role::Backup && o.succeeded && o.seq < before_limit)
+        .find_map(|(_, o)| backup_facts(o));
+    let migration = migrate_start.map(|(_, step)| migration_facts(step, migrate_outcome));
+    let restore = mine
+        .iter()
+        .rev()
+        .find(|(r, _)| *r == Role::Restore)
+        .map(|(_, o)| RestoreFacts {
+            step: o.step.position(),
+            status: status(o).to_owned(),
+            action: RestoreOutput::of(&o.output).map(|r| r.action.as_str().to_owned()),
+            detail: one_line(o.text),
+        });
+    let probes: Vec<(&StepOutcome<'_>, &Inventory)> = mine
+        .iter()
+        .filter(|(r, _)| *r == Role::Probe)
+        .filter_map(|(_, o)| Some((*o, &ProbeOutput::of(&o.output)?.inventory)))
+        .collect();
+    let probe_before = if migrated {
+        probes.iter().rev().find(|(o, _)| o.seq < before_limit)
+    } else {
+        probes.first()
+    };
+    let probe_after = if migrated {
+        probes.iter().rev().find(|(o, _)| o.seq > after_from)
+    } else {
+        probes
+            .last()
+            .filter(|(o, _)| probes.len() > 1 && o.seq > probes[0].0.seq)
+    };
+    let comparison = match (probe_before, probe_after) {
+        (Some((_, a)), Some((_, b))) => Some(comparison_facts(a, b)),
+        _ => None,
+    };
+
+    if migrated {
+        let id = &token.id;
+        if probe_before.is_none() {
+            warnings.push(format!("token `{id}` was migrated but no `probe_keys` inventory was taken before the migration: there is nothing to compare its keys with"));
+        }
+        if probe_after.is_none() {
+            warnings.push(format!("token `{id}` was migrated but never probed after: nothing in this run shows its keys work under the new WK"));
+        }
+        if migration.as_ref().is_some_and(|m| m.status == "succeeded") && apqns_after.is_none() {
+            warnings.push(format!("token `{id}`: no APQN reading after activation (an `until` or `assert_wk` with the new WK current): nothing in this run shows the new WK became current"));
+        }
+        if backup.as_ref().is_some_and(|b| !b.verified) {
+            warnings.push(format!("token `{id}`: the backup was not verified"));
+        }
+    }
+    // What the backup step warned of (a backup directory others can write).
+    for (_, o) in mine
+        .iter()
+        .filter(|(r, o)| *r == Role::Backup && o.succeeded)
+    {
+        for warning in BackupOutput::of(&o.output).map_or(&[][..], |b| &b.warnings[..]) {
+            warnings.push(format!("token `{}`: {warning}", token.id));
+        }
+    }
+    if let Some(c) = comparison.as_ref().filter(|c| !c.ok) {
+        warnings.push(format!(
+            "token `{}`: the keys after differ from before: {} missing, {} extra, {} no longer usable",
+            token.id,
+            c.missing.len(),
+            c.extra.len(),
+            c.newly_unusable.len()
+        ));
+    }
+
+    TokenReport {
+        token: token.id.to_string(),
+        slot: token.slot.get(),
+        store: token.store.display().to_string(),
+        wkvp_current: token.wkvp_current.to_string(),
+        wkvp_new: token.wkvp_new.to_string(),
+        apqns_before,
+        apqns_after,
+        backup,
+        migration,
+        restore,
+        inventory_before: probe_before.map(|(o, inv)| inventory_facts(o, inv)),
+        inventory_after: probe_after.map(|(o, inv)| inventory_facts(o, inv)),
+        comparison,
+    }
+}
+
+fn status(o: &StepOutcome<'_>) -> &'static str {
+    if o.succeeded { "succeeded" } else { "failed" }
+}
+
+/// An APQN table as a step recorded it.
+fn apqn_table(o: &StepOutcome<'_>, source: &str, table: Option<&WkTable>) -> Option<ApqnTable> {
+    Some(ApqnTable {
+        step: o.step.position(),
+        source: source.to_owned(),
+        time: o.time.to_owned(),
+        apqns: table?
+            .apqns
+            .iter()
+            .map(|a| ApqnState {
+                apqn: a.apqn.lszcrypt(),
+                adapter: a.apqn.adapter(),
+                domain: a.apqn.domain(),
+                card_type: a.card_type.clone(),
+                online: a.card_online && a.queue_online,
+                config: a.card_config && a.queue_config,
+                chkstop: a.card_chkstop || a.queue_chkstop,
+                cur_state: a.cur.state.as_str().to_owned(),
+                cur_wkvp: a.cur.vp.map(|vp| format!("0x{}", hex::encode(vp))),
+                new_state: a.new.state.as_str().to_owned(),
+                new_wkvp: a.new.vp.map(|vp| format!("0x{}", hex::encode(vp))),
+            })
+            .collect(),
+    })
+}
+
+fn backup_facts(o: &StepOutcome<'_>) -> Option<BackupFacts> {
+    let backup = BackupOutput::of(&o.output)?;
+    let record = &backup.record;
+    Some(BackupFacts {
+        step: o.step.position(),
+        target: backup.target.to_string(),
+        archive: record.archive.display().to_string(),
+        archive_sha256: record.archive_sha256.clone(),
+        archive_bytes: record.archive_bytes,
+        manifest: record.manifest.display().to_string(),
+        manifest_sha256: record.manifest_sha256.clone(),
+        files: record.files,
+        bytes: record.bytes,
+        verified: record.verified,
+    })
+}
+
+fn migration_facts(step: &StepRef, outcome: Option<&StepOutcome<'_>>) -> MigrationFacts {
+    let none = MigrateOutput::default();
+    let m = outcome
+        .and_then(|o| MigrateOutput::of(&o.output))
+        .unwrap_or(&none);
+    MigrationFacts {
+        step: step.position(),
+        status: outcome.map_or("uncertain", status).to_owned(),
+        tool_started: m.tool_started.unwrap_or(outcome.is_none()),
+        tool: m.tool.as_ref().map(|t| t.display().to_string()),
+        tool_version: m.tool_version.clone(),
+        argv: m.argv.clone(),
+        apqn: m.apqn.clone(),
+        exit_code: m.exit_code,
+        signal: m.signal,
+        timed_out: m.timed_out.unwrap_or(false),
+        keys_started: m.keys_started,
+        keys_reenciphered: m.keys_reenciphered,
+        objects_listed: m.objects_listed,
+        success_line: m.success_line.unwrap_or(false),
+        duration_ms: m.duration_ms,
+        error: outcome.filter(|o| !o.succeeded).map(|o| one_line(o.text)),
+    }
+}
+
+fn inventory_facts(o: &StepOutcome<'_>, inventory: &Inventory) -> InventoryFacts {
+    InventoryFacts {
+        step: o.step.position(),
+        time: o.time.to_owned(),
+        objects: inventory.objects.len() as u64,
+        keys: inventory.keys().count() as u64,
+        counts: inventory
+            .counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as u64))
+            .collect(),
+        key_list: inventory
+            .keys()
+            .map(|key| {
+                let (usable, reason) = match &key.usable {
+                    Usability::Usable => ("usable", None),
+                    Usability::Unusable(r) => ("unusable", Some(r.clone())),
+                    Usability::NotExercised(r) => ("not_exercised", Some(r.clone())),
+                };
+                KeyFacts {
+                    class: key.class.clone(),
+                    key_type: key.key_type.clone(),
+                    id: key.id.clone(),
+                    label: key.label.clone(),
+                    blob_sha256: key.blob_sha256.clone(),
+                    usable: usable.to_owned(),
+                    reason,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn comparison_facts(before: &Inventory, after: &Inventory) -> ComparisonFacts {
+    let c = compare(before, after);
+    let name = |k: &ObjectIdentity| format!("{} id {} label `{}`", k.class, k.id, k.label);
+    ComparisonFacts {
+        ok: c.ok(),
+        same_keys: c.same_keys,
+        all_usable: c.all_usable,
+        missing: c.missing.iter().map(name).collect(),
+        extra: c.extra.iter().map(name).collect(),
+        newly_unusable: c
+            .newly_unusable
+            .iter()
+            .map(|u| format!("{}: {}", name(&u.key), u.reason))
+            .collect(),
+        reenciphered: c.blob_changed.len() as u64,
+    }
+}

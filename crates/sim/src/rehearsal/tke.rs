@@ -1,0 +1,105 @@
+//! The simulated TKE operator: does a checkpoint's `tke:` action on the simulated adapters,
+//! then approves as the allowed approvers (journaled with the method `rehearsal`). It reads
+//! the registers as mkplan does, through the host port, so it sees what a run sees.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::faults::{OperatorFaults, allows};
+use crate::TkeAction;
+use mkplan_engine::events::StepRef;
+use mkplan_engine::ports::host::HostView;
+use mkplan_engine::ports::tke::CheckpointActor;
+use mkplan_engine::record::wk::NewState;
+use mkplan_plan::model::{Apqn, Checkpoint, Plan, Step, TkeAction as PlanTke, Wkvp};
+
+pub struct SimulatedTke {
+    pub(super) root: PathBuf,
+    pub(super) faults: OperatorFaults,
+    /// The simulated host as mkplan reads it.
+    pub(super) host: Arc<dyn HostView>,
+}
+
+impl SimulatedTke {
+    /// The APQN's current WKVP and its committed new one (first 16 bytes), as sysfs shows.
+    fn registers(&self, apqn: Apqn) -> Option<([u8; 16], Option<[u8; 16]>)> {
+        let status = self.host.read_apqn(apqn).ok()?;
+        let first16 = |vp: [u8; 32]| -> [u8; 16] { vp[..16].try_into().expect("16 of 32 bytes") };
+        let cur = status.cur.vp.map(first16)?;
+        let committed = (status.new.state == NewState::Committed)
+            .then(|| status.new.vp.map(first16))
+            .flatten();
+        Some((cur, committed))
+    }
+}
+
+impl CheckpointActor for SimulatedTke {
+    fn act(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<String>, String> {
+        let position = StepRef::of(step).position();
+        if self
+            .faults
+            .deny
+            .iter()
+            .any(|d| step.id.as_deref() == Some(d.as_str()) || *d == step.name || *d == position)
+        {
+            return Ok(Vec::new());
+        }
+        let tokens: Vec<_> = match &checkpoint.until {
+            Some(until) => plan.tokens.get(&until.check.token).into_iter().collect(),
+            None => plan.tokens.values().collect(),
+        };
+        let act = |action, apqn, wkvp| {
+            crate::tke(&self.root, action, Some(apqn), wkvp).map_err(|e| e.to_string())
+        };
+        match &checkpoint.tke {
+            Some(PlanTke::Commit) => {
+                for token in &tokens {
+                    let new = if self.faults.wrong_new_wkvp {
+                        Wkvp::parse("0x5eed5eed5eed5eed5eed5eed5eed5eed")
+                            .map(|(w, _)| w)
+                            .ok()
+                    } else {
+                        Some(token.wkvp_new)
+                    };
+                    for apqn in &token.apqns {
+                        // A resumed run may replay a checkpoint whose TKE work is done.
+                        if self.registers(*apqn).is_some_and(|(cur, committed)| {
+                            cur == token.wkvp_new.bytes()[..]
+                                || new.is_some_and(|n| committed == Some(*n.bytes()))
+                        }) {
+                            continue;
+                        }
+                        act(TkeAction::Load, *apqn, new)?;
+                        if allows(self.faults.commit_only_on.as_deref(), *apqn) {
+                            act(TkeAction::Commit, *apqn, None)?;
+                        }
+                    }
+                }
+            }
+            Some(PlanTke::Activate) => {
+                for token in &tokens {
+                    for apqn in &token.apqns {
+                        let done = self
+                            .registers(*apqn)
+                            .is_some_and(|(cur, _)| cur == token.wkvp_new.bytes()[..]);
+                        if !done && allows(self.faults.activate_only_on.as_deref(), *apqn) {
+                            act(TkeAction::Activate, *apqn, None)?;
+                        }
+                    }
+                }
+            }
+            Some(PlanTke::Other(_)) | None => {}
+        }
+        let needed = checkpoint.approvals as usize;
+        Ok(if checkpoint.approvers.is_empty() {
+            (1..=needed).map(|i| format!("rehearsal-{i}")).collect()
+        } else {
+            checkpoint.approvers.iter().take(needed).cloned().collect()
+        })
+    }
+}

@@ -1,0 +1,352 @@
+//! `checkpoint`: stop for people. Shows exactly what is being approved (plan, change, plan
+//! digest, the text, the new WKVP), collects N distinct allowed approvers from flags, an
+//! approvals file or the terminal, and fails closed: no terminal and no approval is an
+//! immediate "deny", a timeout is a "deny", a mistyped confirmation is a "no".
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use crate::guards::wk::read_and_evaluate;
+use crate::kind::{Done, Failed, Kind, KindResult};
+use mkplan_engine::approvals::flag_key;
+use mkplan_engine::clock::now_rfc3339;
+use mkplan_engine::digest::sha256_hex;
+use mkplan_engine::events::{ApprovalMethod, EventKind};
+use mkplan_engine::ports::operator::Answer;
+use mkplan_engine::record::checkpoint::CheckpointOutput;
+use mkplan_engine::record::wk::WkTable;
+use mkplan_engine::step::{CheckContext, CheckReport, RunContext};
+use mkplan_plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
+
+/// `checkpoint`.
+pub(crate) struct CheckpointKind;
+
+impl Kind for CheckpointKind {
+    type Args = Checkpoint;
+    type Output = CheckpointOutput;
+
+    fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
+        check(checkpoint, cx)
+    }
+
+    fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<CheckpointOutput> {
+        run(checkpoint, cx)
+    }
+}
+
+/// How often an unknown name may be typed before the checkpoint is denied.
+const NAME_ATTEMPTS: u32 = 3;
+
+/// The tokens a TKE checkpoint concerns: its `until` token, else every token of the plan.
+fn tokens<'p>(plan: &'p Plan, checkpoint: &Checkpoint) -> Vec<&'p Token> {
+    match &checkpoint.until {
+        Some(until) => plan.tokens.get(&until.check.token).into_iter().collect(),
+        None => plan.tokens.values().collect(),
+    }
+}
+
+/// Exactly what the approvers see; its SHA-256 is recorded with every approval.
+pub fn shown_text(plan: &Plan, plan_sha256: &str, step: &Step, checkpoint: &Checkpoint) -> String {
+    let mut text = format!(
+        "CHECKPOINT {} `{}`\nplan: {} (sha256 {plan_sha256})\nchange: {} — {}\n",
+        mkplan_engine::events::StepRef::of(step).position(),
+        step.name,
+        plan.name,
+        plan.change.ticket,
+        plan.change.summary,
+    );
+    if let Some(tke) = &checkpoint.tke {
+        let action = match tke {
+            TkeAction::Commit => "commit the new wrapping key (do not activate)".to_owned(),
+            TkeAction::Activate => "activate the new wrapping key (Set, immediate)".to_owned(),
+            TkeAction::Other(text) => text.clone(),
+        };
+        text.push_str(&format!("TKE: {action}\n"));
+        for token in tokens(plan, checkpoint) {
+            text.push_str(&format!(
+                "token `{}` (slot {}): new WKVP {} on {}\n",
+                token.id,
+                token.slot,
+                token.wkvp_new,
+                token
+                    .apqns
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    text.push_str(&format!("\n{}\n\n", checkpoint.say.trim_end()));
+    let who = if checkpoint.approvers.is_empty() {
+        "anyone".to_owned()
+    } else {
+        checkpoint.approvers.join(", ")
+    };
+    text.push_str(&format!(
+        "needs {} approval{} from distinct people: {who}\n",
+        checkpoint.approvals,
+        if checkpoint.approvals == 1 { "" } else { "s" }
+    ));
+    text
+}
+
+/// What an approver types to confirm: the last 4 hex digits of the new WKVP (one token),
+/// else the checkpoint's name on the command line.
+fn confirmation(plan: &Plan, step: &Step, checkpoint: &Checkpoint) -> (String, String) {
+    let tokens = tokens(plan, checkpoint);
+    if checkpoint.tke.is_some() && tokens.len() == 1 {
+        let wkvp = tokens[0].wkvp_new.to_string();
+        let last = wkvp[wkvp.len() - 4..].to_owned();
+        return (
+            last,
+            format!(
+                "the last 4 hex digits of the new WKVP of `{}`",
+                tokens[0].id
+            ),
+        );
+    }
+    let key = flag_key(step);
+    (key.clone(), format!("`{key}`"))
+}
+
+fn normalise(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<CheckpointOutput> {
+    let step_ref = cx.step_ref();
+    let text = shown_text(cx.plan, &cx.run.plan_sha256, cx.step, checkpoint);
+    let shown = sha256_hex(text.as_bytes());
+    cx.emit(EventKind::CheckpointShown {
+        step: step_ref.clone(),
+        shown_sha256: shown.clone(),
+        text: text.clone(),
+    })
+    .map_err(|e| Failed::step(e.to_string()))?;
+    // Shown once: at a terminal by the operator (the log line there leaves the text out),
+    // elsewhere only in the log.
+    cx.operator.say(&text);
+
+    let deadline = match (checkpoint.timeout, cx.deadline) {
+        (Some(t), Some(d)) => Some(d.min(Instant::now() + t)),
+        (Some(t), None) => Some(Instant::now() + t),
+        (None, d) => d,
+    };
+    let allowed: BTreeSet<String> = checkpoint.approvers.iter().map(|a| normalise(a)).collect();
+    let key = (step_ref.section, step_ref.index);
+    // Approvals already journaled (before an interruption) are not asked again.
+    let mut approved: BTreeSet<String> = cx
+        .state
+        .approvals
+        .get(&key)
+        .map(|list| list.iter().map(|a| normalise(&a.approver)).collect())
+        .unwrap_or_default();
+    let needed = checkpoint.approvals as usize;
+
+    let record = |cx: &mut RunContext<'_>,
+                  approver: &str,
+                  method: ApprovalMethod,
+                  approved: &mut BTreeSet<String>|
+     -> Result<(), Failed<CheckpointOutput>> {
+        let who = normalise(approver);
+        let refused = if !allowed.is_empty() && !allowed.contains(&who) {
+            Some(format!(
+                "`{approver}` is not an allowed approver ({})",
+                checkpoint.approvers.join(", ")
+            ))
+        } else if approved.contains(&who) {
+            Some(format!(
+                "`{approver}` has already approved: dual control needs distinct people"
+            ))
+        } else {
+            None
+        };
+        let event = match &refused {
+            Some(reason) => EventKind::CheckpointRefused {
+                step: cx.step_ref(),
+                approver: approver.to_owned(),
+                method,
+                reason: reason.clone(),
+            },
+            None => {
+                approved.insert(who);
+                EventKind::CheckpointApproved {
+                    step: cx.step_ref(),
+                    approver: approver.to_owned(),
+                    method,
+                    shown_sha256: shown.clone(),
+                }
+            }
+        };
+        cx.emit(event).map_err(|e| Failed::step(e.to_string()))
+    };
+
+    if approved.len() < needed
+        && let Some(actor) = cx.tke
+    {
+        let approvers = actor
+            .act(cx.plan, cx.step, checkpoint)
+            .map_err(|e| Failed::step(format!("the simulated TKE operator failed: {e}")))?;
+        for approver in approvers {
+            if approved.len() >= needed {
+                break;
+            }
+            record(cx, &approver, ApprovalMethod::Rehearsal, &mut approved)?;
+        }
+    }
+    for (approver, method) in cx.approvals.for_step(cx.step) {
+        if approved.len() >= needed {
+            break;
+        }
+        record(cx, &approver, method, &mut approved)?;
+    }
+
+    if approved.len() < needed && cx.operator.interactive() {
+        let (expected, what) = confirmation(cx.plan, cx.step, checkpoint);
+        let mut attempts = 0;
+        while approved.len() < needed {
+            let prompt = format!("approver {} of {needed}, your name: ", approved.len() + 1);
+            let name = match cx.operator.ask(&prompt, deadline) {
+                Answer::Text(name) if !name.is_empty() => name,
+                Answer::Text(_) => continue,
+                Answer::TimedOut => {
+                    return Err(deny("the checkpoint timed out (a timeout is a deny)"));
+                }
+                Answer::Closed => {
+                    return Err(deny(&format!(
+                        "the terminal's input closed at the prompt (end of file) after {} of {needed} approvals",
+                        approved.len()
+                    )));
+                }
+                Answer::Interrupted => return Err(Failed::Interrupted),
+            };
+            let who = normalise(&name);
+            if (!allowed.is_empty() && !allowed.contains(&who)) || approved.contains(&who) {
+                record(cx, &name, ApprovalMethod::Tty, &mut approved)?;
+                attempts += 1;
+                if attempts >= NAME_ATTEMPTS {
+                    return Err(deny("too many refused approver names"));
+                }
+                continue;
+            }
+            match cx
+                .operator
+                .ask(&format!("{name}, type {what} to approve: "), deadline)
+            {
+                Answer::Text(typed) if typed.eq_ignore_ascii_case(&expected) => {
+                    record(cx, &name, ApprovalMethod::Tty, &mut approved)?;
+                }
+                Answer::TimedOut => {
+                    return Err(deny("the checkpoint timed out (a timeout is a deny)"));
+                }
+                Answer::Interrupted => return Err(Failed::Interrupted),
+                _ => {
+                    return Err(deny(&format!(
+                        "{name} did not confirm (a mistyped confirmation is a no)"
+                    )));
+                }
+            }
+        }
+    }
+
+    if approved.len() < needed {
+        return Err(Failed::Denied(format!(
+            "{} of {needed} approvals; without a terminal nobody is asked (hint: `--approve {}=NAME`, or an approvals file)",
+            approved.len(),
+            shell_word(&flag_key(cx.step))
+        )));
+    }
+
+    let mut summary = format!(
+        "approved by {}",
+        approved.iter().cloned().collect::<Vec<_>>().join(", ")
+    );
+    let mut output = CheckpointOutput {
+        shown_sha256: shown,
+        approved_at: now_rfc3339(),
+        until: None,
+    };
+    if let Some(until) = &checkpoint.until {
+        output.until = Some(poll_until(until, cx)?);
+        summary.push_str("; the wrapping-key state holds");
+    }
+    Ok(Done::new(summary).with(output))
+}
+
+fn deny(reason: &str) -> Failed<CheckpointOutput> {
+    Failed::Denied(reason.to_owned())
+}
+
+fn poll_until(
+    until: &mkplan_plan::model::Until,
+    cx: &mut RunContext<'_>,
+) -> Result<WkTable, Failed<CheckpointOutput>> {
+    let mut attempt = 0;
+    loop {
+        match read_and_evaluate(cx.host, cx.plan, &until.check) {
+            Ok(table) => return Ok(table),
+            Err(problems) if attempt >= until.retries => {
+                return Err(Failed::step(format!(
+                    "after approval, the wrapping-key state still does not hold ({} checks): {problems}",
+                    attempt + 1
+                )));
+            }
+            Err(problems) => {
+                cx.notice(format!(
+                    "not yet ({problems}); checking again in {:?}",
+                    until.delay
+                ));
+            }
+        }
+        attempt += 1;
+        let wake = Instant::now() + until.delay;
+        while Instant::now() < wake {
+            if cx.cancel.requested() {
+                // Waiting changed nothing: stop here, and `resume` checks again.
+                return Err(Failed::Interrupted);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50).min(until.delay));
+        }
+    }
+}
+
+fn shell_word(word: &str) -> String {
+    if word
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
+    let who = if checkpoint.approvers.is_empty() {
+        "anyone".to_owned()
+    } else {
+        checkpoint.approvers.join(", ")
+    };
+    let mut text = format!(
+        "will ask for {} approval(s) from {who}",
+        checkpoint.approvals
+    );
+    if let Some(tke) = &checkpoint.tke {
+        text.push_str(&format!(
+            "; the TKE operator will {}",
+            match tke {
+                TkeAction::Commit => "commit the new WK".to_owned(),
+                TkeAction::Activate => "activate the new WK".to_owned(),
+                TkeAction::Other(t) => t.clone(),
+            }
+        ));
+    }
+    if let Some(until) = &checkpoint.until {
+        match read_and_evaluate(cx.host, cx.plan, &until.check) {
+            Ok(_) => text.push_str("; its `until` check already holds"),
+            Err(problems) => text.push_str(&format!("; its `until` check does not hold yet, as expected before the TKE action ({problems})")),
+        }
+    }
+    CheckReport::WillRun(text)
+}

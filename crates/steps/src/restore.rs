@@ -1,0 +1,154 @@
+//! `restore` of a token store from this run's verified backup, and only from the archive and
+//! manifest whose SHA-256 the run journaled (design rule 7). Whether there is anything to
+//! restore is decided by comparing the live store with that manifest, file by file and by
+//! hash; a restore is refused once the new WK is current anywhere (rule 4) and while a
+//! migration tool rewrites the token (rule 8).
+
+use crate::guards::backup::{
+    migration_may_have_started, refused, restore_verified, this_runs_backup, writable_by_others,
+};
+use crate::guards::tools::refuse_while_tools_run;
+use crate::guards::wk::refuse_if_activated;
+use crate::kind::{Done, Failed, Kind, KindResult};
+use mkplan_engine::ports::host::BackupCheck;
+use mkplan_engine::record::backup::{RestoreAction, RestoreOutput};
+use mkplan_engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
+use mkplan_plan::model::RestoreStep;
+
+/// `restore`.
+pub(crate) struct RestoreKind;
+
+impl Kind for RestoreKind {
+    type Args = RestoreStep;
+    type Output = RestoreOutput;
+
+    /// It may have replaced the store half-way: an operator decides.
+    fn interruption(_: &RestoreStep) -> Interruption {
+        Interruption::Decide
+    }
+
+    fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
+        check(step, cx)
+    }
+
+    fn run(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOutput> {
+        restore(step, cx)
+    }
+
+    fn describe_uncertain(step: &RestoreStep, cx: &UncertainContext<'_>) -> Vec<String> {
+        describe_uncertain(step, cx)
+    }
+
+    fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+        refuse_accept(step, cx)
+    }
+}
+
+fn nothing_to_restore(step: &RestoreStep, action: RestoreAction) -> RestoreOutput {
+    RestoreOutput {
+        token: step.token.clone(),
+        action,
+        backup: None,
+        restored: None,
+        discarded_index: None,
+        differed: None,
+    }
+}
+
+fn restore(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOutput> {
+    let (token_id, from) = (&step.token, &step.from);
+    let token = &cx.plan.tokens[token_id];
+    refuse_while_tools_run(
+        cx.host,
+        cx.plan,
+        token,
+        &format!("restore token `{token_id}`"),
+    )
+    .map_err(Failed::step)?;
+    let Some(backup) = this_runs_backup(cx.state, token_id, Some(from)) else {
+        if migration_may_have_started(cx.plan, cx.state, token_id) {
+            return Err(Failed::step(format!(
+                "token `{token_id}` may have been re-enciphered by this run, but this run has no verified backup of it in `{from}`"
+            )));
+        }
+        return Ok(Done::new(format!(
+            "nothing to restore: this run made no backup of `{token_id}` in `{from}` and started no migration of it"
+        ))
+        .with(nothing_to_restore(step, RestoreAction::Nothing)));
+    };
+    let store = cx.host.root().path(&token.store);
+    // The manifest and the archive are read once, and only if both are the journaled ones.
+    let comparison = cx
+        .host
+        .compare_with_backup(&store, &backup, BackupCheck::ArchiveToo)
+        .map_err(|e| refused(cx.host, &backup, e))?;
+    let shared = backup
+        .manifest
+        .parent()
+        .and_then(|dir| writable_by_others(cx.host, dir, dir));
+    if let Some(warning) = &shared {
+        // Used all the same: both digests are the journaled ones, and the files are read
+        // once, so nobody can swap them in from here on.
+        cx.notice(format!("warning: {warning}"));
+    }
+    let Some(difference) = comparison.difference else {
+        return Ok(Done::new(format!(
+            "nothing to restore: the store of `{token_id}` is identical to this run's verified backup ({} files compared by SHA-256)",
+            comparison.files
+        ))
+        .with(RestoreOutput {
+            backup: Some(backup),
+            ..nothing_to_restore(step, RestoreAction::Unchanged)
+        }));
+    };
+    cx.notice(format!(
+        "the store of `{token_id}` differs from its verified backup ({difference}): restoring it"
+    ));
+    let mut done = restore_verified(token, &backup, cx)?;
+    if let Some(output) = &mut done.output {
+        output.differed = Some(difference);
+    }
+    Ok(done)
+}
+
+/// Why `--accept-step` must not take an interrupted restore as done: accepting a half-done
+/// one would start services on a store that is not the backup, so it is complete only if
+/// the store is identical to the backup.
+fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+    let token = &cx.plan.tokens[&step.token];
+    let backup = this_runs_backup(cx.state, &token.id, Some(&step.from))
+        .ok_or("this run has no verified backup to compare the store with")?;
+    let store = cx.host.root().path(&token.store);
+    let comparison = cx
+        .host
+        .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)
+        .map_err(|e| e.to_string())?;
+    match comparison.difference {
+        None => Ok(()),
+        Some(e) => Err(format!(
+            "the store is not the backup ({e}), so the restore did not complete"
+        )),
+    }
+}
+
+/// What is known about an interrupted restore: whether the store is the backup.
+fn describe_uncertain(step: &RestoreStep, cx: &UncertainContext<'_>) -> Vec<String> {
+    vec![
+        match refuse_accept(step, cx) {
+            Ok(()) => "compared with the backup: the store is identical to it".to_owned(),
+            Err(e) => format!("compared with the backup: {e}"),
+        },
+        "--retry-step restores the verified backup again; --accept-step takes the restore as complete (refused unless the store is identical to the backup)".to_owned(),
+    ]
+}
+
+fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
+    let token = &cx.plan.tokens[&step.token];
+    match refuse_if_activated(cx.host, token) {
+        Ok(()) => CheckReport::WillRun(format!(
+            "would restore `{}` from this run's verified backup if the store then differs from it",
+            token.store.display()
+        )),
+        Err(e) => CheckReport::Blocked(e),
+    }
+}
