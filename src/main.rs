@@ -3,9 +3,10 @@
 //! Invoked under another name it is one of the simulated host's stand-ins
 //! (`pkcsep11_migrate`, `systemctl`, `pkcsslotd`, a service command), which `mkplan
 //! rehearse` links to this executable so that one `cargo run` builds everything a
-//! rehearsal needs. The stand-ins refuse to act unless the path they were called by lies
+//! rehearsal needs (with the default feature `rehearse`). The stand-ins refuse to act unless the path they were called by lies
 //! in a simulated host (one that holds `var/lib/mkplan-sim/state.json`).
 
+#[cfg(feature = "rehearse")]
 fn main() {
     let invoked_as_mkplan = std::env::args_os()
         .next()
@@ -19,4 +20,10 @@ fn main() {
         mkplan_sim::cli::main(std::env::args_os())
     };
     std::process::exit(code);
+}
+
+/// Without the `rehearse` feature there are no stand-ins: this is mkplan only.
+#[cfg(not(feature = "rehearse"))]
+fn main() {
+    std::process::exit(mkplan_cli::main(std::env::args_os()));
 }

@@ -14,7 +14,7 @@ pub fn med(s: &Series) -> f64 {
     s.wall.map_or(f64::NAN, |w| w.median)
 }
 
-/// The last commit to `src/` that the explanations below were written against.
+/// The last commit to `crates/` that the explanations below were written against.
 const REASONED_AT: &str = "be9d667";
 
 pub fn write(o: &mut String, r: &Results) {
@@ -22,8 +22,8 @@ pub fn write(o: &mut String, r: &Results) {
     if r.settings.src_commit != REASONED_AT {
         let _ = writeln!(
             o,
-            "> The explanations below were written against `src/` as of `{REASONED_AT}`; \
-             these numbers are from `src/` as of `{}`. Check them against the code before \
+            "> The explanations below were written against `crates/` as of `{REASONED_AT}`; \
+             these numbers are from `crates/` as of `{}`. Check them against the code before \
              relying on them.\n",
             r.settings.src_commit
         );
@@ -75,7 +75,7 @@ fn backup(o: &mut String, a: &ArchiveSize) {
     let _ = writeln!(
         o,
         "{head} mkplan reads each file once and hashes it while it feeds the tar stream, \
-         compresses on a second core at gzip level 1 (`src/host/archive/write.rs`), and \
+         compresses on a second core at gzip level 1 (`crates/host/src/archive/write.rs`), and \
          verifies with two threads at once: one decompresses the new archive against the \
          manifest while the other re-hashes the live store. The shell spends most of its \
          time in gzip -6 on data that does not compress, then reads the archive twice more \
@@ -144,7 +144,7 @@ fn memory(o: &mut String, r: &Results) {
     let _ = writeln!(
         o,
         " What grows is the manifest held in memory — the module documentation \
-         (`src/host/archive.rs`) estimates \"about 200 bytes per file\", the measurement \
+         (`crates/host/src/archive.rs`) estimates \"about 200 bytes per file\", the measurement \
          says {}. The backup keeps a `FileRecord` per file (its path, the \
          SHA-256 as a 64-character `String`, user and group names as `String`s, plus the \
          numbers) in a `Vec` that grows by doubling, and for verification an index \

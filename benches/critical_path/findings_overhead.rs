@@ -80,7 +80,7 @@ pub fn write(
             o,
             " The largest stretch between steps, {} (median over the runs), follows `{after}`: \
              its outcome carries the whole inventory and is journaled as one {} line, which \
-             `Journal::append` (`src/engine/journal.rs`) serialises twice (once for the hash \
+             `Journal::append` (`crates/engine/src/journal.rs`) serialises twice (once for the hash \
              chain, once for the line), hashes, writes and `fdatasync`s before the next step \
              may start.",
             ms(gap),
@@ -115,7 +115,7 @@ pub fn write(
     }
     let _ = write!(
         o,
-        ": `Executor::step` (`src/engine/executor.rs`) clones the whole run state — the \
+        ": `Executor::step` (`crates/engine/src/executor.rs`) clones the whole run state — the \
          journaled data of every earlier step, inventory included — before each step runs \
          and drops the clone after the step's outcome is journaled. `strace` of a \
          10,000-key rehearsal shows each as about 10 ms without a system call, and a profile \

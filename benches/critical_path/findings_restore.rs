@@ -44,7 +44,7 @@ pub fn write(o: &mut String, a: &ArchiveSize, smaller: Option<&ArchiveSize>) {
          {also}). The restore used to fsync every file and directory it extracted; this \
          benchmark measured that at {} for 100,000 objects ({} `tar -xzf`, at `b38468a`), and since commit \
          `be9d667` the extracted tree is made durable with one `syncfs` before the swap \
-         (`sync_extracted` in `src/host/archive/extract.rs`).",
+         (`sync_extracted` in `crates/host/src/archive/extract.rs`).",
         thousands(a.objects),
         ms(mk),
         ms(tar),
@@ -119,7 +119,7 @@ pub fn write(o: &mut String, a: &ArchiveSize, smaller: Option<&ArchiveSize>) {
     let _ = writeln!(o, "\n");
     let _ = writeln!(
         o,
-        "What would close it, in `src/host/archive/extract.rs`:\n"
+        "What would close it, in `crates/host/src/archive/extract.rs`:\n"
     );
     let _ = write!(
         o,

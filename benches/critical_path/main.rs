@@ -142,7 +142,7 @@ struct RunArgs {
     /// `git describe --always --dirty` of the tree the binaries were built from.
     #[arg(long, default_value = "unknown")]
     commit: String,
-    /// The last commit that changed `src/`, `-dirty` if `src/` has changes on top.
+    /// The last commit that changed `crates/`, `-dirty` if `crates/` has changes on top.
     #[arg(long, default_value = "unknown")]
     src_commit: String,
 }

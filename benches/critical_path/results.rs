@@ -46,7 +46,7 @@ pub struct Settings {
     pub seed: u64,
     /// `git describe --always --dirty` of the tree the binaries were built from.
     pub commit: String,
-    /// The last commit that changed `src/` (`-dirty` if `src/` has changes on top): what
+    /// The last commit that changed `crates/` (`-dirty` if `crates/` has changes on top): what
     /// the findings' explanations must match.
     #[serde(default)]
     pub src_commit: String,

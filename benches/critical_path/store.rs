@@ -1,4 +1,4 @@
-//! Token stores shaped like openCryptoki's EP11 store (`src/sim/store.rs`): `NVTOK.DAT`,
+//! Token stores shaped like openCryptoki's EP11 store (`crates/sim/src/store.rs`): `NVTOK.DAT`,
 //! `MK_SO`, `MK_USER`, `TOK_OBJ/OBJ.IDX` and one `OB??????` file per object, 1–3 KiB of
 //! random (incompressible) bytes each, like the secure-key blobs of a real store.
 

@@ -1,5 +1,5 @@
 //! The measured operations, one per process: `backup` and `restore` call the library
-//! functions that `mkplan run`'s `backup` and `restore` steps call (`src/steps/backup.rs`),
+//! functions that `mkplan run`'s `backup` and `restore` steps call (`crates/steps/src/backup.rs`),
 //! so the numbers are of that code path. Each prints one JSON line with its own wall time
 //! and peak RSS (`VmHWM`, the same figure `getrusage`'s `ru_maxrss` reports).
 

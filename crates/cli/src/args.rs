@@ -3,9 +3,9 @@
 use clap::{Parser, Subcommand};
 
 use crate::globals::Globals;
-use crate::{
-    check, completions, keygen, man, manual, rehearse, report, resume, run, runs, schema, validate,
-};
+#[cfg(feature = "rehearse")]
+use crate::rehearse;
+use crate::{check, completions, keygen, man, manual, report, resume, run, runs, schema, validate};
 
 /// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
 #[derive(Debug, Parser)]
@@ -23,6 +23,7 @@ pub enum Command {
     Check(check::Args),
     Run(run::Args),
     Resume(resume::Args),
+    #[cfg(feature = "rehearse")]
     Rehearse(rehearse::Args),
     Runs(runs::Args),
     Report(report::Args),

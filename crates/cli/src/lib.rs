@@ -21,6 +21,7 @@ mod manual;
 mod plan_input;
 pub mod preflight;
 mod recap;
+#[cfg(feature = "rehearse")]
 pub mod rehearse;
 mod report;
 mod resume;
@@ -57,6 +58,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Check(args) => check::run(args, &cli.globals),
         Command::Run(args) => run::run(args, &cli.globals),
         Command::Resume(args) => resume::run(args, &cli.globals),
+        #[cfg(feature = "rehearse")]
         Command::Rehearse(args) => rehearse::run(args, &cli.globals),
         Command::Runs(args) => runs::run(args, &cli.globals),
         Command::Report(args) => report::run(args, &cli.globals),

@@ -13,6 +13,8 @@ use crate::plan_input::{load_for_execution, operator_name};
 use mkplan_engine::cancel::Cancel;
 use mkplan_engine::events::DecisionKind;
 use mkplan_engine::lifecycle::{Execution, Reopened};
+use mkplan_engine::ports::Ports;
+use mkplan_engine::ports::operator::Operator;
 use mkplan_host::linux::LinuxHost;
 use mkplan_host::terminal::Terminal;
 use mkplan_steps::registry::Registry;
@@ -56,8 +58,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     // Before the operator: a stop request must end a prompt that is waiting.
     let cancel = Cancel::install(exit_code::FAILURE)?;
     let (ports, operator) = if rehearsal {
-        crate::rehearse::resume_host(&plan, Path::new(journaled_root.dir()))
-            .map_err(|e| CliError::Precondition(format!("{e:#}")))?
+        rehearsal_host(&plan, Path::new(journaled_root.dir()))?
     } else {
         (
             globals.ports(),
@@ -79,4 +80,25 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
         signer: None,
     };
     finish(&plan, concluded, globals, with)
+}
+
+/// A rehearsal resumes on its own simulated host, with its simulated operator.
+#[cfg(feature = "rehearse")]
+fn rehearsal_host(
+    plan: &mkplan_plan::Plan,
+    root: &Path,
+) -> Result<(Ports, Box<dyn Operator>), CliError> {
+    crate::rehearse::resume_host(plan, root).map_err(|e| CliError::Precondition(format!("{e:#}")))
+}
+
+/// This mkplan has no simulator: a rehearsal cannot be resumed by it.
+#[cfg(not(feature = "rehearse"))]
+fn rehearsal_host(
+    _plan: &mkplan_plan::Plan,
+    root: &Path,
+) -> Result<(Ports, Box<dyn Operator>), CliError> {
+    Err(CliError::Precondition(format!(
+        "this run is a rehearsal (simulated host `{}`); resume it with a mkplan built with the `rehearse` feature (the default)",
+        root.display()
+    )))
 }

@@ -17,7 +17,12 @@
 //! | `set_expected_wkvp:copied` | the old `ep11tok.conf` is copied, not yet rewritten |
 //! | `set_expected_wkvp:written` | the new `ep11tok.conf` is written, not yet renamed over |
 //! | `migrate:half` | `pkcsep11_migrate` has re-enciphered half of the keys |
+//!
+//! Compiled in only with the feature `crash-hooks`, which only the root package's
+//! dev-dependencies turn on: the binaries `cargo test` builds have them; `cargo build`,
+//! `cargo run` and `cargo install` binaries do not read these variables at all.
 
+#[cfg(feature = "crash-hooks")]
 use std::sync::OnceLock;
 
 /// Names the journal event after which to die.
@@ -26,6 +31,7 @@ pub const AFTER_JOURNAL_EVENT: &str = "MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT";
 pub const AT_POINT: &str = "MKPLAN_TEST_KILL_AT";
 
 /// SIGKILLs this process if event `seq` is the one the environment names.
+#[cfg(feature = "crash-hooks")]
 pub fn after_journal_event(seq: u64) {
     static KILL_AFTER: OnceLock<Option<u64>> = OnceLock::new();
     let kill_after = KILL_AFTER.get_or_init(|| {
@@ -38,7 +44,13 @@ pub fn after_journal_event(seq: u64) {
     }
 }
 
+/// Without the feature: nothing.
+#[cfg(not(feature = "crash-hooks"))]
+#[inline]
+pub fn after_journal_event(_seq: u64) {}
+
 /// SIGKILLs this process if `point` is the one the environment names.
+#[cfg(feature = "crash-hooks")]
 pub fn kill_point(point: &str) {
     static KILL_AT: OnceLock<Option<String>> = OnceLock::new();
     let kill_at = KILL_AT.get_or_init(|| std::env::var(AT_POINT).ok());
@@ -47,6 +59,12 @@ pub fn kill_point(point: &str) {
     }
 }
 
+/// Without the feature: nothing.
+#[cfg(not(feature = "crash-hooks"))]
+#[inline]
+pub fn kill_point(_point: &str) {}
+
+#[cfg(feature = "crash-hooks")]
 fn die() {
     let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
 }
