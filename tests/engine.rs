@@ -626,6 +626,67 @@ fn sigint_waits_for_a_changing_command_then_stops_at_a_safe_point() {
     assert_eq!(b.log(), ["a", "b", "c", "w"]);
 }
 
+/// An ssh session that drops sends SIGHUP: the run stops at its next safe point, as for a
+/// first Ctrl-C, never dies half-way through a step; under `nohup` the hangup is ignored
+/// and the run goes on to its end.
+#[test]
+fn a_hangup_stops_at_a_safe_point_and_nohup_keeps_it_running() {
+    for nohup in [false, true] {
+        let b = Bench::new();
+        let log = b.path("log").display().to_string();
+        let steps = [
+            step("a", &log),
+            format!(
+                "  - name: b\n    command: {{ argv: [\"sleep 1; echo b >> {log}\"], shell: true }}\n"
+            ),
+            step("c", &log),
+        ]
+        .concat();
+        let plan = b.plan(&steps, "", &step("w", &log));
+        let mut c = if nohup {
+            let mut c = Command::new("nohup");
+            c.arg(assert_cmd::cargo::cargo_bin("mkplan"))
+                .arg("--state-dir")
+                .arg(b.path("state"))
+                .stdin(Stdio::null());
+            c
+        } else {
+            b.mkplan()
+        };
+        c.arg("run")
+            .arg("--non-interactive")
+            .arg(&plan)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().unwrap();
+        for _ in 0..500 {
+            if b.log() == ["a"] {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+            rustix::process::Signal::HUP,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if nohup {
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            assert_eq!(b.log(), ["a", "b", "c", "w"]);
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(b.log(), ["a", "b"], "b finished, c did not start");
+        let run = b.run_ids().pop().unwrap();
+        assert!(kinds(&b.journal(&run)).contains(&"interrupted".to_owned()));
+        let (code, _) = resume_to_the_end(&b, &run, &[]);
+        assert_eq!(code, 0);
+        assert_eq!(b.log(), ["a", "b", "c", "w"]);
+    }
+}
+
 #[test]
 fn a_step_timeout_fails_the_step() {
     let b = Bench::new();
