@@ -601,6 +601,23 @@ fn ctrl_c_at_the_preflight_pin_prompt_stops_before_the_run_is_recorded() {
     assert!(screen.echoes(), "the terminal was left without echo");
 }
 
+/// Killed while the preflight waits at the PIN prompt (a second Ctrl-C, which exits at once,
+/// or a `kill -9`): nothing is left of a run, since nothing is written for it before the
+/// preflight has passed.
+#[test]
+fn killed_at_the_preflight_pin_prompt_leaves_no_run_behind() {
+    let _token = token_lock::lock_the_soft_token();
+    let bench = soft_token_bench(false);
+    let mut screen = bench.run(&[]);
+    screen.wait_for(PIN_PROMPT);
+    screen
+        .process
+        .kill(nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    let runs = std::fs::read_dir(bench.state().join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "a run directory was left:\n{}", screen.text());
+}
+
 /// The PIN typed at the preflight's prompt (echo off) is verified by one login and used by
 /// the steps (no second prompt). A resumed run asks in the step instead, with the same
 /// prompt: the typed PIN stays off the screen, Ctrl-C there interrupts the run (journaled,

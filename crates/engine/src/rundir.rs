@@ -76,9 +76,15 @@ impl StateDir {
 
     /// Creates a new run directory holding an exact copy of the plan and its digest.
     pub fn create_run(&self, plan_text: &str) -> Result<RunDir, RunDirError> {
+        self.create_run_as(&new_run_id(), plan_text)
+    }
+
+    /// As [`StateDir::create_run`], for the id [`new_run_id`] gave (the lock names it before
+    /// the run directory exists).
+    pub fn create_run_as(&self, id: &str, plan_text: &str) -> Result<RunDir, RunDirError> {
         self.ensure()?;
         let runs = self.runs();
-        let id = new_run_id();
+        let id = id.to_owned();
         let dir = runs.join(&id);
         let access = Access::inside(&self.dir).map_err(io(&self.dir))?;
         access.create_dir(&dir).map_err(io(&dir))?;
@@ -159,7 +165,7 @@ impl RunDir {
 
 /// `20261129T153000Z-3fa9c1`: UTC start time to the second, then randomness so two runs in
 /// one second never collide.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
     let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
     let mut random = [0u8; 3];

@@ -17,7 +17,7 @@ use crate::ports::Ports;
 use crate::ports::operator::Operator;
 use crate::preflight::{Preflight, Scope};
 use crate::recorder::Recorder;
-use crate::rundir::StateDir;
+use crate::rundir::{StateDir, new_run_id};
 use crate::sinks::LogSink;
 use crate::state::RunState;
 use crate::step::{RunInfo, Steps};
@@ -43,8 +43,8 @@ pub struct NewRun<'a> {
 /// Creates the run (refusing while another run holds the lock or did not finish, or when
 /// the preflight finds a problem or is interrupted), journals its start, and executes it to
 /// the end. `preflight` looks at the host with the scope given (the caller composes it from
-/// the step kinds' and the report's checks); it is called once the run directory is locked,
-/// or, when the state directory is not trusted, only to say why with every other problem.
+/// the step kinds' and the report's checks); it is called once the lock is held, or, when
+/// the state directory is not trusted, only to say why with every other problem.
 pub fn start(
     run: NewRun<'_>,
     preflight: &mut dyn FnMut(&Scope<'_>) -> Preflight,
@@ -68,18 +68,15 @@ pub fn start(
         return Err(refusal(preflight(&scope)));
     }
     state_dir.ensure()?;
-    let run_dir = state_dir.create_run(run.plan_text)?;
-    let discard = || {
-        let _ = std::fs::remove_dir_all(&run_dir.dir);
-    };
-    let _lock = StateLock::acquire(state_dir, &run_dir.id).inspect_err(|_| discard())?;
-    if let Some((id, state)) = unfinished_run(state_dir, &run_dir.id) {
-        discard();
+    // Nothing is written for the run until the preflight passed: a second Ctrl-C at a PIN
+    // prompt (which exits at once) leaves no run directory behind.
+    let id = new_run_id();
+    let _lock = StateLock::acquire(state_dir, &id)?;
+    if let Some((id, state)) = unfinished_run(state_dir, &id) {
         return Err(StartError::Unfinished { id, state });
     }
     let checked = preflight(&scope);
     if checked.interrupted || !checked.problems.is_empty() {
-        discard();
         return Err(refusal(checked));
     }
     for finding in &checked.holds {
@@ -88,6 +85,7 @@ pub fn start(
     for line in &checked.later {
         tracing::info!("preflight: {line}");
     }
+    let run_dir = state_dir.create_run_as(&id, run.plan_text)?;
     let journal = Journal::create(&run_dir.journal(), &run_dir.id)?;
     let plan_sha256 = run_dir.recorded_digest()?;
     let mut recorder = Recorder::new(
