@@ -579,8 +579,10 @@ fn resume_refuses_a_changed_plan() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
-#[test]
-fn sigint_waits_for_a_changing_command_then_stops_at_a_safe_point() {
+/// Runs a plan of three logged steps (the middle one, `b`, a command that changes the
+/// system for a second), sends `signal` while `b` runs, and returns the bench and the
+/// finished process's output. `nohup`: mkplan is started the way `nohup` starts it.
+fn three_steps_signalled(signal: rustix::process::Signal, nohup: bool) -> (Bench, Output) {
     let b = Bench::new();
     let log = b.path("log").display().to_string();
     let steps = [
@@ -592,14 +594,23 @@ fn sigint_waits_for_a_changing_command_then_stops_at_a_safe_point() {
     ]
     .concat();
     let plan = b.plan(&steps, "", &step("w", &log));
-    let mut c = b.mkplan();
+    let mut c = if nohup {
+        let mut c = Command::new("nohup");
+        c.arg(assert_cmd::cargo::cargo_bin("mkplan"))
+            .arg("--state-dir")
+            .arg(b.path("state"))
+            .stdin(Stdio::null());
+        c
+    } else {
+        b.mkplan()
+    };
     c.arg("run")
         .arg("--non-interactive")
         .arg(&plan)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let child = c.spawn().unwrap();
-    for _ in 0..200 {
+    for _ in 0..500 {
         if b.log() == ["a"] {
             break;
         }
@@ -608,22 +619,33 @@ fn sigint_waits_for_a_changing_command_then_stops_at_a_safe_point() {
     std::thread::sleep(Duration::from_millis(200));
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
-        rustix::process::Signal::INT,
+        signal,
     )
     .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    (b, out)
+}
+
+/// The run was stopped after `b` finished, before `c` started, and resumes to the end.
+fn stopped_at_the_safe_point_then_resumed(b: &Bench, out: &Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
     assert_eq!(b.log(), ["a", "b"], "b finished, c did not start");
+    let run = b.run_ids().pop().unwrap();
+    assert!(kinds(&b.journal(&run)).contains(&"interrupted".to_owned()));
+    let (code, _) = resume_to_the_end(b, &run, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(b.log(), ["a", "b", "c", "w"]);
+}
+
+#[test]
+fn sigint_waits_for_a_changing_command_then_stops_at_a_safe_point() {
+    let (b, out) = three_steps_signalled(rustix::process::Signal::INT, false);
     assert!(
         stderr(&out).contains("waiting for the command to finish"),
         "{}",
         stderr(&out)
     );
-    let run = b.run_ids().pop().unwrap();
-    assert!(kinds(&b.journal(&run)).contains(&"interrupted".to_owned()));
-    let (code, _) = resume_to_the_end(&b, &run, &[]);
-    assert_eq!(code, 0);
-    assert_eq!(b.log(), ["a", "b", "c", "w"]);
+    stopped_at_the_safe_point_then_resumed(&b, &out);
 }
 
 /// An ssh session that drops sends SIGHUP: the run stops at its next safe point, as for a
@@ -631,60 +653,11 @@ fn sigint_waits_for_a_changing_command_then_stops_at_a_safe_point() {
 /// and the run goes on to its end.
 #[test]
 fn a_hangup_stops_at_a_safe_point_and_nohup_keeps_it_running() {
-    for nohup in [false, true] {
-        let b = Bench::new();
-        let log = b.path("log").display().to_string();
-        let steps = [
-            step("a", &log),
-            format!(
-                "  - name: b\n    command: {{ argv: [\"sleep 1; echo b >> {log}\"], shell: true }}\n"
-            ),
-            step("c", &log),
-        ]
-        .concat();
-        let plan = b.plan(&steps, "", &step("w", &log));
-        let mut c = if nohup {
-            let mut c = Command::new("nohup");
-            c.arg(assert_cmd::cargo::cargo_bin("mkplan"))
-                .arg("--state-dir")
-                .arg(b.path("state"))
-                .stdin(Stdio::null());
-            c
-        } else {
-            b.mkplan()
-        };
-        c.arg("run")
-            .arg("--non-interactive")
-            .arg(&plan)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let child = c.spawn().unwrap();
-        for _ in 0..500 {
-            if b.log() == ["a"] {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
-            rustix::process::Signal::HUP,
-        )
-        .unwrap();
-        let out = child.wait_with_output().unwrap();
-        if nohup {
-            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-            assert_eq!(b.log(), ["a", "b", "c", "w"]);
-            continue;
-        }
-        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert_eq!(b.log(), ["a", "b"], "b finished, c did not start");
-        let run = b.run_ids().pop().unwrap();
-        assert!(kinds(&b.journal(&run)).contains(&"interrupted".to_owned()));
-        let (code, _) = resume_to_the_end(&b, &run, &[]);
-        assert_eq!(code, 0);
-        assert_eq!(b.log(), ["a", "b", "c", "w"]);
-    }
+    let (b, out) = three_steps_signalled(rustix::process::Signal::HUP, false);
+    stopped_at_the_safe_point_then_resumed(&b, &out);
+    let (b, out) = three_steps_signalled(rustix::process::Signal::HUP, true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(b.log(), ["a", "b", "c", "w"]);
 }
 
 #[test]
