@@ -503,6 +503,59 @@ fn killed_after_every_journal_event_the_run_resumes_without_repeating_a_step() {
     println!("{}", table.join("\n"));
 }
 
+/// A finished run's summary (`summary.json`, private) holds what `mkplan runs` shows, so
+/// `runs` never reads a finished run's journal (which can be megabytes); a run that did
+/// not finish is still read from its journal.
+#[test]
+fn runs_lists_a_finished_run_from_its_summary_and_an_unfinished_one_from_its_journal() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Bench::new();
+    let log = b.path("log").display().to_string();
+    let plan = b.plan(&step("a", &log), "", "");
+    assert_eq!(b.run(&plan, &[]).status.code(), Some(0));
+    let finished = b.run_ids().pop().unwrap();
+    let run_dir = b.path("state").join("runs").join(&finished);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["outcome"], "succeeded", "{summary}");
+    assert_eq!(summary["plan_name"], "engine test", "{summary}");
+    let mode = std::fs::metadata(run_dir.join("summary.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "summary.json is {mode:o}");
+    // Its journal is not read any more: listing does not depend on it.
+    std::fs::write(run_dir.join("journal.jsonl"), "not a journal\n").unwrap();
+    // A run that does not finish: killed (-9) right after its first event.
+    let unfinished_plan = b.plan(&step("b", &log), "", "");
+    let mut c = b.mkplan();
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", "1")
+        .arg("run")
+        .arg("--non-interactive")
+        .arg(&unfinished_plan);
+    let _ = timed(c);
+    let mut c = b.mkplan();
+    c.arg("runs");
+    let out = timed(c);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(line(&finished).contains("succeeded"), "{table}");
+    let unfinished = b.run_ids().into_iter().find(|id| *id != finished).unwrap();
+    // Killed in its first (changing) step: its journal says it needs a decision.
+    assert!(line(&unfinished).contains("needs decision"), "{table}");
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(b.path("state/runs").join(&unfinished).join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(summary["outcome"].is_null(), "{summary}");
+}
+
 #[test]
 fn one_run_at_a_time_per_state_dir() {
     let b = Bench::new();

@@ -1,4 +1,5 @@
-//! `mkplan runs`: every run of the state directory, with its plan, start and state.
+//! `mkplan runs`: every run of the state directory, with its plan, start and state: a
+//! finished run's from its summary, the others' from their journals.
 
 use std::path::Path;
 
@@ -7,8 +8,9 @@ use crate::globals::{Globals, rehearsal_state_dir};
 use mkplan_engine::events::EventKind;
 use mkplan_engine::journal::read_verified;
 use mkplan_engine::lock::StateLock;
-use mkplan_engine::rundir::StateDir;
-use mkplan_engine::state::RunState;
+use mkplan_engine::rundir::{RunDir, StateDir};
+use mkplan_engine::state::{Phase, RunState};
+use mkplan_engine::summary::RunSummary;
 
 /// List the runs and their state (running, succeeded, failed, rescued, aborted,
 /// interrupted, needs decision).
@@ -31,30 +33,14 @@ pub fn run(_: Args, globals: &Globals) -> Result<(), CliError> {
     let held = StateLock::is_held(&state_dir);
     println!("{:<24} {:<25} {:<15} PLAN", "RUN", "STARTED", "STATE");
     for run in runs {
-        let (started, plan, state) = match read_verified(&run.journal()) {
-            Ok(read) => {
-                let state = RunState::replay(&read.entries);
-                let (started, plan) = read
-                    .entries
-                    .first()
-                    .map(|e| match &e.event {
-                        EventKind::RunStarted { plan_name, .. } => {
-                            (e.time.clone(), plan_name.clone())
-                        }
-                        _ => (e.time.clone(), String::new()),
-                    })
-                    .unwrap_or_default();
-                let name = if held
-                    && holder.starts_with(&run.id)
-                    && !matches!(state.phase, mkplan_engine::state::Phase::Finished(_))
-                {
-                    "running"
-                } else {
-                    state.state_name()
-                };
-                (started, plan, name.to_owned())
-            }
-            Err(e) => (String::new(), String::new(), format!("journal broken: {e}")),
+        let (started, plan, state) = match RunSummary::read(&run.dir) {
+            // Finished: its summary says all `runs` shows; the journal is not read.
+            Some(summary) if summary.outcome.is_some() => (
+                summary.started,
+                summary.plan_name,
+                summary.outcome.map_or("", |o| o.as_str()).to_owned(),
+            ),
+            _ => from_journal(&run, held && holder.starts_with(&run.id)),
         };
         println!("{:<24} {:<25} {:<15} {plan}", run.id, started, state);
     }
@@ -63,6 +49,30 @@ pub fn run(_: Args, globals: &Globals) -> Result<(), CliError> {
         eprintln!("{note}");
     }
     Ok(())
+}
+
+/// (started, plan, state) of a run that has not finished (or has no summary), from its
+/// journal; `locked`: the run holds the state directory's lock.
+fn from_journal(run: &RunDir, locked: bool) -> (String, String, String) {
+    let read = match read_verified(&run.journal()) {
+        Ok(read) => read,
+        Err(e) => return (String::new(), String::new(), format!("journal broken: {e}")),
+    };
+    let state = RunState::replay(&read.entries);
+    let (started, plan) = read
+        .entries
+        .first()
+        .map(|e| match &e.event {
+            EventKind::RunStarted { plan_name, .. } => (e.time.clone(), plan_name.clone()),
+            _ => (e.time.clone(), String::new()),
+        })
+        .unwrap_or_default();
+    let name = if locked && !matches!(state.phase, Phase::Finished(_)) {
+        "running"
+    } else {
+        state.state_name()
+    };
+    (started, plan, name.to_owned())
 }
 
 /// Where rehearsals are kept and how to list them, unless that is what is listed.

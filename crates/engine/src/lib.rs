@@ -25,4 +25,5 @@ pub mod sinks;
 pub mod state;
 pub mod stdio;
 pub mod step;
+pub mod summary;
 pub mod trust;

@@ -1,9 +1,11 @@
 //! A new run is refused while another run of the same state directory did not finish: it
-//! could meet that run's half-done work.
+//! could meet that run's half-done work. Runs whose summary shows them finished cost one
+//! small read each; only the others' journals are read.
 
 use crate::journal::read_verified;
 use crate::rundir::StateDir;
 use crate::state::{Phase, RunState};
+use crate::summary::RunSummary;
 
 /// A run of this state directory (other than `except`) that did not finish: its id and
 /// state.
@@ -11,6 +13,10 @@ pub(super) fn unfinished_run(state: &StateDir, except: &str) -> Option<(String, 
     let runs = state.list_runs().ok()?;
     runs.into_iter().rev().find_map(|run| {
         if run.id == except {
+            return None;
+        }
+        // A run its summary shows finished is not read again.
+        if RunSummary::read(&run.dir).is_some_and(|s| s.outcome.is_some()) {
             return None;
         }
         let entries = read_verified(&run.journal()).ok()?.entries;
