@@ -555,7 +555,7 @@ fn run(command: Command) -> Result<i32, SimError> {
             Ok(0)
         }
         Command::ReadWatcher { root, apqn } => {
-            crate::readfault::watcher_main(&crate::canonical_root(&root), parse_apqn(&apqn)?)?;
+            crate::read_watcher::watcher_main(&crate::canonical_root(&root), parse_apqn(&apqn)?)?;
             Ok(0)
         }
         Command::UnitProcess { root, unit, stray } => {

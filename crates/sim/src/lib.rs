@@ -30,6 +30,7 @@ mod pkcscca;
 mod presence;
 mod prober;
 mod procs;
+mod read_watcher;
 mod readfault;
 pub mod rehearsal;
 mod slotd;

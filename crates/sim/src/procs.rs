@@ -568,7 +568,7 @@ fn watcher_args(root: &Path, apqn: mkplan_plan::model::Apqn) -> Vec<String> {
 }
 
 fn watcher_pid(root: &Path, apqn: mkplan_plan::model::Apqn) -> Option<i32> {
-    read_pid(&crate::readfault::watcher_pid_file(root, apqn))
+    read_pid(&crate::read_watcher::watcher_pid_file(root, apqn))
         .filter(|pid| alive(*pid) && cmdline(*pid).get(1..) == Some(&watcher_args(root, apqn)[..]))
 }
 
@@ -578,7 +578,7 @@ pub(crate) fn spawn_watcher(
     sim_exe: &Path,
     apqn: mkplan_plan::model::Apqn,
 ) -> Result<i32, SimError> {
-    let _ = fs::remove_file(crate::readfault::watcher_pid_file(root, apqn));
+    let _ = fs::remove_file(crate::read_watcher::watcher_pid_file(root, apqn));
     spawn_ready(
         sim_exe,
         &watcher_args(root, apqn),
@@ -592,7 +592,7 @@ pub(crate) fn stop_watcher(root: &Path, apqn: mkplan_plan::model::Apqn) {
     if let Some(pid) = watcher_pid(root, apqn) {
         terminate(pid, Duration::from_secs(2));
     }
-    let _ = fs::remove_file(crate::readfault::watcher_pid_file(root, apqn));
+    let _ = fs::remove_file(crate::read_watcher::watcher_pid_file(root, apqn));
 }
 
 /// Stops every read watcher of this root.

@@ -263,7 +263,7 @@ pub(crate) fn set_fault(root: &Path, fault: Fault) -> Result<(), SimError> {
         if let Fault::InterruptedRead(spec) = &fault {
             // The fault is in the registers' state, so sysfs shows it (`readfault`).
             let mut state = state.clone();
-            crate::readfault::set_in_state(&mut state, spec.apqn, Some(spec.fault))?;
+            state.set_read_fault(spec.apqn, Some(spec.fault))?;
             crate::persist::save(root, &state, &lock)?;
         }
         state::save_faults(root, faults, &lock)?;
@@ -289,7 +289,7 @@ pub(crate) fn clear_faults(root: &Path) -> Result<(), SimError> {
         let lock = state::lock(root)?;
         let mut state = state::load(root)?;
         let before = serde_json::to_value(&state).ok();
-        crate::readfault::clear_all(&mut state);
+        state.clear_read_faults();
         if serde_json::to_value(&state).ok() != before {
             crate::persist::save(root, &state, &lock)?;
         }
