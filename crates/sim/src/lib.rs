@@ -52,9 +52,8 @@ use serde::{Deserialize, Serialize};
 
 use mkplan_plan::model::{Apqn, Plan, Wkvp};
 
-pub use cca::{MkType, Mkvp};
+pub use cca::{CcaSysfsForm, MkType, Mkvp};
 pub use cca_store::{CcaConfig, parse_ccatok_conf, rewrite_expected_mkvps};
-pub use cca_sysfs::CcaSysfsForm;
 pub use cca_tke::TkeRequest;
 pub use host_spec::HostSpec;
 pub use prober::SimProber;

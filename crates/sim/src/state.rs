@@ -80,7 +80,7 @@ pub(crate) struct SimState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<crate::host_spec::AppSpec>,
     #[serde(default)]
-    pub cca_sysfs: crate::cca_sysfs::CcaSysfsForm,
+    pub cca_sysfs: crate::cca::CcaSysfsForm,
 }
 
 impl SimState {
