@@ -24,6 +24,7 @@ mod layout;
 mod migrate;
 mod migrate_args;
 mod mkchange;
+mod mkchange_ops;
 mod persist;
 mod pin_prompt;
 mod pkcscca;

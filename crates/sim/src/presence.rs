@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cca::{KeyState, MkType, Mkvp};
 use crate::cca_store::parse_ccatok_conf;
-use crate::mkchange::ops::{KeyType, Operation, SlotRecord};
+use crate::mkchange_ops::{KeyType, Operation, SlotRecord};
 use crate::state::{CurRegister, SimState, TokenRecord};
 use crate::token::under;
 use crate::{cca_sysfs, sysfs};

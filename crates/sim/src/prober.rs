@@ -93,7 +93,7 @@ impl KeyProber for SimProber {
             .ok_or("the token is gone")?;
         let current = agreed_current_wk(&state, token.record);
         // A CCA token, or a token in a concurrent MK change: each APQN judges the key.
-        let operation = crate::mkchange::ops::active_for_slot(&self.root, slot).is_some();
+        let operation = crate::mkchange_ops::active_for_slot(&self.root, slot).is_some();
         let per_apqn = token.record.kind == TokenKind::Cca || operation;
         let mut objects: Vec<ObjectInfo> = store::read_objects(&store)
             .map_err(|e| e.to_string())?

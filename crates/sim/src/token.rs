@@ -86,7 +86,7 @@ pub(crate) fn not_present_reason(
     state: &SimState,
     token: &TokenRecord,
 ) -> Option<String> {
-    let active = crate::mkchange::ops::active_for_slot(root, token.slot);
+    let active = crate::mkchange_ops::active_for_slot(root, token.slot);
     if token.kind == TokenKind::Cca {
         return crate::presence::cca_not_present(root, state, token, active.as_ref());
     }
