@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::open;
+use crate::presence::not_present_reason;
 use crate::state::{SimState, TokenKind, TokenRecord};
 use crate::store::SimObject;
 use crate::store::{self, Login};
-use crate::token::{agreed_current_wk, by_slot, not_present_reason};
+use crate::token::{agreed_current_wk, by_slot};
 use crate::{canonical_root, keyuse, procs, state};
 use mkplan_engine::ports::keys::KeyProber;
 use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};

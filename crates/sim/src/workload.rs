@@ -21,9 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::BlobKind;
 use crate::mkchange_ops::{self, KeyType, Operation, SlotRecord};
+use crate::presence::not_present_reason;
 use crate::state::{self, SimState, TokenKind, TokenRecord};
 use crate::store::SimObject;
-use crate::token::{not_present_reason, under};
+use crate::token::under;
 use crate::{SimError, cca_sysfs, keyuse, sysfs, syslog};
 
 const FORMAT: &str = "mkplan-sim-workload";

@@ -18,9 +18,10 @@ mod query;
 use std::path::{Path, PathBuf};
 
 use crate::mkchange_ops;
+use crate::presence::not_present_reason;
 use crate::state::{self, SimState, TokenRecord};
 use crate::store::{self, Login};
-use crate::token::{not_present_reason, under};
+use crate::token::under;
 use crate::{Fault, pin_prompt, procs};
 
 pub(crate) const TOOL: &str = "pkcshsm_mk_change";
