@@ -30,6 +30,7 @@ mod pin_prompt;
 mod pkcscca;
 mod presence;
 mod prober;
+mod process_main;
 mod procs;
 mod read_watcher;
 mod readfault;

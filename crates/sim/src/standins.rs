@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use crate::layout::spawn_helper;
+use crate::procs::spawn_helper;
 use crate::state::{self, SimState};
-use crate::{Fault, SimError, procs};
+use crate::{Fault, SimError, process_main, procs};
 
 const SLOTD_UNIT: &str = "pkcsslotd.service";
 
@@ -231,7 +231,7 @@ pub(crate) fn service_command_main(root: &Path, invoked: &Path, args: &[String])
 /// written its pid file; the copy (marked by an environment variable) serves until SIGTERM.
 pub(crate) fn slotd_main(root: &Path) -> i32 {
     let result = if std::env::var_os(procs::SLOTD_DAEMON_ENV).is_some() {
-        procs::slotd_main(root)
+        process_main::slotd_main(root)
     } else {
         procs::start_slotd(root).map(drop)
     };
