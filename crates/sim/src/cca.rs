@@ -1,5 +1,6 @@
 //! CCA master keys in the simulator (zcrypt-sysfs.md 1.6, opencryptoki-ep11.md 5): the four MK
-//! types, their verification patterns, and a CCA domain's NEW/CUR/OLD registers per type.
+//! types, their verification patterns, a CCA domain's NEW/CUR/OLD registers per type, and
+//! which of them the kernel's `mkvps` shows.
 //!
 //! openCryptoki names a CCA master key by an 8-byte MKVP (`pkcshsm_mk_change -s/-S/-A/-p`,
 //! `EXPECTED_MKVPS`). The kernel prints 8 bytes for AES and APKA and 16 for ASYM; the
@@ -251,6 +252,30 @@ impl CcaQueue {
             .get(&mk)
             .copied()
             .unwrap_or(MkRegisters::UNLOADED)
+    }
+}
+
+/// Which registers the kernel's CCA `mkvps` has (zcrypt-sysfs.md 1.6).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CcaSysfsForm {
+    /// 5.19 and later: AES, APKA, ASYM (nine lines).
+    #[default]
+    AesApkaAsym,
+    /// 5.10 – 5.18: AES and APKA.
+    AesApka,
+    /// 5.4 – 5.9: AES only.
+    Aes,
+}
+
+impl CcaSysfsForm {
+    /// The MK types with lines, in the kernel's order.
+    pub(crate) fn registers(self) -> &'static [MkType] {
+        match self {
+            CcaSysfsForm::AesApkaAsym => &[MkType::Aes, MkType::Apka, MkType::Asym],
+            CcaSysfsForm::AesApka => &[MkType::Aes, MkType::Apka],
+            CcaSysfsForm::Aes => &[MkType::Aes],
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The sysfs side of CCA APQNs (`CEX8C` cards): the queue directories and `mkvps` in the
-//! kernel's CCA format (zcrypt-sysfs.md 1.6), with the forms captured from real cards (1.6b):
+//! The sysfs side of CCA APQNs (`CEX8C` cards): whether a queue answers, and `mkvps` in the
+//! kernel's CCA format (zcrypt-sysfs.md 1.6), with the forms captured from real cards (1.6b)
+//! (`sysfs` writes them into the tree with the EP11 queues):
 //!
 //! * `<X> NEW: empty|partial|full 0x<vp>` and `<X> CUR|OLD: invalid|valid 0x<vp>`, AES then
 //!   APKA then ASYM; the VP is printed only for a full NEW or a valid CUR/OLD register, else
@@ -10,37 +11,9 @@
 //!   an interrupted read (`readfault`): every line, or only the APKA lines.
 //! * Older kernels print fewer registers ([`CcaSysfsForm`]); SYM never has a line.
 
-use std::path::Path;
-
-use serde::{Deserialize, Serialize};
-
-use crate::SimError;
-use crate::cca::{CcaQueue, KeyRegister, KeyState, MkRegisters, MkType, NewState};
+use crate::cca::{CcaQueue, CcaSysfsForm, KeyRegister, KeyState, MkRegisters, MkType, NewState};
 use crate::readfault::ReadScope;
-use crate::state::{Card, SimState, write_new};
-
-/// Which registers the kernel's CCA `mkvps` has (zcrypt-sysfs.md 1.6).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CcaSysfsForm {
-    /// 5.19 and later: AES, APKA, ASYM (nine lines).
-    #[default]
-    AesApkaAsym,
-    /// 5.10 – 5.18: AES and APKA.
-    AesApka,
-    /// 5.4 – 5.9: AES only.
-    Aes,
-}
-
-impl CcaSysfsForm {
-    fn registers(self) -> &'static [MkType] {
-        match self {
-            CcaSysfsForm::AesApkaAsym => &[MkType::Aes, MkType::Apka, MkType::Asym],
-            CcaSysfsForm::AesApka => &[MkType::Aes, MkType::Apka],
-            CcaSysfsForm::Aes => &[MkType::Aes],
-        }
-    }
-}
+use crate::state::Card;
 
 /// Whether the card answers the queue's info query (as `sysfs::answers` for EP11).
 pub(crate) fn answers(card: &Card, queue: &CcaQueue) -> bool {
@@ -100,42 +73,6 @@ fn registers_text(mk: MkType, registers: &MkRegisters) -> String {
         key(&registers.cur),
         key(&registers.old)
     )
-}
-
-fn flag(value: bool) -> &'static [u8] {
-    if value { b"1\n" } else { b"0\n" }
-}
-
-/// Writes every CCA queue's directory into `<generation>/sys` (the cards are written with
-/// the EP11 ones).
-pub(crate) fn write_queues(generation: &Path, state: &SimState) -> Result<(), SimError> {
-    let devices = generation.join("sys/devices/ap");
-    let bus = generation.join("sys/bus/ap/devices");
-    for (name, queue) in &state.cca_apqns {
-        let card_id = format!("{:02x}", queue.adapter);
-        let Some(card) = state.cards.get(&card_id) else {
-            return Err(SimError::Format(format!(
-                "APQN {name} has no card {card_id}"
-            )));
-        };
-        let dir = devices.join(format!("card{card_id}")).join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
-        let attributes: [(&str, Vec<u8>); 4] = [
-            ("online", flag(queue_online(card, queue)).to_vec()),
-            ("config", flag(queue.config).to_vec()),
-            ("chkstop", flag(queue.chkstop).to_vec()),
-            ("mkvps", mkvps(card, queue, state.cca_sysfs).into_bytes()),
-        ];
-        for (file, bytes) in attributes {
-            write_new(&dir.join(file), &bytes)?;
-        }
-        crate::sysfs::link(&dir.join("driver"), "../../../../bus/ap/drivers/cex4queue")?;
-        crate::sysfs::link(
-            &bus.join(name),
-            &format!("../../../devices/ap/card{card_id}/{name}"),
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{Fault, SimError, TkeAction, migrate, procs, standins};
+use crate::{Fault, SimError, TkeAction, migrate, process_main, procs, standins};
 use mkplan_plan::model::{Apqn, Wkvp};
 
 /// The USER PIN `init` gives the tokens when `--pin-stdin` is not given.
@@ -551,11 +551,11 @@ fn run(command: Command) -> Result<i32, SimError> {
             Ok(0)
         }
         Command::AppProcess { root, app } => {
-            procs::app_process_main(&crate::canonical_root(&root), &app)?;
+            process_main::app_process_main(&crate::canonical_root(&root), &app)?;
             Ok(0)
         }
         Command::ReadWatcher { root, apqn } => {
-            crate::readfault::watcher_main(&crate::canonical_root(&root), parse_apqn(&apqn)?)?;
+            crate::read_watcher::watcher_main(&crate::canonical_root(&root), parse_apqn(&apqn)?)?;
             Ok(0)
         }
         Command::UnitProcess { root, unit, stray } => {
@@ -564,7 +564,7 @@ fn run(command: Command) -> Result<i32, SimError> {
                     "unit-process needs --unit or --stray".into(),
                 ));
             }
-            procs::unit_process_main(&crate::canonical_root(&root), unit.as_deref())?;
+            process_main::unit_process_main(&crate::canonical_root(&root), unit.as_deref())?;
             Ok(0)
         }
     }

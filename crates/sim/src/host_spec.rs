@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
-use crate::cca::{MkType, Mkvp};
-use crate::cca_sysfs::CcaSysfsForm;
+use crate::cca::{CcaSysfsForm, MkType, Mkvp};
 use mkplan_plan::model::{Apqn, Plan, ServiceControl, Wkvp};
 
 /// How often a simulated application uses a key, by default.

@@ -4,13 +4,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use crate::cca::{self, CcaQueue, KeyRegister, MkRegisters, MkType, Mkvp};
 use crate::crypto::extend_vp;
 use crate::host_spec::{CcaSpec, HostSpec, TokenSpec};
+use crate::procs::spawn_helper;
 use crate::state::{
     self, Card, CommandService, CurRegister, NewRegister, Queue, Register, SimState, TokenKind,
     TokenRecord,
@@ -306,30 +305,4 @@ pub(crate) fn start_everything(root: &Path) -> Result<(), SimError> {
         spawn_helper(root, &state.sim_exe, &["--app", &app.name])?;
     }
     Ok(())
-}
-
-/// Runs `mkplan-sim spawn --root <root> <what>` and waits for it: it starts the process
-/// detached and exits once the process is ready.
-pub(crate) fn spawn_helper(root: &Path, sim_exe: &Path, what: &[&str]) -> Result<(), SimError> {
-    // `sim_exe` may be the mkplan binary (rehearse): the name selects the simulator.
-    let output = crate::procs::clean_command(sim_exe)
-        .arg0(crate::SIM_EXE_NAME)
-        .arg("spawn")
-        .arg("--root")
-        .arg(root)
-        .args(what)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| SimError::io(sim_exe, e))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(SimError::Process(format!(
-            "`mkplan-sim spawn {}` failed: {}",
-            what.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )))
-    }
 }

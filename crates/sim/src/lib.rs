@@ -6,6 +6,23 @@
 //!
 //! Everything lives under a root directory. The root should be canonical (no symlinks in the
 //! path): `/proc/<pid>/maps` shows resolved paths, and the functions here canonicalize it.
+//!
+//! The modules are layered so that every dependency points one way (no module cycle): a module
+//! uses only modules named before it in this list.
+//!
+//! 1. Data: `readfault`, `cca`, `host_spec`, `state`, `crypto`, `store`, `cca_store`,
+//!    `mkchange_ops` (the fault, the registers, the host's description and state, key blobs,
+//!    token stores, MK change operation files).
+//! 2. The sysfs tree and saving: `cca_sysfs` ← `sysfs` ← `persist`.
+//! 3. What a token makes of them: `token`, `keyuse`, `presence` (whether it starts).
+//! 4. Changes to the registers: `tke`, `cca_tke`, `read_watcher` (ends a counted read fault).
+//! 5. Processes: `procs` (start, find, stop) ← `workload` (the apps) ← `process_main` (what
+//!    each process runs).
+//! 6. What runs on the host: `layout` (`init`), the stand-ins (`migrate`, `mkchange`,
+//!    `pkcscca`, `standins`), `prober`, `verify`.
+//! 7. Entry points: `cli`, `rehearsal`, this file.
+//!
+//! `migrate_args`, `pin_prompt`, `slotd` and `syslog` use no other module (any may use them).
 
 // First: mkplan_engine's `print!`/`println!`/`eprint!`/`eprintln!` replace std's in every
 // module below (a closed pipe drops output instead of panicking).
@@ -24,12 +41,15 @@ mod layout;
 mod migrate;
 mod migrate_args;
 mod mkchange;
+mod mkchange_ops;
 mod persist;
 mod pin_prompt;
 mod pkcscca;
 mod presence;
 mod prober;
+mod process_main;
 mod procs;
+mod read_watcher;
 mod readfault;
 pub mod rehearsal;
 mod slotd;
@@ -51,9 +71,8 @@ use serde::{Deserialize, Serialize};
 
 use mkplan_plan::model::{Apqn, Plan, Wkvp};
 
-pub use cca::{MkType, Mkvp};
+pub use cca::{CcaSysfsForm, MkType, Mkvp};
 pub use cca_store::{CcaConfig, parse_ccatok_conf, rewrite_expected_mkvps};
-pub use cca_sysfs::CcaSysfsForm;
 pub use cca_tke::TkeRequest;
 pub use host_spec::HostSpec;
 pub use prober::SimProber;

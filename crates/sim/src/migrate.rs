@@ -13,9 +13,10 @@ use serde_json::json;
 
 use crate::crypto::{BlobError, reencrypt};
 use crate::migrate_args::{Parsed, parse};
+use crate::presence::not_present_reason;
 use crate::state::{self, CurRegister, NewRegister, SimState};
 use crate::store::{self, Login};
-use crate::token::{by_slot, not_present_reason};
+use crate::token::by_slot;
 use crate::{Fault, procs, sysfs};
 
 /// `CKR_DEVICE_ERROR`: what the simulated card answers for a queue it cannot reach and for an

@@ -23,9 +23,10 @@ use std::path::{Path, PathBuf};
 use crate::cca::MkType;
 use crate::crypto::{BlobKind, reencrypt};
 use crate::pin_prompt::{log_invocation, out, pin_prompt};
+use crate::presence::not_present_reason;
 use crate::state::{self, SimState, TokenRecord};
 use crate::store::{self, Login, SimObject, StoredObject};
-use crate::token::{not_present_reason, token_apqns, under};
+use crate::token::{token_apqns, under};
 use crate::{Fault, cca_sysfs, procs};
 
 const DEFAULT_DATASTORE: &str = "/var/lib/opencryptoki/ccatok";

@@ -1,5 +1,5 @@
-//! Whether openCryptoki starts a token, for the cases `token::not_present_reason` leaves to
-//! this file: a CCA token, and an EP11 token while a concurrent MK change operation covers it.
+//! Whether openCryptoki starts a token ([`not_present_reason`]): an EP11 token as its config
+//! file and registers say (opencryptoki-ep11.md 1.2 step 6, 1.6), and:
 //!
 //! * CCA (3.19+, as for EP11: opencryptoki-ep11.md 0, PR #555): the online APQNs must agree on
 //!   the current MK of every MK type, and each MK type `EXPECTED_MKVPS` names must be current
@@ -16,11 +16,88 @@ use std::path::{Path, PathBuf};
 
 use crate::cca::{KeyState, MkType, Mkvp};
 use crate::cca_store::parse_ccatok_conf;
-use crate::mkchange::ops::{KeyType, Operation, SlotRecord};
-use crate::state::{CurRegister, SimState, TokenRecord};
+use crate::mkchange_ops::{self, KeyType, Operation, SlotRecord};
+use crate::state::{CurRegister, SimState, TokenKind, TokenRecord};
 use crate::token::under;
 use crate::{cca_sysfs, sysfs};
 use mkplan_plan::model::{Apqn, Wkvp};
+
+/// Why openCryptoki 3.19+ would not start the token (so `C_OpenSession` gives
+/// `CKR_TOKEN_NOT_PRESENT`), or `None` when it would (opencryptoki-ep11.md 1.2 step 6, 1.6).
+/// An EP11 token outside an operation: the config file must exist and parse, and the APQNs
+/// it allows that answer (online) must all have the same valid current WK, equal to
+/// `EXPECTED_WKVP` when the file sets one. Without a config in the plan, the token's own
+/// APQNs are used. A CCA token, and an EP11 token during an operation: as the module says.
+pub(crate) fn not_present_reason(
+    root: &Path,
+    state: &SimState,
+    token: &TokenRecord,
+) -> Option<String> {
+    let active = mkchange_ops::active_for_slot(root, token.slot);
+    if token.kind == TokenKind::Cca {
+        return cca_not_present(root, state, token, active.as_ref());
+    }
+    let view = match ep11_view(root, state, token) {
+        Ok(view) => view,
+        Err(why) => return Some(why),
+    };
+    match &active {
+        Some(active) => ep11_not_present_during(state, &view.apqns, view.expected, active),
+        None => ep11_not_present(state, view.apqns, view.expected),
+    }
+}
+
+/// Why the EP11 token would not start outside an operation, or `None`. `apqns` and
+/// `expected` are what its config file says.
+fn ep11_not_present(state: &SimState, apqns: Vec<Apqn>, expected: Option<Wkvp>) -> Option<String> {
+    let mut first: Option<(Apqn, [u8; 32])> = None;
+    for apqn in apqns {
+        let Some(queue) = state.apqns.get(&apqn.lszcrypt()) else {
+            continue;
+        };
+        let Some(card) = state.cards.get(&format!("{:02x}", apqn.adapter())) else {
+            continue;
+        };
+        if !sysfs::answers(card, queue) {
+            continue;
+        }
+        let vp = match (queue.cur.state, queue.cur.vp) {
+            (CurRegister::Valid, Some(vp)) => vp,
+            _ => {
+                return Some(format!(
+                    "no valid EP11 wrapping key on APQN {}",
+                    upper(apqn)
+                ));
+            }
+        };
+        if let Some(expected) = expected
+            && vp[..16] != expected.bytes()[..]
+        {
+            return Some(format!(
+                "EP11 wrapping key on APQN {} does not match the expected wrapping key",
+                upper(apqn)
+            ));
+        }
+        match first {
+            Some((_, seen)) if seen[..16] != vp[..16] => {
+                return Some(format!(
+                    "EP11 wrapping key on APQN {} does not match the other APQN's wrapping key",
+                    upper(apqn)
+                ));
+            }
+            Some(_) => {}
+            None => first = Some((apqn, vp)),
+        }
+    }
+    first
+        .is_none()
+        .then(|| "no online EP11 APQN of the token".to_owned())
+}
+
+/// `%02X.%04X`, as the token's syslog messages show an APQN.
+fn upper(apqn: Apqn) -> String {
+    format!("{:02X}.{:04X}", apqn.adapter(), apqn.domain())
+}
 
 /// What a CCA token reads from its config file.
 pub(crate) struct CcaView {
@@ -126,7 +203,7 @@ pub(crate) fn cca_not_present(
 }
 
 /// Why the EP11 token would not start while `active` covers it, or `None`. `apqns` and
-/// `expected` are what its config file says (as `token::not_present_reason` reads them).
+/// `expected` are what its config file says ([`ep11_view`]).
 pub(crate) fn ep11_not_present_during(
     state: &SimState,
     apqns: &[Apqn],

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::crypto::open;
+use crate::presence::not_present_reason;
 use crate::state::{SimState, TokenKind, TokenRecord};
 use crate::store::SimObject;
 use crate::store::{self, Login};
-use crate::token::{agreed_current_wk, by_slot, not_present_reason};
+use crate::token::{agreed_current_wk, by_slot};
 use crate::{canonical_root, keyuse, procs, state};
 use mkplan_engine::ports::keys::KeyProber;
 use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};
@@ -93,7 +94,7 @@ impl KeyProber for SimProber {
             .ok_or("the token is gone")?;
         let current = agreed_current_wk(&state, token.record);
         // A CCA token, or a token in a concurrent MK change: each APQN judges the key.
-        let operation = crate::mkchange::ops::active_for_slot(&self.root, slot).is_some();
+        let operation = crate::mkchange_ops::active_for_slot(&self.root, slot).is_some();
         let per_apqn = token.record.kind == TokenKind::Cca || operation;
         let mut objects: Vec<ObjectInfo> = store::read_objects(&store)
             .map_err(|e| e.to_string())?

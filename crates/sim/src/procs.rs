@@ -7,19 +7,20 @@
 //! Who is who is decided from `/proc/<pid>/cmdline`, never from a pid file alone (pids are
 //! reused): a unit is `mkplan-sim unit-process --root <root> --unit <unit>`, a stray the same
 //! with `--stray`, pkcsslotd is `<root>/usr/sbin/pkcsslotd` with comm `pkcsslotd`.
+//!
+//! This file starts, finds and stops them; what each one does once it runs is
+//! `process_main` (and `read_watcher`).
 
 use std::fs;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
 
-use crate::state::{self, write_atomic};
+use crate::state;
 use crate::{SimError, store};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::ports::root::token_shm_path;
@@ -39,7 +40,7 @@ pub(crate) fn unit_pid_file(root: &Path, unit: &str) -> PathBuf {
         .join(format!("{unit}.pid"))
 }
 
-fn stray_dir(root: &Path) -> PathBuf {
+pub(crate) fn stray_dir(root: &Path) -> PathBuf {
     root.join("run/mkplan-sim/strays")
 }
 
@@ -51,7 +52,7 @@ pub(crate) fn slotd_path(root: &Path) -> PathBuf {
     root.join("usr/sbin/pkcsslotd")
 }
 
-fn read_pid(path: &Path) -> Option<i32> {
+pub(crate) fn read_pid(path: &Path) -> Option<i32> {
     mkplan_plan::input::read_to_string(path, mkplan_plan::input::SMALL)
         .ok()?
         .trim()
@@ -264,32 +265,6 @@ pub(crate) fn attach_tokens(
     Ok(keep)
 }
 
-/// The body of a unit or stray: attach to every token as a library user would, record the
-/// pid, and sleep until a signal ends it.
-pub(crate) fn unit_process_main(root: &Path, unit: Option<&str>) -> Result<(), SimError> {
-    let state = state::load(root)?;
-    let _keep = attach_tokens(root, &state)?;
-    let pid = std::process::id();
-    let pid_file = match unit {
-        Some(unit) => unit_pid_file(root, unit),
-        None => stray_dir(root).join(format!("{pid}.pid")),
-    };
-    if let Some(dir) = pid_file.parent() {
-        fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
-    }
-    write_atomic(&pid_file, format!("{pid}\n").as_bytes())?;
-    // A unit that is an application uses the keys until it is stopped (`sim::workload`).
-    if let Some(unit) = unit
-        && state.apps.iter().any(|a| a.in_unit && a.name == unit)
-    {
-        return crate::workload::run(root, unit);
-    }
-    // SIGTERM keeps its default action: the unit ends at once, as a simple daemon would.
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
-}
-
 /// Starts the pkcsslotd daemon copy (argv[0] is the root's `usr/sbin/pkcsslotd`, so its
 /// comm is `pkcsslotd`) and waits for its pid file. `Ok(None)`: it was already running.
 pub(crate) fn start_slotd(root: &Path) -> Result<Option<i32>, SimError> {
@@ -313,29 +288,6 @@ pub(crate) fn start_slotd(root: &Path) -> Result<Option<i32>, SimError> {
     Err(SimError::Process(
         "the pkcsslotd stand-in did not start".to_owned(),
     ))
-}
-
-/// The pkcsslotd daemon: writes its pid file and waits for SIGTERM/SIGINT, then removes the
-/// pid file (if it still names this process) and exits 0.
-pub(crate) fn slotd_main(root: &Path) -> Result<(), SimError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .map_err(|e| SimError::Process(format!("cannot handle signals: {e}")))?;
-    }
-    let pid_file = slotd_pid_file(root);
-    if let Some(dir) = pid_file.parent() {
-        fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
-    }
-    let pid = std::process::id();
-    write_atomic(&pid_file, format!("{pid}\n").as_bytes())?;
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if read_pid(&pid_file) == i32::try_from(pid).ok() {
-        let _ = fs::remove_file(&pid_file);
-    }
-    Ok(())
 }
 
 /// Stops pkcsslotd of this root (only a process that is this root's stand-in).
@@ -436,6 +388,32 @@ fn spawn_ready(
     )))
 }
 
+/// Runs `mkplan-sim spawn --root <root> <what>` and waits for it: it starts the process
+/// detached and exits once the process is ready.
+pub(crate) fn spawn_helper(root: &Path, sim_exe: &Path, what: &[&str]) -> Result<(), SimError> {
+    // `sim_exe` may be the mkplan binary (rehearse): the name selects the simulator.
+    let output = clean_command(sim_exe)
+        .arg0(crate::SIM_EXE_NAME)
+        .arg("spawn")
+        .arg("--root")
+        .arg(root)
+        .args(what)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| SimError::io(sim_exe, e))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(SimError::Process(format!(
+            "`mkplan-sim spawn {}` failed: {}",
+            what.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
 fn app_args(root: &Path, name: &str) -> Vec<String> {
     [
         "app-process",
@@ -448,7 +426,7 @@ fn app_args(root: &Path, name: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn app_pid_file(root: &Path, name: &str) -> PathBuf {
+pub(crate) fn app_pid_file(root: &Path, name: &str) -> PathBuf {
     root.join("run/mkplan-sim/apps").join(format!("{name}.pid"))
 }
 
@@ -466,19 +444,6 @@ pub(crate) fn spawn_app(root: &Path, sim_exe: &Path, name: &str) -> Result<i32, 
         |pid| app_pid(root, name) == Some(pid),
         name,
     )
-}
-
-/// The body of a standalone app: attached to every token as a library user, then the
-/// workload until a signal ends it.
-pub(crate) fn app_process_main(root: &Path, name: &str) -> Result<(), SimError> {
-    let state = state::load(root)?;
-    let _keep = attach_tokens(root, &state)?;
-    let pid_file = app_pid_file(root, name);
-    if let Some(dir) = pid_file.parent() {
-        fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
-    }
-    write_atomic(&pid_file, format!("{}\n", std::process::id()).as_bytes())?;
-    crate::workload::run(root, name)
 }
 
 /// Records the standalone app (if new) and starts it (if not running).
@@ -526,7 +491,7 @@ pub(crate) fn start_app(
         state.sim_exe
     };
     if app_pid(root, name).is_none() {
-        crate::layout::spawn_helper(root, &sim_exe, &["--app", name])?;
+        spawn_helper(root, &sim_exe, &["--app", name])?;
     }
     Ok(())
 }
@@ -568,7 +533,7 @@ fn watcher_args(root: &Path, apqn: mkplan_plan::model::Apqn) -> Vec<String> {
 }
 
 fn watcher_pid(root: &Path, apqn: mkplan_plan::model::Apqn) -> Option<i32> {
-    read_pid(&crate::readfault::watcher_pid_file(root, apqn))
+    read_pid(&crate::read_watcher::watcher_pid_file(root, apqn))
         .filter(|pid| alive(*pid) && cmdline(*pid).get(1..) == Some(&watcher_args(root, apqn)[..]))
 }
 
@@ -578,7 +543,7 @@ pub(crate) fn spawn_watcher(
     sim_exe: &Path,
     apqn: mkplan_plan::model::Apqn,
 ) -> Result<i32, SimError> {
-    let _ = fs::remove_file(crate::readfault::watcher_pid_file(root, apqn));
+    let _ = fs::remove_file(crate::read_watcher::watcher_pid_file(root, apqn));
     spawn_ready(
         sim_exe,
         &watcher_args(root, apqn),
@@ -592,7 +557,7 @@ pub(crate) fn stop_watcher(root: &Path, apqn: mkplan_plan::model::Apqn) {
     if let Some(pid) = watcher_pid(root, apqn) {
         terminate(pid, Duration::from_secs(2));
     }
-    let _ = fs::remove_file(crate::readfault::watcher_pid_file(root, apqn));
+    let _ = fs::remove_file(crate::read_watcher::watcher_pid_file(root, apqn));
 }
 
 /// Stops every read watcher of this root.

@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use crate::layout::spawn_helper;
+use crate::procs::spawn_helper;
 use crate::state::{self, SimState};
-use crate::{Fault, SimError, procs};
+use crate::{Fault, SimError, process_main, procs};
 
 const SLOTD_UNIT: &str = "pkcsslotd.service";
 
@@ -231,7 +231,7 @@ pub(crate) fn service_command_main(root: &Path, invoked: &Path, args: &[String])
 /// written its pid file; the copy (marked by an environment variable) serves until SIGTERM.
 pub(crate) fn slotd_main(root: &Path) -> i32 {
     let result = if std::env::var_os(procs::SLOTD_DAEMON_ENV).is_some() {
-        procs::slotd_main(root)
+        process_main::slotd_main(root)
     } else {
         procs::start_slotd(root).map(drop)
     };
@@ -263,7 +263,7 @@ pub(crate) fn set_fault(root: &Path, fault: Fault) -> Result<(), SimError> {
         if let Fault::InterruptedRead(spec) = &fault {
             // The fault is in the registers' state, so sysfs shows it (`readfault`).
             let mut state = state.clone();
-            crate::readfault::set_in_state(&mut state, spec.apqn, Some(spec.fault))?;
+            state.set_read_fault(spec.apqn, Some(spec.fault))?;
             crate::persist::save(root, &state, &lock)?;
         }
         state::save_faults(root, faults, &lock)?;
@@ -289,7 +289,7 @@ pub(crate) fn clear_faults(root: &Path) -> Result<(), SimError> {
         let lock = state::lock(root)?;
         let mut state = state::load(root)?;
         let before = serde_json::to_value(&state).ok();
-        crate::readfault::clear_all(&mut state);
+        state.clear_read_faults();
         if serde_json::to_value(&state).ok() != before {
             crate::persist::save(root, &state, &lock)?;
         }

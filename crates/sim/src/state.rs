@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::SimError;
+use crate::readfault::ReadFault;
 use mkplan_plan::model::Apqn;
 
 pub(crate) const STATE_FORMAT: &str = "mkplan-sim-state";
@@ -79,7 +80,44 @@ pub(crate) struct SimState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<crate::host_spec::AppSpec>,
     #[serde(default)]
-    pub cca_sysfs: crate::cca_sysfs::CcaSysfsForm,
+    pub cca_sysfs: crate::cca::CcaSysfsForm,
+}
+
+impl SimState {
+    /// Sets (or, with `None`, clears) the interrupted-read fault on the APQN, whichever kind
+    /// of queue it is.
+    pub fn set_read_fault(&mut self, apqn: Apqn, fault: Option<ReadFault>) -> Result<(), SimError> {
+        let name = apqn.lszcrypt();
+        if let Some(queue) = self.apqns.get_mut(&name) {
+            queue.read_fault = fault;
+        } else if let Some(queue) = self.cca_apqns.get_mut(&name) {
+            queue.read_fault = fault;
+        } else {
+            return Err(SimError::Usage(format!(
+                "APQN {apqn} is not simulated on this host"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Clears every interrupted-read fault.
+    pub fn clear_read_faults(&mut self) {
+        for queue in self.apqns.values_mut() {
+            queue.read_fault = None;
+        }
+        for queue in self.cca_apqns.values_mut() {
+            queue.read_fault = None;
+        }
+    }
+
+    /// The interrupted-read fault in force on the APQN.
+    pub fn read_fault(&self, apqn: Apqn) -> Option<ReadFault> {
+        let name = apqn.lszcrypt();
+        self.apqns
+            .get(&name)
+            .and_then(|q| q.read_fault)
+            .or_else(|| self.cca_apqns.get(&name).and_then(|q| q.read_fault))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -105,7 +143,7 @@ pub(crate) struct Queue {
     pub new: Register<NewRegister>,
     /// An interrupted read in force (`mkvps` shows `- -`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_fault: Option<crate::readfault::ReadFault>,
+    pub read_fault: Option<ReadFault>,
 }
 
 impl Queue {

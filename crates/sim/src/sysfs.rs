@@ -1,17 +1,18 @@
 //! The zcrypt sysfs tree of the simulated host, made from the state at every change:
 //! `sys/devices/ap/cardXX/` and `…/XX.YYYY/` with the attributes of zcrypt-sysfs.md 1.3 and
 //! 1.4, the `sys/bus/ap/devices/` links (1.1) and `mkvps` in the kernel's exact EP11 format
-//! (1.5). Each change writes a whole new tree into a new generation of the state, which
-//! becomes `<root>/sys` only when it is complete (`persist::save`), so a reader never sees
-//! half a `mkvps`, nor a `mkvps` that disagrees with the state.
+//! (1.5) or CCA format (1.6, `cca_sysfs`). Each change writes a whole new tree into a new
+//! generation of the state, which becomes `<root>/sys` only when it is complete
+//! (`persist::save`), so a reader never sees half a `mkvps`, nor a `mkvps` that disagrees
+//! with the state.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use crate::SimError;
 use crate::state::{Card, CurRegister, NewRegister, Queue, SimState, write_new, written};
+use crate::{SimError, cca_sysfs};
 
 /// The card's `ap_functions` facility word: EP11 coprocessor `X` (0x04000000), APXA `N`
 /// (0x02000000) and full function set `F` (0x00800000) (zcrypt-sysfs.md 1.3).
@@ -107,30 +108,64 @@ pub(crate) fn write(generation: &Path, state: &SimState) -> Result<(), SimError>
         link(&bus.join(&name), &format!("../../../devices/ap/{name}"))?;
     }
     for (name, queue) in &state.apqns {
-        let card_id = format!("{:02x}", queue.adapter);
-        let Some(card) = state.cards.get(&card_id) else {
-            return Err(SimError::Format(format!(
-                "APQN {name} has no card {card_id}"
-            )));
-        };
-        let dir = devices.join(format!("card{card_id}")).join(name);
-        fs::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
-        let attributes: [(&str, Vec<u8>); 4] = [
+        let card = card_of(state, name, queue.adapter)?;
+        let attributes = [
             ("online", flag(queue_online(card, queue)).to_vec()),
             ("config", flag(queue.config).to_vec()),
             ("chkstop", flag(queue.chkstop).to_vec()),
             ("mkvps", mkvps(card, queue).into_bytes()),
         ];
-        for (file, bytes) in attributes {
-            write_new(&dir.join(file), &bytes)?;
-        }
-        link(&dir.join("driver"), "../../../../bus/ap/drivers/cex4queue")?;
-        link(
-            &bus.join(name),
-            &format!("../../../devices/ap/card{card_id}/{name}"),
-        )?;
+        write_queue(generation, name, queue.adapter, attributes)?;
     }
-    crate::cca_sysfs::write_queues(generation, state)
+    for (name, queue) in &state.cca_apqns {
+        let card = card_of(state, name, queue.adapter)?;
+        let attributes = [
+            (
+                "online",
+                flag(cca_sysfs::queue_online(card, queue)).to_vec(),
+            ),
+            ("config", flag(queue.config).to_vec()),
+            ("chkstop", flag(queue.chkstop).to_vec()),
+            (
+                "mkvps",
+                cca_sysfs::mkvps(card, queue, state.cca_sysfs).into_bytes(),
+            ),
+        ];
+        write_queue(generation, name, queue.adapter, attributes)?;
+    }
+    Ok(())
+}
+
+/// The card of the APQN `name` on `adapter`.
+fn card_of<'s>(state: &'s SimState, name: &str, adapter: u8) -> Result<&'s Card, SimError> {
+    let card_id = format!("{adapter:02x}");
+    state
+        .cards
+        .get(&card_id)
+        .ok_or_else(|| SimError::Format(format!("APQN {name} has no card {card_id}")))
+}
+
+/// One queue's directory under its card, with its attributes, driver and bus links.
+fn write_queue(
+    generation: &Path,
+    name: &str,
+    adapter: u8,
+    attributes: [(&str, Vec<u8>); 4],
+) -> Result<(), SimError> {
+    let card_id = format!("{adapter:02x}");
+    let dir = generation
+        .join("sys/devices/ap")
+        .join(format!("card{card_id}"))
+        .join(name);
+    fs::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
+    for (file, bytes) in attributes {
+        write_new(&dir.join(file), &bytes)?;
+    }
+    link(&dir.join("driver"), "../../../../bus/ap/drivers/cex4queue")?;
+    link(
+        &generation.join("sys/bus/ap/devices").join(name),
+        &format!("../../../devices/ap/card{card_id}/{name}"),
+    )
 }
 
 /// The facility word of a card of `card_type`: a CCA coprocessor (`…C`) has `D`

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::cca::{MkType, Mkvp};
 use crate::crypto::{BlobKind, blob_wkvp, open};
-use crate::mkchange::ops::{self, Operation, SlotRecord};
+use crate::mkchange_ops::{self, Operation, SlotRecord};
 use crate::state::{SimState, TokenKind};
 use crate::store::StoredObject;
 use crate::token::{SimToken, agreed_current_wk, all};
@@ -120,7 +120,7 @@ pub(crate) fn verify(root: &Path) -> Result<VerifyReport, SimError> {
         total: Counts::default(),
     };
     for token in all(root, &state) {
-        let active = ops::active_for_slot(root, token.record.slot);
+        let active = mkchange_ops::active_for_slot(root, token.record.slot);
         let mut verdict = match token.record.kind {
             TokenKind::Ep11 => ep11_verdict(&state, &token, active.as_ref())?,
             TokenKind::Cca => cca_verdict(&state, &token, active.is_some())?,

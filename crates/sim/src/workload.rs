@@ -20,10 +20,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::BlobKind;
-use crate::mkchange::ops::{self, KeyType, Operation, SlotRecord};
+use crate::mkchange_ops::{self, KeyType, Operation, SlotRecord};
+use crate::presence::not_present_reason;
 use crate::state::{self, SimState, TokenKind, TokenRecord};
 use crate::store::SimObject;
-use crate::token::{not_present_reason, under};
+use crate::token::under;
 use crate::{SimError, cca_sysfs, keyuse, sysfs, syslog};
 
 const FORMAT: &str = "mkplan-sim-workload";
@@ -302,7 +303,7 @@ fn operation(
         &under(root, &record.store),
         app.cursor.entry(token.to_owned()).or_default(),
     )?;
-    let active = ops::active_for_slot(root, record.slot);
+    let active = mkchange_ops::active_for_slot(root, record.slot);
     let blobs = keyuse::candidates(&object, active.is_some());
     let Some(apqn) = target(&state, record, &object, active.as_ref(), app) else {
         return Some(Err((

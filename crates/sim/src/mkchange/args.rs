@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::cca::{MkType, Mkvp};
-use crate::mkchange::ops::ToolApqn;
+use crate::mkchange_ops::ToolApqn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Command {

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 
 use crate::mkchange::args::Args;
-use crate::mkchange::ops::{self, OpState, Operation, SlotRecord, TypedMkvp, upper};
 use crate::mkchange::passes::{self, Pass};
 use crate::mkchange::query::{self, End, Initiate};
 use crate::mkchange::{Present, Tool, list, warnx};
+use crate::mkchange_ops::{self, OpState, Operation, SlotRecord, TypedMkvp, upper};
 use crate::pin_prompt::{out, read_line};
 use crate::syslog;
 
@@ -15,8 +15,8 @@ const SYSLOG_HINT: &str = "Check the syslog for details about the errors reporte
 
 /// An operation of other APQNs or MK types may run beside this one; one that shares an APQN
 /// and an MK type may not (2.3 step 1).
-fn intersecting(tool: &Tool, op: &Operation, lock: &ops::OpsLock) -> bool {
-    let others = ops::all(&tool.root, lock).unwrap_or_default();
+fn intersecting(tool: &Tool, op: &Operation, lock: &mkchange_ops::OpsLock) -> bool {
+    let others = mkchange_ops::all(&tool.root, lock).unwrap_or_default();
     for other in others.iter().filter(|o| o.id != op.id) {
         for apqn in op.apqns.iter().filter(|a| other.apqns.contains(a)) {
             for kind in op.new_mkvps.iter().map(|m| m.kind) {
@@ -61,15 +61,15 @@ fn confirm_missing(tool: &Tool) -> bool {
 
 /// Removes the operation's files (a failed or aborted reencipher leaves none).
 fn discard(tool: &Tool, op: &Operation) {
-    if let Ok(lock) = ops::lock_exclusive(&tool.root) {
-        let _ = ops::remove(&tool.root, &op.id, &lock);
+    if let Ok(lock) = mkchange_ops::lock_exclusive(&tool.root) {
+        let _ = mkchange_ops::remove(&tool.root, &op.id, &lock);
     }
 }
 
 fn set_state(tool: &Tool, op: &mut Operation, state: OpState) -> bool {
     op.state = state;
-    ops::lock_exclusive(&tool.root)
-        .and_then(|lock| ops::save(&tool.root, op, &lock))
+    mkchange_ops::lock_exclusive(&tool.root)
+        .and_then(|lock| mkchange_ops::save(&tool.root, op, &lock))
         .is_ok()
 }
 
@@ -88,7 +88,7 @@ pub(crate) fn reencipher(tool: &Tool, args: &Args) -> i32 {
         slots: Vec::new(),
     };
     {
-        let Ok(lock) = ops::lock_shared(&tool.root) else {
+        let Ok(lock) = mkchange_ops::lock_shared(&tool.root) else {
             return 1;
         };
         if intersecting(tool, &op, &lock) {
@@ -99,17 +99,17 @@ pub(crate) fn reencipher(tool: &Tool, args: &Args) -> i32 {
         return 1;
     }
     {
-        let Ok(lock) = ops::lock_exclusive(&tool.root) else {
+        let Ok(lock) = mkchange_ops::lock_exclusive(&tool.root) else {
             return 1;
         };
         if intersecting(tool, &op, &lock) {
             return 1;
         }
-        let Ok(id) = ops::reserve_id(&tool.root, &lock) else {
+        let Ok(id) = mkchange_ops::reserve_id(&tool.root, &lock) else {
             return 1;
         };
         op.id = id;
-        if ops::save(&tool.root, &op, &lock).is_err() {
+        if mkchange_ops::save(&tool.root, &op, &lock).is_err() {
             return 1;
         }
     }
@@ -232,24 +232,24 @@ fn initiate_all<'t>(tool: &'t Tool, op: &mut Operation) -> Option<Vec<(&'t Prese
         return None;
     }
     op.slots = affected.iter().map(|(t, _)| t.record.slot).collect();
-    let lock = ops::lock_exclusive(&tool.root).ok()?;
+    let lock = mkchange_ops::lock_exclusive(&tool.root).ok()?;
     for (_, record) in &affected {
-        ops::save_slot(&tool.root, record, &lock).ok()?;
+        mkchange_ops::save_slot(&tool.root, record, &lock).ok()?;
     }
-    ops::save(&tool.root, op, &lock).ok()?;
+    mkchange_ops::save(&tool.root, op, &lock).ok()?;
     Some(affected)
 }
 
 /// The operation `id` and its slots' records, or `None` after saying it is not there.
 fn load_operation(tool: &Tool, id: &str) -> Option<(Operation, Vec<Option<SlotRecord>>)> {
-    let loaded = ops::lock_shared(&tool.root).and_then(|lock| {
-        let Some(op) = ops::load(&tool.root, id, &lock)? else {
+    let loaded = mkchange_ops::lock_shared(&tool.root).and_then(|lock| {
+        let Some(op) = mkchange_ops::load(&tool.root, id, &lock)? else {
             return Ok(None);
         };
         let records = op
             .slots
             .iter()
-            .map(|slot| ops::load_slot(&tool.root, id, *slot, &lock))
+            .map(|slot| mkchange_ops::load_slot(&tool.root, id, *slot, &lock))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some((op, records)))
     });
@@ -382,11 +382,11 @@ fn end_passes(tool: &Tool, op: &mut Operation, tokens: &[&Present], end: End) ->
 
 /// `list`.
 pub(crate) fn list(tool: &Tool, id: Option<&str>) -> i32 {
-    let Ok(lock) = ops::lock_shared(&tool.root) else {
+    let Ok(lock) = mkchange_ops::lock_shared(&tool.root) else {
         return 1;
     };
     let ops = match id {
-        Some(id) => match ops::load(&tool.root, id, &lock) {
+        Some(id) => match mkchange_ops::load(&tool.root, id, &lock) {
             Ok(Some(op)) => vec![op],
             _ => {
                 warnx(&format!(
@@ -395,7 +395,7 @@ pub(crate) fn list(tool: &Tool, id: Option<&str>) -> i32 {
                 return 1;
             }
         },
-        None => ops::all(&tool.root, &lock).unwrap_or_default(),
+        None => mkchange_ops::all(&tool.root, &lock).unwrap_or_default(),
     };
     let blocks: Vec<String> = ops
         .iter()

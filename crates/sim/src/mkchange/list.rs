@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::mkchange::Present;
-use crate::mkchange::ops::{self, OpState, Operation, TypedMkvp, upper};
+use crate::mkchange_ops::{self, OpState, Operation, TypedMkvp, upper};
 
 /// The `State:` text.
 fn state_text(state: OpState) -> &'static str {
@@ -34,7 +34,7 @@ pub(crate) fn render(
     root: &Path,
     op: &Operation,
     present: &[Present],
-    lock: &ops::OpsLock,
+    lock: &mkchange_ops::OpsLock,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Operation:       {}", op.id);
@@ -52,7 +52,9 @@ pub(crate) fn render(
             let _ = write!(out, " Label: {:<32}", token.label);
         }
         out.push('\n');
-        let record = ops::load_slot(root, &op.id, *slot, lock).ok().flatten();
+        let record = mkchange_ops::load_slot(root, &op.id, *slot, lock)
+            .ok()
+            .flatten();
         out.push_str("            Current master key verification patterns:\n");
         if let Some(record) = record {
             patterns(&mut out, "                ", &record.current_mkvps);

@@ -12,15 +12,16 @@
 mod args;
 mod flow;
 mod list;
-pub(crate) mod ops;
 mod passes;
 mod query;
 
 use std::path::{Path, PathBuf};
 
+use crate::mkchange_ops;
+use crate::presence::not_present_reason;
 use crate::state::{self, SimState, TokenRecord};
 use crate::store::{self, Login};
-use crate::token::{not_present_reason, under};
+use crate::token::under;
 use crate::{Fault, pin_prompt, procs};
 
 pub(crate) const TOOL: &str = "pkcshsm_mk_change";
@@ -131,7 +132,7 @@ fn ignore_interrupts() {
 
 /// 2.2: the lock file, the library, the slots, and the event socket.
 fn start_up(root: &Path, needs_events: bool) -> Result<Tool, i32> {
-    if ops::lock_shared(root).is_err() {
+    if mkchange_ops::lock_shared(root).is_err() {
         warnx("Failed to create the HSM master key change lock file");
         return Err(1);
     }

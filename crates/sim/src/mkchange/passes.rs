@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::cca::MkType;
 use crate::crypto::{BlobKind, blob_wkvp, reencrypt};
 use crate::mkchange::Present;
-use crate::mkchange::ops::{KeyType, Operation};
+use crate::mkchange_ops::{KeyType, Operation};
 use crate::state::{CurRegister, NewRegister, SimState, TokenKind};
 use crate::store::{self, SimObject, StoredObject};
 use crate::token::token_apqns;

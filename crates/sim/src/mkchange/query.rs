@@ -6,7 +6,7 @@
 
 use crate::cca::{MkType, NewState};
 use crate::mkchange::Present;
-use crate::mkchange::ops::{KeyType, Operation, SlotRecord, TypedMkvp, upper};
+use crate::mkchange_ops::{KeyType, Operation, SlotRecord, TypedMkvp, upper};
 use crate::presence::{cca_view, ep11_view};
 use crate::state::{CurRegister, NewRegister, SimState, TokenKind};
 use crate::token::token_apqns;

@@ -16,6 +16,9 @@
 //!
 //! `state` is the number of the real enum: INITIAL 0, REENCIPHERING 10, REENCIPHERED 11,
 //! FINALIZING 20, CANCELING 30, ERROR 100. MKVPs are lowercase hex (EP11 16 bytes, CCA 8).
+//!
+//! The `pkcshsm_mk_change` stand-in (`mkchange`) writes them; every process a token runs in
+//! reads them (`presence`, `workload`, `verify`, the prober), so they are apart from the tool.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
