@@ -4,6 +4,7 @@
 mod check;
 pub mod common;
 mod completions;
+mod init;
 mod keygen;
 mod man;
 mod manual;
@@ -34,6 +35,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(init::Args),
     Validate(validate::Args),
     Check(check::Args),
     Run(run::Args),
@@ -64,6 +66,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let outcome = match cli.command {
+        Command::Init(args) => init::run(args, &cli.globals),
         Command::Validate(args) => validate::run(args),
         Command::Check(args) => check::run(args, &cli.globals),
         Command::Run(args) => run::run(args, &cli.globals),

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod ep11conf;
+pub mod inventory;
 pub mod pin;
 pub mod pkcs11;
 pub mod process;

@@ -2,6 +2,7 @@
 //! model and the static safety rules.
 
 pub mod diagnostic;
+pub mod init;
 pub mod load;
 pub mod lower;
 pub mod model;

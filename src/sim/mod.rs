@@ -11,6 +11,7 @@ mod crypto;
 mod layout;
 mod migrate;
 mod migrate_args;
+mod ockconf;
 mod prober;
 mod procs;
 mod standins;
@@ -19,6 +20,7 @@ mod store;
 mod sysfs;
 mod tke;
 mod token;
+mod units;
 mod verify;
 
 use std::fmt;
@@ -30,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::model::{Apqn, Plan, Wkvp};
 
 pub use prober::SimProber;
+pub use units::{SimUnits, is_simulated_host};
 pub use verify::{Counts, TokenVerdict, VerifyReport};
 
 /// The executable name the stand-ins link to.
