@@ -26,11 +26,13 @@ impl UnitOf for SimUnits {
         let cmdline = procs::cmdline(user.pid);
         let root = self.root.display().to_string();
         match cmdline.get(1..) {
+            // A command service runs the same way but is no systemd unit.
             Some([verb, flag, at, unit_flag, unit])
                 if verb == "unit-process"
                     && flag == "--root"
                     && *at == root
-                    && unit_flag == "--unit" =>
+                    && unit_flag == "--unit"
+                    && state::load(&self.root).is_ok_and(|s| s.units.contains(unit)) =>
             {
                 Placement::Unit(unit.clone())
             }

@@ -175,7 +175,10 @@ pub fn parse(text: &str) -> Result<OckConfig, OckConfError> {
                         Some((Tok::Punct(')'), _)) => break,
                         Some((Tok::Word(_) | Tok::Punct(','), _)) => {}
                         _ => {
-                            return Err(err(line, "`statistics (` is not closed by `)`".to_owned()));
+                            return Err(err(
+                                line,
+                                "`statistics (` is not closed by `)`".to_owned(),
+                            ));
                         }
                     }
                 }

@@ -30,8 +30,11 @@ pub fn read(root: &HostRoot) -> ReleaseFacts {
         migrate_tool: tool(root, "pkcsep11_migrate"),
         ..ReleaseFacts::default()
     };
-    let sources = std::iter::once((DPKG_STATUS, dpkg_version as VersionReader))
-        .chain(CHANGELOGS.iter().map(|p| (*p, changelog_version as VersionReader)));
+    let sources = std::iter::once((DPKG_STATUS, dpkg_version as VersionReader)).chain(
+        CHANGELOGS
+            .iter()
+            .map(|p| (*p, changelog_version as VersionReader)),
+    );
     for (path, parse) in sources {
         facts.looked_at.push(PathBuf::from(path));
         if let Some(version) = text(&root.path(path)).as_deref().and_then(parse) {
