@@ -32,7 +32,7 @@ pub(crate) const PAGES: &[Page] = &[
             ),
             (
                 PRECONDITION,
-                "a precondition does not hold (`check`; `run`'s preflight, which includes a state directory, migration tool or signing key others could write; `run`/`resume` refused to start); nothing was changed",
+                "a precondition does not hold (`check`; `run`'s preflight, which includes a state directory, migration tool or signing key others could write; `run`/`resume` refused to start; `init`: the host cannot be planned for as it is, or `init --check` found drift); nothing was changed",
             ),
             (
                 ABORTED,

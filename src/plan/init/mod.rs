@@ -11,3 +11,6 @@ pub use draft::{Choice, Draft, InitError, Procedure, draft};
 pub use drift::drift;
 pub use inventory::Inventory;
 pub use write::{ChangeRecord, render};
+
+#[cfg(test)]
+mod tests;
