@@ -34,9 +34,8 @@ pub struct Args {
     /// A token by slot number (repeatable).
     #[arg(long = "slot", value_name = "N")]
     slots: Vec<u16>,
-    /// The backup directory (absolute) [default: the first of /var/backups/mkplan,
-    /// /backup/mkplan, /backups/mkplan, /srv/backup/mkplan that is writable, has room, and
-    /// is on another file system than the store if one is].
+    /// The backup directory [default: a conventional one that is writable, has room and is
+    /// on another file system than the store if one is].
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
     /// The change ticket [default: UNSET, marked to fill in].
@@ -56,81 +55,94 @@ enum ProcedureArg {
     Concurrent,
 }
 
+/// Why nothing was written; one exhaustive match maps it to the exit code.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Host(String),
+    #[error("{0:#}")]
+    Io(#[from] anyhow::Error),
+}
+
+impl From<InitError> for Refusal {
+    fn from(e: InitError) -> Self {
+        match e {
+            InitError::Usage(m) => Self::Usage(m),
+            InitError::Host(_) => Self::Host(e.to_string()),
+        }
+    }
+}
+
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
+    let refusal = match init(args, globals) {
+        Ok(code) => return Ok(code),
+        Err(refusal) => refusal,
+    };
+    for line in refusal.to_string().lines() {
+        eprintln!("mkplan: error: {}", escape_for_terminal(line));
+    }
+    Ok(match refusal {
+        Refusal::Usage(_) => exit_code::INVALID,
+        Refusal::Host(_) => exit_code::PRECONDITION,
+        Refusal::Io(_) => exit_code::FAILURE,
+    })
+}
+
+fn init(args: Args, globals: &Globals) -> Result<i32, Refusal> {
     if let Some(dir) = args.backup_dir.as_ref().filter(|d| !d.is_absolute()) {
-        eprintln!(
-            "mkplan: error: --backup-dir `{}` must be absolute",
+        return Err(Refusal::Usage(format!(
+            "--backup-dir `{}` must be absolute",
             dir.display()
-        );
-        return Ok(exit_code::INVALID);
+        )));
     }
     if let Some(path) = args
         .output
         .as_ref()
         .filter(|p| p.symlink_metadata().is_ok())
     {
-        eprintln!(
-            "mkplan: error: `{}` exists; init never overwrites a plan (name a new file, or compare with `--check`)",
+        return Err(Refusal::Usage(format!(
+            "`{}` exists; init never overwrites a plan (name a new file, or compare with `--check`)",
             path.display()
-        );
-        return Ok(exit_code::INVALID);
+        )));
     }
     let root = HostRoot::new(globals.root.clone().unwrap_or_else(|| PathBuf::from("/")));
     let proc_dir = Path::new("/proc");
-    let units: Box<dyn UnitOf> = if crate::sim::is_simulated_host(root.dir()) {
-        Box::new(crate::sim::SimUnits::new(root.dir()))
-    } else {
-        Box::new(CgroupUnits {
+    // The simulated host's processes cannot be put in cgroups: the simulator says.
+    let units: Box<dyn UnitOf> = match crate::sim::is_simulated_host(root.dir()) {
+        true => Box::new(crate::sim::SimUnits::new(root.dir())),
+        false => Box::new(CgroupUnits {
             proc_dir: proc_dir.to_path_buf(),
-        })
+        }),
     };
-    let backup_dirs: Vec<PathBuf> = args.backup_dir.iter().cloned().collect();
     let sources = Sources {
         root: &root,
         proc_dir,
         units: units.as_ref(),
-        backup_dirs: &backup_dirs,
+        backup_dirs: args.backup_dir.as_slice(),
     };
-    let inventory = match inventory::read(&sources) {
-        Ok(inventory) => inventory,
-        Err(e) => {
-            eprintln!("mkplan: error: {e}");
-            return Ok(exit_code::PRECONDITION);
-        }
-    };
+    let inventory = inventory::read(&sources).map_err(|e| Refusal::Host(e.to_string()))?;
     if let Some(plan) = &args.check {
         return Ok(check(plan, &inventory));
     }
+    let procedure = args.procedure.map(|p| match p {
+        ProcedureArg::Offline => Procedure::Offline,
+        ProcedureArg::Concurrent => Procedure::Concurrent,
+    });
     let choice = Choice {
-        procedure: args.procedure.map(|p| match p {
-            ProcedureArg::Offline => Procedure::Offline,
-            ProcedureArg::Concurrent => Procedure::Concurrent,
-        }),
+        procedure,
         tokens: args.tokens,
         slots: args.slots,
     };
-    let draft = match init::draft(&inventory, &choice) {
-        Ok(draft) => draft,
-        Err(e) => {
-            for line in e.to_string().lines() {
-                eprintln!("mkplan: error: {}", escape_for_terminal(line));
-            }
-            return Ok(match e {
-                InitError::Usage(_) => exit_code::INVALID,
-                InitError::Host(_) => exit_code::PRECONDITION,
-            });
-        }
-    };
+    let draft = init::draft(&inventory, &choice)?;
     let change = ChangeRecord {
         ticket: args.ticket,
         summary: args.summary,
         approvers: args.approvers,
     };
     let text = init::render(&inventory, &draft, &change);
-    let name = args
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("(stdout)"));
+    let name = args.output.clone().unwrap_or_else(|| "(stdout)".into());
     let to_fill = crate::plan::load(SourceFile::new(&name, text.clone()))
         .diagnostics
         .count(Severity::Error);
@@ -138,10 +150,9 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
         Some(path) => write_new(path, &text)?,
         None => print!("{text}"),
     }
-    let next = if to_fill == 0 {
-        "it validates; review it, then `mkplan rehearse` and `mkplan check` it".to_owned()
-    } else {
-        format!("{to_fill} value(s) to fill in (marked FILL IN; `mkplan validate` shows where)")
+    let next = match to_fill {
+        0 => "it validates; review it, then `mkplan rehearse` and `mkplan check` it".to_owned(),
+        n => format!("{n} value(s) to fill in (marked FILL IN; `mkplan validate` shows where)"),
     };
     eprintln!("init: wrote {}: {next}", name.display());
     Ok(exit_code::SUCCESS)
@@ -156,17 +167,13 @@ fn check(plan: &Path, inventory: &init::Inventory) -> i32 {
     for line in &found {
         println!("drift: {}", escape_for_terminal(line));
     }
+    let (plan, at) = (plan.display(), &inventory.read_at);
     if found.is_empty() {
-        println!(
-            "init --check: `{}` matches the host (read at {})",
-            plan.display(),
-            inventory.read_at
-        );
+        println!("init --check: `{plan}` matches the host (read at {at})");
         exit_code::SUCCESS
     } else {
         eprintln!(
-            "init --check: `{}` disagrees with the host in {} place(s)",
-            plan.display(),
+            "init --check: `{plan}` disagrees with the host in {} place(s)",
             found.len()
         );
         exit_code::PRECONDITION
@@ -180,12 +187,7 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
         .create_new(true)
         .mode(0o644)
         .open(path)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create `{}`: {e} (init never overwrites a plan)",
-                path.display()
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())

@@ -3,11 +3,12 @@
 
 use std::path::PathBuf;
 
-use super::draft::{Choice, InitError, NewWkvp, Procedure, draft, suggest, token_id};
+use super::draft::{Choice, InitError, NewWkvp, Procedure, draft, token_id};
 use super::inventory::{
     ApqnFacts, ApqnList, BackupFacts, ConfigFacts, CurFacts, Inventory, NewFacts, ReleaseFacts,
     SlotFacts, TokenKind, UserFacts, Version,
 };
+use super::procedure::suggest;
 use super::write::{ChangeRecord, render};
 use crate::plan::model::{Apqn, Wkvp};
 use crate::plan::source::SourceFile;
