@@ -562,3 +562,32 @@ fn an_existing_plan_is_never_overwritten() {
     assert_eq!(out.status.code(), Some(2), "{}", both(&out));
     assert_eq!(fs::read_to_string(&path).unwrap(), "mine\n");
 }
+
+#[test]
+fn apqn_any_plans_every_ep11_apqn_sysfs_shows() {
+    let host = Host::new("ep11-offline.yaml");
+    let conf = host.file("/etc/opencryptoki/ep11tok.conf");
+    fs::write(&conf, "# every online EP11 APQN\nAPQN_ANY\n").unwrap();
+    let (out, plan) = host.init("p.yaml", &[]);
+    let plan = written(&out, plan);
+    assert!(
+        plan.contains("APQN_ANY (every online EP11 APQN); no EXPECTED_WKVP"),
+        "{plan}"
+    );
+    assert!(plan.contains(r#"apqns: ["0a.0011", "0b.0011"]"#), "{plan}");
+    assert!(
+        plan.contains("it sets none now, so this step changes nothing"),
+        "{plan}"
+    );
+
+    // An offline EP11 queue is not skipped: the token could use it once it is back.
+    host.sim(&["queue", "0b.0011", "offline"]);
+    let (out, plan) = host.init("q.yaml", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(plan.is_none());
+    assert!(
+        text(&out.stderr).contains("0b.0011") && text(&out.stderr).contains("offline"),
+        "{}",
+        both(&out)
+    );
+}
