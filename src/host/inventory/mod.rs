@@ -15,8 +15,8 @@ use crate::host::ep11conf::{self, ApqnMode};
 use crate::host::procscan::{self, token_shm_path};
 use crate::host::zcrypt::{self, CurState, NewState, WkRegister};
 use crate::plan::init::inventory::{
-    ApqnFacts, ApqnList, ConfigFacts, CurFacts, Inventory, NewFacts, SlotFacts, TokenKind,
-    UserFacts,
+    ApqnFacts, ApqnList, ConfigFacts, CurFacts, Inventory, NewFacts, ReleaseFacts, SlotFacts,
+    TokenKind, UserFacts,
 };
 use crate::plan::model::{Apqn, Wkvp};
 
@@ -125,7 +125,10 @@ pub fn read(sources: &Sources<'_>) -> Result<Inventory, InventoryError> {
         root: root.dir().to_path_buf(),
         ock_conf: PathBuf::from(OCK_CONF),
         slots,
-        release: release::read(root),
+        release: ReleaseFacts {
+            events_disabled: !conf.event_support,
+            ..release::read(root)
+        },
         scanned,
         unreadable,
         backups: backup_dirs

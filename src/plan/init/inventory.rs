@@ -132,6 +132,8 @@ pub struct ReleaseFacts {
     pub mk_change_tool: Option<PathBuf>,
     /// `pkcsep11_migrate` (the offline procedure's tool), if installed.
     pub migrate_tool: Option<PathBuf>,
+    /// `opencryptoki.conf` sets `disable-event-support`: `pkcshsm_mk_change` cannot work.
+    pub events_disabled: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -28,6 +28,12 @@ pub fn suggest(release: &ReleaseFacts) -> Suggestion {
         format!("openCryptoki {v}{from}")
     });
     let (procedure, why) = match (&release.mk_change_tool, release.version, version) {
+        (Some(_), Some(v), Some(text)) if v >= CONCURRENT_SINCE && release.events_disabled => (
+            Procedure::Offline,
+            format!(
+                "{text} has `pkcshsm_mk_change`, but opencryptoki.conf sets `disable-event-support`, without which it cannot work (opencryptoki-ep11.md 2.2)"
+            ),
+        ),
         (Some(tool), Some(v), Some(text)) if v >= CONCURRENT_SINCE => (
             Procedure::Concurrent,
             format!(

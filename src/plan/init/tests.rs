@@ -291,6 +291,13 @@ fn the_release_suggests_concurrent_only_from_3_21_with_the_tool() {
         suggest(&release(true, Some((3, 21)))).procedure,
         Procedure::Concurrent
     );
+    let no_events = ReleaseFacts {
+        events_disabled: true,
+        ..release(true, Some((3, 21)))
+    };
+    let said = suggest(&no_events);
+    assert_eq!(said.procedure, Procedure::Offline);
+    assert!(said.why.contains("disable-event-support"), "{}", said.why);
     for (tool, version) in [
         (true, Some((3, 20))),
         (true, None),
