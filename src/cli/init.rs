@@ -109,8 +109,10 @@ fn init(args: Args, globals: &Globals) -> Result<i32, Refusal> {
     }
     let root = HostRoot::new(globals.root.clone().unwrap_or_else(|| PathBuf::from("/")));
     let proc_dir = Path::new("/proc");
-    // The simulated host's processes cannot be put in cgroups: the simulator says.
-    let units: Box<dyn UnitOf> = match crate::sim::is_simulated_host(root.dir()) {
+    // The simulated host's processes cannot be put in cgroups: the simulator says (never
+    // for `/`: a simulated host is never the real root).
+    let simulated = root.dir() != Path::new("/") && crate::sim::is_simulated_host(root.dir());
+    let units: Box<dyn UnitOf> = match simulated {
         true => Box::new(crate::sim::SimUnits::new(root.dir())),
         false => Box::new(CgroupUnits {
             proc_dir: proc_dir.to_path_buf(),
