@@ -591,3 +591,21 @@ fn apqn_any_plans_every_ep11_apqn_sysfs_shows() {
         both(&out)
     );
 }
+
+#[test]
+fn a_token_that_shares_an_apqn_with_another_token_is_refused() {
+    let host = Host::new("ep11-two-tokens.yaml");
+    // The signing token now also lists the payments token's domain on card 0a.
+    fs::write(
+        host.file("/etc/opencryptoki/ep11sign.conf"),
+        "APQN_ALLOWLIST\n10 18\n10 19\n11 19\nEND\n",
+    )
+    .unwrap();
+    let out = host.mkplan(&["init", "--slot", "5"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("tokens `ep11pay` (slot 5) and `ep11sign` (slot 6) both use APQN 0a.0012"),
+        "{err}"
+    );
+}

@@ -93,6 +93,7 @@ pub fn draft<'i>(inventory: &'i Inventory, choice: &Choice) -> Result<Draft<'i>,
             Err(mut reasons) => refusals.append(&mut reasons),
         }
     }
+    refusals.extend(shared_apqns(inventory, &chosen));
     let mut notes = Vec::new();
     match tool_refusal_or_note(&inventory.release) {
         Ok(Some(note)) => notes.push(note),
@@ -134,6 +135,40 @@ pub fn draft<'i>(inventory: &'i Inventory, choice: &Choice) -> Result<Draft<'i>,
         other_slots,
         notes,
     })
+}
+
+/// A chosen token's APQN that another EP11 token uses too: both tokens' keys are wrapped by
+/// that domain's WK, so activating the new WK strands the other token's keys unless it is
+/// migrated in the same change — which one plan cannot do (rule `distinct-tokens`).
+fn shared_apqns(inventory: &Inventory, chosen: &[&SlotFacts]) -> Vec<String> {
+    let mut refusals = Vec::new();
+    for (i, token) in chosen.iter().enumerate() {
+        let others = inventory
+            .slots
+            .iter()
+            .filter(|o| o.kind == TokenKind::Ep11 && o.slot != token.slot)
+            // A pair of chosen tokens is said once.
+            .filter(|o| !chosen[..i].iter().any(|c| c.slot == o.slot));
+        for other in others {
+            let shared: Vec<String> = token
+                .apqns
+                .iter()
+                .filter(|a| other.apqns.iter().any(|b| b.apqn == a.apqn))
+                .map(|a| a.apqn.lszcrypt())
+                .collect();
+            if !shared.is_empty() {
+                refusals.push(format!(
+                    "tokens `{}` (slot {}) and `{}` (slot {}) both use APQN {}: a new WK activated there makes the keys of both unusable unless both are migrated in one change, and one plan cannot migrate two tokens on one APQN yet (rule distinct-tokens); give each token its own domain first",
+                    token_id(token),
+                    token.slot,
+                    token_id(other),
+                    other.slot,
+                    shared.join(", ")
+                ));
+            }
+        }
+    }
+    refusals
 }
 
 /// The id a token gets in the plan: its directory name, made a valid plan name.

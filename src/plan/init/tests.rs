@@ -67,6 +67,17 @@ fn good_apqns() -> Vec<ApqnFacts> {
         .collect()
 }
 
+/// The same as [`good_apqns`] in domain 18.
+fn other_domain() -> Vec<ApqnFacts> {
+    good_apqns()
+        .into_iter()
+        .map(|a| ApqnFacts {
+            apqn: Apqn::new(a.apqn.adapter(), 18),
+            ..a
+        })
+        .collect()
+}
+
 fn backup(dir: &str, fs: u64, not_writable: Option<&str>, free: u64) -> BackupFacts {
     BackupFacts {
         dir: PathBuf::from(dir),
@@ -240,7 +251,7 @@ fn the_new_wk_is_read_only_when_every_apqn_has_the_same_one() {
 fn tokens_are_chosen_never_guessed() {
     let inv = inventory(vec![
         ep11_slot(4, "a", good_apqns()),
-        ep11_slot(5, "b", good_apqns()),
+        ep11_slot(5, "b", other_domain()),
     ]);
     assert!(
         matches!(draft(&inv, &Choice::default()), Err(InitError::Usage(m)) if m.contains("2 EP11 tokens"))
@@ -408,4 +419,29 @@ fn drift_names_what_changed() {
             .join("")
             .contains("slot 4 is not in")
     );
+}
+
+#[test]
+fn a_token_sharing_an_apqn_with_another_is_refused_whether_or_not_both_are_chosen() {
+    let inv = inventory(vec![
+        ep11_slot(4, "a", good_apqns()),
+        ep11_slot(5, "b", good_apqns()[1..].to_vec()),
+    ]);
+    for choice in [
+        Choice {
+            slots: vec![4],
+            ..Choice::default()
+        },
+        Choice {
+            slots: vec![4, 5],
+            ..Choice::default()
+        },
+    ] {
+        let said = host_errors(draft(&inv, &choice));
+        assert!(
+            said.contains("tokens `a` (slot 4) and `b` (slot 5) both use APQN 0b.0011"),
+            "{said}"
+        );
+        assert_eq!(said.matches("both use").count(), 1, "{said}");
+    }
 }
