@@ -445,3 +445,32 @@ fn a_token_sharing_an_apqn_with_another_is_refused_whether_or_not_both_are_chose
         assert_eq!(said.matches("both use").count(), 1, "{said}");
     }
 }
+
+/// What a reviewer reads: the header, the comments, the placeholders (a CCA slot, a
+/// process outside any unit, a new WK not loaded yet, a backup on the store's file system).
+#[test]
+fn the_written_plan_as_a_reviewer_reads_it() {
+    let mut apqns = good_apqns();
+    for a in &mut apqns {
+        a.new = NewFacts::Empty;
+    }
+    let mut token = ep11_slot(4, "ep11tok", apqns);
+    token.users.push(UserFacts {
+        pid: 4711,
+        command: "/usr/bin/python3 batch.py".into(),
+        unit: None,
+        outside: Some("session-3.scope".into()),
+    });
+    let mut cca = ep11_slot(2, "ccatok", Vec::new());
+    cca.kind = TokenKind::Cca;
+    cca.stdll = "libpkcs11_cca.so".into();
+    let mut inv = inventory(vec![cca, token]);
+    inv.backups = vec![backup("/var/backups/mkplan", STORE_FS, None, 1 << 30)];
+    let d = draft(&inv, &Choice::default()).unwrap();
+    let change = ChangeRecord {
+        ticket: Some("CHG0042".into()),
+        summary: None,
+        approvers: vec!["alice".into(), "bob".into()],
+    };
+    insta::assert_snapshot!(render(&inv, &d, &change));
+}
