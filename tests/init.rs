@@ -609,3 +609,20 @@ fn a_token_that_shares_an_apqn_with_another_token_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_token_whose_store_is_missing_is_refused() {
+    let host = Host::new("ep11-offline.yaml");
+    let conf = host.file("/etc/opencryptoki/opencryptoki.conf");
+    let renamed = fs::read_to_string(&conf)
+        .unwrap()
+        .replace("tokname = ep11tok", "tokname = ep11other");
+    fs::write(&conf, renamed).unwrap();
+    let out = host.mkplan(&["init"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(
+        text(&out.stderr).contains("store `/var/lib/opencryptoki/ep11other` does not exist"),
+        "{}",
+        both(&out)
+    );
+}

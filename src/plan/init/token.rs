@@ -37,6 +37,13 @@ pub(crate) fn judge_token(facts: &SlotFacts) -> Result<DraftToken<'_>, Vec<Strin
         ConfigFacts::NotRead => unreachable!("only EP11 slots are judged"),
     };
     let mut refusals: Vec<String> = Vec::new();
+    if facts.store_bytes.is_none() {
+        refusals.push(format!(
+            "token `{id}` (slot {}): its store `{}` does not exist or cannot be read (is the token initialised, and is `tokname` right?)",
+            facts.slot,
+            facts.store.display()
+        ));
+    }
     if facts.apqns.is_empty() {
         refusals.push(format!(
             "token `{id}` (slot {}): `{}` has APQN_ANY and sysfs shows no EP11 APQN; list the token's APQNs in an APQN_ALLOWLIST",
