@@ -24,6 +24,7 @@ mod layout;
 mod migrate;
 mod migrate_args;
 mod mkchange;
+mod ockconf;
 mod persist;
 mod pin_prompt;
 mod pkcscca;
@@ -40,6 +41,7 @@ mod sysfs;
 mod syslog;
 mod tke;
 mod token;
+mod units;
 mod verify;
 mod workload;
 
@@ -60,6 +62,7 @@ pub use prober::SimProber;
 pub use readfault::{ReadFault, ReadFaultSpec, ReadScope};
 pub use state::TokenKind;
 pub use store::DEFAULT_SO_PIN;
+pub use units::{SimUnits, is_simulated_host};
 pub use verify::{Counts, TokenVerdict, VerifyReport};
 pub use workload::{AppCounts, AppStatus, AppsReport, Failure, Tally};
 
