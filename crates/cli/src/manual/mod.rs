@@ -21,7 +21,12 @@ const USAGE: (i32, &str) = (INVALID, "wrong command line");
 
 /// Every command's page, mkplan's own first.
 pub(crate) fn pages() -> impl Iterator<Item = &'static Page> {
-    plan::PAGES.iter().chain(execute::PAGES).chain(other::PAGES)
+    plan::PAGES
+        .iter()
+        .chain(execute::PAGES)
+        .chain(other::PAGES)
+        // A build without the simulator has no `rehearse` command.
+        .filter(|p| cfg!(feature = "rehearse") || p.path != "rehearse")
 }
 
 /// The page of the command `path` (words after `mkplan`).
