@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 use crate::globals::Globals;
 #[cfg(feature = "rehearse")]
 use crate::rehearse;
-use crate::{check, completions, keygen, man, manual, report, resume, run, runs, schema, validate};
+use crate::{
+    check, completions, init, keygen, man, manual, report, resume, run, runs, schema, validate,
+};
 
 /// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
 #[derive(Debug, Parser)]
@@ -19,6 +21,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Init(init::Args),
     Validate(validate::Args),
     Check(check::Args),
     Run(run::Args),

@@ -19,7 +19,7 @@ pub enum CliError {
     /// A precondition does not hold (nothing was changed).
     #[error("{0}")]
     Precondition(String),
-    /// `check`: a precondition does not hold (the dry run printed where).
+    /// A precondition does not hold, said above (`check`'s dry run, `init`'s refusal).
     #[error("a precondition does not hold")]
     PreconditionsFail,
     #[error(transparent)]

@@ -14,6 +14,7 @@ mod error;
 pub mod exit_code;
 mod finish;
 pub mod globals;
+mod init;
 mod keygen;
 mod logging;
 mod man;
@@ -54,6 +55,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let outcome = match cli.command {
+        Command::Init(args) => init::run(args, &cli.globals),
         Command::Validate(args) => validate::run(args),
         Command::Check(args) => check::run(args, &cli.globals),
         Command::Run(args) => run::run(args, &cli.globals),

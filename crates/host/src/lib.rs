@@ -4,6 +4,7 @@
 
 pub mod archive;
 mod fsutil;
+pub mod inventory;
 pub mod linux;
 pub mod pin;
 pub mod pkcs11;

@@ -3,6 +3,7 @@
 
 pub mod diagnostic;
 pub mod ep11conf;
+pub mod init;
 pub mod input;
 pub mod load;
 pub mod lower;

@@ -66,6 +66,10 @@ pub(crate) fn lay_out(
         write_file(&token_shm_path(&host, &token.store), &[0u8; 4096])?;
         write_file(&store::lock_file(root, &under(root, &token.store)), b"")?;
     }
+    write_file(
+        &root.join("etc/opencryptoki/opencryptoki.conf"),
+        crate::ockconf::opencryptoki_conf(spec).as_bytes(),
+    )?;
     for (dir, name) in STANDINS {
         link(&root.join(dir).join(name), sim_exe)?;
     }

@@ -12,14 +12,15 @@
 //!
 //! 1. Data: `readfault`, `cca`, `host_spec`, `state`, `crypto`, `store`, `cca_store`,
 //!    `mkchange_ops` (the fault, the registers, the host's description and state, key blobs,
-//!    token stores, MK change operation files).
+//!    token stores, MK change operation files), `ockconf` (the host's opencryptoki.conf).
 //! 2. The sysfs tree and saving: `cca_sysfs` ← `sysfs` ← `persist`.
 //! 3. What a token makes of them: `token`, `keyuse`, `presence` (whether it starts).
 //! 4. Changes to the registers: `tke`, `cca_tke`, `read_watcher` (ends a counted read fault).
 //! 5. Processes: `procs` (start, find, stop) ← `workload` (the apps) ← `process_main` (what
 //!    each process runs).
 //! 6. What runs on the host: `layout` (`init`), the stand-ins (`migrate`, `mkchange`,
-//!    `pkcscca`, `standins`), `prober`, `verify`.
+//!    `pkcscca`, `standins`), `prober`, `verify`, `units` (which unit a process runs in, for
+//!    `mkplan init`).
 //! 7. Entry points: `cli`, `rehearsal`, this file.
 //!
 //! `migrate_args`, `pin_prompt`, `slotd` and `syslog` use no other module (any may use them).
@@ -42,6 +43,7 @@ mod migrate;
 mod migrate_args;
 mod mkchange;
 mod mkchange_ops;
+mod ockconf;
 mod persist;
 mod pin_prompt;
 mod pkcscca;
@@ -60,6 +62,7 @@ mod sysfs;
 mod syslog;
 mod tke;
 mod token;
+mod units;
 mod verify;
 mod workload;
 
@@ -79,6 +82,7 @@ pub use prober::SimProber;
 pub use readfault::{ReadFault, ReadFaultSpec, ReadScope};
 pub use state::TokenKind;
 pub use store::DEFAULT_SO_PIN;
+pub use units::{SimUnits, is_simulated_host};
 pub use verify::{Counts, TokenVerdict, VerifyReport};
 pub use workload::{AppCounts, AppStatus, AppsReport, Failure, Tally};
 

@@ -84,7 +84,7 @@ pub(crate) fn alive(pid: i32) -> bool {
     )
 }
 
-fn cmdline(pid: i32) -> Vec<String> {
+pub(crate) fn cmdline(pid: i32) -> Vec<String> {
     proc_file(pid, "cmdline")
         .unwrap_or_default()
         .split(|b| *b == 0)

@@ -1,4 +1,4 @@
-//! The exit status and examples of mkplan itself, `validate` and `check`.
+//! The exit status and examples of mkplan itself, `init`, `validate` and `check`.
 
 use crate::exit_code::{ABORTED, FAILURE, INVALID, NEEDS_DECISION, PRECONDITION, SUCCESS};
 use crate::manual::Page;
@@ -21,7 +21,7 @@ pub(super) const PAGES: &[Page] = &[
             ),
             (
                 PRECONDITION,
-                "a precondition does not hold (`check`; `run`'s preflight, which includes a state directory, migration tool or signing key others could write; `run`/`resume` refused to start); nothing was changed",
+                "a precondition does not hold (`check`; `run`'s preflight, which includes a state directory, migration tool or signing key others could write; `run`/`resume` refused to start; `init`: the host cannot be planned for as it is, or `init --check` found drift); nothing was changed",
             ),
             (
                 ABORTED,
@@ -56,6 +56,38 @@ pub(super) const PAGES: &[Page] = &[
             (
                 "mkplan man --all /usr/local/share/man/man1",
                 "install this page and one per command",
+            ),
+        ],
+    },
+    Page {
+        path: "init",
+        exit_status: &[
+            (
+                SUCCESS,
+                "the plan was written, or (--check) the plan matches the host",
+            ),
+            (FAILURE, "the plan could not be written"),
+            (
+                INVALID,
+                "wrong command line: an existing -o file, several EP11 tokens and no --token/--slot, a token that is not there or not EP11 (CCA plans are not supported yet), --procedure concurrent (not implemented yet), or an invalid --check plan",
+            ),
+            (
+                PRECONDITION,
+                "the host cannot be planned for as it is (the APQNs of a token disagree on the current WK, a queue is offline, a token's config is missing or invalid, a backup directory is not writable, openCryptoki is older than 3.12.1), or (--check) the plan and the host disagree",
+            ),
+        ],
+        examples: &[
+            (
+                "mkplan init --ticket CHG0042 --approver alice --approver bob -o zlx01.yaml",
+                "a plan for the host's one EP11 token, to review and fill in",
+            ),
+            (
+                "mkplan init --slot 5 --slot 6 --backup-dir /srv/backup/mkplan -o two.yaml",
+                "one plan for two tokens, backed up where you say",
+            ),
+            (
+                "mkplan init --check zlx01.yaml",
+                "where a written plan and the host disagree now (an APQN added, a new service)",
             ),
         ],
     },

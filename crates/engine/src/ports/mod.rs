@@ -8,6 +8,7 @@ pub mod operator;
 pub mod pins;
 pub mod root;
 pub mod tke;
+pub mod units;
 
 use std::sync::Arc;
 

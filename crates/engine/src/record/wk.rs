@@ -107,10 +107,9 @@ pub struct Expectation {
     pub wkvp_new: Wkvp,
 }
 
-/// Why `status` does not meet `expect`, one short reason per problem; empty when it does.
-/// Gates per zcrypt-sysfs.md 1.7 rule 1; VPs compare on their first 16 bytes (1.5); an
-/// unknown register (`- -`) never passes.
-pub fn evaluate(status: &ApqnStatus, expect: &Expectation) -> Vec<String> {
+/// Why the APQN cannot be used at all, whatever its registers hold: the gates of
+/// zcrypt-sysfs.md 1.7 rule 1 (deconfigured, check-stopped, offline, not EP11).
+pub fn unusable(status: &ApqnStatus) -> Vec<String> {
     let (apqn, s) = (status.apqn, status);
     let card = format!("card {:02x}", apqn.adapter());
     let not_ep11 = format!(
@@ -142,11 +141,19 @@ pub fn evaluate(status: &ApqnStatus, expect: &Expectation) -> Vec<String> {
         ),
         (!s.ep11, not_ep11),
     ];
-    let mut reasons: Vec<String> = gates
+    gates
         .into_iter()
         .filter(|(bad, _)| *bad)
         .map(|(_, what)| format!("{apqn}: {what}"))
-        .collect();
+        .collect()
+}
+
+/// Why `status` does not meet `expect`, one short reason per problem; empty when it does.
+/// Gates per zcrypt-sysfs.md 1.7 rule 1 ([`unusable`]); VPs compare on their first 16 bytes
+/// (1.5); an unknown register (`- -`) never passes.
+pub fn evaluate(status: &ApqnStatus, expect: &Expectation) -> Vec<String> {
+    let (apqn, s) = (status.apqn, status);
+    let mut reasons = unusable(status);
 
     let cur_want = match expect.current {
         CurrentWk::Expected => &expect.wkvp_current,
