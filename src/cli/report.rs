@@ -13,7 +13,9 @@ use crate::host::HostRoot;
 use crate::plan::{Plan, load_file};
 use crate::report::model::{RunReport, report_schema_text};
 use crate::report::sign::Algorithm;
-use crate::report::{REPORT_JSON, generate, terminal, verify};
+use crate::report::{REPORT_JSON, fleet as fleet_report, generate, terminal, verify};
+
+mod fleet;
 
 /// Show, verify or re-create a run's signed report.
 #[derive(Debug, clap::Args)]
@@ -52,6 +54,8 @@ enum ReportCommand {
     },
     /// Print the report JSON Schema (draft 2020-12); `schemas/report.schema.json` is this output.
     Schema,
+    /// Verify many hosts' reports and write one signed fleet report (JSON, DSSE, HTML).
+    Fleet(fleet::Args),
 }
 
 pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
@@ -81,7 +85,12 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
                 Ok(dir) => dir,
                 Err(e) => return Ok(fail(&e)),
             };
-            let verification = verify::verify(&dir, key.as_deref());
+            // A fleet report's directory holds fleet.json instead of report.json.
+            let verification = if fleet_report::is_fleet_dir(&dir) {
+                fleet_report::verify::verify(&dir, key.as_deref())
+            } else {
+                verify::verify(&dir, key.as_deref())
+            };
             print!("{}", verification.render());
             Ok(if verification.ok() {
                 exit_code::SUCCESS
@@ -90,6 +99,7 @@ pub fn run(args: Args, globals: &Globals) -> anyhow::Result<i32> {
             })
         }
         ReportCommand::Generate { run, force } => generate_again(&run, force, globals),
+        ReportCommand::Fleet(args) => fleet::run(args),
         ReportCommand::Schema => {
             print!("{}", report_schema_text());
             Ok(exit_code::SUCCESS)
