@@ -84,10 +84,20 @@ impl Globals {
     }
 
     pub fn host(&self) -> Host {
+        let root = self.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        // No PKCS#11 module can open a simulated EP11 token: on a host root that
+        // `mkplan-sim init` laid out (only ever named with --root), keys are probed through
+        // the simulator. Approvals and the TKE stay real: nobody acts for them.
+        let prober: std::sync::Arc<dyn crate::steps::context::KeyProber> = match &self.root {
+            Some(dir) if crate::sim::is_simulated_host(dir) => {
+                std::sync::Arc::new(crate::sim::SimProber::new(dir))
+            }
+            _ => std::sync::Arc::new(crate::steps::context::Pkcs11Prober),
+        };
         Host {
-            root: HostRoot::new(self.root.clone().unwrap_or_else(|| PathBuf::from("/"))),
+            root: HostRoot::new(root),
             proc_dir: PathBuf::from("/proc"),
-            prober: std::sync::Arc::new(crate::steps::context::Pkcs11Prober),
+            prober,
             checkpoint_actor: None,
         }
     }

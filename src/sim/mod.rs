@@ -174,6 +174,11 @@ impl fmt::Display for Fault {
 
 /// `root` made absolute and canonical (as `/proc/<pid>/maps` shows paths), or as given if it
 /// does not exist.
+/// Whether `root` is a simulated host `init` laid out.
+pub fn is_simulated_host(root: &Path) -> bool {
+    state::state_path(root).is_file()
+}
+
 pub fn canonical_root(root: &Path) -> PathBuf {
     root.canonicalize().unwrap_or_else(|_| root.to_path_buf())
 }
