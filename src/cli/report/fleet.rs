@@ -18,7 +18,7 @@ Exit status: 0 the fleet report was written and every report given verifies; 1 i
 written but a report does not verify, or it could not be written; 2 wrong command line.")]
 pub struct Args {
     /// Host report directories.
-    #[arg(value_name = "DIR", required = true)]
+    #[arg(value_name = "DIR", required_unless_present = "hosts")]
     dirs: Vec<PathBuf>,
     /// Where to write fleet.json, its signature, envelope and page (created 0700 if missing).
     #[arg(long, value_name = "DIR")]
