@@ -56,8 +56,8 @@ options:
     type: str
   pin_file:
     description:
-      - The PIN file the plan names (C(pin: {file: ...})), as the plan writes it (a host
-        path, resolved under O(root)). Required with O(pin).
+      - "The PIN file the plan names (C(pin: {file: ...})), as the plan writes it (a host
+        path, resolved under O(root)). Required with O(pin)."
     type: path
   approvals:
     description:
@@ -96,7 +96,7 @@ options:
     type: str
   async_results:
     description:
-      - For V(status), the C(results_file) of the asynchronous task that started the run:
+      - For V(status), the C(results_file) of the asynchronous task that started the run.
         RV(job_ended) says whether that task has ended (e.g. refused before it recorded a run).
     type: path
 attributes:
