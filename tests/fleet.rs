@@ -329,7 +329,7 @@ impl Rollout {
         command
             .arg("1200")
             .arg(repo("scripts/fleet-rehearse"))
-            .args(["4", "--keep", "--keys", &KEYS.to_string()]);
+            .args(["4", "--keys", &KEYS.to_string()]);
         for fault in faults {
             command.args(["--fault", fault]);
         }

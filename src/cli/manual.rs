@@ -321,6 +321,30 @@ pub(crate) const PAGES: &[Page] = &[
         )],
     },
     Page {
+        path: "report fleet",
+        exit_status: &[
+            (
+                SUCCESS,
+                "the fleet report was written and signed, and every host report given verifies",
+            ),
+            (
+                FAILURE,
+                "written, but a host report does not verify (it is listed as such); or nothing could be written",
+            ),
+            USAGE,
+        ],
+        examples: &[
+            (
+                "mkplan report fleet --out fleet --key fleet.pem --host zlx01 --host zlx02 reports/zlx01 reports/zlx02",
+                "one signed fleet report from the reports the Ansible role fetched",
+            ),
+            (
+                "mkplan report verify --key fleet.pub.pem fleet",
+                "its signature and envelope, and every host report still where it was read",
+            ),
+        ],
+    },
+    Page {
         path: "keygen",
         exit_status: &[
             (SUCCESS, "the key pair was written"),

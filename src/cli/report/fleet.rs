@@ -12,10 +12,7 @@ Each DIR holds one host's report (report.json, report.json.sig, report.dsse.json
 signer.pub.pem, journal.jsonl, plan.yaml), as the Ansible role fetches it, and is named after
 the host. Each is verified as `mkplan report verify` does; one that does not verify is listed
 as such, never left out. --host names every host the change covers, so a host that was never
-run (a rollout stopped before it) is listed too.
-
-Exit status: 0 the fleet report was written and every report given verifies; 1 it was
-written but a report does not verify, or it could not be written; 2 wrong command line.")]
+run (a rollout stopped before it) is listed too.")]
 pub struct Args {
     /// Host report directories.
     #[arg(value_name = "DIR", required_unless_present = "hosts")]
