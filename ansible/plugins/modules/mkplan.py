@@ -51,8 +51,8 @@ options:
     default: /var/lib/mkplan
   pin:
     description:
-      - The token's USER PIN. Written to O(pin_file) (under O(root)), mode 0600, for the run
-        only. Never logged.
+      - The token's USER PIN. Written to O(pin_file) (under O(root)), mode 0600, only while
+        mkplan runs (C(check) reads it too), and removed after. Never logged.
     type: str
   pin_file:
     description:

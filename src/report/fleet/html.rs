@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::report::fleet::FLEET_JSON;
 use crate::report::fleet::collect::VERIFIED;
-use crate::report::fleet::model::{FleetHost, FleetReport};
+use crate::report::fleet::model::{FleetHost, FleetReport, HostToken};
 use crate::report::html::{STYLE, code, escape, kv, ms, outcome_class, table};
 use crate::report::sign::Algorithm;
 
@@ -46,26 +46,7 @@ pub fn render(report: &FleetReport, algorithm: Algorithm, key_id: &str, ephemera
         }
         out.push_str("</ul></div>\n");
     }
-    let outcomes: Vec<String> = s.outcomes.iter().map(|(o, n)| format!("{n} {o}")).collect();
-    kv(
-        &mut out,
-        &[
-            ("hosts", s.hosts.to_string()),
-            ("reports verified", s.verified.to_string()),
-            ("reports NOT verified", s.not_verified.to_string()),
-            ("hosts without a report", s.no_report.to_string()),
-            ("outcomes (verified)", escape(&outcomes.join(", "))),
-            ("total downtime", ms(Some(s.total_downtime_ms))),
-            (
-                "plan digests",
-                s.plan_sha256
-                    .iter()
-                    .map(|d| code(d))
-                    .collect::<Vec<_>>()
-                    .join("<br>"),
-            ),
-        ],
-    );
+    summary(&mut out, report);
     out.push_str("<h2>Hosts</h2>\n");
     let rows: Vec<Vec<String>> = report.hosts.iter().map(host_row).collect();
     table(
@@ -217,39 +198,7 @@ fn host_section(out: &mut String, host: &FleetHost) {
         ],
     );
     for token in &run.tokens {
-        let _ = writeln!(
-            out,
-            "<h3>Token <code>{}</code> (slot {}): {} → {}</h3>",
-            escape(&token.token),
-            token.slot,
-            code(&token.wkvp_current),
-            code(&token.wkvp_new)
-        );
-        let rows: Vec<Vec<String>> = token
-            .apqns
-            .iter()
-            .map(|a| {
-                vec![
-                    code(&a.apqn),
-                    escape(&a.cur_state),
-                    a.cur_wkvp.as_deref().map_or_else(|| "—".to_owned(), code),
-                    escape(&a.new_state),
-                    a.new_wkvp.as_deref().map_or_else(|| "—".to_owned(), code),
-                ]
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "<p>WK state ({} the change); migration {}; restore {}</p>",
-            escape(token.apqns_read.as_deref().unwrap_or("not read")),
-            escape(token.migration.as_deref().unwrap_or("—")),
-            escape(token.restore.as_deref().unwrap_or("—"))
-        );
-        table(
-            out,
-            &["APQN", "current", "current WKVP", "new", "new WKVP"],
-            &rows,
-        );
+        token_section(out, token);
     }
     let approvals: Vec<Vec<String>> = run
         .approvals
@@ -270,4 +219,64 @@ fn host_section(out: &mut String, host: &FleetHost) {
             &approvals,
         );
     }
+}
+
+fn summary(out: &mut String, report: &FleetReport) {
+    let s = &report.summary;
+    let outcomes: Vec<String> = s.outcomes.iter().map(|(o, n)| format!("{n} {o}")).collect();
+    kv(
+        out,
+        &[
+            ("hosts", s.hosts.to_string()),
+            ("reports verified", s.verified.to_string()),
+            ("reports NOT verified", s.not_verified.to_string()),
+            ("hosts without a report", s.no_report.to_string()),
+            ("outcomes (verified)", escape(&outcomes.join(", "))),
+            ("total downtime", ms(Some(s.total_downtime_ms))),
+            (
+                "plan digests",
+                s.plan_sha256
+                    .iter()
+                    .map(|d| code(d))
+                    .collect::<Vec<_>>()
+                    .join("<br>"),
+            ),
+        ],
+    );
+}
+
+fn token_section(out: &mut String, token: &HostToken) {
+    let _ = writeln!(
+        out,
+        "<h3>Token <code>{}</code> (slot {}): {} → {}</h3>",
+        escape(&token.token),
+        token.slot,
+        code(&token.wkvp_current),
+        code(&token.wkvp_new)
+    );
+    let rows: Vec<Vec<String>> = token
+        .apqns
+        .iter()
+        .map(|a| {
+            vec![
+                code(&a.apqn),
+                escape(&a.cur_state),
+                a.cur_wkvp.as_deref().map_or_else(|| "—".to_owned(), code),
+                escape(&a.new_state),
+                a.new_wkvp.as_deref().map_or_else(|| "—".to_owned(), code),
+            ]
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "<p>WK state ({} the change); migration {}; restore {}</p>",
+        escape(token.apqns_read.as_deref().unwrap_or("not read")),
+        escape(token.migration.as_deref().unwrap_or("—")),
+        escape(token.restore.as_deref().unwrap_or("—"))
+    );
+    table(
+        out,
+        &["APQN", "current", "current WKVP", "new", "new WKVP"],
+        &rows,
+    );
 }
