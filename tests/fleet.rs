@@ -329,7 +329,7 @@ impl Rollout {
         command
             .arg("1200")
             .arg(repo("scripts/fleet-rehearse"))
-            .args(["4", "--keys", &KEYS.to_string()]);
+            .args(["4", "--verbose", "--keys", &KEYS.to_string()]);
         for fault in faults {
             command.args(["--fault", fault]);
         }
@@ -543,6 +543,14 @@ fn fleet_a_rolling_change_over_ssh_changes_every_lpar_and_gives_one_fleet_report
         }
         previous_end = Some(run["ended"].as_str().unwrap().to_owned());
     }
+    // Each LPAR's dry run (check mode: `mkplan check`) showed what the run would change.
+    let log = rollout.log();
+    assert_eq!(
+        log.matches("+++ after: after mkplan run").count(),
+        4,
+        "{log}"
+    );
+    assert!(log.contains("would stop `myapp.service`"), "{log}");
     rollout.assert_fleet_report_verifies();
     rollout.assert_pin_nowhere();
 }

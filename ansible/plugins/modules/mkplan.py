@@ -18,7 +18,8 @@ description:
   - A PIN given with O(pin) is written to the plan's PIN file (mode 0600) only for the
     duration of the run and removed afterwards; it never reaches a command line or an
     environment. Approvals are handed to mkplan as an approvals file.
-  - The result is C(changed) only when a run reached a step that changes the host.
+  - The result is C(changed) only when a run reached a step that changes the host; in check
+    mode, when C(mkplan check) says a step would change it.
 version_added: "0.1.0"
 author:
   - mkplan contributors
@@ -341,9 +342,11 @@ def do_validate(module, params):
 
 def do_check(module, params):
     rc, out, err = execute(module, params, global_args(params) + ['check', params['plan']])
-    result = dict(changed=False, state='checked' if rc == 0 else 'precondition failed', **lines(rc, out, err))
+    would = [line for line in out.splitlines() if 'would ' in line]
+    # In check mode, `changed` predicts: the run would change the host (Ansible's convention).
+    result = dict(changed=module.check_mode and bool(would),
+                  state='checked' if rc == 0 else 'precondition failed', **lines(rc, out, err))
     if module._diff:
-        would = [line for line in out.splitlines() if ' will run: ' in line or 'would' in line]
         result['diff'] = dict(before='', after='\n'.join(would) + '\n',
                               before_header='host now', after_header='after mkplan run')
     if rc != 0:
