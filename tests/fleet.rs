@@ -509,7 +509,20 @@ fn fleet_a_rolling_change_over_ssh_changes_every_lpar_and_gives_one_fleet_report
     assert_eq!(summary["verified"], 4);
     assert_eq!(summary["outcomes"], serde_json::json!({"succeeded": 4}));
     assert_eq!(summary["complete"], true);
-    assert_eq!(fleet["warnings"], serde_json::json!([]));
+    // The LPARs are simulated, each under its own host root: said, and nothing else.
+    let warnings: Vec<&str> = fleet["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert_eq!(warnings.len(), 4, "{warnings:?}");
+    for (warning, lpar) in warnings.iter().zip(LPARS) {
+        assert!(
+            warning.starts_with(&format!("{lpar}: its run acted on the host root `/tmp/")),
+            "{warning}"
+        );
+    }
     let hosts = hosts_by_name(&fleet);
     let mut previous_end: Option<String> = None;
     for lpar in LPARS {

@@ -220,13 +220,17 @@ fn warnings(hosts: &[FleetHost]) -> Vec<String> {
             )),
             _ => {}
         }
-        if let Some(run) = &host.run
-            && run.rehearsal
-        {
-            out.push(format!(
+        match &host.run {
+            Some(run) if run.rehearsal => out.push(format!(
                 "{}: a rehearsal on a simulated host, not a change",
                 host.name
-            ));
+            )),
+            // `--root`: a test or simulated host, which the run's report does not mark.
+            Some(run) if run.root != "/" => out.push(format!(
+                "{}: its run acted on the host root `{}`, not on `/`",
+                host.name, run.root
+            )),
+            _ => {}
         }
     }
     let tickets: BTreeSet<&str> = hosts
