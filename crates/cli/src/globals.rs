@@ -6,6 +6,7 @@ use std::sync::Arc;
 use clap::ValueEnum;
 
 use mkplan_engine::ports::Ports;
+use mkplan_engine::ports::keys::KeyProber;
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::rundir::{DEFAULT_STATE_DIR, StateDir};
 use mkplan_host::linux::LinuxHost;
@@ -65,11 +66,23 @@ impl Globals {
 pub fn ports_at(root: HostRoot) -> Ports {
     Ports {
         host: Arc::new(LinuxHost::new(root.clone())),
-        keys: Arc::new(Pkcs11Prober),
+        keys: prober_at(&root),
         pins: Arc::new(PinSources::new(root)),
         signing: Arc::new(Pkcs11Signer),
         tke: None,
     }
+}
+
+/// Who probes the keys: PKCS#11. No module can open a simulated EP11 token, so on a root
+/// `mkplan-sim init` laid out (only ever named with --root, never `/`), the simulator does;
+/// approvals and the TKE stay real, since nobody acts for them.
+fn prober_at(root: &HostRoot) -> Arc<dyn KeyProber> {
+    #[cfg(feature = "rehearse")]
+    if root.dir() != std::path::Path::new("/") && mkplan_sim::is_simulated_host(root.dir()) {
+        return Arc::new(mkplan_sim::SimProber::new(root.dir()));
+    }
+    let _ = root;
+    Arc::new(Pkcs11Prober)
 }
 
 /// Where `mkplan rehearse` keeps its runs unless `--state-dir` says otherwise: the user's

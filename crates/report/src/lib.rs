@@ -16,6 +16,7 @@
 pub mod build;
 mod downtime;
 pub mod dsse;
+pub mod fleet;
 pub mod html;
 pub mod model;
 pub mod preflight;
@@ -170,7 +171,7 @@ fn copy_package(
 
 /// Writes through a temporary file in the same directory, fsyncs it, gives it its mode
 /// (`apply`) and renames it over `path`, so a reader never sees half a file.
-fn write_atomically(
+pub(crate) fn write_atomically(
     path: &Path,
     bytes: &[u8],
     apply: &dyn Fn(&fs::File) -> std::io::Result<()>,

@@ -99,7 +99,7 @@ impl SoftKey {
         }
     }
 
-    fn sign(&self, message: &[u8]) -> Vec<u8> {
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match self {
             SoftKey::P256(key) => {
                 // RFC 6979: deterministic, so the same bytes give the same signature.

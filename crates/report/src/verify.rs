@@ -69,7 +69,7 @@ impl Verification {
     }
 }
 
-fn check(name: &'static str, result: Result<String, String>) -> Check {
+pub(crate) fn check(name: &'static str, result: Result<String, String>) -> Check {
     match result {
         Ok(detail) => Check {
             name,
@@ -86,7 +86,7 @@ fn check(name: &'static str, result: Result<String, String>) -> Check {
     }
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
     mkplan_plan::input::read(&dir.join(name), mkplan_plan::input::REPORT)
         .map_err(|e| format!("cannot read `{name}`: {e}"))
 }
@@ -182,7 +182,7 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
 }
 
 /// The public key and how to name where it came from.
-fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), String> {
+pub(crate) fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), String> {
     let (path, source) = match key {
         Some(path) => (path.to_owned(), format!("--key {}", path.display())),
         None => (

@@ -4,6 +4,7 @@
 mod execute;
 mod other;
 mod plan;
+mod report;
 pub(crate) mod roff;
 
 use crate::exit_code::INVALID;
@@ -24,6 +25,7 @@ pub(crate) fn pages() -> impl Iterator<Item = &'static Page> {
     plan::PAGES
         .iter()
         .chain(execute::PAGES)
+        .chain(report::PAGES)
         .chain(other::PAGES)
         // A build without the simulator has no `rehearse` command.
         .filter(|p| cfg!(feature = "rehearse") || p.path != "rehearse")

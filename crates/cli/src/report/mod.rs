@@ -2,6 +2,7 @@
 //! and [`after_run`], which `run` and `resume` call when a run has finished.
 
 mod after_run;
+mod fleet;
 mod generate;
 
 pub use after_run::after_run;
@@ -13,7 +14,7 @@ use clap::Subcommand;
 use crate::error::CliError;
 use crate::globals::Globals;
 use mkplan_report::model::{RunReport, report_schema_text};
-use mkplan_report::{REPORT_JSON, terminal, verify};
+use mkplan_report::{REPORT_JSON, fleet as fleet_report, terminal, verify};
 
 /// Show, verify or re-create a run's signed report.
 #[derive(Debug, clap::Args)]
@@ -52,6 +53,8 @@ enum ReportCommand {
     },
     /// Print the report JSON Schema (draft 2020-12); `schemas/report.schema.json` is this output.
     Schema,
+    /// Verify many hosts' reports and write one signed fleet report (JSON, DSSE, HTML).
+    Fleet(fleet::Args),
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
@@ -82,7 +85,12 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
                 Ok(dir) => dir,
                 Err(e) => return Err(fail(&e)),
             };
-            let verification = verify::verify(&dir, key.as_deref());
+            // A fleet report's directory holds fleet.json instead of report.json.
+            let verification = if fleet_report::is_fleet_dir(&dir) {
+                fleet_report::verify::verify(&dir, key.as_deref())
+            } else {
+                verify::verify(&dir, key.as_deref())
+            };
             print!("{}", verification.render());
             if verification.ok() {
                 Ok(())
@@ -91,6 +99,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             }
         }
         ReportCommand::Generate { run, force } => generate::again(&run, force, globals),
+        ReportCommand::Fleet(args) => fleet::run(args),
         ReportCommand::Schema => {
             print!("{}", report_schema_text());
             Ok(())

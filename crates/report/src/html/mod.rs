@@ -14,7 +14,7 @@ mod token;
 pub use token::verification_commands;
 use token::{token_section, verification};
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif;color:#1b1f24;margin:0;background:#fff}
 main{max-width:1100px;margin:0 auto;padding:24px 28px 40px}
@@ -62,15 +62,15 @@ fn opt(value: Option<&str>) -> String {
     value.map_or_else(|| "—".to_owned(), escape)
 }
 
-fn code(text: &str) -> String {
+pub(crate) fn code(text: &str) -> String {
     format!("<code>{}</code>", escape(text))
 }
 
-fn ms(value: Option<u64>) -> String {
+pub(crate) fn ms(value: Option<u64>) -> String {
     value.map_or_else(|| "—".to_owned(), duration)
 }
 
-fn outcome_class(outcome: &str) -> &'static str {
+pub(crate) fn outcome_class(outcome: &str) -> &'static str {
     match outcome {
         "succeeded" => "o-succeeded",
         "failed" => "o-failed",
@@ -81,7 +81,7 @@ fn outcome_class(outcome: &str) -> &'static str {
 }
 
 /// A key/value table; values are HTML already.
-fn kv(out: &mut String, rows: &[(&str, String)]) {
+pub(crate) fn kv(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("<table class=\"kv\">");
     for (key, value) in rows {
         let _ = write!(out, "<tr><th>{}</th><td>{value}</td></tr>", escape(key));
@@ -90,7 +90,7 @@ fn kv(out: &mut String, rows: &[(&str, String)]) {
 }
 
 /// A table; cells are HTML already.
-fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
     out.push_str("<table><tr>");
     for h in head {
         let _ = write!(out, "<th>{}</th>", escape(h));
