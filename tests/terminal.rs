@@ -144,6 +144,8 @@ struct Screen {
     process: rexpect::process::PtyProcess,
     input: std::fs::File,
     output: Arc<Mutex<Vec<u8>>>,
+    /// Set when the terminal was closed and everything written to it was read.
+    drained: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Screen {
@@ -163,6 +165,8 @@ impl Screen {
         let input = process.get_file_handle().unwrap();
         let output = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&output);
+        let drained = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::clone(&drained);
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = reader.read(&mut buf) {
@@ -171,11 +175,13 @@ impl Screen {
                 }
                 sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         Self {
             process,
             input,
             output,
+            drained,
         }
     }
 
@@ -216,7 +222,15 @@ impl Screen {
         let end = Instant::now() + Duration::from_secs(60);
         loop {
             match self.process.status() {
-                Some(WaitStatus::Exited(_, code)) => return code,
+                Some(WaitStatus::Exited(_, code)) => {
+                    // What it wrote last is read before anyone looks at the screen.
+                    while !self.drained.load(std::sync::atomic::Ordering::SeqCst)
+                        && Instant::now() < end
+                    {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    return code;
+                }
                 Some(WaitStatus::StillAlive) | None if Instant::now() < end => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
