@@ -12,7 +12,7 @@ use crate::events::{EventKind, StepRef};
 use crate::ports::host::{HostActions, HostView};
 use crate::ports::keys::KeyProber;
 use crate::ports::operator::Operator;
-use crate::ports::pins::PinReader;
+use crate::ports::pins::{PinError, PinReader};
 use crate::ports::tke::CheckpointActor;
 use crate::record::StepOutput;
 use crate::secret::{Pin, Pins};
@@ -157,7 +157,7 @@ pub struct RunContext<'a> {
 
 impl<'a> RunContext<'a> {
     /// `token`'s PIN: the one the preflight verified, else read from its source now.
-    pub fn token_pin(&self, token: &Token) -> Result<TokenPin<'a>, String> {
+    pub fn token_pin(&self, token: &Token) -> Result<TokenPin<'a>, PinError> {
         let pins: &'a Pins = self.pins;
         match pins.get(&token.id) {
             Some(pin) => Ok(TokenPin::Verified(pin)),

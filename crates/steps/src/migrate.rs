@@ -144,7 +144,7 @@ fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput>
         .map_err(|e| match cx.cancel.requested() {
             // Ctrl-C at the PIN prompt: the tool never started.
             true => Failed::Interrupted,
-            false => refused(e),
+            false => refused(e.to_string()),
         })?;
     let total = cx.host.object_count(&cx.host.root().path(&token.store));
     let argv = format!(
