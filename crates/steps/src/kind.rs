@@ -69,16 +69,16 @@ pub(crate) enum Failed<O> {
 }
 
 impl<O> Failed<O> {
-    pub fn step(message: impl Into<String>) -> Self {
+    pub fn step(message: impl std::fmt::Display) -> Self {
         Failed::Step {
-            message: message.into(),
+            message: message.to_string(),
             output: None,
         }
     }
 
-    pub fn with(message: impl Into<String>, output: O) -> Self {
+    pub fn with(message: impl std::fmt::Display, output: O) -> Self {
         Failed::Step {
-            message: message.into(),
+            message: message.to_string(),
             output: Some(Box::new(output)),
         }
     }

@@ -149,6 +149,6 @@ fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
             "would restore `{}` from this run's verified backup if the store then differs from it",
             token.store.display()
         )),
-        Err(e) => CheckReport::Blocked(e),
+        Err(e) => CheckReport::Blocked(e.to_string()),
     }
 }

@@ -33,7 +33,7 @@ impl Kind for StopKind {
 }
 
 /// The units stopped so far, as a failure records them.
-fn failed(message: impl Into<String>, units: &[UnitStopped]) -> Failed<StopOutput> {
+fn failed(message: impl std::fmt::Display, units: &[UnitStopped]) -> Failed<StopOutput> {
     Failed::with(
         message,
         StopOutput {
