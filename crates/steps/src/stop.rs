@@ -147,7 +147,7 @@ fn check(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
                 unit.name,
                 if active { "active now" } else { "inactive now" }
             )),
-            Err(e) => return CheckReport::Blocked(e),
+            Err(e) => return CheckReport::Blocked(e.to_string()),
         }
     }
     let scan = token_users(cx.host, cx.plan);
