@@ -18,7 +18,9 @@ use mkplan_engine::record::backup::RestoreOutput;
 use mkplan_engine::record::migrate::{MigrateOutput, MigratePreflight, ToolRun};
 use mkplan_engine::record::users::ScanSummary;
 use mkplan_engine::state::RunState;
-use mkplan_engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
+use mkplan_engine::step::{
+    AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, UncertainContext,
+};
 use mkplan_engine::trust::{TrustError, Trusted};
 use mkplan_plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token, TokenId};
 
@@ -53,8 +55,8 @@ impl Kind for MigrateKind {
         describe_uncertain(step, cx)
     }
 
-    fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
-        refuse_accept(step, cx)
+    fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), AcceptRefused> {
+        refuse_accept(step, cx).map_err(AcceptRefused::new)
     }
 }
 
@@ -258,14 +260,23 @@ fn restore_first(
 /// Why `--accept-step` must not take an interrupted migration as done: accepting a
 /// half-done one would activate a WK that part of the store is not under, so it is complete
 /// only if every key object changed from the backup.
-fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), NotMigrated> {
     match store_changes(cx.host, &cx.plan.tokens[&step.token], cx.state) {
         Some((changed, objects)) if changed == objects && objects > 0 => Ok(()),
-        Some((changed, objects)) => Err(format!(
-            "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
-        )),
-        None => Err("the store cannot be compared with this run's backup".to_owned()),
+        Some((changed, objects)) => Err(NotMigrated::Partly { changed, objects }),
+        None => Err(NotMigrated::Incomparable),
     }
+}
+
+/// Why an interrupted migration is not known to be complete.
+#[derive(Debug, thiserror::Error)]
+enum NotMigrated {
+    #[error(
+        "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
+    )]
+    Partly { changed: usize, objects: usize },
+    #[error("the store cannot be compared with this run's backup")]
+    Incomparable,
 }
 
 /// How much of the store differs from this run's verified backup: (object files that
