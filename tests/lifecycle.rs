@@ -14,7 +14,8 @@ use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::record::StepData;
 use mkplan_engine::state::{Phase, RunState, StepStatus};
 use mkplan_engine::step::{
-    CheckContext, CheckReport, Interruption, RunContext, StepResult, Steps, UncertainContext,
+    AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, StepResult, Steps,
+    UncertainContext,
 };
 use mkplan_host::linux::LinuxHost;
 use mkplan_plan::Plan;
@@ -242,8 +243,10 @@ impl Steps for Scripted {
         vec![format!("what is known of `{}`", step.name)]
     }
 
-    fn refuse_accept(&self, _: &Step, _: &UncertainContext<'_>) -> Result<(), String> {
-        self.refuse_accept.clone().map_or(Ok(()), Err)
+    fn refuse_accept(&self, _: &Step, _: &UncertainContext<'_>) -> Result<(), AcceptRefused> {
+        self.refuse_accept.clone().map_or(Ok(()), |reason| {
+            Err(AcceptRefused::new(std::io::Error::other(reason)))
+        })
     }
 
     fn refuse_resume(

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use mkplan_engine::ports::keys::KeyProber;
+use mkplan_engine::ports::keys::{KeyError, KeyProber};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::record::probe::Usability;
 use mkplan_engine::record::wk::{CurState, NewState};
@@ -389,6 +389,8 @@ fn migrate_reencrypts_every_key_and_activation_makes_them_usable() {
     let module = host.root.join("usr/lib/opencryptoki/libopencryptoki.so");
     let pin = Pin::new(PIN.to_owned());
     let refused = prober.probe(&module, 4, &pin).unwrap_err();
+    assert!(matches!(refused, KeyError::Token(_)), "{refused:?}");
+    let refused = refused.to_string();
     assert!(refused.contains("CKR_TOKEN_NOT_PRESENT"), "{refused}");
     let config = host.root.join("etc/opencryptoki/ep11tok.conf");
     let rewritten = ep11conf::rewrite_expected_wkvp(
@@ -465,6 +467,8 @@ fn wrong_pin_missing_daemon_unknown_slot_and_pin_eof() {
     let refused = SimProber::new(&host.root)
         .probe(Path::new("/x.so"), 4, &pin)
         .unwrap_err();
+    assert!(matches!(refused, KeyError::PinRefused(_)), "{refused:?}");
+    let refused = refused.to_string();
     assert!(
         refused.contains("CKR_PIN_INCORRECT")
             && refused.contains("counter was incremented (now 2)"),

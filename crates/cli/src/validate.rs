@@ -40,7 +40,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
     };
     // A reader that went away (`| head`) does not change the verdict.
     if let Err(e) = printed
-        && !mkplan_engine::stdio::is_broken_pipe(&e)
+        && !is_broken_pipe(&e)
     {
         return Err(e.into());
     }
@@ -125,4 +125,17 @@ fn print_json(loaded: &[Loaded], failed: &dyn Fn(&Loaded) -> bool) -> anyhow::Re
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// Whether `error` (anywhere in its chain) is a write to a stream whose reader is gone.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
+            // serde_json's writer errors keep the io::Error to themselves.
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+    })
 }

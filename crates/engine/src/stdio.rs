@@ -23,19 +23,6 @@ pub fn err(args: Arguments<'_>) {
     let _ = std::io::stderr().lock().write_fmt(args);
 }
 
-/// Whether `error` (anywhere in its chain) is a write to a stream whose reader is gone.
-pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    let broken = Some(std::io::ErrorKind::BrokenPipe);
-    error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
-            // serde_json's writer errors keep the io::Error to themselves.
-            || cause
-                .downcast_ref::<serde_json::Error>()
-                .and_then(serde_json::Error::io_error_kind)
-                == broken
-    })
-}
-
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => {

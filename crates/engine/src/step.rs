@@ -12,7 +12,7 @@ use crate::events::{EventKind, StepRef};
 use crate::ports::host::{HostActions, HostView};
 use crate::ports::keys::KeyProber;
 use crate::ports::operator::Operator;
-use crate::ports::pins::PinReader;
+use crate::ports::pins::{PinError, PinReader};
 use crate::ports::tke::CheckpointActor;
 use crate::record::StepOutput;
 use crate::secret::{Pin, Pins};
@@ -77,11 +77,23 @@ pub trait Steps: Sync {
     fn describe_uncertain(&self, step: &Step, cx: &UncertainContext<'_>) -> Vec<String>;
     /// Why `--accept-step` must not take the uncertain step as done, if the host shows it
     /// is not.
-    fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), String>;
+    fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), AcceptRefused>;
     /// Why the run must not resume now on `host` (design rule 8: a migration tool runs
     /// against a token of the plan, or processes use a store a step left half-changed);
     /// empty when it may.
     fn refuse_resume(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Vec<String>;
+}
+
+/// Why `--accept-step` must not take an uncertain step as done: the step kind's own reason
+/// (its text is what the operator reads), kept whole.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct AcceptRefused(Box<dyn std::error::Error + Send + Sync>);
+
+impl AcceptRefused {
+    pub fn new(reason: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(reason))
+    }
 }
 
 /// What `resume` looks at when a step was left uncertain.
@@ -157,7 +169,7 @@ pub struct RunContext<'a> {
 
 impl<'a> RunContext<'a> {
     /// `token`'s PIN: the one the preflight verified, else read from its source now.
-    pub fn token_pin(&self, token: &Token) -> Result<TokenPin<'a>, String> {
+    pub fn token_pin(&self, token: &Token) -> Result<TokenPin<'a>, PinError> {
         let pins: &'a Pins = self.pins;
         match pins.get(&token.id) {
             Some(pin) => Ok(TokenPin::Verified(pin)),

@@ -49,7 +49,7 @@ impl LinuxHost {
             }
             Program::Argv(argv) => {
                 let program = tools::resolve(&self.root, &argv[0])
-                    .map_err(|e| CommandError::NotFound(PortError::new(e)))?;
+                    .map_err(|e| CommandError::NotFound(e.into()))?;
                 let mut c = Command::new(program);
                 c.args(&argv[1..]);
                 c
@@ -114,11 +114,11 @@ impl HostView for LinuxHost {
     }
 
     fn resolve_program(&self, program: &str) -> Result<PathBuf, PortError> {
-        tools::resolve(&self.root, program).map_err(PortError::new)
+        Ok(tools::resolve(&self.root, program)?)
     }
 
     fn runnable(&self, path: &Path) -> Result<(), PortError> {
-        tools::runnable(path).map_err(PortError::new)
+        Ok(tools::runnable(path)?)
     }
 
     fn check_trusted(&self, path: &Path, what: Trusted) -> Result<(), TrustError> {
@@ -126,7 +126,7 @@ impl HostView for LinuxHost {
     }
 
     fn pkcs11_module(&self, given: Option<&Path>) -> Result<PathBuf, PortError> {
-        tools::pkcs11_module(&self.root, given).map_err(PortError::new)
+        Ok(tools::pkcs11_module(&self.root, given)?)
     }
 
     fn dir_mode(&self, dir: &Path) -> Option<u32> {

@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use mkplan_engine::ports::operator::Operator;
-use mkplan_engine::ports::pins::PinReader;
+use mkplan_engine::ports::pins::{MAX_PIN_LEN, PinError, PinReader};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::secret::Pin;
 use mkplan_plan::model::PinSource;
@@ -24,78 +24,80 @@ impl PinSources {
 }
 
 impl PinReader for PinSources {
-    fn read(&self, source: &PinSource, operator: &dyn Operator, what: &str) -> Result<Pin, String> {
+    fn read(
+        &self,
+        source: &PinSource,
+        operator: &dyn Operator,
+        what: &str,
+    ) -> Result<Pin, PinError> {
         read(source, &self.root, operator, what)
     }
 }
-
-/// openCryptoki refuses PINs of 128 characters or more (reference 1.3).
-const MAX_PIN_LEN: usize = 127;
 
 pub fn read(
     source: &PinSource,
     root: &HostRoot,
     operator: &dyn Operator,
     what: &str,
-) -> Result<Pin, String> {
+) -> Result<Pin, PinError> {
+    let what = || what.to_owned();
     let pin = match source {
-        PinSource::Env(name) => operator.pin_variable(name).ok_or_else(|| {
-            format!("the {what} PIN comes from the environment variable `{name}`, which is not set (or not UTF-8)")
-        })?,
+        PinSource::Env(name) => operator
+            .pin_variable(name)
+            .ok_or_else(|| PinError::EnvUnset {
+                what: what(),
+                name: name.clone(),
+            })?,
         PinSource::File(path) => read_file(&root.path(path), path)?,
         PinSource::Prompt => {
             if !operator.interactive() {
-                return Err(format!(
-                    "the {what} PIN is to be typed at a prompt, but there is no terminal (hint: use `pin: {{env: …}}` or `{{file: …}}` for unattended runs)"
-                ));
+                return Err(PinError::NoTerminal { what: what() });
             }
             operator
-                .ask_secret(&format!("{what} USER PIN: "))
-                .ok_or_else(|| format!("no {what} PIN was entered"))?
+                .ask_secret(&format!("{} USER PIN: ", what()))
+                .ok_or_else(|| PinError::NotEntered { what: what() })?
                 .expose()
                 .to_owned()
         }
     };
     if pin.is_empty() {
-        return Err(format!("the {what} PIN is empty"));
+        return Err(PinError::Empty { what: what() });
     }
     if pin.len() > MAX_PIN_LEN || pin.contains(['\n', '\r', '\0']) {
-        return Err(format!(
-            "the {what} PIN is longer than {MAX_PIN_LEN} characters or contains a line break, which openCryptoki cannot take"
-        ));
+        return Err(PinError::Unusable { what: what() });
     }
     Ok(Pin::new(pin))
 }
 
 /// The first line of a file that must be a regular file of mode 0600 or 0400 owned by the
 /// user mkplan runs as.
-fn read_file(path: &Path, shown: &Path) -> Result<String, String> {
-    let meta = std::fs::symlink_metadata(path)
-        .map_err(|e| format!("cannot read the PIN file `{}`: {e}", shown.display()))?;
+fn read_file(path: &Path, shown: &Path) -> Result<String, PinError> {
+    let file = || shown.to_owned();
+    let meta = std::fs::symlink_metadata(path).map_err(|source| PinError::FileUnreadable {
+        file: file(),
+        source,
+    })?;
     if !meta.file_type().is_file() {
-        return Err(format!(
-            "the PIN file `{}` is not a regular file",
-            shown.display()
-        ));
+        return Err(PinError::FileNotRegular { file: file() });
     }
     let mode = meta.mode() & 0o777;
     if !matches!(mode, 0o600 | 0o400) {
-        return Err(format!(
-            "the PIN file `{}` has mode {mode:04o}; it must be 0600 or 0400 (hint: chmod 600 {})",
-            shown.display(),
-            shown.display()
-        ));
+        return Err(PinError::FileMode { file: file(), mode });
     }
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
-        return Err(format!(
-            "the PIN file `{}` is owned by uid {}, not by the user mkplan runs as (uid {me})",
-            shown.display(),
-            meta.uid()
-        ));
+        return Err(PinError::FileOwner {
+            file: file(),
+            owner: meta.uid(),
+            me,
+        });
     }
-    let text = mkplan_plan::input::read_to_string(path, mkplan_plan::input::PIN_FILE)
-        .map_err(|e| format!("cannot read the PIN file `{}`: {e}", shown.display()))?;
+    let text = mkplan_plan::input::read_to_string(path, mkplan_plan::input::PIN_FILE).map_err(
+        |source| PinError::FileUnreadable {
+            file: file(),
+            source,
+        },
+    )?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
@@ -114,14 +116,18 @@ mod tests {
         std::fs::write(&file, "S3cr3t-PIN-4711\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let source = PinSource::File("/pin".into());
-        let err = read(&source, &root, &Nobody, "token").unwrap_err();
+        let err = read(&source, &root, &Nobody, "token")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("0644") && !err.contains("S3cr3t"), "{err}");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(
             read(&source, &root, &Nobody, "token").unwrap().expose(),
             "S3cr3t-PIN-4711"
         );
-        let err = read(&PinSource::Prompt, &root, &Nobody, "token").unwrap_err();
+        let err = read(&PinSource::Prompt, &root, &Nobody, "token")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no terminal"));
         let err = read(
             &PinSource::Env("MKPLAN_TEST_UNSET_PIN_VAR".into()),
@@ -129,7 +135,8 @@ mod tests {
             &Nobody,
             "token",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("MKPLAN_TEST_UNSET_PIN_VAR"));
     }
 }

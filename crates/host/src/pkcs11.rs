@@ -28,7 +28,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use mkplan_engine::ports::keys::KeyProber;
+use mkplan_engine::ports::keys::{KeyError, KeyProber};
 use mkplan_engine::record::probe::Inventory;
 use mkplan_engine::secret::Pin;
 
@@ -145,12 +145,12 @@ fn login(session: &Session, target: Target<'_>, pin: &Pin) -> Result<(), Pkcs11E
 pub struct Pkcs11Prober;
 
 impl KeyProber for Pkcs11Prober {
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
-        probe(module, slot, pin).map_err(|e| e.to_string())
+    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, KeyError> {
+        Ok(probe(module, slot, pin)?)
     }
 
-    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String> {
-        verify_pin(module, slot, pin).map_err(|e| e.to_string())
+    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), KeyError> {
+        Ok(verify_pin(module, slot, pin)?)
     }
 }
 

@@ -59,7 +59,7 @@ fn command(root: &HostRoot, unit: &ServiceUnit<'_>, verb: Verb) -> Result<Comman
             Verb::IsActive => is_active.clone(),
         },
     };
-    let program = tools::resolve(root, &argv[0]).map_err(PortError::new)?;
+    let program = tools::resolve(root, &argv[0])?;
     let mut command = Command::new(program);
     command.args(&argv[1..]);
     for name in unit.scrub_env {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::pkcs11::{self, KeyRef};
-use mkplan_engine::ports::keys::TokenKeys;
+use mkplan_engine::ports::keys::{KeyError, TokenKeys};
 use mkplan_engine::secret::Pin;
 use mkplan_plan::model::Pkcs11KeyRef;
 
@@ -25,8 +25,8 @@ impl TokenKeys for Pkcs11Signer {
         slot: u64,
         key: &Pkcs11KeyRef,
         pin: &Pin,
-    ) -> Result<String, String> {
-        pkcs11::public_key_pem(module, slot, key_ref(key), pin).map_err(|e| e.to_string())
+    ) -> Result<String, KeyError> {
+        Ok(pkcs11::public_key_pem(module, slot, key_ref(key), pin)?)
     }
 
     fn sign_ecdsa_p256(
@@ -36,7 +36,13 @@ impl TokenKeys for Pkcs11Signer {
         key: &Pkcs11KeyRef,
         pin: &Pin,
         digest: &[u8; 32],
-    ) -> Result<Vec<u8>, String> {
-        pkcs11::sign_ecdsa_p256(module, slot, key_ref(key), pin, digest).map_err(|e| e.to_string())
+    ) -> Result<Vec<u8>, KeyError> {
+        Ok(pkcs11::sign_ecdsa_p256(
+            module,
+            slot,
+            key_ref(key),
+            pin,
+            digest,
+        )?)
     }
 }

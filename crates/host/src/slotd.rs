@@ -19,6 +19,19 @@ pub struct NotRunning {
     pub why: String,
 }
 
+/// Why a pid is not a live pkcsslotd: said after "names pid N, which".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NotTheDaemon {
+    #[error("does not exist")]
+    Gone,
+    #[error("has exited")]
+    Exited,
+    #[error("runs `{0}`, not pkcsslotd")]
+    Runs(String),
+    #[error("is `{0}`, not pkcsslotd")]
+    Named(String),
+}
+
 /// The running pkcsslotd of the host under `root`, with `/proc` at `proc_dir`.
 pub fn find(root: &HostRoot, proc_dir: &Path) -> Result<SlotDaemon, NotRunning> {
     let mut seen = Vec::new();
@@ -57,16 +70,15 @@ pub fn find(root: &HostRoot, proc_dir: &Path) -> Result<SlotDaemon, NotRunning> 
 /// The daemon's executable if `pid` is a live pkcsslotd: its `/proc/<pid>/exe` is named
 /// `pkcsslotd` or is the host's own `pkcsslotd` (a simulated host links its stand-in there).
 /// Without the right to read `exe` (another user's process), its `comm` decides.
-fn confirm(root: &HostRoot, proc_dir: &Path, pid: u32) -> Result<String, String> {
+fn confirm(root: &HostRoot, proc_dir: &Path, pid: u32) -> Result<String, NotTheDaemon> {
     let dir = proc_dir.join(pid.to_string());
-    let stat =
-        input::read(&dir.join("stat"), input::SMALL).map_err(|_| "does not exist".to_owned())?;
+    let stat = input::read(&dir.join("stat"), input::SMALL).map_err(|_| NotTheDaemon::Gone)?;
     let state = stat
         .iter()
         .rposition(|b| *b == b')')
         .and_then(|close| stat[close + 1..].iter().find(|b| **b != b' '));
     if matches!(state, Some(b'Z' | b'X' | b'x') | None) {
-        return Err("has exited".to_owned());
+        return Err(NotTheDaemon::Exited);
     }
     match fs::read_link(dir.join("exe")) {
         Ok(exe) => {
@@ -79,7 +91,7 @@ fn confirm(root: &HostRoot, proc_dir: &Path, pid: u32) -> Result<String, String>
             if named || hosts_own {
                 Ok(live.display().to_string())
             } else {
-                Err(format!("runs `{}`, not pkcsslotd", live.display()))
+                Err(NotTheDaemon::Runs(live.display().to_string()))
             }
         }
         Err(_) => {
@@ -87,7 +99,7 @@ fn confirm(root: &HostRoot, proc_dir: &Path, pid: u32) -> Result<String, String>
             if comm.trim() == "pkcsslotd" {
                 Ok("pkcsslotd (by its name; its executable cannot be read)".to_owned())
             } else {
-                Err(format!("is `{}`, not pkcsslotd", comm.trim()))
+                Err(NotTheDaemon::Named(comm.trim().to_owned()))
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mkplan_engine::ports::host::PortError;
 use mkplan_engine::ports::root::HostRoot;
 
 /// Where system tools live (`pkcsep11_migrate` is in sbin, reference 1.6).
@@ -25,6 +26,47 @@ const PKCS11_MODULES: &[&str] = &[
     "/usr/lib/opencryptoki/libopencryptoki.so",
 ];
 
+/// Why a program or module was not found, or cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("`{program}` does not exist under the host root `{}`", root.display())]
+    NotUnderRoot { program: String, root: PathBuf },
+    #[error("`{program}` is a relative path; write it absolute or as a bare name")]
+    Relative { program: String },
+    #[error(
+        "`{program}` is not on the system path ({}) under the host root `{}`",
+        SYSTEM_PATH.join(":"),
+        root.display()
+    )]
+    NotOnPath { program: String, root: PathBuf },
+    #[error(
+        "openCryptoki's libopencryptoki.so is not in any usual place ({}); name it with `module:`",
+        PKCS11_MODULES.join(", ")
+    )]
+    NoPkcs11Module,
+    #[error("`{}` is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+    #[error("`{}`: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` cannot be run by this user: {source}", path.display())]
+    NotExecutable {
+        path: PathBuf,
+        #[source]
+        source: rustix::io::Errno,
+    },
+}
+
+/// Through the host ports, in the same words.
+impl From<ToolError> for PortError {
+    fn from(error: ToolError) -> Self {
+        PortError::new(error.to_string())
+    }
+}
+
 /// `name` on the system path under `root`, if it exists.
 pub fn find(root: &HostRoot, name: &str) -> Option<PathBuf> {
     SYSTEM_PATH
@@ -35,35 +77,32 @@ pub fn find(root: &HostRoot, name: &str) -> Option<PathBuf> {
 
 /// The program for a plan's argv[0]: an absolute path is taken under the root, a bare name
 /// is looked up on the system path under the root.
-pub fn resolve(root: &HostRoot, program: &str) -> Result<PathBuf, String> {
+pub fn resolve(root: &HostRoot, program: &str) -> Result<PathBuf, ToolError> {
     if program.starts_with('/') {
         let path = root.path(program);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!(
-                "`{program}` does not exist under the host root `{}`",
-                root.dir().display()
-            ))
+            Err(ToolError::NotUnderRoot {
+                program: program.to_owned(),
+                root: root.dir().to_owned(),
+            })
         };
     }
     if program.contains('/') {
-        return Err(format!(
-            "`{program}` is a relative path; write it absolute or as a bare name"
-        ));
+        return Err(ToolError::Relative {
+            program: program.to_owned(),
+        });
     }
-    find(root, program).ok_or_else(|| {
-        format!(
-            "`{program}` is not on the system path ({}) under the host root `{}`",
-            SYSTEM_PATH.join(":"),
-            root.dir().display()
-        )
+    find(root, program).ok_or_else(|| ToolError::NotOnPath {
+        program: program.to_owned(),
+        root: root.dir().to_owned(),
     })
 }
 
 /// openCryptoki's PKCS#11 library: `given` (as the plan names it) under the root, else the
 /// first of the usual places that holds a file.
-pub fn pkcs11_module(root: &HostRoot, given: Option<&Path>) -> Result<PathBuf, String> {
+pub fn pkcs11_module(root: &HostRoot, given: Option<&Path>) -> Result<PathBuf, ToolError> {
     if let Some(module) = given {
         return Ok(root.path(module));
     }
@@ -71,18 +110,31 @@ pub fn pkcs11_module(root: &HostRoot, given: Option<&Path>) -> Result<PathBuf, S
         .iter()
         .map(|m| root.path(Path::new(m)))
         .find(|p| p.is_file())
-        .ok_or_else(|| format!("openCryptoki's libopencryptoki.so is not in any usual place ({}); name it with `module:`", PKCS11_MODULES.join(", ")))
+        .ok_or(ToolError::NoPkcs11Module)
 }
 
 /// Whether `path` is a regular file (through symlinks) that this user may execute.
-pub fn runnable(path: &Path) -> Result<(), String> {
+pub fn runnable(path: &Path) -> Result<(), ToolError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(format!("`{}` is not a regular file", path.display())),
-        Err(e) => return Err(format!("`{}`: {e}", path.display())),
+        Ok(_) => {
+            return Err(ToolError::NotAFile {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(ToolError::Unreadable {
+                path: path.to_owned(),
+                source,
+            });
+        }
     }
-    rustix::fs::access(path, rustix::fs::Access::EXEC_OK)
-        .map_err(|e| format!("`{}` cannot be run by this user: {e}", path.display()))
+    rustix::fs::access(path, rustix::fs::Access::EXEC_OK).map_err(|source| {
+        ToolError::NotExecutable {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

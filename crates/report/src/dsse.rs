@@ -142,17 +142,28 @@ impl Envelope {
         bytes
     }
 
-    pub fn payload_bytes(&self) -> Result<Vec<u8>, String> {
-        STANDARD
-            .decode(&self.payload)
-            .map_err(|e| format!("`payload` is not standard base64: {e}"))
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, NotBase64> {
+        STANDARD.decode(&self.payload).map_err(|source| NotBase64 {
+            field: "payload",
+            source,
+        })
     }
 }
 
-pub fn decode_signature(signature: &EnvelopeSignature) -> Result<Vec<u8>, String> {
-    STANDARD
-        .decode(&signature.sig)
-        .map_err(|e| format!("`signatures[0].sig` is not standard base64: {e}"))
+pub fn decode_signature(signature: &EnvelopeSignature) -> Result<Vec<u8>, NotBase64> {
+    STANDARD.decode(&signature.sig).map_err(|source| NotBase64 {
+        field: "signatures[0].sig",
+        source,
+    })
+}
+
+/// A field of the envelope that does not decode.
+#[derive(Debug, thiserror::Error)]
+#[error("`{field}` is not standard base64: {source}")]
+pub struct NotBase64 {
+    field: &'static str,
+    #[source]
+    source: base64::DecodeError,
 }
 
 #[cfg(test)]

@@ -35,9 +35,9 @@ use std::path::{Path, PathBuf};
 
 use crate::build::{Machine, build};
 use crate::dsse::{Envelope, PAYLOAD_TYPE, Statement, pae};
-use crate::sign::{ReportSigner, SigningPorts};
+use crate::sign::{ReportSigner, SignError, SigningPorts};
 use mkplan_engine::access::Access;
-use mkplan_engine::journal::read_verified;
+use mkplan_engine::journal::{JournalError, read_verified};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::rundir::{JOURNAL, PLAN_COPY, PLAN_DIGEST};
 use mkplan_plan::Plan;
@@ -47,6 +47,57 @@ pub const REPORT_SIG: &str = "report.json.sig";
 pub const REPORT_DSSE: &str = "report.dsse.json";
 pub const REPORT_HTML: &str = "report.html";
 pub const SIGNER_PUB: &str = "signer.pub.pem";
+
+/// Why no report was written (or not all of it). Each names the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot read the mode of `{}`: {source}", dir.display())]
+    RunDirMode {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the report directory `{}`: {source}", dir.display())]
+    CreateReportDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set the mode of `{}`: {source}", dir.display())]
+    SetMode {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create `{}`: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read `{}`: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`: {source}", file.display())]
+    Write {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot sync `{}`: {source}", dir.display())]
+    Sync {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// What [`generate`] wrote.
 #[derive(Debug, Clone)]
@@ -71,7 +122,7 @@ pub fn generate(
     plan: &Plan,
     run_dir: &Path,
     ports: &SigningPorts<'_>,
-) -> Result<Generated, String> {
+) -> Result<Generated, ReportError> {
     let signer = ReportSigner::for_plan(plan, ports)?;
     generate_with(plan, run_dir, ports.root, &signer)
 }
@@ -82,8 +133,8 @@ pub fn generate_with(
     run_dir: &Path,
     root: &HostRoot,
     signer: &ReportSigner,
-) -> Result<Generated, String> {
-    let journal = read_verified(&run_dir.join(JOURNAL)).map_err(|e| e.to_string())?;
+) -> Result<Generated, ReportError> {
+    let journal = read_verified(&run_dir.join(JOURNAL))?;
     let report = build(plan, &journal, &Machine::current(), signer.facts());
     let bytes = report.to_bytes();
     let signature = signer.sign(&bytes)?;
@@ -101,8 +152,10 @@ pub fn generate_with(
         (REPORT_JSON, bytes),
     ];
     // As private as the run directory (the report holds the key inventory).
-    let access = Access::inside(run_dir)
-        .map_err(|e| format!("cannot read the mode of `{}`: {e}", run_dir.display()))?;
+    let access = Access::inside(run_dir).map_err(|source| ReportError::RunDirMode {
+        dir: run_dir.to_owned(),
+        source,
+    })?;
     for (name, content) in &artefacts {
         write_atomically(&run_dir.join(name), content, &|file| access.apply(file))?;
     }
@@ -134,7 +187,7 @@ fn copy_package(
     target: &Path,
     artefacts: &[(&str, Vec<u8>)],
     mode: u32,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ReportError> {
     // Who may read a file may list its directory: r → r-x.
     let dir_mode = 0o700 | (mode & 0o044) | ((mode & 0o044) >> 2);
     let parent = target.parent().unwrap_or(target);
@@ -142,24 +195,38 @@ fn copy_package(
         .recursive(true)
         .mode(dir_mode)
         .create(parent)
-        .map_err(|e| {
-            format!(
-                "cannot create the report directory `{}`: {e}",
-                parent.display()
-            )
+        .map_err(|source| ReportError::CreateReportDir {
+            dir: parent.to_owned(),
+            source,
         })?;
     match fs::DirBuilder::new().mode(dir_mode).create(target) {
-        Ok(()) => fs::set_permissions(target, fs::Permissions::from_mode(dir_mode))
-            .map_err(|e| format!("cannot set the mode of `{}`: {e}", target.display()))?,
+        Ok(()) => {
+            fs::set_permissions(target, fs::Permissions::from_mode(dir_mode)).map_err(|source| {
+                ReportError::SetMode {
+                    dir: target.to_owned(),
+                    source,
+                }
+            })?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(format!("cannot create `{}`: {e}", target.display())),
+        Err(source) => {
+            return Err(ReportError::CreateDir {
+                dir: target.to_owned(),
+                source,
+            });
+        }
     }
     let apply = |file: &fs::File| file.set_permissions(fs::Permissions::from_mode(mode));
     for name in [JOURNAL, PLAN_COPY, PLAN_DIGEST] {
         let from = run_dir.join(name);
         if from.exists() {
-            let bytes = mkplan_plan::input::read(&from, mkplan_plan::input::JOURNAL)
-                .map_err(|e| format!("cannot read `{}`: {e}", from.display()))?;
+            let bytes =
+                mkplan_plan::input::read(&from, mkplan_plan::input::JOURNAL).map_err(|source| {
+                    ReportError::Read {
+                        file: from.clone(),
+                        source,
+                    }
+                })?;
             write_atomically(&target.join(name), &bytes, &apply)?;
         }
     }
@@ -175,9 +242,12 @@ pub(crate) fn write_atomically(
     path: &Path,
     bytes: &[u8],
     apply: &dyn Fn(&fs::File) -> std::io::Result<()>,
-) -> Result<(), String> {
+) -> Result<(), ReportError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
+    let fail = |source| ReportError::Write {
+        file: path.to_owned(),
+        source,
+    };
     let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     temp.write_all(bytes).map_err(fail)?;
     apply(temp.as_file()).map_err(fail)?;
@@ -185,5 +255,8 @@ pub(crate) fn write_atomically(
     temp.persist(path).map_err(|e| fail(e.error))?;
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| format!("cannot sync `{}`: {e}", dir.display()))
+        .map_err(|source| ReportError::Sync {
+            dir: dir.to_owned(),
+            source,
+        })
 }

@@ -384,23 +384,32 @@ impl RunReport {
         bytes
     }
 
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ReportParseError> {
         let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+            serde_json::from_slice(bytes).map_err(ReportParseError::NotJson)?;
         match value
             .get("report_version")
             .and_then(serde_json::Value::as_u64)
         {
             Some(v) if v == u64::from(REPORT_VERSION) => {}
-            Some(v) => {
-                return Err(format!(
-                    "report version {v} (this mkplan reads {REPORT_VERSION})"
-                ));
-            }
-            None => return Err("no `report_version`: not an mkplan run report".to_owned()),
+            Some(v) => return Err(ReportParseError::Version(v)),
+            None => return Err(ReportParseError::NoVersion),
         }
-        serde_json::from_value(value).map_err(|e| format!("not an mkplan run report: {e}"))
+        serde_json::from_value(value).map_err(ReportParseError::NotAReport)
     }
+}
+
+/// Why bytes are not a run report this mkplan reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportParseError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("report version {0} (this mkplan reads {REPORT_VERSION})")]
+    Version(u64),
+    #[error("no `report_version`: not an mkplan run report")]
+    NoVersion,
+    #[error("not an mkplan run report: {0}")]
+    NotAReport(#[source] serde_json::Error),
 }
 
 /// The report JSON Schema (draft 2020-12), as checked in at `schemas/report.schema.json`.

@@ -44,7 +44,7 @@ pub fn signing(
                 p.hold(what, describe_signer(&signer));
                 return Some(signer);
             }
-            Err(e) => p.problem(what, e),
+            Err(e) => p.problem(what, e.to_string()),
         }
         return None;
     }
@@ -59,7 +59,7 @@ pub fn signing(
                     key.algorithm().describe()
                 ),
             ),
-            Err(e) => p.problem(what, e),
+            Err(e) => p.problem(what, e.to_string()),
         },
         Some(SignKey::Pkcs11 {
             module, slot, key, ..

@@ -16,12 +16,86 @@ use p256::pkcs8::LineEnding;
 use sha2::{Digest, Sha256};
 
 use crate::model::SigningFacts;
-use mkplan_engine::ports::keys::TokenKeys;
+use mkplan_engine::ports::keys::{KeyError, TokenKeys};
 use mkplan_engine::ports::operator::Operator;
-use mkplan_engine::ports::pins::PinReader;
+use mkplan_engine::ports::pins::{PinError, PinReader};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::secret::Pin;
+use mkplan_engine::trust::TrustError;
 use mkplan_plan::model::{Pkcs11KeyRef, Plan, SignKey, StepKind};
+
+/// Why a report-signing key cannot be made, read or used. Each names the key as the plan
+/// does, never a PIN.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("no randomness for a new key: {0}")]
+    NoRandomness(String),
+    #[error("cannot encode the key: {0}")]
+    Encode(String),
+    #[error(
+        "the report-signing key is in slot {slot}, which is token `{token}` that this plan migrates (rule 5); sign with a key on another token or a key file"
+    )]
+    KeyInMigratedSlot { slot: u16, token: String },
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error("the report-signing key: {0}")]
+    TokenKey(#[source] KeyError),
+    #[error(transparent)]
+    PublicKey(#[from] NotAPublicKey),
+    #[error("signing on the token failed: {0}")]
+    TokenSign(#[source] KeyError),
+    #[error("cannot read the report-signing key `{}`: {source}", file.display())]
+    KeyFileUnreadable {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
+    #[error("the report-signing key `{}`: {reason}", file.display())]
+    KeyFile {
+        file: PathBuf,
+        #[source]
+        reason: KeyFormatError,
+    },
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+}
+
+/// A private key mkplan cannot take, and how to make one it can.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyFormatError {
+    #[error(
+        "it is an encrypted PKCS#8 key; mkplan needs it unencrypted (protected by its file mode): `openssl pkcs8 -in KEY -out NEW.pem` then `chmod 600 NEW.pem`"
+    )]
+    Encrypted,
+    #[error(
+        "it is a SEC1 `EC PRIVATE KEY`; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in KEY -out NEW.pem`"
+    )]
+    Sec1,
+    #[error(
+        "it is not a PEM PKCS#8 ECDSA P-256 or Ed25519 private key (`-----BEGIN PRIVATE KEY-----`; `mkplan keygen` makes one)"
+    )]
+    Unknown,
+}
+
+/// Text that is not a public key mkplan verifies with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a PEM ECDSA P-256 or Ed25519 public key (`-----BEGIN PUBLIC KEY-----`)")]
+pub struct NotAPublicKey;
+
+/// Why a signature does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("it is not a DER ECDSA signature")]
+    NotDer,
+    #[error("the ECDSA P-256 signature does not match")]
+    EcdsaMismatch,
+    #[error("an Ed25519 signature has 64 bytes, this one {0}")]
+    Ed25519Length(usize),
+    #[error("the Ed25519 signature does not match")]
+    Ed25519Mismatch,
+}
 
 /// A signature algorithm mkplan signs reports with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,14 +138,15 @@ pub enum SoftKey {
 
 impl SoftKey {
     /// A new random key of `algorithm`, from the operating system's random source.
-    pub fn generate(algorithm: Algorithm) -> Result<Self, String> {
+    pub fn generate(algorithm: Algorithm) -> Result<Self, SignError> {
+        let no_randomness = |e: &dyn std::fmt::Display| SignError::NoRandomness(e.to_string());
         match algorithm {
             Algorithm::EcdsaP256 => p256::ecdsa::SigningKey::try_generate()
                 .map(SoftKey::P256)
-                .map_err(|e| format!("no randomness for a new key: {e}")),
+                .map_err(|e| no_randomness(&e)),
             Algorithm::Ed25519 => <[u8; 32]>::try_generate()
                 .map(|seed| SoftKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)))
-                .map_err(|e| format!("no randomness for a new key: {e}")),
+                .map_err(|e| no_randomness(&e)),
         }
     }
 
@@ -83,13 +158,13 @@ impl SoftKey {
     }
 
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
-    pub fn private_pem(&self) -> Result<String, String> {
+    pub fn private_pem(&self) -> Result<String, SignError> {
         let pem = match self {
             SoftKey::P256(key) => key.to_pkcs8_pem(LineEnding::LF),
             SoftKey::Ed25519(key) => key.to_pkcs8_pem(LineEnding::LF),
         };
         pem.map(|p| p.as_str().to_owned())
-            .map_err(|e| format!("cannot encode the key: {e}"))
+            .map_err(|e| SignError::Encode(e.to_string()))
     }
 
     pub fn public(&self) -> PublicKey {
@@ -112,12 +187,12 @@ impl SoftKey {
 }
 
 /// Reads a PEM PKCS#8 private key: P-256 or Ed25519.
-pub fn parse_private_pem(text: &str) -> Result<SoftKey, String> {
+pub fn parse_private_pem(text: &str) -> Result<SoftKey, KeyFormatError> {
     if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-        return Err("it is an encrypted PKCS#8 key; mkplan needs it unencrypted (protected by its file mode): `openssl pkcs8 -in KEY -out NEW.pem` then `chmod 600 NEW.pem`".to_owned());
+        return Err(KeyFormatError::Encrypted);
     }
     if text.contains("-----BEGIN EC PRIVATE KEY-----") {
-        return Err("it is a SEC1 `EC PRIVATE KEY`; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in KEY -out NEW.pem`".to_owned());
+        return Err(KeyFormatError::Sec1);
     }
     if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_pem(text) {
         return Ok(SoftKey::P256(key));
@@ -125,7 +200,7 @@ pub fn parse_private_pem(text: &str) -> Result<SoftKey, String> {
     if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(text) {
         return Ok(SoftKey::Ed25519(key));
     }
-    Err("it is not a PEM PKCS#8 ECDSA P-256 or Ed25519 private key (`-----BEGIN PRIVATE KEY-----`; `mkplan keygen` makes one)".to_owned())
+    Err(KeyFormatError::Unknown)
 }
 
 /// A public key that verifies report signatures.
@@ -137,14 +212,14 @@ pub enum PublicKey {
 
 impl PublicKey {
     /// Reads a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`): P-256 or Ed25519.
-    pub fn from_pem(text: &str) -> Result<Self, String> {
+    pub fn from_pem(text: &str) -> Result<Self, NotAPublicKey> {
         if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
             return Ok(PublicKey::P256(key));
         }
         if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_pem(text) {
             return Ok(PublicKey::Ed25519(key));
         }
-        Err("not a PEM ECDSA P-256 or Ed25519 public key (`-----BEGIN PUBLIC KEY-----`)".to_owned())
+        Err(NotAPublicKey)
     }
 
     pub fn algorithm(&self) -> Algorithm {
@@ -177,23 +252,20 @@ impl PublicKey {
     }
 
     /// Checks `signature` over `message` (ECDSA: DER over SHA-256 of it; Ed25519: raw).
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), String> {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
         match self {
             PublicKey::P256(key) => {
                 let signature = p256::ecdsa::Signature::from_der(signature)
-                    .map_err(|_| "it is not a DER ECDSA signature".to_owned())?;
+                    .map_err(|_| SignatureError::NotDer)?;
                 key.verify(message, &signature)
-                    .map_err(|_| "the ECDSA P-256 signature does not match".to_owned())
+                    .map_err(|_| SignatureError::EcdsaMismatch)
             }
             PublicKey::Ed25519(key) => {
-                let bytes: [u8; 64] = signature.try_into().map_err(|_| {
-                    format!(
-                        "an Ed25519 signature has 64 bytes, this one {}",
-                        signature.len()
-                    )
-                })?;
+                let bytes: [u8; 64] = signature
+                    .try_into()
+                    .map_err(|_| SignatureError::Ed25519Length(signature.len()))?;
                 key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes))
-                    .map_err(|_| "the Ed25519 signature does not match".to_owned())
+                    .map_err(|_| SignatureError::Ed25519Mismatch)
             }
         }
     }
@@ -238,7 +310,7 @@ fn shown_key(key: &Pkcs11KeyRef) -> String {
 impl ReportSigner {
     /// The signer the plan's `report.sign` names (host paths under the root), or an
     /// ephemeral P-256 key. Every problem is found here, before anything is written.
-    pub fn for_plan(plan: &Plan, ports: &SigningPorts<'_>) -> Result<Self, String> {
+    pub fn for_plan(plan: &Plan, ports: &SigningPorts<'_>) -> Result<Self, SignError> {
         let root = ports.root;
         match &plan.report.sign {
             None => {
@@ -262,9 +334,10 @@ impl ReportSigner {
                 // Rule 5, re-checked here: validation guarantees it, but a signing key in a
                 // migrated domain would make the evidence depend on the change it records.
                 if let Some(token) = migrated_slot(plan, slot.get()) {
-                    return Err(format!(
-                        "the report-signing key is in slot {slot}, which is token `{token}` that this plan migrates (rule 5); sign with a key on another token or a key file"
-                    ));
+                    return Err(SignError::KeyInMigratedSlot {
+                        slot: slot.get(),
+                        token,
+                    });
                 }
                 let shown = format!("{} slot {slot} {}", module.display(), shown_key(key));
                 let module = root.path(module);
@@ -275,7 +348,7 @@ impl ReportSigner {
                 let pem = ports
                     .keys
                     .public_key_pem(&module, slot, key, &pin)
-                    .map_err(|e| format!("the report-signing key: {e}"))?;
+                    .map_err(SignError::TokenKey)?;
                 let public = PublicKey::from_pem(&pem)?;
                 Ok(Self {
                     key: KeySource::Pkcs11 {
@@ -321,7 +394,7 @@ impl ReportSigner {
     }
 
     /// Signs `message`: DER ECDSA over SHA-256 of it, or raw Ed25519.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         match &self.key {
             KeySource::Soft(key) => Ok(key.sign(message)),
             KeySource::Pkcs11 {
@@ -333,7 +406,7 @@ impl ReportSigner {
             } => {
                 let digest: [u8; 32] = Sha256::digest(message).into();
                 keys.sign_ecdsa_p256(module, *slot, key, pin, &digest)
-                    .map_err(|e| format!("signing on the token failed: {e}"))
+                    .map_err(SignError::TokenSign)
             }
         }
     }
@@ -354,24 +427,20 @@ fn migrated_slot(plan: &Plan, slot: u16) -> Option<String> {
 /// Reads a key file that nobody but its owner can read, and that nobody but root or the
 /// operator can change ([`mkplan_engine::trust`]). `shown` is the path as the plan names it (the
 /// file itself may sit under a host root, which refusals name: that is what to chmod).
-pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, String> {
+pub fn read_key_file(path: &Path, shown: &Path) -> Result<SoftKey, SignError> {
+    let unreadable = |source| SignError::KeyFileUnreadable {
+        file: shown.to_owned(),
+        source,
+    };
     // A key that is not there is said as the plan names it; who may write it, only then.
-    std::fs::metadata(path).map_err(|e| {
-        format!(
-            "cannot read the report-signing key `{}`: {e}",
-            shown.display()
-        )
-    })?;
-    mkplan_engine::trust::check(path, mkplan_engine::trust::Trusted::SigningKey)
-        .map_err(|e| e.to_string())?;
-    let text = mkplan_plan::input::read_to_string(path, mkplan_plan::input::KEY).map_err(|e| {
-        format!(
-            "cannot read the report-signing key `{}`: {e}",
-            shown.display()
-        )
-    })?;
-    parse_private_pem(&text)
-        .map_err(|e| format!("the report-signing key `{}`: {e}", shown.display()))
+    std::fs::metadata(path).map_err(unreadable)?;
+    mkplan_engine::trust::check(path, mkplan_engine::trust::Trusted::SigningKey)?;
+    let text =
+        mkplan_plan::input::read_to_string(path, mkplan_plan::input::KEY).map_err(unreadable)?;
+    parse_private_pem(&text).map_err(|reason| SignError::KeyFile {
+        file: shown.to_owned(),
+        reason,
+    })
 }
 
 #[cfg(test)]
@@ -401,7 +470,10 @@ mod tests {
         let key = SoftKey::generate(Algorithm::EcdsaP256).unwrap();
         std::fs::write(&path, key.private_pem().unwrap()).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let error = read_key_file(&path, Path::new("/etc/k.pem")).err().unwrap();
+        let error = read_key_file(&path, Path::new("/etc/k.pem"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             error.contains("0640") && error.contains(&format!("chmod 600 {}", path.display())),
             "{error}"
@@ -414,7 +486,8 @@ mod tests {
     fn other_key_formats_are_named() {
         let error = parse_private_pem("-----BEGIN EC PRIVATE KEY-----\n")
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(error.contains("openssl pkcs8 -topk8"), "{error}");
         assert!(parse_private_pem("hello").is_err());
         assert!(PublicKey::from_pem("hello").is_err());

@@ -14,9 +14,9 @@ use crate::sign::{Algorithm, SigningPorts, SoftKey};
 use crate::verify::verify;
 use mkplan_engine::events::{ApprovalMethod, EventKind, Outcome, StepRef};
 use mkplan_engine::journal::{Journal, read_verified};
-use mkplan_engine::ports::keys::TokenKeys;
+use mkplan_engine::ports::keys::{KeyError, TokenKeys};
 use mkplan_engine::ports::operator::{Nobody, Operator};
-use mkplan_engine::ports::pins::PinReader;
+use mkplan_engine::ports::pins::{PinError, PinReader};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::record::StepData;
 use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};
@@ -323,8 +323,10 @@ fn run_dir() -> (tempfile::TempDir, PathBuf, HostRoot, Plan) {
 struct NoTokens;
 
 impl PinReader for NoTokens {
-    fn read(&self, _: &PinSource, _: &dyn Operator, what: &str) -> Result<Pin, String> {
-        Err(format!("no {what} PIN in this test"))
+    fn read(&self, _: &PinSource, _: &dyn Operator, what: &str) -> Result<Pin, PinError> {
+        Err(PinError::NotEntered {
+            what: what.to_owned(),
+        })
     }
 }
 
@@ -335,8 +337,8 @@ impl TokenKeys for NoTokens {
         _: u64,
         _: &Pkcs11KeyRef,
         _: &Pin,
-    ) -> Result<String, String> {
-        Err("no token in this test".to_owned())
+    ) -> Result<String, KeyError> {
+        Err(KeyError::Token("no token in this test".into()))
     }
 
     fn sign_ecdsa_p256(
@@ -346,8 +348,8 @@ impl TokenKeys for NoTokens {
         _: &Pkcs11KeyRef,
         _: &Pin,
         _: &[u8; 32],
-    ) -> Result<Vec<u8>, String> {
-        Err("no token in this test".to_owned())
+    ) -> Result<Vec<u8>, KeyError> {
+        Err(KeyError::Token("no token in this test".into()))
     }
 }
 

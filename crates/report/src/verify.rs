@@ -9,15 +9,114 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::dsse::NotBase64;
 use crate::dsse::{
     Envelope, PAYLOAD_TYPE, PREDICATE_TYPE, Predicate, STATEMENT_TYPE, SUBJECT, Statement,
     decode_signature, pae,
 };
-use crate::model::RunReport;
-use crate::sign::PublicKey;
+use crate::model::{ReportParseError, RunReport};
+use crate::sign::{NotAPublicKey, PublicKey, SignatureError};
 use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
-use mkplan_engine::journal::read_verified;
+use mkplan_engine::journal::{JournalError, read_verified};
 use mkplan_engine::rundir::PLAN_COPY;
+
+/// Why a check does not hold: the precise reason an auditor reads.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read `{name}`: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the public key `{}`: {source}", path.display())]
+    KeyUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the public key `{}`: {source}", path.display())]
+    NotAKey {
+        path: PathBuf,
+        #[source]
+        source: NotAPublicKey,
+    },
+    #[error("{REPORT_SIG} does not verify over {REPORT_JSON} with {key}: {source}")]
+    Signature {
+        key: String,
+        #[source]
+        source: SignatureError,
+    },
+    #[error("{REPORT_JSON}: {0}")]
+    Report(#[source] ReportParseError),
+    #[error("{REPORT_DSSE} is not a DSSE envelope: {0}")]
+    NotAnEnvelope(#[source] serde_json::Error),
+    #[error("{REPORT_DSSE} is not byte for byte as mkplan writes it: it was edited")]
+    EnvelopeEdited,
+    #[error("payloadType is `{0}`, not `{PAYLOAD_TYPE}`")]
+    PayloadType(String),
+    #[error("the envelope has {0} signatures; mkplan writes exactly one")]
+    SignatureCount(usize),
+    #[error("the envelope's keyid {envelope} is not the verifying key's id {key}")]
+    KeyId { envelope: String, key: String },
+    #[error(transparent)]
+    Base64(#[from] NotBase64),
+    #[error("the envelope's signature over the PAE does not verify: {0}")]
+    EnvelopeSignature(#[source] SignatureError),
+    #[error("the payload is not an in-toto Statement: {0}")]
+    NotAStatement(#[source] serde_json::Error),
+    #[error(
+        "the statement is `{statement_type}` / `{predicate_type}`, not `{STATEMENT_TYPE}` / `{PREDICATE_TYPE}`"
+    )]
+    StatementType {
+        statement_type: String,
+        predicate_type: String,
+    },
+    #[error(
+        "the statement's subject is `{name}` sha256 {recorded}, but {REPORT_JSON} has sha256 {digest}"
+    )]
+    Subject {
+        name: String,
+        recorded: String,
+        digest: String,
+    },
+    #[error("the statement has {0} subjects; mkplan writes exactly one")]
+    SubjectCount(usize),
+    #[error(
+        "the statement's predicate (run, outcome, plan digest, journal head) differs from {REPORT_JSON}"
+    )]
+    Predicate,
+    #[error(
+        "the report names the journal `{0}`, which is not a plain path inside the report's directory"
+    )]
+    JournalPath(String),
+    #[error("the hash chain does not hold: {0}")]
+    Chain(#[source] JournalError),
+    #[error("`{0}` ends in a torn line (bytes after the last complete event)")]
+    TornTail(String),
+    #[error(
+        "`{path}` has {events} events ending in {head}, but the report records {recorded_events} events ending in {recorded_head}"
+    )]
+    JournalDiffers {
+        path: String,
+        events: u64,
+        head: String,
+        recorded_events: u64,
+        recorded_head: String,
+    },
+    #[error("`{path}` event {seq} belongs to run `{run}`, not `{expected}`")]
+    ForeignEvent {
+        path: String,
+        seq: u64,
+        run: String,
+        expected: String,
+    },
+    #[error("{PLAN_COPY} has sha256 {digest}, but the report records {recorded}")]
+    PlanDigest { digest: String, recorded: String },
+    /// A check that needs `report.json`, which did not read.
+    #[error("not checked: {REPORT_JSON} is unreadable")]
+    ReportUnreadable,
+}
 
 /// One check and its result.
 #[derive(Debug, Clone)]
@@ -69,26 +168,28 @@ impl Verification {
     }
 }
 
-pub(crate) fn check(name: &'static str, result: Result<String, String>) -> Check {
-    match result {
-        Ok(detail) => Check {
-            name,
-            ok: true,
-            detail,
-            note: None,
-        },
-        Err(detail) => Check {
-            name,
-            ok: false,
-            detail,
-            note: None,
-        },
+/// A check from what it found, or why it does not hold (an earlier check's reason may be
+/// given again, so anything that reads as a reason will do).
+pub(crate) fn check(name: &'static str, result: Result<String, impl std::fmt::Display>) -> Check {
+    let (ok, detail) = match result {
+        Ok(detail) => (true, detail),
+        Err(reason) => (false, reason.to_string()),
+    };
+    Check {
+        name,
+        ok,
+        detail,
+        note: None,
     }
 }
 
-pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
-    mkplan_plan::input::read(&dir.join(name), mkplan_plan::input::REPORT)
-        .map_err(|e| format!("cannot read `{name}`: {e}"))
+pub(crate) fn read(dir: &Path, name: &str) -> Result<Vec<u8>, VerifyError> {
+    mkplan_plan::input::read(&dir.join(name), mkplan_plan::input::REPORT).map_err(|source| {
+        VerifyError::Read {
+            name: name.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Verifies the report in `dir`, with `key` or else the `signer.pub.pem` beside it.
@@ -111,9 +212,13 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
                             public.key_id()
                         )
                     })
-                    .map_err(|e| format!("{REPORT_SIG} does not verify over {REPORT_JSON} with {source}: {e}"))
-            }),
-            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                    .map_err(|e| VerifyError::Signature {
+                        key: source.clone(),
+                        source: e,
+                    })
+            })
+            .map_err(|e| e.to_string()),
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
         },
     );
     if signature.ok && key.is_none() {
@@ -136,11 +241,11 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
     let report = report_bytes.and_then(|b| {
         RunReport::from_bytes(&b)
             .map(|r| (r, b))
-            .map_err(|e| format!("{REPORT_JSON}: {e}"))
+            .map_err(VerifyError::Report)
     });
     checks.push(check(
         "report",
-        report.as_ref().map_err(Clone::clone).map(|(r, _)| {
+        report.as_ref().map(|(r, _)| {
             format!(
                 "{REPORT_JSON} is an mkplan run report, version {}: run {}, {}",
                 r.report_version, r.run.id, r.run.outcome
@@ -152,8 +257,10 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
     checks.push(check(
         "envelope",
         match (&report, &public) {
-            (Ok((report, bytes)), Ok((public, _))) => envelope(dir, report, bytes, public),
-            (Err(_), _) => Err(format!("not checked: {REPORT_JSON} is unreadable")),
+            (Ok((report, bytes)), Ok((public, _))) => {
+                envelope(dir, report, bytes, public).map_err(|e| e.to_string())
+            }
+            (Err(_), _) => Err(VerifyError::ReportUnreadable.to_string()),
             (_, Err(e)) => Err(format!("not checked: {e}")),
         },
     ));
@@ -163,7 +270,7 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
         "journal",
         match &report {
             Ok((report, _)) => journal(dir, report),
-            Err(_) => Err(format!("not checked: {REPORT_JSON} is unreadable")),
+            Err(_) => Err(VerifyError::ReportUnreadable),
         },
     ));
 
@@ -172,7 +279,7 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
         "plan",
         match &report {
             Ok((report, _)) => plan(dir, report),
-            Err(_) => Err(format!("not checked: {REPORT_JSON} is unreadable")),
+            Err(_) => Err(VerifyError::ReportUnreadable),
         },
     ));
     Verification {
@@ -182,7 +289,7 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
 }
 
 /// The public key and how to name where it came from.
-pub(crate) fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), String> {
+pub(crate) fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), VerifyError> {
     let (path, source) = match key {
         Some(path) => (path.to_owned(), format!("--key {}", path.display())),
         None => (
@@ -190,10 +297,15 @@ pub(crate) fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, Str
             format!("{SIGNER_PUB} beside the report"),
         ),
     };
-    let text = mkplan_plan::input::read_to_string(&path, mkplan_plan::input::KEY)
-        .map_err(|e| format!("cannot read the public key `{}`: {e}", path.display()))?;
-    let public = PublicKey::from_pem(&text)
-        .map_err(|e| format!("the public key `{}`: {e}", path.display()))?;
+    let text =
+        mkplan_plan::input::read_to_string(&path, mkplan_plan::input::KEY).map_err(|source| {
+            VerifyError::KeyUnreadable {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    let public =
+        PublicKey::from_pem(&text).map_err(|source| VerifyError::NotAKey { path, source })?;
     Ok((public, source))
 }
 
@@ -202,33 +314,23 @@ fn envelope(
     report: &RunReport,
     report_bytes: &[u8],
     public: &PublicKey,
-) -> Result<String, String> {
+) -> Result<String, VerifyError> {
     let bytes = read(dir, REPORT_DSSE)?;
-    let envelope: Envelope = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{REPORT_DSSE} is not a DSSE envelope: {e}"))?;
+    let envelope: Envelope = serde_json::from_slice(&bytes).map_err(VerifyError::NotAnEnvelope)?;
     if envelope.to_bytes() != bytes {
-        return Err(format!(
-            "{REPORT_DSSE} is not byte for byte as mkplan writes it: it was edited"
-        ));
+        return Err(VerifyError::EnvelopeEdited);
     }
     if envelope.payload_type != PAYLOAD_TYPE {
-        return Err(format!(
-            "payloadType is `{}`, not `{PAYLOAD_TYPE}`",
-            envelope.payload_type
-        ));
+        return Err(VerifyError::PayloadType(envelope.payload_type.clone()));
     }
     let [signature] = envelope.signatures.as_slice() else {
-        return Err(format!(
-            "the envelope has {} signatures; mkplan writes exactly one",
-            envelope.signatures.len()
-        ));
+        return Err(VerifyError::SignatureCount(envelope.signatures.len()));
     };
     if signature.keyid != public.key_id() {
-        return Err(format!(
-            "the envelope's keyid {} is not the verifying key's id {}",
-            signature.keyid,
-            public.key_id()
-        ));
+        return Err(VerifyError::KeyId {
+            envelope: signature.keyid.clone(),
+            key: public.key_id(),
+        });
     }
     let payload = envelope.payload_bytes()?;
     public
@@ -236,73 +338,65 @@ fn envelope(
             &pae(&envelope.payload_type, &payload),
             &decode_signature(signature)?,
         )
-        .map_err(|e| format!("the envelope's signature over the PAE does not verify: {e}"))?;
-    let statement: Statement = serde_json::from_slice(&payload)
-        .map_err(|e| format!("the payload is not an in-toto Statement: {e}"))?;
+        .map_err(VerifyError::EnvelopeSignature)?;
+    let statement: Statement =
+        serde_json::from_slice(&payload).map_err(VerifyError::NotAStatement)?;
     if statement.statement_type != STATEMENT_TYPE || statement.predicate_type != PREDICATE_TYPE {
-        return Err(format!(
-            "the statement is `{}` / `{}`, not `{STATEMENT_TYPE}` / `{PREDICATE_TYPE}`",
-            statement.statement_type, statement.predicate_type
-        ));
+        return Err(VerifyError::StatementType {
+            statement_type: statement.statement_type,
+            predicate_type: statement.predicate_type,
+        });
     }
     let digest = hex::encode(Sha256::digest(report_bytes));
     match statement.subject.as_slice() {
         [subject] if subject.name == SUBJECT && subject.digest.sha256 == digest => {}
         [subject] => {
-            return Err(format!(
-                "the statement's subject is `{}` sha256 {}, but {REPORT_JSON} has sha256 {digest}",
-                subject.name, subject.digest.sha256
-            ));
+            return Err(VerifyError::Subject {
+                name: subject.name.clone(),
+                recorded: subject.digest.sha256.clone(),
+                digest,
+            });
         }
-        other => {
-            return Err(format!(
-                "the statement has {} subjects; mkplan writes exactly one",
-                other.len()
-            ));
-        }
+        other => return Err(VerifyError::SubjectCount(other.len())),
     }
     if statement.predicate != Predicate::of(report) {
-        return Err(format!(
-            "the statement's predicate (run, outcome, plan digest, journal head) differs from {REPORT_JSON}"
-        ));
+        return Err(VerifyError::Predicate);
     }
     Ok(format!(
         "{REPORT_DSSE} is signed by the same key and its in-toto statement names {REPORT_JSON} sha256 {digest}"
     ))
 }
 
-fn journal(dir: &Path, report: &RunReport) -> Result<String, String> {
+fn journal(dir: &Path, report: &RunReport) -> Result<String, VerifyError> {
     let relative = Path::new(&report.journal.path);
     if relative.is_absolute()
         || relative
             .components()
             .any(|c| !matches!(c, Component::Normal(_)))
     {
-        return Err(format!(
-            "the report names the journal `{}`, which is not a plain path inside the report's directory",
-            report.journal.path
-        ));
+        return Err(VerifyError::JournalPath(report.journal.path.clone()));
     }
-    let verified = read_verified(&dir.join(relative))
-        .map_err(|e| format!("the hash chain does not hold: {e}"))?;
+    let verified = read_verified(&dir.join(relative)).map_err(VerifyError::Chain)?;
     if verified.torn_tail_at.is_some() {
-        return Err(format!(
-            "`{}` ends in a torn line (bytes after the last complete event)",
-            report.journal.path
-        ));
+        return Err(VerifyError::TornTail(report.journal.path.clone()));
     }
     let events = verified.entries.len() as u64;
     if events != report.journal.events || verified.head != report.journal.head {
-        return Err(format!(
-            "`{}` has {events} events ending in {}, but the report records {} events ending in {}",
-            report.journal.path, verified.head, report.journal.events, report.journal.head
-        ));
+        return Err(VerifyError::JournalDiffers {
+            path: report.journal.path.clone(),
+            events,
+            head: verified.head,
+            recorded_events: report.journal.events,
+            recorded_head: report.journal.head.clone(),
+        });
     }
     if let Some(other) = verified.entries.iter().find(|e| e.run != report.run.id) {
-        return Err(format!(
-            "`{}` event {} belongs to run `{}`, not `{}`",
-            report.journal.path, other.seq, other.run, report.run.id
-        ));
+        return Err(VerifyError::ForeignEvent {
+            path: report.journal.path.clone(),
+            seq: other.seq,
+            run: other.run.clone(),
+            expected: report.run.id.clone(),
+        });
     }
     Ok(format!(
         "the hash chain of {} recomputes: {events} events, head {}",
@@ -310,7 +404,7 @@ fn journal(dir: &Path, report: &RunReport) -> Result<String, String> {
     ))
 }
 
-fn plan(dir: &Path, report: &RunReport) -> Result<String, String> {
+fn plan(dir: &Path, report: &RunReport) -> Result<String, VerifyError> {
     let path = dir.join(PLAN_COPY);
     if !path.exists() {
         return Ok(format!(
@@ -319,10 +413,10 @@ fn plan(dir: &Path, report: &RunReport) -> Result<String, String> {
     }
     let digest = hex::encode(Sha256::digest(read(dir, PLAN_COPY)?));
     if digest != report.plan.sha256 {
-        return Err(format!(
-            "{PLAN_COPY} has sha256 {digest}, but the report records {}",
-            report.plan.sha256
-        ));
+        return Err(VerifyError::PlanDigest {
+            digest,
+            recorded: report.plan.sha256.clone(),
+        });
     }
     Ok(format!("{PLAN_COPY} has the recorded sha256 {digest}"))
 }

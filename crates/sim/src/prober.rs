@@ -18,7 +18,7 @@ use crate::store::SimObject;
 use crate::store::{self, Login};
 use crate::token::{agreed_current_wk, by_slot};
 use crate::{canonical_root, keyuse, procs, state};
-use mkplan_engine::ports::keys::KeyProber;
+use mkplan_engine::ports::keys::{KeyError, KeyProber};
 use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};
 use mkplan_engine::secret::Pin;
 
@@ -44,32 +44,35 @@ impl SimProber {
         module_name: &str,
         slot: u64,
         pin: &Pin,
-    ) -> Result<(crate::state::SimState, PathBuf), String> {
+    ) -> Result<(crate::state::SimState, PathBuf), KeyError> {
+        let token_error = |message: String| KeyError::Token(message.into());
         let root = &self.root;
         if procs::slotd_running(root).is_none() {
-            return Err(format!(
+            return Err(token_error(format!(
                 "`{module_name}`: C_Initialize failed: CKR_GENERAL_ERROR (the slot manager daemon pkcsslotd is not running on the simulated host)"
-            ));
+            )));
         }
-        let state = state::load(root).map_err(|e| e.to_string())?;
+        let state = state::load(root).map_err(|e| KeyError::Token(e.into()))?;
         let token = by_slot(root, &state, slot).ok_or_else(|| {
             let present: Vec<String> = state.tokens.values().map(|t| t.slot.to_string()).collect();
-            format!(
+            token_error(format!(
                 "`{module_name}` has no slot {slot} (slots present: {})",
                 present.join(", ")
-            )
+            ))
         })?;
         if let Some(reason) = not_present_reason(root, &state, token.record) {
-            return Err(format!(
+            return Err(token_error(format!(
                 "`{module_name}` slot {slot}: C_OpenSession failed: CKR_TOKEN_NOT_PRESENT (openCryptoki does not start the EP11 token: {reason})"
-            ));
+            )));
         }
-        match store::login(root, &token.store, pin.expose()).map_err(|e| e.to_string())? {
+        match store::login(root, &token.store, pin.expose())
+            .map_err(|e| KeyError::Token(e.into()))?
+        {
             Login::Ok => {}
             Login::Incorrect(failures) => {
-                return Err(format!(
+                return Err(KeyError::PinRefused(format!(
                     "`{module_name}` slot {slot}: C_Login failed: CKR_PIN_INCORRECT; the token's failed-login counter was incremented (now {failures})"
-                ));
+                ).into()));
             }
         }
         let store = token.store;
@@ -78,26 +81,26 @@ impl SimProber {
 }
 
 impl KeyProber for SimProber {
-    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), String> {
+    fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), KeyError> {
         self.login(&module.display().to_string(), slot, pin)
             .map(drop)
     }
 
     /// `module` is only named in the inventory and messages: the simulated token is reached
     /// through the simulator's files, not through a library.
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, String> {
+    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, KeyError> {
         let module_name = module.display().to_string();
         let (state, store) = self.login(&module_name, slot, pin)?;
         let token = crate::token::all(&self.root, &state)
             .into_iter()
             .find(|t| t.store == store)
-            .ok_or("the token is gone")?;
+            .ok_or_else(|| KeyError::Token("the token is gone".into()))?;
         let current = agreed_current_wk(&state, token.record);
         // A CCA token, or a token in a concurrent MK change: each APQN judges the key.
         let operation = crate::mkchange_ops::active_for_slot(&self.root, slot).is_some();
         let per_apqn = token.record.kind == TokenKind::Cca || operation;
         let mut objects: Vec<ObjectInfo> = store::read_objects(&store)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| KeyError::Token(e.into()))?
             .into_iter()
             .map(|stored| {
                 let object = stored.object;

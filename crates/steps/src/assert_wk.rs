@@ -62,7 +62,7 @@ impl Kind for AssertWkKind {
                         "does not hold yet, as expected before the earlier TKE checkpoint: {problems}"
                     ))
                 } else {
-                    CheckReport::Blocked(problems)
+                    CheckReport::Blocked(problems.to_string())
                 }
             }
         }

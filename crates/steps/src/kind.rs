@@ -4,7 +4,8 @@
 
 use mkplan_engine::record::StepOutput;
 use mkplan_engine::step::{
-    CheckContext, CheckReport, Interruption, RunContext, StepError, StepSuccess, UncertainContext,
+    AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, StepError, StepSuccess,
+    UncertainContext,
 };
 
 /// One step kind.
@@ -26,7 +27,7 @@ pub(crate) trait Kind {
         Vec::new()
     }
     /// Why `--accept-step` must not take an uncertain attempt as done, if it must not.
-    fn refuse_accept(_: &Self::Args, _: &UncertainContext<'_>) -> Result<(), String> {
+    fn refuse_accept(_: &Self::Args, _: &UncertainContext<'_>) -> Result<(), AcceptRefused> {
         Ok(())
     }
 }
@@ -69,16 +70,16 @@ pub(crate) enum Failed<O> {
 }
 
 impl<O> Failed<O> {
-    pub fn step(message: impl Into<String>) -> Self {
+    pub fn step(message: impl std::fmt::Display) -> Self {
         Failed::Step {
-            message: message.into(),
+            message: message.to_string(),
             output: None,
         }
     }
 
-    pub fn with(message: impl Into<String>, output: O) -> Self {
+    pub fn with(message: impl std::fmt::Display, output: O) -> Self {
         Failed::Step {
-            message: message.into(),
+            message: message.to_string(),
             output: Some(Box::new(output)),
         }
     }

@@ -7,19 +7,22 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use crate::guards::GuardError;
 use crate::guards::backup::{restore_verified, this_runs_backup};
 use crate::guards::tools::refuse_while_tools_run;
 use crate::guards::users::{describe_users, token_users};
 use crate::guards::wk::read_and_evaluate;
 use crate::kind::{Done, Failed, Kind, KindResult};
-use mkplan_engine::ports::host::{HostView, PtyCommand, PtyError};
+use mkplan_engine::ports::host::{HostView, PortError, PtyCommand, PtyError, StoreDrift};
 use mkplan_engine::record::backup::RestoreOutput;
 use mkplan_engine::record::migrate::{MigrateOutput, MigratePreflight, ToolRun};
 use mkplan_engine::record::users::ScanSummary;
 use mkplan_engine::state::RunState;
-use mkplan_engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
-use mkplan_engine::trust::Trusted;
-use mkplan_plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token};
+use mkplan_engine::step::{
+    AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, UncertainContext,
+};
+use mkplan_engine::trust::{TrustError, Trusted};
+use mkplan_plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token, TokenId};
 
 mod dialog;
 mod outcome;
@@ -52,24 +55,44 @@ impl Kind for MigrateKind {
         describe_uncertain(step, cx)
     }
 
-    fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
-        refuse_accept(step, cx)
+    fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), AcceptRefused> {
+        refuse_accept(step, cx).map_err(AcceptRefused::new)
     }
+}
+
+/// Why the migration is refused before its tool starts.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateRefused {
+    #[error(transparent)]
+    Host(#[from] PortError),
+    #[error(
+        "`pkcsep11_migrate` is not installed (not on the system path under the host root); install openCryptoki's EP11 tools or name it with `tool:`"
+    )]
+    NoTool,
+    #[error(transparent)]
+    Untrusted(#[from] TrustError),
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error(
+        "{count} process(es) still use a token, so the migration is refused before the tool starts: {users}"
+    )]
+    TokenUsers { count: usize, users: String },
+    #[error("this run has no verified backup of token `{0}`; the migration is refused")]
+    NoBackup(TokenId),
+    #[error(transparent)]
+    Drifted(#[from] StoreDrift),
 }
 
 /// The tool: as the step names it, else `pkcsep11_migrate` on the system path, under the
 /// host root; nobody but root or the operator may be able to change it (it gets the PIN).
-pub fn tool_path(host: &dyn HostView, step: &MigrateStep) -> Result<PathBuf, String> {
+pub fn tool_path(host: &dyn HostView, step: &MigrateStep) -> Result<PathBuf, MigrateRefused> {
     let tool = match &step.tool {
-        Some(tool) => host
-            .resolve_program(&tool.display().to_string())
-            .map_err(|e| e.to_string()),
-        None => host.find_program("pkcsep11_migrate").ok_or_else(|| {
-            "`pkcsep11_migrate` is not installed (not on the system path under the host root); install openCryptoki's EP11 tools or name it with `tool:`".to_owned()
-        }),
-    }?;
-    host.check_trusted(&tool, Trusted::Tool)
-        .map_err(|e| e.to_string())?;
+        Some(tool) => host.resolve_program(&tool.display().to_string())?,
+        None => host
+            .find_program("pkcsep11_migrate")
+            .ok_or(MigrateRefused::NoTool)?,
+    };
+    host.check_trusted(&tool, Trusted::Tool)?;
     Ok(tool)
 }
 
@@ -78,9 +101,9 @@ fn preflight(
     cx: &mut RunContext<'_>,
     step: &MigrateStep,
     token: &Token,
-) -> Result<MigratePreflight, String> {
+) -> Result<MigratePreflight, MigrateRefused> {
     // pkcsslotd must run: the tool goes through libopencryptoki (reference 3.4).
-    let daemon = cx.host.slot_daemon().map_err(|e| e.to_string())?.pid;
+    let daemon = cx.host.slot_daemon()?.pid;
     refuse_while_tools_run(
         cx.host,
         cx.plan,
@@ -89,23 +112,17 @@ fn preflight(
     )?;
     let scan = ScanSummary::from(token_users(cx.host, cx.plan));
     if !scan.users.is_empty() {
-        return Err(format!(
-            "{} process(es) still use a token, so the migration is refused before the tool starts: {}",
-            scan.users.len(),
-            describe_users(&scan.users)
-        ));
+        return Err(MigrateRefused::TokenUsers {
+            count: scan.users.len(),
+            users: describe_users(&scan.users),
+        });
     }
-    let backup = this_runs_backup(cx.state, &step.token, None).ok_or_else(|| {
-        format!(
-            "this run has no verified backup of token `{}`; the migration is refused",
-            step.token
-        )
-    })?;
+    let backup = this_runs_backup(cx.state, &step.token, None)
+        .ok_or_else(|| MigrateRefused::NoBackup(step.token.clone()))?;
     // Cheap proof that the store is still what was backed up.
     let unchanged = cx
         .host
-        .store_matches_backup(&cx.host.root().path(&token.store), &backup)
-        .map_err(|e| e.to_string())?;
+        .store_matches_backup(&cx.host.root().path(&token.store), &backup)?;
     let committed = AssertWk {
         token: step.token.clone(),
         current: CurrentWk::Expected,
@@ -125,7 +142,7 @@ fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput>
     let token = &cx.plan.tokens[&step.token];
     let refused =
         |message: String| Failed::with(message, MigrateOutput::stopped(&step.token, false));
-    let tool = tool_path(cx.host, step).map_err(refused)?;
+    let tool = tool_path(cx.host, step).map_err(|e| refused(e.to_string()))?;
     // What the retry of an interrupted migration restored first, for the journal.
     let restored_first = if cx.retrying_uncertain {
         Some(restore_first(step, token, cx)?)
@@ -144,7 +161,7 @@ fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput>
         .map_err(|e| match cx.cancel.requested() {
             // Ctrl-C at the PIN prompt: the tool never started.
             true => Failed::Interrupted,
-            false => refused(e),
+            false => refused(e.to_string()),
         })?;
     let total = cx.host.object_count(&cx.host.root().path(&token.store));
     let argv = format!(
@@ -243,14 +260,23 @@ fn restore_first(
 /// Why `--accept-step` must not take an interrupted migration as done: accepting a
 /// half-done one would activate a WK that part of the store is not under, so it is complete
 /// only if every key object changed from the backup.
-fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+fn refuse_accept(step: &MigrateStep, cx: &UncertainContext<'_>) -> Result<(), NotMigrated> {
     match store_changes(cx.host, &cx.plan.tokens[&step.token], cx.state) {
         Some((changed, objects)) if changed == objects && objects > 0 => Ok(()),
-        Some((changed, objects)) => Err(format!(
-            "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
-        )),
-        None => Err("the store cannot be compared with this run's backup".to_owned()),
+        Some((changed, objects)) => Err(NotMigrated::Partly { changed, objects }),
+        None => Err(NotMigrated::Incomparable),
     }
+}
+
+/// Why an interrupted migration is not known to be complete.
+#[derive(Debug, thiserror::Error)]
+enum NotMigrated {
+    #[error(
+        "only {changed} of {objects} key object files differ from the backup, so the migration did not complete"
+    )]
+    Partly { changed: usize, objects: usize },
+    #[error("the store cannot be compared with this run's backup")]
+    Incomparable,
 }
 
 /// How much of the store differs from this run's verified backup: (object files that
@@ -298,6 +324,6 @@ fn check(step: &MigrateStep, cx: &CheckContext<'_>) -> CheckReport {
             step.apqn.adapter(),
             step.apqn.domain()
         )),
-        Err(e) => CheckReport::Blocked(e),
+        Err(e) => CheckReport::Blocked(e.to_string()),
     }
 }

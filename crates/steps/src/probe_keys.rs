@@ -37,12 +37,12 @@ fn run(step: &ProbeKeysStep, cx: &mut RunContext<'_>) -> KindResult<ProbeOutput>
         .map_err(|e| match cx.cancel.requested() {
             // Ctrl-C at the PIN prompt: nothing was probed.
             true => Failed::Interrupted,
-            false => Failed::step(e),
+            false => Failed::step(e.to_string()),
         })?;
     let inventory = cx
         .keys
         .probe(&module, u64::from(token.slot.get()), &pin)
-        .map_err(Failed::step)?;
+        .map_err(|e| Failed::step(e.to_string()))?;
     let keys = inventory
         .objects
         .iter()

@@ -15,7 +15,8 @@ use crate::stop::StopKind;
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::state::RunState;
 use mkplan_engine::step::{
-    CheckContext, CheckReport, Interruption, RunContext, StepResult, Steps, UncertainContext,
+    AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, StepResult, Steps,
+    UncertainContext,
 };
 use mkplan_plan::model::{Plan, Step, StepKind};
 
@@ -84,8 +85,8 @@ impl Visit for DescribeUncertain<'_, '_> {
 struct RefuseAccept<'c, 'a>(&'c UncertainContext<'a>);
 
 impl Visit for RefuseAccept<'_, '_> {
-    type Out = Result<(), String>;
-    fn visit<K: Kind>(self, args: &K::Args) -> Result<(), String> {
+    type Out = Result<(), AcceptRefused>;
+    fn visit<K: Kind>(self, args: &K::Args) -> Result<(), AcceptRefused> {
         K::refuse_accept(args, self.0)
     }
 }
@@ -107,7 +108,7 @@ impl Steps for Registry {
         dispatch(step, DescribeUncertain(cx))
     }
 
-    fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), String> {
+    fn refuse_accept(&self, step: &Step, cx: &UncertainContext<'_>) -> Result<(), AcceptRefused> {
         dispatch(step, RefuseAccept(cx))
     }
 

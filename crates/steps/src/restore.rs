@@ -10,9 +10,11 @@ use crate::guards::backup::{
 use crate::guards::tools::refuse_while_tools_run;
 use crate::guards::wk::refuse_if_activated;
 use crate::kind::{Done, Failed, Kind, KindResult};
-use mkplan_engine::ports::host::BackupCheck;
+use mkplan_engine::ports::host::{BackupCheck, PortError};
 use mkplan_engine::record::backup::{RestoreAction, RestoreOutput};
-use mkplan_engine::step::{CheckContext, CheckReport, Interruption, RunContext, UncertainContext};
+use mkplan_engine::step::{
+    AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, UncertainContext,
+};
 use mkplan_plan::model::RestoreStep;
 
 /// `restore`.
@@ -39,8 +41,8 @@ impl Kind for RestoreKind {
         describe_uncertain(step, cx)
     }
 
-    fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
-        refuse_accept(step, cx)
+    fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), AcceptRefused> {
+        refuse_accept(step, cx).map_err(AcceptRefused::new)
     }
 }
 
@@ -114,21 +116,29 @@ fn restore(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOut
 /// Why `--accept-step` must not take an interrupted restore as done: accepting a half-done
 /// one would start services on a store that is not the backup, so it is complete only if
 /// the store is identical to the backup.
-fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), String> {
+fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), NotRestored> {
     let token = &cx.plan.tokens[&step.token];
-    let backup = this_runs_backup(cx.state, &token.id, Some(&step.from))
-        .ok_or("this run has no verified backup to compare the store with")?;
+    let backup =
+        this_runs_backup(cx.state, &token.id, Some(&step.from)).ok_or(NotRestored::NoBackup)?;
     let store = cx.host.root().path(&token.store);
     let comparison = cx
         .host
-        .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)
-        .map_err(|e| e.to_string())?;
+        .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)?;
     match comparison.difference {
         None => Ok(()),
-        Some(e) => Err(format!(
-            "the store is not the backup ({e}), so the restore did not complete"
-        )),
+        Some(difference) => Err(NotRestored::Differs(difference)),
     }
+}
+
+/// Why an interrupted restore is not known to be complete.
+#[derive(Debug, thiserror::Error)]
+enum NotRestored {
+    #[error("this run has no verified backup to compare the store with")]
+    NoBackup,
+    #[error(transparent)]
+    Host(#[from] PortError),
+    #[error("the store is not the backup ({0}), so the restore did not complete")]
+    Differs(String),
 }
 
 /// What is known about an interrupted restore: whether the store is the backup.
@@ -149,6 +159,6 @@ fn check(step: &RestoreStep, cx: &CheckContext<'_>) -> CheckReport {
             "would restore `{}` from this run's verified backup if the store then differs from it",
             token.store.display()
         )),
-        Err(e) => CheckReport::Blocked(e),
+        Err(e) => CheckReport::Blocked(e.to_string()),
     }
 }

@@ -68,7 +68,7 @@ impl Kind for StartKind {
 }
 
 /// The units started so far, as a failure records them.
-fn failed(message: String, units: &[UnitStarted]) -> Failed<StartOutput> {
+fn failed(message: impl std::fmt::Display, units: &[UnitStarted]) -> Failed<StartOutput> {
     Failed::with(
         message,
         StartOutput {

@@ -33,7 +33,7 @@ impl Kind for StopKind {
 }
 
 /// The units stopped so far, as a failure records them.
-fn failed(message: impl Into<String>, units: &[UnitStopped]) -> Failed<StopOutput> {
+fn failed(message: impl std::fmt::Display, units: &[UnitStopped]) -> Failed<StopOutput> {
     Failed::with(
         message,
         StopOutput {
@@ -147,7 +147,7 @@ fn check(id: &ServiceId, cx: &CheckContext<'_>) -> CheckReport {
                 unit.name,
                 if active { "active now" } else { "inactive now" }
             )),
-            Err(e) => return CheckReport::Blocked(e),
+            Err(e) => return CheckReport::Blocked(e.to_string()),
         }
     }
     let scan = token_users(cx.host, cx.plan);

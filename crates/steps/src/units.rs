@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use mkplan_engine::cancel::Cancel;
-use mkplan_engine::ports::host::{HostActions, HostView, ServiceUnit, ServiceVerb};
+use mkplan_engine::ports::host::{HostActions, HostView, PortError, ServiceUnit, ServiceVerb};
 use mkplan_engine::record::Record;
 use mkplan_engine::record::services::StopOutput;
 use mkplan_engine::state::RunState;
@@ -15,6 +15,21 @@ use mkplan_plan::model::{Plan, Section, Service, ServiceControl, ServiceId, Step
 /// How long stopping or starting a group may take when the step sets no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(200);
+
+/// Why a unit could not be asked, changed or brought to the wanted state.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitError {
+    #[error(transparent)]
+    Host(#[from] PortError),
+    #[error("the {verb} command of `{unit}` exited {code}")]
+    Exited {
+        verb: &'static str,
+        unit: String,
+        code: i32,
+    },
+    #[error("`{unit}` is still {state} when the step's time ran out")]
+    TimedOut { unit: String, state: &'static str },
+}
 
 /// One thing that is stopped and started: a systemd unit, or a command-driven service.
 pub struct Unit<'p> {
@@ -54,10 +69,9 @@ impl Unit<'_> {
         plan: &Plan,
         deadline: Instant,
         cancel: &Cancel,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, UnitError> {
         let scrub = plan.pin_variables();
-        host.service_active(&self.port(&scrub), deadline, cancel)
-            .map_err(|e| e.to_string())
+        Ok(host.service_active(&self.port(&scrub), deadline, cancel)?)
     }
 
     /// Runs `verb`, then polls is-active until the unit is in the wanted state.
@@ -68,20 +82,19 @@ impl Unit<'_> {
         verb: ServiceVerb,
         deadline: Instant,
         cancel: &Cancel,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnitError> {
         let scrub = plan.pin_variables();
         let name = match verb {
             ServiceVerb::Stop => "stop",
             ServiceVerb::Start => "start",
         };
-        let code = host
-            .change_service(&self.port(&scrub), verb, deadline, cancel)
-            .map_err(|e| e.to_string())?;
+        let code = host.change_service(&self.port(&scrub), verb, deadline, cancel)?;
         if code != 0 {
-            return Err(format!(
-                "the {name} command of `{}` exited {code}",
-                self.name
-            ));
+            return Err(UnitError::Exited {
+                verb: name,
+                unit: self.name.clone(),
+                code,
+            });
         }
         let want_active = verb == ServiceVerb::Start;
         loop {
@@ -89,11 +102,10 @@ impl Unit<'_> {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "`{}` is still {} when the step's time ran out",
-                    self.name,
-                    if want_active { "not active" } else { "active" }
-                ));
+                return Err(UnitError::TimedOut {
+                    unit: self.name.clone(),
+                    state: if want_active { "not active" } else { "active" },
+                });
             }
             std::thread::sleep(POLL);
         }

@@ -67,7 +67,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             let report =
                 match mkplan_plan::input::read(&dir.join(REPORT_JSON), mkplan_plan::input::REPORT)
                     .map_err(|e| e.to_string())
-                    .and_then(|b| RunReport::from_bytes(&b))
+                    .and_then(|b| RunReport::from_bytes(&b).map_err(|e| e.to_string()))
                 {
                     Ok(report) => report,
                     Err(e) => {

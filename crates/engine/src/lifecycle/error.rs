@@ -9,6 +9,7 @@ use crate::journal::JournalError;
 use crate::lock::LockError;
 use crate::preflight::Finding;
 use crate::rundir::RunDirError;
+use crate::step::AcceptRefused;
 use crate::trust::TrustError;
 
 /// Why `start` recorded no run.
@@ -79,7 +80,7 @@ pub enum ResumeError {
     #[error("no step of run {id} is uncertain; resume without --retry-step/--accept-step")]
     NothingUncertain { id: String },
     #[error("refusing --accept-step: {0}; use --retry-step")]
-    AcceptRefused(String),
+    AcceptRefused(#[source] AcceptRefused),
     #[error("{0}")]
     Untrusted(#[from] TrustError),
     #[error(transparent)]

@@ -180,7 +180,7 @@ fn scan_entries<R: Read>(
                     &meta,
                     (rec.mode, rec.uid, rec.gid, rec.mtime, &rec.user, &rec.group),
                 )
-                .map_err(|p| mismatch(&member, p))?;
+                .map_err(|p| mismatch(&member, p.to_string()))?;
                 sink.dir(rec)?;
             }
             (Slot::File(i), false) => {
@@ -192,7 +192,7 @@ fn scan_entries<R: Read>(
                     &meta,
                     (rec.mode, rec.uid, rec.gid, rec.mtime, &rec.user, &rec.group),
                 )
-                .map_err(|p| mismatch(&member, p))?;
+                .map_err(|p| mismatch(&member, p.to_string()))?;
                 if entry.size() != rec.size {
                     let problem =
                         format!("has {} bytes, the manifest says {}", entry.size(), rec.size);
@@ -249,7 +249,12 @@ fn missing(
 
 type Meta = (u32, u64, u64, u64, Vec<u8>, Vec<u8>);
 
-fn compare_meta(got: &Meta, want: (u32, u32, u32, i64, &str, &str)) -> Result<(), String> {
+/// How an entry's metadata differs from its manifest record, each difference named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("differs: {}", .0.join(", "))]
+struct MetaDiffers(Vec<String>);
+
+fn compare_meta(got: &Meta, want: (u32, u32, u32, i64, &str, &str)) -> Result<(), MetaDiffers> {
     let (mode, uid, gid, mtime, user, group) = want;
     let mut diffs = Vec::new();
     if got.0 != mode {
@@ -272,7 +277,7 @@ fn compare_meta(got: &Meta, want: (u32, u32, u32, i64, &str, &str)) -> Result<()
     if diffs.is_empty() {
         Ok(())
     } else {
-        Err(format!("differs: {}", diffs.join(", ")))
+        Err(MetaDiffers(diffs))
     }
 }
 
@@ -378,7 +383,7 @@ pub(super) fn check_live(
             }
         };
         *seen = true;
-        compare_meta(&meta, want).map_err(&mismatch)?;
+        compare_meta(&meta, want).map_err(|p| mismatch(p.to_string()))?;
         if let Some(Slot::File(i)) = index.get(&member) {
             let rec = &manifest.regular_files[i];
             let path = store.join(&node.rel);

@@ -122,41 +122,27 @@ impl Manifest {
     pub(super) fn index(&self, source: &Path) -> Result<Index<'_>, ArchiveError> {
         self.check().map_err(|problem| ArchiveError::Manifest {
             path: source.to_path_buf(),
-            problem,
+            problem: problem.to_string(),
         })
     }
 
-    fn check(&self) -> Result<Index<'_>, String> {
+    fn check(&self) -> Result<Index<'_>, ManifestProblem> {
         if self.version != MANIFEST_VERSION {
-            return Err(format!(
-                "version {} is not supported; this mkplan reads version {MANIFEST_VERSION}",
-                self.version
-            ));
+            return Err(ManifestProblem::Version(self.version));
         }
         if self.layout != LAYOUT {
-            return Err(format!("layout `{}` is not `{LAYOUT}`", self.layout));
+            return Err(ManifestProblem::Layout(self.layout.clone()));
         }
         if !is_component(&self.root) {
-            return Err(format!(
-                "root `{}` is not a plain directory name",
-                self.root
-            ));
+            return Err(ManifestProblem::Root(self.root.clone()));
         }
         if !is_component(&self.archive) || !self.archive.ends_with(".tar.gz") {
-            return Err(format!(
-                "archive `{}` is not a `.tar.gz` file name",
-                self.archive
-            ));
+            return Err(ManifestProblem::ArchiveName(self.archive.clone()));
         }
         check_sha("archive_sha256", &self.archive_sha256)?;
         match self.directories.first() {
             Some(d) if d.path == self.root => {}
-            _ => {
-                return Err(format!(
-                    "the first directory must be the root `{}`",
-                    self.root
-                ));
-            }
+            _ => return Err(ManifestProblem::RootFirst(self.root.clone())),
         }
         let mut map = HashMap::with_capacity(self.directories.len() + self.regular_files.len());
         let root = self.root.as_str();
@@ -165,15 +151,18 @@ impl Manifest {
             path: &'m str,
             slot: Slot,
             map: &mut HashMap<&'m str, Slot>,
-        ) -> Result<(), String> {
+        ) -> Result<(), ManifestProblem> {
             check_member(root, path)?;
             if let Some((parent, _)) = path.rsplit_once('/')
                 && !matches!(map.get(parent), Some(Slot::Dir(_)))
             {
-                return Err(format!("`{path}` comes before its directory `{parent}`"));
+                return Err(ManifestProblem::BeforeItsDirectory {
+                    path: path.to_owned(),
+                    parent: parent.to_owned(),
+                });
             }
             if map.insert(path, slot).is_some() {
-                return Err(format!("`{path}` is listed twice"));
+                return Err(ManifestProblem::Twice(path.to_owned()));
             }
             Ok(())
         }
@@ -184,22 +173,22 @@ impl Manifest {
         let mut bytes = 0u64;
         for (i, f) in self.regular_files.iter().enumerate() {
             if f.path == self.root {
-                return Err(format!("`{}` is the root, not a file", f.path));
+                return Err(ManifestProblem::RootAsFile(f.path.clone()));
             }
             add(root, &f.path, Slot::File(i), &mut map)?;
             check_meta(&f.path, f.mode, f.mtime)?;
             check_sha(&f.path, &f.sha256)?;
             bytes = bytes
                 .checked_add(f.size)
-                .ok_or("total size overflows".to_owned())?;
+                .ok_or(ManifestProblem::SizeOverflow)?;
         }
         if self.files != self.regular_files.len() as u64 || self.bytes != bytes {
-            return Err(format!(
-                "it says {} files and {} bytes but lists {} files and {bytes} bytes",
-                self.files,
-                self.bytes,
-                self.regular_files.len()
-            ));
+            return Err(ManifestProblem::Totals {
+                files: self.files,
+                bytes: self.bytes,
+                listed_files: self.regular_files.len(),
+                listed_bytes: bytes,
+            });
         }
         Ok(Index { map })
     }
@@ -218,13 +207,53 @@ impl Manifest {
     }
 }
 
+/// What makes a manifest one a restore cannot rely on (said after "manifest `path`:").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ManifestProblem {
+    #[error("version {0} is not supported; this mkplan reads version {MANIFEST_VERSION}")]
+    Version(u32),
+    #[error("layout `{0}` is not `{LAYOUT}`")]
+    Layout(String),
+    #[error("root `{0}` is not a plain directory name")]
+    Root(String),
+    #[error("archive `{0}` is not a `.tar.gz` file name")]
+    ArchiveName(String),
+    #[error("the first directory must be the root `{0}`")]
+    RootFirst(String),
+    #[error("`{path}` comes before its directory `{parent}`")]
+    BeforeItsDirectory { path: String, parent: String },
+    #[error("`{0}` is listed twice")]
+    Twice(String),
+    #[error("`{0}` is the root, not a file")]
+    RootAsFile(String),
+    #[error("total size overflows")]
+    SizeOverflow,
+    #[error(
+        "it says {files} files and {bytes} bytes but lists {listed_files} files and {listed_bytes} bytes"
+    )]
+    Totals {
+        files: u64,
+        bytes: u64,
+        listed_files: usize,
+        listed_bytes: u64,
+    },
+    #[error("`{path}` is not a plain path under `{root}`")]
+    NotUnderRoot { path: String, root: String },
+    #[error("`{path}` has mode {mode:o}, more than permission bits")]
+    Mode { path: String, mode: u32 },
+    #[error("`{0}` has a negative mtime")]
+    NegativeMtime(String),
+    #[error("`{what}`: `{sha}` is not a lowercase hex SHA-256")]
+    Sha { what: String, sha: String },
+}
+
 /// A single normal path component.
 pub(super) fn is_component(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
 /// `path` is `root` or `root/a/b…` with only normal components.
-fn check_member(root: &str, path: &str) -> Result<(), String> {
+fn check_member(root: &str, path: &str) -> Result<(), ManifestProblem> {
     let ok = path == root
         || path
             .strip_prefix(root)
@@ -233,28 +262,35 @@ fn check_member(root: &str, path: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{path}` is not a plain path under `{root}`"))
+        Err(ManifestProblem::NotUnderRoot {
+            path: path.to_owned(),
+            root: root.to_owned(),
+        })
     }
 }
 
-fn check_meta(path: &str, mode: u32, mtime: i64) -> Result<(), String> {
+fn check_meta(path: &str, mode: u32, mtime: i64) -> Result<(), ManifestProblem> {
     if mode > 0o7777 {
-        return Err(format!(
-            "`{path}` has mode {mode:o}, more than permission bits"
-        ));
+        return Err(ManifestProblem::Mode {
+            path: path.to_owned(),
+            mode,
+        });
     }
     if mtime < 0 {
-        return Err(format!("`{path}` has a negative mtime"));
+        return Err(ManifestProblem::NegativeMtime(path.to_owned()));
     }
     Ok(())
 }
 
-fn check_sha(what: &str, sha: &str) -> Result<(), String> {
+fn check_sha(what: &str, sha: &str) -> Result<(), ManifestProblem> {
     let ok = sha.len() == 64 && sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if ok {
         Ok(())
     } else {
-        Err(format!("`{what}`: `{sha}` is not a lowercase hex SHA-256"))
+        Err(ManifestProblem::Sha {
+            what: what.to_owned(),
+            sha: sha.to_owned(),
+        })
     }
 }
 

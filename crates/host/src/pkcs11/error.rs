@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use cryptoki::error::{Error as CryptokiError, RvError};
+use mkplan_engine::ports::keys::KeyError;
 use thiserror::Error;
 
 /// A failed PKCS#11 operation. Every message names the module and the slot.
@@ -73,6 +74,24 @@ pub enum Pkcs11Error {
         key: String,
         reason: String,
     },
+}
+
+/// Through the key ports, kept whole: what kind of failure it is, and the same text.
+impl From<Pkcs11Error> for KeyError {
+    fn from(error: Pkcs11Error) -> Self {
+        match error {
+            Pkcs11Error::PinIncorrect { .. } | Pkcs11Error::PinLocked { .. } => {
+                KeyError::PinRefused(Box::new(error))
+            }
+            Pkcs11Error::KeyNotFound { .. }
+            | Pkcs11Error::KeyAmbiguous { .. }
+            | Pkcs11Error::NotP256 { .. } => KeyError::Key(Box::new(error)),
+            Pkcs11Error::Load { .. }
+            | Pkcs11Error::NoSlotDaemon { .. }
+            | Pkcs11Error::NoSuchSlot { .. }
+            | Pkcs11Error::Call { .. } => KeyError::Token(Box::new(error)),
+        }
+    }
 }
 
 /// The module and slot an operation works on: what every error names.
@@ -153,6 +172,25 @@ mod tests {
             ckr_name(RvError::VendorDefined(0x8000_0010)),
             "CKR_VENDOR_DEFINED+0x10"
         );
+    }
+
+    #[test]
+    fn through_the_key_port_an_error_keeps_its_text_and_says_its_kind() {
+        let refused = Pkcs11Error::PinIncorrect {
+            module: "/usr/lib/x.so".to_owned(),
+            slot: 3,
+        };
+        let text = refused.to_string();
+        let port = KeyError::from(refused);
+        assert!(matches!(port, KeyError::PinRefused(_)), "{port:?}");
+        assert_eq!(port.to_string(), text);
+        let missing = KeyError::from(Pkcs11Error::KeyNotFound {
+            module: "/usr/lib/x.so".to_owned(),
+            slot: 3,
+            what: "private key",
+            key: "label `k`".to_owned(),
+        });
+        assert!(matches!(missing, KeyError::Key(_)), "{missing:?}");
     }
 
     #[test]

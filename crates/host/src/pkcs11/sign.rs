@@ -76,11 +76,7 @@ pub fn public_key_pem(
             Ok(mut values) => match values.pop() {
                 Some(Attribute::EcPoint(point)) => point,
                 _ => {
-                    return Err(not_p256(
-                        target,
-                        &key,
-                        "the token shows no CKA_EC_POINT".into(),
-                    ));
+                    return Err(not_p256(target, &key, "the token shows no CKA_EC_POINT"));
                 }
             },
             Err(e) => return Err(target.call("read attributes", e)),
@@ -145,53 +141,55 @@ fn require_p256(
                 hex::encode(params)
             ),
         )),
-        _ => Err(not_p256(
-            target,
-            key,
-            "the token shows no CKA_EC_PARAMS".into(),
-        )),
+        _ => Err(not_p256(target, key, "the token shows no CKA_EC_PARAMS")),
     }
 }
 
-fn not_p256(target: Target<'_>, key: &KeyRef, reason: String) -> Pkcs11Error {
+fn not_p256(target: Target<'_>, key: &KeyRef, reason: impl fmt::Display) -> Pkcs11Error {
     Pkcs11Error::NotP256 {
         module: target.module_name(),
         slot: target.slot,
         key: key.to_string(),
-        reason,
+        reason: reason.to_string(),
     }
+}
+
+/// What the token gave that is not a P-256 signature or public key.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShapeError {
+    #[error("CKM_ECDSA returned {0} bytes, not 64 (r‖s)")]
+    SignatureLength(usize),
+    #[error("CKM_ECDSA returned r or s out of range")]
+    SignatureRange,
+    #[error("CKA_EC_POINT {} is not a P-256 point", hex::encode(.0))]
+    NotAPoint(Vec<u8>),
+    #[error("cannot encode the public key: {0}")]
+    Encode(p256::pkcs8::spki::Error),
 }
 
 /// PKCS#11 `CKM_ECDSA` gives `r‖s`, 32 bytes each for P-256; X.509 and OpenSSL want
 /// `SEQUENCE { INTEGER r, INTEGER s }`.
-pub(crate) fn der_signature(raw: &[u8]) -> Result<Vec<u8>, String> {
+pub(crate) fn der_signature(raw: &[u8]) -> Result<Vec<u8>, ShapeError> {
     if raw.len() != 64 {
-        return Err(format!(
-            "CKM_ECDSA returned {} bytes, not 64 (r‖s)",
-            raw.len()
-        ));
+        return Err(ShapeError::SignatureLength(raw.len()));
     }
-    let signature = p256::ecdsa::Signature::from_slice(raw)
-        .map_err(|_| "CKM_ECDSA returned r or s out of range".to_owned())?;
+    let signature =
+        p256::ecdsa::Signature::from_slice(raw).map_err(|_| ShapeError::SignatureRange)?;
     Ok(signature.to_der().as_bytes().to_vec())
 }
 
 /// `CKA_EC_POINT` is a DER OCTET STRING around the SEC1 point (PKCS#11 2.40, SoftHSM,
 /// openCryptoki); some tokens give the bare point. Both are accepted.
-pub(crate) fn spki_pem(ec_point: &[u8]) -> Result<String, String> {
+pub(crate) fn spki_pem(ec_point: &[u8]) -> Result<String, ShapeError> {
     let point = match ec_point {
         [0x04, len, rest @ ..] if usize::from(*len) == rest.len() && rest.len() < 0x80 => rest,
         bare => bare,
     };
-    let public = p256::PublicKey::from_sec1_bytes(point).map_err(|_| {
-        format!(
-            "CKA_EC_POINT {} is not a P-256 point",
-            hex::encode(ec_point)
-        )
-    })?;
+    let public = p256::PublicKey::from_sec1_bytes(point)
+        .map_err(|_| ShapeError::NotAPoint(ec_point.to_vec()))?;
     public
         .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| format!("cannot encode the public key: {e}"))
+        .map_err(ShapeError::Encode)
 }
 
 #[cfg(test)]
@@ -222,7 +220,12 @@ mod tests {
 
     #[test]
     fn raw_signatures_of_the_wrong_length_are_refused() {
-        assert!(der_signature(&[1; 63]).unwrap_err().contains("63 bytes"));
+        assert!(
+            der_signature(&[1; 63])
+                .unwrap_err()
+                .to_string()
+                .contains("63 bytes")
+        );
         assert!(
             der_signature(&[0; 64]).is_err(),
             "r = s = 0 is no signature"

@@ -25,8 +25,8 @@ use crate::dsse::{Envelope, PAYLOAD_TYPE, pae};
 use crate::fleet::collect::{NO_REPORT, NOT_VERIFIED, VERIFIED};
 use crate::fleet::model::{FLEET_REPORT_VERSION, FleetHost, FleetReport, FleetSummary};
 use crate::fleet::statement::FleetStatement;
-use crate::sign::{Algorithm, SoftKey, read_key_file};
-use crate::{SIGNER_PUB, write_atomically};
+use crate::sign::{Algorithm, SignError, SoftKey, read_key_file};
+use crate::{ReportError, SIGNER_PUB, write_atomically};
 use mkplan_engine::access::{Access, create_private_dirs};
 
 pub const FLEET_JSON: &str = "fleet.json";
@@ -47,14 +47,14 @@ pub enum FleetError {
     #[error("`{0}` has no directory name to call its host by")]
     Unnamed(PathBuf),
     #[error("the fleet-report signing key: {0}")]
-    Key(String),
+    Key(#[from] SignError),
     #[error("cannot create the output directory `{path}`: {source}")]
     OutDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Write(String),
+    #[error(transparent)]
+    Write(#[from] ReportError),
 }
 
 /// What [`generate`] wrote.
@@ -77,8 +77,8 @@ pub fn generate(
     key: Option<&Path>,
 ) -> Result<Written, FleetError> {
     let key_pair = match key {
-        Some(path) => read_key_file(path, path).map_err(FleetError::Key)?,
-        None => SoftKey::generate(Algorithm::EcdsaP256).map_err(FleetError::Key)?,
+        Some(path) => read_key_file(path, path)?,
+        None => SoftKey::generate(Algorithm::EcdsaP256)?,
     };
     let report = collect(dirs, expected)?;
     let bytes = report.to_bytes();
@@ -108,8 +108,7 @@ pub fn generate(
         source,
     })?;
     for (name, content) in &artefacts {
-        write_atomically(&out.join(name), content, &|file| access.apply(file))
-            .map_err(FleetError::Write)?;
+        write_atomically(&out.join(name), content, &|file| access.apply(file))?;
     }
     Ok(Written {
         dir: out.to_owned(),

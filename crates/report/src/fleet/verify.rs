@@ -12,7 +12,7 @@ use crate::fleet::model::FleetReport;
 use crate::fleet::statement::FleetStatement;
 use crate::fleet::{FLEET_DSSE, FLEET_JSON, FLEET_SIG};
 use crate::sign::PublicKey;
-use crate::verify::{Verification, check, load_key, read};
+use crate::verify::{self as report_verify, Verification, check};
 use crate::{REPORT_JSON, SIGNER_PUB};
 
 /// Verifies the fleet report in `dir`, with `key` or else the `signer.pub.pem` beside it.
@@ -117,11 +117,11 @@ fn envelope(
             public.key_id()
         ));
     }
-    let payload = envelope.payload_bytes()?;
+    let payload = envelope.payload_bytes().map_err(|e| e.to_string())?;
     public
         .verify(
             &pae(&envelope.payload_type, &payload),
-            &decode_signature(signature)?,
+            &decode_signature(signature).map_err(|e| e.to_string())?,
         )
         .map_err(|e| format!("the envelope's signature over the PAE does not verify: {e}"))?;
     let statement: FleetStatement = serde_json::from_slice(&payload)
@@ -190,4 +190,14 @@ fn hosts(report: &FleetReport) -> (Result<String, String>, Option<String>) {
     } else {
         (Err(problems.join("; ")), note)
     }
+}
+
+/// A file of the fleet directory; the reason as the report's verification words it.
+fn read(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
+    report_verify::read(dir, name).map_err(|e| e.to_string())
+}
+
+/// The public key and how to name where it came from.
+fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, String), String> {
+    report_verify::load_key(dir, key).map_err(|e| e.to_string())
 }

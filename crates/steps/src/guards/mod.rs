@@ -7,3 +7,48 @@ pub mod resume;
 pub mod tools;
 pub mod users;
 pub mod wk;
+
+use crate::kind::Failed;
+use mkplan_plan::model::{Slot, TokenId};
+
+/// Why a guard refuses, or cannot tell: each says what is in the way and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// Design rule 8: a migration tool is rewriting the token.
+    #[error(
+        "refusing to {action}: a migration tool is rewriting token `{token}` (slot {slot}) right now: {}; hint: {hint}",
+        tools.join("; ")
+    )]
+    ToolsRunning {
+        action: String,
+        token: TokenId,
+        slot: Slot,
+        /// Each process, with its pid and argv.
+        tools: Vec<String>,
+        hint: String,
+    },
+    #[error("token `{0}` is not in the plan")]
+    UnknownToken(TokenId),
+    /// The wrapping-key state differs from what a step expects: every APQN that differs.
+    #[error("{}", .0.join("; "))]
+    WkDiffers(Vec<String>),
+    /// Design rule 4 cannot be checked.
+    #[error(
+        "cannot confirm that the old WK is still current ({}); a restore could make every key unusable, so it is refused",
+        .0.join("; ")
+    )]
+    WkUnreadable(Vec<String>),
+    /// Design rule 4: the old WK is gone.
+    #[error(
+        "refusing to restore token `{token}`: the new WK is already current on {} — the old WK is gone (EP11 has no OLD register), so the backed-up blobs could never be used again. Fix forward instead: finish the migration (activate the new WK on every APQN) and re-run `assert_wk` with `current: new`",
+        apqns.join(", ")
+    )]
+    Activated { token: TokenId, apqns: Vec<String> },
+}
+
+/// A guard's refusal fails the step with its text.
+impl<O> From<GuardError> for Failed<O> {
+    fn from(error: GuardError) -> Self {
+        Failed::step(error)
+    }
+}

@@ -33,6 +33,7 @@ fn tools_running(plan: &Plan, host: &dyn HostView) -> Option<Vec<String>> {
     let refusals: Vec<String> = tokens
         .into_iter()
         .filter_map(|id| refuse_while_tools_run(host, plan, &plan.tokens[id], "resume").err())
+        .map(|refusal| refusal.to_string())
         .collect();
     (!refusals.is_empty()).then_some(refusals)
 }

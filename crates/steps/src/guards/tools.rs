@@ -1,6 +1,7 @@
 //! Design rule 8, live: is a migration tool rewriting a token right now? Asked of `/proc`
 //! and nowhere else: a tool left over from a killed mkplan counts like one started by hand.
 
+use crate::guards::GuardError;
 use mkplan_engine::ports::host::{HostView, RunningTool};
 use mkplan_plan::model::{Plan, StepKind, Token};
 
@@ -25,17 +26,16 @@ pub fn refuse_while_tools_run(
     plan: &Plan,
     token: &Token,
     action: &str,
-) -> Result<(), String> {
+) -> Result<(), GuardError> {
     let tools = running_tools(host, plan, token);
     let Some(first) = tools.first() else {
         return Ok(());
     };
-    let listed: Vec<String> = tools.iter().map(RunningTool::describe).collect();
-    Err(format!(
-        "refusing to {action}: a migration tool is rewriting token `{}` (slot {}) right now: {}; hint: {}",
-        token.id,
-        token.slot,
-        listed.join("; "),
-        first.hint()
-    ))
+    Err(GuardError::ToolsRunning {
+        action: action.to_owned(),
+        token: token.id.clone(),
+        slot: token.slot,
+        tools: tools.iter().map(RunningTool::describe).collect(),
+        hint: first.hint(),
+    })
 }

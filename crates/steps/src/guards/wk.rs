@@ -2,6 +2,7 @@
 //! what a step expects, with the token's `ep11tok.conf` (zcrypt-sysfs.md 1.5, 1.7;
 //! opencryptoki-ep11.md 3.2); and design rule 4, whether the old WK is gone.
 
+use crate::guards::GuardError;
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::record::wk::{self, ApqnStatus, CurState, Expectation, WkTable};
 use mkplan_plan::ep11conf::{self, ApqnMode};
@@ -13,11 +14,11 @@ pub fn read_and_evaluate(
     host: &dyn HostView,
     plan: &Plan,
     check: &AssertWk,
-) -> Result<WkTable, String> {
+) -> Result<WkTable, GuardError> {
     let token = plan
         .tokens
         .get(&check.token)
-        .ok_or_else(|| format!("token `{}` is not in the plan", check.token))?;
+        .ok_or_else(|| GuardError::UnknownToken(check.token.clone()))?;
     let (statuses, mut problems) = read_all(host, token);
     let expectation = Expectation {
         current: check.current,
@@ -35,7 +36,7 @@ pub fn read_and_evaluate(
             apqns: statuses,
         })
     } else {
-        Err(problems.join("; "))
+        Err(GuardError::WkDiffers(problems))
     }
 }
 
@@ -112,13 +113,10 @@ fn config_problems(host: &dyn HostView, token: &Token, check: &AssertWk) -> Vec<
 
 /// The refusal of design rule 4, if the new WK is current on any APQN (or the state cannot
 /// be read, in which case nobody can say the old WK still exists).
-pub fn refuse_if_activated(host: &dyn HostView, token: &Token) -> Result<(), String> {
+pub fn refuse_if_activated(host: &dyn HostView, token: &Token) -> Result<(), GuardError> {
     let (statuses, problems) = read_all(host, token);
     if !problems.is_empty() {
-        return Err(format!(
-            "cannot confirm that the old WK is still current ({}); a restore could make every key unusable, so it is refused",
-            problems.join("; ")
-        ));
+        return Err(GuardError::WkUnreadable(problems));
     }
     let activated: Vec<String> = statuses
         .iter()
@@ -133,10 +131,9 @@ pub fn refuse_if_activated(host: &dyn HostView, token: &Token) -> Result<(), Str
     if activated.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "refusing to restore token `{}`: the new WK is already current on {} — the old WK is gone (EP11 has no OLD register), so the backed-up blobs could never be used again. Fix forward instead: finish the migration (activate the new WK on every APQN) and re-run `assert_wk` with `current: new`",
-            token.id,
-            activated.join(", ")
-        ))
+        Err(GuardError::Activated {
+            token: token.id.clone(),
+            apqns: activated,
+        })
     }
 }

@@ -134,7 +134,8 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     for step in plan.all_steps() {
         match &step.kind {
             StepKind::Migrate(m) => {
-                wanted.push(("pkcsep11_migrate".to_owned(), migrate::tool_path(host, m)))
+                let found = migrate::tool_path(host, m).map_err(|e| e.to_string());
+                wanted.push(("pkcsep11_migrate".to_owned(), found))
             }
             StepKind::Stop(id) | StepKind::Start(id) if services.insert(id.clone()) => {
                 let argv0s: Vec<&str> = match &plan.services[id].control {

@@ -69,7 +69,7 @@ pub fn pins(
             // Ctrl-C at the prompt: no PIN, no login, no problem — the run stops here.
             Err(_) if cancel.requested() => return,
             Err(e) => {
-                p.problem(what, e);
+                p.problem(what, e.to_string());
                 continue;
             }
         };
