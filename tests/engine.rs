@@ -556,6 +556,34 @@ fn runs_lists_a_finished_run_from_its_summary_and_an_unfinished_one_from_its_jou
     assert!(summary["outcome"].is_null(), "{summary}");
 }
 
+/// A PKCS#11 module that cannot be loaded is said as such by the preflight, never as a PIN
+/// its one login refused (the operator would go and fix a PIN that may be right).
+#[test]
+fn a_module_that_will_not_load_is_not_reported_as_a_refused_pin() {
+    let b = Bench::new();
+    let module = b.path("not-a-library.so");
+    std::fs::write(&module, "not a shared object\n").unwrap();
+    let steps = format!(
+        "  - name: probe\n    probe_keys: {{ token: ep11, module: {} }}\n",
+        module.display()
+    );
+    let plan = b.plan(&steps, "", "");
+    let mut c = b.mkplan();
+    c.env("MKPLAN_TEST_PIN", "Pr0be-PIN-2718")
+        .arg("run")
+        .arg("--non-interactive")
+        .arg(&plan);
+    let out = timed(c);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("PIN of `ep11`") && err.contains("could not be verified"),
+        "{err}"
+    );
+    assert!(!err.contains("refused by its one login"), "{err}");
+    assert!(!err.contains("Pr0be-PIN-2718"), "{err}");
+}
+
 #[test]
 fn one_run_at_a_time_per_state_dir() {
     let b = Bench::new();

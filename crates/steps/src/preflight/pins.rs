@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use mkplan_engine::cancel::Cancel;
 use mkplan_engine::ports::Ports;
+use mkplan_engine::ports::keys::KeyError;
 use mkplan_engine::ports::operator::Operator;
 use mkplan_engine::preflight::{Depth, Preflight};
 use mkplan_plan::model::{PinSource, Plan, ProbeKeysStep, StepKind, Token};
@@ -99,10 +100,18 @@ pub fn pins(
                 p.hold(what, format!("from {from}, verified by one login"));
                 p.pins.insert(token.id.clone(), pin);
             }
-            Err(e) => p.problem(
+            Err(e @ KeyError::PinRefused(_)) => p.problem(
                 what,
                 format!(
                     "from {from} was refused by its one login: {e}; it is not tried again (so a wrong PIN cannot lock the token) and nothing was stopped: fix the PIN's source, then run again"
+                ),
+            ),
+            // The module or the token failed, not the PIN: saying "refused" would send the
+            // operator to fix a PIN that may be right.
+            Err(e) => p.problem(
+                what,
+                format!(
+                    "from {from} could not be verified, because the token could not be used: {e}; it is not tried again and nothing was stopped: fix the PKCS#11 module or the token, then run again"
                 ),
             ),
         }
