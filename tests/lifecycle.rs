@@ -433,6 +433,19 @@ fn resume_refuses_another_plan_a_missing_plan_a_held_lock_and_a_broken_journal()
         .unwrap_err();
     assert!(matches!(e, ResumeError::PlanUnreadable { .. }), "{e:?}");
 
+    // The plan read for the run must be the bytes whose digest was checked.
+    let reopened =
+        Reopened::open(recorded.state.clone(), recorded.run.clone(), None).expect("reopens");
+    let text = std::fs::read_to_string(PLAN).unwrap();
+    reopened
+        .plan_for_run(plan(), &text)
+        .expect("the recorded plan");
+    let e = reopened
+        .plan_for_run(plan(), &format!("{text}\n"))
+        .unwrap_err();
+    assert!(matches!(e, ResumeError::PlanChanged { .. }), "{e:?}");
+    drop(reopened);
+
     // Another mkplan holds the state directory's lock.
     let held = StateLock::acquire(&recorded.state, "other").unwrap();
     let e = recorded

@@ -44,7 +44,7 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let reopened = Reopened::open(state_dir, run_dir, args.plan.clone())?;
     let loaded = load_for_execution(reopened.plan_path()).ok_or(CliError::InvalidSaid)?;
-    let plan = reopened.plan_for_run(loaded.plan);
+    let plan = reopened.plan_for_run(loaded.plan, &loaded.text)?;
     let decision = match (args.retry_step, args.accept_step) {
         (true, _) => Some(DecisionKind::Retry),
         (_, true) => Some(DecisionKind::Accept),

@@ -53,7 +53,11 @@ impl Cancel {
 /// Whether `signal` was ignored when this process started (`nohup` ignores SIGHUP): the
 /// `SigIgn` mask of `/proc/self/status`, bit `signal - 1`. Unreadable counts as not ignored.
 fn ignored_at_start(signal: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+    let status = mkplan_plan::input::read_to_string(
+        std::path::Path::new("/proc/self/status"),
+        mkplan_plan::input::SMALL,
+    );
+    let Ok(status) = status else {
         return false;
     };
     status

@@ -120,13 +120,24 @@ impl Reopened {
         })
     }
 
-    /// The plan as the resumed run uses it: a rehearsal signs with an ephemeral key (the
-    /// plan's key is not on the simulated host).
-    pub fn plan_for_run(&self, mut plan: Plan) -> Plan {
+    /// The plan as the resumed run uses it, loaded from `text`: those bytes must be the
+    /// ones the run recorded (the file may have changed since [`Reopened::open`] read it).
+    /// A rehearsal signs with an ephemeral key (the plan's key is not on the simulated host).
+    pub fn plan_for_run(&self, mut plan: Plan, text: &str) -> Result<Plan, ResumeError> {
+        let digest = sha256_hex(text.as_bytes());
+        if digest != self.plan_sha256 {
+            return Err(ResumeError::PlanChanged {
+                id: self.run_dir.id.clone(),
+                path: self.plan_path.clone(),
+                digest,
+                recorded: self.plan_sha256.clone(),
+                copy: self.run_dir.plan_copy(),
+            });
+        }
         if self.state.rehearsal {
             plan.report.sign = None;
         }
-        plan
+        Ok(plan)
     }
 
     /// Applies the live guards (design rule 8: no migration tool runs against a token of
