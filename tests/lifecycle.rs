@@ -257,6 +257,15 @@ impl Steps for Scripted {
     ) -> Vec<String> {
         self.refuse_resume.clone()
     }
+
+    fn halt_reason(
+        &self,
+        _: &Plan,
+        _: &RunState,
+        _: &dyn mkplan_engine::ports::host::HostView,
+    ) -> Option<String> {
+        unreachable!("resume's decision never runs a step that could fail")
+    }
 }
 
 /// A state directory with one run of the seed plan whose journal holds `events` after its

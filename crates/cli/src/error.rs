@@ -36,6 +36,9 @@ pub enum CliError {
     /// it can be resumed.
     #[error("the run stopped before its end")]
     RunStopped,
+    /// The run parked at a checkpoint to wait for work outside this host (said above).
+    #[error("the run parked")]
+    RunParked,
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0:#}")]
@@ -51,6 +54,7 @@ impl CliError {
             CliError::Io(_) | CliError::Other(_) => exit_code::FAILURE,
             CliError::PreconditionsFail | CliError::Precondition(_) => exit_code::PRECONDITION,
             CliError::RunAborted => exit_code::ABORTED,
+            CliError::RunParked => exit_code::PARKED,
             CliError::Start(e) => match e {
                 StartError::Busy(_) | StartError::Unfinished { .. } | StartError::Preflight(_) => {
                     exit_code::PRECONDITION
@@ -87,6 +91,7 @@ impl CliError {
             | CliError::PreconditionsFail
             | CliError::RunFailed
             | CliError::RunAborted
+            | CliError::RunParked
             | CliError::RunStopped => {}
             CliError::Start(StartError::Preflight(problems)) => {
                 for problem in problems {

@@ -18,3 +18,7 @@ pub const PRECONDITION: i32 = 3;
 pub const ABORTED: i32 = 4;
 /// `resume`: a step was interrupted half-way and needs `--retry-step` or `--accept-step`.
 pub const NEEDS_DECISION: i32 = 5;
+/// `run`/`resume`: the run parked at a checkpoint with `park: true` to wait for work outside
+/// this host (the TKE activation); nothing failed and nothing is half-done; `mkplan resume
+/// RUN` continues it once that work is done.
+pub const PARKED: i32 = 6;

@@ -41,12 +41,23 @@ pub fn finish(
         }
     };
     eprintln!("run {} in {}", state.run_id, concluded.run_dir.display());
-    let RunEnd::Finished(outcome) = end else {
-        eprintln!(
-            "interrupted: continue with `mkplan resume {}`",
-            state.run_id
-        );
-        return Err(CliError::RunStopped);
+    let outcome = match end {
+        RunEnd::Finished(outcome) => outcome,
+        RunEnd::Interrupted => {
+            eprintln!(
+                "interrupted: continue with `mkplan resume {}`",
+                state.run_id
+            );
+            return Err(CliError::RunStopped);
+        }
+        RunEnd::Parked { step, waiting_for } => {
+            crate::parked::print_parked(plan, state, globals, &step, &waiting_for);
+            return Err(CliError::RunParked);
+        }
+        RunEnd::Halted { step, reason } => {
+            crate::parked::print_halted(state, globals, &step, &reason);
+            return Err(CliError::RunFailed);
+        }
     };
     eprintln!(
         "outcome: {}: {}",

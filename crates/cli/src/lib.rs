@@ -19,6 +19,7 @@ mod keygen;
 mod logging;
 mod man;
 mod manual;
+mod parked;
 mod plan_input;
 pub mod preflight;
 mod recap;

@@ -16,6 +16,16 @@ pub fn print_recap(plan: &Plan, state: &RunState, format: LogFormat) {
             Some(StepStatus::Succeeded { summary, .. }) => ("ok", summary.clone()),
             Some(StepStatus::Failed { error, .. }) => ("failed", error.clone()),
             Some(StepStatus::Skipped { reason }) => ("skipped", reason.clone()),
+            Some(StepStatus::Started { .. })
+                if state
+                    .parked()
+                    .is_some_and(|p| (p.step.section, p.step.index) == (section, step.index)) =>
+            {
+                (
+                    "parked",
+                    "parked: waiting for work outside this host".to_owned(),
+                )
+            }
             Some(StepStatus::Started { .. }) => {
                 ("uncertain", "started, no outcome recorded".to_owned())
             }

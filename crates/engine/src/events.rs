@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::record::StepData;
+use crate::record::mk_change::Milestone;
 use mkplan_plan::model::{KindName, Section, Step};
 
 /// Which step an event is about: section, position, and what it was called.
@@ -136,6 +137,28 @@ pub enum EventKind {
         decision: DecisionKind,
         decided_by: String,
     },
+    /// Something a running step must not lose if mkplan dies before its outcome (the
+    /// operation ID `pkcshsm_mk_change` printed).
+    StepMilestone {
+        step: StepRef,
+        milestone: Milestone,
+    },
+    /// A checkpoint with `park: true` found its work not done yet: the run stops here, to
+    /// be continued by `mkplan resume` (the step is run again then).
+    CheckpointParked {
+        step: StepRef,
+        /// What it waits for, one line each.
+        waiting_for: Vec<String>,
+        /// What the checkpoint read: every APQN of its tokens, the operations.
+        #[serde(default)]
+        data: StepData,
+    },
+    /// A step failed where no rescue can undo the change (a new WK is already active): the
+    /// run stops here and `mkplan resume` runs the step again.
+    RunHalted {
+        step: StepRef,
+        reason: String,
+    },
     RescueStarted {
         after: StepRef,
     },
@@ -180,6 +203,9 @@ impl EventKind {
             EventKind::CheckpointRefused { .. } => "checkpoint_refused",
             EventKind::CheckpointDenied { .. } => "checkpoint_denied",
             EventKind::Decision { .. } => "decision",
+            EventKind::StepMilestone { .. } => "step_milestone",
+            EventKind::CheckpointParked { .. } => "checkpoint_parked",
+            EventKind::RunHalted { .. } => "run_halted",
             EventKind::RescueStarted { .. } => "rescue_started",
             EventKind::AlwaysStarted => "always_started",
             EventKind::Interrupted { .. } => "interrupted",

@@ -37,6 +37,17 @@ pub enum RunEnd {
     Finished(Outcome),
     /// Stopped at a safe point on request; `mkplan resume` continues.
     Interrupted,
+    /// Parked at a checkpoint whose work outside this host is not done yet; `mkplan
+    /// resume` continues once it is.
+    Parked {
+        step: StepRef,
+        waiting_for: Vec<String>,
+    },
+    /// A step failed after the point of no return; `mkplan resume` runs it again.
+    Halted {
+        step: StepRef,
+        reason: String,
+    },
 }
 
 pub struct Executor<'a> {
@@ -59,6 +70,8 @@ enum StepEnd {
     Failed,
     Denied,
     Interrupted,
+    /// The run stops here (parked or halted).
+    Stop(RunEnd),
 }
 
 impl Executor<'_> {
@@ -74,6 +87,7 @@ impl Executor<'_> {
                         match self.step(step)? {
                             StepEnd::Done => {}
                             StepEnd::Interrupted => return self.interrupted(),
+                            StepEnd::Stop(end) => return Ok(self.stopped(end)),
                             StepEnd::Failed | StepEnd::Denied => {
                                 self.recorder.record(EventKind::RescueStarted {
                                     after: StepRef::of(step),
@@ -89,16 +103,20 @@ impl Executor<'_> {
                 }
                 Phase::Rescue => {
                     for step in &self.plan.rescue {
-                        if let StepEnd::Interrupted = self.step(step)? {
-                            return self.interrupted();
+                        match self.step(step)? {
+                            StepEnd::Interrupted => return self.interrupted(),
+                            StepEnd::Stop(end) => return Ok(self.stopped(end)),
+                            _ => {}
                         }
                     }
                     self.recorder.record(EventKind::AlwaysStarted)?;
                 }
                 Phase::Always => {
                     for step in &self.plan.always {
-                        if let StepEnd::Interrupted = self.step(step)? {
-                            return self.interrupted();
+                        match self.step(step)? {
+                            StepEnd::Interrupted => return self.interrupted(),
+                            StepEnd::Stop(end) => return Ok(self.stopped(end)),
+                            _ => {}
                         }
                     }
                     let outcome = self.outcome();
@@ -138,6 +156,11 @@ impl Executor<'_> {
         Ok(RunEnd::Interrupted)
     }
 
+    fn stopped(&mut self, end: RunEnd) -> RunEnd {
+        self.recorder.finish();
+        end
+    }
+
     fn outcome(&self) -> Outcome {
         crate::outcome::decide(self.plan, self.recorder.state())
     }
@@ -152,6 +175,17 @@ impl Executor<'_> {
         {
             Some(StepStatus::Succeeded { .. } | StepStatus::Skipped { .. }) => {
                 return Ok(StepEnd::Done);
+            }
+            // The step that halted the run is run again.
+            Some(StepStatus::Failed { .. })
+                if self
+                    .recorder
+                    .state()
+                    .halted
+                    .as_ref()
+                    .is_some_and(|(h, _)| *h == step_ref) =>
+            {
+                true
             }
             Some(StepStatus::Failed { .. }) if step.section == Section::Steps => {
                 return Ok(StepEnd::Failed);
@@ -257,12 +291,42 @@ impl Executor<'_> {
             }
             Err(StepError::Failed { message, output }) => {
                 self.recorder.record(EventKind::StepFailed {
-                    step: step_ref,
+                    step: step_ref.clone(),
                     error: message,
                     duration_ms,
                     data: StepData::encode(&output),
                 })?;
-                Ok(StepEnd::Failed)
+                if step.section != Section::Steps {
+                    return Ok(StepEnd::Failed);
+                }
+                let state = self.recorder.state().clone();
+                match self.steps.halt_reason(self.plan, &state, &*self.ports.host) {
+                    Some(reason) => self.halt(step_ref, reason),
+                    None => Ok(StepEnd::Failed),
+                }
+            }
+            Err(StepError::Halt { message, output }) => {
+                self.recorder.record(EventKind::StepFailed {
+                    step: step_ref.clone(),
+                    error: message.clone(),
+                    duration_ms,
+                    data: StepData::encode(&output),
+                })?;
+                self.halt(step_ref, message)
+            }
+            Err(StepError::Park {
+                waiting_for,
+                output,
+            }) => {
+                self.recorder.record(EventKind::CheckpointParked {
+                    step: step_ref.clone(),
+                    waiting_for: waiting_for.clone(),
+                    data: StepData::encode(&output),
+                })?;
+                Ok(StepEnd::Stop(RunEnd::Parked {
+                    step: step_ref,
+                    waiting_for,
+                }))
             }
             // Journaled as started, with no outcome: `resume` runs it again (or, for a
             // step that may have acted, asks for a decision).
@@ -281,6 +345,14 @@ impl Executor<'_> {
                 Ok(StepEnd::Denied)
             }
         }
+    }
+
+    fn halt(&mut self, step: StepRef, reason: String) -> Result<StepEnd, EngineError> {
+        self.recorder.record(EventKind::RunHalted {
+            step: step.clone(),
+            reason: reason.clone(),
+        })?;
+        Ok(StepEnd::Stop(RunEnd::Halted { step, reason }))
     }
 
     /// `when`, `--tags` and `--skip-tags`. Tags filter only the main steps: the safety

@@ -5,6 +5,7 @@
 use crate::events::Outcome;
 use crate::record::Record;
 use crate::record::backup::{RestoreAction, RestoreOutput};
+use crate::record::mk_change::{CancelOutput, EndAction};
 use crate::state::{RunState, StepRecord, StepStatus};
 use mkplan_plan::model::{Plan, Section, StepKind};
 
@@ -46,7 +47,12 @@ pub fn describe(plan: &Plan, state: &RunState) -> String {
     }
     let restored = restored(plan, state);
     let all = restores(plan, state);
-    if !restored.is_empty() {
+    if !restored.is_empty() && restored.iter().all(|r| r.starts_with("operation ")) {
+        format!(
+            "{what}; rescue cancelled {}: every key stays under the current WK",
+            restored.join(", ")
+        )
+    } else if !restored.is_empty() {
         format!(
             "{what}; rescue restored {} from this run's verified backup",
             restored.join(", ")
@@ -80,23 +86,31 @@ fn failed(state: &RunState, section: Section) -> Option<&StepRecord> {
         .find(|r| r.step.section == section && matches!(r.status, StepStatus::Failed { .. }))
 }
 
-/// The rescue's `restore` steps that ran, in order.
+/// The rescue's steps that undo a change (`restore`, `mk_change: {cancel}`) that ran, in
+/// order.
 fn restores<'s>(plan: &Plan, state: &'s RunState) -> Vec<&'s StepRecord> {
     plan.rescue
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::Restore(_)))
+        .filter(|s| matches!(s.kind, StepKind::Restore(_) | StepKind::MkCancel(_)))
         .filter_map(|s| state.record(Section::Rescue, s.index))
         .collect()
 }
 
-/// The tokens (as `` `name` ``) a rescue `restore` actually put back.
+/// What those steps actually undid: the tokens (as `` `name` ``) a `restore` put back, and
+/// the operations (as `operation ID`) a cancel cancelled.
 fn restored(plan: &Plan, state: &RunState) -> Vec<String> {
     restores(plan, state)
         .into_iter()
         .filter_map(|r| match &r.status {
             StepStatus::Succeeded { output, .. } => RestoreOutput::of(output)
                 .filter(|r| r.action == RestoreAction::Restored)
-                .map(|r| format!("`{}`", r.token)),
+                .map(|r| format!("`{}`", r.token))
+                .or_else(|| {
+                    CancelOutput::of(output)
+                        .filter(|c| c.0.action == Some(EndAction::Cancelled))
+                        .and_then(|c| c.0.operation.as_ref())
+                        .map(|id| format!("operation {id}"))
+                }),
             _ => None,
         })
         .collect()

@@ -9,6 +9,7 @@ use tracing_indicatif::span_ext::IndicatifSpanExt;
 use crate::events::EventKind;
 use crate::journal::Entry;
 use crate::ports::operator::Operator;
+use crate::record::mk_change::Milestone;
 
 pub trait Sink {
     /// `entry` is set when the event was journaled.
@@ -181,6 +182,40 @@ impl Sink for LogSink {
                 step = step.position(),
                 decided_by,
                 "{decided_by} decided to {decision:?} the uncertain step {} `{}`",
+                step.position(),
+                step.name
+            ),
+            EventKind::StepMilestone { step, milestone } => match milestone {
+                Milestone::OperationCreated { id } => info!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    operation = id.as_str(),
+                    "operation {id} created (journaled)"
+                ),
+                Milestone::ToolWorking => {
+                    info!(seq, kind, step = step.position(), "the tool works")
+                }
+            },
+            EventKind::CheckpointParked {
+                step, waiting_for, ..
+            } => {
+                self.running = None;
+                warn!(
+                    seq,
+                    kind,
+                    step = step.position(),
+                    "⏸ {} {} parked, waiting for: {}",
+                    step.position(),
+                    step.name,
+                    waiting_for.join("; ")
+                );
+            }
+            EventKind::RunHalted { step, reason } => error!(
+                seq,
+                kind,
+                step = step.position(),
+                "halted at {} `{}`: {reason}",
                 step.position(),
                 step.name
             ),

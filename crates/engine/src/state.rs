@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::events::{ApprovalMethod, DecisionKind, EventKind, Outcome, StepRef};
 use crate::journal::Entry;
-use crate::record::{Record, StepOutput};
+use crate::record::mk_change::Milestone;
+use crate::record::{Record, StepData, StepOutput};
 use mkplan_plan::model::{KindName, Section};
 
 /// A step's position: its section and index.
@@ -91,6 +92,24 @@ pub struct RunState {
     pub host_root: String,
     /// Every unit a `stop` step announced it was stopping, with the step, in journal order.
     pub units_stopping: Vec<(StepKey, String)>,
+    /// What running steps journaled before their outcome, in journal order.
+    pub milestones: Vec<(StepKey, Milestone)>,
+    /// Every time the run parked, oldest first.
+    pub parks: Vec<Park>,
+    /// The step whose failure halted the run, and why, until it is started again.
+    pub halted: Option<(StepRef, String)>,
+}
+
+/// One time the run parked at a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Park {
+    pub step: StepRef,
+    pub at: String,
+    pub waiting_for: Vec<String>,
+    /// What the checkpoint read then.
+    pub data: StepData,
+    /// When (and by whom) the run was resumed after it.
+    pub resumed: Option<(String, String)>,
 }
 
 impl RunState {
@@ -108,6 +127,9 @@ impl RunState {
             rehearsal: false,
             host_root: String::new(),
             units_stopping: Vec::new(),
+            milestones: Vec::new(),
+            parks: Vec::new(),
+            halted: None,
         };
         for entry in entries {
             state.apply(entry);
@@ -131,8 +153,39 @@ impl RunState {
                 self.plan_sha256 = plan_sha256.clone();
                 self.plan_path = plan_path.clone();
             }
-            EventKind::Resumed { .. } => self.interrupted = false,
+            EventKind::Resumed { operator, .. } => {
+                self.interrupted = false;
+                if let Some(park) = self.parks.last_mut()
+                    && park.resumed.is_none()
+                {
+                    park.resumed = Some((entry.time.clone(), operator.clone()));
+                }
+            }
+            EventKind::StepMilestone { step, milestone } => {
+                self.milestones.push((key(step), milestone.clone()));
+            }
+            EventKind::CheckpointParked {
+                step,
+                waiting_for,
+                data,
+            } => self.parks.push(Park {
+                step: step.clone(),
+                at: entry.time.clone(),
+                waiting_for: waiting_for.clone(),
+                data: data.clone(),
+                resumed: None,
+            }),
+            EventKind::RunHalted { step, reason } => {
+                // Not a way to rescue: the step is run again on resume.
+                if self.failure.as_ref().is_some_and(|(f, _)| f == step) {
+                    self.failure = None;
+                }
+                self.halted = Some((step.clone(), reason.clone()));
+            }
             EventKind::StepStarted { step, mutating } => {
+                if self.halted.as_ref().is_some_and(|(h, _)| h == step) {
+                    self.halted = None;
+                }
                 let previous = self.steps.remove(&key(step));
                 let attempts = previous.as_ref().map_or(0, |r| r.attempts) + 1;
                 let mut earlier = Vec::new();
@@ -287,7 +340,26 @@ impl RunState {
         match self.phase {
             Phase::Finished(outcome) => outcome.as_str(),
             _ if self.uncertain().is_some() => "needs decision",
+            _ if self.halted.is_some() => "halted",
+            _ if self.parked().is_some() => "parked",
             _ => "interrupted",
         }
+    }
+
+    /// The park the run is in now (its last, not resumed since).
+    pub fn parked(&self) -> Option<&Park> {
+        self.parks.last().filter(|p| p.resumed.is_none())
+    }
+
+    /// The milestones a step journaled (of all its attempts).
+    pub fn milestones_of(
+        &self,
+        section: Section,
+        index: usize,
+    ) -> impl Iterator<Item = &Milestone> {
+        self.milestones
+            .iter()
+            .filter(move |(k, _)| *k == (section, index))
+            .map(|(_, m)| m)
     }
 }

@@ -37,6 +37,15 @@ pub enum StepError {
     /// A stop was requested while the step waited for a person (a prompt): it did nothing,
     /// and the run stops here to be resumed, without rescue.
     Interrupted,
+    /// A checkpoint with `park: true` whose work is not done yet: the run parks (exit 6)
+    /// and `resume` runs the checkpoint again.
+    Park {
+        waiting_for: Vec<String>,
+        output: StepOutput,
+    },
+    /// The step failed where rescue cannot undo anything (a new WK is already active):
+    /// the run halts and `resume` runs the step again.
+    Halt { message: String, output: StepOutput },
 }
 
 pub type StepResult = Result<StepSuccess, StepError>;
@@ -82,6 +91,9 @@ pub trait Steps: Sync {
     /// against a token of the plan, or processes use a store a step left half-changed);
     /// empty when it may.
     fn refuse_resume(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Vec<String>;
+    /// Why a main step's failure must halt the run instead of going to `rescue` (the
+    /// change can only go forward now), read on `host` after the failure; `None` to rescue.
+    fn halt_reason(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Option<String>;
 }
 
 /// Why `--accept-step` must not take an uncertain step as done: the step kind's own reason

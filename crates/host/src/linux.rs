@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::inventory::ockconf;
 use crate::services::{self, Verb};
 use crate::{archive, fsutil, process, procscan, pty, slotd, store, tools, zcrypt};
 use mkplan_engine::cancel::Cancel;
 use mkplan_engine::ports::host::{
-    BackupCheck, BackupComparison, CommandError, CommandSpec, HostActions, HostView, OnCancel,
-    PortError, Program, PtyCommand, PtyDialog, PtyError, PtyExit, ReadOnlyCommand, RunningTool,
-    ServiceUnit, ServiceVerb, SlotDaemon, StoreDrift,
+    BackupCheck, BackupComparison, CommandError, CommandSpec, HostActions, HostView, OckSlot,
+    OnCancel, PortError, Program, PtyCommand, PtyDialog, PtyError, PtyExit, ReadOnlyCommand,
+    RunningTool, ServiceUnit, ServiceVerb, SlotDaemon, StoreDrift,
 };
 use mkplan_engine::ports::root::{HostRoot, token_shm_path};
 use mkplan_engine::record::backup::{BackupRecord, JournaledBackup, RestoreRecord};
@@ -169,6 +170,26 @@ impl HostView for LinuxHost {
         cancel: &Cancel,
     ) -> Result<bool, PortError> {
         services::run(&self.root, unit, Verb::IsActive, deadline, cancel).map(|code| code == 0)
+    }
+
+    fn ock_slots(&self) -> Result<Vec<OckSlot>, PortError> {
+        let path = self
+            .root
+            .path(Path::new(ockconf::CONF_DIR).join("opencryptoki.conf"));
+        let text = mkplan_plan::input::read_to_string(&path, mkplan_plan::input::SMALL)
+            .map_err(|e| PortError::new(format!("`{}`: {e}", path.display())))?;
+        let conf = ockconf::parse(&text)
+            .map_err(|e| PortError::new(format!("`{}`: {e}", path.display())))?;
+        Ok(conf
+            .slots
+            .iter()
+            .map(|s| OckSlot {
+                slot: s.slot,
+                stdll: s.stdll.clone(),
+                confname: s.confname.clone(),
+                ep11: s.kind() == mkplan_plan::init::inventory::TokenKind::Ep11,
+            })
+            .collect())
     }
 
     fn run_read_only(

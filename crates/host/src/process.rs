@@ -30,6 +30,28 @@ const POLL: Duration = Duration::from_millis(20);
 ///   child kills itself before `exec`.
 ///
 /// Its own process group (or session) is up to the caller.
+/// Lets the child outlive mkplan: no parent-death signal, and SIGHUP and SIGPIPE ignored
+/// (ignored dispositions survive `execve`, so a closed pty cannot stop it); the rest of the
+/// signals default, none blocked. Only for a tool that must never be stopped half-way.
+pub fn outlive_mkplan(command: &mut Command) {
+    // SAFETY: between fork and exec only async-signal-safe calls are made (sigaction,
+    // sigprocmask), and no memory is allocated.
+    unsafe {
+        command.pre_exec(|| {
+            use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+            for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            for sig in [Signal::SIGHUP, Signal::SIGPIPE] {
+                signal(sig, SigHandler::SigIgn).map_err(std::io::Error::from)?;
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
 pub fn die_with_mkplan(command: &mut Command) {
     let parent = rustix::process::getpid();
     // SAFETY: between fork and exec only async-signal-safe calls are made (sigaction,

@@ -12,7 +12,7 @@ use rexpect::reader::{Options, ReadUntil};
 
 use crate::process;
 use mkplan_engine::cancel::Cancel;
-use mkplan_engine::ports::host::{PtyCommand, PtyDialog, PtyError, PtyExit};
+use mkplan_engine::ports::host::{PtyCommand, PtyDialog, PtyError, PtyExit, Reply};
 
 /// How long one read waits before the stop flag and the deadline are looked at again.
 const READ_SLICE_MS: u64 = 250;
@@ -32,8 +32,13 @@ pub(crate) fn run(
     if let Some((name, pin)) = tool.secret_env {
         command.env(name, pin.expose());
     }
-    // On its pty the tool leads its own session; it must not outlive mkplan (rule 8).
-    process::die_with_mkplan(&mut command);
+    // On its pty the tool leads its own session; it must not outlive mkplan (rule 8),
+    // except the one tool that must be left to finish.
+    if tool.outlives_mkplan {
+        process::outlive_mkplan(&mut command);
+    } else {
+        process::die_with_mkplan(&mut command);
+    }
     let options = Options::new().timeout_ms(Some(READ_SLICE_MS));
     let mut session = rexpect::spawn_with_options(command, options)
         .map_err(|e| PtyError::Spawn(e.to_string()))?;
@@ -44,27 +49,26 @@ pub(crate) fn run(
             told_waiting = true;
             dialog.stop_requested();
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        if !tool.outlives_mkplan && deadline.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
             let _ = session.process_mut().exit();
             break;
         }
-        let prompt = dialog.prompt().map(str::to_owned);
-        let read = match &prompt {
-            Some(prompt) => session.exp_any(vec![
-                ReadUntil::String(prompt.clone()),
-                ReadUntil::String("\n".to_owned()),
-            ]),
-            None => session.exp_any(vec![ReadUntil::String("\n".to_owned())]),
-        };
-        match read {
-            Ok((before, matched)) if Some(&matched) == prompt.as_ref() => {
+        let prompts = dialog.prompts();
+        let mut needles: Vec<ReadUntil> = prompts.iter().cloned().map(ReadUntil::String).collect();
+        needles.push(ReadUntil::String("\n".to_owned()));
+        match session.exp_any(needles) {
+            Ok((before, matched)) if prompts.contains(&matched) => {
                 dialog.rest(&before);
-                let (pin, settle) = dialog.answer();
-                std::thread::sleep(settle);
-                session
-                    .send_line(pin.expose())
-                    .map_err(|e| PtyError::SendPin(e.to_string()))?;
+                let sent = match dialog.answer(&matched) {
+                    Reply::Secret(pin, settle) => {
+                        std::thread::sleep(settle);
+                        session.send_line(pin.expose()).map(drop)
+                    }
+                    Reply::Text(text) => session.send_line(text).map(drop),
+                    Reply::Eof => session.send_control('d'),
+                };
+                sent.map_err(|e| PtyError::SendPin(e.to_string()))?;
             }
             Ok((line, _)) => dialog.line(&line),
             Err(RexpectError::Timeout { .. }) => {}

@@ -18,6 +18,8 @@ use mkplan_engine::record::wk::WkTable;
 use mkplan_engine::step::{CheckContext, CheckReport, RunContext};
 use mkplan_plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
 
+mod park;
+
 /// `checkpoint`.
 pub(crate) struct CheckpointKind;
 
@@ -115,6 +117,11 @@ fn normalise(name: &str) -> String {
 }
 
 fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<CheckpointOutput> {
+    // A parking checkpoint reads its `until` first: it parks while the work is not done.
+    let mut arrival = match checkpoint.park {
+        true => Some(park::arrive(checkpoint, cx)?),
+        false => None,
+    };
     let step_ref = cx.step_ref();
     let text = shown_text(cx.plan, &cx.run.plan_sha256, cx.step, checkpoint);
     let shown = sha256_hex(text.as_bytes());
@@ -182,12 +189,19 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
         cx.emit(event).map_err(|e| Failed::step(e.to_string()))
     };
 
-    if approved.len() < needed
-        && let Some(actor) = cx.tke
-    {
-        let approvers = actor
-            .act(cx.plan, cx.step, checkpoint)
-            .map_err(|e| Failed::step(format!("the simulated TKE operator failed: {e}")))?;
+    let acted = arrival.as_mut().and_then(|a| a.acted.take());
+    let approvers = match (acted, cx.tke) {
+        _ if approved.len() >= needed => None,
+        (Some(approvers), _) => Some(approvers),
+        // At a parking checkpoint the simulated TKE acts only on a later arrival.
+        (None, Some(actor)) if !checkpoint.park => Some(
+            actor
+                .act(cx.plan, cx.step, checkpoint)
+                .map_err(|e| Failed::step(format!("the simulated TKE operator failed: {e}")))?,
+        ),
+        (None, _) => None,
+    };
+    if let Some(approvers) = approvers {
         for approver in approvers {
             if approved.len() >= needed {
                 break;
@@ -250,6 +264,16 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
         }
     }
 
+    if approved.len() < needed && checkpoint.park {
+        let token = tokens(cx.plan, checkpoint).into_iter().next();
+        return Err(park::awaiting_approvals(
+            approved.len(),
+            needed,
+            &shell_word(&flag_key(cx.step)),
+            cx,
+            token,
+        ));
+    }
     if approved.len() < needed {
         return Err(Failed::Denied(format!(
             "{} of {needed} approvals; without a terminal nobody is asked (hint: `--approve {}=NAME`, or an approvals file)",
@@ -266,6 +290,7 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
         shown_sha256: shown,
         approved_at: now_rfc3339(),
         until: None,
+        since_park: arrival.map(|a| a.since_park).unwrap_or_default(),
     };
     if let Some(until) = &checkpoint.until {
         output.until = Some(poll_until(until, cx)?);

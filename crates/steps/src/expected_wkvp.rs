@@ -1,14 +1,16 @@
 //! `set_expected_wkvp`: after activation, point `EXPECTED_WKVP` in the token's
 //! `ep11tok.conf` at the new WK (openCryptoki 3.19+ will not start the token otherwise;
-//! reference 1.6, 3.2). Every other byte is kept; the old file is kept beside it.
+//! reference 1.6, 3.2); with `to: current`, before any activation, point it back at the
+//! current WK (a concurrent cancel needs that value, reference 2.4 step 2). Every other
+//! byte is kept; the old file is kept beside it.
 
-use crate::guards::wk::read_and_evaluate;
+use crate::guards::wk::{read_and_evaluate, refuse_if_activated};
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::crash_hooks::kill_point;
 use mkplan_engine::record::command::ExpectedWkvpOutput;
 use mkplan_engine::step::{CheckContext, CheckReport, RunContext};
 use mkplan_plan::ep11conf;
-use mkplan_plan::model::{AssertWk, CurrentWk, ExpectedWkvpStep, NewWk};
+use mkplan_plan::model::{AssertWk, CurrentWk, ExpectedTarget, ExpectedWkvpStep, NewWk};
 
 /// `set_expected_wkvp`.
 pub(crate) struct ExpectedWkvpKind;
@@ -34,23 +36,37 @@ fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedW
             "note: token `{token_id}` names no `config`; nothing to change"
         )));
     };
-    // Only once the new WK is current everywhere: before that, the old value is right.
-    let activated = AssertWk {
-        token: token_id.clone(),
-        current: CurrentWk::New,
-        new: NewWk::Any,
+    let target = match step.to {
+        ExpectedTarget::New => {
+            // Only once the new WK is current everywhere: before that, the old value is right.
+            let activated = AssertWk {
+                token: token_id.clone(),
+                current: CurrentWk::New,
+                new: NewWk::Any,
+            };
+            read_and_evaluate(cx.host, cx.plan, &activated).map_err(|p| {
+                Failed::step(format!(
+                    "the new WK is not current on every APQN yet, so EXPECTED_WKVP stays: {p}"
+                ))
+            })?;
+            token.wkvp_new
+        }
+        ExpectedTarget::Current => {
+            // Only while the old WK is current everywhere: once it is gone, it would stop the token.
+            refuse_if_activated(cx.host, token).map_err(|e| {
+                Failed::step(format!(
+                    "EXPECTED_WKVP cannot go back to the current WK: {e}"
+                ))
+            })?;
+            token.wkvp_current
+        }
     };
-    read_and_evaluate(cx.host, cx.plan, &activated).map_err(|p| {
-        Failed::step(format!(
-            "the new WK is not current on every APQN yet, so EXPECTED_WKVP stays: {p}"
-        ))
-    })?;
     let path = cx.host.root().path(config);
     let text = cx
         .host
         .read_config(&path)
         .map_err(|e| Failed::step(format!("cannot read `{}`: {e}", config.display())))?;
-    let rewritten = ep11conf::rewrite_expected_wkvp(&text, &token.wkvp_new)
+    let rewritten = ep11conf::rewrite_expected_wkvp(&text, &target)
         .map_err(|e| Failed::step(format!("`{}`: {e}", config.display())))?;
     let Some(rewritten) = rewritten else {
         return Ok(Done::new(format!(
@@ -60,9 +76,8 @@ fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedW
     };
     if rewritten == text {
         return Ok(Done::new(format!(
-            "`{}` already expects {}",
-            config.display(),
-            token.wkvp_new
+            "`{}` already expects {target}",
+            config.display()
         )));
     }
     let backup = path.with_file_name(format!(
@@ -80,15 +95,14 @@ fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedW
         .replace_file(&path, rewritten.as_bytes())
         .map_err(|e| Failed::step(format!("cannot rewrite `{}`: {e}", config.display())))?;
     Ok(Done::new(format!(
-        "`{}` now expects {}; the previous file is `{}`",
+        "`{}` now expects {target}; the previous file is `{}`",
         config.display(),
-        token.wkvp_new,
         backup.display()
     ))
     .with(ExpectedWkvpOutput {
         config: config.clone(),
         previous: backup,
-        expected_wkvp: token.wkvp_new.to_string(),
+        expected_wkvp: target.to_string(),
     }))
 }
 
@@ -104,6 +118,10 @@ fn check(step: &ExpectedWkvpStep, cx: &CheckContext<'_>) -> CheckReport {
         .map(|t| ep11conf::parse(&t))
     {
         Ok(Ok(parsed)) => match parsed.expected_wkvp {
+            Some(w) if step.to == ExpectedTarget::Current => CheckReport::WillRun(format!(
+                "before any activation, would change EXPECTED_WKVP from {w} to {}",
+                token.wkvp_current
+            )),
             Some(w) => CheckReport::WillRun(format!(
                 "after activation, would change EXPECTED_WKVP from {w} to {}",
                 token.wkvp_new

@@ -67,6 +67,17 @@ pub(crate) enum Failed<O> {
     Denied(String),
     /// A stop was requested while it waited for a person: it did nothing.
     Interrupted,
+    /// A parking checkpoint's work is not done yet: the run parks, with what it waits for.
+    Park {
+        waiting_for: Vec<String>,
+        /// What it read (the registers), for `resume` to say what changed.
+        output: StepOutput,
+    },
+    /// It failed where rescue cannot undo anything: the run halts, `resume` retries it.
+    Halt {
+        message: String,
+        output: Option<Box<O>>,
+    },
 }
 
 impl<O> Failed<O> {
@@ -107,6 +118,17 @@ impl<O: Into<StepOutput>> From<Failed<O>> for StepError {
             },
             Failed::Denied(reason) => StepError::Denied { reason },
             Failed::Interrupted => StepError::Interrupted,
+            Failed::Park {
+                waiting_for,
+                output,
+            } => StepError::Park {
+                waiting_for,
+                output,
+            },
+            Failed::Halt { message, output: o } => StepError::Halt {
+                message,
+                output: output(o.map(|o| *o)),
+            },
         }
     }
 }

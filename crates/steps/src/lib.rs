@@ -12,6 +12,7 @@ mod expected_wkvp;
 pub mod guards;
 mod kind;
 pub mod migrate;
+mod mk_change;
 pub mod preflight;
 mod probe_keys;
 pub mod registry;

@@ -185,6 +185,7 @@ fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput>
         ],
         scrub_env,
         secret_env: (step.pin_delivery == PinDelivery::Env).then_some(("PKCS11_USER_PIN", &*pin)),
+        outlives_mkplan: false,
     };
     let (host, deadline, cancel) = (cx.host, cx.deadline, cx.cancel);
     let mut dialog = Dialog {
@@ -254,6 +255,9 @@ fn restore_first(
         ))),
         Err(Failed::Denied(reason)) => Err(Failed::Denied(reason)),
         Err(Failed::Interrupted) => Err(Failed::Interrupted),
+        Err(Failed::Park { .. } | Failed::Halt { .. }) => Err(refused(
+            "restoring before the retry did not complete".to_owned(),
+        )),
     }
 }
 

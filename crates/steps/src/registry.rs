@@ -8,6 +8,7 @@ use crate::command::CommandKind;
 use crate::expected_wkvp::ExpectedWkvpKind;
 use crate::kind::Kind;
 use crate::migrate::MigrateKind;
+use crate::mk_change::{CancelKind, FinalizeKind, ReencipherKind};
 use crate::probe_keys::ProbeKeysKind;
 use crate::restore::RestoreKind;
 use crate::start::StartKind;
@@ -43,6 +44,9 @@ fn dispatch<V: Visit>(step: &Step, visit: V) -> V::Out {
         StepKind::SetExpectedWkvp(args) => visit.visit::<ExpectedWkvpKind>(args),
         StepKind::ProbeKeys(args) => visit.visit::<ProbeKeysKind>(args),
         StepKind::Command(args) => visit.visit::<CommandKind>(args),
+        StepKind::MkReencipher(args) => visit.visit::<ReencipherKind>(args),
+        StepKind::MkFinalize(args) => visit.visit::<FinalizeKind>(args),
+        StepKind::MkCancel(args) => visit.visit::<CancelKind>(args),
     }
 }
 
@@ -114,5 +118,9 @@ impl Steps for Registry {
 
     fn refuse_resume(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Vec<String> {
         crate::guards::resume::refusals(plan, state, host)
+    }
+
+    fn halt_reason(&self, plan: &Plan, state: &RunState, host: &dyn HostView) -> Option<String> {
+        crate::guards::mk_change::halt_reason(plan, state, host)
     }
 }

@@ -104,6 +104,8 @@ pub trait HostView: Send + Sync {
         deadline: Instant,
         cancel: &Cancel,
     ) -> Result<bool, PortError>;
+    /// The slots `opencryptoki.conf` (under the root) configures.
+    fn ock_slots(&self) -> Result<Vec<OckSlot>, PortError>;
     /// Runs a command the plan marks read-only, killed if it outlives `deadline`.
     fn run_read_only(
         &self,
@@ -315,6 +317,32 @@ impl ReadOnlyCommand {
     pub fn spec(&self) -> &CommandSpec {
         &self.0
     }
+
+    /// `pkcshsm_mk_change list [--id ID]` (`tool` as the plan names it, or its bare name):
+    /// it only reads the operation files (opencryptoki-ep11.md 2.5), so a dry run may run it.
+    pub fn mk_change_list(tool: &str, id: Option<&str>, scrub_env: &[&str]) -> Self {
+        let mut argv = vec![tool.to_owned(), "list".to_owned()];
+        if let Some(id) = id {
+            argv.extend(["--id".to_owned(), id.to_owned()]);
+        }
+        Self(CommandSpec {
+            program: Program::Argv(argv),
+            env: BTreeMap::new(),
+            scrub_env: scrub_env.iter().map(|s| (*s).to_owned()).collect(),
+        })
+    }
+}
+
+/// One slot of `opencryptoki.conf`, as far as the concurrent change asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OckSlot {
+    pub slot: u16,
+    /// Its STDLL as written (`libpkcs11_ep11.so`).
+    pub stdll: String,
+    /// Its token config file, as written (relative names are under `/etc/opencryptoki`).
+    pub confname: Option<String>,
+    /// `libpkcs11_ep11.so` (any directory or suffix).
+    pub ep11: bool,
 }
 
 /// Why a program did not run.
@@ -336,14 +364,28 @@ pub struct PtyCommand<'a> {
     pub scrub_env: Vec<String>,
     /// A variable that carries the PIN, for old tools that read it from there.
     pub secret_env: Option<(&'a str, &'a Pin)>,
+    /// The tool must be left to finish even if mkplan dies (`pkcshsm_mk_change`: stopped
+    /// half-way it leaves an operation neither finalize nor cancel accepts): no parent-death
+    /// signal, SIGHUP and SIGPIPE ignored, and never stopped at a deadline.
+    pub outlives_mkplan: bool,
+}
+
+/// What to type at a prompt.
+pub enum Reply<'a> {
+    /// A secret, once the time has passed (the tool turns echo off first).
+    Secret(&'a Pin, Duration),
+    /// A plain answer, such as `y` or `n`.
+    Text(&'static str),
+    /// End of input (Ctrl-D): the tool gives up without a secret.
+    Eof,
 }
 
 /// The step's side of a dialog with a tool on a pty.
 pub trait PtyDialog {
-    /// The prompt to wait for, while one is awaited.
-    fn prompt(&self) -> Option<&str>;
-    /// The prompt came: what to type, once the returned time has passed.
-    fn answer(&mut self) -> (&Pin, Duration);
+    /// The prompts to wait for now (none while nothing is awaited).
+    fn prompts(&self) -> Vec<String>;
+    /// One of the prompts came: what to type.
+    fn answer(&mut self, prompt: &str) -> Reply<'_>;
     /// One line of output, as it came.
     fn line(&mut self, line: &str);
     /// Output that came with something else: before the prompt, or at the end.

@@ -11,4 +11,7 @@ pub struct CheckpointOutput {
     pub approved_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<WkTable>,
+    /// A parking checkpoint resumed: what changed on the host since it parked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub since_park: Vec<String>,
 }

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod checkpoint;
 pub mod command;
 pub mod migrate;
+pub mod mk_change;
 pub mod probe;
 pub mod services;
 pub mod users;
@@ -25,6 +26,7 @@ use crate::record::backup::{BackupOutput, RestoreOutput};
 use crate::record::checkpoint::CheckpointOutput;
 use crate::record::command::{CommandOutput, ExpectedWkvpOutput};
 use crate::record::migrate::MigrateOutput;
+use crate::record::mk_change::{CancelOutput, FinalizeOutput, ReencipherOutput};
 use crate::record::probe::ProbeOutput;
 use crate::record::services::{StartOutput, StopOutput};
 use crate::record::wk::WkTable;
@@ -47,6 +49,9 @@ pub enum StepOutput {
     SetExpectedWkvp(Box<ExpectedWkvpOutput>),
     ProbeKeys(Box<ProbeOutput>),
     Command(Box<CommandOutput>),
+    MkReencipher(Box<ReencipherOutput>),
+    MkFinalize(Box<FinalizeOutput>),
+    MkCancel(Box<CancelOutput>),
     /// A record this mkplan cannot read (why): guards take it as the worst case, the report
     /// as missing.
     Unreadable(String),
@@ -113,6 +118,9 @@ records!(
     SetExpectedWkvp(ExpectedWkvpOutput) = SetExpectedWkvp,
     ProbeKeys(ProbeOutput) = ProbeKeys,
     Command(CommandOutput) = Command,
+    MkReencipher(ReencipherOutput) = MkReencipher,
+    MkFinalize(FinalizeOutput) = MkFinalize,
+    MkCancel(CancelOutput) = MkCancel,
 );
 
 /// A step's record as the journal holds it (`data` of `step_succeeded`/`step_failed`).

@@ -26,6 +26,9 @@ use crate::yaml::escape_pointer_segment;
 /// Default pause between polls of a checkpoint's `until` check.
 const DEFAULT_UNTIL_DELAY: Duration = Duration::from_secs(10);
 
+/// Default pause between attempts of a `mk_change` finalize or cancel that left ERROR.
+const DEFAULT_END_DELAY: Duration = Duration::from_secs(30);
+
 pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
     let mut cx = Lowering {
         templates: Templates::new(json),
@@ -81,6 +84,7 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
         }
     }
     cx.unique_step_ids(&steps);
+    cx.resolve_operations(&mut steps);
     let report = cx.report(raw.report.as_ref());
 
     if !cx.errors.is_empty() {

@@ -5,14 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use crate::diagnostic::Diagnostic;
-use crate::lower::{DEFAULT_UNTIL_DELAY, Lowering};
+use crate::lower::{DEFAULT_END_DELAY, DEFAULT_UNTIL_DELAY, Lowering};
 use crate::model::{
     Apqn, AssertWk, BackupId, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery,
     Section, ServiceId, Step, StepKind, TkeAction, Token, TokenId, Until,
 };
-use crate::model::{BackupStep, ExpectedWkvpStep, ProbeKeysStep, RestoreStep};
+use crate::model::{
+    BackupStep, EndOperationStep, ExpectedTarget, ExpectedWkvpStep, ProbeKeysStep, ReencipherStep,
+    RestoreStep,
+};
 use crate::raw::{
-    RawAssertWk, RawCommand, RawCurrentWk, RawMigrateStep, RawNewWk, RawPinDelivery, RawStep,
+    RawAssertWk, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget, RawMigrateStep,
+    RawMkChange, RawNewWk, RawPinDelivery, RawStep,
 };
 use crate::schema::dotted_path;
 use crate::suggest::did_you_mean;
@@ -116,6 +120,7 @@ impl Lowering {
                 approvers,
                 timeout,
                 until,
+                park: c.park,
             }));
         }
         if let Some(s) = &raw.stop {
@@ -151,7 +156,11 @@ impl Lowering {
         }
         if let Some(t) = &raw.set_expected_wkvp {
             let token = self.token_ref(&t.token, &format!("{base}/set_expected_wkvp/token"))?;
-            return Some(StepKind::SetExpectedWkvp(ExpectedWkvpStep { token }));
+            let to = match t.to {
+                None | Some(RawExpectedTarget::New) => ExpectedTarget::New,
+                Some(RawExpectedTarget::Current) => ExpectedTarget::Current,
+            };
+            return Some(StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, to }));
         }
         if let Some(p) = &raw.probe_keys {
             let token = self.token_ref(&p.token, &format!("{base}/probe_keys/token"))?;
@@ -164,6 +173,9 @@ impl Lowering {
             return self
                 .command(c, &format!("{base}/command"))
                 .map(StepKind::Command);
+        }
+        if let Some(m) = &raw.mk_change {
+            return self.mk_change(m, &format!("{base}/mk_change"), tokens);
         }
         self.errors
             .push(Diagnostic::error("one-of", "the step has no kind").with_pointer(base));
@@ -226,6 +238,98 @@ impl Lowering {
                 Some(RawPinDelivery::Env) => PinDelivery::Env,
             },
         })
+    }
+
+    fn mk_change(
+        &mut self,
+        raw: &RawMkChange,
+        pointer: &str,
+        tokens: &BTreeMap<TokenId, Token>,
+    ) -> Option<StepKind> {
+        if let Some(r) = &raw.reencipher {
+            let at = format!("{pointer}/reencipher");
+            let named: Vec<Option<TokenId>> = r
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| self.token_ref(t, &format!("{at}/tokens/{i}")))
+                .collect();
+            let mut named: Vec<TokenId> = named.into_iter().collect::<Option<_>>()?;
+            // The tool asks for the PINs in slot order.
+            named.sort_by_key(|t| tokens.get(t).map(|t| t.slot));
+            return Some(StepKind::MkReencipher(ReencipherStep {
+                tokens: named,
+                tool: r.tool.as_ref().map(PathBuf::from),
+            }));
+        }
+        if let Some(f) = &raw.finalize {
+            return self
+                .end_operation(f, &format!("{pointer}/finalize"))
+                .map(StepKind::MkFinalize);
+        }
+        let c = raw.cancel.as_ref()?;
+        self.end_operation(c, &format!("{pointer}/cancel"))
+            .map(StepKind::MkCancel)
+    }
+
+    /// `of` is resolved once every step is lowered ([`Lowering::resolve_operations`]).
+    fn end_operation(&mut self, raw: &RawEndOperation, pointer: &str) -> Option<EndOperationStep> {
+        let delay = match &raw.delay {
+            Some(d) => self.duration(d, &format!("{pointer}/delay"))?,
+            None => DEFAULT_END_DELAY,
+        };
+        Some(EndOperationStep {
+            of: raw.of.clone(),
+            of_index: usize::MAX,
+            tokens: Vec::new(),
+            retries: u32::try_from(raw.retries.unwrap_or(1)).unwrap_or(u32::MAX),
+            delay,
+        })
+    }
+
+    /// Points each finalize and cancel at the reencipher step its `of` names, and takes
+    /// that operation's tokens.
+    pub(super) fn resolve_operations(&mut self, steps: &mut [Step]) {
+        let operations: Vec<(String, usize, Vec<TokenId>, &'static str)> = steps
+            .iter()
+            .filter_map(|s| Some((s.id.clone()?, s)))
+            .map(|(id, s)| match &s.kind {
+                StepKind::MkReencipher(r) if s.section == Section::Steps => {
+                    (id, s.index, r.tokens.clone(), "")
+                }
+                other => (id, s.index, Vec::new(), other.name().as_str()),
+            })
+            .collect();
+        let ids: Vec<String> = operations.iter().map(|(id, ..)| id.clone()).collect();
+        for step in steps.iter_mut() {
+            let pointer = step.pointer();
+            let (end, key) = match &mut step.kind {
+                StepKind::MkFinalize(end) => (end, "finalize"),
+                StepKind::MkCancel(end) => (end, "cancel"),
+                _ => continue,
+            };
+            let at = format!("{pointer}/mk_change/{key}/of");
+            match operations.iter().find(|(id, ..)| *id == end.of) {
+                Some((_, index, tokens, "")) => {
+                    end.of_index = *index;
+                    end.tokens = tokens.clone();
+                }
+                Some((_, _, _, kind)) => self.errors.push(
+                    Diagnostic::error(
+                        "reference",
+                        format!(
+                            "`of: {}` names a `{kind}` step, not a `mk_change: {{reencipher}}` of `steps`",
+                            end.of
+                        ),
+                    )
+                    .with_pointer(at)
+                    .with_hint("name the `id` of the step that re-enciphers the tokens"),
+                ),
+                None => {
+                    let _ = resolve(&end.of, &ids, "step id", "steps", &at, &mut self.errors);
+                }
+            }
+        }
     }
 
     fn command(&mut self, raw: &RawCommand, pointer: &str) -> Option<CommandStep> {

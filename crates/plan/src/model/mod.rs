@@ -12,9 +12,9 @@ use std::time::Duration;
 
 pub use apqn::{Apqn, ApqnError};
 pub use step::{
-    AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, ExpectedWkvpStep, KindName,
-    MigrateStep, NewWk, PinDelivery, ProbeKeysStep, RestoreStep, Section, Step, StepKind,
-    TkeAction, Until,
+    AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, EndOperationStep, ExpectedTarget,
+    ExpectedWkvpStep, KindName, MigrateStep, NewWk, PinDelivery, ProbeKeysStep, ReencipherStep,
+    RestoreStep, Section, Step, StepKind, TkeAction, Until,
 };
 pub use wkvp::{Wkvp, WkvpWidth};
 
@@ -117,6 +117,19 @@ impl Plan {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Every APQN the tokens use, sorted, once each: a `pkcshsm_mk_change` operation's
+    /// `--apqns` (the tool requires every APQN a token uses).
+    pub fn apqns_of(&self, tokens: &[TokenId]) -> Vec<Apqn> {
+        let mut apqns: Vec<Apqn> = tokens
+            .iter()
+            .filter_map(|t| self.tokens.get(t))
+            .flat_map(|t| t.apqns.iter().copied())
+            .collect();
+        apqns.sort();
+        apqns.dedup();
+        apqns
     }
 
     /// The steps of one section.

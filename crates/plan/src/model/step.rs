@@ -66,6 +66,9 @@ pub enum StepKind {
     SetExpectedWkvp(ExpectedWkvpStep),
     ProbeKeys(ProbeKeysStep),
     Command(CommandStep),
+    MkReencipher(ReencipherStep),
+    MkFinalize(EndOperationStep),
+    MkCancel(EndOperationStep),
 }
 
 impl StepKind {
@@ -81,6 +84,9 @@ impl StepKind {
             StepKind::SetExpectedWkvp(_) => KindName::SetExpectedWkvp,
             StepKind::ProbeKeys(_) => KindName::ProbeKeys,
             StepKind::Command(_) => KindName::Command,
+            StepKind::MkReencipher(_) => KindName::MkReencipher,
+            StepKind::MkFinalize(_) => KindName::MkFinalize,
+            StepKind::MkCancel(_) => KindName::MkCancel,
         }
     }
 }
@@ -101,6 +107,12 @@ pub enum KindName {
     SetExpectedWkvp,
     ProbeKeys,
     Command,
+    #[serde(rename = "mk_change.reencipher")]
+    MkReencipher,
+    #[serde(rename = "mk_change.finalize")]
+    MkFinalize,
+    #[serde(rename = "mk_change.cancel")]
+    MkCancel,
 }
 
 impl KindName {
@@ -116,7 +128,15 @@ impl KindName {
             KindName::SetExpectedWkvp => "set_expected_wkvp",
             KindName::ProbeKeys => "probe_keys",
             KindName::Command => "command",
+            KindName::MkReencipher => "mk_change.reencipher",
+            KindName::MkFinalize => "mk_change.finalize",
+            KindName::MkCancel => "mk_change.cancel",
         }
+    }
+
+    /// The kind's keys in the plan, as a JSON pointer below the step (`mk_change/finalize`).
+    pub fn key_path(self) -> String {
+        self.as_str().replace('.', "/")
     }
 }
 
@@ -140,10 +160,41 @@ pub struct RestoreStep {
     pub from: BackupId,
 }
 
-/// `set_expected_wkvp`: point a token's `EXPECTED_WKVP` at the new WK.
+/// `set_expected_wkvp`: point a token's `EXPECTED_WKVP` at the new WK (or back at the
+/// current one).
 #[derive(Debug, Clone)]
 pub struct ExpectedWkvpStep {
     pub token: TokenId,
+    pub to: ExpectedTarget,
+}
+
+/// Which of the plan's WKVPs `set_expected_wkvp` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedTarget {
+    New,
+    Current,
+}
+
+/// `mk_change: {reencipher}`: one `pkcshsm_mk_change` operation over the tokens (in slot
+/// order) and every APQN they use.
+#[derive(Debug, Clone)]
+pub struct ReencipherStep {
+    pub tokens: Vec<TokenId>,
+    pub tool: Option<PathBuf>,
+}
+
+/// `mk_change: {finalize}` or `{cancel}` of the operation of this plan's reencipher step `of`.
+#[derive(Debug, Clone)]
+pub struct EndOperationStep {
+    /// The reencipher step's `id`.
+    pub of: String,
+    /// Its index in `steps`.
+    pub of_index: usize,
+    /// Its tokens.
+    pub tokens: Vec<TokenId>,
+    /// Attempts after one that left the operation in ERROR.
+    pub retries: u32,
+    pub delay: Duration,
 }
 
 /// `probe_keys`: list a token's objects and prove its keys work.
@@ -199,6 +250,8 @@ pub struct Checkpoint {
     pub approvers: Vec<String>,
     pub timeout: Option<Duration>,
     pub until: Option<Until>,
+    /// Stop the run (exit 6) while `until` does not hold; `resume` continues it.
+    pub park: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -53,15 +53,20 @@ pub struct RawStep {
     /// Re-encipher every secure key of a token with `pkcsep11_migrate`.
     #[serde(default)]
     pub migrate: Option<RawMigrateStep>,
-    /// Rewrite `EXPECTED_WKVP` in the token's `ep11tok.conf` to the new WKVP.
+    /// Rewrite `EXPECTED_WKVP` in the token's `ep11tok.conf` to the new WKVP (or back to
+    /// the current one, `to: current`).
     #[serde(default)]
-    pub set_expected_wkvp: Option<RawTokenRef>,
+    pub set_expected_wkvp: Option<RawSetExpectedWkvp>,
     /// Prove every key of a token works, through PKCS#11.
     #[serde(default)]
     pub probe_keys: Option<RawProbeKeys>,
     /// Run a command.
     #[serde(default)]
     pub command: Option<RawCommand>,
+    /// One phase of the concurrent master-key change (`pkcshsm_mk_change`, openCryptoki
+    /// 3.21+): `reencipher`, `finalize` or `cancel`.
+    #[serde(default)]
+    pub mk_change: Option<RawMkChange>,
 }
 
 /// The step kinds, in the order the schema lists them.
@@ -76,6 +81,7 @@ pub const STEP_KINDS: &[&str] = &[
     "set_expected_wkvp",
     "probe_keys",
     "command",
+    "mk_change",
 ];
 
 fn exactly_one_step_kind(schema: &mut Schema) {
@@ -144,6 +150,11 @@ pub struct RawCheckpoint {
     /// A read-only check polled after approval until it holds.
     #[serde(default)]
     pub until: Option<RawUntil>,
+    /// Park the run here while `until` does not hold yet: the run stops with exit 6 and
+    /// `mkplan resume` continues it (days later, if need be). The `until` check is read
+    /// first and the approvals are asked only once it holds (they attest work that is done).
+    #[serde(default)]
+    pub park: bool,
 }
 
 /// A read-only check polled after a checkpoint's approval.
@@ -209,12 +220,72 @@ pub struct RawMigrateStep {
     pub pin_delivery: Option<RawPinDelivery>,
 }
 
-/// A step that names only a token.
+/// Which WKVP `set_expected_wkvp` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawExpectedTarget {
+    /// The plan's `wkvp.new` (after the activation).
+    New,
+    /// The plan's `wkvp.current`: the undo, before a `mk_change` cancel.
+    Current,
+}
+
+/// Arguments of `set_expected_wkvp`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawTokenRef {
-    /// The token.
+pub struct RawSetExpectedWkvp {
+    /// The token whose `config` is rewritten.
     pub token: String,
+    /// `new` (default) or `current`.
+    #[serde(default)]
+    pub to: Option<RawExpectedTarget>,
+}
+
+/// `mk_change`: exactly one phase of the concurrent change.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = super::exactly_one_property)]
+pub struct RawMkChange {
+    /// `pkcshsm_mk_change reencipher`: every key of the tokens gets a second blob under the
+    /// new WK beside its current one, while the applications keep running.
+    #[serde(default)]
+    pub reencipher: Option<RawReencipher>,
+    /// `pkcshsm_mk_change finalize --id ID`: after the activation, the new blobs become current.
+    #[serde(default)]
+    pub finalize: Option<RawEndOperation>,
+    /// `pkcshsm_mk_change cancel --id ID`: before any activation, the new blobs are dropped.
+    #[serde(default)]
+    pub cancel: Option<RawEndOperation>,
+}
+
+/// Arguments of `mk_change: {reencipher}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReencipher {
+    /// The tokens re-enciphered in this one operation; its APQNs are all of theirs.
+    #[schemars(extend("minItems" = 1, "uniqueItems" = true, "items" = { "type": "string" }))]
+    pub tokens: Vec<String>,
+    /// Absolute path of `pkcshsm_mk_change`; default: found on `PATH` under the host root.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^/"))]
+    pub tool: Option<String>,
+}
+
+/// Arguments of `mk_change: {finalize}` and `mk_change: {cancel}`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndOperation {
+    /// The `id` of this plan's `mk_change: {reencipher}` step whose operation this ends
+    /// (the operation ID itself comes from the run's journal, never from the plan).
+    #[schemars(regex(pattern = "^[a-z][a-z0-9_-]{0,62}$"))]
+    pub of: String,
+    /// More attempts after one that left the operation in ERROR (default 1).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10))]
+    pub retries: Option<u64>,
+    /// Time between attempts (default `30s`).
+    #[serde(default)]
+    pub delay: Option<RawDuration>,
 }
 
 /// Arguments of `probe_keys`.

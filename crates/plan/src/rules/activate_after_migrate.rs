@@ -3,7 +3,8 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::Plan;
-use crate::rules::{Rule, activates, error, in_main, is_activation, kind_pointer, migrations};
+use crate::model::StepKind;
+use crate::rules::{Rule, activates, error, in_main, is_activation, kind_pointer, rewrites};
 
 pub struct ActivateAfterMigrate;
 
@@ -40,8 +41,9 @@ impl Rule for ActivateAfterMigrate {
             .enumerate()
             .filter(|(_, s)| is_activation(s))
         {
-            let migrated_before =
-                migrations(plan).any(|(m, _, token)| m < i && activates(step, token));
+            let migrated_before = rewrites(plan)
+                .into_iter()
+                .any(|(m, _, token)| m < i && activates(step, token));
             if !migrated_before {
                 out.push(
                     error(self, format!("the activation checkpoint `{}` comes before any migration of its token", step.name))
@@ -51,10 +53,18 @@ impl Rule for ActivateAfterMigrate {
                 );
             }
         }
-        for (m, step, token) in migrations(plan) {
+        for (m, step, token) in rewrites(plan) {
             if !plan.steps[m + 1..].iter().any(|s| activates(s, token)) {
+                let message = match step.kind {
+                    StepKind::MkReencipher(_) => format!(
+                        "token `{token}` is re-enciphered at steps[{m}] but no later checkpoint activates its new WK"
+                    ),
+                    _ => format!(
+                        "token `{token}` is migrated but no later checkpoint activates its new WK"
+                    ),
+                };
                 out.push(
-                    error(self, format!("token `{token}` is migrated but no later checkpoint activates its new WK"))
+                    error(self, message)
                         .with_pointer(kind_pointer(step))
                         .at_key()
                         .with_note("re-enciphered keys work only once the new WK is activated on the TKE")

@@ -4,16 +4,27 @@
 
 mod activate_after_migrate;
 mod backup_before_migrate;
+mod cancel_before_activation;
 mod committed_before_migrate;
+mod committed_before_reencipher;
+mod concurrent_rescue;
 mod distinct_tokens;
+mod finalize_after_activation;
 mod no_restore_after_activation;
+mod no_stop_for_concurrent;
+mod one_path_per_token;
+mod one_wk_per_operation;
+mod park_safely;
 mod rescue_restores;
 mod sign_key_not_migrated;
 mod start_after_activation;
 mod stop_before_migrate;
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{Plan, Section, Step, StepKind, TkeAction, TokenId};
+use crate::model::{
+    EndOperationStep, ExpectedTarget, Plan, ReencipherStep, Section, Step, StepKind, TkeAction,
+    TokenId,
+};
 
 pub trait Rule: Sync {
     /// A short kebab-case name, shown as `rule/<id>` in every diagnostic.
@@ -33,6 +44,14 @@ pub static RULES: &[&dyn Rule] = &[
     &start_after_activation::StartAfterActivation,
     &rescue_restores::RescueRestores,
     &sign_key_not_migrated::SignKeyNotMigrated,
+    &committed_before_reencipher::CommittedBeforeReencipher,
+    &finalize_after_activation::FinalizeAfterActivation,
+    &cancel_before_activation::CancelBeforeActivation,
+    &no_stop_for_concurrent::NoStopForConcurrent,
+    &one_path_per_token::OnePathPerToken,
+    &concurrent_rescue::ConcurrentRescueCancels,
+    &park_safely::ParkSafely,
+    &one_wk_per_operation::OneWkPerOperation,
 ];
 
 /// Runs every rule; each diagnostic carries the rule's id and why it exists.
@@ -57,7 +76,48 @@ pub(crate) fn warning(rule: &dyn Rule, message: impl Into<String>) -> Diagnostic
 
 /// The pointer of a step's kind key, where rule diagnostics point.
 pub(crate) fn kind_pointer(step: &Step) -> String {
-    format!("{}/{}", step.pointer(), step.kind_name())
+    format!("{}/{}", step.pointer(), step.kind_name().key_path())
+}
+
+/// The main steps that start a concurrent operation (`mk_change: {reencipher}`), with their
+/// positions.
+pub(crate) fn operations(plan: &Plan) -> impl Iterator<Item = (usize, &Step, &ReencipherStep)> {
+    plan.steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.kind {
+            StepKind::MkReencipher(r) => Some((i, s, r)),
+            _ => None,
+        })
+}
+
+/// Every step that re-enciphers a token, offline (`migrate`) or concurrent (a reencipher,
+/// once per token), with its position in `steps`.
+pub(crate) fn rewrites(plan: &Plan) -> Vec<(usize, &Step, &TokenId)> {
+    let mut out: Vec<_> = migrations(plan).collect();
+    for (i, step, op) in operations(plan) {
+        out.extend(op.tokens.iter().map(|t| (i, step, t)));
+    }
+    out.sort_by_key(|(i, ..)| *i);
+    out
+}
+
+/// The finalize (`finalize: true`) or cancel steps of any section, with the operation
+/// they end.
+pub(crate) fn ends(
+    plan: &Plan,
+    finalize: bool,
+) -> impl Iterator<Item = (&Step, &EndOperationStep)> {
+    plan.all_steps()
+        .filter_map(move |s| match (&s.kind, finalize) {
+            (StepKind::MkFinalize(e), true) | (StepKind::MkCancel(e), false) => Some((s, e)),
+            _ => None,
+        })
+}
+
+/// Is this `set_expected_wkvp` of `token` to `to`?
+pub(crate) fn sets_expected(step: &Step, token: &TokenId, to: ExpectedTarget) -> bool {
+    matches!(&step.kind, StepKind::SetExpectedWkvp(e) if &e.token == token && e.to == to)
 }
 
 /// The main steps that migrate `token`, with their positions.

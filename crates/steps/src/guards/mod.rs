@@ -3,6 +3,8 @@
 //! share lives here.
 
 pub mod backup;
+pub mod mk_change;
+pub mod mk_list;
 pub mod resume;
 pub mod tools;
 pub mod users;

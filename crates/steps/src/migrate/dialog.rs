@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::outcome::{Observed, PIN_PROMPT};
 use mkplan_engine::crash_hooks::kill_point;
-use mkplan_engine::ports::host::PtyDialog;
+use mkplan_engine::ports::host::{PtyDialog, Reply};
 use mkplan_engine::secret::Pin;
 use mkplan_engine::step::RunContext;
 
@@ -26,14 +26,17 @@ pub(super) struct Dialog<'c, 'a> {
 }
 
 impl PtyDialog for Dialog<'_, '_> {
-    fn prompt(&self) -> Option<&str> {
-        self.awaiting_prompt.then_some(PIN_PROMPT)
+    fn prompts(&self) -> Vec<String> {
+        match self.awaiting_prompt {
+            true => vec![PIN_PROMPT.to_owned()],
+            false => Vec::new(),
+        }
     }
 
-    fn answer(&mut self) -> (&Pin, Duration) {
+    fn answer(&mut self, _prompt: &str) -> Reply<'_> {
         self.observed.prompted = true;
         self.awaiting_prompt = false;
-        (self.pin, PROMPT_SETTLE)
+        Reply::Secret(self.pin, PROMPT_SETTLE)
     }
 
     fn line(&mut self, line: &str) {

@@ -8,21 +8,25 @@ use mkplan_engine::ports::Ports;
 use mkplan_engine::ports::keys::KeyError;
 use mkplan_engine::ports::operator::Operator;
 use mkplan_engine::preflight::{Depth, Preflight};
-use mkplan_plan::model::{PinSource, Plan, ProbeKeysStep, StepKind, Token};
+use mkplan_plan::model::{PinSource, Plan, ProbeKeysStep, StepKind, Token, TokenId};
 
 /// Every token a step logs in to (`migrate`, `probe_keys`), once, with the module a
 /// `probe_keys` of it names.
 fn pin_tokens(plan: &Plan) -> Vec<(&Token, Option<&PathBuf>)> {
     let mut out: Vec<(&Token, Option<&PathBuf>)> = Vec::new();
     for step in plan.all_steps() {
-        let (id, module) = match &step.kind {
-            StepKind::Migrate(m) => (&m.token, None),
-            StepKind::ProbeKeys(ProbeKeysStep { token, module }) => (token, module.as_ref()),
+        let logins: Vec<(&TokenId, Option<&PathBuf>)> = match &step.kind {
+            StepKind::Migrate(m) => vec![(&m.token, None)],
+            StepKind::ProbeKeys(ProbeKeysStep { token, module }) => vec![(token, module.as_ref())],
+            // `pkcshsm_mk_change` asks for the USER PIN of every token of the operation.
+            StepKind::MkReencipher(r) => r.tokens.iter().map(|t| (t, None)).collect(),
             _ => continue,
         };
-        match out.iter_mut().find(|(t, _)| t.id == *id) {
-            Some(entry) => entry.1 = entry.1.or(module),
-            None => out.push((&plan.tokens[id], module)),
+        for (id, module) in logins {
+            match out.iter_mut().find(|(t, _)| t.id == *id) {
+                Some(entry) => entry.1 = entry.1.or(module),
+                None => out.push((&plan.tokens[id], module)),
+            }
         }
     }
     out
