@@ -105,6 +105,7 @@ fn replay_gives_the_state_each_sequence_of_events_means() {
     let resumed = EventKind::Resumed {
         operator: "bob".to_owned(),
         pid: 2,
+        simulated_clock: None,
     };
     // (what, events, state name, uncertain step, attempts of migrate)
     type Row<'a> = (&'a str, Vec<EventKind>, &'a str, Option<&'a StepRef>, u32);

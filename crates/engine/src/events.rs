@@ -80,6 +80,9 @@ pub enum EventKind {
     Resumed {
         operator: String,
         pid: u32,
+        /// A rehearsal's clock, moved forward to simulate the days between phases.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        simulated_clock: Option<String>,
     },
     StepStarted {
         step: StepRef,

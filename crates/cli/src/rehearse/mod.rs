@@ -3,10 +3,11 @@
 //! `tke:` action and approves (journaled as `rehearsal`); the PKCS#11 probe uses the
 //! simulator's (no module can open a simulated EP11 token). Everything is marked REHEARSAL.
 
+mod args;
 mod host;
+mod park;
 
-use std::path::PathBuf;
-
+pub use args::Args;
 pub use host::resume_host;
 use host::{simulated_host, simulated_root};
 
@@ -25,40 +26,6 @@ use mkplan_engine::rundir::StateDir;
 use mkplan_plan::model::{Plan, SignKey};
 use mkplan_sim::rehearsal::{Faults, Rehearsal};
 use mkplan_steps::registry::Registry;
-
-/// Rehearse a plan on a simulated EP11 host, with optional faults.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
-Faults (repeatable --fault):
-  fail-at-key=K         pkcsep11_migrate fails on the K-th key (the store is left partly migrated)
-  slow-keys=MS          pkcsep11_migrate takes MS milliseconds per key
-  require-tty | pin-read-exit-zero | lib-load-failure | env-pin
-                        pkcsep11_migrate behaviours of older openCryptoki releases
-  unit-wont-stop=UNIT   systemctl cannot stop UNIT
-  stray                 a process outside every service keeps the token open
-  commit-only-on=APQN   the TKE commits the new WK on that APQN only (the others stay uncommitted)
-  wrong-new-wkvp        the TKE loads a different new WK than the plan names
-  activate-only-on=APQN the TKE activates the new WK on that APQN only
-  deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
-  wrong-pin             the plan's PIN source gives a wrong PIN (found by one login before any step)
-
-The simulated host is a temporary directory, removed afterwards unless --keep or --root is
-given; runs and reports go to --state-dir (default: $XDG_STATE_HOME/mkplan/rehearsals, where
-`mkplan resume` and `mkplan report` also look for a run id).")]
-pub struct Args {
-    /// The plan to rehearse.
-    #[arg(value_name = "PLAN")]
-    plan: PathBuf,
-    /// Key objects per token in the simulated stores.
-    #[arg(long, default_value_t = 1000)]
-    keys: usize,
-    /// Inject a fault (see below).
-    #[arg(long = "fault", value_name = "NAME[=ARG]")]
-    faults: Vec<String>,
-    /// Keep the simulated host's files afterwards.
-    #[arg(long)]
-    keep: bool,
-}
 
 pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     let loaded = load_for_execution(&args.plan).ok_or(CliError::InvalidSaid)?;
@@ -86,7 +53,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     }
     let rehearsal =
         Rehearsal::create(&root, &plan, args.keys, faults).map_err(anyhow::Error::from)?;
-    let outcome = rehearse(globals, &plan, &loaded, &rehearsal);
+    let outcome = rehearse(globals, (&plan, &loaded), &rehearsal, &args)
+        .and_then(|()| park::apps_verdict(&rehearsal.root()));
     // A run refused or interrupted before it started (a failed preflight, another run's
     // lock) leaves nothing to resume: the simulated host is not kept up for one.
     let finished = matches!(
@@ -106,9 +74,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
 
 fn rehearse(
     globals: &Globals,
-    plan: &Plan,
-    loaded: &crate::plan_input::ExecutablePlan,
+    (plan, loaded): (&Plan, &crate::plan_input::ExecutablePlan),
     rehearsal: &Rehearsal,
+    args: &Args,
 ) -> Result<(), CliError> {
     globals.init_logging();
     let host = simulated_host(rehearsal);
@@ -141,6 +109,16 @@ fn rehearse(
         },
         &mut |scope| preflight(plan, &host, &operator, Depth::Run, scope).0,
     )?;
+    let concluded = match args.stop_at_park {
+        true => concluded,
+        false => park::through_parks(
+            concluded,
+            (plan, loaded),
+            globals,
+            (&host, &operator),
+            args.park_days,
+        )?,
+    };
     let with = ReportWith {
         root: &root,
         operator: &operator,
