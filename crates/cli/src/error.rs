@@ -39,6 +39,9 @@ pub enum CliError {
     /// The run parked at a checkpoint to wait for work outside this host (said above).
     #[error("the run parked")]
     RunParked,
+    /// A step failed after the point of no return: the run halted, to be resumed (said above).
+    #[error("the run halted")]
+    RunHalted,
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0:#}")]
@@ -50,7 +53,10 @@ impl CliError {
     pub fn code(&self) -> i32 {
         match self {
             CliError::InvalidSaid | CliError::Invalid(_) => exit_code::INVALID,
-            CliError::FailedSaid | CliError::RunFailed | CliError::RunStopped => exit_code::FAILURE,
+            CliError::FailedSaid
+            | CliError::RunFailed
+            | CliError::RunHalted
+            | CliError::RunStopped => exit_code::FAILURE,
             CliError::Io(_) | CliError::Other(_) => exit_code::FAILURE,
             CliError::PreconditionsFail | CliError::Precondition(_) => exit_code::PRECONDITION,
             CliError::RunAborted => exit_code::ABORTED,
@@ -92,6 +98,7 @@ impl CliError {
             | CliError::RunFailed
             | CliError::RunAborted
             | CliError::RunParked
+            | CliError::RunHalted
             | CliError::RunStopped => {}
             CliError::Start(StartError::Preflight(problems)) => {
                 for problem in problems {

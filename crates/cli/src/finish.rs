@@ -56,7 +56,7 @@ pub fn finish(
         }
         RunEnd::Halted { step, reason } => {
             crate::parked::print_halted(state, globals, &step, &reason);
-            return Err(CliError::RunFailed);
+            return Err(CliError::RunHalted);
         }
     };
     eprintln!(

@@ -17,6 +17,9 @@
 //! | `set_expected_wkvp:copied` | the old `ep11tok.conf` is copied, not yet rewritten |
 //! | `set_expected_wkvp:written` | the new `ep11tok.conf` is written, not yet renamed over |
 //! | `migrate:half` | `pkcsep11_migrate` has re-enciphered half of the keys |
+//! | `mk_change:dialog` | `pkcshsm_mk_change` asks for the first PIN, none typed yet |
+//! | `mk_change:working` | `pkcshsm_mk_change` said it works (the tool is left running) |
+//! | `mk_change:created` | the operation ID is printed and journaled, the step not ended |
 //!
 //! Compiled in only with the feature `crash-hooks`, which only the root package's
 //! dev-dependencies turn on: the binaries `cargo test` builds have them; `cargo build`,

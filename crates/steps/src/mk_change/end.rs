@@ -15,8 +15,8 @@ use crate::guards::wk::read_all;
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::record::mk_change::{
-    CancelOutput, EndAction, EndOutput, FinalizeOutput, MkOperation, OpState, OperationId,
-    OperationSource,
+    CancelOutput, EndAction, EndOutput, FinalizeOutput, Milestone, MkOperation, OpState,
+    OperationId, OperationSource,
 };
 use mkplan_engine::record::wk::WkTable;
 use mkplan_engine::state::{RunState, StepStatus};
@@ -124,8 +124,11 @@ impl<O> MapOutput<O> for KindResult<EndOutput> {
     }
 }
 
-/// The operation of the reencipher at `steps[of]`: journaled by this run, or (after an
-/// interrupted reencipher the operator accepted) the one `list` shows on its APQNs.
+/// The operation of the reencipher at `steps[of]`: journaled by this run, or — after a
+/// reencipher whose tool this run saw working but whose ID it did not journal (mkplan was
+/// stopped before the ID line), or that the operator accepted — the one `list` shows on
+/// exactly its APQNs with its new WK (the tool refuses intersecting operations, so there is
+/// no other).
 pub(crate) fn operation(
     host: &dyn HostView,
     plan: &Plan,
@@ -137,7 +140,10 @@ pub(crate) fn operation(
     }
     let accepted = state
         .record(Section::Steps, of)
-        .is_some_and(|r| matches!(r.status, StepStatus::Succeeded { .. }));
+        .is_some_and(|r| matches!(r.status, StepStatus::Succeeded { .. }))
+        || state
+            .milestones_of(Section::Steps, of)
+            .any(|m| *m == Milestone::ToolWorking);
     match plan.steps.get(of).map(|s| &s.kind) {
         Some(StepKind::MkReencipher(r)) if accepted => {
             Ok(ours(host, plan, r)?.map(|op| (op.id, OperationSource::Adopted)))

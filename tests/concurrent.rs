@@ -1,0 +1,601 @@
+//! End-to-end tests of the concurrent master-key change (issue 14): the real `mkplan`
+//! rehearses `plans/ep11-concurrent.yaml` on a simulated host (`--root`) whose
+//! `pkcshsm_mk_change` stand-in follows the tool's contract, with the issue's faults, kills
+//! and resumes. Each test ends by proving from the outside (`mkplan-sim verify`, the
+//! operation files, the journal) that every key is usable under exactly one WK, that the
+//! simulated applications never failed, and that the PIN is in no output or file.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const MKPLAN: &str = env!("CARGO_BIN_EXE_mkplan");
+const SIM: &str = env!("CARGO_BIN_EXE_mkplan-sim");
+const OLD_WK: &str = "0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5";
+const NEW_WK: &str = "0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9";
+const KEYS: usize = 30;
+/// A certificate and a data object: objects without a key blob in every simulated store.
+const KEYLESS: usize = 2;
+
+fn repo(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn quick_plan() -> PathBuf {
+    repo("tests/fixtures/e2e/ep11-concurrent-quick.yaml")
+}
+
+struct Ran {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stderr: String,
+    stdout: String,
+}
+
+impl Ran {
+    fn both(&self) -> String {
+        format!(
+            "exit {:?} signal {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A simulated host and a state directory; the host's processes are shut down on drop.
+struct Bench {
+    root: PathBuf,
+    state: PathBuf,
+    outputs: std::cell::RefCell<Vec<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        if self.root.join("var/lib/mkplan-sim/state.json").exists() {
+            let _ = Command::new("timeout")
+                .args(["60", SIM, "shutdown", "--root"])
+                .arg(&self.root)
+                .output();
+        }
+    }
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mkplan-concurrent-")
+            .tempdir()
+            .unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        Self {
+            root: base.join("host"),
+            state: base.join("state"),
+            outputs: Default::default(),
+            _dir: dir,
+        }
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let mut c = Command::new("timeout");
+        c.arg("180")
+            .arg(MKPLAN)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let ran = Ran {
+            code: out.status.code(),
+            signal: out.status.signal(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        };
+        assert_ne!(ran.code, Some(124), "hung: {}", ran.both());
+        self.outputs
+            .borrow_mut()
+            .push(format!("{}{}", ran.stdout, ran.stderr));
+        ran
+    }
+
+    fn rehearse(&self, plan: &Path, extra: &[&str], env: &[(&str, &str)]) -> Ran {
+        let root = self.root.display().to_string();
+        let plan = plan.display().to_string();
+        let keys = KEYS.to_string();
+        let mut args = vec!["--root", &root, "rehearse", &plan, "--keys", &keys];
+        args.extend_from_slice(extra);
+        self.run(&args, env)
+    }
+
+    fn resume(&self, extra: &[&str], env: &[(&str, &str)]) -> Ran {
+        let id = self.run_id();
+        let mut args = vec!["resume", id.as_str()];
+        args.extend_from_slice(extra);
+        self.run(&args, env)
+    }
+
+    fn sim(&self, args: &[&str]) -> std::process::Output {
+        Command::new("timeout")
+            .arg("60")
+            .arg(SIM)
+            .args(args)
+            .arg("--root")
+            .arg(&self.root)
+            .output()
+            .unwrap()
+    }
+
+    fn run_id(&self) -> String {
+        let ids: Vec<String> = std::fs::read_dir(self.state.join("runs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        ids[0].clone()
+    }
+
+    fn journal(&self) -> Vec<Value> {
+        let path = self
+            .state
+            .join("runs")
+            .join(self.run_id())
+            .join("journal.jsonl");
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.journal()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The operation files the tool keeps.
+    fn operation_files(&self) -> Vec<String> {
+        let dir = self.root.join("var/lib/opencryptoki/HSM_MK_CHANGE");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Every key usable under `wk`, each blob sealed under it, no re-enciphered blob left.
+    fn assert_every_key_usable_under(&self, wk: &str) {
+        let out = self.sim(&["verify", "--json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let token = &report["tokens"]["ep11"];
+        assert_eq!(out.status.code(), Some(0), "{token:#}");
+        assert_eq!(token["usable"], KEYS, "{token:#}");
+        assert_eq!(token["unusable"], 0, "{token:#}");
+        assert_eq!(token["skipped"], KEYLESS, "{token:#}");
+        assert_eq!(token["current_wkvp"], wk, "{token:#}");
+        let by_wkvp: BTreeMap<String, u64> =
+            serde_json::from_value(token["blobs_by_wkvp"].clone()).unwrap();
+        assert_eq!(by_wkvp, BTreeMap::from([(wk.to_owned(), KEYS as u64)]));
+        assert!(
+            token["reenc_blobs"].as_u64().unwrap_or(0) == 0,
+            "no re-enciphered blob is left: {token:#}"
+        );
+        assert_eq!(self.operation_files(), Vec::<String>::new());
+    }
+
+    /// The simulated applications did operations and none failed.
+    fn assert_apps_never_failed(&self) {
+        let out = self.sim(&["apps", "--json"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("apps --json: {e}: {}", String::from_utf8_lossy(&out.stdout))
+        });
+        assert!(report["total"]["ok"].as_u64().unwrap() > 0, "{report:#}");
+        assert_eq!(report["total"]["failed"], 0, "{report:#}");
+    }
+
+    fn assert_pin_nowhere(&self) {
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(self.root.join("var/lib/mkplan-sim/rehearsal.json")).unwrap(),
+        )
+        .unwrap();
+        let pin = record["pin"].as_str().unwrap().to_owned();
+        for (i, output) in self.outputs.borrow().iter().enumerate() {
+            assert!(!output.contains(&pin), "the PIN is in output #{i}");
+        }
+        let mut stack = vec![self.state.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let bytes = std::fs::read(&path).unwrap_or_default();
+                    assert!(
+                        !bytes.windows(pin.len()).any(|w| w == pin.as_bytes()),
+                        "the PIN is in {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits until no `pkcshsm_mk_change` of this host runs (it outlives a killed mkplan).
+    fn wait_for_no_tool(&self) {
+        let root = self.root.display().to_string();
+        let limit = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < limit {
+            let running = std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains(&root) && c.contains("pkcshsm_mk_change")
+                })
+            });
+            if !running {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("pkcshsm_mk_change did not finish");
+    }
+}
+
+fn assert_exit(ran: &Ran, code: i32) {
+    assert_eq!(ran.code, Some(code), "{}", ran.both());
+}
+
+/// Done means: `mkplan rehearse plans/ep11-concurrent.yaml` succeeds with the simulated
+/// applications reporting zero failed operations; the run parked for real, with the resume
+/// line; the operation ID is journaled the moment it is printed; the simulated days are
+/// journaled as simulated.
+#[test]
+fn concurrent_rehearsal_changes_every_key_without_downtime() {
+    let b = Bench::new();
+    let ran = b.rehearse(&repo("plans/ep11-concurrent.yaml"), &["--keep"], &[]);
+    assert_exit(&ran, 0);
+    let id = b.run_id();
+    assert!(
+        ran.stderr
+            .contains("PARKED at steps[5] `Activate the new WK on the TKE`"),
+        "{}",
+        ran.both()
+    );
+    assert!(
+        ran.stderr.contains(&format!(
+            "mkplan --state-dir {} resume {id} --approve tke-activate=NAME",
+            b.state.display()
+        )),
+        "{}",
+        ran.both()
+    );
+    assert!(
+        ran.stderr.contains("application operations")
+            || ran
+                .stderr
+                .contains("operations during the change, none failed"),
+        "{}",
+        ran.both()
+    );
+    let journal = b.journal();
+    let created: Vec<&Value> = journal
+        .iter()
+        .filter(|e| {
+            e["kind"] == "step_milestone"
+                && e["data"]["milestone"]["milestone"] == "operation_created"
+        })
+        .collect();
+    assert_eq!(created.len(), 1, "{journal:#?}");
+    let op = created[0]["data"]["milestone"]["id"].as_str().unwrap();
+    let reencipher = journal
+        .iter()
+        .find(|e| {
+            e["kind"] == "step_succeeded" && e["data"]["step"]["kind"] == "mk_change.reencipher"
+        })
+        .unwrap();
+    assert_eq!(reencipher["data"]["data"]["operation"], op);
+    let finalize = journal
+        .iter()
+        .find(|e| {
+            e["kind"] == "step_succeeded" && e["data"]["step"]["kind"] == "mk_change.finalize"
+        })
+        .unwrap();
+    assert_eq!(
+        finalize["data"]["data"]["operation"], op,
+        "finalize used the journaled ID"
+    );
+    assert_eq!(finalize["data"]["data"]["action"], "finalized");
+    let argv = finalize["data"]["data"]["attempts"][0]["argv"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        argv[1..],
+        [Value::from("finalize"), "--id".into(), op.into()]
+    );
+    assert!(b.kinds().contains(&"checkpoint_parked".to_owned()));
+    let resumed = journal.iter().find(|e| e["kind"] == "resumed").unwrap();
+    assert_eq!(
+        resumed["data"]["simulated_clock"],
+        "+3 days (simulated, not waited)"
+    );
+    assert!(!b.kinds().contains(&"rescue_started".to_owned()));
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// A run parks with exit 6; an activation on one APQN only parks it again on resume (naming
+/// the other APQN and saying what changed); once the TKE activates the other, resume ends it.
+#[test]
+fn activation_on_one_apqn_only_parks_again_and_resume_finishes_after_the_other() {
+    let b = Bench::new();
+    let ran = b.rehearse(
+        &quick_plan(),
+        &["--stop-at-park", "--fault", "activate-only-on=0a.0011"],
+        &[],
+    );
+    assert_exit(&ran, 6);
+    assert!(
+        ran.stderr.contains("run ") && ran.stderr.contains("parked (exit 6)"),
+        "{}",
+        ran.both()
+    );
+    let runs = b.run(&["runs"], &[]);
+    assert!(
+        runs.stdout.contains("parked") || runs.stderr.contains("parked"),
+        "{}",
+        runs.both()
+    );
+
+    let again = b.resume(&[], &[]);
+    assert_exit(&again, 6);
+    assert!(
+        again
+            .stderr
+            .contains("0b.0011 (adapter 11, domain 17): WK CUR is valid 0x6f1e"),
+        "{}",
+        again.both()
+    );
+    assert!(
+        !again
+            .stderr
+            .contains("0a.0011 (adapter 10, domain 17): WK CUR"),
+        "0a.0011 is activated: {}",
+        again.both()
+    );
+    // Cancel is impossible now; nothing went to rescue.
+    assert!(!b.kinds().contains(&"rescue_started".to_owned()));
+
+    let out = b.sim(&["tke", "activate", "--apqn", "0b.0011"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = b.resume(&[], &[]);
+    assert_exit(&done, 0);
+    assert!(done.stderr.contains("since the park"), "{}", done.both());
+    assert!(done.stderr.contains("0b.0011: current valid 0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5 → valid 0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9"), "{}", done.both());
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// A token answers the INITIATE query negatively: the tool aborts before it changes
+/// anything; the run fails, rescue has nothing to cancel, every key stays under the old WK.
+#[test]
+fn token_refusing_the_initiate_query_changes_nothing() {
+    let b = Bench::new();
+    let ran = b.rehearse(
+        &quick_plan(),
+        &["--fault", "mk-change-refuse-initiate=4"],
+        &[],
+    );
+    assert_exit(&ran, 1);
+    assert!(
+        ran.stderr
+            .contains("Token in slot 4 is unable to perform the master key change"),
+        "{}",
+        ran.both()
+    );
+    assert!(ran.stderr.contains("outcome: failed"), "{}", ran.both());
+    assert!(ran.stderr.contains("nothing to cancel"), "{}", ran.both());
+    assert!(
+        !b.kinds().contains(&"checkpoint_parked".to_owned()),
+        "the TKE was never asked to activate"
+    );
+    b.assert_every_key_usable_under(OLD_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// Re-enciphering fails half-way: the tool cancels by itself; nothing is left.
+#[test]
+fn reencipher_failure_is_cancelled_by_the_tool() {
+    let b = Bench::new();
+    let ran = b.rehearse(
+        &quick_plan(),
+        &["--fault", "mk-change-fail-reencipher=7"],
+        &[],
+    );
+    assert_exit(&ran, 1);
+    assert!(
+        ran.stderr
+            .contains("At least one token failed to perform the key re-encryption"),
+        "{}",
+        ran.both()
+    );
+    b.assert_every_key_usable_under(OLD_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// mkplan is killed while the tool re-enciphers: the tool is left to finish; resume needs
+/// a decision, `--accept-step` takes the operation the tool created (found by `list`: its ID
+/// was never printed to mkplan), and the run goes on to park and finalize that operation.
+#[test]
+fn killed_during_reencipher_the_tool_finishes_and_resume_adopts_its_operation() {
+    let b = Bench::new();
+    let ran = b.rehearse(
+        &quick_plan(),
+        &["--fault", "mk-change-slow=30"],
+        &[("MKPLAN_TEST_KILL_AT", "mk_change:working")],
+    );
+    assert!(
+        ran.code == Some(137) || ran.signal == Some(9),
+        "{}",
+        ran.both()
+    );
+    b.wait_for_no_tool();
+    let asked = b.resume(&[], &[]);
+    assert_exit(&asked, 5);
+    assert!(
+        asked.stderr.contains("in state re-enciphered"),
+        "{}",
+        asked.both()
+    );
+    let parked = b.resume(&["--accept-step"], &[]);
+    assert_exit(&parked, 6);
+    let done = b.resume(&[], &[]);
+    assert_exit(&done, 0);
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// mkplan is killed while the tool finalizes: the tool finishes; resume recognises the
+/// completed finalize (`--retry-step` finds the operation gone and every APQN on the new WK).
+#[test]
+fn killed_during_finalize_the_tool_finishes_and_resume_recognises_it() {
+    let b = Bench::new();
+    let ran = b.rehearse(
+        &quick_plan(),
+        &["--stop-at-park", "--fault", "mk-change-slow=30"],
+        &[],
+    );
+    assert_exit(&ran, 6);
+    let killed = b.resume(&[], &[("MKPLAN_TEST_KILL_AT", "mk_change:working")]);
+    assert!(
+        killed.code == Some(137) || killed.signal == Some(9),
+        "{}",
+        killed.both()
+    );
+    b.wait_for_no_tool();
+    let asked = b.resume(&[], &[]);
+    assert_exit(&asked, 5);
+    assert!(
+        asked
+            .stderr
+            .contains("no longer exists; the APQNs show the WK a finalize leaves"),
+        "{}",
+        asked.both()
+    );
+    let done = b.resume(&["--accept-step"], &[]);
+    assert_exit(&done, 0);
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// Finalize fails: the operation is in ERROR, finalize is retried within the step; failing
+/// again halts the run (no rescue: cancel is impossible after the activation); once the
+/// cause is gone, resume finalizes from ERROR.
+#[test]
+fn failed_finalize_goes_to_error_is_retried_then_halts_and_resume_finishes() {
+    let b = Bench::new();
+    let ran = b.rehearse(
+        &quick_plan(),
+        &["--fault", "mk-change-fail-finalize=5"],
+        &[],
+    );
+    assert_exit(&ran, 1);
+    assert!(ran.stderr.contains("HALTED at steps[7]"), "{}", ran.both());
+    assert!(ran.stderr.contains("is error"), "{}", ran.both());
+    let kinds = b.kinds();
+    assert!(kinds.contains(&"run_halted".to_owned()), "{kinds:?}");
+    assert!(!kinds.contains(&"rescue_started".to_owned()), "{kinds:?}");
+    let failed = b
+        .journal()
+        .into_iter()
+        .find(|e| e["kind"] == "step_failed" && e["data"]["step"]["kind"] == "mk_change.finalize")
+        .unwrap();
+    assert_eq!(
+        failed["data"]["data"]["attempts"].as_array().unwrap().len(),
+        2,
+        "{failed:#}"
+    );
+    let out = b.sim(&["fault", "--clear"]);
+    assert!(out.status.success());
+    let done = b.resume(&[], &[]);
+    assert_exit(&done, 0);
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
+
+/// The operator (or configuration management) puts the old EXPECTED_WKVP back after the
+/// plan's `set_expected_wkvp` and before the finalize: the finalize refuses before any PIN is
+/// typed, naming the file, both values and the line to write; the run halts (cancel is
+/// impossible after the activation); once the file is fixed, resume finalizes.
+#[test]
+fn expected_wkvp_reverted_before_finalize_is_caught_and_halts() {
+    let b = Bench::new();
+    let ran = b.rehearse(&quick_plan(), &["--stop-at-park"], &[]);
+    assert_exit(&ran, 6);
+    // Resume; die right after `set_expected_wkvp` succeeded (the 7th event this resume
+    // journals: resumed, the checkpoint's 4, the step's 2).
+    let after = (b.journal().len() + 6).to_string();
+    let killed = b.resume(
+        &[],
+        &[("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", after.as_str())],
+    );
+    assert!(
+        killed.code == Some(137) || killed.signal == Some(9),
+        "{}",
+        killed.both()
+    );
+    let last = b.journal().pop().unwrap();
+    assert_eq!(last["kind"], "step_succeeded", "{last:#}");
+    assert_eq!(
+        last["data"]["step"]["kind"], "set_expected_wkvp",
+        "{last:#}"
+    );
+    let conf = b.root.join("etc/opencryptoki/ep11tok.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let new_hex = &NEW_WK[2..];
+    assert!(text.contains(new_hex), "{text}");
+    std::fs::write(&conf, text.replace(new_hex, &OLD_WK[2..])).unwrap();
+
+    let halted = b.resume(&[], &[]);
+    assert_exit(&halted, 1);
+    assert!(
+        halted.stderr.contains("HALTED at steps[7]"),
+        "{}",
+        halted.both()
+    );
+    assert!(halted.stderr.contains("sets EXPECTED_WKVP 0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5 for token `ep11`, but finalize needs 0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9"), "{}", halted.both());
+    let finalize_ran = b.journal().iter().any(|e| {
+        e["kind"] == "step_failed"
+            && e["data"]["data"]["attempts"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+    });
+    assert!(!finalize_ran, "the tool never ran");
+    std::fs::write(&conf, text).unwrap();
+    let done = b.resume(&[], &[]);
+    assert_exit(&done, 0);
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
