@@ -330,6 +330,47 @@ fn concurrent_rehearsal_changes_every_key_without_downtime() {
         "+3 days (simulated, not waited)"
     );
     assert!(!b.kinds().contains(&"rescue_started".to_owned()));
+    // The report: downtime 0, the operation ID, each phase with its time, the days between.
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(b.state.join("runs").join(&id).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let change = &report["concurrent"][0];
+    assert_eq!(change["operation"], op, "{change:#}");
+    assert_eq!(change["downtime_ms"], 0, "{change:#}");
+    assert_eq!(change["outcome"], "finalized", "{change:#}");
+    let phases: Vec<&str> = change["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["status"], "succeeded", "{p:#}");
+            assert!(p["started"].is_string() && p["ended"].is_string(), "{p:#}");
+            p["phase"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        ["reencipher", "activation", "expected_wkvp", "finalize"]
+    );
+    assert_eq!(
+        change["reencipher_to_end"]
+            .as_str()
+            .unwrap()
+            .split(' ')
+            .take(2)
+            .collect::<Vec<_>>(),
+        ["3", "days"],
+        "{change:#}"
+    );
+    assert_eq!(change["parks"].as_array().unwrap().len(), 1, "{change:#}");
+    assert!(
+        change["phases"][3]["wk_state"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("0b.0011: current valid 0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9"),
+        "{change:#}"
+    );
     b.assert_every_key_usable_under(NEW_WK);
     b.assert_apps_never_failed();
     b.assert_pin_nowhere();

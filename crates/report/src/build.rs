@@ -90,6 +90,14 @@ pub fn build(
         }
     }
     let downtime = downtime::downtime(plan, &timeline, &mut warnings);
+    let concurrent = crate::concurrent::concurrent(
+        plan,
+        journal,
+        &timeline,
+        &state,
+        !downtime.units.is_empty(),
+        &mut warnings,
+    );
     let tokens = plan
         .tokens
         .values()
@@ -109,6 +117,7 @@ pub fn build(
         plan: plan_facts,
         signing: signing.clone(),
         downtime,
+        concurrent,
         tokens,
         approvals,
         refused_approvals,

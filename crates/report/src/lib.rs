@@ -14,11 +14,13 @@
 //! [`verify::verify`] checks all of it, with the journal's chain and the plan digest.
 
 pub mod build;
+mod concurrent;
 mod downtime;
 pub mod dsse;
 pub mod fleet;
 pub mod html;
 pub mod model;
+pub mod model_concurrent;
 pub mod preflight;
 pub mod sign;
 pub mod terminal;

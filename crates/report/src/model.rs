@@ -31,6 +31,9 @@ pub struct RunReport {
     /// How the report is signed (from the plan's `report.sign`).
     pub signing: SigningFacts,
     pub downtime: Downtime,
+    /// The concurrent master-key change (`mk_change` steps): one entry per operation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrent: Vec<crate::model_concurrent::ConcurrentChange>,
     /// Every token of the plan, in name order.
     pub tokens: Vec<TokenReport>,
     /// Every approval given, in journal order.
