@@ -640,3 +640,60 @@ fn expected_wkvp_reverted_before_finalize_is_caught_and_halts() {
     b.assert_apps_never_failed();
     b.assert_pin_nowhere();
 }
+
+/// A parked run may wait for days: it blocks a new run whose tokens meet its own (the same
+/// plan, exit 3 naming it), not one on other tokens, slots and APQNs.
+#[test]
+fn a_parked_run_blocks_only_runs_that_meet_its_tokens() {
+    let b = Bench::new();
+    let ran = b.rehearse(&quick_plan(), &["--stop-at-park"], &[]);
+    assert_exit(&ran, 6);
+    let parked = b.run_id();
+    let base = b.root.parent().unwrap().to_owned();
+
+    let same_root = base.join("same").display().to_string();
+    let plan = quick_plan().display().to_string();
+    let same = b.run(
+        &["--root", &same_root, "rehearse", &plan, "--keys", "5"],
+        &[],
+    );
+    assert_exit(&same, 3);
+    assert!(
+        same.stderr
+            .contains(&format!("run {parked} did not finish (parked)")),
+        "{}",
+        same.both()
+    );
+
+    let other = std::fs::read_to_string(repo("plans/ep11-offline.yaml"))
+        .unwrap()
+        .replace("slot: 4", "slot: 5")
+        .replace(
+            "/var/lib/opencryptoki/ep11tok",
+            "/var/lib/opencryptoki/ep11b",
+        )
+        .replace(
+            r#"["0a.0011", { adapter: 11, domain: 17 }]"#,
+            r#"["0c.0012"]"#,
+        );
+    assert!(other.contains("0c.0012"), "{other}");
+    let other_plan = base.join("other.yaml");
+    std::fs::write(&other_plan, other).unwrap();
+    let other_root = base.join("other").display().to_string();
+    let other_plan = other_plan.display().to_string();
+    let unrelated = b.run(
+        &[
+            "--root",
+            &other_root,
+            "rehearse",
+            &other_plan,
+            "--keys",
+            "5",
+        ],
+        &[],
+    );
+    let _ = Command::new("timeout")
+        .args(["60", SIM, "shutdown", "--root", &other_root])
+        .output();
+    assert_exit(&unrelated, 0);
+}

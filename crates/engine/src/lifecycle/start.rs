@@ -72,7 +72,7 @@ pub fn start(
     // prompt (which exits at once) leaves no run directory behind.
     let id = new_run_id();
     let _lock = StateLock::acquire(state_dir, &id)?;
-    if let Some((id, state)) = unfinished_run(state_dir, &id) {
+    if let Some((id, state)) = unfinished_run(state_dir, &id, run.plan) {
         return Err(StartError::Unfinished { id, state });
     }
     let checked = preflight(&scope);
