@@ -274,8 +274,9 @@ fn concurrent_rehearsal_changes_every_key_without_downtime() {
     );
     assert!(
         ran.stderr.contains(&format!(
-            "mkplan --state-dir {} resume {id} --approve tke-activate=NAME",
-            b.state.display()
+            "mkplan --state-dir {} --root {} resume {id} --approve tke-activate=NAME",
+            b.state.display(),
+            b.root.display()
         )),
         "{}",
         ran.both()
@@ -696,4 +697,195 @@ fn a_parked_run_blocks_only_runs_that_meet_its_tokens() {
         .args(["60", SIM, "shutdown", "--root", &other_root])
         .output();
     assert_exit(&unrelated, 0);
+}
+
+/// The quick plan without `report.sign` (a run outside a rehearsal signs with the plan's key,
+/// which the simulated host has not), written beside the bench.
+fn unsigned_plan(b: &Bench) -> PathBuf {
+    let text = std::fs::read_to_string(quick_plan()).unwrap();
+    let text = &text[..text.find("\nreport:").unwrap()];
+    let path = b.root.parent().unwrap().join("concurrent.yaml");
+    std::fs::write(&path, format!("{text}\n")).unwrap();
+    path
+}
+
+const PIN: &str = "Run-PIN-4711";
+
+/// `mkplan-sim init --host` with one EP11 token in slot 4, a standalone application, and a
+/// configured slot 2 without a token; `absent` is slot 2's `opencryptoki.conf` entry.
+fn host_with_an_absent_slot(b: &Bench, absent: &str) {
+    let spec = serde_json::json!({
+        "tokens": [{
+            "name": "ep11", "slot": 4,
+            "store": "/var/lib/opencryptoki/ep11tok",
+            "config": "/etc/opencryptoki/ep11tok.conf",
+            "apqns": ["0a.0011", "0b.0011"],
+            "ep11": {"wkvp_current": OLD_WK, "wkvp_new": NEW_WK}
+        }],
+        "apps": [{"name": "batch", "interval_ms": 5}],
+        "absent_slots": [2]
+    });
+    let file = b.root.parent().unwrap().join("host.json");
+    std::fs::write(&file, spec.to_string()).unwrap();
+    let mut init = Command::new(SIM)
+        .args(["init", "--pin-stdin", "--keys", &KEYS.to_string(), "--host"])
+        .arg(&file)
+        .arg("--root")
+        .arg(&b.root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut init.stdin.take().unwrap(),
+        format!("{PIN}\n").as_bytes(),
+    )
+    .unwrap();
+    let out = init.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conf = b.root.join("etc/opencryptoki/opencryptoki.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(absent);
+    std::fs::write(&conf, text).unwrap();
+    for action in ["load", "commit"] {
+        assert!(b.sim(&["tke", action]).status.success());
+    }
+}
+
+/// A run outside a rehearsal (`mkplan run --root`): `Continue [y/N]?` for a slot without a
+/// token is answered `y` only because that slot is not an EP11 token (journaled with why);
+/// the run parks (exit 6) with the resume line; resumed before the TKE activated, it parks
+/// again; after the activation, `resume --approve` finishes it.
+#[test]
+fn a_run_answers_continue_for_an_unaffected_absent_slot_parks_and_resumes_after_activation() {
+    let b = Bench::new();
+    host_with_an_absent_slot(&b, "slot 2\n{\nstdll = libpkcs11_tpm.so\n}\n");
+    let plan = unsigned_plan(&b).display().to_string();
+    let root = b.root.display().to_string();
+    let env = [("MKPLAN_EP11_PIN", PIN)];
+    let ran = b.run(
+        &[
+            "--root",
+            &root,
+            "run",
+            "--non-interactive",
+            "--approve",
+            "tke-commit=alice",
+            "--approve",
+            "tke-commit=bob",
+            &plan,
+        ],
+        &env,
+    );
+    assert_exit(&ran, 6);
+    let id = b.run_id();
+    let resume_line = format!(
+        "mkplan --state-dir {} --root {root} resume {id} --approve tke-activate=NAME",
+        b.state.display()
+    );
+    assert!(ran.stderr.contains(&resume_line), "{}", ran.both());
+    let reencipher = b
+        .journal()
+        .into_iter()
+        .find(|e| {
+            e["kind"] == "step_succeeded" && e["data"]["step"]["kind"] == "mk_change.reencipher"
+        })
+        .unwrap();
+    let answered = &reencipher["data"]["data"]["tool"]["continue_prompt"];
+    assert_eq!(answered["slots"], serde_json::json!([2]), "{reencipher:#}");
+    assert_eq!(answered["answered_yes"], true, "{reencipher:#}");
+    assert!(
+        answered["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("libpkcs11_tpm.so is not an EP11 token"),
+        "{answered:#}"
+    );
+
+    let again = b.run(
+        &[
+            "--root",
+            &root,
+            "resume",
+            &id,
+            "--non-interactive",
+            "--approve",
+            "tke-activate=alice",
+        ],
+        &env,
+    );
+    assert_exit(&again, 6);
+    assert!(
+        again.stderr.contains("WK CUR is valid 0x6f1e"),
+        "{}",
+        again.both()
+    );
+    assert!(b.sim(&["tke", "activate"]).status.success());
+    let done = b.run(
+        &[
+            "--root",
+            &root,
+            "resume",
+            &id,
+            "--non-interactive",
+            "--approve",
+            "tke-activate=alice",
+        ],
+        &env,
+    );
+    assert_exit(&done, 0);
+    assert!(done.stderr.contains("0a.0011: current valid 0x6f1e1b26c2c5a2b4f1ea3fa7c1c9d3e5 → valid 0x9b7d4e0a11f35c8822d0b6e4a7f1c3d9"), "{}", done.both());
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    for output in b.outputs.borrow().iter() {
+        assert!(!output.contains(PIN), "the PIN is in an output");
+    }
+}
+
+/// A slot without a token that the change may affect (an EP11 token with APQN_ANY): mkplan
+/// answers `N`, the tool creates nothing, and every key stays under the current WK.
+#[test]
+fn continue_is_answered_no_for_an_absent_ep11_slot_that_may_be_affected() {
+    let b = Bench::new();
+    host_with_an_absent_slot(
+        &b,
+        "slot 2\n{\nstdll = libpkcs11_ep11.so\nconfname = absent.conf\n}\n",
+    );
+    std::fs::write(b.root.join("etc/opencryptoki/absent.conf"), "APQN_ANY\n").unwrap();
+    let plan = unsigned_plan(&b).display().to_string();
+    let root = b.root.display().to_string();
+    let ran = b.run(
+        &[
+            "--root",
+            &root,
+            "run",
+            "--non-interactive",
+            "--approve",
+            "tke-commit=alice",
+            "--approve",
+            "tke-commit=bob",
+            &plan,
+        ],
+        &[("MKPLAN_EP11_PIN", PIN)],
+    );
+    assert_exit(&ran, 1);
+    assert!(
+        ran.stderr
+            .contains("mkplan answered N to `Continue [y/N]?`"),
+        "{}",
+        ran.both()
+    );
+    assert!(
+        ran.stderr.contains("slot 2: EP11 token with APQN_ANY"),
+        "{}",
+        ran.both()
+    );
+    assert!(ran.stderr.contains("nothing to cancel"), "{}", ran.both());
+    b.assert_every_key_usable_under(OLD_WK);
+    b.assert_apps_never_failed();
 }

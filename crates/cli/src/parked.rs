@@ -16,6 +16,13 @@ fn resume_command(globals: &Globals, run_id: &str) -> String {
     if let Some(dir) = &globals.state_dir {
         line.push_str(&format!(" --state-dir {}", dir.display()));
     }
+    if let Some(root) = globals
+        .root
+        .as_ref()
+        .filter(|r| r.as_path() != std::path::Path::new("/"))
+    {
+        line.push_str(&format!(" --root {}", root.display()));
+    }
     line.push_str(&format!(" resume {run_id}"));
     line
 }

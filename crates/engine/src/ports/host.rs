@@ -228,6 +228,18 @@ impl RunningTool {
 
     /// How to wait for it or stop it.
     pub fn hint(&self) -> String {
+        let concurrent = self
+            .argv
+            .first()
+            .is_some_and(|argv0| argv0.ends_with("pkcshsm_mk_change"));
+        if concurrent {
+            // It ignores SIGINT and SIGTERM by design; killed half-way, it leaves an
+            // operation neither finalize nor cancel accepts (opencryptoki-ep11.md 2.1).
+            return format!(
+                "wait for it to end (`tail --pid={} -f /dev/null`); do NOT kill it: stopped half-way, pkcshsm_mk_change leaves an operation that neither finalize nor cancel accepts",
+                self.pid
+            );
+        }
         format!(
             "wait for it to end (`tail --pid={pid} -f /dev/null`), or stop it (`kill {pid}`: a tool stopped half-way leaves the store partly migrated, which `mkplan resume --retry-step` restores from the verified backup first)",
             pid = self.pid
