@@ -889,3 +889,25 @@ fn continue_is_answered_no_for_an_absent_ep11_slot_that_may_be_affected() {
     b.assert_every_key_usable_under(OLD_WK);
     b.assert_apps_never_failed();
 }
+
+/// The host reboots while the run is parked (pkcsslotd, the units and the applications
+/// start again; the operation files and the registers stay): resume re-checks the operation
+/// and the APQNs and finishes.
+#[test]
+fn a_reboot_while_parked_is_fine() {
+    let b = Bench::new();
+    let ran = b.rehearse(&quick_plan(), &["--stop-at-park"], &[]);
+    assert_exit(&ran, 6);
+    let out = b.sim(&["reboot"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done = b.resume(&[], &[]);
+    assert_exit(&done, 0);
+    assert!(done.stderr.contains("since the park"), "{}", done.both());
+    b.assert_every_key_usable_under(NEW_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+}
