@@ -911,3 +911,57 @@ fn a_reboot_while_parked_is_fine() {
     b.assert_apps_never_failed();
     b.assert_pin_nowhere();
 }
+
+/// `resume --deny` abandons a parked change before any APQN is activated: rescue cancels the
+/// operation, the run ends `aborted` (exit 4), no second blob is left and every key stays
+/// under the current WK. Once an APQN is activated, `--deny` is refused (the run stays
+/// parked, naming the forward fix).
+#[test]
+fn deny_while_parked_cancels_before_activation_and_is_refused_after() {
+    let b = Bench::new();
+    let ran = b.rehearse(&quick_plan(), &["--stop-at-park"], &[]);
+    assert_exit(&ran, 6);
+    assert!(
+        ran.stderr.contains("--deny tke-activate=NAME"),
+        "{}",
+        ran.both()
+    );
+    let denied = b.resume(&["--deny", "tke-activate=alice"], &[]);
+    assert_exit(&denied, 4);
+    assert!(
+        denied.stderr.contains("rescue cancelled operation"),
+        "{}",
+        denied.both()
+    );
+    b.assert_every_key_usable_under(OLD_WK);
+    b.assert_apps_never_failed();
+    b.assert_pin_nowhere();
+
+    let late = Bench::new();
+    let ran = late.rehearse(&quick_plan(), &["--stop-at-park"], &[]);
+    assert_exit(&ran, 6);
+    assert!(
+        late.sim(&["tke", "activate", "--apqn", "0a.0011"])
+            .status
+            .success()
+    );
+    let refused = late.resume(&["--deny", "tke-activate=alice"], &[]);
+    assert_exit(&refused, 6);
+    assert!(
+        refused.stderr.contains(
+            "cannot abandon (denied by alice): 0a.0011 already has the new WK as current"
+        ),
+        "{}",
+        refused.both()
+    );
+    assert!(!late.kinds().contains(&"rescue_started".to_owned()));
+    assert!(
+        late.sim(&["tke", "activate", "--apqn", "0b.0011"])
+            .status
+            .success()
+    );
+    let done = late.resume(&[], &[]);
+    assert_exit(&done, 0);
+    late.assert_every_key_usable_under(NEW_WK);
+    late.assert_apps_never_failed();
+}

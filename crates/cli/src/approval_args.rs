@@ -12,6 +12,10 @@ pub struct ApprovalArgs {
     /// Approve a checkpoint ahead of time: CHECKPOINT=NAME (repeatable).
     #[arg(long = "approve", value_name = "CHECKPOINT=NAME")]
     pub approve: Vec<String>,
+    /// Deny a checkpoint: CHECKPOINT=NAME (abandons a parked concurrent change before any
+    /// APQN is activated; the plan's rescue cancels the operation).
+    #[arg(long = "deny", value_name = "CHECKPOINT=NAME")]
+    pub deny: Vec<String>,
     /// A file of approvals: `approvals: [{checkpoint: ID, approver: NAME}, …]`.
     #[arg(long = "approvals", value_name = "FILE")]
     pub approvals_file: Option<PathBuf>,
@@ -30,6 +34,9 @@ impl ApprovalArgs {
         let mut inputs = ApprovalInputs::default();
         for flag in &self.approve {
             inputs.add_flag(flag).map_err(|e| invalid(&e))?;
+        }
+        for flag in &self.deny {
+            inputs.add_deny(flag).map_err(|e| invalid(&e))?;
         }
         if let Some(file) = &self.approvals_file {
             inputs.add_file(file).map_err(|e| invalid(&e))?;

@@ -90,6 +90,12 @@ pub fn print_parked(
         "Then, on this host (a reboot in between is fine; resume re-checks every APQN and the operation first):"
     );
     eprintln!("  {resume} --approve {key}=NAME");
+    if !operations.is_empty() {
+        eprintln!(
+            "To abandon the change instead (only before any APQN is activated; the plan's rescue cancels the operation):"
+        );
+        eprintln!("  {resume} --deny {key}=NAME");
+    }
     eprintln!();
     eprintln!("run {run_id} parked (exit 6)");
 }

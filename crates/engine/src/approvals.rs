@@ -25,6 +25,8 @@ struct Given {
     method: ApprovalMethod,
     /// Where it was given, for messages: `--approve a=b`, `FILE, approvals[2]`.
     given_by: String,
+    /// `--deny`: the person denies the checkpoint instead.
+    deny: bool,
 }
 
 /// The approvals file: `approvals: [{checkpoint: tke-commit, approver: alice}, …]`.
@@ -97,8 +99,27 @@ impl ApprovalInputs {
             approver: approver.trim().to_owned(),
             method: ApprovalMethod::Flag,
             given_by: format!("`--approve {text}`"),
+            deny: false,
         });
         Ok(())
+    }
+
+    /// `--deny CHECKPOINT=NAME`: that person denies the checkpoint (abandons a parked run).
+    pub fn add_deny(&mut self, text: &str) -> Result<(), ApprovalInputError> {
+        self.add_flag(text)?;
+        if let Some(given) = self.given.last_mut() {
+            given.deny = true;
+            given.given_by = format!("`--deny {text}`");
+        }
+        Ok(())
+    }
+
+    /// Who denied `step` (`--deny`), if someone did.
+    pub fn denial_for(&self, step: &Step) -> Option<String> {
+        self.given
+            .iter()
+            .find(|g| g.deny && names(step, &g.checkpoint))
+            .map(|g| g.approver.clone())
     }
 
     pub fn add_file(&mut self, path: &Path) -> Result<(), ApprovalInputError> {
@@ -118,6 +139,7 @@ impl ApprovalInputs {
                 approver: entry.approver,
                 method: ApprovalMethod::File,
                 given_by: format!("`approvals[{i}]` of `{}`", path.display()),
+                deny: false,
             });
         }
         self.files.push(path.to_owned());
@@ -166,7 +188,7 @@ impl ApprovalInputs {
     pub fn for_step(&self, step: &Step) -> Vec<(String, ApprovalMethod)> {
         self.given
             .iter()
-            .filter(|g| names(step, &g.checkpoint))
+            .filter(|g| !g.deny && names(step, &g.checkpoint))
             .map(|g| (g.approver.clone(), g.method))
             .collect()
     }

@@ -4,7 +4,7 @@
 //! parks (exit 6) instead of waiting or denying. Approvals come after (they attest work done).
 
 use crate::guards::GuardError;
-use crate::guards::mk_change::{list, live_operations, tool_name};
+use crate::guards::mk_change::{activated, list, live_operations, tool_name};
 use crate::guards::wk::{read_all, read_and_evaluate};
 use crate::kind::Failed;
 use mkplan_engine::record::checkpoint::CheckpointOutput;
@@ -35,6 +35,9 @@ pub(super) fn arrive(
         ));
     };
     let token = &cx.plan.tokens[&until.check.token];
+    if let Some(by) = cx.approvals.denial_for(cx.step) {
+        return Err(denied(cx, token, &by));
+    }
     operations_still_reenciphered(cx, token)?;
     let step = cx.step_ref();
     let previous = cx
@@ -83,6 +86,31 @@ pub(super) fn arrive(
                 output: StepOutput::from(table(cx, token)),
             })
         }
+    }
+}
+
+/// `--deny` at a parking checkpoint: the run is abandoned (rescue cancels the operation) only
+/// while no APQN has the new WK; after that the tool refuses cancel, so the run stays parked
+/// and says the only way is forward.
+fn denied(cx: &RunContext<'_>, token: &Token, by: &str) -> Failed<CheckpointOutput> {
+    match activated(cx.host, cx.plan, std::slice::from_ref(&token.id)) {
+        Ok(apqns) if apqns.is_empty() => Failed::Denied(format!(
+            "denied by {by} while parked: the new WK will not be activated; the plan's rescue cancels the operation"
+        )),
+        Ok(apqns) => Failed::Park {
+            waiting_for: vec![format!(
+                "cannot abandon (denied by {by}): {} already has the new WK as current, and pkcshsm_mk_change refuses to cancel once any APQN is activated; the only way is forward: activate the new WK on every APQN of token `{}`, then resume with `--approve`",
+                apqns.join(", "),
+                token.id
+            )],
+            output: StepOutput::from(table(cx, token)),
+        },
+        Err(problem) => Failed::Park {
+            waiting_for: vec![format!(
+                "cannot abandon (denied by {by}): whether the new WK is active cannot be read ({problem})"
+            )],
+            output: StepOutput::from(table(cx, token)),
+        },
     }
 }
 
