@@ -8,8 +8,9 @@ use crate::model::{
 };
 use crate::timeline::{Timeline, millis_between, one_line};
 use crate::{downtime, tokens};
+use mkplan_engine::clock;
 use mkplan_engine::events::{EventKind, StepRef};
-use mkplan_engine::journal::{JOURNAL_VERSION, Verified};
+use mkplan_engine::journal::{Entry, JOURNAL_VERSION, Verified};
 use mkplan_engine::record::StepOutput;
 use mkplan_engine::rundir::JOURNAL;
 use mkplan_engine::state::{Phase, RunState, StepStatus};
@@ -47,6 +48,20 @@ pub fn build(
     machine: &Machine,
     signing: &SigningFacts,
 ) -> RunReport {
+    // Journals of older mkplan hold `…:41.32Z`; the report shows every time in one width.
+    let normalized = Verified {
+        entries: journal
+            .entries
+            .iter()
+            .map(|e| Entry {
+                time: clock::normalize_or_keep(&e.time),
+                ..e.clone()
+            })
+            .collect(),
+        head: journal.head.clone(),
+        torn_tail_at: journal.torn_tail_at,
+    };
+    let journal = &normalized;
     let state = RunState::replay(&journal.entries);
     let timeline = Timeline::of(journal);
     let mut warnings = Vec::new();
