@@ -91,6 +91,8 @@ pub struct RunState {
     pub host_root: String,
     /// Every unit a `stop` step announced it was stopping, with the step, in journal order.
     pub units_stopping: Vec<(StepKey, String)>,
+    /// The end state was read and journaled (after `always`).
+    pub end_state_recorded: bool,
 }
 
 impl RunState {
@@ -108,6 +110,7 @@ impl RunState {
             rehearsal: false,
             host_root: String::new(),
             units_stopping: Vec::new(),
+            end_state_recorded: false,
         };
         for entry in entries {
             state.apply(entry);
@@ -233,6 +236,7 @@ impl RunState {
             }
             EventKind::RescueStarted { .. } => self.phase = Phase::Rescue,
             EventKind::AlwaysStarted => self.phase = Phase::Always,
+            EventKind::EndState { .. } => self.end_state_recorded = true,
             EventKind::Interrupted { .. } => self.interrupted = true,
             EventKind::RunFinished { outcome } => self.phase = Phase::Finished(*outcome),
             EventKind::CheckpointShown { .. }

@@ -7,7 +7,7 @@ use crate::model::{
     REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
-use crate::{downtime, tokens};
+use crate::{downtime, end_state, tokens};
 use mkplan_engine::clock;
 use mkplan_engine::events::{EventKind, StepRef};
 use mkplan_engine::journal::{Entry, JOURNAL_VERSION, Verified};
@@ -105,10 +105,11 @@ pub fn build(
         }
     }
     let downtime = downtime::downtime(plan, &timeline, &mut warnings);
+    let run_end = end_state::run_end(journal, &mut warnings);
     let tokens = plan
         .tokens
         .values()
-        .map(|token| tokens::token_report(plan, token, &timeline, &mut warnings))
+        .map(|token| tokens::token_report(plan, token, &timeline, run_end.as_ref(), &mut warnings))
         .collect();
     let (approvals, refused_approvals) = approvals(journal);
     let steps = steps(plan, &state, &timeline);

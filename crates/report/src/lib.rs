@@ -16,6 +16,7 @@
 pub mod build;
 mod downtime;
 pub mod dsse;
+mod end_state;
 pub mod fleet;
 pub mod html;
 pub mod model;

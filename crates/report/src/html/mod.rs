@@ -9,6 +9,7 @@ use crate::model::RunReport;
 use crate::sign::Algorithm;
 use crate::terminal::duration;
 
+mod end;
 mod token;
 
 pub use token::verification_commands;

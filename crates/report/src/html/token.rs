@@ -11,7 +11,7 @@ use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
 /// Usable keys listed on the page (all unusable ones are).
 const KEYS_SHOWN: usize = 25;
 
-fn apqn_table(out: &mut String, title: &str, table_data: Option<&ApqnTable>) {
+pub(super) fn apqn_table(out: &mut String, title: &str, table_data: Option<&ApqnTable>) {
     let Some(t) = table_data else {
         let _ = write!(
             out,
@@ -112,7 +112,11 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         ],
     );
     apqn_table(out, "APQNs before the migration", t.apqns_before.as_ref());
-    apqn_table(out, "APQNs after activation", t.apqns_after.as_ref());
+    // A rescued run never activated: its end state says where the APQNs are.
+    if t.apqns_after.is_some() || t.end.is_none() {
+        apqn_table(out, "APQNs after activation", t.apqns_after.as_ref());
+    }
+    super::end::end_section(out, t);
     out.push_str("<h3>Backup</h3>");
     match &t.backup {
         Some(b) => kv(
@@ -294,8 +298,13 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         if !rows.is_empty() {
             let _ = write!(
                 out,
-                "<p class=\"muted\">Keys as of {}:</p>",
-                code(&inv.step)
+                "<p class=\"muted\">Keys as {} probed them{}:</p>",
+                code(&inv.step),
+                if t.inventory_after.is_none() && t.end.is_some() {
+                    " (during the run, before the change: the end of run is above)"
+                } else {
+                    ""
+                }
             );
             table(
                 out,
