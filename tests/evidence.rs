@@ -345,3 +345,38 @@ fn the_end_state_says_why_it_could_not_be_read() {
         "the page says it"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Older reports
+
+#[test]
+fn a_format_1_report_still_verifies_and_shows() {
+    let b = Bench::new();
+    let dir = b.root.join("../report-v1");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(repo("tests/fixtures/report-v1")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    let dir = dir.to_str().unwrap();
+    let verified = b.mkplan(&["report", "verify", dir]);
+    assert_eq!(verified.status.code(), Some(0), "{}", text(&verified));
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(out.contains("version 1"), "{out}");
+    let shown = b.mkplan(&["report", "show", dir]);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.to_lowercase().contains("rescued"), "{shown}");
+    assert!(
+        shown.contains("end of run: no end state recorded"),
+        "{shown}"
+    );
+    // An edit is still caught in format 1.
+    let report = std::path::Path::new(dir).join("report.json");
+    let edited = std::fs::read_to_string(&report)
+        .unwrap()
+        .replace("rescued", "succeeded");
+    std::fs::write(&report, edited).unwrap();
+    let verified = b.mkplan(&["report", "verify", dir]);
+    assert_eq!(verified.status.code(), Some(1), "{}", text(&verified));
+}
