@@ -786,11 +786,12 @@ fn report_html_opens_in_headless_chromium_with_the_outcome_tables_and_a_visible_
         "the recap, steps, approvals, token tables"
     );
     for heading in [
-        "Recap",
-        "Steps",
+        "Change and run",
         "Approvals",
         "Downtime",
-        "How to verify this report",
+        "Signature",
+        "Appendix A — Step log",
+        "Appendix E — How to verify this report",
     ] {
         assert!(
             dom.contains(&format!("<h2>{heading}</h2>")),

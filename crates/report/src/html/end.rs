@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::text::rich;
 use super::token::apqn_table;
 use super::{code, escape, table};
 use crate::model::{KeyCounts, TokenReport};
@@ -52,7 +53,7 @@ pub(super) fn end_section(out: &mut String, t: &TokenReport) {
             if !k.unusable_keys.is_empty() {
                 out.push_str("<p class=\"bad\">Keys that do not work at the end:</p><ul>");
                 for key in &k.unusable_keys {
-                    let _ = write!(out, "<li>{}</li>", escape(key));
+                    let _ = write!(out, "<li>{}</li>", rich(key));
                 }
                 out.push_str("</ul>");
             }
@@ -61,7 +62,7 @@ pub(super) fn end_section(out: &mut String, t: &TokenReport) {
             let _ = write!(
                 out,
                 "<p class=\"bad\">Not probed at the end of the run: {}</p>",
-                escape(reason.as_deref().unwrap_or("no reason recorded"))
+                rich(reason.as_deref().unwrap_or("no reason recorded"))
             );
         }
     }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::text::rich;
 use super::{code, escape, kv, ms, opt, table};
 use crate::model::{ApqnTable, InventoryFacts, RunReport, TokenReport};
 use crate::sign::Algorithm;
@@ -99,7 +100,7 @@ fn inventory_rows(inv: Option<&InventoryFacts>) -> String {
 pub(super) fn token_section(out: &mut String, t: &TokenReport) {
     let _ = write!(
         out,
-        "<h2>Token <code>{}</code> — slot {}</h2>",
+        "<h2>Appendix D — Token <code>{}</code> (slot {}) in detail</h2>",
         escape(&t.token),
         t.slot
     );
@@ -200,7 +201,10 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
                     ),
                 ),
                 ("Duration", ms(m.duration_ms)),
-                ("Error", opt(m.error.as_deref())),
+                (
+                    "Error",
+                    m.error.as_deref().map_or_else(|| "—".to_owned(), rich),
+                ),
             ],
         ),
         None => out.push_str("<p class=\"muted\">This run did not migrate the token.</p>"),
@@ -212,7 +216,7 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
             code(&r.step),
             escape(&r.status),
             escape(r.action.as_deref().unwrap_or("no action")),
-            escape(&r.detail)
+            rich(&r.detail)
         );
     }
     out.push_str("<h3>Key inventory</h3>");
@@ -255,7 +259,7 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         for (title, list) in lists.iter().filter(|(_, l)| !l.is_empty()) {
             let _ = write!(out, "<p class=\"bad\">{}:</p><ul>", escape(title));
             for item in list.iter() {
-                let _ = write!(out, "<li>{}</li>", escape(item));
+                let _ = write!(out, "<li>{}</li>", rich(item));
             }
             out.push_str("</ul>");
         }
@@ -290,7 +294,7 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
                         escape(&k.usable),
                         k.reason
                             .as_deref()
-                            .map_or(String::new(), |r| format!(": {}", escape(r)))
+                            .map_or(String::new(), |r| format!(": {}", rich(r)))
                     ),
                 ]
             })
@@ -351,7 +355,7 @@ pub fn verification_commands(algorithm: Algorithm) -> String {
 }
 
 pub(super) fn verification(out: &mut String, r: &RunReport, algorithm: Algorithm, key_id: &str) {
-    out.push_str("<h2>How to verify this report</h2>");
+    out.push_str("<h2>Appendix E — How to verify this report</h2>");
     let _ = write!(
         out,
         "<p>Signed with {} ({}), key id <code>{}</code>. In the report's directory:</p><pre>{}</pre>",
