@@ -161,7 +161,14 @@ fn summary_items(report: &Value, key_id: &str) -> Vec<String> {
         format!("{}ms", report["downtime"]["duration_ms"]),
         key_id.to_owned(),
         "mkplan report verify".to_owned(),
+        // plans/ep11-offline.yaml names its `change.policy`.
+        s(&report["plan"]["policy"]["reference"]),
+        format!(
+            "cryptoperiod {}",
+            s(&report["plan"]["policy"]["cryptoperiod"])
+        ),
     ];
+    assert!(report["plan"]["policy"].is_object(), "{:#}", report["plan"]);
     for a in report["approvals"].as_array().unwrap() {
         items.extend([s(&a["approver"]), s(&a["time"]), s(&a["shown_sha256"])]);
     }

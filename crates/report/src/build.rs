@@ -3,7 +3,7 @@
 //! same run data always gives the same report.
 
 use crate::model::{
-    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts,
+    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts, PolicyFacts,
     REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
@@ -230,6 +230,10 @@ fn run_facts(
         change_ticket: plan.change.ticket.clone(),
         change_summary: plan.change.summary.clone(),
         approvers: plan.change.approvers.clone(),
+        policy: plan.change.policy.as_ref().map(|p| PolicyFacts {
+            reference: p.reference.clone(),
+            cryptoperiod: p.cryptoperiod.clone(),
+        }),
     };
     (version, run, root, plan_facts)
 }

@@ -129,6 +129,17 @@ pub struct PlanFacts {
     pub change_summary: String,
     /// Who the plan names as approvers of the change.
     pub approvers: Vec<String>,
+    /// `change.policy`: the policy clause that sets the key's cryptoperiod (PCI DSS 3.7.4);
+    /// `null` when the plan names none (or in format 1).
+    #[serde(default)]
+    pub policy: Option<PolicyFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFacts {
+    pub reference: String,
+    pub cryptoperiod: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

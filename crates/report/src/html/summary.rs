@@ -37,6 +37,7 @@ pub(super) fn facts(out: &mut String, r: &RunReport) {
                     rich(&r.plan.change_summary)
                 ),
             ),
+            ("Policy", policy(r)),
             (
                 "Plan",
                 format!("{} · sha256 {}", path(&r.plan.path), digest(&r.plan.sha256)),
@@ -64,6 +65,34 @@ pub(super) fn facts(out: &mut String, r: &RunReport) {
         ],
     );
     out.push_str("</section>\n");
+}
+
+/// `change.policy` and the WK change it governs, or that the plan names none.
+fn policy(r: &RunReport) -> String {
+    let wk: Vec<String> = r
+        .tokens
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} → {}",
+                escape(&t.token),
+                code(&t.wkvp_current),
+                code(&t.wkvp_new)
+            )
+        })
+        .collect();
+    let clause = match &r.plan.policy {
+        Some(p) => format!(
+            "{}{}",
+            escape(&p.reference),
+            p.cryptoperiod
+                .as_deref()
+                .map_or(String::new(), |c| format!(" — cryptoperiod {}", escape(c)))
+        ),
+        None => "<span class=\"muted\">— (the plan names no <code>change.policy</code>)</span>"
+            .to_owned(),
+    };
+    format!("{clause} · WKVP {}", wk.join("; "))
 }
 
 pub(super) fn warnings(out: &mut String, r: &RunReport) {
