@@ -11,7 +11,7 @@ use crate::record::end_state::{EndKeys, EndStateRecord, Reading, TokenEnd};
 use crate::record::wk::WkTable;
 use crate::secret::Pins;
 use crate::step::TokenPin;
-use mkplan_plan::model::{Plan, StepKind, Token};
+use mkplan_plan::model::{PinSource, Plan, StepKind, Token};
 
 /// What the end state needs to read.
 pub struct EndStateReader<'a> {
@@ -74,6 +74,14 @@ impl EndStateReader<'_> {
         };
         let pin = match self.pins.get(&token.id) {
             Some(pin) => TokenPin::Verified(pin),
+            // Never a surprise prompt after `always` (a resumed run keeps no PIN it was
+            // typed): the report says why the keys were not probed instead.
+            None if token.pin == PinSource::Prompt => {
+                return not_read(format!(
+                    "the PIN of token `{}` is typed at a prompt, and this mkplan process holds none (a resumed run keeps no PIN)",
+                    token.id
+                ));
+            }
             None => match self.ports.pins.read(
                 &token.pin,
                 self.operator,
