@@ -42,6 +42,8 @@ pub fn run(_: Args, globals: &Globals) -> Result<(), CliError> {
             ),
             _ => from_journal(&run, held && holder.starts_with(&run.id)),
         };
+        // Runs of older mkplan hold `…:41.32Z`: the column shows one width.
+        let started = mkplan_engine::clock::normalize_or_keep(&started);
         println!("{:<24} {:<25} {:<15} {plan}", run.id, started, state);
     }
     // Beside the table (stderr), so scripts reading the table are not disturbed.

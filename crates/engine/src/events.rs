@@ -166,6 +166,12 @@ pub enum EventKind {
         after: StepRef,
     },
     AlwaysStarted,
+    /// After `always`, whatever the outcome: every token's APQNs and keys as the run leaves
+    /// them (`record::end_state::EndStateRecord`); `summary` is its one line for people.
+    EndState {
+        summary: String,
+        data: StepData,
+    },
     Interrupted {
         reason: String,
     },
@@ -211,6 +217,7 @@ impl EventKind {
             EventKind::RunHalted { .. } => "run_halted",
             EventKind::RescueStarted { .. } => "rescue_started",
             EventKind::AlwaysStarted => "always_started",
+            EventKind::EndState { .. } => "end_state",
             EventKind::Interrupted { .. } => "interrupted",
             EventKind::RunFinished { .. } => "run_finished",
             EventKind::Progress { .. } => "progress",

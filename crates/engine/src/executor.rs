@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::approvals::ApprovalInputs;
 use crate::cancel::Cancel;
+use crate::end_state::{self, EndStateReader};
 use crate::error::EngineError;
 use crate::events::{DecisionKind, EventKind, Outcome, StepRef};
 use crate::ports::Ports;
@@ -119,6 +120,11 @@ impl Executor<'_> {
                             _ => {}
                         }
                     }
+                    if !self.recorder.state().end_state_recorded
+                        && let Some(end) = self.record_end_state()?
+                    {
+                        return Ok(end);
+                    }
                     let outcome = self.outcome();
                     self.recorder.record(EventKind::RunFinished { outcome })?;
                 }
@@ -159,6 +165,28 @@ impl Executor<'_> {
     fn stopped(&mut self, end: RunEnd) -> RunEnd {
         self.recorder.finish();
         end
+    }
+
+    /// Reads and journals the end state; read-only, so an interrupted reading is simply
+    /// taken again on resume.
+    fn record_end_state(&mut self) -> Result<Option<RunEnd>, EngineError> {
+        let after = self.plan.always.last().map(|s| StepRef::of(s).position());
+        let record = EndStateReader {
+            plan: self.plan,
+            ports: self.ports,
+            pins: &self.pins,
+            operator: self.operator,
+            cancel: &self.cancel,
+        }
+        .read(after);
+        if self.cancel.requested() {
+            return self.interrupted().map(Some);
+        }
+        self.recorder.record(EventKind::EndState {
+            summary: end_state::summarize(&record),
+            data: StepData::of(&record),
+        })?;
+        Ok(None)
     }
 
     fn outcome(&self) -> Outcome {

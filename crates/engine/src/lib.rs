@@ -8,6 +8,7 @@ pub mod cancel;
 pub mod clock;
 pub mod crash_hooks;
 pub mod digest;
+pub mod end_state;
 pub mod error;
 pub mod events;
 pub mod executor;

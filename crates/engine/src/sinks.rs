@@ -232,6 +232,7 @@ impl Sink for LogSink {
                 info!(seq, kind, step = step.position(), unit, "stopping `{unit}`")
             }
             EventKind::AlwaysStarted => info!(seq, kind, "always"),
+            EventKind::EndState { summary, .. } => info!(seq, kind, "end state: {summary}"),
             EventKind::Interrupted { reason } => {
                 self.running = None;
                 warn!(seq, kind, "interrupted: {reason}");

@@ -98,6 +98,8 @@ pub struct RunState {
     pub parks: Vec<Park>,
     /// The step whose failure halted the run, and why, until it is started again.
     pub halted: Option<(StepRef, String)>,
+    /// The end state was read and journaled (after `always`).
+    pub end_state_recorded: bool,
 }
 
 /// One time the run parked at a checkpoint.
@@ -130,6 +132,7 @@ impl RunState {
             milestones: Vec::new(),
             parks: Vec::new(),
             halted: None,
+            end_state_recorded: false,
         };
         for entry in entries {
             state.apply(entry);
@@ -286,6 +289,7 @@ impl RunState {
             }
             EventKind::RescueStarted { .. } => self.phase = Phase::Rescue,
             EventKind::AlwaysStarted => self.phase = Phase::Always,
+            EventKind::EndState { .. } => self.end_state_recorded = true,
             EventKind::Interrupted { .. } => self.interrupted = true,
             EventKind::RunFinished { outcome } => self.phase = Phase::Finished(*outcome),
             EventKind::CheckpointShown { .. }

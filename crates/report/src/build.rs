@@ -3,13 +3,14 @@
 //! same run data always gives the same report.
 
 use crate::model::{
-    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts,
+    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts, PolicyFacts,
     REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
-use crate::{downtime, tokens};
+use crate::{downtime, end_state, tokens};
+use mkplan_engine::clock;
 use mkplan_engine::events::{EventKind, StepRef};
-use mkplan_engine::journal::{JOURNAL_VERSION, Verified};
+use mkplan_engine::journal::{Entry, JOURNAL_VERSION, Verified};
 use mkplan_engine::record::StepOutput;
 use mkplan_engine::rundir::JOURNAL;
 use mkplan_engine::state::{Phase, RunState, StepStatus};
@@ -47,6 +48,20 @@ pub fn build(
     machine: &Machine,
     signing: &SigningFacts,
 ) -> RunReport {
+    // Journals of older mkplan hold `…:41.32Z`; the report shows every time in one width.
+    let normalized = Verified {
+        entries: journal
+            .entries
+            .iter()
+            .map(|e| Entry {
+                time: clock::normalize_or_keep(&e.time),
+                ..e.clone()
+            })
+            .collect(),
+        head: journal.head.clone(),
+        torn_tail_at: journal.torn_tail_at,
+    };
+    let journal = &normalized;
     let state = RunState::replay(&journal.entries);
     let timeline = Timeline::of(journal);
     let mut warnings = Vec::new();
@@ -98,10 +113,11 @@ pub fn build(
         !downtime.units.is_empty(),
         &mut warnings,
     );
+    let run_end = end_state::run_end(journal, &mut warnings);
     let tokens = plan
         .tokens
         .values()
-        .map(|token| tokens::token_report(plan, token, &timeline, &mut warnings))
+        .map(|token| tokens::token_report(plan, token, &timeline, run_end.as_ref(), &mut warnings))
         .collect();
     let (approvals, refused_approvals) = approvals(journal);
     let steps = steps(plan, &state, &timeline);
@@ -223,6 +239,10 @@ fn run_facts(
         change_ticket: plan.change.ticket.clone(),
         change_summary: plan.change.summary.clone(),
         approvers: plan.change.approvers.clone(),
+        policy: plan.change.policy.as_ref().map(|p| PolicyFacts {
+            reference: p.reference.clone(),
+            cryptoperiod: p.cryptoperiod.clone(),
+        }),
     };
     (version, run, root, plan_facts)
 }

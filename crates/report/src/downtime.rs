@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::model::{Downtime, UnitDowntime};
 use crate::timeline::{Timeline, millis_between, plan_step};
+use mkplan_engine::clock;
 use mkplan_engine::record::Record;
 use mkplan_engine::record::services::{StartOutput, StopOutput};
 use mkplan_plan::model::{Plan, StepKind};
@@ -35,7 +36,7 @@ pub(crate) fn downtime(
                         units.push(UnitDowntime {
                             service: service.to_string(),
                             unit: unit.unit.clone(),
-                            stopped_at,
+                            stopped_at: clock::normalize_or_keep(&stopped_at),
                             started_at: None,
                             duration_ms: None,
                             stop_failed: unit.stop_failed,
@@ -47,8 +48,9 @@ pub(crate) fn downtime(
                 let started = StartOutput::of(&outcome.output).map_or(&[][..], |s| &s.units[..]);
                 for unit in started {
                     if let (Some(started_at), Some(at)) =
-                        (unit.started_at.clone(), down.remove(&unit.unit))
+                        (unit.started_at.as_deref(), down.remove(&unit.unit))
                     {
+                        let started_at = clock::normalize_or_keep(started_at);
                         let entry = &mut units[at];
                         entry.duration_ms = millis_between(&entry.stopped_at, &started_at);
                         entry.started_at = Some(started_at);

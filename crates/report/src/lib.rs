@@ -17,6 +17,7 @@ pub mod build;
 mod concurrent;
 mod downtime;
 pub mod dsse;
+mod end_state;
 pub mod fleet;
 pub mod html;
 pub mod model;

@@ -13,15 +13,19 @@ use serde::{Deserialize, Serialize};
 
 use mkplan_plan::schema::replace_integer_formats;
 
-/// The report format version; a reader refuses any other.
-pub const REPORT_VERSION: u32 = 1;
+/// The report format version this mkplan writes. Format 2 adds each token's end state and
+/// key summary; a format-1 report reads as format 2 with those absent, so it still
+/// verifies and renders.
+pub const REPORT_VERSION: u32 = 2;
+/// The oldest report format this mkplan reads.
+pub const OLDEST_REPORT_VERSION: u32 = 1;
 
 /// One run, as evidence for change management.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunReport {
-    /// Always 1 for this format.
-    #[schemars(range(min = 1, max = 1))]
+    /// 2 for this format; 1 for reports of older mkplan (without end states).
+    #[schemars(range(min = 1, max = 2))]
     pub report_version: u32,
     /// The mkplan version that started the run (from the journal).
     pub mkplan_version: String,
@@ -128,6 +132,17 @@ pub struct PlanFacts {
     pub change_summary: String,
     /// Who the plan names as approvers of the change.
     pub approvers: Vec<String>,
+    /// `change.policy`: the policy clause that sets the key's cryptoperiod (PCI DSS 3.7.4);
+    /// `null` when the plan names none (or in format 1).
+    #[serde(default)]
+    pub policy: Option<PolicyFacts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFacts {
+    pub reference: String,
+    pub cryptoperiod: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -186,6 +201,65 @@ pub struct TokenReport {
     pub inventory_before: Option<InventoryFacts>,
     pub inventory_after: Option<InventoryFacts>,
     pub comparison: Option<ComparisonFacts>,
+    /// The state the run left the token in, read after `always` whatever the outcome (after
+    /// a rescue: the restored state); `null` when the run recorded none (it did not finish,
+    /// or an older mkplan ran it).
+    #[serde(default)]
+    pub end: Option<EndFacts>,
+    /// Keys per type (`CKO_SECRET_KEY/CKK_AES`): before the change and at the end.
+    #[serde(default)]
+    pub key_summary: Vec<KeyTypeSummary>,
+}
+
+/// A token at the end of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndFacts {
+    /// When it was read (the `end_state` event).
+    pub time: String,
+    /// The last step run before it, e.g. `always[0]`.
+    pub after: Option<String>,
+    /// The restore step, when the run restored the token's store from its backup.
+    pub restored_by: Option<String>,
+    /// Every APQN of the token; `null` when they could not be read (`apqns_not_read`).
+    pub apqns: Option<ApqnTable>,
+    pub apqns_not_read: Option<String>,
+    /// The keys; `null` when they could not be probed (`keys_not_read`).
+    pub keys: Option<EndKeyFacts>,
+    pub keys_not_read: Option<String>,
+}
+
+/// The keys at the end of the run, as counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndKeyFacts {
+    pub module: String,
+    pub objects: u64,
+    pub keys: u64,
+    pub usable: u64,
+    pub unusable: u64,
+    pub not_exercised: u64,
+    /// The first 50 keys that do not work, with the token's reason.
+    pub unusable_keys: Vec<String>,
+}
+
+/// One key type's counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyTypeSummary {
+    /// `CKO_SECRET_KEY/CKK_AES`.
+    pub key_type: String,
+    /// From the `probe_keys` before the migration (or the run's first); `null`: none.
+    pub before: Option<KeyCounts>,
+    /// From the end state; `null`: not probed.
+    pub end: Option<KeyCounts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCounts {
+    pub total: u64,
+    pub usable: u64,
 }
 
 /// The APQN states as one step read them from sysfs.
@@ -394,7 +468,8 @@ impl RunReport {
             .get("report_version")
             .and_then(serde_json::Value::as_u64)
         {
-            Some(v) if v == u64::from(REPORT_VERSION) => {}
+            Some(v)
+                if (u64::from(OLDEST_REPORT_VERSION)..=u64::from(REPORT_VERSION)).contains(&v) => {}
             Some(v) => return Err(ReportParseError::Version(v)),
             None => return Err(ReportParseError::NoVersion),
         }
@@ -407,7 +482,7 @@ impl RunReport {
 pub enum ReportParseError {
     #[error("not JSON: {0}")]
     NotJson(#[source] serde_json::Error),
-    #[error("report version {0} (this mkplan reads {REPORT_VERSION})")]
+    #[error("report version {0} (this mkplan reads {OLDEST_REPORT_VERSION} to {REPORT_VERSION})")]
     Version(u64),
     #[error("no `report_version`: not an mkplan run report")]
     NoVersion,

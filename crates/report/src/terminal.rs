@@ -178,6 +178,46 @@ fn inventory(inv: Option<&InventoryFacts>) -> String {
     )
 }
 
+/// The state the run left the token in.
+fn end_of_run(out: &mut String, t: &TokenReport) {
+    let Some(end) = &t.end else {
+        let _ = writeln!(out, "    end of run: no end state recorded");
+        return;
+    };
+    let title = match &end.restored_by {
+        Some(restore) => {
+            format!("APQNs at the end of the run (after {restore} restored the backup)")
+        }
+        None => "APQNs at the end of the run".to_owned(),
+    };
+    match (&end.apqns, &end.apqns_not_read) {
+        (Some(table), _) => apqns(out, &title, Some(table)),
+        (None, reason) => {
+            let _ = writeln!(
+                out,
+                "    {title}: NOT READ ({})",
+                or_dash(reason.as_deref())
+            );
+        }
+    }
+    match (&end.keys, &end.keys_not_read) {
+        (Some(k), _) => {
+            let _ = writeln!(
+                out,
+                "    keys at the end: {} of {} usable, {} unusable, {} not exercised",
+                k.usable, k.keys, k.unusable, k.not_exercised
+            );
+        }
+        (None, reason) => {
+            let _ = writeln!(
+                out,
+                "    keys at the end: NOT PROBED ({})",
+                or_dash(reason.as_deref())
+            );
+        }
+    }
+}
+
 fn token(out: &mut String, t: &TokenReport) {
     let _ = writeln!(
         out,
@@ -190,7 +230,10 @@ fn token(out: &mut String, t: &TokenReport) {
         t.wkvp_current, t.wkvp_new
     );
     apqns(out, "APQNs before the migration", t.apqns_before.as_ref());
-    apqns(out, "APQNs after activation", t.apqns_after.as_ref());
+    if t.apqns_after.is_some() || t.end.is_none() {
+        apqns(out, "APQNs after activation", t.apqns_after.as_ref());
+    }
+    end_of_run(out, t);
     match &t.backup {
         Some(b) => {
             let _ = writeln!(

@@ -2,8 +2,9 @@
 //! the backup, the migration, a restore, and the key inventories with their comparison —
 //! each picked from the step data the journal holds, relative to the token's `migrate`.
 
+use crate::end_state::{RunEnd, TokenFacts, apqn_rows, end_facts, key_summary, token_warnings};
 use crate::model::{
-    ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
+    ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
     RestoreFacts, TokenReport,
 };
 use crate::timeline::{StepOutcome, Timeline, one_line, plan_step};
@@ -60,6 +61,7 @@ pub(crate) fn token_report(
     plan: &Plan,
     token: &Token,
     timeline: &Timeline<'_>,
+    run_end: Option<&RunEnd>,
     warnings: &mut Vec<String>,
 ) -> TokenReport {
     let mine: Vec<(Role, &StepOutcome<'_>)> = timeline
@@ -162,20 +164,31 @@ pub(crate) fn token_report(
         _ => None,
     };
 
-    if migrated {
-        let id = &token.id;
-        if probe_before.is_none() {
-            warnings.push(format!("token `{id}` was migrated but no `probe_keys` inventory was taken before the migration: there is nothing to compare its keys with"));
-        }
-        if probe_after.is_none() {
-            warnings.push(format!("token `{id}` was migrated but never probed after: nothing in this run shows its keys work under the new WK"));
-        }
-        if migration.as_ref().is_some_and(|m| m.status == "succeeded") && apqns_after.is_none() {
-            warnings.push(format!("token `{id}`: no APQN reading after activation (an `until` or `assert_wk` with the new WK current): nothing in this run shows the new WK became current"));
-        }
-        if backup.as_ref().is_some_and(|b| !b.verified) {
-            warnings.push(format!("token `{id}`: the backup was not verified"));
-        }
+    // Restored after the migration began: the store holds the old WK's keys again.
+    let restored_by = restore
+        .as_ref()
+        .filter(|r| migrated && r.action.as_deref() == Some("restored"))
+        .map(|r| r.step.clone());
+    let token_end = run_end.and_then(|e| e.record.tokens.iter().find(|t| t.token == token.id));
+    let end = run_end
+        .zip(token_end)
+        .map(|(e, t)| end_facts(e, t, restored_by.clone()));
+    let key_summary = key_summary(probe_before.map(|(_, inv)| *inv), token_end);
+    let (wkvp_current, wkvp_new) = (token.wkvp_current.to_string(), token.wkvp_new.to_string());
+    warnings.extend(token_warnings(&TokenFacts {
+        token: token.id.as_str(),
+        wkvp_current: &wkvp_current,
+        wkvp_new: &wkvp_new,
+        migrated,
+        migration_succeeded: migration.as_ref().is_some_and(|m| m.status == "succeeded"),
+        restored_by: restored_by.as_deref(),
+        probe_before: probe_before.is_some(),
+        probe_after: probe_after.is_some(),
+        apqns_after: apqns_after.is_some(),
+        end: end.as_ref(),
+    }));
+    if migrated && backup.as_ref().is_some_and(|b| !b.verified) {
+        warnings.push(format!("token `{}`: the backup was not verified", token.id));
     }
     // What the backup step warned of (a backup directory others can write).
     for (_, o) in mine
@@ -200,8 +213,8 @@ pub(crate) fn token_report(
         token: token.id.to_string(),
         slot: token.slot.get(),
         store: token.store.display().to_string(),
-        wkvp_current: token.wkvp_current.to_string(),
-        wkvp_new: token.wkvp_new.to_string(),
+        wkvp_current,
+        wkvp_new,
         apqns_before,
         apqns_after,
         backup,
@@ -210,6 +223,8 @@ pub(crate) fn token_report(
         inventory_before: probe_before.map(|(o, inv)| inventory_facts(o, inv)),
         inventory_after: probe_after.map(|(o, inv)| inventory_facts(o, inv)),
         comparison,
+        end,
+        key_summary,
     }
 }
 
@@ -223,23 +238,7 @@ fn apqn_table(o: &StepOutcome<'_>, source: &str, table: Option<&WkTable>) -> Opt
         step: o.step.position(),
         source: source.to_owned(),
         time: o.time.to_owned(),
-        apqns: table?
-            .apqns
-            .iter()
-            .map(|a| ApqnState {
-                apqn: a.apqn.lszcrypt(),
-                adapter: a.apqn.adapter(),
-                domain: a.apqn.domain(),
-                card_type: a.card_type.clone(),
-                online: a.card_online && a.queue_online,
-                config: a.card_config && a.queue_config,
-                chkstop: a.card_chkstop || a.queue_chkstop,
-                cur_state: a.cur.state.as_str().to_owned(),
-                cur_wkvp: a.cur.vp.map(|vp| format!("0x{}", hex::encode(vp))),
-                new_state: a.new.state.as_str().to_owned(),
-                new_wkvp: a.new.vp.map(|vp| format!("0x{}", hex::encode(vp))),
-            })
-            .collect(),
+        apqns: apqn_rows(table?),
     })
 }
 

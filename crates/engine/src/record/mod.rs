@@ -12,6 +12,7 @@
 pub mod backup;
 pub mod checkpoint;
 pub mod command;
+pub mod end_state;
 pub mod migrate;
 pub mod mk_change;
 pub mod probe;
@@ -136,6 +137,16 @@ impl StepData {
     /// The record a step of `kind` wrote.
     pub fn decode(&self, kind: KindName) -> StepOutput {
         StepOutput::decode(kind, &self.0)
+    }
+
+    /// A record that belongs to no step kind (the run's end state).
+    pub fn of<T: Serialize>(record: &T) -> Self {
+        Self(serde_json::to_value(record).expect("records serialize"))
+    }
+
+    /// Such a record read back; an error when this mkplan cannot read its shape.
+    pub fn read<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.0)
     }
 
     /// Data as a journal held it, e.g. one a test writes by hand.

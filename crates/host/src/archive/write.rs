@@ -81,7 +81,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     let bytes = files.iter().map(|f| f.size).sum();
     let manifest = Manifest {
         version: MANIFEST_VERSION,
-        created: jiff::Timestamp::now().to_string(),
+        created: mkplan_engine::clock::now(),
         mkplan_version: env!("CARGO_PKG_VERSION").to_owned(),
         store: store.to_path_buf(),
         root,

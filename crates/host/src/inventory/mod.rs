@@ -116,9 +116,7 @@ pub fn read(sources: &Sources<'_>) -> Result<Inventory, InventoryError> {
             .collect()
     };
     Ok(Inventory {
-        read_at: jiff::Timestamp::now()
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string(),
+        read_at: mkplan_engine::clock::now(),
         host_name: mkplan_plan::input::read_to_string(
             &root.path("/etc/hostname"),
             mkplan_plan::input::SMALL,

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    Apqn, BackupId, BackupTarget, Change, PinSource, Pkcs11KeyRef, Plan, Report, Section, Service,
-    ServiceControl, ServiceId, SignKey, Slot, Token, TokenId, Wkvp, parse_duration,
+    Apqn, BackupId, BackupTarget, Change, PinSource, Pkcs11KeyRef, Plan, Policy, Report, Section,
+    Service, ServiceControl, ServiceId, SignKey, Slot, Token, TokenId, Wkvp, parse_duration,
 };
 use crate::raw::{
     RawApqn, RawDuration, RawNumber, RawPinSource, RawPlan, RawReport, RawService, RawToken,
@@ -104,6 +104,10 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
             ticket: raw.change.ticket,
             summary: raw.change.summary,
             approvers,
+            policy: raw.change.policy.map(|p| Policy {
+                reference: p.reference,
+                cryptoperiod: p.cryptoperiod,
+            }),
         },
         vars: raw.vars.into_iter().collect(),
         tokens,

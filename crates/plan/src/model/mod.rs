@@ -160,6 +160,15 @@ pub struct Change {
     pub ticket: String,
     pub summary: String,
     pub approvers: Vec<String>,
+    /// The policy clause that sets the key's cryptoperiod (PCI DSS 3.7.4), if the plan names it.
+    pub policy: Option<Policy>,
+}
+
+/// `change.policy`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub reference: String,
+    pub cryptoperiod: Option<String>,
 }
 
 /// An EP11 token as the plan describes it.

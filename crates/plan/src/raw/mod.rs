@@ -79,6 +79,23 @@ pub struct RawChange {
     #[serde(default)]
     #[schemars(extend("uniqueItems" = true, "items" = { "type": "string", "minLength": 1 }))]
     pub approvers: Vec<String>,
+    /// The key-management policy clause that sets this key's cryptoperiod (PCI DSS 3.7.4),
+    /// shown on the report's first page.
+    #[serde(default)]
+    pub policy: Option<RawPolicy>,
+}
+
+/// Where the change's cryptoperiod comes from.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// The policy and clause, e.g. `KMP-7 §4.2`.
+    #[schemars(length(min = 1))]
+    pub reference: String,
+    /// The cryptoperiod it sets, e.g. `12 months`.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub cryptoperiod: Option<String>,
 }
 
 /// An openCryptoki EP11 token and the adapter domains (APQNs) that hold its wrapping key.

@@ -8,7 +8,11 @@ use crate::REPORT_JSON;
 use crate::model::RunReport;
 use crate::sign::Algorithm;
 use crate::terminal::duration;
+use text::rich;
 
+mod end;
+mod summary;
+pub mod text;
 mod token;
 
 pub use token::verification_commands;
@@ -28,7 +32,8 @@ h2 code{font-size:15px}
 .o-succeeded{background:#1a7f37}.o-failed{background:#cf222e}.o-rescued,.o-aborted{background:#bc4c00}.o-other{background:#6e7781}
 table{border-collapse:collapse;width:100%;margin:6px 0 10px}
 th,td{border:1px solid #d0d7de;padding:4px 7px;text-align:left;vertical-align:top}
-td{overflow-wrap:break-word}.wrap{overflow-wrap:anywhere}td:first-child code{white-space:nowrap;word-break:normal}
+td{overflow-wrap:break-word}table.fixed{table-layout:fixed}td:first-child code{white-space:nowrap;word-break:normal}
+.digest{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:anywhere}
 th{background:#f3f5f7;font-weight:600}
 table.kv th{width:190px}
 code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
@@ -39,7 +44,6 @@ code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font
 pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:10px 12px;white-space:pre-wrap;word-break:break-all;font-size:12px}
 .muted{color:#6e7781}
 footer{margin-top:30px;color:#6e7781;font-size:12px;border-top:1px solid #d0d7de;padding-top:8px}
-@media print{main{max-width:none;padding:0}h2{break-after:avoid}table,pre{break-inside:avoid}.rehearsal{-webkit-print-color-adjust:exact;print-color-adjust:exact}.outcome{-webkit-print-color-adjust:exact;print-color-adjust:exact}}
 ";
 
 /// Escapes text for HTML element content and attribute values.
@@ -89,6 +93,60 @@ pub(crate) fn kv(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("</table>\n");
 }
 
+/// A table with fixed column widths (percent), so no cell squeezes another; cells are HTML.
+pub(crate) fn table_cols(out: &mut String, head: &[&str], widths: &[u32], rows: &[Vec<String>]) {
+    out.push_str("<table class=\"fixed\"><colgroup>");
+    for w in widths {
+        let _ = write!(out, "<col style=\"width:{w}%\">");
+    }
+    out.push_str("</colgroup><thead><tr>");
+    for h in head {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr></thead>");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>\n");
+}
+
+/// The print rules, with the run's id and outcome in the page footer (both are
+/// `[0-9A-Za-z-]`, checked, so safe in a CSS string).
+fn print_style(r: &RunReport) -> String {
+    let safe = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<String>()
+    };
+    format!(
+        "@page{{margin:13mm 12mm 15mm 12mm;@bottom-left{{content:\"mkplan run {} · {}\";font:7pt sans-serif;color:#555}}\
+         @bottom-right{{content:\"page \" counter(page) \" of \" counter(pages);font:7pt sans-serif;color:#555}}}}{PRINT}",
+        safe(&r.run.id),
+        safe(&r.run.outcome).to_uppercase()
+    )
+}
+
+const PRINT: &str = "
+@media print{
+html{font-size:8.6pt}body{font:8.6pt/1.3 'DejaVu Sans','Liberation Sans',Arial,sans-serif}main{max-width:none;padding:0}
+code,.mono{font-family:'DejaVu Sans Mono','Liberation Mono',monospace;font-size:.92em;word-break:normal}
+h1{font-size:13pt;margin:0 0 1.5mm}.sub{margin:0 0 1.5mm}
+h2{font-size:10pt;margin:3mm 0 1.2mm;border-bottom:.5pt solid #888;padding-bottom:0;break-after:avoid-page}
+h3{font-size:9pt;margin:2mm 0 1mm;break-after:avoid-page}
+p{margin:1mm 0}.blk{break-inside:avoid-page}#appendices{break-before:page}
+table{font-size:8pt;margin:1mm 0 2mm}th,td{padding:1px 4px}table.kv th{width:22%}
+thead{display:table-header-group}tr{break-inside:avoid-page}table,pre{break-inside:auto}
+p,li{orphans:3;widows:3}td,th,p,li{overflow-wrap:break-word;word-break:normal;hyphens:manual}
+.digest{font-family:'DejaVu Sans Mono',monospace;font-size:.92em;overflow-wrap:anywhere}
+.banner{padding:1.5mm 3mm;margin:1mm 0;font-size:9pt}.outcome{font-size:9pt;padding:0 3mm}
+.warn{padding:1mm 3mm}.warn li{margin:0}ul{margin:0;padding-left:5mm}
+.banner,.outcome,.ok,.bad,.warn{print-color-adjust:exact;-webkit-print-color-adjust:exact}
+}";
+
 /// A table; cells are HTML already.
 pub(crate) fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
     out.push_str("<table><tr>");
@@ -114,9 +172,11 @@ pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String 
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>mkplan run report {} — {}</title><style>{STYLE}</style></head><body><main>\n",
+         <title>mkplan run report {} — {}</title><style>{STYLE}{}</style></head><body><main>\n\
+         <section id=\"summary\">",
         escape(&r.run.id),
-        escape(&r.run.outcome)
+        escape(&r.run.outcome),
+        print_style(r)
     );
     if r.run.rehearsal {
         out.push_str("<div class=\"banner rehearsal\" id=\"rehearsal\">REHEARSAL — simulated host, nothing real was changed</div>\n");
@@ -135,35 +195,38 @@ pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String 
         let _ = writeln!(
             out,
             "<p id=\"outcome-detail\">{}</p>",
-            escape(&r.run.outcome_detail)
+            rich(&r.run.outcome_detail)
         );
     }
     if let Some(f) = &r.run.failure {
         let what = if f.denied { "denied" } else { "failed" };
         let _ = writeln!(
             out,
-            "<p class=\"bad\">{} {} `{}`: {}</p>",
+            "<p class=\"bad\">{} {} <code>{}</code>: {}</p>",
             escape(&f.step),
             what,
             escape(&f.name),
-            escape(&f.reason)
+            rich(&f.reason)
         );
     }
-    if !r.warnings.is_empty() {
-        out.push_str("<h2>Warnings</h2><div class=\"warn\"><ul>");
-        for w in &r.warnings {
-            let _ = write!(out, "<li>{}</li>", escape(w));
-        }
-        out.push_str("</ul></div>\n");
+    summary::facts(&mut out, r);
+    summary::warnings(&mut out, r);
+    summary::approvals(&mut out, r);
+    for token in &r.tokens {
+        summary::token(&mut out, token);
     }
-    recap(&mut out, r);
+    summary::downtime(&mut out, r);
+    summary::signatures(&mut out, r, algorithm, key_id);
+    out.push_str("</section>\n<section id=\"appendices\">");
     steps(&mut out, r);
     approvals(&mut out, r);
     downtime(&mut out, r);
     for token in &r.tokens {
         token_section(&mut out, token);
     }
+    recap(&mut out, r);
     verification(&mut out, r, algorithm, key_id);
+    out.push_str("</section>\n");
     let _ = write!(
         out,
         "<footer>This page renders <code>{REPORT_JSON}</code> (report format {}). The signature covers \
@@ -174,7 +237,7 @@ pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String 
 }
 
 fn recap(out: &mut String, r: &RunReport) {
-    out.push_str("<h2>Recap</h2>");
+    out.push_str("<h2>Appendix F — Recap</h2>");
     let counts = |status: &str| r.steps.iter().filter(|s| s.status == status).count();
     kv(
         out,
@@ -262,33 +325,38 @@ fn recap(out: &mut String, r: &RunReport) {
 }
 
 fn steps(out: &mut String, r: &RunReport) {
-    out.push_str("<h2>Steps</h2>");
+    out.push_str("<h2>Appendix A — Step log</h2>");
     let rows: Vec<Vec<String>> = r
         .steps
         .iter()
         .map(|s| {
             vec![
                 code(&s.position),
-                escape(&s.name),
-                escape(&s.kind),
+                format!("{}<br>{}", rich(&s.name), code(&s.kind)),
                 format!("<span class=\"s-{0}\">{0}</span>", escape(&s.status)),
-                opt(s.started.as_deref()),
+                s.started.as_deref().map_or("—".to_owned(), text::time),
                 ms(s.duration_ms),
-                format!("<span class=\"wrap\">{}</span>", escape(&s.summary)),
+                rich(&s.summary),
             ]
         })
         .collect();
-    table(
+    table_cols(
         out,
         &[
-            "Step", "Name", "Kind", "Status", "Started", "Time", "Summary",
+            "Step",
+            "Name & kind",
+            "Status",
+            "Started",
+            "Time",
+            "Summary",
         ],
+        &[9, 20, 9, 13, 7, 42],
         &rows,
     );
 }
 
 fn approvals(out: &mut String, r: &RunReport) {
-    out.push_str("<h2>Approvals</h2>");
+    out.push_str("<h2>Appendix B — Approvals and refusals</h2>");
     if r.approvals.is_empty() {
         out.push_str("<p class=\"muted\">No approvals were given in this run.</p>");
     } else {
@@ -328,7 +396,7 @@ fn approvals(out: &mut String, r: &RunReport) {
                     escape(&a.approver),
                     escape(&a.method),
                     escape(&a.time),
-                    escape(&a.reason),
+                    rich(&a.reason),
                 ]
             })
             .collect();
@@ -341,7 +409,7 @@ fn approvals(out: &mut String, r: &RunReport) {
 }
 
 fn downtime(out: &mut String, r: &RunReport) {
-    out.push_str("<h2>Downtime</h2>");
+    out.push_str("<h2>Appendix C — Downtime per unit</h2>");
     let d = &r.downtime;
     if d.units.is_empty() {
         out.push_str("<p class=\"muted\">This run stopped no service.</p>");

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use super::text::rich;
 use super::{code, escape, kv, ms, opt, table};
 use crate::model::{ApqnTable, InventoryFacts, RunReport, TokenReport};
 use crate::sign::Algorithm;
@@ -11,7 +12,7 @@ use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
 /// Usable keys listed on the page (all unusable ones are).
 const KEYS_SHOWN: usize = 25;
 
-fn apqn_table(out: &mut String, title: &str, table_data: Option<&ApqnTable>) {
+pub(super) fn apqn_table(out: &mut String, title: &str, table_data: Option<&ApqnTable>) {
     let Some(t) = table_data else {
         let _ = write!(
             out,
@@ -99,7 +100,7 @@ fn inventory_rows(inv: Option<&InventoryFacts>) -> String {
 pub(super) fn token_section(out: &mut String, t: &TokenReport) {
     let _ = write!(
         out,
-        "<h2>Token <code>{}</code> — slot {}</h2>",
+        "<h2>Appendix D — Token <code>{}</code> (slot {}) in detail</h2>",
         escape(&t.token),
         t.slot
     );
@@ -112,7 +113,11 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         ],
     );
     apqn_table(out, "APQNs before the migration", t.apqns_before.as_ref());
-    apqn_table(out, "APQNs after activation", t.apqns_after.as_ref());
+    // A rescued run never activated: its end state says where the APQNs are.
+    if t.apqns_after.is_some() || t.end.is_none() {
+        apqn_table(out, "APQNs after activation", t.apqns_after.as_ref());
+    }
+    super::end::end_section(out, t);
     out.push_str("<h3>Backup</h3>");
     match &t.backup {
         Some(b) => kv(
@@ -196,7 +201,10 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
                     ),
                 ),
                 ("Duration", ms(m.duration_ms)),
-                ("Error", opt(m.error.as_deref())),
+                (
+                    "Error",
+                    m.error.as_deref().map_or_else(|| "—".to_owned(), rich),
+                ),
             ],
         ),
         None => out.push_str("<p class=\"muted\">This run did not migrate the token.</p>"),
@@ -208,7 +216,7 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
             code(&r.step),
             escape(&r.status),
             escape(r.action.as_deref().unwrap_or("no action")),
-            escape(&r.detail)
+            rich(&r.detail)
         );
     }
     out.push_str("<h3>Key inventory</h3>");
@@ -251,7 +259,7 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         for (title, list) in lists.iter().filter(|(_, l)| !l.is_empty()) {
             let _ = write!(out, "<p class=\"bad\">{}:</p><ul>", escape(title));
             for item in list.iter() {
-                let _ = write!(out, "<li>{}</li>", escape(item));
+                let _ = write!(out, "<li>{}</li>", rich(item));
             }
             out.push_str("</ul>");
         }
@@ -286,7 +294,7 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
                         escape(&k.usable),
                         k.reason
                             .as_deref()
-                            .map_or(String::new(), |r| format!(": {}", escape(r)))
+                            .map_or(String::new(), |r| format!(": {}", rich(r)))
                     ),
                 ]
             })
@@ -294,8 +302,13 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         if !rows.is_empty() {
             let _ = write!(
                 out,
-                "<p class=\"muted\">Keys as of {}:</p>",
-                code(&inv.step)
+                "<p class=\"muted\">Keys as {} probed them{}:</p>",
+                code(&inv.step),
+                if t.inventory_after.is_none() && t.end.is_some() {
+                    " (during the run, before the change: the end of run is above)"
+                } else {
+                    ""
+                }
             );
             table(
                 out,
@@ -342,7 +355,7 @@ pub fn verification_commands(algorithm: Algorithm) -> String {
 }
 
 pub(super) fn verification(out: &mut String, r: &RunReport, algorithm: Algorithm, key_id: &str) {
-    out.push_str("<h2>How to verify this report</h2>");
+    out.push_str("<h2>Appendix E — How to verify this report</h2>");
     let _ = write!(
         out,
         "<p>Signed with {} ({}), key id <code>{}</code>. In the report's directory:</p><pre>{}</pre>",
