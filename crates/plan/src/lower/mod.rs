@@ -3,6 +3,7 @@
 //! Every problem is collected; a `Plan` exists only when there are none. The steps are
 //! lowered in `steps.rs`, and paths checked in `paths.rs`.
 
+mod approvers;
 mod paths;
 mod steps;
 
@@ -67,7 +68,7 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
         })
         .collect();
     let backups = cx.backups(&raw, &tokens);
-    let approvers = raw.change.approvers.clone();
+    let (approvers, approver_keys) = cx.approvers(&raw.change.approvers);
     let mut steps = Vec::new();
     for (section, list) in [
         (Section::Steps, &raw.steps),
@@ -81,7 +82,12 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
         }
     }
     cx.unique_step_ids(&steps);
-    let report = cx.report(raw.report.as_ref());
+    let mut report = cx.report(raw.report.as_ref());
+    report.cosign = raw
+        .report
+        .as_ref()
+        .and_then(|r| r.cosign.as_ref())
+        .and_then(|c| cx.cosign(c, &approver_keys));
 
     if !cx.errors.is_empty() {
         return Err(cx.errors);
@@ -100,6 +106,7 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
             ticket: raw.change.ticket,
             summary: raw.change.summary,
             approvers,
+            approver_keys,
         },
         vars: raw.vars.into_iter().collect(),
         tokens,
@@ -317,7 +324,12 @@ impl Lowering {
             _ => None,
         });
         let mode = raw.mode.as_deref().and_then(|text| self.report_mode(text));
-        Report { dir, mode, sign }
+        Report {
+            dir,
+            mode,
+            sign,
+            cosign: None,
+        }
     }
 
     /// `report.mode`: octal, readable by the owner, writable by nobody else, executable by

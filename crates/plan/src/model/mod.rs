@@ -146,7 +146,33 @@ impl Plan {
 pub struct Change {
     pub ticket: String,
     pub summary: String,
+    /// Every approver's name, in plan order (keyed or not).
     pub approvers: Vec<String>,
+    /// The approvers who have a public key, in plan order.
+    pub approver_keys: Vec<ApproverKey>,
+}
+
+/// An approver's public key, as the plan lists it.
+#[derive(Debug, Clone)]
+pub struct ApproverKey {
+    pub name: String,
+    pub key: mkplan_sig::PublicKey,
+    /// SHA-256 of the key's DER SubjectPublicKeyInfo, lowercase hex (the DSSE keyid).
+    pub key_id: String,
+}
+
+impl Change {
+    /// The approver whose key has `key_id`.
+    pub fn approver_with_key(&self, key_id: &str) -> Option<&ApproverKey> {
+        self.approver_keys.iter().find(|a| a.key_id == key_id)
+    }
+}
+
+/// The report's required co-signatures: `required` distinct approvers of `by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosign {
+    pub required: u32,
+    pub by: Vec<String>,
 }
 
 /// An EP11 token as the plan describes it.
@@ -199,6 +225,8 @@ pub struct Report {
     /// The copy's file mode (at most 0644); `None`: 0600, like the run directory's.
     pub mode: Option<u32>,
     pub sign: Option<SignKey>,
+    /// Co-signatures the report needs (`report.cosign`).
+    pub cosign: Option<Cosign>,
 }
 
 #[derive(Debug, Clone)]
