@@ -18,3 +18,6 @@ pub const PRECONDITION: i32 = 3;
 pub const ABORTED: i32 = 4;
 /// `resume`: a step was interrupted half-way and needs `--retry-step` or `--accept-step`.
 pub const NEEDS_DECISION: i32 = 5;
+/// `report verify`: every signature verifies, but co-signatures the plan requires are
+/// missing (`report cosign` adds them).
+pub const INCOMPLETE: i32 = 7;

@@ -15,6 +15,7 @@ pub mod exit_code;
 mod finish;
 pub mod globals;
 mod init;
+mod key_arg;
 mod keygen;
 mod logging;
 mod man;

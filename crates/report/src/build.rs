@@ -3,8 +3,9 @@
 //! same run data always gives the same report.
 
 use crate::model::{
-    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts,
-    REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
+    ApprovalRecord, ApproverKeyFacts, Cosigning, DecisionRecord, FailureFacts, HostFacts,
+    JournalFacts, PlanFacts, REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary,
+    SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
 use crate::{downtime, tokens};
@@ -120,6 +121,10 @@ pub fn build(
             head: journal.head.clone(),
         },
         warnings,
+        cosigning: plan.report.cosign.as_ref().map(|c| Cosigning {
+            required: c.required,
+            by: c.by.clone(),
+        }),
     }
 }
 
@@ -214,6 +219,17 @@ fn run_facts(
         change_ticket: plan.change.ticket.clone(),
         change_summary: plan.change.summary.clone(),
         approvers: plan.change.approvers.clone(),
+        approver_keys: plan
+            .change
+            .approver_keys
+            .iter()
+            .map(|a| ApproverKeyFacts {
+                name: a.name.clone(),
+                key_id: a.key_id.clone(),
+                algorithm: a.key.algorithm().as_str().to_owned(),
+                public_key_pem: a.key.to_pem(),
+            })
+            .collect(),
     };
     (version, run, root, plan_facts)
 }

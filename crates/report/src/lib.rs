@@ -14,6 +14,7 @@
 //! [`verify::verify`] checks all of it, with the journal's chain and the plan digest.
 
 pub mod build;
+pub mod cosign;
 mod downtime;
 pub mod dsse;
 pub mod fleet;

@@ -43,6 +43,33 @@ pub struct RunReport {
     pub journal: JournalFacts,
     /// What an auditor should know first; empty when there is nothing to say.
     pub warnings: Vec<String>,
+    /// The co-signatures of approvers the plan requires (`report.cosign`); absent when it
+    /// requires none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosigning: Option<Cosigning>,
+}
+
+/// `required` distinct approvers of `by` must co-sign `report.dsse.json`
+/// (`mkplan report cosign`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cosigning {
+    pub required: u32,
+    /// Approver names, each with a key in `plan.approver_keys`.
+    pub by: Vec<String>,
+}
+
+/// An approver's public key, as the plan lists it: the key a co-signature is checked with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverKeyFacts {
+    pub name: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (the DSSE `keyid`).
+    pub key_id: String,
+    /// `ecdsa-p256-sha256` or `ed25519`.
+    pub algorithm: String,
+    /// SubjectPublicKeyInfo PEM.
+    pub public_key_pem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -125,6 +152,9 @@ pub struct PlanFacts {
     pub change_summary: String,
     /// Who the plan names as approvers of the change.
     pub approvers: Vec<String>,
+    /// The approvers with a public key (who may co-sign the report); absent when none has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approver_keys: Vec<ApproverKeyFacts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

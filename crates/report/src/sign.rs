@@ -194,13 +194,34 @@ impl ReportSigner {
     /// The signer the plan's `report.sign` names (host paths under the root), or an
     /// ephemeral P-256 key. Every problem is found here, before anything is written.
     pub fn for_plan(plan: &Plan, ports: &SigningPorts<'_>) -> Result<Self, SignError> {
-        let root = ports.root;
         match &plan.report.sign {
             None => {
                 let key = SoftKey::generate(Algorithm::EcdsaP256)?;
                 Ok(Self::soft(key, "ephemeral", None))
             }
-            Some(SignKey::File(path)) => {
+            Some(key) => {
+                // Rule 5, re-checked here: validation guarantees it, but a signing key in a
+                // migrated domain would make the evidence depend on the change it records.
+                if let SignKey::Pkcs11 { slot, .. } = key
+                    && let Some(token) = migrated_slot(plan, slot.get())
+                {
+                    return Err(SignError::KeyInMigratedSlot {
+                        slot: slot.get(),
+                        token,
+                    });
+                }
+                Self::for_key(key, ports, "report-signing token")
+            }
+        }
+    }
+
+    /// The signer of `key` (host paths under the root): a key file nobody else can read or
+    /// change, or a key on a token whose PIN comes from `key`'s PIN source (`what` names the
+    /// token in a PIN prompt).
+    pub fn for_key(key: &SignKey, ports: &SigningPorts<'_>, what: &str) -> Result<Self, SignError> {
+        let root = ports.root;
+        match key {
+            SignKey::File(path) => {
                 let key = read_key_file(&root.path(path), path)?;
                 Ok(Self::soft(
                     key,
@@ -208,25 +229,15 @@ impl ReportSigner {
                     Some(path.display().to_string()),
                 ))
             }
-            Some(SignKey::Pkcs11 {
+            SignKey::Pkcs11 {
                 module,
                 slot,
                 key,
                 pin,
-            }) => {
-                // Rule 5, re-checked here: validation guarantees it, but a signing key in a
-                // migrated domain would make the evidence depend on the change it records.
-                if let Some(token) = migrated_slot(plan, slot.get()) {
-                    return Err(SignError::KeyInMigratedSlot {
-                        slot: slot.get(),
-                        token,
-                    });
-                }
+            } => {
                 let shown = format!("{} slot {slot} {}", module.display(), shown_key(key));
                 let module = root.path(module);
-                let pin = ports
-                    .pins
-                    .read(pin, ports.operator, "report-signing token")?;
+                let pin = ports.pins.read(pin, ports.operator, what)?;
                 let slot = u64::from(slot.get());
                 let pem = ports
                     .keys

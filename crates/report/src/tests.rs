@@ -363,12 +363,12 @@ fn generate(plan: &Plan, run: &Path, root: &HostRoot) -> crate::Generated {
     crate::generate(plan, run, &ports).unwrap()
 }
 
-fn failed(verification: &crate::verify::Verification) -> Vec<&'static str> {
+fn failed(verification: &crate::verify::Verification) -> Vec<&str> {
     verification
         .checks
         .iter()
         .filter(|c| !c.ok)
-        .map(|c| c.name)
+        .map(|c| c.name.as_str())
         .collect()
 }
 
