@@ -5,7 +5,7 @@
 use crate::model::{
     ApprovalRecord, ApproverKeyFacts, Cosigning, DecisionRecord, FailureFacts, HostFacts,
     JournalFacts, PlanFacts, REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary,
-    SigningFacts, StepRecord,
+    SignedApprovalFacts, SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
 use crate::{downtime, tokens};
@@ -97,6 +97,7 @@ pub fn build(
         .map(|token| tokens::token_report(plan, token, &timeline, &mut warnings))
         .collect();
     let (approvals, refused_approvals) = approvals(journal);
+    warnings.extend(asserted_names(plan, &approvals));
     let steps = steps(plan, &state, &timeline);
     RunReport {
         report_version: REPORT_VERSION,
@@ -234,6 +235,26 @@ fn run_facts(
     (version, run, root, plan_facts)
 }
 
+/// An asserted name accepted for an approver with a key (the plan allows it with
+/// `change.asserted_approvals: warn`): anyone who runs mkplan can type a name.
+fn asserted_names<'a>(
+    plan: &'a Plan,
+    approvals: &'a [ApprovalRecord],
+) -> impl Iterator<Item = String> + 'a {
+    approvals
+        .iter()
+        .filter(|a| a.signed.is_none() && a.method != "rehearsal")
+        .filter(|a| plan.change.keyed_approver(&a.approver).is_some())
+        .map(|a| {
+            format!(
+                "checkpoint `{}`: {}'s approval is an asserted name (given by {}), not signed: anyone who runs mkplan can type it; the plan allows it (change.asserted_approvals: warn)",
+                a.checkpoint_id.as_deref().unwrap_or(&a.checkpoint),
+                a.approver,
+                a.method
+            )
+        })
+}
+
 fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) {
     let mut given = Vec::new();
     let mut refused = Vec::new();
@@ -244,6 +265,7 @@ fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) 
                 approver,
                 method,
                 shown_sha256,
+                signed,
             } => given.push(ApprovalRecord {
                 checkpoint: step.position(),
                 checkpoint_name: step.name.clone(),
@@ -252,6 +274,7 @@ fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) 
                 method: method.as_str().to_owned(),
                 time: entry.time.clone(),
                 shown_sha256: shown_sha256.clone(),
+                signed: signed.as_ref().map(SignedApprovalFacts::of),
             }),
             EventKind::CheckpointRefused {
                 step,

@@ -113,6 +113,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         approver: who.to_owned(),
         method: ApprovalMethod::Flag,
         shown_sha256: "cd".repeat(32),
+        signed: None,
     };
     ran(0, Value::Null, vec![approve(0, "alice"), approve(0, "bob")]);
     ran(

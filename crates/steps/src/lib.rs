@@ -19,3 +19,5 @@ mod restore;
 mod start;
 mod stop;
 mod units;
+
+pub use checkpoint::{shown_sha256, shown_text, shown_text_of};

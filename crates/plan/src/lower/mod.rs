@@ -107,6 +107,8 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
             summary: raw.change.summary,
             approvers,
             approver_keys,
+            asserted_approvals_allowed: raw.change.asserted_approvals
+                == Some(crate::raw::RawAssertedApprovals::Warn),
         },
         vars: raw.vars.into_iter().collect(),
         tokens,

@@ -150,6 +150,8 @@ pub struct Change {
     pub approvers: Vec<String>,
     /// The approvers who have a public key, in plan order.
     pub approver_keys: Vec<ApproverKey>,
+    /// `change.asserted_approvals`: whether an approver with a key may approve by name.
+    pub asserted_approvals_allowed: bool,
 }
 
 /// An approver's public key, as the plan lists it.
@@ -162,6 +164,14 @@ pub struct ApproverKey {
 }
 
 impl Change {
+    /// The approver called `name` (case-insensitive), if they have a key.
+    pub fn keyed_approver(&self, name: &str) -> Option<&ApproverKey> {
+        let name = name.trim();
+        self.approver_keys
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
     /// The approver whose key has `key_id`.
     pub fn approver_with_key(&self, key_id: &str) -> Option<&ApproverKey> {
         self.approver_keys.iter().find(|a| a.key_id == key_id)

@@ -80,6 +80,19 @@ pub struct RawChange {
     #[serde(default)]
     #[schemars(extend("uniqueItems" = true))]
     pub approvers: Vec<RawApprover>,
+    /// An approval that is only a name (`--approve`, an approvals file's `approver`, a name
+    /// typed at the terminal) for an approver who has a key: `refuse` (the default; they
+    /// sign with `mkplan approve`) or `warn` (accepted, and the report says so).
+    #[serde(default)]
+    pub asserted_approvals: Option<RawAssertedApprovals>,
+}
+
+/// What an asserted-name approval of an approver with a key gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAssertedApprovals {
+    Refuse,
+    Warn,
 }
 
 /// A PEM key block. Loose on purpose: which key it is (a private key pasted by mistake, an
