@@ -276,7 +276,10 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
                 Answer::Interrupted => return Err(Failed::Interrupted),
             };
             let who = normalise(&name);
-            if (!allowed.is_empty() && !allowed.contains(&who)) || approved.contains(&who) {
+            if (!allowed.is_empty() && !allowed.contains(&who))
+                || approved.contains(&who)
+                || asserted_refused(cx.plan, &name)
+            {
                 record(cx, &name, ApprovalMethod::Tty, None, &mut approved)?;
                 attempts += 1;
                 if attempts >= NAME_ATTEMPTS {
