@@ -97,7 +97,7 @@ impl Bench {
         }
         let plan = format!(
             "mkplan: 1\nname: co-signing test\n\
-             change:\n  ticket: CHG9\n  summary: Co-signing test\n  approvers:\n{list}\
+             change:\n  ticket: CHG9\n  summary: Co-signing test\n  asserted_approvals: warn\n  approvers:\n{list}\
              tokens:\n  ep11:\n    slot: 4\n    store: /var/lib/opencryptoki/ep11tok\n    apqns: [\"0a.0011\"]\n    pin: {{ env: MKPLAN_TEST_PIN }}\n    wkvp: {{ current: \"0x00112233445566778899aabbccddeeff\", new: \"0xffeeddccbbaa99887766554433221100\" }}\n\
              steps:\n  - name: Say hello\n    command: {{ argv: [\"echo hello\"], shell: true }}\n\
              \x20 - name: Approve the change\n    id: gate\n    checkpoint: {{ say: Proceed?, approvals: 2 }}\n\
@@ -613,5 +613,47 @@ fn a_key_on_softhsm_cosigns_through_a_pkcs11_uri_and_the_pin_never_shows() {
         text(&out.stdout).contains("signature 1: Verified OK"),
         "{}",
         both(&out)
+    );
+}
+
+#[test]
+fn at_a_terminal_cosign_shows_the_summary_and_asks_for_the_run_id() {
+    let b = Bench::new();
+    let (dir, signer) = cosigned_report(&b);
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let tail = &id[id.len() - 6..];
+    let mut command = Command::cargo_bin("mkplan").unwrap();
+    command
+        .args(["report", "cosign"])
+        .arg(&dir)
+        .arg("--key")
+        .arg(b.path("keys/alice.pem"));
+    let mut p = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+    p.exp_string("CHG9").unwrap();
+    // rexpect reads bytes as Latin-1: the ellipsis before the id's tail is left out.
+    p.exp_string("alice, type the last 6 characters of the run id (")
+        .unwrap();
+    p.exp_string(&format!("{tail}) to co-sign: ")).unwrap();
+    p.send_line("000000").unwrap();
+    p.exp_eof().unwrap();
+    let envelope = std::fs::read(dir.join("report.dsse.json")).unwrap();
+    assert!(
+        text(&b.verify(&dir, Some(&signer)).stdout).contains("0 of 2 required"),
+        "a wrong run id signs nothing"
+    );
+    let mut command = Command::cargo_bin("mkplan").unwrap();
+    command
+        .args(["report", "cosign"])
+        .arg(&dir)
+        .arg("--key")
+        .arg(b.path("keys/alice.pem"));
+    let mut p = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+    p.exp_string("to co-sign: ").unwrap();
+    p.send_line(tail).unwrap();
+    p.exp_string("co-signed by alice").unwrap();
+    p.exp_eof().unwrap();
+    assert_ne!(
+        std::fs::read(dir.join("report.dsse.json")).unwrap(),
+        envelope
     );
 }

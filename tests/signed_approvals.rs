@@ -535,3 +535,35 @@ fn approve_refuses_an_unlisted_key_a_long_expiry_and_an_existing_output() {
         "never overwritten"
     );
 }
+
+#[test]
+fn at_a_terminal_the_typed_name_of_an_approver_with_a_key_is_refused() {
+    let b = Bench::new("");
+    let mut command = Command::cargo_bin("mkplan").unwrap();
+    command
+        .arg("--state-dir")
+        .arg(b.path("state"))
+        .arg("--root")
+        .arg(b.path("root"))
+        .args(["run", "--operator", "tester"])
+        .arg(b.path("plan.yaml"));
+    let mut p = rexpect::session::spawn_command(command, Some(30_000)).unwrap();
+    for _ in 0..3 {
+        p.exp_string("your name: ").unwrap();
+        p.send_line("alice").unwrap();
+    }
+    p.exp_eof().unwrap();
+    let journal = std::fs::read_to_string(b.runs()[0].join("journal.jsonl")).unwrap();
+    assert_eq!(
+        journal
+            .matches("alice`'s approval is an asserted name")
+            .count(),
+        3,
+        "{journal}"
+    );
+    assert!(
+        journal.contains("too many refused approver names"),
+        "{journal}"
+    );
+    assert!(!journal.contains("checkpoint_approved"), "{journal}");
+}
