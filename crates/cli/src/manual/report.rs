@@ -86,7 +86,7 @@ pub(super) const PAGES: &[Page] = &[
                 "alice co-signs after reading the summary and typing the end of the run id",
             ),
             (
-                "mkplan report cosign ./evidence/20261129T153000Z-3fa9c1 --key 'pkcs11:slot-id=0;object=alice?module-path=/usr/lib/softhsm/libsofthsm2.so'",
+                "mkplan report cosign RUN --key \"pkcs11:slot-id=0;object=alice?module-path=$MODULE\"",
                 "with a key on a token (the PIN is asked)",
             ),
         ],
