@@ -234,6 +234,19 @@ fn approve_then_run_passes_the_checkpoint_and_the_report_carries_the_statements(
     for a in approvals {
         assert!(a["signed"]["envelope"]["payload"].is_string(), "{a}");
     }
+    let verify = b
+        .mkplan()
+        .args(["report", "verify", "--key"])
+        .arg(b.path("root/etc/mkplan/signing.pub.pem"))
+        .arg(dir)
+        .output()
+        .unwrap();
+    ok(&verify, "report verify");
+    assert!(
+        text(&verify.stdout).contains("ok      approvals 3 signed approval(s) verify"),
+        "{}",
+        both(&verify)
+    );
     let show = b
         .mkplan()
         .args(["report", "show"])

@@ -18,6 +18,7 @@ use crate::model::{ReportParseError, RunReport};
 use crate::sign::{NotAPublicKey, PublicKey, SignatureError};
 use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
 
+mod approvals;
 mod cosignatures;
 use mkplan_engine::journal::{JournalError, read_verified};
 use mkplan_engine::rundir::PLAN_COPY;
@@ -308,6 +309,11 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
             }
         }
         Err(reason) => checks.push(check("envelope", Err(reason))),
+    }
+
+    // The signed approvals it carries.
+    if let Ok((report, _)) = &report {
+        checks.extend(approvals::check_signed(report));
     }
 
     // 4. The journal's chain against what the report recorded.
