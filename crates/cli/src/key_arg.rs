@@ -87,9 +87,10 @@ fn pin_source(value: String) -> Result<PinSource, KeyArgError> {
     {
         return Ok(PinSource::Env(name.to_owned()));
     }
+    // Not echoed: whoever gets this wrong may have typed the PIN itself.
     Err(KeyArgError::Bad {
         attribute: "pin-source",
-        value,
+        value: "(not shown)".to_owned(),
         why: "give `file:/absolute/path` (or `env:NAME`)",
     })
 }
@@ -152,6 +153,10 @@ mod tests {
             KeyArgError::PinValue
         );
         assert!(parse("pkcs11:object=a?module-path=/m").is_err());
+        let error = parse("pkcs11:slot-id=0;object=a?module-path=/m&pin-source=98765")
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("98765"), "{error}");
         assert!(matches!(parse("k.pem").unwrap(), SignKey::File(p) if p.is_absolute()));
     }
 }
