@@ -6,7 +6,8 @@ use crate::globals::Globals;
 #[cfg(feature = "rehearse")]
 use crate::rehearse;
 use crate::{
-    check, completions, init, keygen, man, manual, report, resume, run, runs, schema, validate,
+    approve, check, completions, init, keygen, man, manual, report, resume, run, runs, schema,
+    validate,
 };
 
 /// Declarative, journaled HSM master-key changes for openCryptoki EP11 tokens on IBM Z.
@@ -31,6 +32,7 @@ pub enum Command {
     Runs(runs::Args),
     Report(report::Args),
     Keygen(keygen::Args),
+    Approve(approve::Args),
     Schema(schema::Args),
     Completions(completions::Args),
     Man(man::Args),

@@ -16,6 +16,9 @@ pub enum CliError {
     /// The command failed and said why above (a report that does not verify).
     #[error("failed (said above)")]
     FailedSaid,
+    /// A report is authentic but lacks required co-signatures (said above).
+    #[error("incomplete (said above)")]
+    IncompleteSaid,
     /// A precondition does not hold (nothing was changed).
     #[error("{0}")]
     Precondition(String),
@@ -61,6 +64,7 @@ impl CliError {
             CliError::PreconditionsFail | CliError::Precondition(_) => exit_code::PRECONDITION,
             CliError::RunAborted => exit_code::ABORTED,
             CliError::RunParked => exit_code::PARKED,
+            CliError::IncompleteSaid => exit_code::INCOMPLETE,
             CliError::Start(e) => match e {
                 StartError::Busy(_) | StartError::Unfinished { .. } | StartError::Preflight(_) => {
                     exit_code::PRECONDITION
@@ -94,6 +98,7 @@ impl CliError {
         match self {
             CliError::InvalidSaid
             | CliError::FailedSaid
+            | CliError::IncompleteSaid
             | CliError::PreconditionsFail
             | CliError::RunFailed
             | CliError::RunAborted

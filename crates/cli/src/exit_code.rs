@@ -22,3 +22,6 @@ pub const NEEDS_DECISION: i32 = 5;
 /// this host (the TKE activation); nothing failed and nothing is half-done; `mkplan resume
 /// RUN` continues it once that work is done.
 pub const PARKED: i32 = 6;
+/// `report verify`: every signature verifies, but co-signatures the plan requires are
+/// missing (`report cosign` adds them).
+pub const INCOMPLETE: i32 = 7;

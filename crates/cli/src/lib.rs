@@ -7,6 +7,7 @@
 extern crate mkplan_engine;
 
 mod approval_args;
+mod approve;
 mod args;
 mod check;
 mod completions;
@@ -15,6 +16,7 @@ pub mod exit_code;
 mod finish;
 pub mod globals;
 mod init;
+mod key_arg;
 mod keygen;
 mod logging;
 mod man;
@@ -66,6 +68,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Command::Runs(args) => runs::run(args, &cli.globals),
         Command::Report(args) => report::run(args, &cli.globals),
         Command::Keygen(args) => keygen::run(args),
+        Command::Approve(args) => approve::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args, command()),
         Command::Man(args) => man::run(args, base_command()),

@@ -42,6 +42,8 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     let (state_dir, run_dir) = globals
         .find_run(&args.run)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let run_id = run_dir.id.clone();
+    let state_for_approvals = state_dir.clone();
     let reopened = Reopened::open(state_dir, run_dir, args.plan.clone())?;
     let loaded = load_for_execution(reopened.plan_path()).ok_or(CliError::InvalidSaid)?;
     let plan = reopened.plan_for_run(loaded.plan, &loaded.text)?;
@@ -54,7 +56,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     let journaled_root = reopened.host_root();
     let journaled_host = LinuxHost::new(journaled_root.clone());
     let decided = reopened.decide(&plan, decision, &Registry, &journaled_host)?;
-    let approvals = args.approval.inputs(&plan)?;
+    let approvals =
+        args.approval
+            .inputs(&plan, &loaded.text, &state_for_approvals, Some(&run_id))?;
     // Before the operator: a stop request must end a prompt that is waiting.
     let cancel = Cancel::install(exit_code::FAILURE)?;
     let (ports, operator) = if rehearsal {

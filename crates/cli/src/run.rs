@@ -52,7 +52,9 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
         list_steps(plan);
         return Ok(());
     }
-    let approvals = args.approval.inputs(plan)?;
+    let approvals = args
+        .approval
+        .inputs(plan, &loaded.text, &globals.state(), None)?;
     // Before the operator: a stop request must end a prompt that is waiting.
     let cancel = Cancel::install(exit_code::FAILURE)?;
     let operator = Terminal::detect(args.approval.non_interactive, &cancel);

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::events::ApprovalMethod;
 use crate::events::StepRef;
+use crate::signed_approval::{Refusal, SignedApproval, accept};
 use mkplan_plan::model::{Plan, Step, StepKind};
 use mkplan_plan::suggest::did_you_mean;
 
@@ -27,6 +28,9 @@ struct Given {
     given_by: String,
     /// `--deny`: the person denies the checkpoint instead.
     deny: bool,
+    /// A signed approval (`mkplan approve`); `approver` and `checkpoint` are what it claims
+    /// until the checkpoint verifies it.
+    signed: Option<SignedApproval>,
 }
 
 /// The approvals file: `approvals: [{checkpoint: tke-commit, approver: alice}, …]`.
@@ -36,11 +40,16 @@ struct ApprovalsFile {
     approvals: Vec<FileEntry>,
 }
 
+/// `{checkpoint, approver}` (an asserted name), or `{signed: ENVELOPE}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileEntry {
-    checkpoint: String,
-    approver: String,
+    #[serde(default)]
+    checkpoint: Option<String>,
+    #[serde(default)]
+    approver: Option<String>,
+    #[serde(default)]
+    signed: Option<SignedApproval>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +71,33 @@ pub enum ApprovalInputError {
     },
     #[error(transparent)]
     Untrusted(#[from] crate::trust::TrustError),
+    #[error(
+        "{given_by} is neither `{{checkpoint, approver}}` nor `{{signed: …}}` (what `mkplan approve` writes)"
+    )]
+    EntryForm { given_by: String },
+    #[error("{given_by} {refusal}")]
+    Signed {
+        given_by: String,
+        refusal: Box<Refusal>,
+    },
+    #[error(
+        "{given_by}: `{approver}`'s approval is an asserted name; this plan lists a key for {approver} and requires signed approvals (change.asserted_approvals: refuse): {approver} signs with `mkplan approve PLAN {checkpoint} --key KEY`"
+    )]
+    AssertedRefused {
+        given_by: String,
+        approver: String,
+        checkpoint: String,
+    },
+    #[error(
+        "{given_by} was already used by run {run} at {checkpoint} on {time}; each signed approval counts once: ask {approver} for a new one"
+    )]
+    Replayed {
+        given_by: String,
+        approver: String,
+        run: String,
+        checkpoint: String,
+        time: String,
+    },
 }
 
 fn unknown_hint(
@@ -100,6 +136,7 @@ impl ApprovalInputs {
             method: ApprovalMethod::Flag,
             given_by: format!("`--approve {text}`"),
             deny: false,
+            signed: None,
         });
         Ok(())
     }
@@ -134,12 +171,35 @@ impl ApprovalInputs {
         let file: ApprovalsFile =
             serde_saphyr::from_str(&text).map_err(|e| error(e.to_string()))?;
         for (i, entry) in file.approvals.into_iter().enumerate() {
+            let given_by = format!("`approvals[{i}]` of `{}`", path.display());
+            let (checkpoint, approver, signed) = match entry {
+                FileEntry {
+                    checkpoint: Some(checkpoint),
+                    approver: Some(approver),
+                    signed: None,
+                } => (checkpoint, approver, None),
+                FileEntry {
+                    checkpoint: None,
+                    approver: None,
+                    signed: Some(signed),
+                } => {
+                    let Some(claimed) = signed.claimed() else {
+                        return Err(ApprovalInputError::Signed {
+                            given_by,
+                            refusal: Box::new(Refusal::NotAnApproval),
+                        });
+                    };
+                    (claimed.checkpoint, claimed.approver, Some(signed))
+                }
+                _ => return Err(ApprovalInputError::EntryForm { given_by }),
+            };
             self.given.push(Given {
-                checkpoint: entry.checkpoint,
-                approver: entry.approver,
+                checkpoint,
+                approver,
                 method: ApprovalMethod::File,
-                given_by: format!("`approvals[{i}]` of `{}`", path.display()),
+                given_by,
                 deny: false,
+                signed,
             });
         }
         self.files.push(path.to_owned());
@@ -184,14 +244,136 @@ impl ApprovalInputs {
         Ok(())
     }
 
-    /// The approvals given for `step`, in order.
+    /// The asserted-name approvals given for `step`, in order.
     pub fn for_step(&self, step: &Step) -> Vec<(String, ApprovalMethod)> {
         self.given
             .iter()
-            .filter(|g| !g.deny && names(step, &g.checkpoint))
+            .filter(|g| !g.deny && g.signed.is_none() && names(step, &g.checkpoint))
             .map(|g| (g.approver.clone(), g.method))
             .collect()
     }
+
+    /// The signed approvals given for `step`, in order, each with where it was given.
+    pub fn signed_for_step(&self, step: &Step) -> Vec<(SignedApproval, ApprovalMethod, String)> {
+        self.given
+            .iter()
+            .filter(|g| names(step, &g.checkpoint))
+            .filter_map(|g| Some((g.signed.clone()?, g.method, g.given_by.clone())))
+            .collect()
+    }
+
+    /// Before anything acts: every signed approval verifies for its checkpoint (signature,
+    /// plan, checkpoint, text, WKVPs, times at `now`), and no asserted name is given for an
+    /// approver with a key unless the plan allows it. `shown_sha256` gives a checkpoint's
+    /// shown text digest.
+    pub fn check_signed(
+        &self,
+        plan: &Plan,
+        plan_sha256: &str,
+        shown_sha256: &dyn Fn(&Step) -> String,
+        now: jiff::Timestamp,
+    ) -> Result<(), ApprovalInputError> {
+        let is_checkpoint = |s: &&Step| matches!(s.kind, StepKind::Checkpoint(_));
+        for given in &self.given {
+            let Some(step) = plan
+                .all_steps()
+                .filter(is_checkpoint)
+                .find(|s| names(s, &given.checkpoint))
+            else {
+                continue; // check_names says so
+            };
+            match &given.signed {
+                Some(signed) => {
+                    accept(signed, plan, plan_sha256, step, &shown_sha256(step), now).map_err(
+                        |refusal| ApprovalInputError::Signed {
+                            given_by: given.given_by.clone(),
+                            refusal: Box::new(refusal),
+                        },
+                    )?;
+                }
+                None if asserted_refused(plan, &given.approver) => {
+                    return Err(ApprovalInputError::AssertedRefused {
+                        given_by: given.given_by.clone(),
+                        approver: given.approver.clone(),
+                        checkpoint: flag_key(step),
+                    });
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ApprovalInputs {
+    /// No signed approval was used by another run of `state` (its journals record every
+    /// use): a statement counts once. `this_run` (a resumed run) may use its own again.
+    pub fn check_replay(
+        &self,
+        state: &crate::rundir::StateDir,
+        this_run: Option<&str>,
+    ) -> Result<(), ApprovalInputError> {
+        let signed: Vec<(String, &Given)> = self
+            .given
+            .iter()
+            .filter_map(|g| Some((statement_sha256(g.signed.as_ref()?), g)))
+            .collect();
+        if signed.is_empty() {
+            return Ok(());
+        }
+        for run in state.list_runs().unwrap_or_default() {
+            if Some(run.id.as_str()) == this_run {
+                continue;
+            }
+            let Ok(journal) = crate::journal::read_verified(&run.journal()) else {
+                continue;
+            };
+            for entry in &journal.entries {
+                let crate::events::EventKind::CheckpointApproved {
+                    step,
+                    approver,
+                    signed: Some(used),
+                    ..
+                } = &entry.event
+                else {
+                    continue;
+                };
+                let used = statement_sha256(used);
+                if let Some((_, given)) = signed.iter().find(|(sha, _)| *sha == used) {
+                    return Err(ApprovalInputError::Replayed {
+                        given_by: given.given_by.clone(),
+                        approver: approver.clone(),
+                        run: run.id.clone(),
+                        checkpoint: step.position(),
+                        time: entry.time.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// SHA-256 of a signed approval's payload as given (base64 text hashed when it does not
+/// decode, which then matches only the same text).
+fn statement_sha256(signed: &SignedApproval) -> String {
+    use base64::Engine as _;
+    match base64::engine::general_purpose::STANDARD.decode(&signed.payload) {
+        Ok(payload) => crate::digest::sha256_hex(&payload),
+        Err(_) => crate::digest::sha256_hex(signed.payload.as_bytes()),
+    }
+}
+
+/// Whether an asserted-name approval by `approver` is refused: they have a key, and the
+/// plan does not allow names for them (`change.asserted_approvals: warn`).
+pub fn asserted_refused(plan: &Plan, approver: &str) -> bool {
+    plan.change.keyed_approver(approver).is_some() && !plan.change.asserted_approvals_allowed
+}
+
+/// The checkpoint of `plan` that `key` names (id, exact name or position).
+pub fn find_checkpoint<'p>(plan: &'p Plan, key: &str) -> Option<&'p Step> {
+    plan.all_steps()
+        .find(|s| matches!(s.kind, StepKind::Checkpoint(_)) && names(s, key))
 }
 
 fn names(step: &Step, key: &str) -> bool {

@@ -124,6 +124,10 @@ pub enum EventKind {
         approver: String,
         method: ApprovalMethod,
         shown_sha256: String,
+        /// The approver's signed statement (`mkplan approve`), verified at the checkpoint;
+        /// absent for an asserted name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signed: Option<crate::signed_approval::SignedApproval>,
     },
     CheckpointRefused {
         step: StepRef,

@@ -22,6 +22,7 @@ pub mod record;
 pub mod recorder;
 pub mod rundir;
 pub mod secret;
+pub mod signed_approval;
 pub mod sinks;
 pub mod state;
 pub mod stdio;

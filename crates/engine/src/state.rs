@@ -252,6 +252,7 @@ impl RunState {
                 approver,
                 method,
                 shown_sha256,
+                ..
             } => self.approvals.entry(key(step)).or_default().push(Approval {
                 approver: approver.clone(),
                 method: *method,

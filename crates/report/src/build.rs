@@ -3,8 +3,9 @@
 //! same run data always gives the same report.
 
 use crate::model::{
-    ApprovalRecord, DecisionRecord, FailureFacts, HostFacts, JournalFacts, PlanFacts, PolicyFacts,
-    REPORT_VERSION, RefusedApproval, Resumption, RunReport, RunSummary, SigningFacts, StepRecord,
+    ApprovalRecord, ApproverKeyFacts, Cosigning, DecisionRecord, FailureFacts, HostFacts,
+    JournalFacts, PlanFacts, PolicyFacts, REPORT_VERSION, RefusedApproval, Resumption, RunReport,
+    RunSummary, SignedApprovalFacts, SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
 use crate::{downtime, end_state, tokens};
@@ -120,6 +121,7 @@ pub fn build(
         .map(|token| tokens::token_report(plan, token, &timeline, run_end.as_ref(), &mut warnings))
         .collect();
     let (approvals, refused_approvals) = approvals(journal);
+    warnings.extend(asserted_names(plan, &approvals));
     let steps = steps(plan, &state, &timeline);
     RunReport {
         report_version: REPORT_VERSION,
@@ -145,6 +147,10 @@ pub fn build(
             head: journal.head.clone(),
         },
         warnings,
+        cosigning: plan.report.cosign.as_ref().map(|c| Cosigning {
+            required: c.required,
+            by: c.by.clone(),
+        }),
     }
 }
 
@@ -243,8 +249,39 @@ fn run_facts(
             reference: p.reference.clone(),
             cryptoperiod: p.cryptoperiod.clone(),
         }),
+        approver_keys: plan
+            .change
+            .approver_keys
+            .iter()
+            .map(|a| ApproverKeyFacts {
+                name: a.name.clone(),
+                key_id: a.key_id.clone(),
+                algorithm: a.key.algorithm().as_str().to_owned(),
+                public_key_pem: a.key.to_pem(),
+            })
+            .collect(),
     };
     (version, run, root, plan_facts)
+}
+
+/// An asserted name accepted for an approver with a key (the plan allows it with
+/// `change.asserted_approvals: warn`): anyone who runs mkplan can type a name.
+fn asserted_names<'a>(
+    plan: &'a Plan,
+    approvals: &'a [ApprovalRecord],
+) -> impl Iterator<Item = String> + 'a {
+    approvals
+        .iter()
+        .filter(|a| a.signed.is_none() && a.method != "rehearsal")
+        .filter(|a| plan.change.keyed_approver(&a.approver).is_some())
+        .map(|a| {
+            format!(
+                "checkpoint `{}`: {}'s approval is an asserted name (given by {}), not signed: anyone who runs mkplan can type it; the plan allows it (change.asserted_approvals: warn)",
+                a.checkpoint_id.as_deref().unwrap_or(&a.checkpoint),
+                a.approver,
+                a.method
+            )
+        })
 }
 
 fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) {
@@ -257,6 +294,7 @@ fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) 
                 approver,
                 method,
                 shown_sha256,
+                signed,
             } => given.push(ApprovalRecord {
                 checkpoint: step.position(),
                 checkpoint_name: step.name.clone(),
@@ -265,6 +303,7 @@ fn approvals(journal: &Verified) -> (Vec<ApprovalRecord>, Vec<RefusedApproval>) 
                 method: method.as_str().to_owned(),
                 time: entry.time.clone(),
                 shown_sha256: shown_sha256.clone(),
+                signed: signed.as_ref().map(SignedApprovalFacts::of),
             }),
             EventKind::CheckpointRefused {
                 step,

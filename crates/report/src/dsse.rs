@@ -110,17 +110,7 @@ impl Predicate {
     }
 }
 
-/// The bytes a DSSE signature covers.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {payload_type} {} ",
-        payload_type.len(),
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
+pub use mkplan_sig::pae;
 
 impl Envelope {
     pub fn new(payload: &[u8], keyid: String, signature: &[u8]) -> Self {
@@ -169,16 +159,6 @@ pub struct NotBase64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pae_counts_bytes_not_characters() {
-        assert_eq!(pae("t", b"\xc3\xa9"), b"DSSEv1 1 t 2 \xc3\xa9".to_vec());
-        // The DSSE specification's test vector.
-        assert_eq!(
-            pae("http://example.com/HelloWorld", b"hello world"),
-            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
-        );
-    }
 
     #[test]
     fn envelopes_use_standard_padded_base64() {

@@ -15,6 +15,7 @@
 
 pub mod build;
 mod concurrent;
+pub mod cosign;
 mod downtime;
 pub mod dsse;
 mod end_state;

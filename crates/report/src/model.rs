@@ -50,6 +50,33 @@ pub struct RunReport {
     pub journal: JournalFacts,
     /// What an auditor should know first; empty when there is nothing to say.
     pub warnings: Vec<String>,
+    /// The co-signatures of approvers the plan requires (`report.cosign`); absent when it
+    /// requires none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosigning: Option<Cosigning>,
+}
+
+/// `required` distinct approvers of `by` must co-sign `report.dsse.json`
+/// (`mkplan report cosign`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Cosigning {
+    pub required: u32,
+    /// Approver names, each with a key in `plan.approver_keys`.
+    pub by: Vec<String>,
+}
+
+/// An approver's public key, as the plan lists it: the key a co-signature is checked with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproverKeyFacts {
+    pub name: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex (the DSSE `keyid`).
+    pub key_id: String,
+    /// `ecdsa-p256-sha256` or `ed25519`.
+    pub algorithm: String,
+    /// SubjectPublicKeyInfo PEM.
+    pub public_key_pem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -136,6 +163,9 @@ pub struct PlanFacts {
     /// `null` when the plan names none (or in format 1).
     #[serde(default)]
     pub policy: Option<PolicyFacts>,
+    /// The approvers with a public key (who may co-sign the report); absent when none has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approver_keys: Vec<ApproverKeyFacts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -412,6 +442,88 @@ pub struct ApprovalRecord {
     pub time: String,
     /// SHA-256 of exactly the text the approver was shown.
     pub shown_sha256: String,
+    /// The approver's signed statement (`mkplan approve`); absent for an asserted name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedApprovalFacts>,
+}
+
+/// A signed approval as the checkpoint accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedApprovalFacts {
+    /// The approver's key id (SHA-256 of the DER SubjectPublicKeyInfo, hex).
+    pub key_id: String,
+    /// SHA-256 of the statement (the envelope's decoded payload).
+    pub statement_sha256: String,
+    pub issued: String,
+    pub expires: String,
+    /// The DSSE envelope exactly as given: the README recipe verifies it with openssl.
+    pub envelope: ApprovalEnvelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalEnvelope {
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    pub payload: String,
+    pub signatures: Vec<ApprovalEnvelopeSignature>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalEnvelopeSignature {
+    pub keyid: String,
+    pub sig: String,
+}
+
+impl ApprovalRecord {
+    /// How it was given: `file`, or `file, signed (key 9c1e…)`.
+    pub fn how(&self) -> String {
+        match &self.signed {
+            Some(signed) => format!(
+                "{}, signed (key {})",
+                self.method,
+                mkplan_sig::short_id(&signed.key_id)
+            ),
+            None => self.method.clone(),
+        }
+    }
+}
+
+impl SignedApprovalFacts {
+    /// From the journaled envelope (verified at the checkpoint that journaled it).
+    pub fn of(signed: &mkplan_engine::signed_approval::SignedApproval) -> Self {
+        let claimed = signed.claimed();
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &signed.payload)
+                .unwrap_or_default();
+        Self {
+            key_id: signed
+                .signatures
+                .first()
+                .map(|s| s.keyid.clone())
+                .unwrap_or_default(),
+            statement_sha256: mkplan_engine::digest::sha256_hex(&payload),
+            issued: claimed
+                .as_ref()
+                .map(|c| c.issued.clone())
+                .unwrap_or_default(),
+            expires: claimed.map(|c| c.expires).unwrap_or_default(),
+            envelope: ApprovalEnvelope {
+                payload_type: signed.payload_type.clone(),
+                payload: signed.payload.clone(),
+                signatures: signed
+                    .signatures
+                    .iter()
+                    .map(|s| ApprovalEnvelopeSignature {
+                        keyid: s.keyid.clone(),
+                        sig: s.sig.clone(),
+                    })
+                    .collect(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use p256::ecdsa::signature::Signer as _;
 use p256::elliptic_curve::Generate;
 use p256::pkcs8::LineEnding;
 use sha2::{Digest, Sha256};
@@ -79,56 +79,7 @@ pub enum KeyFormatError {
     Unknown,
 }
 
-/// Text that is not a public key mkplan verifies with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a PEM ECDSA P-256 or Ed25519 public key (`-----BEGIN PUBLIC KEY-----`)")]
-pub struct NotAPublicKey;
-
-/// Why a signature does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
-    #[error("it is not a DER ECDSA signature")]
-    NotDer,
-    #[error("the ECDSA P-256 signature does not match")]
-    EcdsaMismatch,
-    #[error("an Ed25519 signature has 64 bytes, this one {0}")]
-    Ed25519Length(usize),
-    #[error("the Ed25519 signature does not match")]
-    Ed25519Mismatch,
-}
-
-/// A signature algorithm mkplan signs reports with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    EcdsaP256,
-    Ed25519,
-}
-
-impl Algorithm {
-    /// The name recorded in the report.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::EcdsaP256 => "ecdsa-p256-sha256",
-            Algorithm::Ed25519 => "ed25519",
-        }
-    }
-
-    /// The name people read.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Algorithm::EcdsaP256 => "ECDSA P-256 / SHA-256",
-            Algorithm::Ed25519 => "Ed25519",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "ecdsa-p256-sha256" => Some(Algorithm::EcdsaP256),
-            "ed25519" => Some(Algorithm::Ed25519),
-            _ => None,
-        }
-    }
-}
+pub use mkplan_sig::{Algorithm, NotAPublicKey, PublicKey, SignatureError};
 
 /// A private key in memory.
 pub enum SoftKey {
@@ -203,74 +154,6 @@ pub fn parse_private_pem(text: &str) -> Result<SoftKey, KeyFormatError> {
     Err(KeyFormatError::Unknown)
 }
 
-/// A public key that verifies report signatures.
-#[derive(Debug, Clone)]
-pub enum PublicKey {
-    P256(p256::ecdsa::VerifyingKey),
-    Ed25519(ed25519_dalek::VerifyingKey),
-}
-
-impl PublicKey {
-    /// Reads a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`): P-256 or Ed25519.
-    pub fn from_pem(text: &str) -> Result<Self, NotAPublicKey> {
-        if let Ok(key) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
-            return Ok(PublicKey::P256(key));
-        }
-        if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_pem(text) {
-            return Ok(PublicKey::Ed25519(key));
-        }
-        Err(NotAPublicKey)
-    }
-
-    pub fn algorithm(&self) -> Algorithm {
-        match self {
-            PublicKey::P256(_) => Algorithm::EcdsaP256,
-            PublicKey::Ed25519(_) => Algorithm::Ed25519,
-        }
-    }
-
-    fn spki_der(&self) -> Vec<u8> {
-        let der = match self {
-            PublicKey::P256(key) => key.to_public_key_der(),
-            PublicKey::Ed25519(key) => key.to_public_key_der(),
-        };
-        der.expect("valid public keys encode").into_vec()
-    }
-
-    pub fn to_pem(&self) -> String {
-        let pem = match self {
-            PublicKey::P256(key) => key.to_public_key_pem(LineEnding::LF),
-            PublicKey::Ed25519(key) => key.to_public_key_pem(LineEnding::LF),
-        };
-        pem.expect("valid public keys encode")
-    }
-
-    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex: the DSSE `keyid`, which
-    /// `openssl pkey -pubin -in signer.pub.pem -outform DER | sha256sum` reproduces.
-    pub fn key_id(&self) -> String {
-        hex::encode(Sha256::digest(self.spki_der()))
-    }
-
-    /// Checks `signature` over `message` (ECDSA: DER over SHA-256 of it; Ed25519: raw).
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
-        match self {
-            PublicKey::P256(key) => {
-                let signature = p256::ecdsa::Signature::from_der(signature)
-                    .map_err(|_| SignatureError::NotDer)?;
-                key.verify(message, &signature)
-                    .map_err(|_| SignatureError::EcdsaMismatch)
-            }
-            PublicKey::Ed25519(key) => {
-                let bytes: [u8; 64] = signature
-                    .try_into()
-                    .map_err(|_| SignatureError::Ed25519Length(signature.len()))?;
-                key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&bytes))
-                    .map_err(|_| SignatureError::Ed25519Mismatch)
-            }
-        }
-    }
-}
-
 /// The key that signs this report, ready to use.
 pub struct ReportSigner {
     key: KeySource,
@@ -311,13 +194,34 @@ impl ReportSigner {
     /// The signer the plan's `report.sign` names (host paths under the root), or an
     /// ephemeral P-256 key. Every problem is found here, before anything is written.
     pub fn for_plan(plan: &Plan, ports: &SigningPorts<'_>) -> Result<Self, SignError> {
-        let root = ports.root;
         match &plan.report.sign {
             None => {
                 let key = SoftKey::generate(Algorithm::EcdsaP256)?;
                 Ok(Self::soft(key, "ephemeral", None))
             }
-            Some(SignKey::File(path)) => {
+            Some(key) => {
+                // Rule 5, re-checked here: validation guarantees it, but a signing key in a
+                // migrated domain would make the evidence depend on the change it records.
+                if let SignKey::Pkcs11 { slot, .. } = key
+                    && let Some(token) = migrated_slot(plan, slot.get())
+                {
+                    return Err(SignError::KeyInMigratedSlot {
+                        slot: slot.get(),
+                        token,
+                    });
+                }
+                Self::for_key(key, ports, "report-signing token")
+            }
+        }
+    }
+
+    /// The signer of `key` (host paths under the root): a key file nobody else can read or
+    /// change, or a key on a token whose PIN comes from `key`'s PIN source (`what` names the
+    /// token in a PIN prompt).
+    pub fn for_key(key: &SignKey, ports: &SigningPorts<'_>, what: &str) -> Result<Self, SignError> {
+        let root = ports.root;
+        match key {
+            SignKey::File(path) => {
                 let key = read_key_file(&root.path(path), path)?;
                 Ok(Self::soft(
                     key,
@@ -325,25 +229,15 @@ impl ReportSigner {
                     Some(path.display().to_string()),
                 ))
             }
-            Some(SignKey::Pkcs11 {
+            SignKey::Pkcs11 {
                 module,
                 slot,
                 key,
                 pin,
-            }) => {
-                // Rule 5, re-checked here: validation guarantees it, but a signing key in a
-                // migrated domain would make the evidence depend on the change it records.
-                if let Some(token) = migrated_slot(plan, slot.get()) {
-                    return Err(SignError::KeyInMigratedSlot {
-                        slot: slot.get(),
-                        token,
-                    });
-                }
+            } => {
                 let shown = format!("{} slot {slot} {}", module.display(), shown_key(key));
                 let module = root.path(module);
-                let pin = ports
-                    .pins
-                    .read(pin, ports.operator, "report-signing token")?;
+                let pin = ports.pins.read(pin, ports.operator, what)?;
                 let slot = u64::from(slot.get());
                 let pem = ports
                     .keys

@@ -107,7 +107,12 @@ pub fn render(report: &RunReport) -> String {
         let _ = writeln!(
             out,
             "  {} `{}`: {} ({}) at {}, shown sha256 {}",
-            a.checkpoint, a.checkpoint_name, a.approver, a.method, a.time, a.shown_sha256
+            a.checkpoint,
+            a.checkpoint_name,
+            a.approver,
+            a.how(),
+            a.time,
+            a.shown_sha256
         );
     }
     for a in &r.refused_approvals {

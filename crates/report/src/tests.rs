@@ -113,6 +113,7 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         approver: who.to_owned(),
         method: ApprovalMethod::Flag,
         shown_sha256: "cd".repeat(32),
+        signed: None,
     };
     ran(0, Value::Null, vec![approve(0, "alice"), approve(0, "bob")]);
     ran(
@@ -363,12 +364,12 @@ fn generate(plan: &Plan, run: &Path, root: &HostRoot) -> crate::Generated {
     crate::generate(plan, run, &ports).unwrap()
 }
 
-fn failed(verification: &crate::verify::Verification) -> Vec<&'static str> {
+fn failed(verification: &crate::verify::Verification) -> Vec<&str> {
     verification
         .checks
         .iter()
         .filter(|c| !c.ok)
-        .map(|c| c.name)
+        .map(|c| c.name.as_str())
         .collect()
 }
 

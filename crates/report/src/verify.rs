@@ -17,6 +17,9 @@ use crate::dsse::{
 use crate::model::{ReportParseError, RunReport};
 use crate::sign::{NotAPublicKey, PublicKey, SignatureError};
 use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
+
+mod approvals;
+mod cosignatures;
 use mkplan_engine::journal::{JournalError, read_verified};
 use mkplan_engine::rundir::PLAN_COPY;
 
@@ -55,10 +58,20 @@ pub enum VerifyError {
     EnvelopeEdited,
     #[error("payloadType is `{0}`, not `{PAYLOAD_TYPE}`")]
     PayloadType(String),
-    #[error("the envelope has {0} signatures; mkplan writes exactly one")]
+    #[error(
+        "the envelope has {0} signatures; mkplan's comes first, then at most {MAX_COSIGNATURES} co-signatures"
+    )]
     SignatureCount(usize),
-    #[error("the envelope's keyid {envelope} is not the verifying key's id {key}")]
+    #[error(
+        "the envelope's first keyid {envelope} is not the verifying key's id {key} (mkplan's signature comes first)"
+    )]
     KeyId { envelope: String, key: String },
+    #[error("signatures {first} and {again} are both by key {key_id}: a key signs once")]
+    DuplicateKey {
+        first: usize,
+        again: usize,
+        key_id: String,
+    },
     #[error(transparent)]
     Base64(#[from] NotBase64),
     #[error("the envelope's signature over the PAE does not verify: {0}")]
@@ -121,8 +134,11 @@ pub enum VerifyError {
 /// One check and its result.
 #[derive(Debug, Clone)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: String,
+    /// Nothing found fails (a check that is `missing` can still be `ok`).
     pub ok: bool,
+    /// What it checked holds, but something the plan requires is absent: co-signatures.
+    pub missing: bool,
     pub detail: String,
     /// Something to know even when the check holds.
     pub note: Option<String>,
@@ -135,28 +151,48 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Everything holds and nothing required is missing.
     pub fn ok(&self) -> bool {
+        self.authentic() && !self.incomplete()
+    }
+
+    /// Nothing fails to verify (required co-signatures may still be missing).
+    pub fn authentic(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
+    }
+
+    /// Authentic, but co-signatures the plan requires are missing.
+    pub fn incomplete(&self) -> bool {
+        self.authentic() && self.checks.iter().any(|c| c.missing)
     }
 
     /// One line per check, notes indented below.
     pub fn render(&self) -> String {
         let mut out = String::new();
         for check in &self.checks {
-            let mark = if check.ok { "ok    " } else { "FAILED" };
-            out.push_str(&format!("{mark}  {:<9} {}\n", check.name, check.detail));
+            let mark = match (check.ok, check.missing) {
+                (false, _) => "FAILED",
+                (true, true) => "MISSING",
+                (true, false) => "ok    ",
+            };
+            out.push_str(&format!("{mark:<7} {:<9} {}\n", check.name, check.detail));
             if let Some(note) = &check.note {
                 out.push_str(&format!("                  note: {note}\n"));
             }
         }
         if self.ok() {
             out.push_str(&format!("verified: {}\n", self.dir.display()));
+        } else if self.incomplete() {
+            out.push_str(&format!(
+                "INCOMPLETE: {} (authentic; required co-signatures are missing)\n",
+                self.dir.display()
+            ));
         } else {
             let failed: Vec<&str> = self
                 .checks
                 .iter()
                 .filter(|c| !c.ok)
-                .map(|c| c.name)
+                .map(|c| c.name.trim())
                 .collect();
             out.push_str(&format!(
                 "NOT VERIFIED: {} ({} failed)\n",
@@ -170,14 +206,18 @@ impl Verification {
 
 /// A check from what it found, or why it does not hold (an earlier check's reason may be
 /// given again, so anything that reads as a reason will do).
-pub(crate) fn check(name: &'static str, result: Result<String, impl std::fmt::Display>) -> Check {
+pub(crate) fn check(
+    name: impl Into<String>,
+    result: Result<String, impl std::fmt::Display>,
+) -> Check {
     let (ok, detail) = match result {
         Ok(detail) => (true, detail),
         Err(reason) => (false, reason.to_string()),
     };
     Check {
-        name,
+        name: name.into(),
         ok,
+        missing: false,
         detail,
         note: None,
     }
@@ -253,17 +293,28 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
         }),
     ));
 
-    // 3. The DSSE envelope.
-    checks.push(check(
-        "envelope",
-        match (&report, &public) {
-            (Ok((report, bytes)), Ok((public, _))) => {
-                envelope(dir, report, bytes, public).map_err(|e| e.to_string())
+    // 3. The DSSE envelope, then each co-signature in it.
+    let envelope = match (&report, &public) {
+        (Ok((report, bytes)), Ok((public, _))) => {
+            envelope(dir, report, bytes, public).map_err(|e| e.to_string())
+        }
+        (Err(_), _) => Err(VerifyError::ReportUnreadable.to_string()),
+        (_, Err(e)) => Err(format!("not checked: {e}")),
+    };
+    match envelope {
+        Ok((detail, envelope)) => {
+            checks.push(check("envelope", Ok::<_, String>(detail)));
+            if let Ok((report, _)) = &report {
+                checks.extend(cosignatures::checks(report, &envelope));
             }
-            (Err(_), _) => Err(VerifyError::ReportUnreadable.to_string()),
-            (_, Err(e)) => Err(format!("not checked: {e}")),
-        },
-    ));
+        }
+        Err(reason) => checks.push(check("envelope", Err(reason))),
+    }
+
+    // The signed approvals it carries.
+    if let Ok((report, _)) = &report {
+        checks.extend(approvals::check_signed(report));
+    }
 
     // 4. The journal's chain against what the report recorded.
     checks.push(check(
@@ -309,12 +360,15 @@ pub(crate) fn load_key(dir: &Path, key: Option<&Path>) -> Result<(PublicKey, Str
     Ok((public, source))
 }
 
+/// At most this many co-signatures besides mkplan's (the most a plan can require).
+pub const MAX_COSIGNATURES: usize = 16;
+
 fn envelope(
     dir: &Path,
     report: &RunReport,
     report_bytes: &[u8],
     public: &PublicKey,
-) -> Result<String, VerifyError> {
+) -> Result<(String, Envelope), VerifyError> {
     let bytes = read(dir, REPORT_DSSE)?;
     let envelope: Envelope = serde_json::from_slice(&bytes).map_err(VerifyError::NotAnEnvelope)?;
     if envelope.to_bytes() != bytes {
@@ -323,9 +377,26 @@ fn envelope(
     if envelope.payload_type != PAYLOAD_TYPE {
         return Err(VerifyError::PayloadType(envelope.payload_type.clone()));
     }
-    let [signature] = envelope.signatures.as_slice() else {
-        return Err(VerifyError::SignatureCount(envelope.signatures.len()));
+    let count = envelope.signatures.len();
+    let Some(signature) = envelope
+        .signatures
+        .first()
+        .filter(|_| count <= MAX_COSIGNATURES + 1)
+    else {
+        return Err(VerifyError::SignatureCount(count));
     };
+    for (again, later) in envelope.signatures.iter().enumerate() {
+        if let Some(first) = envelope.signatures[..again]
+            .iter()
+            .position(|s| s.keyid == later.keyid)
+        {
+            return Err(VerifyError::DuplicateKey {
+                first,
+                again,
+                key_id: later.keyid.clone(),
+            });
+        }
+    }
     if signature.keyid != public.key_id() {
         return Err(VerifyError::KeyId {
             envelope: signature.keyid.clone(),
@@ -362,9 +433,17 @@ fn envelope(
     if statement.predicate != Predicate::of(report) {
         return Err(VerifyError::Predicate);
     }
-    Ok(format!(
-        "{REPORT_DSSE} is signed by the same key and its in-toto statement names {REPORT_JSON} sha256 {digest}"
-    ))
+    let signatures = match count {
+        1 => "1 signature".to_owned(),
+        n => format!(
+            "{n} signatures (mkplan's and {} co-signature(s), below)",
+            n - 1
+        ),
+    };
+    let detail = format!(
+        "{REPORT_DSSE} is signed by the same key and its in-toto statement names {REPORT_JSON} sha256 {digest}; {signatures}"
+    );
+    Ok((detail, envelope))
 }
 
 fn journal(dir: &Path, report: &RunReport) -> Result<String, VerifyError> {

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use crate::guards::wk::read_and_evaluate;
 use crate::kind::{Done, Failed, Kind, KindResult};
-use mkplan_engine::approvals::flag_key;
+use mkplan_engine::approvals::{asserted_refused, flag_key};
 use mkplan_engine::clock::now_rfc3339;
 use mkplan_engine::digest::sha256_hex;
 use mkplan_engine::events::{ApprovalMethod, EventKind};
 use mkplan_engine::ports::operator::Answer;
 use mkplan_engine::record::checkpoint::CheckpointOutput;
 use mkplan_engine::record::wk::WkTable;
+use mkplan_engine::signed_approval::{SignedApproval, accept_now};
 use mkplan_engine::step::{CheckContext, CheckReport, RunContext};
 use mkplan_plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
 
@@ -93,6 +94,27 @@ pub fn shown_text(plan: &Plan, plan_sha256: &str, step: &Step, checkpoint: &Chec
     text
 }
 
+/// The text checkpoint `step` shows; `None` if `step` is no checkpoint.
+pub fn shown_text_of(plan: &Plan, plan_sha256: &str, step: &Step) -> Option<String> {
+    match &step.kind {
+        mkplan_plan::model::StepKind::Checkpoint(checkpoint) => {
+            Some(shown_text(plan, plan_sha256, step, checkpoint))
+        }
+        _ => None,
+    }
+}
+
+/// SHA-256 of the text checkpoint `step` shows (what a signed approval binds); `None` if
+/// `step` is no checkpoint.
+pub fn shown_sha256(plan: &Plan, plan_sha256: &str, step: &Step) -> Option<String> {
+    match &step.kind {
+        mkplan_plan::model::StepKind::Checkpoint(checkpoint) => Some(sha256_hex(
+            shown_text(plan, plan_sha256, step, checkpoint).as_bytes(),
+        )),
+        _ => None,
+    }
+}
+
 /// What an approver types to confirm: the last 4 hex digits of the new WKVP (one token),
 /// else the checkpoint's name on the command line.
 fn confirmation(plan: &Plan, step: &Step, checkpoint: &Checkpoint) -> (String, String) {
@@ -154,10 +176,19 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
     let record = |cx: &mut RunContext<'_>,
                   approver: &str,
                   method: ApprovalMethod,
+                  signed: Option<SignedApproval>,
                   approved: &mut BTreeSet<String>|
      -> Result<(), Failed<CheckpointOutput>> {
         let who = normalise(approver);
-        let refused = if !allowed.is_empty() && !allowed.contains(&who) {
+        let refused = if signed.is_none()
+            && method != ApprovalMethod::Rehearsal
+            && asserted_refused(cx.plan, approver)
+        {
+            Some(format!(
+                "`{approver}`'s approval is an asserted name; this plan lists a key for {approver} and requires signed approvals (change.asserted_approvals: refuse): {approver} signs with `mkplan approve PLAN {} --key KEY`",
+                flag_key(cx.step)
+            ))
+        } else if !allowed.is_empty() && !allowed.contains(&who) {
             Some(format!(
                 "`{approver}` is not an allowed approver ({})",
                 checkpoint.approvers.join(", ")
@@ -183,6 +214,7 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
                     approver: approver.to_owned(),
                     method,
                     shown_sha256: shown.clone(),
+                    signed,
                 }
             }
         };
@@ -206,14 +238,36 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
             if approved.len() >= needed {
                 break;
             }
-            record(cx, &approver, ApprovalMethod::Rehearsal, &mut approved)?;
+            record(
+                cx,
+                &approver,
+                ApprovalMethod::Rehearsal,
+                None,
+                &mut approved,
+            )?;
+        }
+    }
+    for (signed, method, given_by) in cx.approvals.signed_for_step(cx.step) {
+        if approved.len() >= needed {
+            break;
+        }
+        match accept_now(&signed, cx.plan, &cx.run.plan_sha256, cx.step, &shown) {
+            Ok(accepted) => record(cx, &accepted.approver, method, Some(signed), &mut approved)?,
+            Err(refusal) => cx
+                .emit(EventKind::CheckpointRefused {
+                    step: cx.step_ref(),
+                    approver: signed.claimed().map(|c| c.approver).unwrap_or_default(),
+                    method,
+                    reason: format!("the signed approval {given_by} {refusal}"),
+                })
+                .map_err(|e| Failed::step(e.to_string()))?,
         }
     }
     for (approver, method) in cx.approvals.for_step(cx.step) {
         if approved.len() >= needed {
             break;
         }
-        record(cx, &approver, method, &mut approved)?;
+        record(cx, &approver, method, None, &mut approved)?;
     }
 
     if approved.len() < needed && cx.operator.interactive() {
@@ -236,8 +290,11 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
                 Answer::Interrupted => return Err(Failed::Interrupted),
             };
             let who = normalise(&name);
-            if (!allowed.is_empty() && !allowed.contains(&who)) || approved.contains(&who) {
-                record(cx, &name, ApprovalMethod::Tty, &mut approved)?;
+            if (!allowed.is_empty() && !allowed.contains(&who))
+                || approved.contains(&who)
+                || asserted_refused(cx.plan, &name)
+            {
+                record(cx, &name, ApprovalMethod::Tty, None, &mut approved)?;
                 attempts += 1;
                 if attempts >= NAME_ATTEMPTS {
                     return Err(deny("too many refused approver names"));
@@ -249,7 +306,7 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
                 .ask(&format!("{name}, type {what} to approve: "), deadline)
             {
                 Answer::Text(typed) if typed.eq_ignore_ascii_case(&expected) => {
-                    record(cx, &name, ApprovalMethod::Tty, &mut approved)?;
+                    record(cx, &name, ApprovalMethod::Tty, None, &mut approved)?;
                 }
                 Answer::TimedOut => {
                     return Err(deny("the checkpoint timed out (a timeout is a deny)"));

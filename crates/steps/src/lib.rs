@@ -20,3 +20,5 @@ mod restore;
 mod start;
 mod stop;
 mod units;
+
+pub use checkpoint::{shown_sha256, shown_text, shown_text_of};

@@ -1,6 +1,6 @@
 //! The exit status and examples of `runs`, `keygen`, `schema`, `completions` and `man`.
 
-use crate::exit_code::{FAILURE, INVALID, SUCCESS};
+use crate::exit_code::{FAILURE, INVALID, PRECONDITION, SUCCESS};
 use crate::manual::Page;
 use crate::manual::USAGE;
 
@@ -40,6 +40,28 @@ pub(super) const PAGES: &[Page] = &[
                 "the same with Ed25519",
             ),
         ],
+    },
+    Page {
+        path: "approve",
+        exit_status: &[
+            (SUCCESS, "the signed approval was written"),
+            (
+                FAILURE,
+                "the output file exists already (never overwritten) or cannot be written",
+            ),
+            (
+                INVALID,
+                "an invalid plan, an unknown checkpoint, a key the plan lists for no approver, a wrong --expires, or no terminal and no --yes",
+            ),
+            (
+                PRECONDITION,
+                "the key cannot be used (a key file others can read, a PIN the token refuses)",
+            ),
+        ],
+        examples: &[(
+            "mkplan approve zlx01.yaml tke-commit --key ~/.mkplan/alice.pem -o alice.approval",
+            "alice signs her approval of `tke-commit`; the operator runs with --approvals alice.approval",
+        )],
     },
     Page {
         path: "schema",

@@ -1,6 +1,6 @@
 //! The exit status and examples of `report` and its subcommands.
 
-use crate::exit_code::{FAILURE, SUCCESS};
+use crate::exit_code::{FAILURE, INCOMPLETE, INVALID, PRECONDITION, SUCCESS};
 use crate::manual::Page;
 use crate::manual::USAGE;
 
@@ -47,6 +47,10 @@ pub(super) const PAGES: &[Page] = &[
                 "a check failed, or the report is missing or unreadable",
             ),
             USAGE,
+            (
+                INCOMPLETE,
+                "every signature verifies, but co-signatures the plan requires (report.cosign) are missing",
+            ),
         ],
         examples: &[
             (
@@ -56,6 +60,34 @@ pub(super) const PAGES: &[Page] = &[
             (
                 "mkplan report verify --key signing.pub.pem ./evidence/20261129T153000Z-3fa9c1",
                 "against the key you trust (who signed it)",
+            ),
+        ],
+    },
+    Page {
+        path: "report cosign",
+        exit_status: &[
+            (SUCCESS, "co-signed, or co-signed by this key already"),
+            (
+                FAILURE,
+                "the report does not verify (nothing is vouched for), or cannot be written",
+            ),
+            (
+                INVALID,
+                "wrong command line, a key the plan lists for no approver, or no terminal and no --yes",
+            ),
+            (
+                PRECONDITION,
+                "the key cannot be used (a key file others can read, a PIN the token refuses)",
+            ),
+        ],
+        examples: &[
+            (
+                "mkplan report cosign 20261129T153000Z-3fa9c1 --key ~/.mkplan/alice.pem",
+                "alice co-signs after reading the summary and typing the end of the run id",
+            ),
+            (
+                "mkplan report cosign RUN --key \"pkcs11:slot-id=0;object=alice?module-path=$MODULE\"",
+                "with a key on a token (the PIN is asked)",
             ),
         ],
     },

@@ -2,6 +2,7 @@
 //! and [`after_run`], which `run` and `resume` call when a run has finished.
 
 mod after_run;
+mod cosign;
 mod fleet;
 mod generate;
 
@@ -51,6 +52,8 @@ enum ReportCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Add an approver's co-signature to the report (a key `change.approvers` lists).
+    Cosign(cosign::Args),
     /// Print the report JSON Schema (draft 2020-12); `schemas/report.schema.json` is this output.
     Schema,
     /// Verify many hosts' reports and write one signed fleet report (JSON, DSSE, HTML).
@@ -94,12 +97,15 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             print!("{}", verification.render());
             if verification.ok() {
                 Ok(())
+            } else if verification.incomplete() {
+                Err(CliError::IncompleteSaid)
             } else {
                 Err(CliError::FailedSaid)
             }
         }
         ReportCommand::Generate { run, force } => generate::again(&run, force, globals),
         ReportCommand::Fleet(args) => fleet::run(args),
+        ReportCommand::Cosign(args) => cosign::run(args, globals),
         ReportCommand::Schema => {
             print!("{}", report_schema_text());
             Ok(())

@@ -3,6 +3,7 @@
 //! Every problem is collected; a `Plan` exists only when there are none. The steps are
 //! lowered in `steps.rs`, and paths checked in `paths.rs`.
 
+mod approvers;
 mod paths;
 mod steps;
 
@@ -70,7 +71,7 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
         })
         .collect();
     let backups = cx.backups(&raw, &tokens);
-    let approvers = raw.change.approvers.clone();
+    let (approvers, approver_keys) = cx.approvers(&raw.change.approvers);
     let mut steps = Vec::new();
     for (section, list) in [
         (Section::Steps, &raw.steps),
@@ -85,7 +86,12 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
     }
     cx.unique_step_ids(&steps);
     cx.resolve_operations(&mut steps);
-    let report = cx.report(raw.report.as_ref());
+    let mut report = cx.report(raw.report.as_ref());
+    report.cosign = raw
+        .report
+        .as_ref()
+        .and_then(|r| r.cosign.as_ref())
+        .and_then(|c| cx.cosign(c, &approver_keys));
 
     if !cx.errors.is_empty() {
         return Err(cx.errors);
@@ -108,6 +114,9 @@ pub fn lower(raw: RawPlan, json: &Value) -> Result<Plan, Vec<Diagnostic>> {
                 reference: p.reference,
                 cryptoperiod: p.cryptoperiod,
             }),
+            approver_keys,
+            asserted_approvals_allowed: raw.change.asserted_approvals
+                == Some(crate::raw::RawAssertedApprovals::Warn),
         },
         vars: raw.vars.into_iter().collect(),
         tokens,
@@ -325,7 +334,12 @@ impl Lowering {
             _ => None,
         });
         let mode = raw.mode.as_deref().and_then(|text| self.report_mode(text));
-        Report { dir, mode, sign }
+        Report {
+            dir,
+            mode,
+            sign,
+            cosign: None,
+        }
     }
 
     /// `report.mode`: octal, readable by the owner, writable by nobody else, executable by

@@ -159,9 +159,45 @@ impl Plan {
 pub struct Change {
     pub ticket: String,
     pub summary: String,
+    /// Every approver's name, in plan order (keyed or not).
     pub approvers: Vec<String>,
+    /// The approvers who have a public key, in plan order.
+    pub approver_keys: Vec<ApproverKey>,
+    /// `change.asserted_approvals`: whether an approver with a key may approve by name.
+    pub asserted_approvals_allowed: bool,
     /// The policy clause that sets the key's cryptoperiod (PCI DSS 3.7.4), if the plan names it.
     pub policy: Option<Policy>,
+}
+
+/// An approver's public key, as the plan lists it.
+#[derive(Debug, Clone)]
+pub struct ApproverKey {
+    pub name: String,
+    pub key: mkplan_sig::PublicKey,
+    /// SHA-256 of the key's DER SubjectPublicKeyInfo, lowercase hex (the DSSE keyid).
+    pub key_id: String,
+}
+
+impl Change {
+    /// The approver called `name` (case-insensitive), if they have a key.
+    pub fn keyed_approver(&self, name: &str) -> Option<&ApproverKey> {
+        let name = name.trim();
+        self.approver_keys
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The approver whose key has `key_id`.
+    pub fn approver_with_key(&self, key_id: &str) -> Option<&ApproverKey> {
+        self.approver_keys.iter().find(|a| a.key_id == key_id)
+    }
+}
+
+/// The report's required co-signatures: `required` distinct approvers of `by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosign {
+    pub required: u32,
+    pub by: Vec<String>,
 }
 
 /// `change.policy`.
@@ -221,6 +257,8 @@ pub struct Report {
     /// The copy's file mode (at most 0644); `None`: 0600, like the run directory's.
     pub mode: Option<u32>,
     pub sign: Option<SignKey>,
+    /// Co-signatures the report needs (`report.cosign`).
+    pub cosign: Option<Cosign>,
 }
 
 #[derive(Debug, Clone)]

@@ -75,14 +75,84 @@ pub struct RawChange {
     /// One line on what the change does.
     #[schemars(length(min = 1))]
     pub summary: String,
-    /// People allowed to approve checkpoints (default approvers of every checkpoint).
+    /// People allowed to approve checkpoints (default approvers of every checkpoint): a name,
+    /// or `{name, key}` with the approver's public key, who can then co-sign the report.
     #[serde(default)]
-    #[schemars(extend("uniqueItems" = true, "items" = { "type": "string", "minLength": 1 }))]
-    pub approvers: Vec<String>,
+    #[schemars(extend("uniqueItems" = true))]
+    pub approvers: Vec<RawApprover>,
+    /// An approval that is only a name (`--approve`, an approvals file's `approver`, a name
+    /// typed at the terminal) for an approver who has a key: `refuse` (the default; they
+    /// sign with `mkplan approve`) or `warn` (accepted, and the report says so).
+    #[serde(default)]
+    pub asserted_approvals: Option<RawAssertedApprovals>,
     /// The key-management policy clause that sets this key's cryptoperiod (PCI DSS 3.7.4),
     /// shown on the report's first page.
     #[serde(default)]
     pub policy: Option<RawPolicy>,
+}
+
+/// What an asserted-name approval of an approver with a key gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawAssertedApprovals {
+    Refuse,
+    Warn,
+}
+
+/// A PEM key block. Loose on purpose: which key it is (a private key pasted by mistake, an
+/// RSA key) is said precisely when the plan is lowered.
+pub const KEY_PEM_PATTERN: &str = "^-----BEGIN [A-Z0-9 ]*KEY-----\\n";
+
+/// An approver: a name, or a name with the public key they sign with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawApprover {
+    Name(String),
+    Keyed(RawKeyedApprover),
+}
+
+impl RawApprover {
+    pub fn name(&self) -> &str {
+        match self {
+            RawApprover::Name(name) => name,
+            RawApprover::Keyed(keyed) => &keyed.name,
+        }
+    }
+}
+
+impl JsonSchema for RawApprover {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Approver".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let keyed = generator.subschema_for::<RawKeyedApprover>();
+        json_schema!({
+            "description": "An approver: a name (an asserted approval), or `{name, key}` with the approver's ECDSA P-256 or Ed25519 public key (PEM), who can then co-sign the report.",
+            "oneOf": [
+                { "type": "string", "minLength": 1 },
+                keyed
+            ]
+        })
+    }
+}
+
+/// An approver with a public key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeyedApprover {
+    /// The approver's name, as checkpoints' `approvers` and `report.cosign.by` name them.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The approver's public key: SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`),
+    /// ECDSA P-256 or Ed25519 (`mkplan keygen` writes one as `PREFIX.pub.pem`).
+    #[schemars(regex(pattern = KEY_PEM_PATTERN))]
+    pub key: String,
+    /// Optional paste check: the key's id (SHA-256 of its DER form, lowercase hex), as
+    /// `openssl pkey -pubin -in KEY.pem -outform DER | sha256sum` prints it.
+    #[serde(default)]
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
+    pub key_id: Option<String>,
 }
 
 /// Where the change's cryptoperiod comes from.
@@ -272,6 +342,23 @@ pub struct RawReport {
     /// The report-signing key; it must not live on a token this plan migrates.
     #[serde(default)]
     pub sign: Option<RawSign>,
+    /// Co-signatures the report needs from approvers with a key (`mkplan report cosign`).
+    #[serde(default)]
+    pub cosign: Option<RawCosign>,
+}
+
+/// How many approvers must co-sign the report, and which may.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCosign {
+    /// How many distinct approvers of `by` must co-sign.
+    #[schemars(range(min = 1, max = 16))]
+    pub required: u64,
+    /// The approvers (by name, each with a key) who may co-sign; default: every approver
+    /// with a key.
+    #[serde(default)]
+    #[schemars(extend("uniqueItems" = true, "items" = { "type": "string", "minLength": 1 }))]
+    pub by: Option<Vec<String>>,
 }
 
 /// The report-signing key: exactly one of `key` (a PEM file) or `pkcs11` (a key on a token).

@@ -79,7 +79,7 @@ pub fn checks(verification: &Verification) -> Vec<CheckRecord> {
         .checks
         .iter()
         .map(|c| CheckRecord {
-            name: c.name.to_owned(),
+            name: c.name.trim().to_owned(),
             ok: c.ok,
             detail: c.detail.clone(),
         })

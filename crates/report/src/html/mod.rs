@@ -367,7 +367,7 @@ fn approvals(out: &mut String, r: &RunReport) {
                 vec![
                     format!("{} {}", code(&a.checkpoint), escape(&a.checkpoint_name)),
                     escape(&a.approver),
-                    escape(&a.method),
+                    escape(&a.how()),
                     escape(&a.time),
                     code(&a.shown_sha256),
                 ]
