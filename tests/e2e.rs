@@ -794,6 +794,100 @@ fn e2e_01_happy_path_with_1000_keys() {
     b.assert_pin_nowhere();
 }
 
+/// The key inventory is not journaled (a journal line per probe grew with the keys, and every
+/// step cloned it): each `probe_keys` writes a sorted JSON Lines side file into the run
+/// directory, and the journal record and the signed report name it by SHA-256 and line
+/// count. `report verify` checks it; an edited side file is refused, and a report built
+/// again from it says the comparison could not be made (issue 13).
+#[test]
+fn e2e_01b_the_key_inventory_is_a_sorted_side_file_named_by_its_digest() {
+    const KEYS: usize = 300;
+    let b = Bench::new();
+    let ran = b.rehearse(&offline_plan(), KEYS, &[]);
+    assert_exit(&ran, 0);
+    let dir = b.run_dir();
+    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    for line in text
+        .lines()
+        .filter(|l| l.contains(r#""kind":"probe_keys""#))
+    {
+        assert!(
+            line.len() < 4096,
+            "a probe's journal line of {} bytes",
+            line.len()
+        );
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let j = b.journal();
+    for (step, side) in [
+        ("steps[3]", "inventory_before"),
+        ("steps[9]", "inventory_after"),
+    ] {
+        let inventory = &j.one("step_succeeded", step)["data"]["data"]["inventory"];
+        assert!(inventory.get("objects").is_none(), "{inventory:#}");
+        let file = &inventory["file"];
+        let name = file["name"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            file["sha256"],
+            "{name}"
+        );
+        let objects: Vec<Value> = String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objects.len(), KEYS + KEYLESS, "{name}");
+        assert_eq!(file["lines"], objects.len(), "{name}");
+        let order = |o: &Value| {
+            ["class", "id", "label", "key_type"].map(|k| o[k].as_str().unwrap_or("").to_owned())
+        };
+        assert!(
+            objects.windows(2).all(|w| order(&w[0]) <= order(&w[1])),
+            "{name} is sorted"
+        );
+        let usable = objects
+            .iter()
+            .filter(|o| o["usable"]["state"] == "usable")
+            .count();
+        assert_eq!(usable, KEYS, "{name}");
+        let facts = &report["tokens"][0][side];
+        assert_eq!(facts["key_file"], *file, "{side}");
+        assert_eq!(facts["usable"], KEYS, "{side}");
+        assert_eq!(facts["keys"], KEYS, "{side}");
+    }
+    assert_eq!(report["tokens"][0]["comparison"]["reenciphered"], KEYS);
+    assert_exit(&b.mkplan(&["report", "verify", &b.run_id()]), 0);
+
+    // One key's line edited: the signed digest no longer holds.
+    let after = dir.join("keys-steps-9.jsonl");
+    let edited = std::fs::read_to_string(&after).unwrap().replacen(
+        r#""state":"usable""#,
+        r#""state":"unusable","reason":"x""#,
+        1,
+    );
+    std::fs::write(&after, edited).unwrap();
+    let verify = b.mkplan(&["report", "verify", &b.run_id()]);
+    assert_ne!(verify.code, Some(0), "{}", verify.both());
+    assert!(
+        verify.both().contains("keys-steps-9.jsonl"),
+        "{}",
+        verify.both()
+    );
+    assert_exit(
+        &b.mkplan(&["report", "generate", "--force", &b.run_id()]),
+        0,
+    );
+    let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    assert!(
+        report.contains("it was changed after the probe"),
+        "the rebuilt report says the edited list was not compared"
+    );
+    b.assert_pin_nowhere();
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. The migration fails at key 1, 500 and 1,000
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod executor;
 pub mod journal;
+pub mod keylist;
 pub mod lifecycle;
 pub mod lock;
 pub mod outcome;

@@ -69,6 +69,8 @@ fn inventory(blob: &str, usable: Usability) -> Value {
             key("aes-1", "01", blob, usable),
             key("aes-2", "02", "cafe", Usability::Usable),
         ],
+        file: None,
+        totals: None,
         counts: BTreeMap::from([("CKO_SECRET_KEY/CKK_AES".to_owned(), 2)]),
     };
     json!({"token": "ep11", "inventory": inventory})
@@ -191,7 +193,13 @@ fn the_procedure_shows_as_evidence_per_token() {
     let dir = tempfile::tempdir().unwrap();
     let plan = example_plan();
     let verified = read_verified(&journal(dir.path(), &plan, true)).unwrap();
-    let report = build(&plan, &verified, &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
     assert_eq!(report.run.outcome, "succeeded");
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let t = &report.tokens[0];
@@ -233,7 +241,14 @@ fn the_procedure_shows_as_evidence_per_token() {
     // Deterministic: the same journal, the same bytes.
     assert_eq!(
         report.to_bytes(),
-        build(&plan, &verified, &machine(), &facts()).to_bytes()
+        build(
+            Path::new("/nonexistent"),
+            &plan,
+            &verified,
+            &machine(),
+            &facts()
+        )
+        .to_bytes()
     );
 }
 
@@ -242,7 +257,13 @@ fn a_migration_without_probes_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let plan = example_plan();
     let verified = read_verified(&journal(dir.path(), &plan, false)).unwrap();
-    let report = build(&plan, &verified, &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
     let warnings = report.warnings.join("\n");
     assert!(
         warnings.contains("no `probe_keys` inventory was taken before"),
@@ -279,7 +300,13 @@ fn a_key_that_stopped_working_is_flagged() {
         };
         j.append(&event).unwrap();
     }
-    let report = build(&plan, &read_verified(&path).unwrap(), &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &read_verified(&path).unwrap(),
+        &machine(),
+        &facts(),
+    );
     let comparison = report.tokens[0].comparison.as_ref().unwrap();
     assert!(
         !comparison.ok && comparison.newly_unusable.len() == 1,
@@ -430,7 +457,13 @@ fn a_record_that_cannot_be_read_is_a_warning_not_a_silent_gap() {
             *data = StepData::from_json(value);
         }
     }
-    let report = build(&plan, &verified, &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
     assert!(report.tokens[0].backup.is_none());
     let warnings = report.warnings.join("\n");
     assert!(

@@ -283,23 +283,33 @@ pub(crate) fn rewrite_blob(
 
 /// Every object listed in `TOK_OBJ/OBJ.IDX`, in its order.
 pub(crate) fn read_objects(store: &Path) -> Result<Vec<StoredObject>, SimError> {
+    objects(store)?.collect()
+}
+
+/// Every object listed in `TOK_OBJ/OBJ.IDX`, in its order, read one at a time (a probe of a
+/// large store holds one object, not the store).
+pub(crate) fn objects(
+    store: &Path,
+) -> Result<impl Iterator<Item = Result<StoredObject, SimError>> + use<>, SimError> {
     let index_path = store.join("TOK_OBJ/OBJ.IDX");
     let index = mkplan_plan::input::read_to_string(&index_path, mkplan_plan::input::STORE_FILE)
         .map_err(|e| SimError::io(&index_path, e))?;
-    let mut objects = Vec::new();
-    for name in index.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let path = store.join("TOK_OBJ").join(name);
+    let dir = store.join("TOK_OBJ");
+    let names: Vec<String> = index
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(names.into_iter().map(move |name| {
+        let path = dir.join(&name);
         let text = mkplan_plan::input::read_to_string(&path, mkplan_plan::input::STORE_FILE)
             .map_err(|e| SimError::io(&path, e))?;
         let first = text.lines().next().unwrap_or_default();
         let object: SimObject = serde_json::from_str(first)
             .map_err(|e| SimError::Format(format!("object file `{}`: {e}", path.display())))?;
-        objects.push(StoredObject {
-            file: name.to_owned(),
-            object,
-        });
-    }
-    Ok(objects)
+        Ok(StoredObject { file: name, object })
+    }))
 }
 
 fn nvtok_path(store: &Path) -> PathBuf {
