@@ -120,37 +120,17 @@ const PATTERN: [(BlobKind, &str, &str, usize); 5] = [
 /// The objects of a new token: `keys` key objects with blobs sealed under the WK with VP
 /// `vp`, plus one certificate and one data object without a blob, placed among the keys (the
 /// tool's per-key index counts them, reference 1.2 step 12).
+#[cfg(test)]
 pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, SimError> {
-    let mut objects = Vec::with_capacity(keys + 2);
-    let mut id = Vec::new();
-    for n in 0..keys {
-        let (kind, class, key_type, payload_len) = PATTERN[n % PATTERN.len()];
-        // A key pair shares its CKA_ID and label; the private half comes first.
-        if !matches!(kind, BlobKind::EcPublic | BlobKind::RsaPublic) {
-            id = crypto::random_bytes(8).map_err(urandom_error)?;
-        }
-        let mut material = crypto::random_bytes(payload_len).map_err(urandom_error)?;
-        let blob = crypto::seal(kind, vp, &material).map_err(urandom_error);
-        zeroize::Zeroize::zeroize(&mut material);
-        let pair = n - n % PATTERN.len();
-        let label = match kind {
-            BlobKind::Aes => format!("app-aes-{:04}", n + 1),
-            BlobKind::EcPrivate | BlobKind::EcPublic => format!("app-ec-{:04}", pair + 2),
-            // RSA: `PATTERN` holds EP11 kinds only.
-            _ => format!("app-rsa-{:04}", pair + 4),
-        };
-        objects.push(SimObject {
-            mkplan_sim_object: 1,
-            class: class.to_owned(),
-            key_type: Some(key_type.to_owned()),
-            label,
-            id: hex::encode(&id),
-            private: class != "CKO_PUBLIC_KEY",
-            blob: Some(hex::encode(blob?)),
-            blob_reenc: None,
-            blob_old: None,
-        });
-    }
+    new_objects_lazily(keys, *vp).collect()
+}
+
+/// [`new_objects`], made one at a time as they are written (a 100,000-key host is laid out
+/// without holding its keys).
+pub(crate) fn new_objects_lazily(
+    keys: usize,
+    vp: [u8; 32],
+) -> impl Iterator<Item = Result<SimObject, SimError>> {
     let plain = |class: &str, label: &str, id: &str| SimObject {
         mkplan_sim_object: 1,
         class: class.to_owned(),
@@ -162,12 +142,55 @@ pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, 
         blob_reenc: None,
         blob_old: None,
     };
-    objects.insert(
-        objects.len().min(2),
-        plain("CKO_CERTIFICATE", "app-cert-0001", "c0de0001"),
-    );
-    objects.insert(objects.len().min(6), plain("CKO_DATA", "app-config", ""));
-    Ok(objects)
+    // Where the two keyless objects sit among the keys.
+    let (cert_at, data_at) = (keys.min(2), (keys + 1).min(6));
+    let (mut emitted, mut n) = (0, 0);
+    let mut id = Vec::new();
+    std::iter::from_fn(move || {
+        let position = emitted;
+        emitted += 1;
+        if position == cert_at {
+            return Some(Ok(plain("CKO_CERTIFICATE", "app-cert-0001", "c0de0001")));
+        }
+        if position == data_at {
+            return Some(Ok(plain("CKO_DATA", "app-config", "")));
+        }
+        if n == keys {
+            return None;
+        }
+        n += 1;
+        Some(new_key(n - 1, &vp, &mut id))
+    })
+}
+
+/// Key `n` of a new token; `id` is the CKA_ID its key pair shares.
+fn new_key(n: usize, vp: &[u8; 32], id: &mut Vec<u8>) -> Result<SimObject, SimError> {
+    let (kind, class, key_type, payload_len) = PATTERN[n % PATTERN.len()];
+    // A key pair shares its CKA_ID and label; the private half comes first.
+    if !matches!(kind, BlobKind::EcPublic | BlobKind::RsaPublic) {
+        *id = crypto::random_bytes(8).map_err(urandom_error)?;
+    }
+    let mut material = crypto::random_bytes(payload_len).map_err(urandom_error)?;
+    let blob = crypto::seal(kind, vp, &material).map_err(urandom_error);
+    zeroize::Zeroize::zeroize(&mut material);
+    let pair = n - n % PATTERN.len();
+    let label = match kind {
+        BlobKind::Aes => format!("app-aes-{:04}", n + 1),
+        BlobKind::EcPrivate | BlobKind::EcPublic => format!("app-ec-{:04}", pair + 2),
+        // RSA: `PATTERN` holds EP11 kinds only.
+        _ => format!("app-rsa-{:04}", pair + 4),
+    };
+    Ok(SimObject {
+        mkplan_sim_object: 1,
+        class: class.to_owned(),
+        key_type: Some(key_type.to_owned()),
+        label,
+        id: hex::encode(&*id),
+        private: class != "CKO_PUBLIC_KEY",
+        blob: Some(hex::encode(blob?)),
+        blob_reenc: None,
+        blob_old: None,
+    })
 }
 
 /// `OB` + 6 random `[A-Z0-9]`, not yet in `dir`.
@@ -196,7 +219,7 @@ pub(crate) fn create(
     pin: &str,
     objects: &[SimObject],
 ) -> Result<(), SimError> {
-    create_with_pins(store, label, pin, SO_PIN, objects)
+    create_with_pins(store, label, pin, SO_PIN, objects.iter().cloned().map(Ok))
 }
 
 /// The SO PIN `init` gives the tokens when none is given: openCryptoki's default.
@@ -209,7 +232,7 @@ pub(crate) fn create_with_pins(
     label: &str,
     pin: &str,
     so_pin: &str,
-    objects: &[SimObject],
+    objects: impl IntoIterator<Item = Result<SimObject, SimError>>,
 ) -> Result<(), SimError> {
     let tok_obj = store.join("TOK_OBJ");
     fs::create_dir_all(&tok_obj).map_err(|e| SimError::io(&tok_obj, e))?;
@@ -235,7 +258,7 @@ pub(crate) fn create_with_pins(
     for object in objects {
         let name = new_object_name(&tok_obj)?;
         let pad = 1024 + usize::from(crypto::random_bytes(2).map_err(urandom_error)?[0]) * 8;
-        write_object(store, &name, object, pad)?;
+        write_object(store, &name, &object?, pad)?;
         index.push_str(&name);
         index.push('\n');
     }
