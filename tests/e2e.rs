@@ -888,6 +888,87 @@ fn e2e_01b_the_key_inventory_is_a_sorted_side_file_named_by_its_digest() {
     b.assert_pin_nowhere();
 }
 
+/// Run history stays bounded without losing what may still be needed (issue 13): a
+/// rehearsal keeps the newest `--keep-rehearsals` finished rehearsals and says where they
+/// are; `runs --prune` removes finished runs older than the retention period; neither ever
+/// removes an unfinished run, however old.
+#[test]
+fn e2e_01c_rehearsals_keep_the_newest_n_and_runs_prune_never_removes_an_unfinished_run() {
+    let b = Bench::new();
+    let rehearse = || {
+        let mut c = guarded(MKPLAN);
+        c.arg("--state-dir")
+            .arg(&b.state)
+            .arg("rehearse")
+            .arg(offline_plan());
+        c.args(["--keys", "20", "--keep-rehearsals", "2"]);
+        let ran = b.run(c);
+        assert_exit(&ran, 0);
+        ran
+    };
+    let runs = || -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(b.state.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let first = rehearse();
+    assert!(
+        first.stderr.contains(&format!(
+            "rehearsals are kept in `{}` (the newest 2;",
+            b.state.join("runs").display()
+        )),
+        "{}",
+        first.both()
+    );
+    rehearse();
+    let oldest = runs()[0].clone();
+    let third = rehearse();
+    assert!(third.stderr.contains("1 older removed"), "{}", third.both());
+    assert!(
+        !runs().contains(&oldest),
+        "the oldest finished rehearsal went"
+    );
+    // The newest run: killed after its first event, on the bench's own host.
+    let mut c = b.rehearse_command(&offline_plan(), 20, &[]);
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", "0");
+    assert_eq!(b.run(c).signal, Some(9));
+    let now = runs();
+    assert_eq!(now.len(), 3, "{now:?}");
+    let unfinished = now[2].clone();
+
+    // Both the unfinished run and one finished run look years old.
+    let age = |id: &str, outcome_kept: bool| {
+        let path = b.state.join("runs").join(id).join("summary.json");
+        let mut summary: Value = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+            Err(_) => {
+                serde_json::json!({"run": id, "plan_name": "x", "rehearsal": true, "outcome": null, "finished": null})
+            }
+        };
+        summary["started"] = "2020-01-01T00:00:00Z".into();
+        if outcome_kept {
+            summary["finished"] = "2020-01-01T01:00:00Z".into();
+        }
+        std::fs::write(&path, serde_json::to_vec(&summary).unwrap()).unwrap();
+    };
+    age(&unfinished, false);
+    age(&now[0], true);
+    let pruned = b.mkplan(&["runs", "--prune"]);
+    assert_exit(&pruned, 0);
+    assert!(
+        pruned.stdout.contains(&format!("removed {}", now[0])),
+        "{}",
+        pruned.both()
+    );
+    assert_eq!(runs(), [now[1].clone(), unfinished.clone()]);
+    let all = b.mkplan(&["runs", "--prune", "--retention-days", "0"]);
+    assert_exit(&all, 0);
+    assert_eq!(runs(), [unfinished], "{}", all.both());
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. The migration fails at key 1, 500 and 1,000
 

@@ -21,6 +21,7 @@ mod man;
 mod manual;
 mod plan_input;
 pub mod preflight;
+mod prune;
 mod recap;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;

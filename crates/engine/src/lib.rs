@@ -20,6 +20,7 @@ pub mod ports;
 pub mod preflight;
 pub mod record;
 pub mod recorder;
+pub mod retention;
 pub mod rundir;
 pub mod secret;
 pub mod sinks;

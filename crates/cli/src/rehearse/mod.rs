@@ -21,6 +21,7 @@ use mkplan_engine::cancel::Cancel;
 use mkplan_engine::executor::RunOptions;
 use mkplan_engine::lifecycle::{NewRun, StartError, start};
 use mkplan_engine::preflight::Depth;
+use mkplan_engine::retention::DEFAULT_REHEARSALS_KEPT;
 use mkplan_engine::rundir::StateDir;
 use mkplan_plan::model::{Plan, SignKey};
 use mkplan_sim::rehearsal::{Faults, Rehearsal};
@@ -58,6 +59,9 @@ pub struct Args {
     /// Keep the simulated host's files afterwards.
     #[arg(long)]
     keep: bool,
+    /// Finished rehearsals kept in the state directory; older ones are removed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_REHEARSALS_KEPT)]
+    keep_rehearsals: usize,
 }
 
 pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
@@ -101,7 +105,17 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             ))
     );
     rehearsal.finish(finished, finished && temporary && !args.keep);
+    crate::prune::rehearsals(&rehearsal_state(globals), args.keep_rehearsals);
     outcome
+}
+
+fn rehearsal_state(globals: &Globals) -> StateDir {
+    StateDir::new(
+        globals
+            .state_dir
+            .clone()
+            .unwrap_or_else(rehearsal_state_dir),
+    )
 }
 
 fn rehearse(
@@ -117,12 +131,7 @@ fn rehearse(
         operator_name: format!("{} (rehearsal)", operator_name(None)),
         ..RunOptions::default()
     };
-    let state = StateDir::new(
-        globals
-            .state_dir
-            .clone()
-            .unwrap_or_else(rehearsal_state_dir),
-    );
+    let state = rehearsal_state(globals);
     let approvals = ApprovalInputs::default();
     let root = host.host.root().clone();
     let concluded = start(
