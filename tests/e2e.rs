@@ -969,6 +969,40 @@ fn e2e_01c_rehearsals_keep_the_newest_n_and_runs_prune_never_removes_an_unfinish
     assert_eq!(runs(), [unfinished], "{}", all.both());
 }
 
+/// Without a terminal, a long step still shows it is moving (issue 13): a progress log line
+/// with `n of N`, the rate and the ETA, in the human and the JSON log formats, and never
+/// the tracing span's raw `step{name=…}` label.
+#[test]
+fn e2e_01d_a_long_migration_logs_its_progress_without_a_terminal() {
+    for format in ["human", "json"] {
+        let b = Bench::new();
+        let mut c = b.rehearse_command(&offline_plan(), 600, &["slow-keys=6"]);
+        c.args(["--log-format", format]);
+        let ran = b.run(c);
+        assert_exit(&ran, 0);
+        let of = format!(" of {}, ", 600 + KEYLESS);
+        assert!(!ran.stderr.contains("step{"), "{}", ran.both());
+        let progress: Vec<&str> = ran
+            .stderr
+            .lines()
+            // N: the objects the tool lists (its per-key index counts the keyless ones too).
+            .filter(|l| l.contains("keys re-enciphered (") && l.contains(&of))
+            .collect();
+        assert!(
+            !progress.is_empty(),
+            "{format}: no progress line: {}",
+            ran.both()
+        );
+        assert!(progress.iter().all(|l| l.contains("/s")), "{progress:?}");
+        if format == "json" {
+            let line: Value = serde_json::from_str(progress[0]).unwrap();
+            assert_eq!(line["fields"]["kind"], "progress", "{line:#}");
+            assert_eq!(line["fields"]["total"], 600 + KEYLESS, "{line:#}");
+            assert_eq!(line["fields"]["step"], "steps[5]", "{line:#}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. The migration fails at key 1, 500 and 1,000
 

@@ -2,11 +2,14 @@
 //! `mkplan runs --prune` by the retention period. The rule is `engine::retention`'s: an
 //! unfinished run is never removed.
 
-use mkplan_engine::retention::{PruneError, Pruned, Rule, prune};
+#[cfg(feature = "rehearse")]
+use mkplan_engine::retention::Pruned;
+use mkplan_engine::retention::{PruneError, Rule, prune};
 use mkplan_engine::rundir::StateDir;
 
 use crate::error::CliError;
 
+#[cfg(feature = "rehearse")]
 /// After a rehearsal: keeps the newest `keep` finished rehearsals of `state` and says where
 /// they are. A failure to prune is said, never fails the rehearsal.
 pub fn rehearsals(state: &StateDir, keep: usize) {

@@ -14,6 +14,9 @@ use mkplan_plan::model::ProbeKeysStep;
 /// `probe_keys`.
 pub(crate) struct ProbeKeysKind;
 
+/// Objects between two progress events.
+const PROGRESS_EVERY: u64 = 250;
+
 impl Kind for ProbeKeysKind {
     type Args = ProbeKeysStep;
     type Output = ProbeOutput;
@@ -46,10 +49,16 @@ fn run(step: &ProbeKeysStep, cx: &mut RunContext<'_>) -> KindResult<ProbeOutput>
     let stem = format!("keys-{}-{}", cx.step.section.key(), cx.step.index);
     let mut list =
         KeyListWriter::create(&cx.run.run_dir, &stem).map_err(|e| Failed::step(e.to_string()))?;
-    let module = cx
-        .keys
+    let keys = cx.keys;
+    let mut probed = 0u64;
+    let module = keys
         .probe_into(&module, u64::from(token.slot.get()), &pin, &mut |object| {
-            list.push(object)
+            list.push(object)?;
+            probed += 1;
+            if probed.is_multiple_of(PROGRESS_EVERY) {
+                cx.progress(probed, None, format!("{probed} objects probed"));
+            }
+            Ok(())
         })
         .map_err(|e| Failed::step(e.to_string()))?;
     let summary = list.finish().map_err(|e| Failed::step(e.to_string()))?;
