@@ -821,7 +821,7 @@ fn e2e_01b_the_key_inventory_is_a_sorted_side_file_named_by_its_digest() {
         serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
     let j = b.journal();
     for (step, side) in [
-        ("steps[3]", "inventory_before"),
+        ("steps[2]", "inventory_before"),
         ("steps[9]", "inventory_after"),
     ] {
         let inventory = &j.one("step_succeeded", step)["data"]["data"]["inventory"];
@@ -1192,7 +1192,7 @@ fn e2e_05_a_stray_process_stops_the_plan_before_the_tool_starts() {
     assert_exit(&resumed, 1);
     let j = a.journal();
     assert_eq!(j.outcome(), "failed");
-    let error = j.error("steps[2]");
+    let error = j.error("steps[3]");
     assert!(
         error.contains("still use a token") && error.contains("--stray"),
         "{error}"

@@ -7,6 +7,7 @@ mod backup_before_migrate;
 mod committed_before_migrate;
 mod distinct_tokens;
 mod no_restore_after_activation;
+mod probe_outside_window;
 mod rescue_restores;
 mod sign_key_not_migrated;
 mod start_after_activation;
@@ -33,6 +34,7 @@ pub static RULES: &[&dyn Rule] = &[
     &start_after_activation::StartAfterActivation,
     &rescue_restores::RescueRestores,
     &sign_key_not_migrated::SignKeyNotMigrated,
+    &probe_outside_window::ProbeOutsideWindow,
 ];
 
 /// Runs every rule; each diagnostic carries the rule's id and why it exists.
