@@ -122,17 +122,18 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         apqns(("valid", Some(OLD)), ("committed", Some(NEW))),
         vec![],
     );
+    // The offline plan probes before it stops (rule `probe-outside-window`).
+    if probes {
+        ran(2, inventory("aaaa", Usability::Usable), vec![]);
+    }
     ran(
-        2,
+        3,
         json!({"units": [
             {"unit": "myapp.service", "was_active": true, "stopped_at": "2026-01-01T10:00:00Z"},
             {"unit": "httpd.service", "was_active": false, "stopped_at": "2026-01-01T10:00:01Z"},
         ], "scan": {"scanned": 9, "unreadable": 0, "users": []}}),
         vec![],
     );
-    if probes {
-        ran(3, inventory("aaaa", Usability::Usable), vec![]);
-    }
     ran(
         4,
         json!({"token": "ep11", "target": "local", "pruned": [], "record": {
@@ -223,7 +224,7 @@ fn the_procedure_shows_as_evidence_per_token() {
     let migration = t.migration.as_ref().unwrap();
     assert_eq!(migration.status, "succeeded");
     assert_eq!(migration.keys_reenciphered, Some(2));
-    assert_eq!(t.inventory_before.as_ref().unwrap().step, "steps[3]");
+    assert_eq!(t.inventory_before.as_ref().unwrap().step, "steps[2]");
     assert_eq!(t.inventory_after.as_ref().unwrap().step, "steps[9]");
     let comparison = t.comparison.as_ref().unwrap();
     assert!(
