@@ -69,7 +69,7 @@ fn every_fixture_journal_builds_the_report_it_built_before() {
             .plan
             .unwrap_or_else(|| panic!("{}: the plan copy validates", dir.display()));
         let journal = read_verified(&dir.join("journal.jsonl")).unwrap();
-        let report = build(&plan, &journal, &machine, &signing).to_bytes();
+        let report = build(&dir, &plan, &journal, &machine, &signing).to_bytes();
         let text = String::from_utf8(report).unwrap();
         insta::assert_snapshot!(format!("compat-report-{}", name(&dir)), text);
     }

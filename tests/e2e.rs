@@ -794,6 +794,215 @@ fn e2e_01_happy_path_with_1000_keys() {
     b.assert_pin_nowhere();
 }
 
+/// The key inventory is not journaled (a journal line per probe grew with the keys, and every
+/// step cloned it): each `probe_keys` writes a sorted JSON Lines side file into the run
+/// directory, and the journal record and the signed report name it by SHA-256 and line
+/// count. `report verify` checks it; an edited side file is refused, and a report built
+/// again from it says the comparison could not be made (issue 13).
+#[test]
+fn e2e_01b_the_key_inventory_is_a_sorted_side_file_named_by_its_digest() {
+    const KEYS: usize = 300;
+    let b = Bench::new();
+    let ran = b.rehearse(&offline_plan(), KEYS, &[]);
+    assert_exit(&ran, 0);
+    let dir = b.run_dir();
+    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    for line in text
+        .lines()
+        .filter(|l| l.contains(r#""kind":"probe_keys""#))
+    {
+        assert!(
+            line.len() < 4096,
+            "a probe's journal line of {} bytes",
+            line.len()
+        );
+    }
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let j = b.journal();
+    for (step, side) in [
+        ("steps[2]", "inventory_before"),
+        ("steps[9]", "inventory_after"),
+    ] {
+        let inventory = &j.one("step_succeeded", step)["data"]["data"]["inventory"];
+        assert!(inventory.get("objects").is_none(), "{inventory:#}");
+        let file = &inventory["file"];
+        let name = file["name"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            file["sha256"],
+            "{name}"
+        );
+        let objects: Vec<Value> = String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(objects.len(), KEYS + KEYLESS, "{name}");
+        assert_eq!(file["lines"], objects.len(), "{name}");
+        let order = |o: &Value| {
+            ["class", "id", "label", "key_type"].map(|k| o[k].as_str().unwrap_or("").to_owned())
+        };
+        assert!(
+            objects.windows(2).all(|w| order(&w[0]) <= order(&w[1])),
+            "{name} is sorted"
+        );
+        let usable = objects
+            .iter()
+            .filter(|o| o["usable"]["state"] == "usable")
+            .count();
+        assert_eq!(usable, KEYS, "{name}");
+        let facts = &report["tokens"][0][side];
+        assert_eq!(facts["key_file"], *file, "{side}");
+        assert_eq!(facts["usable"], KEYS, "{side}");
+        assert_eq!(facts["keys"], KEYS, "{side}");
+    }
+    assert_eq!(report["tokens"][0]["comparison"]["reenciphered"], KEYS);
+    assert_exit(&b.mkplan(&["report", "verify", &b.run_id()]), 0);
+
+    // One key's line edited: the signed digest no longer holds.
+    let after = dir.join("keys-steps-9.jsonl");
+    let edited = std::fs::read_to_string(&after).unwrap().replacen(
+        r#""state":"usable""#,
+        r#""state":"unusable","reason":"x""#,
+        1,
+    );
+    std::fs::write(&after, edited).unwrap();
+    let verify = b.mkplan(&["report", "verify", &b.run_id()]);
+    assert_ne!(verify.code, Some(0), "{}", verify.both());
+    assert!(
+        verify.both().contains("keys-steps-9.jsonl"),
+        "{}",
+        verify.both()
+    );
+    assert_exit(
+        &b.mkplan(&["report", "generate", "--force", &b.run_id()]),
+        0,
+    );
+    let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    assert!(
+        report.contains("it was changed after the probe"),
+        "the rebuilt report says the edited list was not compared"
+    );
+    b.assert_pin_nowhere();
+}
+
+/// Run history stays bounded without losing what may still be needed (issue 13): a
+/// rehearsal keeps the newest `--keep-rehearsals` finished rehearsals and says where they
+/// are; `runs --prune` removes finished runs older than the retention period; neither ever
+/// removes an unfinished run, however old.
+#[test]
+fn e2e_01c_rehearsals_keep_the_newest_n_and_runs_prune_never_removes_an_unfinished_run() {
+    let b = Bench::new();
+    let rehearse = || {
+        let mut c = guarded(MKPLAN);
+        c.arg("--state-dir")
+            .arg(&b.state)
+            .arg("rehearse")
+            .arg(offline_plan());
+        c.args(["--keys", "20", "--keep-rehearsals", "2"]);
+        let ran = b.run(c);
+        assert_exit(&ran, 0);
+        ran
+    };
+    let runs = || -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(b.state.join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let first = rehearse();
+    assert!(
+        first.stderr.contains(&format!(
+            "rehearsals are kept in `{}` (the newest 2;",
+            b.state.join("runs").display()
+        )),
+        "{}",
+        first.both()
+    );
+    rehearse();
+    let oldest = runs()[0].clone();
+    let third = rehearse();
+    assert!(third.stderr.contains("1 older removed"), "{}", third.both());
+    assert!(
+        !runs().contains(&oldest),
+        "the oldest finished rehearsal went"
+    );
+    // The newest run: killed after its first event, on the bench's own host.
+    let mut c = b.rehearse_command(&offline_plan(), 20, &[]);
+    c.env("MKPLAN_TEST_KILL_AFTER_JOURNAL_EVENT", "0");
+    assert_eq!(b.run(c).signal, Some(9));
+    let now = runs();
+    assert_eq!(now.len(), 3, "{now:?}");
+    let unfinished = now[2].clone();
+
+    // Both the unfinished run and one finished run look years old.
+    let age = |id: &str, outcome_kept: bool| {
+        let path = b.state.join("runs").join(id).join("summary.json");
+        let mut summary: Value = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap(),
+            Err(_) => {
+                serde_json::json!({"run": id, "plan_name": "x", "rehearsal": true, "outcome": null, "finished": null})
+            }
+        };
+        summary["started"] = "2020-01-01T00:00:00Z".into();
+        if outcome_kept {
+            summary["finished"] = "2020-01-01T01:00:00Z".into();
+        }
+        std::fs::write(&path, serde_json::to_vec(&summary).unwrap()).unwrap();
+    };
+    age(&unfinished, false);
+    age(&now[0], true);
+    let pruned = b.mkplan(&["runs", "--prune"]);
+    assert_exit(&pruned, 0);
+    assert!(
+        pruned.stdout.contains(&format!("removed {}", now[0])),
+        "{}",
+        pruned.both()
+    );
+    assert_eq!(runs(), [now[1].clone(), unfinished.clone()]);
+    let all = b.mkplan(&["runs", "--prune", "--retention-days", "0"]);
+    assert_exit(&all, 0);
+    assert_eq!(runs(), [unfinished], "{}", all.both());
+}
+
+/// Without a terminal, a long step still shows it is moving (issue 13): a progress log line
+/// with `n of N`, the rate and the ETA, in the human and the JSON log formats, and never
+/// the tracing span's raw `step{name=…}` label.
+#[test]
+fn e2e_01d_a_long_migration_logs_its_progress_without_a_terminal() {
+    for format in ["human", "json"] {
+        let b = Bench::new();
+        let mut c = b.rehearse_command(&offline_plan(), 600, &["slow-keys=6"]);
+        c.args(["--log-format", format]);
+        let ran = b.run(c);
+        assert_exit(&ran, 0);
+        let of = format!(" of {}, ", 600 + KEYLESS);
+        assert!(!ran.stderr.contains("step{"), "{}", ran.both());
+        let progress: Vec<&str> = ran
+            .stderr
+            .lines()
+            // N: the objects the tool lists (its per-key index counts the keyless ones too).
+            .filter(|l| l.contains("keys re-enciphered (") && l.contains(&of))
+            .collect();
+        assert!(
+            !progress.is_empty(),
+            "{format}: no progress line: {}",
+            ran.both()
+        );
+        assert!(progress.iter().all(|l| l.contains("/s")), "{progress:?}");
+        if format == "json" {
+            let line: Value = serde_json::from_str(progress[0]).unwrap();
+            assert_eq!(line["fields"]["kind"], "progress", "{line:#}");
+            assert_eq!(line["fields"]["total"], 600 + KEYLESS, "{line:#}");
+            assert_eq!(line["fields"]["step"], "steps[5]", "{line:#}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. The migration fails at key 1, 500 and 1,000
 
@@ -983,7 +1192,7 @@ fn e2e_05_a_stray_process_stops_the_plan_before_the_tool_starts() {
     assert_exit(&resumed, 1);
     let j = a.journal();
     assert_eq!(j.outcome(), "failed");
-    let error = j.error("steps[2]");
+    let error = j.error("steps[3]");
     assert!(
         error.contains("still use a token") && error.contains("--stray"),
         "{error}"

@@ -9,9 +9,11 @@ mod token_lock;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use mkplan_engine::ports::keys::KeyProber;
+use mkplan_engine::record::probe::Inventory;
 use mkplan_engine::secret::Pin;
 use mkplan_host::archive;
-use mkplan_host::pkcs11::probe;
+use mkplan_host::pkcs11::Pkcs11Prober;
 use sha2::{Digest, Sha256};
 
 const STORE: &str = "/var/lib/opencryptoki/swtok";
@@ -38,6 +40,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<(String, String)>) {
 
 #[test]
 fn a_restored_store_is_byte_identical_and_still_works() {
+    let probe = |module: &Path, slot: u64, pin: &Pin| Pkcs11Prober.probe(module, slot, pin);
     let _token = token_lock::lock_the_soft_token();
     let module = PathBuf::from(env("MKPLAN_TEST_OCK_MODULE"));
     let slot: u64 = env("MKPLAN_TEST_OCK_SLOT").parse().unwrap();
@@ -111,7 +114,8 @@ fn a_restored_store_is_byte_identical_and_still_works() {
         !after.objects.iter().any(|o| o.label == label),
         "the key made after the backup is gone"
     );
-    let comparison = mkplan_engine::record::probe::compare(&before, &after);
+    let stream = |inventory: Inventory| inventory.objects.into_iter().map(Ok::<_, ()>);
+    let comparison = mkplan_engine::record::probe::compare(stream(before), stream(after)).unwrap();
     assert!(
         comparison.same_keys && comparison.all_usable,
         "{comparison:?}"

@@ -26,10 +26,42 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::Attribute;
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability, compare};
+use mkplan_engine::record::probe::{Inventory, InventoryComparison, ObjectInfo, Usability};
 use mkplan_engine::secret::Pin;
-use mkplan_host::pkcs11::{KeyRef, Pkcs11Error, probe, public_key_pem, sign_ecdsa_p256};
+use mkplan_host::pkcs11::{KeyRef, Pkcs11Error, public_key_pem, sign_ecdsa_p256};
 use sha2::{Digest, Sha256};
+
+/// The whole inventory in memory, as the probe's port gives it to tests, with the module's
+/// own error.
+fn probe(module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, Pkcs11Error> {
+    let mut objects = Vec::new();
+    let module_name = mkplan_host::pkcs11::probe(module, slot, pin, &mut |object| {
+        objects.push(object);
+        Ok(())
+    })?;
+    objects.sort_by(ObjectInfo::order);
+    let mut counts = std::collections::BTreeMap::new();
+    for object in &objects {
+        let key = match &object.key_type {
+            Some(key_type) => format!("{}/{key_type}", object.class),
+            None => object.class.clone(),
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    Ok(Inventory {
+        module: module_name,
+        slot,
+        objects,
+        file: None,
+        totals: None,
+        counts,
+    })
+}
+
+fn compare(before: &Inventory, after: &Inventory) -> InventoryComparison {
+    let stream = |inventory: &Inventory| inventory.objects.clone().into_iter().map(Ok::<_, ()>);
+    mkplan_engine::record::probe::compare(stream(before), stream(after)).unwrap()
+}
 
 /// The user PIN of every SoftHSM test token: the no-leak PIN of the issues.
 const SOFTHSM_PIN: &str = "S3cr3t-PIN-4711";

@@ -932,8 +932,8 @@ fn the_same_journal_gives_the_same_report_bytes() {
     let on_disk = std::fs::read(dir.join("report.json")).unwrap();
     let signing = report_of(&dir).signing;
     let machine = Machine::current();
-    let first = build(&plan, &journal, &machine, &signing).to_bytes();
-    let second = build(&plan, &journal, &machine, &signing).to_bytes();
+    let first = build(&dir, &plan, &journal, &machine, &signing).to_bytes();
+    let second = build(&dir, &plan, &journal, &machine, &signing).to_bytes();
     assert_eq!(first, second, "two builds in one process");
     assert!(
         first == on_disk,

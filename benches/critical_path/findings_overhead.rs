@@ -79,8 +79,8 @@ pub fn write(
         let _ = write!(
             o,
             " The largest stretch between steps, {} (median over the runs), follows `{after}`: \
-             its outcome carries the whole inventory and is journaled as one {} line, which \
-             `Journal::append` (`crates/engine/src/journal.rs`) serialises twice (once for the hash \
+             its outcome is journaled as one {} line (the key inventory is a side file named \
+             by its digest, not journal data), which `Journal::append` (`crates/engine/src/journal.rs`) serialises twice (once for the hash \
              chain, once for the line), hashes, writes and `fdatasync`s before the next step \
              may start.",
             ms(gap),
@@ -88,10 +88,7 @@ pub fn write(
         );
     }
     let small_step = step_median(v, "set_expected_wkvp");
-    let _ = write!(
-        o,
-        " The other stretches are about ten milliseconds each after `probe_keys`, and"
-    );
+    let _ = write!(o, " The other stretches are smaller, and");
     match fdatasync {
         Some(f) if f.median < 1.0 => {
             let _ = write!(
@@ -115,12 +112,9 @@ pub fn write(
     }
     let _ = write!(
         o,
-        ": `Executor::step` (`crates/engine/src/executor.rs`) clones the whole run state — the \
-         journaled data of every earlier step, inventory included — before each step runs \
-         and drops the clone after the step's outcome is journaled. `strace` of a \
-         10,000-key rehearsal shows each as about 10 ms without a system call, and a profile \
-         shows the `serde_json::Value` clones and frees. The clone lands in the steps' own \
-         times"
+        ": `Executor::step` (`crates/engine/src/executor.rs`) still clones the run state \
+         before each step runs, but that state no longer holds the key inventory (counts and \
+         a digest only), so the clone is small. Step times include it"
     );
     if let Some(t) = small_step {
         let _ = write!(
@@ -153,8 +147,9 @@ pub fn write(
          nearly all of the between-steps time and the slowdown of later steps — overhead \
          about {:.1} % here (an estimate: today's overhead less the between-steps time); (2) the `probe_keys` before the change could run before `stop` in the \
          plan, taking it out of the window — at the price of an inventory that predates the \
-         stop (a key created in between would be missed), which is why \
-         `plans/ep11-offline.yaml` places it after; or it could probe on both cores. With \
+         stop (a key created in between would be missed); `plans/ep11-offline.yaml` now places \
+         it before, and rule `probe-outside-window` warns of one inside the window without \
+         need; or it could probe on both cores. With \
          (1) and (2): about {:.1} %.\n",
         share(probe + rest),
         share(rest)

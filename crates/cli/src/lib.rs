@@ -24,6 +24,7 @@ mod manual;
 mod parked;
 mod plan_input;
 pub mod preflight;
+mod prune;
 mod recap;
 #[cfg(feature = "rehearse")]
 pub mod rehearse;

@@ -2,8 +2,10 @@
 
 use std::io::IsTerminal;
 
+use mkplan_engine::sinks::PROGRESS_TARGET;
+use tracing_indicatif::style::ProgressStyle;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -34,7 +36,14 @@ impl Globals {
                 )
                 .try_init(),
             LogFormat::Human if std::io::stderr().is_terminal() => {
-                let bars = tracing_indicatif::IndicatifLayer::new();
+                // The step's own words, `n of N`, rate and ETA, not the span's `step{name=…}`.
+                let style = ProgressStyle::with_template(
+                    "{spinner} {wide_msg} {pos}/{len} {per_sec} ETA {eta} [{elapsed}]",
+                )
+                .expect("the template is valid");
+                let bars = tracing_indicatif::IndicatifLayer::new().with_progress_style(style);
+                // The bar shows what the progress log lines say.
+                let not_progress = filter_fn(|meta| meta.target() != PROGRESS_TARGET);
                 registry
                     .with(
                         tracing_subscriber::fmt::layer()
@@ -43,7 +52,7 @@ impl Globals {
                             .fmt_fields(message_only())
                             .with_target(false)
                             .with_writer(bars.get_stderr_writer())
-                            .with_filter(level),
+                            .with_filter(level.and(not_progress)),
                     )
                     .with(bars.with_filter(level))
                     .try_init()

@@ -8,6 +8,7 @@ use crate::globals::{Globals, rehearsal_state_dir};
 use mkplan_engine::events::EventKind;
 use mkplan_engine::journal::read_verified;
 use mkplan_engine::lock::StateLock;
+use mkplan_engine::retention::DEFAULT_RETENTION_DAYS;
 use mkplan_engine::rundir::{RunDir, StateDir};
 use mkplan_engine::state::{Phase, RunState};
 use mkplan_engine::summary::RunSummary;
@@ -15,10 +16,21 @@ use mkplan_engine::summary::RunSummary;
 /// List the runs and their state (running, succeeded, failed, rescued, aborted,
 /// interrupted, needs decision).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Remove the runs that finished more than --retention-days ago (never an unfinished
+    /// run), instead of listing.
+    #[arg(long)]
+    prune: bool,
+    /// How long --prune keeps a finished run, in days.
+    #[arg(long, value_name = "DAYS", default_value_t = DEFAULT_RETENTION_DAYS, requires = "prune")]
+    retention_days: u64,
+}
 
-pub fn run(_: Args, globals: &Globals) -> Result<(), CliError> {
+pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     let state_dir = globals.state();
+    if args.prune {
+        return crate::prune::older_than(&state_dir, args.retention_days);
+    }
     let runs = state_dir.list_runs().map_err(anyhow::Error::from)?;
     if runs.is_empty() {
         println!("no runs in `{}`", state_dir.runs().display());

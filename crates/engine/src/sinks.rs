@@ -3,6 +3,8 @@
 //! when the tracing-indicatif layer is installed, i.e. on a terminal). The recap is built
 //! from the journal's replayed state, not from a sink, so a resumed run recaps all of it.
 
+use std::time::{Duration, Instant};
+
 use tracing::{Span, error, info, info_span, warn};
 use tracing_indicatif::span_ext::IndicatifSpanExt;
 
@@ -17,10 +19,22 @@ pub trait Sink {
     fn finish(&mut self) {}
 }
 
+/// The target of progress log lines: a terminal's log layer leaves them out (its bar shows
+/// the same), every other log shows them.
+pub const PROGRESS_TARGET: &str = "mkplan::progress";
+
+/// The first progress line of a step comes this long after it started; then one at most
+/// every [`PROGRESS_EVERY`], so a log tailed over ssh is seen moving.
+const PROGRESS_FIRST: Duration = Duration::from_secs(2);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// Log lines (and progress bars) through `tracing`.
 #[derive(Default)]
 pub struct LogSink {
     running: Option<Span>,
+    /// When the running step started, and when its last progress line was logged.
+    step_started: Option<Instant>,
+    progress_logged: Option<Instant>,
     /// The operator shows checkpoint texts at the terminal these lines go to: the line
     /// names the text by its digest instead of printing it a second time.
     texts_on_terminal: bool,
@@ -31,6 +45,8 @@ impl LogSink {
     pub fn new(operator: &dyn Operator) -> Self {
         Self {
             running: None,
+            step_started: None,
+            progress_logged: None,
             texts_on_terminal: operator.at_terminal(),
         }
     }
@@ -73,6 +89,8 @@ impl Sink for LogSink {
                 span.pb_set_message(&format!("{} {}", step.position(), step.name));
                 span.pb_start();
                 self.running = Some(span);
+                self.step_started = Some(Instant::now());
+                self.progress_logged = None;
             }
             EventKind::StepSucceeded {
                 step,
@@ -245,10 +263,10 @@ impl Sink for LogSink {
                 outcome.as_str()
             ),
             EventKind::Progress {
+                step,
                 done,
                 total,
                 message,
-                ..
             } => {
                 if let Some(span) = &self.running {
                     if let Some(total) = total {
@@ -256,9 +274,14 @@ impl Sink for LogSink {
                     }
                     span.pb_set_position(*done);
                     if !message.is_empty() {
-                        span.pb_set_message(message);
+                        span.pb_set_message(&format!(
+                            "{} {}: {message}",
+                            step.position(),
+                            step.name
+                        ));
                     }
                 }
+                self.progress_line(step, *done, *total, message);
             }
             EventKind::Notice { step, message } => match step {
                 Some(step) => warn!(kind, step = step.position(), "{message}"),
@@ -269,5 +292,50 @@ impl Sink for LogSink {
 
     fn finish(&mut self) {
         self.running = None;
+    }
+}
+
+impl LogSink {
+    /// A progress log line (`n of N`, rate, ETA), at most every [`PROGRESS_EVERY`].
+    fn progress_line(
+        &mut self,
+        step: &crate::events::StepRef,
+        done: u64,
+        total: Option<u64>,
+        message: &str,
+    ) {
+        let now = Instant::now();
+        let started = *self.step_started.get_or_insert(now);
+        let due = match self.progress_logged {
+            None => now.duration_since(started) >= PROGRESS_FIRST,
+            Some(last) => now.duration_since(last) >= PROGRESS_EVERY,
+        };
+        if !due {
+            return;
+        }
+        self.progress_logged = Some(now);
+        let elapsed = now.duration_since(started).as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            done as f64 / elapsed
+        } else {
+            0.0
+        };
+        let of = total.map_or(String::new(), |t| format!(" of {t}"));
+        let eta = match total {
+            Some(t) if rate > 0.0 && t >= done => {
+                format!(", ETA {}s", ((t - done) as f64 / rate).ceil() as u64)
+            }
+            _ => String::new(),
+        };
+        info!(
+            target: PROGRESS_TARGET,
+            kind = "progress",
+            step = step.position(),
+            done,
+            total,
+            "… {} {}: {message} ({done}{of}, {rate:.0}/s{eta})",
+            step.position(),
+            step.name
+        );
     }
 }

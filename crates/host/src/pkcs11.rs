@@ -28,8 +28,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
-use mkplan_engine::ports::keys::{KeyError, KeyProber};
-use mkplan_engine::record::probe::Inventory;
+use mkplan_engine::ports::keys::{KeyError, KeyProber, ObjectSink};
 use mkplan_engine::secret::Pin;
 
 pub use error::Pkcs11Error;
@@ -145,8 +144,14 @@ fn login(session: &Session, target: Target<'_>, pin: &Pin) -> Result<(), Pkcs11E
 pub struct Pkcs11Prober;
 
 impl KeyProber for Pkcs11Prober {
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, KeyError> {
-        Ok(probe(module, slot, pin)?)
+    fn probe_into(
+        &self,
+        module: &Path,
+        slot: u64,
+        pin: &Pin,
+        out: &mut ObjectSink<'_>,
+    ) -> Result<String, KeyError> {
+        Ok(probe(module, slot, pin, out)?)
     }
 
     fn verify_pin(&self, module: &Path, slot: u64, pin: &Pin) -> Result<(), KeyError> {
@@ -161,7 +166,13 @@ mod tests {
     #[test]
     fn a_missing_module_is_named_in_the_error() {
         let pin = Pin::new("S3cr3t-PIN-4711".to_owned());
-        let error = probe(Path::new("/nonexistent/libnothing.so"), 3, &pin).unwrap_err();
+        let error = probe(
+            Path::new("/nonexistent/libnothing.so"),
+            3,
+            &pin,
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, Pkcs11Error::Load { .. }), "{error:?}");
         assert!(

@@ -1,6 +1,9 @@
-//! Building the [`RunReport`] from the verified journal and the plan, and nothing else: no
+//! Building the [`RunReport`] from the verified journal, the plan and the run's key-list side
+//! files (digest-checked against the journal), and nothing else: no
 //! clock, no live host state (the machine's name and kernel come in as [`Machine`]). So the
 //! same run data always gives the same report.
+
+use std::path::Path;
 
 use crate::model::{
     ApprovalRecord, ApproverKeyFacts, Cosigning, DecisionRecord, FailureFacts, HostFacts,
@@ -44,6 +47,7 @@ impl Machine {
 
 /// Builds the report of the run whose verified journal is `journal`.
 pub fn build(
+    run_dir: &Path,
     plan: &Plan,
     journal: &Verified,
     machine: &Machine,
@@ -118,7 +122,16 @@ pub fn build(
     let tokens = plan
         .tokens
         .values()
-        .map(|token| tokens::token_report(plan, token, &timeline, run_end.as_ref(), &mut warnings))
+        .map(|token| {
+            tokens::token_report(
+                run_dir,
+                plan,
+                token,
+                &timeline,
+                run_end.as_ref(),
+                &mut warnings,
+            )
+        })
         .collect();
     let (approvals, refused_approvals) = approvals(journal);
     warnings.extend(asserted_names(plan, &approvals));

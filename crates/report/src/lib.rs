@@ -139,7 +139,7 @@ pub fn generate_with(
     signer: &ReportSigner,
 ) -> Result<Generated, ReportError> {
     let journal = read_verified(&run_dir.join(JOURNAL))?;
-    let report = build(plan, &journal, &Machine::current(), signer.facts());
+    let report = build(run_dir, plan, &journal, &Machine::current(), signer.facts());
     let bytes = report.to_bytes();
     let signature = signer.sign(&bytes)?;
     let statement = Statement::about(&report, &bytes).to_bytes();

@@ -392,8 +392,30 @@ pub struct InventoryFacts {
     pub keys: u64,
     /// `CKO_SECRET_KEY/CKK_AES` → count.
     pub counts: BTreeMap<String, u64>,
-    /// Every key (secret, private, public), in the probe's order.
+    /// Keys shown to work, and keys that failed; `None` in reports from before the side file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usable: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unusable: Option<u64>,
+    /// Keys (secret, private, public) in the inventory's order: with `key_file`, every
+    /// unusable key (at most 100) and the first 25 others; without (older reports), all.
     pub key_list: Vec<KeyFacts>,
+    /// The full inventory: a JSON Lines file in the run directory, beside `report.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<KeyFileFacts>,
+}
+
+/// The side file a `probe_keys` wrote: every object on the token, one JSON object a line
+/// (`class`, `key_type`, `label`, `id`, `token`, `blob_len`, `blob_sha256`, `usable` as
+/// `{"state": "usable"|"unusable"|"not_exercised", "reason"}`), sorted by class, id, label and
+/// key type. Its SHA-256 here, in the signed report, makes it part of the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFileFacts {
+    /// The file's name in the run directory.
+    pub name: String,
+    pub sha256: String,
+    pub lines: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -427,6 +449,14 @@ pub struct ComparisonFacts {
     pub newly_unusable: Vec<String>,
     /// Keys whose blob changed: re-enciphered.
     pub reenciphered: u64,
+    /// How many keys each list has in full (each list names at most 100); `None` in reports
+    /// from before the lists were capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newly_unusable_total: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -69,6 +69,8 @@ fn inventory(blob: &str, usable: Usability) -> Value {
             key("aes-1", "01", blob, usable),
             key("aes-2", "02", "cafe", Usability::Usable),
         ],
+        file: None,
+        totals: None,
         counts: BTreeMap::from([("CKO_SECRET_KEY/CKK_AES".to_owned(), 2)]),
     };
     json!({"token": "ep11", "inventory": inventory})
@@ -121,17 +123,18 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         apqns(("valid", Some(OLD)), ("committed", Some(NEW))),
         vec![],
     );
+    // The offline plan probes before it stops (rule `probe-outside-window`).
+    if probes {
+        ran(2, inventory("aaaa", Usability::Usable), vec![]);
+    }
     ran(
-        2,
+        3,
         json!({"units": [
             {"unit": "myapp.service", "was_active": true, "stopped_at": "2026-01-01T10:00:00Z"},
             {"unit": "httpd.service", "was_active": false, "stopped_at": "2026-01-01T10:00:01Z"},
         ], "scan": {"scanned": 9, "unreadable": 0, "users": []}}),
         vec![],
     );
-    if probes {
-        ran(3, inventory("aaaa", Usability::Usable), vec![]);
-    }
     ran(
         4,
         json!({"token": "ep11", "target": "local", "pruned": [], "record": {
@@ -192,7 +195,13 @@ fn the_procedure_shows_as_evidence_per_token() {
     let dir = tempfile::tempdir().unwrap();
     let plan = example_plan();
     let verified = read_verified(&journal(dir.path(), &plan, true)).unwrap();
-    let report = build(&plan, &verified, &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
     assert_eq!(report.run.outcome, "succeeded");
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let t = &report.tokens[0];
@@ -216,7 +225,7 @@ fn the_procedure_shows_as_evidence_per_token() {
     let migration = t.migration.as_ref().unwrap();
     assert_eq!(migration.status, "succeeded");
     assert_eq!(migration.keys_reenciphered, Some(2));
-    assert_eq!(t.inventory_before.as_ref().unwrap().step, "steps[3]");
+    assert_eq!(t.inventory_before.as_ref().unwrap().step, "steps[2]");
     assert_eq!(t.inventory_after.as_ref().unwrap().step, "steps[9]");
     let comparison = t.comparison.as_ref().unwrap();
     assert!(
@@ -234,7 +243,14 @@ fn the_procedure_shows_as_evidence_per_token() {
     // Deterministic: the same journal, the same bytes.
     assert_eq!(
         report.to_bytes(),
-        build(&plan, &verified, &machine(), &facts()).to_bytes()
+        build(
+            Path::new("/nonexistent"),
+            &plan,
+            &verified,
+            &machine(),
+            &facts()
+        )
+        .to_bytes()
     );
 }
 
@@ -243,7 +259,13 @@ fn a_migration_without_probes_is_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let plan = example_plan();
     let verified = read_verified(&journal(dir.path(), &plan, false)).unwrap();
-    let report = build(&plan, &verified, &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
     let warnings = report.warnings.join("\n");
     assert!(
         warnings.contains("no `probe_keys` inventory was taken before"),
@@ -280,7 +302,13 @@ fn a_key_that_stopped_working_is_flagged() {
         };
         j.append(&event).unwrap();
     }
-    let report = build(&plan, &read_verified(&path).unwrap(), &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &read_verified(&path).unwrap(),
+        &machine(),
+        &facts(),
+    );
     let comparison = report.tokens[0].comparison.as_ref().unwrap();
     assert!(
         !comparison.ok && comparison.newly_unusable.len() == 1,
@@ -431,7 +459,13 @@ fn a_record_that_cannot_be_read_is_a_warning_not_a_silent_gap() {
             *data = StepData::from_json(value);
         }
     }
-    let report = build(&plan, &verified, &machine(), &facts());
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
     assert!(report.tokens[0].backup.is_none());
     let warnings = report.warnings.join("\n");
     assert!(

@@ -2,18 +2,23 @@
 //! the backup, the migration, a restore, and the key inventories with their comparison —
 //! each picked from the step data the journal holds, relative to the token's `migrate`.
 
+use std::path::Path;
+
 use crate::end_state::{RunEnd, TokenFacts, apqn_rows, end_facts, key_summary, token_warnings};
 use crate::model::{
-    ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, MigrationFacts,
-    RestoreFacts, TokenReport,
+    ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, KeyFileFacts,
+    MigrationFacts, RestoreFacts, TokenReport,
 };
 use crate::timeline::{StepOutcome, Timeline, one_line, plan_step};
 use mkplan_engine::events::StepRef;
+use mkplan_engine::keylist::{self, KeyListError};
 use mkplan_engine::record::Record;
 use mkplan_engine::record::backup::{BackupOutput, RestoreOutput};
 use mkplan_engine::record::checkpoint::CheckpointOutput;
 use mkplan_engine::record::migrate::MigrateOutput;
-use mkplan_engine::record::probe::{Inventory, ObjectIdentity, ProbeOutput, Usability, compare};
+use mkplan_engine::record::probe::{
+    Inventory, ObjectIdentity, ObjectInfo, ProbeOutput, Usability, compare,
+};
 use mkplan_engine::record::wk::WkTable;
 use mkplan_plan::model::{BackupStep, ProbeKeysStep, RestoreStep};
 use mkplan_plan::model::{CurrentWk, Plan, StepKind, Token};
@@ -58,6 +63,7 @@ fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
 }
 
 pub(crate) fn token_report(
+    run_dir: &Path,
     plan: &Plan,
     token: &Token,
     timeline: &Timeline<'_>,
@@ -160,7 +166,15 @@ pub(crate) fn token_report(
             .filter(|(o, _)| probes.len() > 1 && o.seq > probes[0].0.seq)
     };
     let comparison = match (probe_before, probe_after) {
-        (Some((_, a)), Some((_, b))) => Some(comparison_facts(a, b)),
+        (Some((_, a)), Some((_, b))) => {
+            match comparison_facts(run_dir, a, b) {
+                Ok(facts) => Some(facts),
+                Err(e) => {
+                    warnings.push(format!("token `{}`: the key inventories before and after could not be compared: {e}", token.id));
+                    None
+                }
+            }
+        }
         _ => None,
     };
 
@@ -203,9 +217,10 @@ pub(crate) fn token_report(
         warnings.push(format!(
             "token `{}`: the keys after differ from before: {} missing, {} extra, {} no longer usable",
             token.id,
-            c.missing.len(),
-            c.extra.len(),
-            c.newly_unusable.len()
+            c.missing_total.unwrap_or(c.missing.len() as u64),
+            c.extra_total.unwrap_or(c.extra.len() as u64),
+            c.newly_unusable_total
+                .unwrap_or(c.newly_unusable.len() as u64)
         ));
     }
 
@@ -220,8 +235,8 @@ pub(crate) fn token_report(
         backup,
         migration,
         restore,
-        inventory_before: probe_before.map(|(o, inv)| inventory_facts(o, inv)),
-        inventory_after: probe_after.map(|(o, inv)| inventory_facts(o, inv)),
+        inventory_before: probe_before.map(|(o, inv)| inventory_facts(run_dir, o, inv, warnings)),
+        inventory_after: probe_after.map(|(o, inv)| inventory_facts(run_dir, o, inv, warnings)),
         comparison,
         end,
         key_summary,
@@ -284,43 +299,97 @@ fn migration_facts(step: &StepRef, outcome: Option<&StepOutcome<'_>>) -> Migrati
     }
 }
 
-fn inventory_facts(o: &StepOutcome<'_>, inventory: &Inventory) -> InventoryFacts {
+/// Unusable keys, and other keys, a report's `key_list` names when the full list is a file.
+const UNUSABLE_LISTED: usize = 100;
+const OTHERS_LISTED: usize = 25;
+
+fn inventory_facts(
+    run_dir: &Path,
+    o: &StepOutcome<'_>,
+    inventory: &Inventory,
+    warnings: &mut Vec<String>,
+) -> InventoryFacts {
+    let totals = inventory.totals();
+    let mut key_list = Vec::new();
+    let (mut unusable, mut others) = (0, 0);
+    let objects = keylist::objects(inventory, run_dir).and_then(|objects| {
+        for object in objects {
+            let object = object?;
+            if !object.is_key() {
+                continue;
+            }
+            let bounded = inventory.file.is_some();
+            let take = match object.usable {
+                Usability::Unusable(_) => {
+                    (unusable < UNUSABLE_LISTED || !bounded).then(|| unusable += 1)
+                }
+                _ => (others < OTHERS_LISTED || !bounded).then(|| others += 1),
+            };
+            if take.is_some() {
+                key_list.push(key_facts(object));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = objects {
+        warnings.push(format!(
+            "the key inventory of {} could not be read: {e}",
+            o.step.position()
+        ));
+    }
     InventoryFacts {
         step: o.step.position(),
         time: o.time.to_owned(),
-        objects: inventory.objects.len() as u64,
-        keys: inventory.keys().count() as u64,
+        objects: totals.objects,
+        keys: totals.keys,
         counts: inventory
             .counts
             .iter()
             .map(|(k, v)| (k.clone(), *v as u64))
             .collect(),
-        key_list: inventory
-            .keys()
-            .map(|key| {
-                let (usable, reason) = match &key.usable {
-                    Usability::Usable => ("usable", None),
-                    Usability::Unusable(r) => ("unusable", Some(r.clone())),
-                    Usability::NotExercised(r) => ("not_exercised", Some(r.clone())),
-                };
-                KeyFacts {
-                    class: key.class.clone(),
-                    key_type: key.key_type.clone(),
-                    id: key.id.clone(),
-                    label: key.label.clone(),
-                    blob_sha256: key.blob_sha256.clone(),
-                    usable: usable.to_owned(),
-                    reason,
-                }
-            })
-            .collect(),
+        // A run from before the side file reports as it always did.
+        usable: inventory.file.is_some().then_some(totals.usable),
+        unusable: inventory.file.is_some().then_some(totals.unusable),
+        key_list,
+        key_file: inventory.file.as_ref().map(|f| KeyFileFacts {
+            name: f.name.clone(),
+            sha256: f.sha256.clone(),
+            lines: f.lines,
+        }),
     }
 }
 
-fn comparison_facts(before: &Inventory, after: &Inventory) -> ComparisonFacts {
-    let c = compare(before, after);
+fn key_facts(key: ObjectInfo) -> KeyFacts {
+    let (usable, reason) = match key.usable {
+        Usability::Usable => ("usable", None),
+        Usability::Unusable(r) => ("unusable", Some(r)),
+        Usability::NotExercised(r) => ("not_exercised", Some(r)),
+    };
+    KeyFacts {
+        class: key.class,
+        key_type: key.key_type,
+        id: key.id,
+        label: key.label,
+        blob_sha256: key.blob_sha256,
+        usable: usable.to_owned(),
+        reason,
+    }
+}
+
+/// The two inventories compared as a merge of their sorted streams.
+fn comparison_facts(
+    run_dir: &Path,
+    before: &Inventory,
+    after: &Inventory,
+) -> Result<ComparisonFacts, KeyListError> {
+    let c = compare(
+        keylist::objects(before, run_dir)?,
+        keylist::objects(after, run_dir)?,
+    )?;
     let name = |k: &ObjectIdentity| format!("{} id {} label `{}`", k.class, k.id, k.label);
-    ComparisonFacts {
+    // A run from before the side file reports as it always did.
+    let total = |n: u64| (before.file.is_some() || after.file.is_some()).then_some(n);
+    Ok(ComparisonFacts {
         ok: c.ok(),
         same_keys: c.same_keys,
         all_usable: c.all_usable,
@@ -331,6 +400,9 @@ fn comparison_facts(before: &Inventory, after: &Inventory) -> ComparisonFacts {
             .iter()
             .map(|u| format!("{}: {}", name(&u.key), u.reason))
             .collect(),
-        reenciphered: c.blob_changed.len() as u64,
-    }
+        reenciphered: c.totals.blob_changed,
+        missing_total: total(c.totals.missing),
+        extra_total: total(c.totals.extra),
+        newly_unusable_total: total(c.totals.newly_unusable),
+    })
 }

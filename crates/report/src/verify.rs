@@ -1,10 +1,12 @@
 //! `mkplan report verify`: everything an auditor would check by hand, in one command — the
 //! signature over `report.json`, the DSSE envelope's agreement with it, the journal's hash
-//! chain against the head and event count the report records, and the plan digest.
+//! chain against the head and event count the report records, the plan digest, and the key
+//! lists' digests.
 //!
 //! Every check runs and is reported, each with the precise reason when it fails; the report
 //! verifies only if all hold.
 
+use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -14,7 +16,7 @@ use crate::dsse::{
     Envelope, PAYLOAD_TYPE, PREDICATE_TYPE, Predicate, STATEMENT_TYPE, SUBJECT, Statement,
     decode_signature, pae,
 };
-use crate::model::{ReportParseError, RunReport};
+use crate::model::{KeyFileFacts, ReportParseError, RunReport};
 use crate::sign::{NotAPublicKey, PublicKey, SignatureError};
 use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
 
@@ -126,6 +128,14 @@ pub enum VerifyError {
     },
     #[error("{PLAN_COPY} has sha256 {digest}, but the report records {recorded}")]
     PlanDigest { digest: String, recorded: String },
+    #[error("the report names the key list `{0}`, which is not a plain file name")]
+    KeyListPath(String),
+    #[error("key list `{name}` has sha256 {digest}, but the report records {recorded}")]
+    KeyListDigest {
+        name: String,
+        digest: String,
+        recorded: String,
+    },
     /// A check that needs `report.json`, which did not read.
     #[error("not checked: {REPORT_JSON} is unreadable")]
     ReportUnreadable,
@@ -333,6 +343,15 @@ pub fn verify(dir: &Path, key: Option<&Path>) -> Verification {
             Err(_) => Err(VerifyError::ReportUnreadable),
         },
     ));
+
+    // 6. The key inventories' side files against their recorded digests.
+    checks.push(check(
+        "key lists",
+        match &report {
+            Ok((report, _)) => key_lists(dir, report),
+            Err(_) => Err(VerifyError::ReportUnreadable),
+        },
+    ));
     Verification {
         dir: dir.to_owned(),
         checks,
@@ -498,4 +517,69 @@ fn plan(dir: &Path, report: &RunReport) -> Result<String, VerifyError> {
         });
     }
     Ok(format!("{PLAN_COPY} has the recorded sha256 {digest}"))
+}
+
+/// Each inventory's side file (streamed: it grows with the keys) against its recorded digest.
+fn key_lists(dir: &Path, report: &RunReport) -> Result<String, VerifyError> {
+    let files: Vec<&KeyFileFacts> = report
+        .tokens
+        .iter()
+        .flat_map(|t| [&t.inventory_before, &t.inventory_after])
+        .filter_map(|inventory| inventory.as_ref()?.key_file.as_ref())
+        .collect();
+    if files.is_empty() {
+        return Ok("the report names no key list".to_owned());
+    }
+    let (mut checked, mut absent) = (0, 0);
+    for file in files {
+        let plain = Path::new(&file.name)
+            .file_name()
+            .is_some_and(|n| n == file.name.as_str());
+        if !plain {
+            return Err(VerifyError::KeyListPath(file.name.clone()));
+        }
+        let digest = match File::open(dir.join(&file.name)) {
+            Ok(mut f) => {
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0; 64 * 1024];
+                loop {
+                    let n = std::io::Read::read(&mut f, &mut buf).map_err(|source| {
+                        VerifyError::Read {
+                            name: file.name.clone(),
+                            source,
+                        }
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                }
+                hex::encode(hasher.finalize())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                absent += 1;
+                continue;
+            }
+            Err(source) => {
+                return Err(VerifyError::Read {
+                    name: file.name.clone(),
+                    source,
+                });
+            }
+        };
+        if digest != file.sha256 {
+            return Err(VerifyError::KeyListDigest {
+                name: file.name.clone(),
+                digest,
+                recorded: file.sha256.clone(),
+            });
+        }
+        checked += 1;
+    }
+    Ok(match absent {
+        0 => format!("{checked} key list(s) have their recorded sha256"),
+        n => format!(
+            "{checked} key list(s) have their recorded sha256; {n} not beside the report: not checked"
+        ),
+    })
 }

@@ -58,7 +58,7 @@ pub(crate) fn lay_out(
             token.label(),
             user_pin,
             so_pin,
-            &objects,
+            objects,
         )?;
         if let (Some(path), Some(text)) = (&token.config, config) {
             write_file(&under(root, path), text.as_bytes())?;
@@ -99,13 +99,16 @@ pub(crate) fn lay_out(
     Ok(())
 }
 
-/// A token's objects, sealed under its current WK or MKs, and its config file's text.
-fn token_contents(
-    token: &TokenSpec,
-    keys: usize,
-) -> Result<(Vec<store::SimObject>, Option<String>), SimError> {
+/// A token's objects (EP11: made as they are written), sealed under its current WK or MKs,
+/// and its config file's text.
+type Objects = Box<dyn Iterator<Item = Result<store::SimObject, SimError>>>;
+
+fn token_contents(token: &TokenSpec, keys: usize) -> Result<(Objects, Option<String>), SimError> {
     if let Some(ep11) = &token.ep11 {
-        let objects = store::new_objects(keys, &extend_vp(&ep11.wkvp_current))?;
+        let objects: Objects = Box::new(store::new_objects_lazily(
+            keys,
+            extend_vp(&ep11.wkvp_current),
+        ));
         let config = if ep11.expected_wkvp {
             store::ep11tok_conf(&token.name, &token.apqns, &ep11.wkvp_current.to_string())
         } else {
@@ -119,7 +122,7 @@ fn token_contents(
     }
     let cca = token.cca.as_ref().expect("checked: a token is EP11 or CCA");
     let current: BTreeMap<MkType, Mkvp> = cca.mks.iter().map(|(mk, p)| (*mk, p.current)).collect();
-    let objects = cca_store::new_objects(keys, &current)?;
+    let objects: Objects = Box::new(cca_store::new_objects(keys, &current)?.into_iter().map(Ok));
     let expected = if cca.expected_mkvps {
         current
     } else {

@@ -243,9 +243,15 @@ fn reencrypt_all(
     domain: i64,
     faults: &[Fault],
 ) -> i32 {
-    let Ok(objects) = store::read_objects(store_dir) else {
-        err("C_FindObjects() rc = 0x06 [CKR_FUNCTION_FAILED]");
-        return 6;
+    // C_FindObjects: every object is found (and readable) before the first is touched; then
+    // they are read again one at a time, so a large store is not held in memory.
+    let readable = store::objects(store_dir).is_ok_and(|mut all| all.all(|o| o.is_ok()));
+    let objects = match store::objects(store_dir) {
+        Ok(objects) if readable => objects,
+        _ => {
+            err("C_FindObjects() rc = 0x06 [CKR_FUNCTION_FAILED]");
+            return 6;
+        }
     };
     let fail_at = faults.iter().find_map(|f| match f {
         Fault::FailAtKey(k) => Some(*k),
@@ -256,7 +262,12 @@ fn reencrypt_all(
         _ => None,
     });
     let mut keys = 0;
-    for (position, stored) in objects.iter().enumerate() {
+    for (position, stored) in objects.enumerate() {
+        let Ok(stored) = stored else {
+            err("C_FindObjects() rc = 0x06 [CKR_FUNCTION_FAILED]");
+            return 6;
+        };
+        let stored = &stored;
         let idx = position % BATCH;
         // Not a key (no CKA_KEY_TYPE) or no CKA_IBM_OPAQUE: skipped silently.
         let Some(blob) = stored

@@ -6,7 +6,6 @@
 //! A key (secret, private or public: each has a blob) is `Usable` when its blob opens under
 //! the current WK of all the token's APQNs; certificates and data objects are not exercised.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -18,8 +17,8 @@ use crate::store::SimObject;
 use crate::store::{self, Login};
 use crate::token::{agreed_current_wk, by_slot};
 use crate::{canonical_root, keyuse, procs, state};
-use mkplan_engine::ports::keys::{KeyError, KeyProber};
-use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};
+use mkplan_engine::ports::keys::{KeyError, KeyProber, ObjectSink};
+use mkplan_engine::record::probe::{ObjectInfo, Usability};
 use mkplan_engine::secret::Pin;
 
 /// Probes the simulated tokens under `root`.
@@ -87,8 +86,14 @@ impl KeyProber for SimProber {
     }
 
     /// `module` is only named in the inventory and messages: the simulated token is reached
-    /// through the simulator's files, not through a library.
-    fn probe(&self, module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, KeyError> {
+    /// through the simulator's files, not through a library. Objects are read one at a time.
+    fn probe_into(
+        &self,
+        module: &Path,
+        slot: u64,
+        pin: &Pin,
+        out: &mut ObjectSink<'_>,
+    ) -> Result<String, KeyError> {
         let module_name = module.display().to_string();
         let (state, store) = self.login(&module_name, slot, pin)?;
         let token = crate::token::all(&self.root, &state)
@@ -99,58 +104,37 @@ impl KeyProber for SimProber {
         // A CCA token, or a token in a concurrent MK change: each APQN judges the key.
         let operation = crate::mkchange_ops::active_for_slot(&self.root, slot).is_some();
         let per_apqn = token.record.kind == TokenKind::Cca || operation;
-        let mut objects: Vec<ObjectInfo> = store::read_objects(&store)
-            .map_err(|e| KeyError::Token(e.into()))?
-            .into_iter()
-            .map(|stored| {
-                let object = stored.object;
-                let blob = object.blob_bytes();
-                let usable = match (&object.key_type, &blob) {
-                    (Some(_), Some(_)) if per_apqn => {
-                        on_every_apqn(&state, token.record, &object, operation)
-                    }
-                    (Some(_), Some(blob)) => usability(&object.class, blob, &current),
-                    // A CCA public key is a clear key token: no master key to check.
-                    (Some(_), None)
-                        if token.record.kind == TokenKind::Cca
-                            && object.class == "CKO_PUBLIC_KEY" =>
-                    {
-                        Usability::Usable
-                    }
-                    (Some(_), None) => Usability::Unusable(
-                        "the key has no secure-key blob (CKA_IBM_OPAQUE)".to_owned(),
-                    ),
-                    (None, _) => not_exercised(&object.class),
-                };
-                ObjectInfo {
-                    class: object.class,
-                    key_type: object.key_type,
-                    label: object.label,
-                    id: object.id,
-                    token: true,
-                    blob_len: blob.as_ref().map(|b| b.len() as u64),
-                    blob_sha256: blob.map(|b| hex::encode(Sha256::digest(&b))),
-                    usable,
+        for stored in store::objects(&store).map_err(|e| KeyError::Token(e.into()))? {
+            let object = stored.map_err(|e| KeyError::Token(e.into()))?.object;
+            let blob = object.blob_bytes();
+            let usable = match (&object.key_type, &blob) {
+                (Some(_), Some(_)) if per_apqn => {
+                    on_every_apqn(&state, token.record, &object, operation)
                 }
-            })
-            .collect();
-        objects.sort_by(|a, b| {
-            (&a.class, &a.id, &a.label, &a.key_type).cmp(&(&b.class, &b.id, &b.label, &b.key_type))
-        });
-        let mut counts = BTreeMap::new();
-        for object in &objects {
-            let key = match &object.key_type {
-                Some(key_type) => format!("{}/{key_type}", object.class),
-                None => object.class.clone(),
+                (Some(_), Some(blob)) => usability(&object.class, blob, &current),
+                // A CCA public key is a clear key token: no master key to check.
+                (Some(_), None)
+                    if token.record.kind == TokenKind::Cca && object.class == "CKO_PUBLIC_KEY" =>
+                {
+                    Usability::Usable
+                }
+                (Some(_), None) => Usability::Unusable(
+                    "the key has no secure-key blob (CKA_IBM_OPAQUE)".to_owned(),
+                ),
+                (None, _) => not_exercised(&object.class),
             };
-            *counts.entry(key).or_insert(0) += 1;
+            out(ObjectInfo {
+                class: object.class,
+                key_type: object.key_type,
+                label: object.label,
+                id: object.id,
+                token: true,
+                blob_len: blob.as_ref().map(|b| b.len() as u64),
+                blob_sha256: blob.map(|b| hex::encode(Sha256::digest(&b))),
+                usable,
+            })?;
         }
-        Ok(Inventory {
-            module: module_name,
-            slot,
-            objects,
-            counts,
-        })
+        Ok(module_name)
     }
 }
 

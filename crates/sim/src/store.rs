@@ -120,37 +120,17 @@ const PATTERN: [(BlobKind, &str, &str, usize); 5] = [
 /// The objects of a new token: `keys` key objects with blobs sealed under the WK with VP
 /// `vp`, plus one certificate and one data object without a blob, placed among the keys (the
 /// tool's per-key index counts them, reference 1.2 step 12).
+#[cfg(test)]
 pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, SimError> {
-    let mut objects = Vec::with_capacity(keys + 2);
-    let mut id = Vec::new();
-    for n in 0..keys {
-        let (kind, class, key_type, payload_len) = PATTERN[n % PATTERN.len()];
-        // A key pair shares its CKA_ID and label; the private half comes first.
-        if !matches!(kind, BlobKind::EcPublic | BlobKind::RsaPublic) {
-            id = crypto::random_bytes(8).map_err(urandom_error)?;
-        }
-        let mut material = crypto::random_bytes(payload_len).map_err(urandom_error)?;
-        let blob = crypto::seal(kind, vp, &material).map_err(urandom_error);
-        zeroize::Zeroize::zeroize(&mut material);
-        let pair = n - n % PATTERN.len();
-        let label = match kind {
-            BlobKind::Aes => format!("app-aes-{:04}", n + 1),
-            BlobKind::EcPrivate | BlobKind::EcPublic => format!("app-ec-{:04}", pair + 2),
-            // RSA: `PATTERN` holds EP11 kinds only.
-            _ => format!("app-rsa-{:04}", pair + 4),
-        };
-        objects.push(SimObject {
-            mkplan_sim_object: 1,
-            class: class.to_owned(),
-            key_type: Some(key_type.to_owned()),
-            label,
-            id: hex::encode(&id),
-            private: class != "CKO_PUBLIC_KEY",
-            blob: Some(hex::encode(blob?)),
-            blob_reenc: None,
-            blob_old: None,
-        });
-    }
+    new_objects_lazily(keys, *vp).collect()
+}
+
+/// [`new_objects`], made one at a time as they are written (a 100,000-key host is laid out
+/// without holding its keys).
+pub(crate) fn new_objects_lazily(
+    keys: usize,
+    vp: [u8; 32],
+) -> impl Iterator<Item = Result<SimObject, SimError>> {
     let plain = |class: &str, label: &str, id: &str| SimObject {
         mkplan_sim_object: 1,
         class: class.to_owned(),
@@ -162,12 +142,55 @@ pub(crate) fn new_objects(keys: usize, vp: &[u8; 32]) -> Result<Vec<SimObject>, 
         blob_reenc: None,
         blob_old: None,
     };
-    objects.insert(
-        objects.len().min(2),
-        plain("CKO_CERTIFICATE", "app-cert-0001", "c0de0001"),
-    );
-    objects.insert(objects.len().min(6), plain("CKO_DATA", "app-config", ""));
-    Ok(objects)
+    // Where the two keyless objects sit among the keys.
+    let (cert_at, data_at) = (keys.min(2), (keys + 1).min(6));
+    let (mut emitted, mut n) = (0, 0);
+    let mut id = Vec::new();
+    std::iter::from_fn(move || {
+        let position = emitted;
+        emitted += 1;
+        if position == cert_at {
+            return Some(Ok(plain("CKO_CERTIFICATE", "app-cert-0001", "c0de0001")));
+        }
+        if position == data_at {
+            return Some(Ok(plain("CKO_DATA", "app-config", "")));
+        }
+        if n == keys {
+            return None;
+        }
+        n += 1;
+        Some(new_key(n - 1, &vp, &mut id))
+    })
+}
+
+/// Key `n` of a new token; `id` is the CKA_ID its key pair shares.
+fn new_key(n: usize, vp: &[u8; 32], id: &mut Vec<u8>) -> Result<SimObject, SimError> {
+    let (kind, class, key_type, payload_len) = PATTERN[n % PATTERN.len()];
+    // A key pair shares its CKA_ID and label; the private half comes first.
+    if !matches!(kind, BlobKind::EcPublic | BlobKind::RsaPublic) {
+        *id = crypto::random_bytes(8).map_err(urandom_error)?;
+    }
+    let mut material = crypto::random_bytes(payload_len).map_err(urandom_error)?;
+    let blob = crypto::seal(kind, vp, &material).map_err(urandom_error);
+    zeroize::Zeroize::zeroize(&mut material);
+    let pair = n - n % PATTERN.len();
+    let label = match kind {
+        BlobKind::Aes => format!("app-aes-{:04}", n + 1),
+        BlobKind::EcPrivate | BlobKind::EcPublic => format!("app-ec-{:04}", pair + 2),
+        // RSA: `PATTERN` holds EP11 kinds only.
+        _ => format!("app-rsa-{:04}", pair + 4),
+    };
+    Ok(SimObject {
+        mkplan_sim_object: 1,
+        class: class.to_owned(),
+        key_type: Some(key_type.to_owned()),
+        label,
+        id: hex::encode(&*id),
+        private: class != "CKO_PUBLIC_KEY",
+        blob: Some(hex::encode(blob?)),
+        blob_reenc: None,
+        blob_old: None,
+    })
 }
 
 /// `OB` + 6 random `[A-Z0-9]`, not yet in `dir`.
@@ -196,7 +219,7 @@ pub(crate) fn create(
     pin: &str,
     objects: &[SimObject],
 ) -> Result<(), SimError> {
-    create_with_pins(store, label, pin, SO_PIN, objects)
+    create_with_pins(store, label, pin, SO_PIN, objects.iter().cloned().map(Ok))
 }
 
 /// The SO PIN `init` gives the tokens when none is given: openCryptoki's default.
@@ -209,7 +232,7 @@ pub(crate) fn create_with_pins(
     label: &str,
     pin: &str,
     so_pin: &str,
-    objects: &[SimObject],
+    objects: impl IntoIterator<Item = Result<SimObject, SimError>>,
 ) -> Result<(), SimError> {
     let tok_obj = store.join("TOK_OBJ");
     fs::create_dir_all(&tok_obj).map_err(|e| SimError::io(&tok_obj, e))?;
@@ -232,14 +255,52 @@ pub(crate) fn create_with_pins(
         write_atomic(&store.join(file), format!("{body}\n").as_bytes())?;
     }
     let mut index = String::new();
+    let mut progress = LayoutProgress::new(label);
     for object in objects {
+        progress.tick();
         let name = new_object_name(&tok_obj)?;
         let pad = 1024 + usize::from(crypto::random_bytes(2).map_err(urandom_error)?[0]) * 8;
-        write_object(store, &name, object, pad)?;
+        write_object(store, &name, &object?, pad)?;
         index.push_str(&name);
         index.push('\n');
     }
     write_atomic(&tok_obj.join("OBJ.IDX"), index.as_bytes())
+}
+
+/// A line on stderr at most every 1.5 s while a large store is laid out (a 50,000-key
+/// rehearsal's lay-out took 9 s in silence); a small one prints nothing.
+struct LayoutProgress<'a> {
+    label: &'a str,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    written: u64,
+}
+
+impl<'a> LayoutProgress<'a> {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(1500);
+
+    fn new(label: &'a str) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            label,
+            started: now,
+            last: now,
+            written: 0,
+        }
+    }
+
+    fn tick(&mut self) {
+        self.written += 1;
+        if !self.written.is_multiple_of(64) || self.last.elapsed() < Self::EVERY {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let rate = self.written as f64 / self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "simulated host: laying out token `{}`: {} objects written ({rate:.0}/s)",
+            self.label, self.written
+        );
+    }
 }
 
 /// Writes one object file atomically (`<name>.TMP`, rename), padded to at least `size`.
@@ -283,23 +344,33 @@ pub(crate) fn rewrite_blob(
 
 /// Every object listed in `TOK_OBJ/OBJ.IDX`, in its order.
 pub(crate) fn read_objects(store: &Path) -> Result<Vec<StoredObject>, SimError> {
+    objects(store)?.collect()
+}
+
+/// Every object listed in `TOK_OBJ/OBJ.IDX`, in its order, read one at a time (a probe of a
+/// large store holds one object, not the store).
+pub(crate) fn objects(
+    store: &Path,
+) -> Result<impl Iterator<Item = Result<StoredObject, SimError>> + use<>, SimError> {
     let index_path = store.join("TOK_OBJ/OBJ.IDX");
     let index = mkplan_plan::input::read_to_string(&index_path, mkplan_plan::input::STORE_FILE)
         .map_err(|e| SimError::io(&index_path, e))?;
-    let mut objects = Vec::new();
-    for name in index.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let path = store.join("TOK_OBJ").join(name);
+    let dir = store.join("TOK_OBJ");
+    let names: Vec<String> = index
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(names.into_iter().map(move |name| {
+        let path = dir.join(&name);
         let text = mkplan_plan::input::read_to_string(&path, mkplan_plan::input::STORE_FILE)
             .map_err(|e| SimError::io(&path, e))?;
         let first = text.lines().next().unwrap_or_default();
         let object: SimObject = serde_json::from_str(first)
             .map_err(|e| SimError::Format(format!("object file `{}`: {e}", path.display())))?;
-        objects.push(StoredObject {
-            file: name.to_owned(),
-            object,
-        });
-    }
-    Ok(objects)
+        Ok(StoredObject { file: name, object })
+    }))
 }
 
 fn nvtok_path(store: &Path) -> PathBuf {

@@ -191,7 +191,8 @@ fn ep11_verdict(
         .iter()
         .filter_map(|name| state.apqns.get(name))
         .collect();
-    for stored in store::read_objects(&token.store)? {
+    for stored in store::objects(&token.store)? {
+        let stored = stored?;
         let Some(blob) = stored.object.blob_bytes() else {
             tally(&mut verdict, stored, None, false);
             continue;
@@ -242,7 +243,8 @@ fn cca_verdict(
             _ => {}
         }
     }
-    for stored in store::read_objects(&token.store)? {
+    for stored in store::objects(&token.store)? {
+        let stored = stored?;
         let Some(blob) = stored.object.blob_bytes() else {
             tally(&mut verdict, stored, None, false);
             continue;

@@ -8,8 +8,11 @@ pub(super) const PAGES: &[Page] = &[
     Page {
         path: "runs",
         exit_status: &[
-            (SUCCESS, "the runs are listed"),
-            (FAILURE, "the state directory cannot be read"),
+            (SUCCESS, "the runs are listed (or, with --prune, pruned)"),
+            (
+                FAILURE,
+                "the state directory cannot be read, or (--prune) a run holds its lock or a run directory cannot be removed",
+            ),
             USAGE,
         ],
         examples: &[
@@ -17,6 +20,14 @@ pub(super) const PAGES: &[Page] = &[
             (
                 "mkplan runs --state-dir ~/.local/state/mkplan/rehearsals",
                 "the runs of `mkplan rehearse`",
+            ),
+            (
+                "mkplan runs --prune",
+                "remove the runs that finished more than 366 days ago (PCI DSS 10.5.1 keeps audit trails a year): never an unfinished run (running, interrupted, needing a decision) or one without a readable summary",
+            ),
+            (
+                "mkplan runs --prune --retention-days 2557",
+                "keep seven years instead",
             ),
         ],
     },

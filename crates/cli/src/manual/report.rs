@@ -18,7 +18,7 @@ pub(super) const PAGES: &[Page] = &[
         examples: &[
             (
                 "mkplan report verify 20261129T153000Z-3fa9c1",
-                "signature, DSSE envelope, journal chain and plan digest",
+                "signature, DSSE envelope, journal chain, plan digest and key lists",
             ),
             (
                 "mkplan report show /var/lib/mkplan/reports/20261129T153000Z-3fa9c1",

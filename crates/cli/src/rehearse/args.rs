@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use mkplan_engine::retention::DEFAULT_REHEARSALS_KEPT;
+
 /// Rehearse a plan on a simulated EP11 host, with optional faults.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -45,6 +47,9 @@ pub struct Args {
     /// Keep the simulated host's files afterwards.
     #[arg(long)]
     pub(super) keep: bool,
+    /// Finished rehearsals kept in the state directory; older ones are removed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_REHEARSALS_KEPT)]
+    pub(super) keep_rehearsals: usize,
     /// Days that pass (simulated, not waited) while a concurrent change is parked.
     #[arg(long, default_value_t = 3, value_name = "DAYS")]
     pub(super) park_days: u32,

@@ -69,7 +69,17 @@ pub fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
             ))
     );
     rehearsal.finish(finished, finished && temporary && !args.keep);
+    crate::prune::rehearsals(&rehearsal_state(globals), args.keep_rehearsals);
     outcome
+}
+
+fn rehearsal_state(globals: &Globals) -> StateDir {
+    StateDir::new(
+        globals
+            .state_dir
+            .clone()
+            .unwrap_or_else(rehearsal_state_dir),
+    )
 }
 
 fn rehearse(
@@ -85,12 +95,7 @@ fn rehearse(
         operator_name: format!("{} (rehearsal)", operator_name(None)),
         ..RunOptions::default()
     };
-    let state = StateDir::new(
-        globals
-            .state_dir
-            .clone()
-            .unwrap_or_else(rehearsal_state_dir),
-    );
+    let state = rehearsal_state(globals);
     let approvals = ApprovalInputs::default();
     let root = host.host.root().clone();
     let concluded = start(

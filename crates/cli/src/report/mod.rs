@@ -35,7 +35,8 @@ enum ReportCommand {
         #[arg(value_name = "RUN|DIR|REPORT")]
         target: String,
     },
-    /// Check the signature, the DSSE envelope, the journal's hash chain and the plan digest.
+    /// Check the signature, the DSSE envelope, the journal's hash chain, the plan digest and
+    /// the key lists' digests.
     Verify {
         #[arg(value_name = "RUN|DIR|REPORT")]
         target: String,

@@ -4,12 +4,17 @@
 use std::path::Path;
 
 use cryptoki::error::{Error as CryptokiError, RvError};
+use mkplan_engine::keylist::KeyListError;
 use mkplan_engine::ports::keys::KeyError;
 use thiserror::Error;
 
 /// A failed PKCS#11 operation. Every message names the module and the slot.
 #[derive(Debug, Error)]
 pub enum Pkcs11Error {
+    /// The probe's side file could not be written (not a token failure).
+    #[error(transparent)]
+    Inventory(#[from] KeyListError),
+
     #[error("cannot load the PKCS#11 module `{module}`: {reason}")]
     Load { module: String, reason: String },
 
@@ -90,6 +95,7 @@ impl From<Pkcs11Error> for KeyError {
             | Pkcs11Error::NoSlotDaemon { .. }
             | Pkcs11Error::NoSuchSlot { .. }
             | Pkcs11Error::Call { .. } => KeyError::Token(Box::new(error)),
+            Pkcs11Error::Inventory(error) => KeyError::Inventory(error),
         }
     }
 }

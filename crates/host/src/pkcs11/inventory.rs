@@ -2,7 +2,6 @@
 //! object listed by class, key type, label, `CKA_ID` and vendor blob fingerprint; secret AES
 //! (and DES3) keys encrypt one block, EC and RSA private keys sign.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use cryptoki::error::{Error as CryptokiError, RvError};
@@ -15,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::{Pkcs11Error, Target, ckr_name};
 use super::with_user_session;
-use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};
+use mkplan_engine::ports::keys::ObjectSink;
+use mkplan_engine::record::probe::{ObjectInfo, Usability};
 use mkplan_engine::secret::Pin;
 
 /// `CKA_IBM_OPAQUE`: the secure-key blob of an openCryptoki EP11 or CCA token, enciphered
@@ -32,38 +32,24 @@ const SHA256_DIGEST_INFO_PREFIX: &[u8] = &[
     0x00, 0x04, 0x20,
 ];
 
-/// The key of `counts` an object is counted under: `CKO_SECRET_KEY/CKK_AES`, or its class.
-fn count_key(object: &ObjectInfo) -> String {
-    match &object.key_type {
-        Some(key_type) => format!("{}/{key_type}", object.class),
-        None => object.class.clone(),
-    }
-}
-
 /// Lists every object on `slot` of `module` after a USER login, and proves each private or
-/// secret key usable. Finalizes the module on every path.
-pub fn probe(module: &Path, slot: u64, pin: &Pin) -> Result<Inventory, Pkcs11Error> {
+/// secret key usable, giving each object to `out` as it is described. Finalizes the module
+/// on every path. Returns the module's name.
+pub fn probe(
+    module: &Path,
+    slot: u64,
+    pin: &Pin,
+    out: &mut ObjectSink<'_>,
+) -> Result<String, Pkcs11Error> {
     with_user_session(module, slot, pin, |session, target| {
+        // The handles (8 bytes each) are all the memory a probe keeps per object.
         let handles = session
             .find_objects(&[])
             .map_err(|e| target.call("find objects", e))?;
-        let mut objects = handles
-            .into_iter()
-            .map(|handle| describe(session, target, handle))
-            .collect::<Result<Vec<_>, _>>()?;
-        objects.sort_by(|a, b| {
-            (&a.class, &a.id, &a.label, &a.key_type).cmp(&(&b.class, &b.id, &b.label, &b.key_type))
-        });
-        let mut counts = BTreeMap::new();
-        for object in &objects {
-            *counts.entry(count_key(object)).or_insert(0) += 1;
+        for handle in handles {
+            out(describe(session, target, handle)?)?;
         }
-        Ok(Inventory {
-            module: target.module_name(),
-            slot,
-            objects,
-            counts,
-        })
+        Ok(target.module_name())
     })
 }
 

@@ -15,6 +15,7 @@ mod no_stop_for_concurrent;
 mod one_path_per_token;
 mod one_wk_per_operation;
 mod park_safely;
+mod probe_outside_window;
 mod rescue_restores;
 mod sign_key_not_migrated;
 mod start_after_activation;
@@ -52,6 +53,7 @@ pub static RULES: &[&dyn Rule] = &[
     &concurrent_rescue::ConcurrentRescueCancels,
     &park_safely::ParkSafely,
     &one_wk_per_operation::OneWkPerOperation,
+    &probe_outside_window::ProbeOutsideWindow,
 ];
 
 /// Runs every rule; each diagnostic carries the rule's id and why it exists.

@@ -159,8 +159,11 @@ fn token(t: &TokenReport) -> HostToken {
         wkvp_new: t.wkvp_new.clone(),
         inventory,
         keys: facts.map(|f: &InventoryFacts| f.keys),
-        keys_usable: facts
-            .map(|f| f.key_list.iter().filter(|k| k.usable == "usable").count() as u64),
+        keys_usable: facts.map(|f| {
+            f.usable.unwrap_or_else(|| {
+                f.key_list.iter().filter(|k| k.usable == "usable").count() as u64
+            })
+        }),
         reenciphered: t.comparison.as_ref().map(|c| c.reenciphered),
         migration: t.migration.as_ref().map(|m| m.status.clone()),
         restore: t

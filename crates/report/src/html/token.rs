@@ -315,11 +315,16 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
                 &["Class", "Type", "ID", "Label", "Blob SHA-256", "Usable"],
                 &rows,
             );
-            if inv.key_list.len() > shown.len() {
+            let listed_in = inv
+                .key_file
+                .as_ref()
+                .map_or(REPORT_JSON, |file| file.name.as_str());
+            if inv.keys > shown.len() as u64 {
                 let _ = write!(
                     out,
-                    "<p class=\"muted\">… and {} more keys, all listed in <code>{REPORT_JSON}</code>.</p>",
-                    inv.key_list.len() - shown.len()
+                    "<p class=\"muted\">… and {} more keys, all listed in <code>{}</code>.</p>",
+                    inv.keys - shown.len() as u64,
+                    escape(listed_in)
                 );
             }
         }

@@ -1,11 +1,11 @@
 //! Before/after: the same keys (by class, `CKA_ID` and label) and every one usable after —
 //! what the report shows for a migration.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use super::{Inventory, ObjectInfo, Usability};
+use super::{ObjectInfo, Usability};
 
 /// An object named without its handle.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -23,7 +23,11 @@ pub struct UnusableKey {
     pub reason: String,
 }
 
-/// The comparison of a probe before a change with one after it.
+/// Keys named in each list of a comparison; the totals count them all.
+pub const LISTED: usize = 100;
+
+/// The comparison of a probe before a change with one after it. Each list names at most
+/// [`LISTED`] objects, in the inventories' order; `totals` counts every one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InventoryComparison {
     /// Every object before is there after, and nothing was added.
@@ -38,8 +42,18 @@ pub struct InventoryComparison {
     pub newly_unusable: Vec<UnusableKey>,
     /// Every object unusable after (including those unusable before).
     pub unusable_after: Vec<UnusableKey>,
+    pub totals: ComparisonTotals,
+}
+
+/// How many objects each list of an [`InventoryComparison`] has in full.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ComparisonTotals {
+    pub missing: u64,
+    pub extra: u64,
+    pub newly_unusable: u64,
+    pub unusable_after: u64,
     /// Present in both with a different `CKA_IBM_OPAQUE` fingerprint: re-enciphered.
-    pub blob_changed: Vec<ObjectIdentity>,
+    pub blob_changed: u64,
 }
 
 impl InventoryComparison {
@@ -63,64 +77,91 @@ impl ObjectInfo {
     fn match_key(&self) -> (&str, &str, &str) {
         (&self.class, &self.id, &self.label)
     }
+
+    /// The order of an inventory: class, id, label, key type.
+    pub fn order(&self, other: &ObjectInfo) -> Ordering {
+        (&self.class, &self.id, &self.label, &self.key_type).cmp(&(
+            &other.class,
+            &other.id,
+            &other.label,
+            &other.key_type,
+        ))
+    }
 }
 
-/// Compares two inventories. Objects are matched by (class, id, label); several objects with
-/// the same triple are matched in order, so a duplicate that disappears is reported missing.
-pub fn compare(before: &Inventory, after: &Inventory) -> InventoryComparison {
-    let mut after_by_key: BTreeMap<(&str, &str, &str), Vec<&ObjectInfo>> = BTreeMap::new();
-    for object in &after.objects {
-        after_by_key
-            .entry(object.match_key())
-            .or_default()
-            .push(object);
+fn push_capped<T>(list: &mut Vec<T>, total: &mut u64, item: impl FnOnce() -> T) {
+    *total += 1;
+    if list.len() < LISTED {
+        list.push(item());
     }
-    let mut missing = Vec::new();
-    let mut newly_unusable = Vec::new();
-    let mut blob_changed = Vec::new();
-    for old in &before.objects {
-        let Some(new) = after_by_key
-            .get_mut(&old.match_key())
-            .and_then(|candidates| (!candidates.is_empty()).then(|| candidates.remove(0)))
-        else {
-            missing.push(old.identity());
-            continue;
+}
+
+/// Compares two inventories, each in [`ObjectInfo::order`], as a merge of the two streams
+/// (nothing of either is held beyond the current pair). Objects are matched by (class, id,
+/// label); several objects with the same triple are matched in order, so a duplicate that
+/// disappears is reported missing. The first error of either stream ends the comparison.
+pub fn compare<E>(
+    before: impl Iterator<Item = Result<ObjectInfo, E>>,
+    after: impl Iterator<Item = Result<ObjectInfo, E>>,
+) -> Result<InventoryComparison, E> {
+    let (mut before, mut after) = (before.peekable(), after.peekable());
+    let mut c = InventoryComparison {
+        same_keys: true,
+        all_usable: true,
+        missing: Vec::new(),
+        extra: Vec::new(),
+        newly_unusable: Vec::new(),
+        unusable_after: Vec::new(),
+        totals: ComparisonTotals::default(),
+    };
+    loop {
+        let side = match (before.peek(), after.peek()) {
+            (None, None) => break,
+            (Some(Err(_)), _) => return Err(before.next().and_then(Result::err).expect("peeked")),
+            (_, Some(Err(_))) => return Err(after.next().and_then(Result::err).expect("peeked")),
+            (Some(Ok(_)), None) => Ordering::Less,
+            (None, Some(Ok(_))) => Ordering::Greater,
+            (Some(Ok(old)), Some(Ok(new))) => old.match_key().cmp(&new.match_key()),
         };
-        if let (Usability::Usable, Usability::Unusable(reason)) = (&old.usable, &new.usable) {
-            newly_unusable.push(UnusableKey {
-                key: new.identity(),
-                reason: reason.clone(),
-            });
-        }
-        if old.blob_sha256.is_some() && old.blob_sha256 != new.blob_sha256 {
-            blob_changed.push(new.identity());
+        let old = (side != Ordering::Greater)
+            .then(|| before.next())
+            .flatten()
+            .transpose()?;
+        let new = (side != Ordering::Less)
+            .then(|| after.next())
+            .flatten()
+            .transpose()?;
+        match (old, new) {
+            (Some(old), None) => {
+                push_capped(&mut c.missing, &mut c.totals.missing, || old.identity());
+            }
+            (old, Some(new)) => {
+                if old.is_none() {
+                    push_capped(&mut c.extra, &mut c.totals.extra, || new.identity());
+                }
+                if let Usability::Unusable(reason) = &new.usable {
+                    let key = || UnusableKey {
+                        key: new.identity(),
+                        reason: reason.clone(),
+                    };
+                    if old.as_ref().is_some_and(|o| o.usable == Usability::Usable) {
+                        push_capped(&mut c.newly_unusable, &mut c.totals.newly_unusable, key);
+                    }
+                    push_capped(&mut c.unusable_after, &mut c.totals.unusable_after, key);
+                }
+                if let Some(old) = old
+                    && old.blob_sha256.is_some()
+                    && old.blob_sha256 != new.blob_sha256
+                {
+                    c.totals.blob_changed += 1;
+                }
+            }
+            (None, None) => unreachable!("one side was peeked"),
         }
     }
-    let extra: Vec<ObjectIdentity> = after_by_key
-        .into_values()
-        .flatten()
-        .map(ObjectInfo::identity)
-        .collect();
-    let unusable_after: Vec<UnusableKey> = after
-        .objects
-        .iter()
-        .filter_map(|object| match &object.usable {
-            Usability::Unusable(reason) => Some(UnusableKey {
-                key: object.identity(),
-                reason: reason.clone(),
-            }),
-            _ => None,
-        })
-        .collect();
-    InventoryComparison {
-        same_keys: missing.is_empty() && extra.is_empty(),
-        all_usable: unusable_after.is_empty(),
-        missing,
-        extra,
-        newly_unusable,
-        unusable_after,
-        blob_changed,
-    }
+    c.same_keys = c.totals.missing == 0 && c.totals.extra == 0;
+    c.all_usable = c.totals.unusable_after == 0;
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -146,13 +187,17 @@ mod tests {
         }
     }
 
-    fn inventory(objects: Vec<ObjectInfo>) -> Inventory {
-        Inventory {
-            module: "m.so".to_owned(),
-            slot: 4,
-            objects,
-            counts: BTreeMap::new(),
-        }
+    fn inventory(objects: Vec<ObjectInfo>) -> Vec<ObjectInfo> {
+        objects
+    }
+
+    fn compare(before: &[ObjectInfo], after: &[ObjectInfo]) -> InventoryComparison {
+        let stream = |objects: &[ObjectInfo]| {
+            let mut objects = objects.to_vec();
+            objects.sort_by(ObjectInfo::order);
+            objects.into_iter().map(Ok::<_, ()>)
+        };
+        super::compare(stream(before), stream(after)).unwrap()
     }
 
     #[test]
@@ -168,11 +213,10 @@ mod tests {
             ),
         ]);
         let mut after = before.clone();
-        after.objects[0].blob_sha256 = Some("bb".to_owned());
+        after[0].blob_sha256 = Some("bb".to_owned());
         let comparison = compare(&before, &after);
         assert!(comparison.ok(), "{comparison:?}");
-        assert_eq!(comparison.blob_changed.len(), 1);
-        assert_eq!(comparison.blob_changed[0].label, "a");
+        assert_eq!(comparison.totals.blob_changed, 1);
     }
 
     #[test]
@@ -203,5 +247,37 @@ mod tests {
         assert_eq!(comparison.newly_unusable.len(), 1);
         assert_eq!(comparison.newly_unusable[0].reason, "C_Encrypt: CKR_X");
         assert_eq!(comparison.unusable_after.len(), 1);
+    }
+
+    #[test]
+    fn long_lists_are_capped_and_counted_in_full() {
+        let before: Vec<ObjectInfo> = (0..LISTED + 5)
+            .map(|n| {
+                object(
+                    "CKO_SECRET_KEY",
+                    &format!("{n:04}"),
+                    "k",
+                    None,
+                    Usability::Usable,
+                )
+            })
+            .collect();
+        let comparison = compare(&before, &[]);
+        assert_eq!(comparison.missing.len(), LISTED);
+        assert_eq!(comparison.totals.missing, (LISTED + 5) as u64);
+        assert!(!comparison.same_keys);
+    }
+
+    #[test]
+    fn a_stream_error_ends_the_comparison() {
+        let good = [Ok(object(
+            "CKO_SECRET_KEY",
+            "01",
+            "a",
+            None,
+            Usability::Usable,
+        ))];
+        let result = super::compare(good.into_iter(), [Err("unreadable")].into_iter());
+        assert_eq!(result.unwrap_err(), "unreadable");
     }
 }

@@ -12,7 +12,8 @@ const SEED_1: &str =
 const SEED_1_PROVEN: &str =
     "Seed step 1, proven: pkcsep11_migrate checks one APQN and no pattern; mkplan checks all.";
 const SEED_2: &str = "Seed step 2: stop every process that uses openCryptoki with the EP11 token.";
-const BEFORE: &str = "The inventory before: every key works under the current WK.";
+const BEFORE: &str =
+    "The inventory before, taken before the stop: the keys work with the applications running.";
 const SEED_3: &str =
     "Seed step 3: back up the token object repository (here: the whole store), verified.";
 const SEED_4: &str =
@@ -61,7 +62,7 @@ pub(super) fn steps(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) 
         "assert_wk",
         proven,
     );
-    step(out, SEED_2, "  - name: Stop applications\n    stop: apps\n");
+    // Before the stop: the keys work with the applications running (`probe-outside-window`).
     per_token(
         out,
         draft,
@@ -70,6 +71,7 @@ pub(super) fn steps(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) 
         "probe_keys",
         "",
     );
+    step(out, SEED_2, "  - name: Stop applications\n    stop: apps\n");
     per_token(
         out,
         draft,
