@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::end_state::{RunEnd, TokenFacts, apqn_rows, end_facts, key_summary, token_warnings};
 use crate::model::{
-    ApqnState, ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, KeyFileFacts,
+    ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, KeyFileFacts,
     MigrationFacts, RestoreFacts, TokenReport,
 };
 use crate::timeline::{StepOutcome, Timeline, one_line, plan_step};
