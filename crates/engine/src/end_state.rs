@@ -91,14 +91,20 @@ impl EndStateReader<'_> {
                 Err(e) => return not_read(e.to_string()),
             },
         };
-        match self
-            .ports
-            .keys
-            .probe(&module, u64::from(token.slot.get()), &pin)
-        {
-            Ok(inventory) => Reading::Read {
-                value: EndKeys::of(&inventory),
-            },
+        // Streamed and counted: the end state holds no per-key list (issue 13).
+        let mut keys = EndKeys::default();
+        let probed =
+            self.ports
+                .keys
+                .probe_into(&module, u64::from(token.slot.get()), &pin, &mut |object| {
+                    keys.add(&object);
+                    Ok(())
+                });
+        match probed {
+            Ok(module) => {
+                keys.module = module;
+                Reading::Read { value: keys }
+            }
             Err(e) => not_read(e.to_string()),
         }
     }

@@ -8,7 +8,7 @@ use crate::model::{ApqnState, ApqnTable, EndFacts, EndKeyFacts, KeyCounts, KeyTy
 use mkplan_engine::events::EventKind;
 use mkplan_engine::journal::Verified;
 use mkplan_engine::record::end_state::{EndStateRecord, Reading, TokenEnd};
-use mkplan_engine::record::probe::{Inventory, Usability};
+use mkplan_engine::record::probe::{ObjectInfo, Usability};
 use mkplan_engine::record::wk::WkTable;
 
 /// The run's end state and when it was read.
@@ -87,7 +87,7 @@ pub(crate) fn end_facts(end: &RunEnd, token: &TokenEnd, restored_by: Option<Stri
 
 /// Per key type: the counts before (an inventory) and at the end (the end state).
 pub(crate) fn key_summary(
-    before: Option<&Inventory>,
+    before: Option<impl Iterator<Item = ObjectInfo>>,
     end: Option<&TokenEnd>,
 ) -> Vec<KeyTypeSummary> {
     let mut rows: BTreeMap<String, KeyTypeSummary> = BTreeMap::new();
@@ -100,8 +100,8 @@ pub(crate) fn key_summary(
             })
             .clone()
     };
-    if let Some(inventory) = before {
-        for key in inventory.keys() {
+    if let Some(objects) = before {
+        for key in objects.filter(ObjectInfo::is_key) {
             let name = format!("{}/{}", key.class, key.key_type.as_deref().unwrap_or("?"));
             let mut r = row(&mut rows, &name);
             let counts = r.before.get_or_insert(KeyCounts {

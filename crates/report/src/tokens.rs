@@ -187,7 +187,12 @@ pub(crate) fn token_report(
     let end = run_end
         .zip(token_end)
         .map(|(e, t)| end_facts(e, t, restored_by.clone()));
-    let key_summary = key_summary(probe_before.map(|(_, inv)| *inv), token_end);
+    // Streamed from the side file; a file that fails its digest is warned about by its
+    // inventory's facts above.
+    let before_objects = probe_before
+        .and_then(|(_, inv)| keylist::objects(inv, run_dir).ok())
+        .map(|objects| objects.map_while(Result::ok));
+    let key_summary = key_summary(before_objects, token_end);
     let (wkvp_current, wkvp_new) = (token.wkvp_current.to_string(), token.wkvp_new.to_string());
     warnings.extend(token_warnings(&TokenFacts {
         token: token.id.as_str(),

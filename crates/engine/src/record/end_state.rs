@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::probe::{Inventory, Usability};
+use crate::record::probe::{Inventory, ObjectInfo, Usability};
 use crate::record::wk::WkTable;
 use mkplan_plan::model::TokenId;
 
@@ -80,25 +80,34 @@ impl TypeCounts {
 impl EndKeys {
     /// The counts of `inventory`'s keys by type, and the keys that do not work.
     pub fn of(inventory: &Inventory) -> Self {
-        let mut by_type: BTreeMap<String, TypeCounts> = BTreeMap::new();
-        let mut unusable = Vec::new();
-        for key in inventory.keys() {
-            let name = format!("{}/{}", key.class, key.key_type.as_deref().unwrap_or("?"));
-            by_type.entry(name).or_default().add(&key.usable);
-            if let Usability::Unusable(reason) = &key.usable
-                && unusable.len() < UNUSABLE_LISTED
-            {
-                unusable.push(format!(
-                    "{} `{}` (id {}): {reason}",
-                    key.class, key.label, key.id
-                ));
-            }
-        }
-        Self {
+        let mut keys = Self {
             module: inventory.module.clone(),
-            objects: inventory.objects.len() as u64,
-            by_type,
-            unusable,
+            ..Self::default()
+        };
+        inventory.objects.iter().for_each(|object| keys.add(object));
+        keys
+    }
+
+    /// Counts one more object as a probe streams it (nothing per key is kept beyond the
+    /// first [`UNUSABLE_LISTED`] unusable ones).
+    pub fn add(&mut self, object: &ObjectInfo) {
+        self.objects += 1;
+        if !object.is_key() {
+            return;
+        }
+        let name = format!(
+            "{}/{}",
+            object.class,
+            object.key_type.as_deref().unwrap_or("?")
+        );
+        self.by_type.entry(name).or_default().add(&object.usable);
+        if let Usability::Unusable(reason) = &object.usable
+            && self.unusable.len() < UNUSABLE_LISTED
+        {
+            self.unusable.push(format!(
+                "{} `{}` (id {}): {reason}",
+                object.class, object.label, object.id
+            ));
         }
     }
 
