@@ -580,3 +580,41 @@ fn at_a_terminal_the_typed_name_of_an_approver_with_a_key_is_refused() {
     );
     assert!(!journal.contains("checkpoint_approved"), "{journal}");
 }
+
+#[test]
+fn a_run_whose_journal_does_not_verify_stops_signed_approvals_instead_of_hiding_a_replay() {
+    let b = Bench::new("");
+    for (who, file) in [("alice", "alice.approval"), ("bob", "bob.approval")] {
+        ok(&b.approve(who, "gate", file, &[]), "approve");
+    }
+    ok(
+        &b.approve("alice", "later", "alice-later.approval", &[]),
+        "approve",
+    );
+    let first = b.run(
+        &["alice.approval", "bob.approval", "alice-later.approval"],
+        &[],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", both(&first));
+    // Someone edits the first run's journal: the line that recorded a use no longer verifies.
+    let journal = b.runs()[0].join("journal.jsonl");
+    let edited = std::fs::read_to_string(&journal).unwrap().replacen(
+        "\"approver\":\"alice\"",
+        "\"approver\":\"alicf\"",
+        1,
+    );
+    std::fs::write(&journal, edited).unwrap();
+
+    let out = b.run(
+        &["alice.approval", "bob.approval", "alice-later.approval"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("cannot prove the signed approvals were not used before"),
+        "{}",
+        both(&out)
+    );
+    assert_eq!(b.runs().len(), 1, "nothing was started");
+}

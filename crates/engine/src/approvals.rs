@@ -98,6 +98,14 @@ pub enum ApprovalInputError {
         checkpoint: String,
         time: String,
     },
+    #[error(
+        "cannot prove the signed approvals were not used before: run {run} of {state_dir} cannot be read ({reason}); a signed approval counts once, so mkplan does not accept one it cannot check: repair or move that run aside, then run again"
+    )]
+    ReplayUnproven {
+        state_dir: String,
+        run: String,
+        reason: String,
+    },
 }
 
 fn unknown_hint(
@@ -321,13 +329,21 @@ impl ApprovalInputs {
         if signed.is_empty() {
             return Ok(());
         }
-        for run in state.list_runs().unwrap_or_default() {
+        // Fail closed: a run whose journal cannot be read could hide an earlier use.
+        let unproven = |run: &str, reason: String| ApprovalInputError::ReplayUnproven {
+            state_dir: state.dir().display().to_string(),
+            run: run.to_owned(),
+            reason,
+        };
+        let runs = state
+            .list_runs()
+            .map_err(|e| unproven("-", e.to_string()))?;
+        for run in runs {
             if Some(run.id.as_str()) == this_run {
                 continue;
             }
-            let Ok(journal) = crate::journal::read_verified(&run.journal()) else {
-                continue;
-            };
+            let journal = crate::journal::read_verified(&run.journal())
+                .map_err(|e| unproven(&run.id, e.to_string()))?;
             for entry in &journal.entries {
                 let crate::events::EventKind::CheckpointApproved {
                     step,
