@@ -72,6 +72,7 @@ fn run_started(plan_sha256: &str) -> EventKind {
         operator: "alice".to_owned(),
         pid: 1,
         rehearsal: false,
+        origin: None,
     }
 }
 
@@ -105,6 +106,7 @@ fn replay_gives_the_state_each_sequence_of_events_means() {
     let resumed = EventKind::Resumed {
         operator: "bob".to_owned(),
         pid: 2,
+        origin: None,
         simulated_clock: None,
     };
     // (what, events, state name, uncertain step, attempts of migrate)

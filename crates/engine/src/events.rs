@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::StepData;
 use crate::record::mk_change::Milestone;
+use crate::record::origin::Origin;
 use mkplan_plan::model::{KindName, Section, Step};
 
 /// Which step an event is about: section, position, and what it was called.
@@ -76,10 +77,16 @@ pub enum EventKind {
         /// A rehearsal on a simulated host: nothing real was changed.
         #[serde(default)]
         rehearsal: bool,
+        /// The session it was started from; absent in journals of older mkplan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Resumed {
         operator: String,
         pid: u32,
+        /// The session it was resumed from; absent in journals of older mkplan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
         /// A rehearsal's clock, moved forward to simulate the days between phases.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         simulated_clock: Option<String>,

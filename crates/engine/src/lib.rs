@@ -16,6 +16,7 @@ pub mod journal;
 pub mod keylist;
 pub mod lifecycle;
 pub mod lock;
+pub mod origin;
 pub mod outcome;
 pub mod ports;
 pub mod preflight;

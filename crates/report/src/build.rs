@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::model::{
     ApprovalRecord, ApproverKeyFacts, Cosigning, DecisionRecord, FailureFacts, HostFacts,
-    JournalFacts, PlanFacts, PolicyFacts, REPORT_VERSION, RefusedApproval, Resumption, RunReport,
-    RunSummary, SignedApprovalFacts, SigningFacts, StepRecord,
+    JournalFacts, OriginFacts, PlanFacts, PolicyFacts, REPORT_VERSION, RefusedApproval, Resumption,
+    RunReport, RunSummary, SignedApprovalFacts, SigningFacts, StepRecord,
 };
 use crate::timeline::{Timeline, millis_between, one_line};
 use crate::{downtime, end_state, tokens};
@@ -159,6 +159,7 @@ pub fn build(
             events: journal.entries.len() as u64,
             head: journal.head.clone(),
         },
+        events: crate::audit::events(plan, journal),
         warnings,
         cosigning: plan.report.cosign.as_ref().map(|c| Cosigning {
             required: c.required,
@@ -176,6 +177,7 @@ fn run_facts(
     let mut root = String::new();
     let mut rehearsal = false;
     let mut operator = String::new();
+    let mut origin = None;
     let mut plan_path = String::new();
     let mut ended = None;
     let mut resumed = Vec::new();
@@ -188,17 +190,22 @@ fn run_facts(
                 rehearsal: r,
                 operator: o,
                 plan_path: p,
+                origin: from,
                 ..
             } => {
+                origin = from.as_ref().map(OriginFacts::of);
                 version.clone_from(mkplan_version);
                 root.clone_from(host_root);
                 rehearsal = *r;
                 operator.clone_from(o);
                 plan_path.clone_from(p);
             }
-            EventKind::Resumed { operator, .. } => resumed.push(Resumption {
+            EventKind::Resumed {
+                operator, origin, ..
+            } => resumed.push(Resumption {
                 time: entry.time.clone(),
                 operator: operator.clone(),
+                origin: origin.as_ref().map(OriginFacts::of),
             }),
             EventKind::Decision {
                 step,
@@ -242,6 +249,7 @@ fn run_facts(
         id: state.run_id.clone(),
         rehearsal,
         operator,
+        origin,
         duration_ms: ended.as_deref().and_then(|e| millis_between(&started, e)),
         started,
         ended,

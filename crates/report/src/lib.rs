@@ -13,6 +13,7 @@
 //!
 //! [`verify::verify`] checks all of it, with the journal's chain and the plan digest.
 
+mod audit;
 pub mod build;
 mod concurrent;
 pub mod cosign;

@@ -48,12 +48,94 @@ pub struct RunReport {
     /// Every step of the plan (steps, rescue, always), in plan order, reached or not.
     pub steps: Vec<StepRecord>,
     pub journal: JournalFacts,
+    /// Every journal event with the fields PCI DSS 10.2.2 asks of an audit log entry: user,
+    /// type, time, success or failure, origin, affected resources; in journal order. Empty in
+    /// reports of an older format 2.
+    #[serde(default)]
+    pub events: Vec<AuditEvent>,
     /// What an auditor should know first; empty when there is nothing to say.
     pub warnings: Vec<String>,
     /// The co-signatures of approvers the plan requires (`report.cosign`); absent when it
     /// requires none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cosigning: Option<Cosigning>,
+}
+
+/// One journal event, as an audit log entry (PCI DSS 10.2.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    /// The journal line's `seq`.
+    pub seq: u64,
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// Type of event: the journal's kind (`step_succeeded`, `checkpoint_approved`, …).
+    pub event: String,
+    /// The step it concerns, `steps[4] migrate: Re-encipher all secure keys`; `null` for an
+    /// event of the whole run.
+    pub step: Option<String>,
+    /// Who: the person running mkplan in that session (`run.operator`, or who resumed it);
+    /// the approver for an approval or a refused one; who decided, for a decision.
+    pub user: String,
+    /// `success`, `failure`, or `none` for an event that is no outcome (a step starting).
+    pub result: AuditResult,
+    /// The session the event came from (captured at the start and at each resume); `null`
+    /// in runs of an older mkplan, which did not record it.
+    pub origin: Option<OriginFacts>,
+    /// What it acted on or read: tokens, APQNs, services and units, backup targets, files.
+    pub resources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditResult {
+    Success,
+    Failure,
+    None,
+}
+
+impl AuditResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditResult::Success => "success",
+            AuditResult::Failure => "failure",
+            AuditResult::None => "none",
+        }
+    }
+}
+
+/// The session mkplan ran in (`engine::record::origin::Origin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OriginFacts {
+    /// The mkplan process's real user id.
+    pub uid: u32,
+    /// `$LOGNAME` (else `$USER`).
+    pub login: Option<String>,
+    /// `$SUDO_USER`: who ran `sudo`.
+    pub sudo_user: Option<String>,
+    /// `uname -n` of the machine mkplan ran on.
+    pub host: String,
+    /// The terminal (`/dev/pts/3`); `null` without one.
+    pub tty: Option<String>,
+    /// `address port N` of the SSH client; `null` when not over SSH.
+    pub ssh_client: Option<String>,
+    /// All of it on one line.
+    pub summary: String,
+}
+
+impl OriginFacts {
+    pub fn of(origin: &mkplan_engine::record::origin::Origin) -> Self {
+        Self {
+            uid: origin.uid,
+            login: origin.login.clone(),
+            sudo_user: origin.sudo_user.clone(),
+            host: origin.host.clone(),
+            tty: origin.tty.clone(),
+            ssh_client: origin.ssh_client.clone(),
+            summary: origin.describe(),
+        }
+    }
 }
 
 /// `required` distinct approvers of `by` must co-sign `report.dsse.json`
@@ -87,6 +169,9 @@ pub struct RunSummary {
     pub rehearsal: bool,
     /// Who started the run.
     pub operator: String,
+    /// The session it was started from; `null` in runs of an older mkplan.
+    #[serde(default)]
+    pub origin: Option<OriginFacts>,
     /// RFC 3339, UTC: the run's first journal event.
     pub started: String,
     /// RFC 3339, UTC: the `run_finished` event; `null` when the run did not finish.
@@ -124,6 +209,9 @@ pub struct FailureFacts {
 pub struct Resumption {
     pub time: String,
     pub operator: String,
+    /// The session it was resumed from; `null` in runs of an older mkplan.
+    #[serde(default)]
+    pub origin: Option<OriginFacts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -19,6 +19,7 @@ use mkplan_engine::ports::operator::{Nobody, Operator};
 use mkplan_engine::ports::pins::{PinError, PinReader};
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::record::StepData;
+use mkplan_engine::record::origin::Origin;
 use mkplan_engine::record::probe::{Inventory, ObjectInfo, Usability};
 use mkplan_engine::secret::Pin;
 use mkplan_plan::Plan;
@@ -93,6 +94,14 @@ fn journal(dir: &Path, plan: &Plan, probes: bool) -> PathBuf {
         operator: "carol".to_owned(),
         pid: 1,
         rehearsal: false,
+        origin: Some(Origin {
+            uid: 0,
+            login: Some("root".to_owned()),
+            sudo_user: Some("carol".to_owned()),
+            host: "zlx01".to_owned(),
+            tty: Some("/dev/pts/3".to_owned()),
+            ssh_client: Some("198.51.100.7 port 50022".to_owned()),
+        }),
     });
     let mut ran = |index: usize, data: Value, extra: Vec<EventKind>| {
         let s = step(plan, index);
@@ -472,4 +481,91 @@ fn a_record_that_cannot_be_read_is_a_warning_not_a_silent_gap() {
         warnings.contains("steps[4] `") && warnings.contains("could not be read"),
         "{warnings}"
     );
+}
+
+#[test]
+fn every_event_is_an_audit_entry_with_user_result_origin_and_resources() {
+    use crate::model::AuditResult;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = example_plan();
+    let verified = read_verified(&journal(dir.path(), &plan, true)).unwrap();
+    let report = build(
+        Path::new("/nonexistent"),
+        &plan,
+        &verified,
+        &machine(),
+        &facts(),
+    );
+    assert_eq!(report.events.len(), verified.entries.len());
+    let seqs: Vec<u64> = report.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..verified.entries.len() as u64).collect::<Vec<_>>());
+    let first = &report.events[0];
+    assert_eq!(
+        (first.event.as_str(), first.user.as_str(), first.result),
+        ("run_started", "carol", AuditResult::Success)
+    );
+    let origin = first.origin.as_ref().unwrap();
+    assert_eq!(
+        origin.summary,
+        "uid 0 (login root, sudo by carol) on zlx01, tty /dev/pts/3, ssh 198.51.100.7 port 50022"
+    );
+    assert_eq!(first.resources, ["plan /plans/ep11-offline.yaml"]);
+    assert_eq!(report.run.origin.as_ref(), Some(origin));
+    // Every event carries the session's origin and a time.
+    assert!(
+        report
+            .events
+            .iter()
+            .all(|e| e.origin.as_ref() == Some(origin))
+    );
+    assert!(report.events.iter().all(|e| e.time == clock_width(&e.time)));
+    // An approval names the approver, not the operator.
+    let approvals: Vec<&str> = report
+        .events
+        .iter()
+        .filter(|e| e.event == "checkpoint_approved")
+        .map(|e| e.user.as_str())
+        .collect();
+    assert_eq!(approvals, ["alice", "bob", "alice"]);
+    let of = |kind: &str, position: &str| {
+        report
+            .events
+            .iter()
+            .find(|e| e.event == kind && e.step.as_deref().is_some_and(|s| s.starts_with(position)))
+            .unwrap_or_else(|| panic!("no {kind} of {position}"))
+    };
+    let migrate = of("step_succeeded", "steps[5] migrate");
+    assert_eq!(migrate.result, AuditResult::Success);
+    assert_eq!(
+        migrate.resources,
+        [
+            "token ep11 (slot 4, /var/lib/opencryptoki/ep11tok)",
+            "APQN 0a.0011"
+        ]
+    );
+    assert_eq!(of("step_started", "steps[5]").result, AuditResult::None);
+    let stop = of("step_succeeded", "steps[3] stop");
+    assert_eq!(
+        stop.resources,
+        ["service apps: myapp.service, httpd.service"]
+    );
+    let backup = of("step_succeeded", "steps[4] backup");
+    assert!(
+        backup
+            .resources
+            .iter()
+            .any(|r| r == "backup local: /var/backups/mkplan"),
+        "{:?}",
+        backup.resources
+    );
+    let last = report.events.last().unwrap();
+    assert_eq!(
+        (last.event.as_str(), last.result),
+        ("run_finished", AuditResult::Success)
+    );
+}
+
+/// A time in the report's one width (`2026-01-01T10:00:00.000Z`).
+fn clock_width(time: &str) -> String {
+    mkplan_engine::clock::normalize_or_keep(time)
 }

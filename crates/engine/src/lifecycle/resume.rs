@@ -253,6 +253,7 @@ impl Decided<'_> {
         recorder.record(EventKind::Resumed {
             operator: with.operator_name.clone(),
             pid: std::process::id(),
+            origin: Some(crate::origin::capture()),
             simulated_clock: crate::clock::simulated_offset(),
         })?;
         let done = state

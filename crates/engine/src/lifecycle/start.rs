@@ -103,6 +103,7 @@ pub fn start(
         operator: run.options.operator_name.clone(),
         pid: std::process::id(),
         rehearsal: run.rehearsal,
+        origin: Some(crate::origin::capture()),
     })?;
     let executor = Executor {
         plan: run.plan,

@@ -11,6 +11,7 @@ use crate::terminal::duration;
 use text::rich;
 
 mod end;
+mod events;
 mod summary;
 pub mod text;
 mod token;
@@ -226,6 +227,7 @@ pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String 
     }
     recap(&mut out, r);
     verification(&mut out, r, algorithm, key_id);
+    events::appendix(&mut out, r);
     out.push_str("</section>\n");
     let _ = write!(
         out,

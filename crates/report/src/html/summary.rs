@@ -17,13 +17,19 @@ fn block(out: &mut String, title: &str) {
 
 pub(super) fn facts(out: &mut String, r: &RunReport) {
     block(out, "Change and run");
-    let mut operator = escape(&r.run.operator);
+    let from = |origin: &Option<crate::model::OriginFacts>| {
+        origin
+            .as_ref()
+            .map_or(String::new(), |o| format!(" — {}", escape(&o.summary)))
+    };
+    let mut operator = format!("{}{}", escape(&r.run.operator), from(&r.run.origin));
     for resumed in &r.run.resumed {
         let _ = write!(
             operator,
-            "; resumed by {} at {}",
+            "; resumed by {} at {}{}",
             escape(&resumed.operator),
-            escape(&resumed.time)
+            escape(&resumed.time),
+            from(&resumed.origin)
         );
     }
     kv(
