@@ -6,6 +6,8 @@
 use crate::model::{AuditEvent, AuditResult, OriginFacts};
 use mkplan_engine::events::{EventKind, Outcome, StepRef};
 use mkplan_engine::journal::Verified;
+use mkplan_engine::record::Record;
+use mkplan_engine::record::backup::BackupOutput;
 use mkplan_plan::model::{Plan, ServiceControl, ServiceId, StepKind, TkeAction, TokenId};
 
 /// Every event of the journal, in order.
@@ -120,10 +122,29 @@ fn resources(plan: &Plan, event: &EventKind) -> Vec<String> {
         EventKind::EndState { .. } => plan.tokens.keys().flat_map(|t| token(plan, t)).collect(),
         EventKind::UnitStopping { unit, .. } => vec![format!("unit {unit}")],
         EventKind::RescueStarted { .. } => Vec::new(),
-        _ => step_of(event)
-            .and_then(|s| plan.step_at(s.section, s.index))
-            .map(|s| step_resources(plan, &s.kind))
-            .unwrap_or_default(),
+        _ => {
+            let mut out: Vec<String> = step_of(event)
+                .and_then(|s| plan.step_at(s.section, s.index))
+                .map(|s| step_resources(plan, &s.kind))
+                .unwrap_or_default();
+            out.extend(written(event));
+            out
+        }
+    }
+}
+
+/// The files a step's record says it wrote: the backup's archive and manifest.
+fn written(event: &EventKind) -> Vec<String> {
+    let EventKind::StepSucceeded { step, data, .. } = event else {
+        return Vec::new();
+    };
+    let output = data.decode(step.kind);
+    match BackupOutput::of(&output) {
+        Some(backup) => vec![
+            format!("file {}", backup.record.archive.display()),
+            format!("file {}", backup.record.manifest.display()),
+        ],
+        None => Vec::new(),
     }
 }
 

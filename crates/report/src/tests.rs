@@ -550,13 +550,13 @@ fn every_event_is_an_audit_entry_with_user_result_origin_and_resources() {
         ["service apps: myapp.service, httpd.service"]
     );
     let backup = of("step_succeeded", "steps[4] backup");
-    assert!(
-        backup
-            .resources
-            .iter()
-            .any(|r| r == "backup local: /var/backups/mkplan"),
-        "{:?}",
-        backup.resources
+    assert_eq!(
+        backup.resources[2..],
+        [
+            "backup local: /var/backups/mkplan",
+            "file /var/backups/mkplan/x.tar.gz",
+            "file /var/backups/mkplan/x.manifest.json"
+        ]
     );
     let last = report.events.last().unwrap();
     assert_eq!(
