@@ -434,6 +434,96 @@ fn activation_on_one_apqn_only_parks_again_and_resume_finishes_after_the_other()
     b.assert_pin_nowhere();
 }
 
+/// PCI DSS 10.2.2: the run journals where it was started from and, on resume, where it was
+/// resumed from (another SSH session here); the report lists every event with its user,
+/// result, origin and resources, each event with the origin of the session that wrote it.
+#[test]
+fn each_event_in_the_report_carries_the_origin_of_its_session() {
+    let b = Bench::new();
+    let first = [
+        ("SSH_CONNECTION", "198.51.100.7 50022 192.0.2.1 22"),
+        ("SSH_CLIENT", ""),
+    ];
+    let ran = b.rehearse(&quick_plan(), &["--stop-at-park"], &first);
+    assert_exit(&ran, 6);
+    let second = [
+        ("SSH_CONNECTION", ""),
+        ("SSH_CLIENT", "2001:db8::9 40000 22"),
+    ];
+    let done = b.resume(&[], &second);
+    assert_exit(&done, 0);
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(b.state.join("runs").join(b.run_id()).join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let events = report["events"].as_array().unwrap();
+    assert_eq!(
+        events.len(),
+        b.journal().len(),
+        "one entry per journal event"
+    );
+    let resumed_at = events
+        .iter()
+        .position(|e| e["event"] == "resumed")
+        .expect("a resumed event");
+    let uid = rustix::process::getuid().as_raw();
+    for (i, event) in events.iter().enumerate() {
+        let (ssh, session) = if i < resumed_at {
+            ("198.51.100.7 port 50022", "start")
+        } else {
+            ("2001:db8::9 port 40000", "resume")
+        };
+        let origin = &event["origin"];
+        assert_eq!(origin["ssh_client"], ssh, "{session}: {event:#}");
+        assert_eq!(origin["uid"], uid, "{event:#}");
+        assert!(
+            origin["host"].as_str().is_some_and(|h| !h.is_empty()),
+            "{event:#}"
+        );
+        assert!(
+            event["user"].as_str().is_some_and(|u| !u.is_empty()),
+            "{event:#}"
+        );
+        assert!(
+            ["success", "failure", "none"].contains(&event["result"].as_str().unwrap()),
+            "{event:#}"
+        );
+        assert!(event["time"].as_str().unwrap().ends_with('Z'), "{event:#}");
+    }
+    assert_eq!(
+        report["run"]["origin"]["ssh_client"],
+        "198.51.100.7 port 50022"
+    );
+    assert_eq!(
+        report["run"]["resumed"][0]["origin"]["ssh_client"],
+        "2001:db8::9 port 40000"
+    );
+    // The re-encipherment names the token it acted on; the approval, its approver.
+    let reencipher = events
+        .iter()
+        .find(|e| {
+            e["event"] == "step_succeeded"
+                && e["step"].as_str().unwrap().contains("mk_change.reencipher")
+        })
+        .unwrap();
+    assert!(
+        reencipher["resources"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("token "),
+        "{reencipher:#}"
+    );
+    let html =
+        std::fs::read_to_string(b.state.join("runs").join(b.run_id()).join("report.html")).unwrap();
+    assert!(
+        html.contains("Appendix G — Events (PCI DSS 10.2.2)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("ssh 198.51.100.7 port 50022") && html.contains("ssh 2001:db8::9 port 40000")
+    );
+}
+
 /// A token answers the INITIATE query negatively: the tool aborts before it changes
 /// anything; the run fails, rescue has nothing to cancel, every key stays under the old WK.
 #[test]
