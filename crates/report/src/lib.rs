@@ -96,6 +96,20 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "`{}` carries {count} co-signature(s) ({who}) over the report as it stands, and the rebuilt report differs from it: writing it would drop them, so nothing was written. To rebuild anyway: move `{REPORT_DSSE}` aside (keep it: it is what they signed), run `mkplan report generate RUN --force` again, and ask the approvers to co-sign the new report (`mkplan report cosign RUN --key KEY`)",
+        file.display()
+    )]
+    CosignaturesWouldBeLost {
+        file: PathBuf,
+        count: usize,
+        who: String,
+    },
+    #[error(
+        "cannot read `{}` to keep the co-signatures it may carry ({why}): nothing was written; move it aside to rebuild the report without them",
+        file.display()
+    )]
+    EnvelopeUnreadable { file: PathBuf, why: String },
     #[error("cannot sync `{}`: {source}", dir.display())]
     Sync {
         dir: PathBuf,
@@ -145,9 +159,14 @@ pub fn generate_with(
     let signature = signer.sign(&bytes)?;
     let statement = Statement::about(&report, &bytes).to_bytes();
     let envelope_signature = signer.sign(&pae(PAYLOAD_TYPE, &statement))?;
-    let envelope = Envelope::new(&statement, signer.public().key_id(), &envelope_signature);
+    // `--force` over a co-signed report: the co-signatures stay if they still sign this
+    // statement, else nothing is written.
+    let kept = cosign::kept_cosignatures(run_dir, plan, &statement)?;
+    let mut envelope = Envelope::new(&statement, signer.public().key_id(), &envelope_signature);
+    envelope.signatures.extend(kept);
     let algorithm = signer.public().algorithm();
-    let html = html::render(&report, algorithm, &signer.public().key_id());
+    let cosigners = verify::cosigners_of(&report, &envelope);
+    let html = html::render(&report, algorithm, &signer.public().key_id(), &cosigners);
     let artefacts: [(&str, Vec<u8>); 5] = [
         (SIGNER_PUB, signer.public().to_pem().into_bytes()),
         (REPORT_SIG, signature),

@@ -22,8 +22,11 @@ use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
 
 mod approvals;
 mod cosignatures;
+
 use mkplan_engine::journal::{JournalError, read_verified};
 use mkplan_engine::rundir::PLAN_COPY;
+
+pub use cosignatures::{Cosigner, verified as cosigners_of};
 
 /// Why a check does not hold: the precise reason an auditor reads.
 #[derive(Debug, thiserror::Error)]

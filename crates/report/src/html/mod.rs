@@ -8,6 +8,7 @@ use crate::REPORT_JSON;
 use crate::model::RunReport;
 use crate::sign::Algorithm;
 use crate::terminal::duration;
+use crate::verify::Cosigner;
 use text::rich;
 
 mod end;
@@ -166,7 +167,14 @@ pub(crate) fn table(out: &mut String, head: &[&str], rows: &[Vec<String>]) {
 }
 
 /// The whole page.
-pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String {
+/// `cosigners`: the approvers whose co-signature of `report.dsse.json` verified (the page is
+/// rendered again after each `report cosign`; no signature covers it).
+pub fn render(
+    report: &RunReport,
+    algorithm: Algorithm,
+    key_id: &str,
+    cosigners: &[Cosigner],
+) -> String {
     let r = report;
     let mut out = String::new();
     let _ = write!(
@@ -217,7 +225,7 @@ pub fn render(report: &RunReport, algorithm: Algorithm, key_id: &str) -> String 
         summary::token(&mut out, token);
     }
     summary::downtime(&mut out, r);
-    summary::signatures(&mut out, r, algorithm, key_id);
+    summary::signatures(&mut out, r, algorithm, key_id, cosigners);
     out.push_str("</section>\n<section id=\"appendices\">");
     steps(&mut out, r);
     approvals(&mut out, r);

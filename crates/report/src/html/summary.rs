@@ -9,6 +9,8 @@ use super::text::{digest, path, rich};
 use super::{code, escape, kv, ms, table_cols};
 use crate::model::{ApqnState, ApqnTable, KeyCounts, RunReport, TokenReport};
 use crate::sign::Algorithm;
+use crate::verify::Cosigner;
+use mkplan_sig::short_id;
 
 /// Opens a summary block: kept on one page when printed.
 fn block(out: &mut String, title: &str) {
@@ -376,17 +378,76 @@ pub(super) fn downtime(out: &mut String, r: &RunReport) {
     );
 }
 
-pub(super) fn signatures(out: &mut String, r: &RunReport, algorithm: Algorithm, key_id: &str) {
-    block(out, "Signature");
+pub(super) fn signatures(
+    out: &mut String,
+    r: &RunReport,
+    algorithm: Algorithm,
+    key_id: &str,
+    cosigners: &[Cosigner],
+) {
+    block(out, "Signatures");
     let _ = writeln!(
         out,
-        "<p>Signed by mkplan's report signer: {} {} ({}), key id {}.</p>\
-         <p>Verify: <code>mkplan report verify {} --key TRUSTED.pub.pem</code>; without mkplan: Appendix E. \
-         The signature covers <code>report.json</code>, not this page.</p></section>",
+        "<p>Signed by mkplan's report signer: {} {} ({}), key id {}.</p>",
         escape(&r.signing.method),
         r.signing.key.as_deref().map_or(String::new(), path),
         escape(algorithm.describe()),
         digest(key_id),
+    );
+    out.push_str(&cosigned(r, cosigners));
+    let _ = writeln!(
+        out,
+        "<p>Verify: <code>mkplan report verify {} --key TRUSTED.pub.pem</code>; without mkplan: Appendix E. \
+         The signatures cover <code>report.json</code>, not this page.</p></section>",
         escape(&r.run.id)
     );
+}
+
+/// Who co-signed (`report.dsse.json`, verified when this page was rendered) and whether the
+/// plan's `report.cosign` is met.
+fn cosigned(r: &RunReport, cosigners: &[Cosigner]) -> String {
+    if cosigners.is_empty() && r.cosigning.is_none() {
+        return String::new();
+    }
+    let mut line = String::from("<p id=\"cosigners\">Co-signed by: ");
+    if cosigners.is_empty() {
+        line.push_str("nobody yet");
+    }
+    let names: Vec<String> = cosigners
+        .iter()
+        .map(|c| {
+            format!(
+                "<b>{}</b> (key id {}, {})",
+                escape(&c.name),
+                code(&short_id(&c.key_id)),
+                escape(
+                    mkplan_sig::Algorithm::from_name(&c.algorithm)
+                        .map_or(c.algorithm.as_str(), |a| a.describe())
+                )
+            )
+        })
+        .collect();
+    line.push_str(&names.join(", "));
+    if let Some(required) = &r.cosigning {
+        let counted = cosigners
+            .iter()
+            .filter(|c| required.by.contains(&c.name))
+            .count();
+        let status = if counted >= required.required as usize {
+            "<span class=\"ok\">complete</span>".to_owned()
+        } else {
+            format!(
+                "<span class=\"bad\">INCOMPLETE: {} more needed</span>",
+                required.required as usize - counted
+            )
+        };
+        let _ = write!(
+            line,
+            ". Required: {} of {} — {status}",
+            required.required,
+            escape(&required.by.join(", "))
+        );
+    }
+    line.push_str(".</p>\n");
+    line
 }

@@ -74,6 +74,36 @@ pub(super) fn checks(report: &RunReport, envelope: &Envelope) -> Vec<Check> {
     checks
 }
 
+/// An approver whose co-signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosigner {
+    pub name: String,
+    pub key_id: String,
+    /// `ecdsa-p256-sha256` or `ed25519`.
+    pub algorithm: String,
+}
+
+/// The approvers whose co-signature in `envelope` verifies, in envelope order; a signature
+/// that does not verify is left out (what `report verify` reports as failed).
+pub fn verified(report: &RunReport, envelope: &Envelope) -> Vec<Cosigner> {
+    let Ok(payload) = envelope.payload_bytes() else {
+        return Vec::new();
+    };
+    let message = pae(&envelope.payload_type, &payload);
+    envelope
+        .signatures
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter_map(|(index, signature)| cosignature(report, index, signature, &message).ok())
+        .map(|a| Cosigner {
+            name: a.name.clone(),
+            key_id: a.key_id.clone(),
+            algorithm: a.algorithm.clone(),
+        })
+        .collect()
+}
+
 /// `sig[0]`, which the envelope check verified: who it is.
 fn mkplan_signer(report: &RunReport, envelope: &Envelope) -> Check {
     let signing = &report.signing;
