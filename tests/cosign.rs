@@ -149,13 +149,18 @@ impl Bench {
 
 /// The README's recipe, exactly as printed between its `recipe:dsse` markers.
 fn readme_recipe() -> String {
+    readme_block("dsse")
+}
+
+/// The README's shell block between its `recipe:NAME` markers.
+fn readme_block(name: &str) -> String {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let start = readme
-        .find("<!-- recipe:dsse -->")
+        .find(&format!("<!-- recipe:{name} -->"))
         .expect("the recipe's start marker");
     let end = readme
-        .find("<!-- /recipe:dsse -->")
+        .find(&format!("<!-- /recipe:{name} -->"))
         .expect("the recipe's end marker");
     let block = &readme[start..end];
     let body = block
@@ -656,4 +661,311 @@ fn at_a_terminal_cosign_shows_the_summary_and_asks_for_the_run_id() {
         std::fs::read(dir.join("report.dsse.json")).unwrap(),
         envelope
     );
+}
+
+/// The README's offline flow: the approvers sign the PAE with openssl on their own machine
+/// (P-256 DER, Ed25519 raw; one handed over as base64), `report cosign --from` adds each only
+/// once it verifies with a listed approver key, and the result verifies with mkplan and the
+/// recipe; `report.html` is rendered again naming the co-signers, and nothing signed changes.
+#[test]
+fn signatures_made_offline_with_the_readme_recipe_are_added_with_from() {
+    let b = Bench::new();
+    let (dir, signer) = cosigned_report(&b);
+    let signed_files = |dir: &Path| {
+        ["report.json", "report.json.sig", "signer.pub.pem"]
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+    };
+    let before = signed_files(&dir);
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Co-signed by: nothing") || html.contains("Co-signed by: nobody yet"),
+        "the page says nobody co-signed yet"
+    );
+
+    // On the approvers' machine: the report, its envelope and their own keys.
+    let away = b.path("approvers");
+    std::fs::create_dir(&away).unwrap();
+    for f in ["report.json", "report.dsse.json"] {
+        std::fs::copy(dir.join(f), away.join(f)).unwrap();
+    }
+    for k in ["alice", "bob"] {
+        std::fs::copy(
+            b.path(&format!("keys/{k}.pem")),
+            away.join(format!("{k}.pem")),
+        )
+        .unwrap();
+    }
+    tool("jq");
+    let out = tool("bash")
+        .args(["-euc", &readme_block("cosign-offline")])
+        .current_dir(&away)
+        .output()
+        .unwrap();
+    ok(&out, "the README's offline co-signing recipe");
+    assert!(
+        text(&out.stdout).contains("report.json: OK"),
+        "{}",
+        both(&out)
+    );
+    let pae = std::fs::read(away.join("report.pae")).unwrap();
+    assert!(pae.starts_with(b"DSSEv1 28 application/vnd.in-toto+json "));
+
+    let envelope = envelope_after(&dir);
+    let from = |file: &Path| {
+        b.mkplan()
+            .args(["report", "cosign"])
+            .arg(&dir)
+            .arg("--from")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    // A signature over something else than the PAE, or by a key the report does not list,
+    // is refused and nothing is written.
+    let wrong = away.join("wrong.sig");
+    let out = tool("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-sign",
+            "alice.pem",
+            "-out",
+            "wrong.sig",
+            "report.json",
+        ])
+        .current_dir(&away)
+        .output()
+        .unwrap();
+    ok(&out, "openssl signs report.json");
+    let out = from(&wrong);
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert!(
+        text(&out.stderr).contains(
+            "does not verify over this report's PAE with any approver key it lists (alice "
+        ),
+        "{}",
+        both(&out)
+    );
+    let out = tool("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(b.path("root/etc/mkplan/signing.pem"))
+        .args(["-out", "mkplan.sig", "report.pae"])
+        .current_dir(&away)
+        .output()
+        .unwrap();
+    ok(&out, "openssl signs the PAE with mkplan's key");
+    let out = from(&away.join("mkplan.sig"));
+    assert_eq!(out.status.code(), Some(2), "{}", both(&out));
+    assert_eq!(envelope_after(&dir), envelope, "nothing was added");
+
+    let out = from(&away.join("alice.sig"));
+    ok(&out, "report cosign --from alice.sig");
+    assert!(
+        text(&out.stdout).contains("co-signed by alice"),
+        "{}",
+        both(&out)
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Co-signed by: <b>alice</b>"),
+        "the page names alice"
+    );
+    assert!(
+        html.contains("INCOMPLETE: 1 more needed"),
+        "and that one is missing"
+    );
+    // Bob hands over base64 text.
+    let raw = std::fs::read(away.join("bob.sig")).unwrap();
+    assert_eq!(raw.len(), 64, "a raw Ed25519 signature");
+    let b64 = away.join("bob.sig.b64");
+    std::fs::write(&b64, format!("{}\n", base64_encode(&raw))).unwrap();
+    let out = from(&b64);
+    ok(&out, "report cosign --from bob.sig.b64");
+    assert!(
+        text(&out.stdout).contains("co-signed by bob"),
+        "{}",
+        both(&out)
+    );
+    assert!(
+        text(&out.stdout).contains("2 of 2 required"),
+        "{}",
+        both(&out)
+    );
+
+    let out = b.verify(&dir, Some(&signer));
+    ok(&out, "report verify after the offline co-signatures");
+    let said = text(&out.stdout);
+    assert!(
+        said.contains("ok        sig[1]  alice: approver key"),
+        "{said}"
+    );
+    assert!(
+        said.contains("ok        sig[2]  bob: approver key"),
+        "{said}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<b>alice</b>") && html.contains("<b>bob</b>"),
+        "both named"
+    );
+    assert!(
+        html.contains("— <span class=\"ok\">complete</span>"),
+        "complete"
+    );
+    assert_eq!(
+        signed_files(&dir),
+        before,
+        "co-signing changes no signed file"
+    );
+
+    let trusted = dir.join("trusted");
+    std::fs::create_dir(&trusted).unwrap();
+    for (key, name) in [
+        (signer, "mkplan.pem"),
+        (b.path("keys/alice.pub.pem"), "alice.pem"),
+        (b.path("keys/bob.pub.pem"), "bob.pem"),
+    ] {
+        std::fs::copy(key, trusted.join(name)).unwrap();
+    }
+    let out = run_recipe("bash", &dir);
+    ok(&out, "the README recipe");
+    assert!(
+        text(&out.stdout).contains("report.dsse.json: every signature verifies"),
+        "{}",
+        both(&out)
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut child = tool("base64")
+        .arg("-w0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// `report generate --force` over a co-signed report keeps the co-signatures when the
+/// statement they sign is rebuilt byte for byte; when it would differ it refuses, writes
+/// nothing and says how to proceed; with the envelope moved aside it rebuilds without them.
+#[test]
+fn generate_force_keeps_cosignatures_or_refuses_to_drop_them() {
+    let b = Bench::new();
+    let (dir, signer) = cosigned_report(&b);
+    let id = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    ok(
+        &b.cosign(&dir, b.path("keys/alice.pem").to_str().unwrap(), &[]),
+        "report cosign (alice)",
+    );
+    let cosigned: serde_json::Value = serde_json::from_slice(&envelope_after(&dir)).unwrap();
+    let alice_sig = cosigned["signatures"][1].clone();
+    let generate = || {
+        b.mkplan()
+            .args(["report", "generate", &id, "--force"])
+            .output()
+            .unwrap()
+    };
+
+    let out = generate();
+    ok(&out, "report generate --force of a co-signed report");
+    let rebuilt: serde_json::Value = serde_json::from_slice(&envelope_after(&dir)).unwrap();
+    assert_eq!(
+        rebuilt["payload"], cosigned["payload"],
+        "the same statement"
+    );
+    assert_eq!(rebuilt["signatures"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        rebuilt["signatures"][1], alice_sig,
+        "alice's co-signature kept"
+    );
+    let out = b.verify(&dir, Some(&signer));
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    assert!(
+        text(&out.stdout).contains("ok        sig[1]  alice"),
+        "{}",
+        both(&out)
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("Co-signed by: <b>alice</b>"),
+        "the rebuilt page names alice"
+    );
+
+    // The co-signed statement is not the one a rebuild gives (as when another mkplan or
+    // another host rebuilds it): nothing may be written.
+    let mut statement: serde_json::Value =
+        serde_json::from_slice(&base64_decode(rebuilt["payload"].as_str().unwrap())).unwrap();
+    statement["predicate"]["outcome"] = "something else".into();
+    let mut other = rebuilt.clone();
+    other["payload"] = base64_encode(&serde_json::to_vec(&statement).unwrap()).into();
+    std::fs::write(
+        dir.join("report.dsse.json"),
+        serde_json::to_vec(&other).unwrap(),
+    )
+    .unwrap();
+    let files = [
+        "report.json",
+        "report.json.sig",
+        "report.dsse.json",
+        "report.html",
+        "signer.pub.pem",
+    ];
+    let snapshot = || files.map(|f| std::fs::read(dir.join(f)).unwrap());
+    let before = snapshot();
+    let out = generate();
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    let said = text(&out.stderr);
+    for part in [
+        "carries 1 co-signature(s) (alice) over the report as it stands",
+        "writing it would drop them, so nothing was written",
+        "move `report.dsse.json` aside",
+        "mkplan report cosign RUN --key KEY",
+    ] {
+        assert!(said.contains(part), "`{part}` in:\n{said}");
+    }
+    assert_eq!(snapshot(), before, "nothing was written");
+
+    // An envelope that cannot be read may hold co-signatures: refused as well.
+    std::fs::write(dir.join("report.dsse.json"), b"{not json").unwrap();
+    let out = generate();
+    assert_eq!(out.status.code(), Some(1), "{}", both(&out));
+    assert!(
+        text(&out.stderr).contains("to keep the co-signatures it may carry"),
+        "{}",
+        both(&out)
+    );
+
+    // Moved aside, as the message says: rebuilt without co-signatures, and verify says so.
+    std::fs::rename(dir.join("report.dsse.json"), b.path("old.dsse.json")).unwrap();
+    ok(
+        &generate(),
+        "report generate --force after moving the envelope aside",
+    );
+    let out = b.verify(&dir, Some(&signer));
+    assert_eq!(out.status.code(), Some(7), "{}", both(&out));
+    assert!(
+        text(&out.stdout).contains("0 of 2 required"),
+        "{}",
+        both(&out)
+    );
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let mut child = tool("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().stdout
 }

@@ -108,11 +108,17 @@ impl SoftKey {
         }
     }
 
-    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`). An Ed25519 key is written as PKCS#8 v1
+    /// (RFC 8410, without the public key): OpenSSL 3.0 cannot read the v2 form, and an
+    /// approver signs with openssl offline (README).
     pub fn private_pem(&self) -> Result<String, SignError> {
         let pem = match self {
             SoftKey::P256(key) => key.to_pkcs8_pem(LineEnding::LF),
-            SoftKey::Ed25519(key) => key.to_pkcs8_pem(LineEnding::LF),
+            SoftKey::Ed25519(key) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: key.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_pem(LineEnding::LF),
         };
         pem.map(|p| p.as_str().to_owned())
             .map_err(|e| SignError::Encode(e.to_string()))
