@@ -969,3 +969,151 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .unwrap();
     child.wait_with_output().unwrap().stdout
 }
+
+/// Every byte of every signature of a co-signed report, changed: each flip of each byte of
+/// the signature itself (re-encoded as valid base64, so it reaches the signature check),
+/// and each character of its base64 text, is refused by mkplan's verification naming that
+/// signature or the envelope; each flip of the signature bytes fails the README recipe's
+/// `dsse_verify` naming that signature. (The CLI's exit code and message for a sample are
+/// in `a_cosigned_report_verifies_with_mkplan_and_the_readme_recipe_per_signature`.)
+#[test]
+fn any_changed_byte_of_any_signature_is_caught_by_mkplan_and_the_recipe() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use mkplan_report::verify::verify;
+
+    let b = Bench::new();
+    let (dir, signer) = cosigned_report(&b);
+    for key in ["keys/alice.pem", "keys/bob.pem"] {
+        ok(&b.cosign(&dir, b.path(key).to_str().unwrap(), &[]), key);
+    }
+    assert!(verify(&dir, Some(&signer)).ok());
+    let original = String::from_utf8(envelope_after(&dir)).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let signatures: Vec<String> = parsed["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["sig"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(signatures.len(), 3);
+
+    let flips = dir.join("flips");
+    std::fs::create_dir(&flips).unwrap();
+    let caught = |index: usize, what: &str, envelope: &str| {
+        std::fs::write(dir.join("report.dsse.json"), envelope).unwrap();
+        let checked = verify(&dir, Some(&signer));
+        let named = checked.checks.iter().any(|c| {
+            !c.ok && (c.name.trim() == format!("sig[{index}]") || c.name.contains("envelope"))
+        });
+        assert!(
+            !checked.authentic() && named,
+            "signature {index}, {what}: not caught or not named:\n{}",
+            checked.render()
+        );
+    };
+    let mut cases = 0;
+    for (index, sig) in signatures.iter().enumerate() {
+        // The signature's bytes: every byte, by its lowest and its highest bit.
+        let raw = STANDARD.decode(sig).unwrap();
+        for position in 0..raw.len() {
+            for bit in [0, 7] {
+                let mut changed = raw.clone();
+                changed[position] ^= 1 << bit;
+                let envelope = original.replacen(sig.as_str(), &STANDARD.encode(&changed), 1);
+                caught(index, &format!("byte {position} bit {bit}"), &envelope);
+                cases += 1;
+                if bit == 0 {
+                    std::fs::write(flips.join(format!("{index}-{position}.json")), &envelope)
+                        .unwrap();
+                }
+            }
+        }
+        // The base64 text: every character, by its lowest bit (another base64 character,
+        // or one outside the alphabet).
+        for position in 0..sig.len() {
+            for mask in [0x01u8] {
+                let mut text = sig.clone().into_bytes();
+                text[position] ^= mask;
+                let Ok(text) = String::from_utf8(text) else {
+                    continue;
+                };
+                if STANDARD.decode(&text).ok().as_deref() == Some(raw.as_slice()) {
+                    continue; // cannot happen with canonical base64; kept honest below
+                }
+                let envelope = original.replacen(sig.as_str(), &json_string_body(&text), 1);
+                caught(index, &format!("char {position} ^ {mask:#04x}"), &envelope);
+                cases += 1;
+            }
+        }
+    }
+    assert!(cases > 3 * 64 * 3, "{cases} cases");
+    std::fs::write(dir.join("report.dsse.json"), &original).unwrap();
+    assert!(
+        verify(&dir, Some(&signer)).ok(),
+        "the original verifies again"
+    );
+
+    // The recipe's `dsse_verify`, on every envelope with one signature byte changed. Each
+    // runs with only the changed signature's key trusted (the others then stop at "not in
+    // trusted" without openssl, which keeps this to a minute): the line for the changed
+    // signature must say it does not verify. With every key, the original verifies.
+    for (index, key) in [
+        signer.clone(),
+        b.path("keys/alice.pub.pem"),
+        b.path("keys/bob.pub.pem"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let trusted = dir.join(format!("trusted-{index}"));
+        std::fs::create_dir(&trusted).unwrap();
+        std::fs::copy(key, trusted.join("key.pem")).unwrap();
+        std::fs::copy(key, dir.join(format!("key-{index}.pem"))).unwrap();
+    }
+    let all = dir.join("trusted");
+    std::fs::create_dir(&all).unwrap();
+    for index in 0..3 {
+        std::fs::copy(
+            dir.join(format!("key-{index}.pem")),
+            all.join(format!("{index}.pem")),
+        )
+        .unwrap();
+    }
+    let recipe = readme_recipe();
+    let function = recipe
+        .split_once("\n# In the report's directory:")
+        .expect("the recipe defines dsse_verify first")
+        .0;
+    let script = format!(
+        "{function}\n\
+         dsse_verify report.dsse.json trusted >/dev/null || echo 'ORIGINAL FAILS'\n\
+         for f in flips/*.json; do\n\
+           n=${{f#flips/}}; index=${{n%%-*}}\n\
+           out=$(dsse_verify \"$f\" trusted-$index) || true\n\
+           printf '%s\\n' \"$out\" | grep -q \"^signature $index: DOES NOT VERIFY\" || echo \"NOT CAUGHT $f: $out\"\n\
+         done\n\
+         echo checked $(ls flips | wc -l)"
+    );
+    let out = tool("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    let flipped = std::fs::read_dir(&flips).unwrap().count();
+    assert!(
+        said.contains(&format!("checked {flipped}"))
+            && !said.contains("NOT CAUGHT")
+            && !said.contains("ORIGINAL FAILS"),
+        "{}",
+        both(&out)
+    );
+}
+
+/// `text` as it appears between the quotes of a JSON string.
+fn json_string_body(text: &str) -> String {
+    let quoted = serde_json::to_string(text).unwrap();
+    quoted[1..quoted.len() - 1].to_owned()
+}
