@@ -1039,7 +1039,7 @@ fn any_changed_byte_of_any_signature_is_caught_by_mkplan_and_the_recipe() {
                     continue;
                 };
                 if STANDARD.decode(&text).ok().as_deref() == Some(raw.as_slice()) {
-                    continue; // cannot happen with canonical base64; kept honest below
+                    continue; // the same signature (strict base64 never allows this; not counted)
                 }
                 let envelope = original.replacen(sig.as_str(), &json_string_body(&text), 1);
                 caught(index, &format!("char {position} ^ {mask:#04x}"), &envelope);

@@ -789,9 +789,10 @@ fn report_html_opens_in_headless_chromium_with_the_outcome_tables_and_a_visible_
         "Change and run",
         "Approvals",
         "Downtime",
-        "Signature",
+        "Signatures",
         "Appendix A — Step log",
         "Appendix E — How to verify this report",
+        "Appendix G — Events (PCI DSS 10.2.2)",
     ] {
         assert!(
             dom.contains(&format!("<h2>{heading}</h2>")),

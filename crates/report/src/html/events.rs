@@ -8,7 +8,7 @@ use super::{code, escape, table_cols};
 use crate::model::{AuditResult, RunReport};
 
 pub(super) fn appendix(out: &mut String, r: &RunReport) {
-    out.push_str("<h2 id=\"events\">Appendix G — Events (PCI DSS 10.2.2)</h2>");
+    out.push_str("<h2>Appendix G — Events (PCI DSS 10.2.2)</h2>");
     if r.events.is_empty() {
         out.push_str("<p>This report lists no events (it was written by an older mkplan: rebuild it with <code>mkplan report generate RUN --force</code>).</p>\n");
         return;
