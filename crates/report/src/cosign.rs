@@ -12,9 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::dsse::{Envelope, EnvelopeSignature, pae};
 use crate::model::{ApproverKeyFacts, ReportParseError, RunReport};
-use crate::sign::{Algorithm, PublicKey, ReportSigner, SignError};
+use crate::sign::{PublicKey, ReportSigner, SignError};
 use crate::verify::{MAX_COSIGNATURES, Verification, cosigners_of, verify};
-use crate::{REPORT_DSSE, REPORT_HTML, REPORT_JSON, ReportError, write_atomically};
+use crate::{REPORT_DSSE, REPORT_HTML, REPORT_JSON, ReportError, SIGNER_PUB, write_atomically};
 use mkplan_engine::access::Access;
 use mkplan_sig::short_id;
 
@@ -49,6 +49,8 @@ pub enum CosignError {
     Report(#[source] ReportParseError),
     #[error("{REPORT_DSSE}: {0}")]
     Envelope(String),
+    #[error("{SIGNER_PUB}: {0}")]
+    SignerKey(String),
     #[error(transparent)]
     Sign(#[from] SignError),
     #[error(transparent)]
@@ -139,11 +141,17 @@ pub fn cosign(
         })?;
     }
     // The page is derived from the signed files and covered by no signature: rendering it
-    // again changes no digest.
+    // again changes no digest. mkplan's key is the one the verification above held.
+    let signer_pem =
+        crate::verify::read(dir, SIGNER_PUB).map_err(|e| CosignError::SignerKey(e.to_string()))?;
+    let mkplan_key = std::str::from_utf8(&signer_pem)
+        .ok()
+        .and_then(|pem| PublicKey::from_pem(pem).ok())
+        .ok_or_else(|| CosignError::SignerKey("not a public key".to_owned()))?;
     let html = crate::html::render(
         &report,
-        Algorithm::from_name(&report.signing.algorithm).unwrap_or(Algorithm::EcdsaP256),
-        envelope.signatures.first().map_or("", |s| s.keyid.as_str()),
+        mkplan_key.algorithm(),
+        &mkplan_key.key_id(),
         &cosigners_of(&report, &envelope),
     );
     let access = Access::inside(dir).map_err(|source| ReportError::RunDirMode {
