@@ -1117,3 +1117,62 @@ fn json_string_body(text: &str) -> String {
     let quoted = serde_json::to_string(text).unwrap();
     quoted[1..quoted.len() - 1].to_owned()
 }
+
+/// A report co-signed in one place is co-signed in both: the run directory and the evidence
+/// package under `report.dir` verify with the same signers, whichever was given, and the
+/// package's files keep the plan's `report.mode`.
+#[test]
+fn cosigning_either_copy_updates_the_other() {
+    use std::os::unix::fs::PermissionsExt;
+    let b = Bench::new();
+    b.keygen(&b.path("root/etc/mkplan/signing"), "p256");
+    let alice = b.keygen(&b.path("keys/alice"), "p256");
+    let bob = b.keygen(&b.path("keys/bob"), "ed25519");
+    let plan = b.plan(
+        &[("alice", Some(&alice)), ("bob", Some(&bob))],
+        "  dir: /srv/reports\n  mode: \"0640\"\n  cosign: { required: 2 }\n",
+    );
+    let run_dir = b.run(&plan);
+    let id = run_dir.file_name().unwrap().to_str().unwrap().to_owned();
+    let package = b.path("root/srv/reports").join(&id);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&package.join("report.dsse.json")), 0o640);
+
+    // alice co-signs the run by its id: the package carries her signature too.
+    let out = b.cosign(
+        Path::new(&id),
+        b.path("keys/alice.pem").to_str().unwrap(),
+        &[],
+    );
+    ok(&out, "cosign alice by run id");
+    assert!(
+        text(&out.stdout).contains(&package.display().to_string()),
+        "{}",
+        both(&out)
+    );
+    for dir in [&run_dir, &package] {
+        let out = b.verify(dir, None);
+        assert_eq!(out.status.code(), Some(7), "one of two: {}", both(&out));
+        assert!(text(&out.stdout).contains("alice"), "{}", both(&out));
+    }
+    // bob co-signs the package: the run directory carries his signature too.
+    let out = b.cosign(&package, b.path("keys/bob.pem").to_str().unwrap(), &[]);
+    ok(&out, "cosign bob in the package");
+    for dir in [&run_dir, &package] {
+        let out = b.verify(dir, None);
+        assert_eq!(out.status.code(), Some(0), "both: {}", both(&out));
+        let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+        assert!(
+            html.contains("alice") && html.contains("bob"),
+            "{}",
+            dir.display()
+        );
+    }
+    assert_eq!(
+        std::fs::read(run_dir.join("report.dsse.json")).unwrap(),
+        std::fs::read(package.join("report.dsse.json")).unwrap()
+    );
+    assert_eq!(mode(&package.join("report.dsse.json")), 0o640);
+    assert_eq!(mode(&package.join("report.html")), 0o640);
+    assert_eq!(mode(&run_dir.join("report.dsse.json")), 0o600);
+}

@@ -300,3 +300,45 @@ pub(crate) fn kept_cosignatures(
         who: who.join(", "),
     })
 }
+
+/// What [`mirror`] found at the other copy of a report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mirrored {
+    /// Its envelope and page now carry the co-signatures.
+    Updated,
+    /// It already had this envelope.
+    Current,
+    /// It holds another report.json (rebuilt since, or another run's): left as it was.
+    OtherReport,
+}
+
+/// Brings the other copy of a co-signed report (the run directory's, or the evidence package
+/// under the plan's `report.dir`) up to date with `from`: its envelope and page are replaced
+/// only when it holds the very report.json `from` holds, each file keeping the mode it has
+/// there (the package's files have the plan's `report.mode`, not the run directory's).
+pub fn mirror(from: &Path, to: &Path) -> Result<Mirrored, CosignError> {
+    let read = |dir: &Path, name: &str| {
+        crate::verify::read(dir, name).map_err(|e| CosignError::Envelope(e.to_string()))
+    };
+    if read(from, REPORT_JSON)? != read(to, REPORT_JSON)? {
+        return Ok(Mirrored::OtherReport);
+    }
+    let envelope = read(from, REPORT_DSSE)?;
+    if read(to, REPORT_DSSE)? == envelope {
+        return Ok(Mirrored::Current);
+    }
+    for (name, bytes) in [
+        (REPORT_DSSE, envelope),
+        (REPORT_HTML, read(from, REPORT_HTML)?),
+    ] {
+        let target = to.join(name);
+        let mode = std::fs::metadata(&target)
+            .map(|m| m.permissions())
+            .map_err(|source| ReportError::Write {
+                file: target.clone(),
+                source,
+            })?;
+        write_atomically(&target, &bytes, &|file| file.set_permissions(mode.clone()))?;
+    }
+    Ok(Mirrored::Updated)
+}

@@ -78,6 +78,7 @@ pub(super) fn run(args: Args, globals: &Globals) -> Result<(), CliError> {
     {
         println!("co-signatures: {}", cosigners.detail);
     }
+    super::cosign_copies::update_other_copies(&dir, globals);
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod after_run;
 mod cosign;
+mod cosign_copies;
 mod fleet;
 mod generate;
 
