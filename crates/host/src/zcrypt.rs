@@ -12,7 +12,7 @@ use mkplan_plan::model::Apqn;
 mod mkvps;
 
 use mkvps::register;
-pub use mkvps::{MkvpsError, parse_ep11_mkvps};
+pub use mkvps::{CcaMkvpsError, MkvpsError, parse_cca_mkvps, parse_ep11_mkvps};
 
 /// The EP11 coprocessor bit (`X`) of the card's `ap_functions` word (zcrypt-sysfs.md 1.3).
 const AP_FUNC_EP11: u32 = 0x0400_0000;
@@ -89,6 +89,7 @@ pub fn read_apqn(root: &HostRoot, apqn: Apqn) -> Result<ApqnStatus, ZcryptError>
         queue_chkstop: queue.read_flag("chkstop", Some(false))?,
         cur,
         new,
+        cca: None,
         mkvps_raw,
     })
 }
