@@ -7,16 +7,16 @@ use std::path::PathBuf;
 use crate::diagnostic::Diagnostic;
 use crate::lower::{DEFAULT_END_DELAY, DEFAULT_UNTIL_DELAY, Lowering};
 use crate::model::{
-    Apqn, AssertWk, BackupId, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery,
-    Section, ServiceId, Step, StepKind, TkeAction, Token, TokenId, Until,
+    Apqn, AssertWk, BackupId, CcaMk, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk,
+    PinDelivery, Section, ServiceId, Step, StepKind, TkeAction, Token, TokenId, Until,
 };
 use crate::model::{
     BackupStep, EndOperationStep, ExpectedTarget, ExpectedWkvpStep, ProbeKeysStep, ReencipherStep,
     RestoreStep,
 };
 use crate::raw::{
-    RawAssertWk, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget, RawMigrateStep,
-    RawMkChange, RawNewWk, RawPinDelivery, RawStep,
+    RawAssertWk, RawCcaMkName, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget,
+    RawMigrateStep, RawMkChange, RawNewWk, RawPinDelivery, RawStep,
 };
 use crate::schema::dotted_path;
 use crate::suggest::did_you_mean;
@@ -237,6 +237,11 @@ impl Lowering {
                 None | Some(RawPinDelivery::Prompt) => PinDelivery::Prompt,
                 Some(RawPinDelivery::Env) => PinDelivery::Env,
             },
+            mks: match &raw.mks {
+                Some(named) => named.iter().map(|mk| cca_mk(*mk)).collect(),
+                None => token.mks.keys().copied().collect(),
+            },
+            mks_named: raw.mks.is_some(),
         })
     }
 
@@ -468,4 +473,13 @@ fn resolve<'a>(
     };
     errors.push(d);
     None
+}
+
+fn cca_mk(raw: RawCcaMkName) -> CcaMk {
+    match raw {
+        RawCcaMkName::Sym => CcaMk::Sym,
+        RawCcaMkName::Asym => CcaMk::Asym,
+        RawCcaMkName::Aes => CcaMk::Aes,
+        RawCcaMkName::Apka => CcaMk::Apka,
+    }
 }

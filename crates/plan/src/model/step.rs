@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::{Apqn, BackupId, ServiceId, TokenId};
+use crate::model::{Apqn, BackupId, CcaMk, ServiceId, TokenId};
 
 /// Which list of the plan a step belongs to (journaled as `steps`, `rescue`, `always`).
 #[derive(
@@ -274,6 +274,11 @@ pub struct MigrateStep {
     pub apqn: Apqn,
     pub tool: Option<PathBuf>,
     pub pin_delivery: PinDelivery,
+    /// CCA: the MK types `pkcscca -m keys -k` migrates, one run each, in this order
+    /// (default: every type the token declares, in `CcaMk` order). Empty for EP11.
+    pub mks: Vec<CcaMk>,
+    /// Whether the plan named `mks` (rule `mk-types-declared` checks them).
+    pub mks_named: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -218,6 +218,21 @@ pub struct RawMigrateStep {
     /// How the PIN reaches the tool: `prompt` (default) or `env` (openCryptoki < 3.9 only).
     #[serde(default)]
     pub pin_delivery: Option<RawPinDelivery>,
+    /// CCA tokens only: the master-key types to migrate (`pkcscca -m keys -k <type>`, one
+    /// run each, in this order); default every type the token declares under `mks`.
+    #[serde(default)]
+    #[schemars(extend("minItems" = 1, "uniqueItems" = true))]
+    pub mks: Option<Vec<RawCcaMkName>>,
+}
+
+/// A CCA master-key type, as `pkcscca -k` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawCcaMkName {
+    Sym,
+    Asym,
+    Aes,
+    Apka,
 }
 
 /// Which WKVP `set_expected_wkvp` writes.
