@@ -55,3 +55,65 @@ fn the_host_reads_every_form_the_simulator_prints() {
     let offline = read_apqn(&root, d).unwrap();
     assert!(offline.state_unknown() && !offline.queue_online);
 }
+
+/// `mkplan check` before the TKE work: registers that differ from the plan are "as expected
+/// before the TKE checkpoint", but a register that reads `- -` (an interrupted read that
+/// lasts) is a problem now: no TKE action makes it readable.
+#[test]
+fn check_reports_an_unknown_state_as_a_problem_now() {
+    let host = super::SimHost::offline(3);
+    let check = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mkplan"))
+            .arg("--root")
+            .arg(&host.root)
+            .arg("check")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/ep11-offline.yaml"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = super::text(&out.stdout) + &super::text(&out.stderr);
+        (out.status.code(), text)
+    };
+    let step = |output: &str, name: &str| {
+        output
+            .lines()
+            .find(|l| l.trim_start().starts_with("steps[") && l.contains(&format!("`{name}`")))
+            .unwrap_or_else(|| panic!("no line for `{name}`: {output}"))
+            .to_owned()
+    };
+    let committed = "New WK is committed on every APQN";
+    let activate = "Activate the new WK on the TKE";
+    let (_, before) = check();
+    assert!(
+        step(&before, committed).contains("will run")
+            && step(&before, committed).contains("as expected before the earlier TKE checkpoint"),
+        "{before}"
+    );
+    assert!(
+        step(&before, activate).contains("as expected before the TKE action"),
+        "{before}"
+    );
+
+    let apqn = host.token().apqns[0].lszcrypt();
+    let fault = std::process::Command::new(super::SIM_EXE)
+        .args(["fault", "interrupted-read", &apqn, "--root"])
+        .arg(&host.root)
+        .output()
+        .unwrap();
+    assert!(fault.status.success());
+    let (code, during) = check();
+    assert_eq!(code, Some(3), "{during}");
+    for name in [committed, activate] {
+        let line = step(&during, name);
+        assert!(line.contains("PRECONDITION FAILS"), "{line}");
+        assert!(
+            line.contains("cannot be") && line.contains("no TKE action changes that"),
+            "{line}"
+        );
+        assert!(line.contains("unknown (`- -`"), "{line}");
+    }
+    assert!(
+        !step(&during, committed).contains("as expected"),
+        "{during}"
+    );
+}
