@@ -15,6 +15,7 @@ pub mod command;
 pub mod end_state;
 pub mod migrate;
 pub mod mk_change;
+pub mod pkcscca;
 pub mod probe;
 pub mod services;
 pub mod users;

@@ -34,6 +34,11 @@ pub enum GuardError {
     /// The wrapping-key state differs from what a step expects: every APQN that differs.
     #[error("{}", .0.join("; "))]
     WkDiffers(Vec<String>),
+    /// The state cannot be judged now, and no TKE action will change that: an APQN could
+    /// not be read, a register reads `- -` (offline, or an interrupted read that lasted), or a
+    /// card or queue is offline, deconfigured, check-stopped or of the wrong kind.
+    #[error("{}", .0.join("; "))]
+    WkUnknown(Vec<String>),
     /// Design rule 4 cannot be checked.
     #[error(
         "cannot confirm that the old WK is still current ({}); a restore could make every key unusable, so it is refused",

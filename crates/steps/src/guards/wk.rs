@@ -20,6 +20,11 @@ pub fn read_and_evaluate(
         .get(&check.token)
         .ok_or_else(|| GuardError::UnknownToken(check.token.clone()))?;
     let (statuses, mut problems) = read_all(host, token);
+    // The TKE changes registers; it does not bring a queue online or make `- -` readable.
+    let unknown_now = !problems.is_empty()
+        || statuses
+            .iter()
+            .any(|s| s.state_unknown() || !wk::unusable(s).is_empty());
     let expectation = Expectation {
         current: check.current,
         new: check.new,
@@ -35,6 +40,8 @@ pub fn read_and_evaluate(
             token: Some(token.id.clone()),
             apqns: statuses,
         })
+    } else if unknown_now {
+        Err(GuardError::WkUnknown(problems))
     } else {
         Err(GuardError::WkDiffers(problems))
     }
