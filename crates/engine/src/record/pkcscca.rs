@@ -66,3 +66,35 @@ pub enum SkipReason {
     NotOldRsa,
     NotNewRsa,
 }
+
+/// One `pkcscca -m keys -k <type>` run of a CCA `migrate` (opencryptoki-ep11.md 5): how it
+/// ended and what its output said. Success needs exit 0, a summary and no failed key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PkcsccaRun {
+    /// `aes`, `apka`, `asym` or `sym`.
+    pub mk: String,
+    /// The command line (no PIN: both PINs are typed at the tool's prompts).
+    pub argv: String,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub timed_out: bool,
+    /// The parsed output; `None` when it could not be parsed (`output_error` says why).
+    pub summary: Option<PkcsccaSummary>,
+    pub output_error: Option<String>,
+    pub duration_ms: u64,
+    /// The output as it came (the PINs redacted), bounded.
+    #[serde(default)]
+    pub output: Vec<String>,
+}
+
+/// The live checks of a CCA `migrate` right before `pkcscca` started: on every APQN, each
+/// MK type to migrate has the new MK in CUR and the token's current one in OLD.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CcaRegistersChecked {
+    /// `0c.0011 AES: CUR valid 0x…, OLD valid 0x…`, one line per APQN and MK type.
+    pub checked: Vec<String>,
+    /// MK types sysfs does not show (SYM): not checkable here; `pkcscca` fails a key whose
+    /// MK is not in OLD.
+    #[serde(default)]
+    pub not_shown: Vec<String>,
+}

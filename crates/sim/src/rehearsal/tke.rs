@@ -77,6 +77,8 @@ impl SimulatedTke {
                 let request = TkeRequest {
                     apqn: Some(*apqn),
                     mks,
+                    // Fault: only a first key part is loaded; NEW stays partial.
+                    partial: action == TkeAction::Load && self.faults.cca_partial_new,
                     ..TkeRequest::new(action)
                 };
                 crate::tke_request(&self.root, &request).map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 //! share lives here.
 
 pub mod backup;
+pub mod mk;
 pub mod mk_change;
 pub mod mk_list;
 pub mod resume;
@@ -51,6 +52,15 @@ pub enum GuardError {
         apqns.join(", ")
     )]
     Activated { token: TokenId, apqns: Vec<String> },
+    /// Design rule 4 for CCA: the previous MK is in neither CUR nor OLD (or cannot be read).
+    #[error(
+        "refusing to restore CCA token `{token}`: {}. A CCA restore after the set is safe only while the OLD register still holds the previous MK; fix forward instead",
+        problems.join("; ")
+    )]
+    PreviousMkGone {
+        token: TokenId,
+        problems: Vec<String>,
+    },
 }
 
 /// A guard's refusal fails the step with its text.

@@ -1,0 +1,136 @@
+//! A CCA token's master keys, live: every APQN's `mkvps` read (zcrypt-sysfs.md 1.6, 1.6b)
+//! and judged, per MK type the token declares, against what a step needs. Fail-closed: an
+//! APQN that cannot be read, is no CCA card, or reads `- -` for a register needed fails.
+//! SYM has no line in sysfs: it cannot be checked here (said in the result).
+
+use mkplan_engine::ports::host::HostView;
+use mkplan_engine::record::pkcscca::CcaRegistersChecked;
+use mkplan_engine::record::wk::{CcaKeyState, CcaMkRegisters, CcaMkType, CcaRegister};
+use mkplan_plan::model::{CcaMk, Mkvp, MkvpPair, Token};
+
+/// What a step needs of each MK type's registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MkNeed {
+    /// The new MK was set: CUR holds it, OLD the token's current one (what `pkcscca`
+    /// re-enciphers from and to).
+    SetFromCurrent,
+    /// The new MK is current (applications may start on migrated keys).
+    NewCurrent,
+    /// The keys of a restored backup are usable or re-encipherable: CUR still holds the
+    /// token's current MK (not set yet), or OLD does (set once).
+    PreviousKept,
+}
+
+/// The MK type as sysfs prints it; SYM has no line there.
+fn shown(mk: CcaMk) -> Option<CcaMkType> {
+    match mk {
+        CcaMk::Sym => None,
+        CcaMk::Asym => Some(CcaMkType::Asym),
+        CcaMk::Aes => Some(CcaMkType::Aes),
+        CcaMk::Apka => Some(CcaMkType::Apka),
+    }
+}
+
+/// Checks `mks` of `token` on every APQN. `Err`: every problem, each naming its APQN.
+pub fn check_cca(
+    host: &dyn HostView,
+    token: &Token,
+    mks: &[CcaMk],
+    need: MkNeed,
+) -> Result<CcaRegistersChecked, Vec<String>> {
+    let mut out = CcaRegistersChecked::default();
+    let mut problems = Vec::new();
+    for mk in mks {
+        let Some(pair) = token.mks.get(mk) else {
+            problems.push(format!("token `{}` declares no {mk} master key", token.id));
+            continue;
+        };
+        let Some(kind) = shown(*mk) else {
+            out.not_shown.push(mk.to_string());
+            continue;
+        };
+        for apqn in &token.apqns {
+            let registers = match read(host, *apqn, kind) {
+                Ok(registers) => registers,
+                Err(why) => {
+                    problems.push(format!("APQN {apqn}: {why}"));
+                    continue;
+                }
+            };
+            match judge(&registers, pair, need) {
+                Ok(said) => out
+                    .checked
+                    .push(format!("{} {mk}: {said}", apqn.lszcrypt())),
+                Err(why) => problems.push(format!("APQN {apqn}: {mk} {why}")),
+            }
+        }
+    }
+    match problems.is_empty() {
+        true => Ok(out),
+        false => Err(problems),
+    }
+}
+
+fn read(
+    host: &dyn HostView,
+    apqn: mkplan_plan::model::Apqn,
+    kind: CcaMkType,
+) -> Result<CcaMkRegisters, String> {
+    let status = host.read_apqn(apqn).map_err(|e| e.to_string())?;
+    let Some(cca) = &status.cca else {
+        return Err(format!(
+            "card type `{}` is not a CCA coprocessor, or its master keys cannot be read",
+            status.card_type
+        ));
+    };
+    let Some(registers) = cca.get(kind) else {
+        return Err(format!(
+            "sysfs does not show the {kind} master key (a kernel before 5.10/5.19): it cannot be checked"
+        ));
+    };
+    if registers.any_unknown() {
+        return Err(format!(
+            "the {kind} registers read `- -` (unknown: the queue is offline or the read was interrupted)"
+        ));
+    }
+    Ok(registers.clone())
+}
+
+fn holds(register: &CcaRegister<CcaKeyState>, vp: Mkvp) -> bool {
+    register.state == CcaKeyState::Valid
+        && register
+            .vp
+            .as_ref()
+            .is_some_and(|v| v.bytes().get(..8) == Some(&vp.bytes()[..]))
+}
+
+fn shows(register: &CcaRegister<CcaKeyState>) -> String {
+    match &register.vp {
+        Some(vp) if register.state == CcaKeyState::Valid => format!("valid {vp}"),
+        _ => register.state.word().to_owned(),
+    }
+}
+
+fn judge(registers: &CcaMkRegisters, pair: &MkvpPair, need: MkNeed) -> Result<String, String> {
+    let (cur, old) = (&registers.cur, &registers.old);
+    let now = format!("CUR {}, OLD {}", shows(cur), shows(old));
+    let ok = match need {
+        MkNeed::SetFromCurrent => holds(cur, pair.new) && holds(old, pair.current),
+        MkNeed::NewCurrent => holds(cur, pair.new),
+        MkNeed::PreviousKept => holds(cur, pair.current) || holds(old, pair.current),
+    };
+    if ok {
+        return Ok(now);
+    }
+    Err(match need {
+        MkNeed::SetFromCurrent => format!(
+            "is {now}, but pkcscca needs CUR valid {} (the new MK, set on the TKE) and OLD valid {} (the keys' MK)",
+            pair.new, pair.current
+        ),
+        MkNeed::NewCurrent => format!("is {now}, but the new MK {} must be current", pair.new),
+        MkNeed::PreviousKept => format!(
+            "is {now}: the token's previous MK {} is in neither CUR nor OLD, so keys restored from the backup could never be used or re-enciphered again",
+            pair.current
+        ),
+    })
+}
