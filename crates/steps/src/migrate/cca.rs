@@ -256,7 +256,7 @@ pub(super) fn run(
             output: dialog.kept,
         });
         match verdict {
-            Ok(said) => cx.notice(said),
+            Ok(said) => cx.progress(done as u64 + 1, Some(total), said),
             Err(why) => {
                 failure = Some(why);
                 break;
