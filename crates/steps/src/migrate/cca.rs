@@ -256,7 +256,7 @@ pub(super) fn run(
             output: dialog.kept,
         });
         match verdict {
-            Ok(said) => cx.progress(done as u64 + 1, Some(total), said),
+            Ok(said) => cx.progress(total.min(runs.len() as u64), Some(total), said),
             Err(why) => {
                 failure = Some(why);
                 break;
