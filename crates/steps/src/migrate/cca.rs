@@ -256,7 +256,7 @@ pub(super) fn run(
             output: dialog.kept,
         });
         match verdict {
-            Ok(said) => cx.progress(total.min(runs.len() as u64), Some(total), said),
+            Ok(said) => cx.progress(runs.len() as u64, Some(step.mks.len() as u64), said),
             Err(why) => {
                 failure = Some(why);
                 break;
