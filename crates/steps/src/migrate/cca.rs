@@ -263,12 +263,19 @@ pub(super) fn run(
             }
         }
     }
+    // Keys were rewritten if an earlier MK type's run succeeded, or the failed run got as
+    // far as its summary (it writes back the keys that worked).
+    let touched = runs.len() > 1 || runs.iter().any(|r| r.summary.is_some());
     let summary = summary(&runs);
     let output = MigrateOutput::ran_cca(&step.token, tool, runs, checks, registers, restored_first);
     match failure {
         None => Ok(Done::new(summary).with(output)),
-        Some(why) => Err(Failed::with(
+        Some(why) if touched => Err(Failed::with(
             format!("{why}; the store may be partly migrated: rescue restores the verified backup"),
+            output,
+        )),
+        Some(why) => Err(Failed::with(
+            format!("{why}; no key was re-enciphered"),
             output,
         )),
     }
