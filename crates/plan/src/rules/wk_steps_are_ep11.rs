@@ -9,7 +9,7 @@ pub struct WkStepsAreEp11;
 
 impl Rule for WkStepsAreEp11 {
     fn id(&self) -> &'static str {
-        "wk-steps-are-ep11"
+        "wk-steps-not-for-cca"
     }
 
     fn why(&self) -> &'static str {
