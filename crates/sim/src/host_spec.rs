@@ -154,7 +154,7 @@ impl HostSpec {
                 store: token.store.clone(),
                 config: token.config.clone(),
                 apqns: token.apqns.clone(),
-                ep11: (!token.is_cca()).then(|| Ep11Spec {
+                ep11: (!token.is_cca()).then_some(Ep11Spec {
                     wkvp_current: token.wkvp_current,
                     wkvp_new: token.wkvp_new,
                     expected_wkvp: true,
