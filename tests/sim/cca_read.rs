@@ -117,3 +117,46 @@ fn check_reports_an_unknown_state_as_a_problem_now() {
         "{during}"
     );
 }
+
+/// The simulated `ccatok.conf` reads with mkplan's reader, and mkplan's rewrite reads back in
+/// the simulated token (both follow `cca_specific.c`: SYM, AES, APKA; ASYM refused).
+#[test]
+fn ccatok_conf_agrees_between_the_simulator_and_mkplan() {
+    use mkplan_plan::ccaconf::{self, ConfMkType};
+    let mut token = cca_token("cca", 5, &["0c.0011"]);
+    token["cca"]["mks"]["asym"] =
+        json!({"current": "0x5555555555555555", "new": "0x6666666666666666"});
+    token["cca"]["expected_mkvps"] = json!(true);
+    let host = Host::new(json!({"tokens": [token]}), 1);
+    let path = host.path("/etc/opencryptoki/ccatok.conf");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let hex8 = |text: &str| {
+        let mut bytes = [0u8; 8];
+        hex::decode_to_slice(text.trim_start_matches("0x"), &mut bytes).unwrap();
+        bytes
+    };
+    let read = ccaconf::parse(&text).unwrap().expected_mkvps;
+    assert_eq!(read.get(&ConfMkType::Aes), Some(&hex8(AES_OLD)), "{text}");
+    assert_eq!(read.get(&ConfMkType::Apka), Some(&hex8(APKA_OLD)), "{text}");
+    assert!(!text.contains("ASYM"), "{text}");
+    let new = [(ConfMkType::Aes, hex8(AES_NEW))].into_iter().collect();
+    let (rewritten, changed) = ccaconf::rewrite_expected_mkvps(&text, &new).unwrap();
+    assert_eq!(changed, [ConfMkType::Aes]);
+    let sim = mkplan_sim::parse_ccatok_conf(&rewritten)
+        .unwrap()
+        .expected_mkvps;
+    assert_eq!(sim[&mkplan_sim::MkType::Aes].to_string(), AES_NEW);
+    assert_eq!(sim[&mkplan_sim::MkType::Apka].to_string(), APKA_OLD);
+    let asym = rewritten.replace("AES =", "ASYM =");
+    assert!(
+        ccaconf::parse(&asym)
+            .unwrap_err()
+            .to_string()
+            .contains("'ASYM'")
+    );
+    assert!(
+        mkplan_sim::parse_ccatok_conf(&asym)
+            .unwrap_err()
+            .contains("'ASYM'")
+    );
+}
