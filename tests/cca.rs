@@ -242,6 +242,14 @@ fn the_cca_plan_rehearses_with_every_key_usable_under_the_new_mks() {
     let code = b.rehearse("plans/cca-offline.yaml", &[]);
     assert_eq!(code, 0, "{}", b.output());
     assert_every_cca_key_under_the_new_mks(&b.verify());
+    // set_expected_mkvps: the token's ccatok.conf expects the new MKs (else it would not
+    // start, and pkcscca could not open a session).
+    let conf = std::fs::read_to_string(b.root.join("etc/opencryptoki/ccatok.conf")).unwrap();
+    assert!(
+        conf.contains(&format!("AES = \"{NEW_AES}\""))
+            && conf.contains(&format!("APKA = \"{NEW_APKA}\"")),
+        "{conf}"
+    );
     b.assert_pins_nowhere();
 }
 

@@ -8,6 +8,7 @@ mod assert_wk;
 mod backup;
 mod checkpoint;
 mod command;
+mod expected_mkvps;
 mod expected_wkvp;
 pub mod guards;
 mod kind;

@@ -5,6 +5,7 @@ use crate::assert_wk::AssertWkKind;
 use crate::backup::BackupKind;
 use crate::checkpoint::CheckpointKind;
 use crate::command::CommandKind;
+use crate::expected_mkvps::ExpectedMkvpsKind;
 use crate::expected_wkvp::ExpectedWkvpKind;
 use crate::kind::Kind;
 use crate::migrate::MigrateKind;
@@ -42,6 +43,7 @@ fn dispatch<V: Visit>(step: &Step, visit: V) -> V::Out {
         StepKind::Restore(args) => visit.visit::<RestoreKind>(args),
         StepKind::Migrate(args) => visit.visit::<MigrateKind>(args),
         StepKind::SetExpectedWkvp(args) => visit.visit::<ExpectedWkvpKind>(args),
+        StepKind::SetExpectedMkvps(args) => visit.visit::<ExpectedMkvpsKind>(args),
         StepKind::ProbeKeys(args) => visit.visit::<ProbeKeysKind>(args),
         StepKind::Command(args) => visit.visit::<CommandKind>(args),
         StepKind::MkReencipher(args) => visit.visit::<ReencipherKind>(args),

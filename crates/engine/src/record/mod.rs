@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::record::backup::{BackupOutput, RestoreOutput};
 use crate::record::checkpoint::CheckpointOutput;
-use crate::record::command::{CommandOutput, ExpectedWkvpOutput};
+use crate::record::command::{CommandOutput, ExpectedMkvpsOutput, ExpectedWkvpOutput};
 use crate::record::migrate::MigrateOutput;
 use crate::record::mk_change::{CancelOutput, FinalizeOutput, ReencipherOutput};
 use crate::record::probe::ProbeOutput;
@@ -49,6 +49,7 @@ pub enum StepOutput {
     Restore(Box<RestoreOutput>),
     Migrate(Box<MigrateOutput>),
     SetExpectedWkvp(Box<ExpectedWkvpOutput>),
+    SetExpectedMkvps(Box<ExpectedMkvpsOutput>),
     ProbeKeys(Box<ProbeOutput>),
     Command(Box<CommandOutput>),
     MkReencipher(Box<ReencipherOutput>),
@@ -118,6 +119,7 @@ records!(
     Restore(RestoreOutput) = Restore,
     Migrate(MigrateOutput) = Migrate,
     SetExpectedWkvp(ExpectedWkvpOutput) = SetExpectedWkvp,
+    SetExpectedMkvps(ExpectedMkvpsOutput) = SetExpectedMkvps,
     ProbeKeys(ProbeOutput) = ProbeKeys,
     Command(CommandOutput) = Command,
     MkReencipher(ReencipherOutput) = MkReencipher,

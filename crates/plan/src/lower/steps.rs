@@ -162,6 +162,14 @@ impl Lowering {
             };
             return Some(StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, to }));
         }
+        if let Some(t) = &raw.set_expected_mkvps {
+            let token = self.token_ref(&t.token, &format!("{base}/set_expected_mkvps/token"))?;
+            let to = match t.to {
+                None | Some(RawExpectedTarget::New) => ExpectedTarget::New,
+                Some(RawExpectedTarget::Current) => ExpectedTarget::Current,
+            };
+            return Some(StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, to }));
+        }
         if let Some(p) = &raw.probe_keys {
             let token = self.token_ref(&p.token, &format!("{base}/probe_keys/token"))?;
             return Some(StepKind::ProbeKeys(ProbeKeysStep {

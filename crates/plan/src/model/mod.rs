@@ -237,7 +237,7 @@ pub struct Token {
     pub token_type: TokenType,
     /// EP11: the wrapping key's patterns. A CCA token has none (`wkvp` is refused on it):
     /// these are then all zero and never read, since every WK step on a CCA token is a
-    /// plan error (rule `wk-steps-not-for-cca`).
+    /// plan error (rule `steps-match-token-type`).
     pub wkvp_current: Wkvp,
     pub wkvp_new: Wkvp,
     /// CCA: the MK types the token's keys use, with their patterns; empty for EP11.

@@ -64,6 +64,8 @@ pub enum StepKind {
     Restore(RestoreStep),
     Migrate(MigrateStep),
     SetExpectedWkvp(ExpectedWkvpStep),
+    /// CCA: `EXPECTED_MKVPS` in `ccatok.conf` (the same arguments).
+    SetExpectedMkvps(ExpectedWkvpStep),
     ProbeKeys(ProbeKeysStep),
     Command(CommandStep),
     MkReencipher(ReencipherStep),
@@ -82,6 +84,7 @@ impl StepKind {
             StepKind::Restore(_) => KindName::Restore,
             StepKind::Migrate(_) => KindName::Migrate,
             StepKind::SetExpectedWkvp(_) => KindName::SetExpectedWkvp,
+            StepKind::SetExpectedMkvps(_) => KindName::SetExpectedMkvps,
             StepKind::ProbeKeys(_) => KindName::ProbeKeys,
             StepKind::Command(_) => KindName::Command,
             StepKind::MkReencipher(_) => KindName::MkReencipher,
@@ -105,6 +108,7 @@ pub enum KindName {
     Restore,
     Migrate,
     SetExpectedWkvp,
+    SetExpectedMkvps,
     ProbeKeys,
     Command,
     #[serde(rename = "mk_change.reencipher")]
@@ -126,6 +130,7 @@ impl KindName {
             KindName::Restore => "restore",
             KindName::Migrate => "migrate",
             KindName::SetExpectedWkvp => "set_expected_wkvp",
+            KindName::SetExpectedMkvps => "set_expected_mkvps",
             KindName::ProbeKeys => "probe_keys",
             KindName::Command => "command",
             KindName::MkReencipher => "mk_change.reencipher",

@@ -57,6 +57,10 @@ pub struct RawStep {
     /// the current one, `to: current`).
     #[serde(default)]
     pub set_expected_wkvp: Option<RawSetExpectedWkvp>,
+    /// CCA: rewrite `EXPECTED_MKVPS` in the token's `ccatok.conf` to the new MKVPs (or back
+    /// to the current ones, `to: current`).
+    #[serde(default)]
+    pub set_expected_mkvps: Option<RawSetExpectedWkvp>,
     /// Prove every key of a token works, through PKCS#11.
     #[serde(default)]
     pub probe_keys: Option<RawProbeKeys>,
@@ -79,6 +83,7 @@ pub const STEP_KINDS: &[&str] = &[
     "restore",
     "migrate",
     "set_expected_wkvp",
+    "set_expected_mkvps",
     "probe_keys",
     "command",
     "mk_change",

@@ -3,7 +3,7 @@
 //! a CCA token after its new MK is loaded and set.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::Plan;
+use crate::model::{ExpectedTarget, Plan, StepKind};
 use crate::rules::{Rule, activates, all_migrations, error, is_cca, kind_pointer};
 
 pub struct MigrateOrder;
@@ -35,6 +35,26 @@ impl Rule for MigrateOrder {
                     .with_note("before the set, the keys' MK is still CURRENT and OLD does not hold it: pkcscca has nothing to re-encipher from")
                     .with_hint("move it after the `checkpoint: { tke: activate }` that sets the new MK"),
                 ),
+                (true, Some(set))
+                    if plan.tokens[token].config.is_some()
+                        && !plan.steps[..i].iter().skip_while(|s| s.index != set.index).any(|s| {
+                            matches!(&s.kind, StepKind::SetExpectedMkvps(e) if &e.token == token && e.to == ExpectedTarget::New)
+                        }) =>
+                {
+                    out.push(
+                        error(
+                            self,
+                            format!(
+                                "`{}` migrates CCA token `{token}` without first pointing its EXPECTED_MKVPS at the new MKs",
+                                step.name
+                            ),
+                        )
+                        .with_pointer(kind_pointer(step))
+                        .at_key()
+                        .with_note("after the set, openCryptoki does not start a token whose EXPECTED_MKVPS names the previous MK: pkcscca could not open a session")
+                        .with_hint(format!("add `set_expected_mkvps: {{ token: {token} }}` between the set and this step")),
+                    )
+                }
                 (false, Some(activation)) => out.push(
                     error(
                         self,
@@ -49,6 +69,20 @@ impl Rule for MigrateOrder {
                     .with_hint("migrate the EP11 token before the activation checkpoint"),
                 ),
                 _ => {}
+            }
+        }
+        for (i, step) in plan.steps.iter().enumerate() {
+            if let StepKind::SetExpectedMkvps(e) = &step.kind
+                && e.to == ExpectedTarget::New
+                && !plan.steps[..i].iter().any(|s| activates(s, &e.token))
+            {
+                out.push(
+                    error(self, format!("`{}` points EXPECTED_MKVPS of token `{}` at the new MKs before they are set", step.name, e.token))
+                        .with_pointer(kind_pointer(step))
+                        .at_key()
+                        .with_note("the token does not start while EXPECTED_MKVPS names an MK that is not current")
+                        .with_hint("move it after the `checkpoint: { tke: activate }` that sets the new MKs, before the `migrate`"),
+                );
             }
         }
         out

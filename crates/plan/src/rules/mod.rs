@@ -21,8 +21,8 @@ mod probe_outside_window;
 mod rescue_restores;
 mod sign_key_not_migrated;
 mod start_after_activation;
+mod steps_match_token_type;
 mod stop_before_migrate;
-mod wk_steps_are_ep11;
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{
@@ -59,7 +59,7 @@ pub static RULES: &[&dyn Rule] = &[
     &probe_outside_window::ProbeOutsideWindow,
     &migrate_order::MigrateOrder,
     &mk_types_declared::MkTypesDeclared,
-    &wk_steps_are_ep11::WkStepsAreEp11,
+    &steps_match_token_type::StepsMatchTokenType,
 ];
 
 /// Runs every rule; each diagnostic carries the rule's id and why it exists.

@@ -16,6 +16,8 @@ pub enum MkNeed {
     SetFromCurrent,
     /// The new MK is current (applications may start on migrated keys).
     NewCurrent,
+    /// The previous MK is still current (nothing was set).
+    PreviousCurrent,
     /// The keys of a restored backup are usable or re-encipherable: CUR still holds the
     /// token's current MK (not set yet), or OLD does (set once).
     PreviousKept,
@@ -117,6 +119,7 @@ fn judge(registers: &CcaMkRegisters, pair: &MkvpPair, need: MkNeed) -> Result<St
     let ok = match need {
         MkNeed::SetFromCurrent => holds(cur, pair.new) && holds(old, pair.current),
         MkNeed::NewCurrent => holds(cur, pair.new),
+        MkNeed::PreviousCurrent => holds(cur, pair.current),
         MkNeed::PreviousKept => holds(cur, pair.current) || holds(old, pair.current),
     };
     if ok {
@@ -128,6 +131,10 @@ fn judge(registers: &CcaMkRegisters, pair: &MkvpPair, need: MkNeed) -> Result<St
             pair.new, pair.current
         ),
         MkNeed::NewCurrent => format!("is {now}, but the new MK {} must be current", pair.new),
+        MkNeed::PreviousCurrent => format!(
+            "is {now}, but the token's current MK {} must still be current",
+            pair.current
+        ),
         MkNeed::PreviousKept => format!(
             "is {now}: the token's previous MK {} is in neither CUR nor OLD, so keys restored from the backup could never be used or re-enciphered again",
             pair.current

@@ -38,7 +38,8 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
             StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
             StepKind::Migrate(m) => ids.push(&m.token),
             StepKind::Restore(RestoreStep { token, .. })
-            | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. }) => ids.push(token),
+            | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. })
+            | StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, .. }) => ids.push(token),
             StepKind::MkReencipher(r) => ids.extend(r.tokens.iter()),
             _ => {}
         }
