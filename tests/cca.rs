@@ -322,15 +322,21 @@ fn a_wrong_so_pin_fails_before_any_key_and_leaves_the_store_untouched() {
     b.assert_pins_nowhere();
 }
 
-/// The TKE loads only a first key part (NEW partial): the set cannot happen, nothing is
-/// migrated, and the keys stay usable under the current MKs.
+/// The TKE loads only a first key part (NEW partial): `assert_mk` reads it on every APQN
+/// and stops the run before the set; nothing is migrated and the keys stay usable under
+/// the current MKs.
 #[test]
 fn a_partial_new_register_stops_before_the_migration_and_leaves_the_keys_usable() {
     let mut b = Bench::new();
     let code = b.rehearse("plans/cca-offline.yaml", &["cca-partial-new"]);
     assert_eq!(code, 1, "{}", b.output());
     let error = b.step_error();
-    assert!(error.contains("only partly loaded"), "{error}");
+    assert!(
+        error.contains("NEW partial")
+            && error.contains("the plan expects")
+            && error.contains("NEW full"),
+        "{error}"
+    );
     b.assert_store_is_the_backup();
     let token = &b.verify()["tokens"]["cca"];
     assert_eq!(token["usable"], KEYS, "{token:#}");

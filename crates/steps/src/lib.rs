@@ -4,6 +4,7 @@
 //! kinds share lives in `guards` (and `units`, for `stop` and `start`); no kind's file
 //! imports another's. [`registry::Registry`] maps each kind to its file.
 
+mod assert_mk;
 mod assert_wk;
 mod backup;
 mod checkpoint;

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod command;
 pub mod end_state;
 pub mod migrate;
+pub mod mk;
 pub mod mk_change;
 pub mod pkcscca;
 pub mod probe;
@@ -28,6 +29,7 @@ use crate::record::backup::{BackupOutput, RestoreOutput};
 use crate::record::checkpoint::CheckpointOutput;
 use crate::record::command::{CommandOutput, ExpectedMkvpsOutput, ExpectedWkvpOutput};
 use crate::record::migrate::MigrateOutput;
+use crate::record::mk::MkTable;
 use crate::record::mk_change::{CancelOutput, FinalizeOutput, ReencipherOutput};
 use crate::record::probe::ProbeOutput;
 use crate::record::services::{StartOutput, StopOutput};
@@ -50,6 +52,7 @@ pub enum StepOutput {
     Migrate(Box<MigrateOutput>),
     SetExpectedWkvp(Box<ExpectedWkvpOutput>),
     SetExpectedMkvps(Box<ExpectedMkvpsOutput>),
+    AssertMk(Box<MkTable>),
     ProbeKeys(Box<ProbeOutput>),
     Command(Box<CommandOutput>),
     MkReencipher(Box<ReencipherOutput>),
@@ -120,6 +123,7 @@ records!(
     Migrate(MigrateOutput) = Migrate,
     SetExpectedWkvp(ExpectedWkvpOutput) = SetExpectedWkvp,
     SetExpectedMkvps(ExpectedMkvpsOutput) = SetExpectedMkvps,
+    AssertMk(MkTable) = AssertMk,
     ProbeKeys(ProbeOutput) = ProbeKeys,
     Command(CommandOutput) = Command,
     MkReencipher(ReencipherOutput) = MkReencipher,

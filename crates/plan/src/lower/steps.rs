@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use crate::diagnostic::Diagnostic;
 use crate::lower::{DEFAULT_END_DELAY, DEFAULT_UNTIL_DELAY, Lowering};
 use crate::model::{
-    Apqn, AssertWk, BackupId, CcaMk, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk,
-    PinDelivery, Section, ServiceId, Step, StepKind, TkeAction, Token, TokenId, Until,
+    Apqn, AssertMk, AssertWk, BackupId, CcaMk, Checkpoint, CommandStep, CurrentWk, MigrateStep,
+    NewMk, NewWk, OldMk, PinDelivery, Section, ServiceId, Step, StepKind, TkeAction, Token,
+    TokenId, Until,
 };
 use crate::model::{
     BackupStep, EndOperationStep, ExpectedTarget, ExpectedWkvpStep, ProbeKeysStep, ReencipherStep,
@@ -16,7 +17,7 @@ use crate::model::{
 };
 use crate::raw::{
     RawAssertWk, RawCcaMkName, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget,
-    RawMigrateStep, RawMkChange, RawNewWk, RawPinDelivery, RawStep,
+    RawMigrateStep, RawMkChange, RawNewMk, RawNewWk, RawOldMk, RawPinDelivery, RawStep,
 };
 use crate::schema::dotted_path;
 use crate::suggest::did_you_mean;
@@ -169,6 +170,25 @@ impl Lowering {
                 Some(RawExpectedTarget::Current) => ExpectedTarget::Current,
             };
             return Some(StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, to }));
+        }
+        if let Some(a) = &raw.assert_mk {
+            let token = self.token_ref(&a.token, &format!("{base}/assert_mk/token"))?;
+            return Some(StepKind::AssertMk(AssertMk {
+                token,
+                current: match a.current {
+                    RawCurrentWk::Expected => CurrentWk::Expected,
+                    RawCurrentWk::New => CurrentWk::New,
+                },
+                new: match a.new {
+                    RawNewMk::Full => NewMk::Full,
+                    RawNewMk::Empty => NewMk::Empty,
+                    RawNewMk::Any => NewMk::Any,
+                },
+                old: match a.old {
+                    Some(RawOldMk::Expected) => OldMk::Expected,
+                    None | Some(RawOldMk::Any) => OldMk::Any,
+                },
+            }));
         }
         if let Some(p) = &raw.probe_keys {
             let token = self.token_ref(&p.token, &format!("{base}/probe_keys/token"))?;

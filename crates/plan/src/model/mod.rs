@@ -14,9 +14,9 @@ use std::time::Duration;
 pub use apqn::{Apqn, ApqnError};
 pub use mkvp::{CcaMk, Mkvp, MkvpPair};
 pub use step::{
-    AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, EndOperationStep, ExpectedTarget,
-    ExpectedWkvpStep, KindName, MigrateStep, NewWk, PinDelivery, ProbeKeysStep, ReencipherStep,
-    RestoreStep, Section, Step, StepKind, TkeAction, Until,
+    AssertMk, AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, EndOperationStep,
+    ExpectedTarget, ExpectedWkvpStep, KindName, MigrateStep, NewMk, NewWk, OldMk, PinDelivery,
+    ProbeKeysStep, ReencipherStep, RestoreStep, Section, Step, StepKind, TkeAction, Until,
 };
 pub use wkvp::{Wkvp, WkvpWidth};
 

@@ -66,6 +66,7 @@ pub enum StepKind {
     SetExpectedWkvp(ExpectedWkvpStep),
     /// CCA: `EXPECTED_MKVPS` in `ccatok.conf` (the same arguments).
     SetExpectedMkvps(ExpectedWkvpStep),
+    AssertMk(AssertMk),
     ProbeKeys(ProbeKeysStep),
     Command(CommandStep),
     MkReencipher(ReencipherStep),
@@ -85,6 +86,7 @@ impl StepKind {
             StepKind::Migrate(_) => KindName::Migrate,
             StepKind::SetExpectedWkvp(_) => KindName::SetExpectedWkvp,
             StepKind::SetExpectedMkvps(_) => KindName::SetExpectedMkvps,
+            StepKind::AssertMk(_) => KindName::AssertMk,
             StepKind::ProbeKeys(_) => KindName::ProbeKeys,
             StepKind::Command(_) => KindName::Command,
             StepKind::MkReencipher(_) => KindName::MkReencipher,
@@ -109,6 +111,7 @@ pub enum KindName {
     Migrate,
     SetExpectedWkvp,
     SetExpectedMkvps,
+    AssertMk,
     ProbeKeys,
     Command,
     #[serde(rename = "mk_change.reencipher")]
@@ -131,6 +134,7 @@ impl KindName {
             KindName::Migrate => "migrate",
             KindName::SetExpectedWkvp => "set_expected_wkvp",
             KindName::SetExpectedMkvps => "set_expected_mkvps",
+            KindName::AssertMk => "assert_mk",
             KindName::ProbeKeys => "probe_keys",
             KindName::Command => "command",
             KindName::MkReencipher => "mk_change.reencipher",
@@ -221,6 +225,28 @@ pub enum NewWk {
     Committed,
     Uncommitted,
     Empty,
+    Any,
+}
+
+/// `assert_mk`: a CCA token's MK registers on every APQN, per MK type sysfs shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertMk {
+    pub token: TokenId,
+    pub current: CurrentWk,
+    pub new: NewMk,
+    pub old: OldMk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewMk {
+    Full,
+    Empty,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldMk {
+    Expected,
     Any,
 }
 

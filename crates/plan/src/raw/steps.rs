@@ -61,6 +61,10 @@ pub struct RawStep {
     /// to the current ones, `to: current`).
     #[serde(default)]
     pub set_expected_mkvps: Option<RawSetExpectedWkvp>,
+    /// CCA: check every APQN's master-key registers (NEW, CUR, OLD) for each MK type the
+    /// token declares that sysfs shows (AES, APKA, ASYM).
+    #[serde(default)]
+    pub assert_mk: Option<RawAssertMk>,
     /// Prove every key of a token works, through PKCS#11.
     #[serde(default)]
     pub probe_keys: Option<RawProbeKeys>,
@@ -84,6 +88,7 @@ pub const STEP_KINDS: &[&str] = &[
     "migrate",
     "set_expected_wkvp",
     "set_expected_mkvps",
+    "assert_mk",
     "probe_keys",
     "command",
     "mk_change",
@@ -114,6 +119,44 @@ pub enum RawNewWk {
     Uncommitted,
     /// `WK NEW: empty`.
     Empty,
+    /// Anything but unknown (`- -`).
+    Any,
+}
+
+/// Arguments of `assert_mk`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertMk {
+    /// The CCA token whose APQNs are read.
+    pub token: String,
+    /// CUR: `expected` (the token's current MKVPs) or `new` (the new ones, after the set).
+    pub current: RawCurrentWk,
+    /// NEW: `full` (every key part of the new MK loaded), `empty`, or `any` known state.
+    pub new: RawNewMk,
+    /// OLD: `expected` (the token's current MKVPs, after the set) or `any` known state
+    /// (default).
+    #[serde(default)]
+    pub old: Option<RawOldMk>,
+}
+
+/// Which state the CCA NEW register must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawNewMk {
+    /// `NEW: full` with the token's new MKVP.
+    Full,
+    /// `NEW: empty`.
+    Empty,
+    /// Anything but unknown (`- -`).
+    Any,
+}
+
+/// Which state the CCA OLD register must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOldMk {
+    /// `OLD: valid` with the token's current MKVP (the MK the keys are under until `pkcscca`).
+    Expected,
     /// Anything but unknown (`- -`).
     Any,
 }

@@ -20,20 +20,23 @@ impl Rule for StepsMatchTokenType {
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         for step in plan.all_steps() {
-            if let StepKind::SetExpectedMkvps(e) = &step.kind
-                && !is_cca(plan, &e.token)
-            {
+            let cca_only = match &step.kind {
+                StepKind::SetExpectedMkvps(e) => Some(&e.token),
+                StepKind::AssertMk(a) => Some(&a.token),
+                _ => None,
+            };
+            if let Some(token) = cca_only.filter(|t| !is_cca(plan, t)) {
                 out.push(
                     error(
                         self,
                         format!(
-                            "`{}` sets EXPECTED_MKVPS, but token `{}` is an EP11 token",
-                            step.name, e.token
+                            "`{}` is a CCA master-key step, but token `{token}` is an EP11 token",
+                            step.name
                         ),
                     )
                     .with_pointer(kind_pointer(step))
                     .at_key()
-                    .with_hint("for an EP11 token use `set_expected_wkvp`"),
+                    .with_hint("for an EP11 token use `assert_wk` / `set_expected_wkvp`"),
                 );
             }
             for token in wk_tokens(step) {

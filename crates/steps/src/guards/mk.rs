@@ -4,9 +4,10 @@
 //! SYM has no line in sysfs: it cannot be checked here (said in the result).
 
 use mkplan_engine::ports::host::HostView;
+use mkplan_engine::record::mk::MkTable;
 use mkplan_engine::record::pkcscca::CcaRegistersChecked;
-use mkplan_engine::record::wk::{CcaKeyState, CcaMkRegisters, CcaMkType, CcaRegister};
-use mkplan_plan::model::{CcaMk, Mkvp, MkvpPair, Token};
+use mkplan_engine::record::wk::{CcaKeyState, CcaMkRegisters, CcaMkType, CcaNewState, CcaRegister};
+use mkplan_plan::model::{AssertMk, CcaMk, CurrentWk, Mkvp, MkvpPair, NewMk, OldMk, Token};
 
 /// What a step needs of each MK type's registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,129 @@ fn shown(mk: CcaMk) -> Option<CcaMkType> {
         CcaMk::Aes => Some(CcaMkType::Aes),
         CcaMk::Apka => Some(CcaMkType::Apka),
     }
+}
+
+/// `assert_mk`: every APQN read once, each MK type sysfs shows judged against the check.
+/// `Err`: every problem, and whether the state is unknown (unreadable, `- -`, not a CCA
+/// card) rather than different.
+pub fn assert_mk(
+    host: &dyn HostView,
+    token: &Token,
+    check: &AssertMk,
+) -> Result<MkTable, (Vec<String>, bool)> {
+    let mut table = MkTable {
+        token: Some(token.id.clone()),
+        apqns: Vec::new(),
+        not_shown: Vec::new(),
+    };
+    let (mut problems, mut unknown) = (Vec::new(), false);
+    for apqn in &token.apqns {
+        let status = match host.read_apqn(*apqn) {
+            Ok(status) => status,
+            Err(e) => {
+                problems.push(format!("APQN {apqn}: {e}"));
+                unknown = true;
+                continue;
+            }
+        };
+        for (mk, pair) in &token.mks {
+            let Some(kind) = shown(*mk) else {
+                if !table.not_shown.contains(&mk.to_string()) {
+                    table.not_shown.push(mk.to_string());
+                }
+                continue;
+            };
+            let registers = match registers_of(&status, kind) {
+                Ok(registers) => registers,
+                Err(why) => {
+                    problems.push(format!("APQN {apqn}: {why}"));
+                    unknown = true;
+                    continue;
+                }
+            };
+            if let Err(why) = judge_assert(registers, pair, check) {
+                problems.push(format!("APQN {apqn}: {mk} {why}"));
+            }
+        }
+        table.apqns.push(status);
+    }
+    match problems.is_empty() {
+        true => Ok(table),
+        false => Err((problems, unknown)),
+    }
+}
+
+fn judge_assert(
+    registers: &CcaMkRegisters,
+    pair: &MkvpPair,
+    check: &AssertMk,
+) -> Result<(), String> {
+    let now = format!(
+        "is NEW {}, CUR {}, OLD {}",
+        match &registers.new.vp {
+            Some(vp) if registers.new.state == CcaNewState::Full => format!("full {vp}"),
+            _ => registers.new.state.word().to_owned(),
+        },
+        shows(&registers.cur),
+        shows(&registers.old)
+    );
+    let cur_want = match check.current {
+        CurrentWk::Expected => pair.current,
+        CurrentWk::New => pair.new,
+    };
+    let cur_ok = holds(&registers.cur, cur_want);
+    let new_ok = match check.new {
+        NewMk::Full => {
+            registers.new.state == CcaNewState::Full
+                && registers
+                    .new
+                    .vp
+                    .as_ref()
+                    .is_some_and(|v| v.bytes().get(..8) == Some(&pair.new.bytes()[..]))
+        }
+        NewMk::Empty => registers.new.state == CcaNewState::Empty,
+        NewMk::Any => true,
+    };
+    let old_ok = match check.old {
+        OldMk::Expected => holds(&registers.old, pair.current),
+        OldMk::Any => true,
+    };
+    if cur_ok && new_ok && old_ok {
+        return Ok(());
+    }
+    let mut want = vec![format!("CUR valid {cur_want}")];
+    match check.new {
+        NewMk::Full => want.push(format!("NEW full {}", pair.new)),
+        NewMk::Empty => want.push("NEW empty".to_owned()),
+        NewMk::Any => {}
+    }
+    if check.old == OldMk::Expected {
+        want.push(format!("OLD valid {}", pair.current));
+    }
+    Err(format!("{now}, but the plan expects {}", want.join(", ")))
+}
+
+fn registers_of(
+    status: &mkplan_engine::record::wk::ApqnStatus,
+    kind: CcaMkType,
+) -> Result<&CcaMkRegisters, String> {
+    let Some(cca) = &status.cca else {
+        return Err(format!(
+            "card type `{}` is not a CCA coprocessor, or its master keys cannot be read",
+            status.card_type
+        ));
+    };
+    let Some(registers) = cca.get(kind) else {
+        return Err(format!(
+            "sysfs does not show the {kind} master key (a kernel before 5.10/5.19): it cannot be checked"
+        ));
+    };
+    if registers.any_unknown() {
+        return Err(format!(
+            "the {kind} registers read `- -` (unknown: the queue is offline or the read was interrupted)"
+        ));
+    }
+    Ok(registers)
 }
 
 /// Checks `mks` of `token` on every APQN. `Err`: every problem, each naming its APQN.
@@ -79,23 +203,7 @@ fn read(
     kind: CcaMkType,
 ) -> Result<CcaMkRegisters, String> {
     let status = host.read_apqn(apqn).map_err(|e| e.to_string())?;
-    let Some(cca) = &status.cca else {
-        return Err(format!(
-            "card type `{}` is not a CCA coprocessor, or its master keys cannot be read",
-            status.card_type
-        ));
-    };
-    let Some(registers) = cca.get(kind) else {
-        return Err(format!(
-            "sysfs does not show the {kind} master key (a kernel before 5.10/5.19): it cannot be checked"
-        ));
-    };
-    if registers.any_unknown() {
-        return Err(format!(
-            "the {kind} registers read `- -` (unknown: the queue is offline or the read was interrupted)"
-        ));
-    }
-    Ok(registers.clone())
+    registers_of(&status, kind).cloned()
 }
 
 fn holds(register: &CcaRegister<CcaKeyState>, vp: Mkvp) -> bool {

@@ -33,6 +33,7 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
     for step in plan.all_steps() {
         match &step.kind {
             StepKind::AssertWk(a) => ids.push(&a.token),
+            StepKind::AssertMk(a) => ids.push(&a.token),
             // A checkpoint reads the adapters only through its `until`; its TKE action is
             // a person's (a rehearsal's simulated TKE is not part of the host).
             StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
