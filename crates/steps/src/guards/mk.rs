@@ -249,3 +249,88 @@ fn judge(registers: &CcaMkRegisters, pair: &MkvpPair, need: MkNeed) -> Result<St
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mkplan_engine::record::wk::CcaVp;
+
+    const CURRENT: &str = "0x1d2c3b4a59687706";
+    const NEW: &str = "0x8e7f6a5b4c3d2e1f";
+
+    fn vp(text: &str) -> Option<CcaVp> {
+        CcaVp::new(Mkvp::parse(text).expect("an MKVP").bytes().to_vec())
+    }
+
+    fn key(state: CcaKeyState, text: Option<&str>) -> CcaRegister<CcaKeyState> {
+        CcaRegister {
+            state,
+            vp: text.and_then(vp),
+        }
+    }
+
+    fn registers(new: CcaNewState, cur: Option<&str>, old: Option<&str>) -> CcaMkRegisters {
+        let valid = |t: Option<&str>| match t {
+            Some(_) => key(CcaKeyState::Valid, t),
+            None => key(CcaKeyState::Invalid, None),
+        };
+        CcaMkRegisters {
+            new: CcaRegister {
+                state: new,
+                vp: (new == CcaNewState::Full).then(|| vp(NEW)).flatten(),
+            },
+            cur: valid(cur),
+            old: valid(old),
+        }
+    }
+
+    fn pair() -> MkvpPair {
+        MkvpPair {
+            current: Mkvp::parse(CURRENT).unwrap(),
+            new: Mkvp::parse(NEW).unwrap(),
+        }
+    }
+
+    #[test]
+    fn pkcscca_needs_the_new_mk_in_cur_and_the_current_one_in_old() {
+        let set = registers(CcaNewState::Empty, Some(NEW), Some(CURRENT));
+        assert!(judge(&set, &pair(), MkNeed::SetFromCurrent).is_ok());
+        let not_set = registers(CcaNewState::Full, Some(CURRENT), None);
+        let why = judge(&not_set, &pair(), MkNeed::SetFromCurrent).unwrap_err();
+        assert!(
+            why.contains("pkcscca needs CUR valid 0x8e7f6a5b4c3d2e1f"),
+            "{why}"
+        );
+        // A second set pushed the previous MK out of OLD: a restore could not be used.
+        let twice = registers(CcaNewState::Empty, Some(NEW), Some(NEW));
+        assert!(judge(&twice, &pair(), MkNeed::PreviousKept).is_err());
+        assert!(judge(&set, &pair(), MkNeed::PreviousKept).is_ok());
+        assert!(judge(&not_set, &pair(), MkNeed::PreviousKept).is_ok());
+    }
+
+    #[test]
+    fn assert_mk_tells_a_partial_new_register_from_a_full_one() {
+        let check = AssertMk {
+            token: serde_json::from_str("\"cca\"").unwrap(),
+            current: CurrentWk::Expected,
+            new: NewMk::Full,
+            old: OldMk::Any,
+        };
+        let full = registers(CcaNewState::Full, Some(CURRENT), None);
+        assert!(judge_assert(&full, &pair(), &check).is_ok());
+        let partial = registers(CcaNewState::Partial, Some(CURRENT), None);
+        let why = judge_assert(&partial, &pair(), &check).unwrap_err();
+        assert!(
+            why.contains("NEW partial") && why.contains("NEW full"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_register_is_never_taken_for_a_state() {
+        let mut unknown = registers(CcaNewState::Empty, Some(NEW), Some(CURRENT));
+        unknown.old = key(CcaKeyState::Unknown, None);
+        assert!(unknown.any_unknown());
+        assert!(judge(&unknown, &pair(), MkNeed::SetFromCurrent).is_err());
+    }
+}
