@@ -104,7 +104,8 @@ fn preflight(
 
 /// The step's side of one run's dialog: both PINs after their prompts, the output kept
 /// (PINs redacted, bounded) as the transcript the parser reads.
-struct Dialog<'p> {
+struct Dialog<'p, 'c, 'a> {
+    cx: &'c mut RunContext<'a>,
     so_pin: &'p Pin,
     user_pin: &'p Pin,
     so_typed: bool,
@@ -114,7 +115,7 @@ struct Dialog<'p> {
     kept_bytes: usize,
 }
 
-impl Dialog<'_> {
+impl Dialog<'_, '_, '_> {
     fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for pin in [self.so_pin, self.user_pin] {
@@ -137,7 +138,7 @@ impl Dialog<'_> {
     }
 }
 
-impl PtyDialog for Dialog<'_> {
+impl PtyDialog for Dialog<'_, '_, '_> {
     fn prompts(&self) -> Vec<String> {
         match (self.so_typed, self.user_typed) {
             (false, _) => vec![SO_PROMPT.to_owned()],
@@ -165,7 +166,9 @@ impl PtyDialog for Dialog<'_> {
         self.keep(text);
     }
 
-    fn stop_requested(&mut self) {}
+    fn stop_requested(&mut self) {
+        self.cx.notice("stop requested: waiting for pkcscca to finish, since stopping it half-way would leave the store partly migrated");
+    }
 }
 
 pub(super) fn run(
@@ -212,7 +215,9 @@ pub(super) fn run(
             secret_env: None,
             outlives_mkplan: false,
         };
+        let (host, deadline, cancel) = (cx.host, cx.deadline, cx.cancel);
         let mut dialog = Dialog {
+            cx: &mut *cx,
             so_pin: &so_pin,
             user_pin: &user_pin,
             so_typed: false,
@@ -222,9 +227,7 @@ pub(super) fn run(
             kept_bytes: 0,
         };
         let started = Instant::now();
-        let ended = cx
-            .host
-            .run_on_pty(&command, &mut dialog, cx.deadline, cx.cancel);
+        let ended = host.run_on_pty(&command, &mut dialog, deadline, cancel);
         let exit = match ended {
             Ok(exit) => exit,
             Err(PtyError::Spawn(e)) if runs.is_empty() => {
@@ -235,7 +238,7 @@ pub(super) fn run(
                 break;
             }
         };
-        let parsed = cx.host.parse_pkcscca_output(&dialog.transcript);
+        let parsed = host.parse_pkcscca_output(&dialog.transcript);
         let verdict = verdict(
             *mk,
             &parsed,
@@ -303,7 +306,7 @@ fn verdict(
     code: Option<i32>,
     signal: Option<i32>,
     timed_out: bool,
-    dialog: &Dialog<'_>,
+    dialog: &Dialog<'_, '_, '_>,
 ) -> Result<String, String> {
     let run = format!("pkcscca -k {}", mk.key());
     if timed_out {
