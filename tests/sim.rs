@@ -1031,3 +1031,6 @@ mod cca;
 
 #[path = "sim/mixed.rs"]
 mod mixed;
+
+#[path = "sim/cca_read.rs"]
+mod cca_read;

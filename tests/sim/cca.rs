@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use mkplan_engine::ports::keys::KeyProber;
+use mkplan_host::pkcscca::parse_migrate_output;
 
 use super::spec_host::*;
 use super::{PIN, text};
@@ -358,15 +359,19 @@ fn pkcscca_reenciphers_old_to_current_one_mk_type_at_a_time() {
 
     let out = host.pkcscca(&["-m", "keys", "-s", "5", "-k", "aes"], &pins());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // pkcscca.c's summary: AES and AES XTS keys count as AES; only nonzero counters.
     assert_eq!(
         text(&out.stdout),
         format!(
-            "Enter the SO PIN: \nEnter the USER PIN: \nSuccessfully migrated: AES: {}. AES XTS: {}. HMAC: {}.\n\
-             Failed to migrate: AES: 0. AES XTS: 0. HMAC: 0.\n",
-            n("AES"),
-            n("AES XTS"),
+            "Enter the SO PIN: \nEnter the USER PIN: \nSuccessfully migrated: AES: {}. HMAC: {}. \n",
+            n("AES") + n("AES XTS"),
             n("HMAC")
         )
+    );
+    let summary = parse_migrate_output(&text(&out.stdout)).unwrap();
+    assert_eq!(
+        (summary.migrated_total(), summary.failed_total()),
+        (aes_keys as u64, 0)
     );
     let after = host.verify()["tokens"]["cca"].clone();
     assert_eq!(
@@ -393,17 +398,18 @@ fn pkcscca_reenciphers_old_to_current_one_mk_type_at_a_time() {
         aes_keys
     );
     assert!(
-        lines.contains(
-            &"Skipping, HMAC token is  wrapped with current master key. Label: 'cca-hmac-0006'"
-                .to_owned()
-        ),
+        lines.iter().any(|l| l.starts_with(
+            "Skipping, HMAC token is  wrapped with current master key. label=cca-hmac-0006, handle="
+        )),
         "{lines:#?}"
     );
+    // The tool counts a key already under the current MK as migrated.
+    let summary = parse_migrate_output(&text(&again.stdout)).unwrap();
+    assert_eq!(summary.skipped.len(), aes_keys);
     assert_eq!(
-        lines.last().unwrap(),
-        "Failed to migrate: AES: 0. AES XTS: 0. HMAC: 0."
+        (summary.migrated_total(), summary.failed_total()),
+        (aes_keys as u64, 0)
     );
-    assert!(lines.contains(&"Successfully migrated: AES: 0. AES XTS: 0. HMAC: 0.".to_owned()));
 
     // An MK type whose new MK was never set: nothing to do, and still exit 0.
     let apka = host.pkcscca(
@@ -411,11 +417,20 @@ fn pkcscca_reenciphers_old_to_current_one_mk_type_at_a_time() {
         &pins(),
     );
     assert_eq!(apka.status.code(), Some(0));
-    assert!(text(&apka.stdout).ends_with("Successfully migrated: EC: 0. RSA: 0. IBM Dilithium: 0.\nFailed to migrate: EC: 0. RSA: 0. IBM Dilithium: 0.\n"));
+    let summary = parse_migrate_output(&text(&apka.stdout)).unwrap();
+    let apka_keys = n("EC") + n("RSA (APKA)") + n("IBM Dilithium");
+    // Every key is under CUR already; old-format RSA keys are "not new" and counted as well.
+    assert_eq!(summary.failed_total(), 0);
+    assert_eq!(
+        summary.migrated_total(),
+        (apka_keys + n("RSA (ASYM)")) as u64
+    );
+    assert_eq!(summary.skipped.len(), apka_keys + n("RSA (ASYM)"));
+    assert!(text(&apka.stdout).contains("Search for IBM ML-KEM keys\n"));
     // -k asym touches the old-format RSA keys only; with -v each key is named.
     host.tke(&["load", "--mk", "asym"]);
     host.tke(&["set", "--mk", "asym"]);
-    host.expect_mkvps(CONF, &[("ASYM", "0x6666666666666666")]);
+    // ccatok.conf has no ASYM pattern: the token does not use the ASYM MK.
     let asym = host.pkcscca(
         &["-m", "keys", "-s", "5", "-k", "asym", "-v", "info"],
         &pins(),
@@ -424,14 +439,20 @@ fn pkcscca_reenciphers_old_to_current_one_mk_type_at_a_time() {
     assert_eq!(
         lines
             .iter()
-            .filter(|l| l.starts_with("Migrated RSA key 'cca-rsa-crt-"))
+            .filter(|l| l.starts_with("Successfully migrated RSA key. label=cca-rsa-crt-"))
             .count(),
         n("RSA (ASYM)")
     );
+    // The new-format RSA keys are found too, skipped as "not old", and counted.
     assert_eq!(
-        lines[lines.len() - 2],
-        format!("Successfully migrated: RSA: {}.", n("RSA (ASYM)"))
+        lines.last().unwrap(),
+        &format!(
+            "Successfully migrated: RSA: {}. ",
+            n("RSA (ASYM)") + n("RSA (APKA)")
+        )
     );
+    let summary = parse_migrate_output(&text(&asym.stdout)).unwrap();
+    assert_eq!(summary.skipped.len(), n("RSA (APKA)"));
     assert_eq!(host.verify()["total"]["unusable"], 0);
     let log = std::fs::read_to_string(host.root.join("var/log/mkplan-sim/pkcscca.log")).unwrap();
     assert!(!log.contains(PIN) && !log.contains(SO_PIN));
@@ -471,9 +492,9 @@ fn pkcscca_faults_and_refusals() {
     host.tke(&["load", "--mk", "aes", "--partial"]);
     let partial = run(&keys, &pins());
     assert_eq!(partial.status.code(), Some(0));
-    assert!(
-        text(&partial.stdout).contains("Successfully migrated: AES: 0. AES XTS: 0. HMAC: 0.\n")
-    );
+    let summary = parse_migrate_output(&text(&partial.stdout)).unwrap();
+    assert_eq!(summary.failed_total(), 0);
+    assert_eq!(summary.migrated_total() as usize, summary.skipped.len());
     assert!(
         text(&partial.stdout).contains("Skipping, AES token is  wrapped with current master key.")
     );
@@ -516,6 +537,19 @@ fn pkcscca_faults_and_refusals() {
         })
         .sum();
     assert_eq!(failed, 1, "{failed_line}");
+    // As a pty carries it: the prompts, the failure on stderr (its last line has no newline),
+    // then the rest of stdout.
+    let stdout = text(&one_failed.stdout);
+    let prompts = "Enter the SO PIN: \nEnter the USER PIN: \n";
+    let rest = stdout.strip_prefix(prompts).unwrap();
+    let stderr = text(&one_failed.stderr);
+    assert!(
+        !stderr.ends_with('\n') && stderr.contains(" key failed. label="),
+        "{stderr}"
+    );
+    let summary = parse_migrate_output(&format!("{prompts}{stderr}{rest}")).unwrap();
+    assert_eq!((summary.failed_total(), summary.failed_keys.len()), (1, 1));
+    assert!(summary.errors[0].contains("(Key Token Change) failed. return code: 12"));
     assert_eq!(
         host.verify()["tokens"]["cca"]["unusable"],
         1,

@@ -184,7 +184,18 @@ fn tokens(plan: &Plan) -> Vec<ApprovedToken> {
         .values()
         .map(|t| ApprovedToken {
             token: t.id.to_string(),
-            wkvp_new: t.wkvp_new.to_string(),
+            // A CCA token has no WK: the statement binds its new MKVPs instead.
+            wkvp_new: match t.is_cca() {
+                true => {
+                    let each: Vec<String> = t
+                        .mks
+                        .iter()
+                        .map(|(mk, p)| format!("{mk} {}", p.new))
+                        .collect();
+                    format!("CCA {}", each.join(", "))
+                }
+                false => t.wkvp_new.to_string(),
+            },
         })
         .collect()
 }

@@ -192,6 +192,17 @@ impl<'a> RunContext<'a> {
         }
     }
 
+    /// A CCA token's SO PIN (`pkcscca` asks for it beside the USER PIN), read from its
+    /// source each time: no login verifies it beforehand, the tool checks it first.
+    pub fn token_so_pin(&self, token: &Token) -> Result<Pin, PinError> {
+        let what = format!("token `{}` SO", token.id);
+        match &token.so_pin {
+            Some(source) => self.pin_sources.read(source, self.operator, &what),
+            // The plan refuses a CCA token without `so_pin`; an EP11 token has none.
+            None => Err(PinError::NotEntered { what }),
+        }
+    }
+
     pub fn step_ref(&self) -> StepRef {
         StepRef::of(self.step)
     }

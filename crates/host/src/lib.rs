@@ -8,6 +8,7 @@ pub mod inventory;
 pub mod linux;
 pub mod pin;
 pub mod pkcs11;
+pub mod pkcscca;
 pub mod process;
 pub mod procscan;
 mod pty;

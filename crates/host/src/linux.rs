@@ -18,6 +18,7 @@ use mkplan_engine::ports::host::{
 use mkplan_engine::ports::root::{HostRoot, token_shm_path};
 use mkplan_engine::record::backup::{BackupRecord, JournaledBackup, RestoreRecord};
 use mkplan_engine::record::command::Finished;
+use mkplan_engine::record::pkcscca::PkcsccaSummary;
 use mkplan_engine::record::users::ScanResult;
 use mkplan_engine::record::wk::ApqnStatus;
 use mkplan_engine::trust::{self, TrustError, Trusted};
@@ -230,6 +231,10 @@ impl HostActions for LinuxHost {
     ) -> Result<Finished, CommandError> {
         let command = self.command(command)?;
         process::run(command, deadline, cancel, on_cancel, on_waiting).map_err(CommandError::Spawn)
+    }
+
+    fn parse_pkcscca_output(&self, transcript: &str) -> Result<PkcsccaSummary, String> {
+        crate::pkcscca::parse_migrate_output(transcript).map_err(|e| e.to_string())
     }
 
     fn run_on_pty(

@@ -54,7 +54,11 @@ pub fn read(
                 return Err(PinError::NoTerminal { what: what() });
             }
             operator
-                .ask_secret(&format!("{} USER PIN: ", what()))
+                .ask_secret(&match what().strip_suffix(" SO") {
+                    // `token `cca` SO`: the SO PIN a CCA token's `pkcscca` needs.
+                    Some(token) => format!("{token} SO PIN: "),
+                    None => format!("{} USER PIN: ", what()),
+                })
                 .ok_or_else(|| PinError::NotEntered { what: what() })?
                 .expose()
                 .to_owned()

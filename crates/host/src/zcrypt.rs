@@ -1,9 +1,11 @@
 //! Adapter and queue state from the zcrypt sysfs tree: the gates (online, config, chkstop,
-//! EP11) and the EP11 wrapping-key registers from `mkvps`, read and judged fail-closed.
+//! EP11 or CCA) and the registers from `mkvps` (EP11 wrapping keys, CCA master keys), read
+//! fail-closed.
 
 use std::fs;
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::record::wk::{ApqnStatus, CurState, NewState};
@@ -12,10 +14,12 @@ use mkplan_plan::model::Apqn;
 mod mkvps;
 
 use mkvps::register;
-pub use mkvps::{MkvpsError, parse_ep11_mkvps};
+pub use mkvps::{CcaMkvpsError, MkvpsError, parse_cca_mkvps, parse_ep11_mkvps};
 
 /// The EP11 coprocessor bit (`X`) of the card's `ap_functions` word (zcrypt-sysfs.md 1.3).
 const AP_FUNC_EP11: u32 = 0x0400_0000;
+/// The CCA coprocessor bit (`D`) of `ap_functions` (zcrypt-sysfs.md 1.3).
+const AP_FUNC_CCA: u32 = 0x1000_0000;
 
 /// Reading an APQN's state failed; nothing about it may be assumed.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +50,19 @@ const NO_DRIVER: &str = "the device is not bound to the zcrypt driver (see `lszc
                          its state cannot be read";
 
 /// Reads the queue `/sys/bus/ap/devices/XX.YYYY/` and its card `/sys/bus/ap/devices/cardXX/`
-/// (symlinks into `/sys/devices/ap/`, zcrypt-sysfs.md 1.1; attributes 1.3, 1.4).
+/// (symlinks into `/sys/devices/ap/`, zcrypt-sysfs.md 1.1; attributes 1.3, 1.4): the EP11
+/// registers of an EP11 card, the CCA master keys of a CCA card. A `- -` from a queue that
+/// answers may be an interrupted read (1.6b), so it is re-read a few times before it stands.
 pub fn read_apqn(root: &HostRoot, apqn: Apqn) -> Result<ApqnStatus, ZcryptError> {
+    read_apqn_with(root, apqn, &mut std::thread::sleep)
+}
+
+/// [`read_apqn`] with the pause between re-reads given (tests count them).
+fn read_apqn_with(
+    root: &HostRoot,
+    apqn: Apqn,
+    sleep: &mut dyn FnMut(Duration),
+) -> Result<ApqnStatus, ZcryptError> {
     let device = |name: String, driver| Device {
         apqn,
         driver,
@@ -61,22 +76,8 @@ pub fn read_apqn(root: &HostRoot, apqn: Apqn) -> Result<ApqnStatus, ZcryptError>
     let card_type = card.read_required("type")?.trim().to_owned();
     let functions = card.read_functions()?;
     let ep11 = card_type.ends_with('P') && functions & AP_FUNC_EP11 != 0;
-
-    // zcrypt-sysfs.md 1.5: EP11 `mkvps` exists since v5.6 (or a backport); probe for it.
-    let mkvps_raw = queue
-        .read("mkvps")?
-        .ok_or_else(|| queue.missing("mkvps", NO_APQN))?;
-    let (cur, new) = match parse_ep11_mkvps(&mkvps_raw) {
-        Ok(registers) => registers,
-        // A card that is not EP11 prints another format (CCA, 1.6): report the card as it is;
-        // `evaluate` refuses it for not being EP11 and for its unknown registers.
-        Err(_) if !ep11 => (
-            register(CurState::Unknown, None),
-            register(NewState::Unknown, None),
-        ),
-        Err(e) => return Err(queue.unexpected("mkvps", e.to_string())),
-    };
-    Ok(ApqnStatus {
+    let cca = card_type.ends_with('C') && functions & AP_FUNC_CCA != 0;
+    let mut status = ApqnStatus {
         apqn,
         card_type,
         ep11,
@@ -87,10 +88,60 @@ pub fn read_apqn(root: &HostRoot, apqn: Apqn) -> Result<ApqnStatus, ZcryptError>
         queue_online: queue.read_flag("online", None)?,
         queue_config: queue.read_flag("config", Some(true))?,
         queue_chkstop: queue.read_flag("chkstop", Some(false))?,
-        cur,
-        new,
-        mkvps_raw,
-    })
+        cur: register(CurState::Unknown, None),
+        new: register(NewState::Unknown, None),
+        cca: None,
+        mkvps_raw: String::new(),
+    };
+    // Offline, deconfigured or check-stopped: `- -` is the answer, not a passing signal.
+    let answers = status.card_online
+        && status.card_config
+        && !status.card_chkstop
+        && status.queue_online
+        && status.queue_config
+        && !status.queue_chkstop;
+    let mut pauses = REREAD_PAUSES.iter();
+    loop {
+        read_registers(&queue, &mut status, cca)?;
+        if !(answers && (ep11 || cca) && status.state_unknown()) {
+            return Ok(status);
+        }
+        match pauses.next() {
+            Some(pause) => sleep(*pause),
+            None => return Ok(status),
+        }
+    }
+}
+
+/// The pauses before each re-read of a `- -` (zcrypt-sysfs.md 1.6b: an interrupted read is
+/// transient). After the last one the state stands as unknown, and fails closed.
+const REREAD_PAUSES: [Duration; 4] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+];
+
+/// Reads `mkvps` into `status`: the EP11 registers of an EP11 card, the CCA master keys of a
+/// CCA card; any other card is reported as it is, with unknown registers, for the callers
+/// to refuse.
+fn read_registers(queue: &Device, status: &mut ApqnStatus, cca: bool) -> Result<(), ZcryptError> {
+    // zcrypt-sysfs.md 1.5: EP11 `mkvps` exists since v5.6 (or a backport); probe for it.
+    let raw = queue
+        .read("mkvps")?
+        .ok_or_else(|| queue.missing("mkvps", NO_APQN))?;
+    if cca {
+        let keys = parse_cca_mkvps(&raw).map_err(|e| queue.unexpected("mkvps", e.to_string()))?;
+        status.cca = Some(keys);
+    } else {
+        match parse_ep11_mkvps(&raw) {
+            Ok((cur, new)) => (status.cur, status.new) = (cur, new),
+            Err(_) if !status.ep11 => {}
+            Err(e) => return Err(queue.unexpected("mkvps", e.to_string())),
+        }
+    }
+    status.mkvps_raw = raw;
+    Ok(())
 }
 
 /// A card or queue directory under the root, and the driver it must be bound to.
@@ -679,5 +730,117 @@ mod tests {
         symlink("../../../../bus/ap/drivers/vfio_ap", queue.join("driver")).unwrap();
         let e = read_apqn(&tree.root(), apqn).unwrap_err().to_string();
         assert!(e.contains("names driver `vfio_ap`, not `cex4queue`"), "{e}");
+    }
+
+    /// zcrypt-sysfs.md 1.6b, as captured from a CEX6 queue.
+    const CCA_CAPTURED: &str = "AES NEW: empty 0x0000000000000000\nAES CUR: invalid \
+        0x0000000000000000\nAES OLD: invalid 0x0000000000000000\nAPKA NEW: empty \
+        0x0000000000000000\nAPKA CUR: valid 0x755cb8e7740dae51\nAPKA OLD: invalid \
+        0x0000000000000000\nASYM NEW: empty -\nASYM CUR: empty -\nASYM OLD: empty -\n";
+
+    fn cca_apka_interrupted() -> String {
+        let lines: Vec<&str> = CCA_CAPTURED.lines().collect();
+        let mut text = lines[..3].join("\n");
+        text.push_str("\nAPKA NEW: - -\nAPKA CUR: - -\nAPKA OLD: - -\n");
+        text.push_str(&lines[6..].join("\n"));
+        text.push('\n');
+        text
+    }
+
+    #[test]
+    fn a_cca_card_shows_its_master_keys_and_reads_back_from_the_journal() {
+        let tree = Tree::new();
+        let apqn = Apqn::new(0x0c, 17);
+        tree.card(0x0c, "CEX8C", "0x10000000");
+        tree.queue(apqn, CCA_CAPTURED);
+        let status = read_apqn(&tree.root(), apqn).unwrap();
+        assert!(!status.ep11 && !status.state_unknown());
+        let keys = status.cca.as_ref().unwrap();
+        assert_eq!(keys, &parse_cca_mkvps(CCA_CAPTURED).unwrap());
+        assert_eq!(status.cur.state, CurState::Unknown);
+        let json = serde_json::to_string(&status).unwrap();
+        assert!(
+            json.contains(r#""cca":{"aes":{"new":{"state":"empty","vp":null}"#),
+            "{json}"
+        );
+        let back: ApqnStatus = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, status);
+        // An EP11 status has no `cca` key, and a journal without one reads back as `None`.
+        let (ep11, ..) = tree.ep11(0x0a, &healthy_mkvps());
+        let ep11 = read_apqn(&tree.root(), ep11).unwrap();
+        let json = serde_json::to_value(&ep11).unwrap();
+        assert!(json.get("cca").is_none());
+        assert_eq!(serde_json::from_value::<ApqnStatus>(json).unwrap(), ep11);
+        // A CCA card that prints something else is an error naming the file and the line.
+        let queue = tree.0.path().join("sys/devices/ap/card0c/0c.0011");
+        set(&queue, "mkvps", &healthy_mkvps());
+        let e = read_apqn(&tree.root(), apqn).unwrap_err().to_string();
+        assert!(e.contains("0c.0011/mkvps") && e.contains("line 1"), "{e}");
+    }
+
+    /// `read_apqn_with` whose pauses run `between` (the sysfs tree changing meanwhile) and are
+    /// counted.
+    fn read_counting(
+        root: &HostRoot,
+        apqn: Apqn,
+        mut between: impl FnMut(usize),
+    ) -> (ApqnStatus, usize) {
+        let mut pauses = 0;
+        let status = read_apqn_with(root, apqn, &mut |_| {
+            pauses += 1;
+            between(pauses);
+        })
+        .unwrap();
+        (status, pauses)
+    }
+
+    #[test]
+    fn an_interrupted_read_is_read_again_before_the_state_is_unknown() {
+        let tree = Tree::new();
+        let root = tree.root();
+        // EP11: `- -` once, then the real registers.
+        let (ep11, _, ep11_queue) = tree.ep11(0x0a, &mkvps("- -", "- -"));
+        let (status, pauses) = read_counting(&root, ep11, |_| {
+            set(&ep11_queue, "mkvps", &healthy_mkvps());
+        });
+        assert_eq!((pauses, status.cur.state), (1, CurState::Valid));
+        assert_eq!(status.mkvps_raw, healthy_mkvps());
+        // CCA: only the APKA lines, for two reads.
+        let cca = Apqn::new(0x0c, 17);
+        tree.card(0x0c, "CEX8C", "0x10000000");
+        let cca_queue = tree.queue(cca, &cca_apka_interrupted());
+        let (status, pauses) = read_counting(&root, cca, |n| {
+            if n == 2 {
+                set(&cca_queue, "mkvps", CCA_CAPTURED);
+            }
+        });
+        assert_eq!(pauses, 2);
+        assert_eq!(status.cca, Some(parse_cca_mkvps(CCA_CAPTURED).unwrap()));
+        // A `- -` that lasts stands as unknown after a bounded number of re-reads.
+        set(&cca_queue, "mkvps", &cca_apka_interrupted());
+        let (status, pauses) = read_counting(&root, cca, |_| {});
+        assert_eq!(pauses, REREAD_PAUSES.len());
+        assert!(status.state_unknown());
+        assert_eq!(status.mkvps_raw, cca_apka_interrupted());
+        set(
+            &ep11_queue,
+            "mkvps",
+            &mkvps(&format!("valid {}", cur64()), "- -"),
+        );
+        let (status, pauses) = read_counting(&root, ep11, |_| {});
+        assert_eq!(
+            (pauses, status.new.state),
+            (REREAD_PAUSES.len(), NewState::Unknown)
+        );
+        // An offline queue answers `- -` by design: no re-reads.
+        set(&cca_queue, "online", "0");
+        let (status, pauses) = read_counting(&root, cca, |_| {});
+        assert_eq!(pauses, 0);
+        assert!(status.state_unknown() && !status.queue_online);
+        // Nor does a card that is neither EP11 nor CCA.
+        let other = Apqn::new(0x0d, 17);
+        tree.card(0x0d, "CEX8A", "0x08000000");
+        tree.queue(other, &mkvps("- -", "- -"));
+        assert_eq!(read_counting(&root, other, |_| {}).1, 0);
     }
 }

@@ -71,7 +71,7 @@ pub fn rewrite_expected_wkvp(text: &str, new: &Wkvp) -> Result<Option<String>, C
     Ok(Some(out))
 }
 
-fn error(line: usize, message: impl Into<String>) -> ConfigError {
+pub(crate) fn error(line: usize, message: impl Into<String>) -> ConfigError {
     let (line, message) = (Some(line), message.into());
     ConfigError { line, message }
 }
@@ -88,13 +88,13 @@ fn unexpected(token: &str, line: usize, expected: Option<&str>) -> ConfigError {
     error(line, message)
 }
 
-fn end_of_file(line: usize, expected: &str) -> ConfigError {
+pub(crate) fn end_of_file(line: usize, expected: &str) -> ConfigError {
     let message = format!("unexpected end of file after line {line}, expected {expected}");
     error(line, message)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Tok {
+pub(crate) enum Tok {
     Eol,
     Equal,
     /// `{ } ( ) ,` and `1.2` versions: the generic parser knows them, EP11 uses none.
@@ -105,14 +105,14 @@ enum Tok {
     Str,
 }
 
-struct Token {
-    tok: Tok,
-    line: usize,
-    span: Range<usize>,
+pub(crate) struct Token {
+    pub(crate) tok: Tok,
+    pub(crate) line: usize,
+    pub(crate) span: Range<usize>,
 }
 
 /// The lexer (cfglex.l), stricter where the token would guess.
-fn lex(text: &str) -> Result<Vec<Token>, ConfigError> {
+pub(crate) fn lex(text: &str) -> Result<Vec<Token>, ConfigError> {
     let bytes = text.as_bytes();
     let word_start = |c: u8| c.is_ascii_alphabetic() || c == b'.' || c == b'/';
     let word_byte = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/');

@@ -1,6 +1,7 @@
 //! The plan language: loading, the published schema, diagnostics, templates, the validated
 //! model and the static safety rules.
 
+pub mod ccaconf;
 pub mod diagnostic;
 pub mod ep11conf;
 pub mod init;

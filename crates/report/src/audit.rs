@@ -153,6 +153,7 @@ fn step_resources(plan: &Plan, kind: &StepKind) -> Vec<String> {
     let tokens = |ids: &[TokenId]| ids.iter().flat_map(|t| token(plan, t)).collect();
     match kind {
         StepKind::AssertWk(a) => token(plan, &a.token),
+        StepKind::AssertMk(a) => token(plan, &a.token),
         StepKind::Checkpoint(c) => {
             let mut out: Vec<String> = c
                 .tke
@@ -184,7 +185,7 @@ fn step_resources(plan: &Plan, kind: &StepKind) -> Vec<String> {
             out.push(format!("APQN {}", m.apqn.lszcrypt()));
             out
         }
-        StepKind::SetExpectedWkvp(e) => {
+        StepKind::SetExpectedWkvp(e) | StepKind::SetExpectedMkvps(e) => {
             let mut out = token_line(plan, &e.token);
             if let Some(config) = plan.tokens.get(&e.token).and_then(|t| t.config.as_ref()) {
                 out.push(format!("file {}", config.display()));

@@ -308,7 +308,8 @@ pub struct TokenReport {
     pub token: String,
     pub slot: u16,
     pub store: String,
-    /// The WKVPs the plan names (16 bytes).
+    /// The WKVPs the plan names (16 bytes); for a CCA token its MK types' MKVPs
+    /// (`CCA AES 0x…, APKA 0x…`).
     pub wkvp_current: String,
     pub wkvp_new: String,
     pub apqns_before: Option<ApqnTable>,

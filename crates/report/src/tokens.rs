@@ -193,11 +193,19 @@ pub(crate) fn token_report(
         .and_then(|(_, inv)| keylist::objects(inv, run_dir).ok())
         .map(|objects| objects.map_while(Result::ok));
     let key_summary = key_summary(before_objects, token_end);
-    let (wkvp_current, wkvp_new) = (token.wkvp_current.to_string(), token.wkvp_new.to_string());
+    let (wkvp_current, wkvp_new) = match token.is_cca() {
+        // A CCA token has no WK: its MK types' patterns, named as such.
+        true => (
+            cca_patterns(token, |p| p.current),
+            cca_patterns(token, |p| p.new),
+        ),
+        false => (token.wkvp_current.to_string(), token.wkvp_new.to_string()),
+    };
     warnings.extend(token_warnings(&TokenFacts {
         token: token.id.as_str(),
         wkvp_current: &wkvp_current,
         wkvp_new: &wkvp_new,
+        cca: token.is_cca(),
         migrated,
         migration_succeeded: migration.as_ref().is_some_and(|m| m.status == "succeeded"),
         restored_by: restored_by.as_deref(),
@@ -410,4 +418,17 @@ fn comparison_facts(
         extra_total: total(c.totals.extra),
         newly_unusable_total: total(c.totals.newly_unusable),
     })
+}
+
+/// `CCA AES 0x…, APKA 0x…`: a CCA token's MKVPs where an EP11 token's WKVP goes.
+fn cca_patterns(
+    token: &mkplan_plan::model::Token,
+    which: impl Fn(&mkplan_plan::model::MkvpPair) -> mkplan_plan::model::Mkvp,
+) -> String {
+    let each: Vec<String> = token
+        .mks
+        .iter()
+        .map(|(mk, pair)| format!("{mk} {}", which(pair)))
+        .collect();
+    format!("CCA {}", each.join(", "))
 }

@@ -187,7 +187,8 @@ pub(crate) fn ccatok_conf(token: &str, expected: &BTreeMap<MkType, Mkvp>) -> Str
     );
     if !expected.is_empty() {
         text.push_str("\nEXPECTED_MKVPS {\n");
-        for (mk, vp) in expected {
+        // The CCA token does not use the ASYM MK: its config has no ASYM pattern.
+        for (mk, vp) in expected.iter().filter(|(mk, _)| **mk != MkType::Asym) {
             text.push_str(&format!("    {mk} = \"{vp}\"\n"));
         }
         text.push_str("}\n");
@@ -220,8 +221,9 @@ pub fn parse_ccatok_conf(text: &str) -> Result<CcaConfig, String> {
             let Some((key, value)) = line.split_once('=') else {
                 return at(format!("unexpected `{line}` in EXPECTED_MKVPS"));
             };
-            let Some(mk) = MkType::parse(key.trim()) else {
-                return at(format!("unknown MK type `{}`", key.trim()));
+            // cca_config_parse_exp_mkvps knows SYM, AES and APKA only.
+            let Some(mk) = MkType::parse(key.trim()).filter(|mk| *mk != MkType::Asym) else {
+                return at(format!("unexpected token '{}'", key.trim()));
             };
             let value = value.trim().trim_matches('"');
             let vp = Mkvp::parse(value).map_err(|why| format!("line {}: {why}", n + 1))?;
@@ -249,6 +251,9 @@ pub fn parse_ccatok_conf(text: &str) -> Result<CcaConfig, String> {
 /// comments and everything else kept.
 pub fn rewrite_expected_mkvps(text: &str, new: &BTreeMap<MkType, Mkvp>) -> Result<String, String> {
     parse_ccatok_conf(text)?;
+    if new.contains_key(&MkType::Asym) {
+        return Err("the CCA token has no ASYM pattern in EXPECTED_MKVPS".into());
+    }
     let mut out = String::new();
     let mut in_block = false;
     let mut written = std::collections::BTreeSet::new();

@@ -2,7 +2,7 @@
 //! slot, store, config file, APQNs, the patterns its registers start with and the new ones the
 //! TKE loads), the systemd units and command services, the applications that use the keys,
 //! and the slots that are configured without a token. [`HostSpec::from_plan`] makes one from
-//! a plan (EP11 tokens only, until plans can name CCA tokens); `mkplan-sim init --host FILE`
+//! a plan (its EP11 and CCA tokens); `mkplan-sim init --host FILE`
 //! reads one (JSON, the serde form of these types).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -141,7 +141,7 @@ impl TokenSpec {
 
 impl HostSpec {
     /// The host a plan runs on: its EP11 tokens with their current WK everywhere and the
-    /// new WK as the TKE's default, its services, and every service using the keys of every
+    /// new WK as the TKE's default, its CCA tokens likewise per MK type, its services, and every service using the keys of every
     /// token (they are the applications the plan stops).
     pub fn from_plan(plan: &Plan) -> HostSpec {
         let tokens = plan
@@ -154,12 +154,28 @@ impl HostSpec {
                 store: token.store.clone(),
                 config: token.config.clone(),
                 apqns: token.apqns.clone(),
-                ep11: Some(Ep11Spec {
+                ep11: (!token.is_cca()).then_some(Ep11Spec {
                     wkvp_current: token.wkvp_current,
                     wkvp_new: token.wkvp_new,
                     expected_wkvp: true,
                 }),
-                cca: None,
+                cca: token.is_cca().then(|| CcaSpec {
+                    mks: token
+                        .mks
+                        .iter()
+                        .map(|(mk, pair)| {
+                            let mk = MkType::parse(mk.key())
+                                .expect("the plan's MK types are the simulator's");
+                            let patterns = MkPatterns {
+                                current: Mkvp::new(*pair.current.bytes()),
+                                new: Mkvp::new(*pair.new.bytes()),
+                                old: None,
+                            };
+                            (mk, patterns)
+                        })
+                        .collect(),
+                    expected_mkvps: true,
+                }),
             })
             .collect();
         let mut units = Vec::new();

@@ -6,17 +6,21 @@
 //! `Enter the USER PIN: `, stdout), both checked against the data store (`-d`, default
 //! `/var/lib/opencryptoki/ccatok`) before anything else; then `C_Initialize` (exit 2),
 //! `C_OpenSession` (exit 5: no such slot, or a token openCryptoki would not start),
-//! `C_Login` (exit 8); then the search for the token keys of the MK type, each re-enciphered
-//! in memory (a key that fails is counted and the run goes on), then written back. Output on
-//! stdout: `Skipping, <ALG> token is  wrapped with current master key. …` per key that is
-//! already under CUR, then `Successfully migrated: <ALG>: n. …` and `Failed to migrate:
-//! <ALG>: n. …`; exit 0 **even when keys failed**. Usage errors exit 255 (−1).
+//! `C_Login` (exit 8); then the searches of the MK type's key types (`migrate_wrapped_keys`),
+//! each key re-enciphered in memory (a key that fails is counted and the run goes on), then
+//! written back; exit 0 **even when keys failed**. Usage errors exit 255 (−1).
 //!
-//! The reference elides the tails of those lines and quotes none of the error messages; the
-//! stand-in's are its own: each summary line names every key kind of the MK type in a fixed
-//! order (`AES`, `AES XTS`, `HMAC` | `EC`, `RSA`, `IBM Dilithium` | `RSA` | `DES`, `DES2`,
-//! `DES3`), and each skip line ends `Label: '<label>'`. With `-v info` (or more) each key
-//! gets a line `Migrated <ALG> key '<label>'.` or `Failed to migrate <ALG> key '<label>': …`.
+//! The per-key lines and the summary follow `usr/sbin/pkcscca/pkcscca.c` (openCryptoki master;
+//! the reference elides them): `Skipping, <ALG> token is  wrapped with current master key.
+//! label=<l>, handle=<h>` for a key already under CUR (counted as migrated, as the tool counts
+//! it), `Skipping key, its not an new|old RSA key. …` for an RSA key of the other format
+//! (counted too), with `-v` `Search for <ALG> keys` and `Successfully migrated <ALG> key.
+//! label=…, handle=…`; a failure on stderr as `pkcscca.c:<line> <verb> (Key Token Change)
+//! failed. return code: <rc>, reason code: <rsn>` and `pkcscca.c:<line> Migrating <ALG> key
+//! failed. label=…, handle=…` (no newline, as `print_error` prints it); then the summary:
+//! `Successfully migrated: ` if any key counted, `<NAME>: <n>. ` per nonzero counter,
+//! `\nFailed to migrate: …` if any failed, and `\n`. The PIN and `C_*` error messages are
+//! the stand-in's own.
 
 use std::path::{Path, PathBuf};
 
@@ -171,33 +175,128 @@ fn verify_pins(store_dir: &Path, so_pin: &str, user_pin: &str) -> Result<(), Str
     Ok(())
 }
 
-/// The key kinds an MK type covers, in the order the summary names them.
-fn kinds(mk: MkType) -> &'static [(BlobKind, &'static str, &'static str)] {
+/// One `find_wrapped_keys` search of `migrate_wrapped_keys`: its `-v` line, the PKCS#11 key
+/// type, and the blob kinds that key type finds in the simulated store.
+struct Search {
+    verbose_line: Option<&'static str>,
+    key_type: &'static str,
+    kinds: &'static [BlobKind],
+}
+
+/// The searches per MK type, in pkcscca.c's order (`migrate_wrapped_keys`). RSA finds both
+/// formats: the other one is skipped (and counted as migrated, as the tool counts it).
+fn searches(mk: MkType) -> &'static [Search] {
+    const RSA: &[BlobKind] = &[BlobKind::CcaRsaAesc, BlobKind::CcaRsaCrt];
     match mk {
         MkType::Aes => &[
-            (BlobKind::CcaAes, "CKK_AES", "AES"),
-            (BlobKind::CcaAesXts, "CKK_AES_XTS", "AES XTS"),
-            (BlobKind::CcaHmac, "CKK_GENERIC_SECRET", "HMAC"),
+            Search {
+                verbose_line: Some("Search for AES keys"),
+                key_type: "CKK_AES",
+                kinds: &[BlobKind::CcaAes],
+            },
+            Search {
+                verbose_line: None,
+                key_type: "CKK_AES_XTS",
+                kinds: &[BlobKind::CcaAesXts],
+            },
+            Search {
+                verbose_line: Some("Search for HMAC keys"),
+                key_type: "CKK_GENERIC_SECRET",
+                kinds: &[BlobKind::CcaHmac],
+            },
         ],
         MkType::Apka => &[
-            (BlobKind::CcaEcPrivate, "CKK_EC", "EC"),
-            (BlobKind::CcaRsaAesc, "CKK_RSA", "RSA"),
-            (
-                BlobKind::CcaDilithium,
-                "CKK_IBM_PQC_DILITHIUM",
-                "IBM Dilithium",
-            ),
+            Search {
+                verbose_line: Some("Search for ECC keys"),
+                key_type: "CKK_EC",
+                kinds: &[BlobKind::CcaEcPrivate],
+            },
+            Search {
+                verbose_line: Some("Search for RSA keys"),
+                key_type: "CKK_RSA",
+                kinds: RSA,
+            },
+            Search {
+                verbose_line: Some("Search for IBM Dilithium keys"),
+                key_type: "CKK_IBM_PQC_DILITHIUM",
+                kinds: &[BlobKind::CcaDilithium],
+            },
+            Search {
+                verbose_line: Some("Search for IBM ML-DSA keys"),
+                key_type: "CKK_IBM_ML_DSA",
+                kinds: &[],
+            },
+            Search {
+                verbose_line: Some("Search for IBM ML-KEM keys"),
+                key_type: "CKK_IBM_ML_KEM",
+                kinds: &[],
+            },
+            Search {
+                verbose_line: Some("Search for ML-DSA keys"),
+                key_type: "CKK_ML_DSA",
+                kinds: &[],
+            },
         ],
-        MkType::Asym => &[(BlobKind::CcaRsaCrt, "CKK_RSA", "RSA")],
+        MkType::Asym => &[Search {
+            verbose_line: Some("Search for old RSA keys"),
+            key_type: "CKK_RSA",
+            kinds: RSA,
+        }],
         MkType::Sym => &[
-            (BlobKind::CcaDes, "CKK_DES", "DES"),
-            (BlobKind::CcaDes2, "CKK_DES2", "DES2"),
-            (BlobKind::CcaDes3, "CKK_DES3", "DES3"),
+            Search {
+                verbose_line: Some("Search for DES keys"),
+                key_type: "CKK_DES",
+                kinds: &[BlobKind::CcaDes],
+            },
+            Search {
+                verbose_line: Some("Search for DES2 keys"),
+                key_type: "CKK_DES2",
+                kinds: &[BlobKind::CcaDes2],
+            },
+            Search {
+                verbose_line: Some("Search for DES3 keys"),
+                key_type: "CKK_DES3",
+                kinds: &[BlobKind::CcaDes3],
+            },
         ],
     }
 }
 
-/// Finds, re-enciphers and writes back the keys of the MK type; prints what happened.
+/// The summary's counters (`struct key_count`), in `key_migration_results`' order.
+const COUNTERS: [&str; 11] = [
+    "AES",
+    "DES",
+    "DES2",
+    "DES3",
+    "ECC",
+    "HMAC",
+    "RSA",
+    "IBM Dilithium",
+    "IBM ML-DSA",
+    "IBM ML-KEM",
+    "ML-DSA",
+];
+
+/// How pkcscca.c handles a key of this kind: the `algo` name its per-key lines print, its
+/// counter, and the verb and source lines of `cca_error` and `print_error` on failure.
+fn handling(kind: BlobKind) -> (&'static str, usize, &'static str, (u32, u32)) {
+    const SYMMETRIC: (&str, (u32, u32)) = ("CSNBKTC", (1147, 1148));
+    match kind {
+        BlobKind::CcaAes => ("AES", 0, SYMMETRIC.0, SYMMETRIC.1),
+        BlobKind::CcaAesXts => ("AES", 0, "CSNBKTC2", (1113, 1114)),
+        BlobKind::CcaDes | BlobKind::CcaDes2 | BlobKind::CcaDes3 => {
+            ("DES", 1, SYMMETRIC.0, SYMMETRIC.1)
+        }
+        BlobKind::CcaEcPrivate => ("ECC", 4, "CSNDKTC", (1063, 1064)),
+        BlobKind::CcaHmac => ("HMAC", 5, "CSNBKTC2", (1210, 1211)),
+        BlobKind::CcaDilithium => ("IBM Dilithium", 7, "CSNDKTC", (1063, 1064)),
+        _ => ("RSA", 6, "CSNDKTC", (1063, 1064)),
+    }
+}
+
+/// Finds, re-enciphers and writes back the keys of the MK type; prints what pkcscca.c prints
+/// (stdout; per-key failures on stderr as `pkcscca.c:<line> …`, `print_error`'s without a
+/// newline).
 fn migrate(
     state: &SimState,
     token: &TokenRecord,
@@ -205,9 +304,8 @@ fn migrate(
     options: &Options,
     faults: &[Fault],
 ) {
-    let kinds = kinds(options.mk);
-    let mut succeeded = vec![0usize; kinds.len()];
-    let mut failed = vec![0usize; kinds.len()];
+    let mut succeeded = [0usize; COUNTERS.len()];
+    let mut failed = [0usize; COUNTERS.len()];
     let fail_at = faults.iter().find_map(|f| match f {
         Fault::CcaFailAtKey(k) => Some(*k),
         _ => None,
@@ -215,40 +313,61 @@ fn migrate(
     let objects = store::read_objects(store_dir).unwrap_or_default();
     let mut migrated: Vec<(StoredObject, Vec<u8>)> = Vec::new();
     let mut seen = 0usize;
-    for stored in objects {
-        let object = &stored.object;
-        let Some(blob) = object.blob_bytes() else {
-            continue;
-        };
-        let Some(position) = searched(kinds, object, &blob) else {
-            continue;
-        };
-        seen += 1;
-        let name = kinds[position].2;
-        let outcome = if fail_at == Some(seen) {
-            Err("CCA return code 12, reason 769 (simulated card failure)".to_owned())
-        } else {
-            key_token_change(state, token, options.mk, &blob)
-        };
-        match outcome {
-            Ok(None) => out(&format!(
-                "Skipping, {name} token is  wrapped with current master key. Label: '{}'\n",
-                object.label
-            )),
-            Ok(Some(new_blob)) => {
-                succeeded[position] += 1;
-                if options.verbose {
-                    out(&format!("Migrated {name} key '{}'.\n", object.label));
-                }
-                migrated.push((stored, new_blob));
+    for search in searches(options.mk) {
+        if options.verbose
+            && let Some(line) = search.verbose_line
+        {
+            out(&format!("{line}\n"));
+        }
+        for (index, stored) in objects.iter().enumerate() {
+            let object = &stored.object;
+            let Some(blob) = object.blob_bytes() else {
+                continue;
+            };
+            let Some(kind) = found(search, object, &blob) else {
+                continue;
+            };
+            // The object handle: its place in the store, as the simulated library numbers it.
+            let key = format!("label={}, handle={}", object.label, index + 1);
+            let (algo, counter, verb, (cca_line, print_line)) = handling(kind);
+            seen += 1;
+            // cca_migrate_asymmetric: an RSA key of the other format is passed over, and
+            // counted as migrated.
+            let other_rsa = match (options.mk, kind) {
+                (MkType::Apka, BlobKind::CcaRsaCrt) => Some("not an new RSA key"),
+                (MkType::Asym, BlobKind::CcaRsaAesc) => Some("not an old RSA key"),
+                _ => None,
+            };
+            if let Some(why) = other_rsa {
+                out(&format!("Skipping key, its {why}. {key}\n"));
+                succeeded[counter] += 1;
+                continue;
             }
-            Err(why) => {
-                failed[position] += 1;
-                if options.verbose {
-                    out(&format!(
-                        "Failed to migrate {name} key '{}': {why}\n",
-                        object.label
-                    ));
+            let outcome = if fail_at == Some(seen) {
+                Err((12, 769))
+            } else {
+                key_token_change(state, token, options.mk, &blob)
+            };
+            match outcome {
+                Ok(new_blob) => {
+                    succeeded[counter] += 1;
+                    if options.verbose {
+                        out(&format!("Successfully migrated {algo} key. {key}\n"));
+                    }
+                    match new_blob {
+                        None => out(&format!(
+                            "Skipping, {algo} token is  wrapped with current master key. {key}\n"
+                        )),
+                        Some(new_blob) => migrated.push((stored.clone(), new_blob)),
+                    }
+                }
+                Err((rc, reason)) => {
+                    failed[counter] += 1;
+                    eprint!(
+                        "pkcscca.c:{cca_line} {verb} (Key Token Change) failed. return code: \
+                         {rc}, reason code: {reason}\npkcscca.c:{print_line} Migrating {algo} \
+                         key failed. {key}"
+                    );
                 }
             }
         }
@@ -262,35 +381,45 @@ fn migrate(
             return;
         }
     }
-    out(&format!(
-        "Successfully migrated: {}\n",
-        summary(kinds, &succeeded)
-    ));
-    out(&format!("Failed to migrate: {}\n", summary(kinds, &failed)));
+    out(&summary(&succeeded, &failed));
 }
 
-/// The search (CKA_TOKEN, a secret or private key of a type the MK covers; an RSA key by
-/// its token's format): the key's position in `kinds`.
-fn searched(kinds: &[(BlobKind, &str, &str)], object: &SimObject, blob: &[u8]) -> Option<usize> {
-    if object.class == "CKO_PUBLIC_KEY" {
+/// The search's key type finds the object (CKA_TOKEN, CKA_KEY_TYPE; a secret or private key
+/// with CKA_IBM_OPAQUE): the blob kind it holds.
+fn found(search: &Search, object: &SimObject, blob: &[u8]) -> Option<BlobKind> {
+    if object.class == "CKO_PUBLIC_KEY" || object.key_type.as_deref() != Some(search.key_type) {
         return None;
     }
-    let kind = BlobKind::of(blob);
-    kinds.iter().position(|(k, key_type, _)| {
-        // A blob that is no CCA key token (an EP11 one) is found by its key type alone.
-        object.key_type.as_deref() == Some(key_type)
-            && kind.is_none_or(|kind| kind == *k || kind.cca_mk().is_none())
-    })
+    // A blob that is no CCA key token (an EP11 one) is found by its key type alone.
+    match BlobKind::of(blob) {
+        Some(kind) if search.kinds.contains(&kind) => Some(kind),
+        Some(kind) if kind.cca_mk().is_some() => None,
+        _ => search.kinds.first().copied(),
+    }
 }
 
-/// `AES: 3. AES XTS: 0. HMAC: 1.`
-fn summary(kinds: &[(BlobKind, &str, &str)], counts: &[usize]) -> String {
-    kinds
-        .iter()
-        .zip(counts)
-        .map(|((_, _, name), n)| format!("{name}: {n}."))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// `key_migration_results`: `Successfully migrated: AES: 3. HMAC: 1. ` if any key counted,
+/// `\nFailed to migrate: …` if any failed, each counter only when nonzero, then `\n`.
+fn summary(succeeded: &[usize], failed: &[usize]) -> String {
+    let counts = |counts: &[usize]| -> String {
+        COUNTERS
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| format!("{name}: {n}. "))
+            .collect()
+    };
+    let mut text = String::new();
+    if succeeded.iter().any(|n| *n > 0) {
+        text.push_str("Successfully migrated: ");
+        text.push_str(&counts(succeeded));
+    }
+    if failed.iter().any(|n| *n > 0) {
+        text.push_str("\nFailed to migrate: ");
+        text.push_str(&counts(failed));
+    }
+    text.push('\n');
+    text
 }
 
 /// CSNBKTC/CSNDKTC with `RTCMK` on the token's first online APQN: `Ok(None)` when the key
@@ -300,7 +429,7 @@ fn key_token_change(
     token: &TokenRecord,
     mk: MkType,
     blob: &[u8],
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<Vec<u8>>, (i64, i64)> {
     let queue = token_apqns(token)
         .into_iter()
         .filter_map(|a| {
@@ -309,23 +438,28 @@ fn key_token_change(
             cca_sysfs::answers(card, queue).then_some(queue)
         })
         .next()
-        .ok_or("CCA return code 12, reason 338 (no CCA coprocessor available)")?;
+        // No CCA coprocessor available.
+        .ok_or((12, 338))?;
     if BlobKind::of(blob).and_then(BlobKind::cca_mk) != Some(mk) {
-        return Err("CCA return code 8, reason 72 (not a CCA key token of this master key)".into());
+        // Not a CCA key token of this master key.
+        return Err((8, 72));
     }
     let registers = queue.mk(mk);
     let cur = registers
         .cur
         .valid_vp()
-        .ok_or_else(|| format!("CCA return code 12 (no current {mk} master key)"))?;
+        // No current master key of this type.
+        .ok_or((12, 0))?;
     if crate::crypto::open(blob, &cur.identity(mk)).is_ok() {
         return Ok(None);
     }
     let old = registers
         .old
         .valid_vp()
-        .ok_or_else(|| format!("CCA return code 8, reason 48 (the key is not under the current {mk} master key, and the OLD register is empty)"))?;
+        // Not under the current MK, and the OLD register is empty.
+        .ok_or((8, 48))?;
     reencrypt(blob, &old.identity(mk), &cur.identity(mk))
         .map(Some)
-        .map_err(|_| format!("CCA return code 8, reason 48 (the key is under neither the current nor the old {mk} master key)"))
+        // Under neither the current nor the old MK.
+        .map_err(|_| (8, 48))
 }

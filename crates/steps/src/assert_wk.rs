@@ -4,6 +4,7 @@
 //! ([`read_and_evaluate`]) serves `check`, `run`, checkpoints' `until`, and the live re-checks
 //! of other steps.
 
+use crate::guards::GuardError;
 use crate::guards::wk::read_and_evaluate;
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::record::wk::WkTable;
@@ -50,6 +51,10 @@ impl Kind for AssertWkKind {
                 "now: every APQN of `{}` shows {}",
                 check.token,
                 describe(check)
+            )),
+            // Unreadable, offline or `- -`: a problem now, whatever the TKE will do.
+            Err(problems @ GuardError::WkUnknown(_)) => CheckReport::Blocked(format!(
+                "the WK state cannot be known now, and no TKE action changes that: {problems}"
             )),
             Err(problems) => {
                 // A TKE checkpoint earlier in the plan is expected to bring the state about.

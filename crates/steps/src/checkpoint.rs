@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use crate::guards::GuardError;
 use crate::guards::wk::read_and_evaluate;
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::approvals::{asserted_refused, flag_key};
@@ -427,6 +428,12 @@ fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
     if let Some(until) = &checkpoint.until {
         match read_and_evaluate(cx.host, cx.plan, &until.check) {
             Ok(_) => text.push_str("; its `until` check already holds"),
+            // Unreadable, offline or `- -`: no TKE action makes the check hold.
+            Err(problems @ GuardError::WkUnknown(_)) => {
+                return CheckReport::Blocked(format!(
+                    "{text}; but its `until` check cannot be judged now, and no TKE action changes that: {problems}"
+                ));
+            }
             Err(problems) => text.push_str(&format!("; its `until` check does not hold yet, as expected before the TKE action ({problems})")),
         }
     }

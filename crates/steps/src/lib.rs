@@ -4,10 +4,12 @@
 //! kinds share lives in `guards` (and `units`, for `stop` and `start`); no kind's file
 //! imports another's. [`registry::Registry`] maps each kind to its file.
 
+mod assert_mk;
 mod assert_wk;
 mod backup;
 mod checkpoint;
 mod command;
+mod expected_mkvps;
 mod expected_wkvp;
 pub mod guards;
 mod kind;

@@ -22,8 +22,10 @@ use mkplan_engine::step::{
     AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, UncertainContext,
 };
 use mkplan_engine::trust::{TrustError, Trusted};
+use mkplan_plan::Plan;
 use mkplan_plan::model::{AssertWk, CurrentWk, MigrateStep, NewWk, PinDelivery, Token, TokenId};
 
+mod cca;
 mod dialog;
 mod outcome;
 
@@ -81,11 +83,26 @@ pub enum MigrateRefused {
     NoBackup(TokenId),
     #[error(transparent)]
     Drifted(#[from] StoreDrift),
+    #[error(
+        "`pkcscca` is not installed (not on the system path under the host root); install openCryptoki's CCA tools or name it with `tool:`"
+    )]
+    NoCcaTool,
+    #[error(
+        "the CCA master keys are not as the migration needs them, so it is refused before `pkcscca` starts: {0}"
+    )]
+    CcaRegisters(String),
 }
 
-/// The tool: as the step names it, else `pkcsep11_migrate` on the system path, under the
-/// host root; nobody but root or the operator may be able to change it (it gets the PIN).
-pub fn tool_path(host: &dyn HostView, step: &MigrateStep) -> Result<PathBuf, MigrateRefused> {
+/// The tool: as the step names it, else `pkcsep11_migrate` (`pkcscca` for a CCA token) on
+/// the system path, under the host root; nobody but root or the operator may be able to change it (it gets the PIN).
+pub fn tool_path(
+    host: &dyn HostView,
+    plan: &Plan,
+    step: &MigrateStep,
+) -> Result<PathBuf, MigrateRefused> {
+    if plan.tokens[&step.token].is_cca() {
+        return cca::tool_path(host, step);
+    }
     let tool = match &step.tool {
         Some(tool) => host.resolve_program(&tool.display().to_string())?,
         None => host
@@ -142,7 +159,14 @@ fn run(step: &MigrateStep, cx: &mut RunContext<'_>) -> KindResult<MigrateOutput>
     let token = &cx.plan.tokens[&step.token];
     let refused =
         |message: String| Failed::with(message, MigrateOutput::stopped(&step.token, false));
-    let tool = tool_path(cx.host, step).map_err(|e| refused(e.to_string()))?;
+    if token.is_cca() {
+        let restored_first = match cx.retrying_uncertain {
+            true => Some(restore_first(step, token, cx)?),
+            false => None,
+        };
+        return cca::run(step, cx, restored_first);
+    }
+    let tool = tool_path(cx.host, cx.plan, step).map_err(|e| refused(e.to_string()))?;
     // What the retry of an interrupted migration restored first, for the journal.
     let restored_first = if cx.retrying_uncertain {
         Some(restore_first(step, token, cx)?)
@@ -320,7 +344,30 @@ fn describe_uncertain(step: &MigrateStep, cx: &UncertainContext<'_>) -> Vec<Stri
 }
 
 fn check(step: &MigrateStep, cx: &CheckContext<'_>) -> CheckReport {
-    match tool_path(cx.host, step) {
+    let token = &cx.plan.tokens[&step.token];
+    if token.is_cca() {
+        return match cca::tool_path(cx.host, step) {
+            Ok(tool) => CheckReport::CannotSimulate(format!(
+                "would run `{} {}` for each of {} after re-checking pkcsslotd, token users, this run's backup and the CCA master keys of every APQN; re-enciphering cannot be simulated",
+                tool.display(),
+                cca::args(
+                    token,
+                    step.mks
+                        .first()
+                        .copied()
+                        .unwrap_or(mkplan_plan::model::CcaMk::Aes)
+                )
+                .join(" "),
+                step.mks
+                    .iter()
+                    .map(|mk| mk.key())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) => CheckReport::Blocked(e.to_string()),
+        };
+    }
+    match tool_path(cx.host, cx.plan, step) {
         Ok(tool) => CheckReport::CannotSimulate(format!(
             "would run `{} -slot {} -adapter {} -domain {}` after re-checking pkcsslotd, token users, this run's backup and every APQN; re-enciphering cannot be simulated",
             tool.display(),

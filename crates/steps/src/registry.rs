@@ -1,10 +1,12 @@
 //! The registry: the one `match` that maps a step kind to the file that implements it
 //! ([`dispatch`]). Each method of the engine's step contract is a small visitor over it.
 
+use crate::assert_mk::AssertMkKind;
 use crate::assert_wk::AssertWkKind;
 use crate::backup::BackupKind;
 use crate::checkpoint::CheckpointKind;
 use crate::command::CommandKind;
+use crate::expected_mkvps::ExpectedMkvpsKind;
 use crate::expected_wkvp::ExpectedWkvpKind;
 use crate::kind::Kind;
 use crate::migrate::MigrateKind;
@@ -42,6 +44,8 @@ fn dispatch<V: Visit>(step: &Step, visit: V) -> V::Out {
         StepKind::Restore(args) => visit.visit::<RestoreKind>(args),
         StepKind::Migrate(args) => visit.visit::<MigrateKind>(args),
         StepKind::SetExpectedWkvp(args) => visit.visit::<ExpectedWkvpKind>(args),
+        StepKind::SetExpectedMkvps(args) => visit.visit::<ExpectedMkvpsKind>(args),
+        StepKind::AssertMk(args) => visit.visit::<AssertMkKind>(args),
         StepKind::ProbeKeys(args) => visit.visit::<ProbeKeysKind>(args),
         StepKind::Command(args) => visit.visit::<CommandKind>(args),
         StepKind::MkReencipher(args) => visit.visit::<ReencipherKind>(args),

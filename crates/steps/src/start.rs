@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use crate::guards::backup::migration_may_have_started;
+use crate::guards::mk::{MkNeed, check_cca};
 use crate::guards::tools::refuse_while_tools_run;
 use crate::guards::wk::read_and_evaluate;
 use crate::kind::{Done, Failed, Kind, KindResult};
@@ -34,6 +35,17 @@ fn refuse_unverified_start(cx: &RunContext<'_>) -> Result<(), Failed<StartOutput
                 && matches!(r.action, RestoreAction::Restored | RestoreAction::Unchanged)
         });
         if restored {
+            continue;
+        }
+        if token.is_cca() {
+            let mks: Vec<_> = token.mks.keys().copied().collect();
+            if let Err(problems) = check_cca(cx.host, token, &mks, MkNeed::NewCurrent) {
+                return Err(Failed::step(format!(
+                    "not starting services: CCA token `{}` was re-enciphered in this run, but the new master keys are not current on every APQN ({}) and the store was not restored, so applications would start against keys that do not work; set the new MKs on the TKE, then start the services",
+                    token.id,
+                    problems.join("; ")
+                )));
+            }
             continue;
         }
         let active = AssertWk {

@@ -19,6 +19,9 @@ Faults (repeatable --fault):
   activate-only-on=APQN the TKE activates the new WK on that APQN only
   deny=CHECKPOINT       the simulated operator does not approve that checkpoint (id, name or steps[N])
   wrong-pin             the plan's PIN source gives a wrong PIN (found by one login before any step)
+  wrong-so-pin          a CCA token's SO PIN source gives a wrong SO PIN (pkcscca refuses it)
+  cca-partial-new       the TKE loads only a first key part of each new CCA MK (NEW partial)
+  cca-fail-at-key=K     pkcscca fails on the K-th key of an MK type and still exits 0
   mk-change-refuse-initiate=SLOT  pkcshsm_mk_change: that token refuses the INITIATE query
   mk-change-fail-reencipher=K     pkcshsm_mk_change reencipher fails at the K-th key object (the
                         tool cancels by itself)

@@ -90,10 +90,12 @@ fn check_one(
 fn refer_to_preflight(step: &Step, report: CheckReport, checked: &Preflight) -> CheckReport {
     let token = match &step.kind {
         StepKind::AssertWk(a) => Some(&a.token),
+        StepKind::AssertMk(a) => Some(&a.token),
         StepKind::Checkpoint(c) => c.until.as_ref().map(|u| &u.check.token),
         StepKind::Migrate(m) => Some(&m.token),
         StepKind::Restore(RestoreStep { token, .. })
-        | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. }) => Some(token),
+        | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. })
+        | StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, .. }) => Some(token),
         StepKind::MkReencipher(r) => r.tokens.first(),
         _ => None,
     };

@@ -17,6 +17,7 @@ use crate::cancel::Cancel;
 use crate::ports::root::HostRoot;
 use crate::record::backup::{BackupRecord, JournaledBackup, RestoreRecord};
 use crate::record::command::Finished;
+use crate::record::pkcscca::PkcsccaSummary;
 use crate::record::users::ScanResult;
 use crate::record::wk::ApqnStatus;
 use crate::secret::Pin;
@@ -143,6 +144,11 @@ pub trait HostActions: HostView {
         deadline: Option<Instant>,
         cancel: &Cancel,
     ) -> Result<PtyExit, PtyError>;
+
+    /// The transcript of one `pkcscca -m keys` run, parsed as the tool prints it (the
+    /// format is the host's tool's, so its parser lives with the host). An error: output
+    /// the tool does not print, so the outcome is unknown.
+    fn parse_pkcscca_output(&self, transcript: &str) -> Result<PkcsccaSummary, String>;
 
     /// Creates `dir` and any parent it needs, each its owner's only (0700).
     fn create_private_dirs(&self, dir: &Path) -> io::Result<()>;

@@ -32,6 +32,18 @@ pub struct CommandOutput {
     pub result: Finished,
 }
 
+/// What `set_expected_mkvps` records when it rewrote the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedMkvpsOutput {
+    /// `ccatok.conf`, as the plan names it.
+    pub config: PathBuf,
+    /// The previous file, kept beside it.
+    pub previous: PathBuf,
+    /// The MK types rewritten (`SYM`, `AES`, `APKA`) with their new MKVPs, `0x` and 16 hex
+    /// digits; a type the file does not name is not added.
+    pub expected_mkvps: std::collections::BTreeMap<String, String>,
+}
+
 /// What `set_expected_wkvp` records when it rewrote the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpectedWkvpOutput {

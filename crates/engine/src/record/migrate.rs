@@ -9,6 +9,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::record::backup::RestoreOutput;
+use crate::record::pkcscca::{CcaRegistersChecked, PkcsccaRun};
 use crate::record::users::ScanSummary;
 use crate::record::wk::WkTable;
 use mkplan_plan::model::TokenId;
@@ -43,6 +44,12 @@ pub struct MigrateOutput {
     #[serde(default)]
     pub output: Vec<String>,
     pub output_lines_dropped: Option<u64>,
+    /// A CCA token: one `pkcscca` run per MK type, in order (absent for EP11).
+    #[serde(default, deserialize_with = "lenient")]
+    pub cca_runs: Option<Vec<PkcsccaRun>>,
+    /// A CCA token: the MK registers checked right before the first run.
+    #[serde(default, deserialize_with = "lenient")]
+    pub cca_registers: Option<CcaRegistersChecked>,
     /// Written with `restored_first` (as `null` too): the live checks refused the tool.
     #[serde(skip)]
     refused_in_preflight: bool,
@@ -126,7 +133,33 @@ impl MigrateOutput {
             restored_first,
             output: run.output,
             output_lines_dropped: Some(run.output_lines_dropped),
+            cca_runs: None,
+            cca_registers: None,
             refused_in_preflight: false,
+        }
+    }
+
+    /// `pkcscca` ran for a CCA token (`runs`: each MK type's run until the first failure).
+    pub fn ran_cca(
+        token: &TokenId,
+        tool: PathBuf,
+        runs: Vec<PkcsccaRun>,
+        preflight: MigratePreflight,
+        registers: CcaRegistersChecked,
+        restored_first: Option<RestoreOutput>,
+    ) -> Self {
+        Self {
+            token: Some(token.clone()),
+            tool_started: Some(true),
+            tool: Some(tool),
+            argv: runs.first().map(|r| r.argv.clone()),
+            pin_delivery: Some("prompt".to_owned()),
+            duration_ms: Some(runs.iter().map(|r| r.duration_ms).sum()),
+            preflight: Some(preflight),
+            restored_first,
+            cca_runs: Some(runs),
+            cca_registers: Some(registers),
+            ..Self::default()
         }
     }
 
@@ -165,6 +198,10 @@ impl Serialize for MigrateOutput {
             map.serialize_entry("restored_first", &self.restored_first)?;
             map.serialize_entry("output", &self.output)?;
             map.serialize_entry("output_lines_dropped", &self.output_lines_dropped)?;
+            if let Some(runs) = &self.cca_runs {
+                map.serialize_entry("cca_runs", runs)?;
+                map.serialize_entry("cca_registers", &self.cca_registers)?;
+            }
         }
         if let Some(version) = &self.tool_version {
             map.serialize_entry("tool_version", version)?;

@@ -14,8 +14,10 @@ pub mod checkpoint;
 pub mod command;
 pub mod end_state;
 pub mod migrate;
+pub mod mk;
 pub mod mk_change;
 pub mod origin;
+pub mod pkcscca;
 pub mod probe;
 pub mod services;
 pub mod users;
@@ -26,8 +28,9 @@ use serde_json::Value;
 
 use crate::record::backup::{BackupOutput, RestoreOutput};
 use crate::record::checkpoint::CheckpointOutput;
-use crate::record::command::{CommandOutput, ExpectedWkvpOutput};
+use crate::record::command::{CommandOutput, ExpectedMkvpsOutput, ExpectedWkvpOutput};
 use crate::record::migrate::MigrateOutput;
+use crate::record::mk::MkTable;
 use crate::record::mk_change::{CancelOutput, FinalizeOutput, ReencipherOutput};
 use crate::record::probe::ProbeOutput;
 use crate::record::services::{StartOutput, StopOutput};
@@ -49,6 +52,8 @@ pub enum StepOutput {
     Restore(Box<RestoreOutput>),
     Migrate(Box<MigrateOutput>),
     SetExpectedWkvp(Box<ExpectedWkvpOutput>),
+    SetExpectedMkvps(Box<ExpectedMkvpsOutput>),
+    AssertMk(Box<MkTable>),
     ProbeKeys(Box<ProbeOutput>),
     Command(Box<CommandOutput>),
     MkReencipher(Box<ReencipherOutput>),
@@ -118,6 +123,8 @@ records!(
     Restore(RestoreOutput) = Restore,
     Migrate(MigrateOutput) = Migrate,
     SetExpectedWkvp(ExpectedWkvpOutput) = SetExpectedWkvp,
+    SetExpectedMkvps(ExpectedMkvpsOutput) = SetExpectedMkvps,
+    AssertMk(MkTable) = AssertMk,
     ProbeKeys(ProbeOutput) = ProbeKeys,
     Command(CommandOutput) = Command,
     MkReencipher(ReencipherOutput) = MkReencipher,

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use mkplan_plan::model::{Apqn, CurrentWk, NewWk, TokenId, Wkvp};
 
+pub mod cca;
+
+pub use cca::{
+    CcaKeyState, CcaMasterKeys, CcaMkRegisters, CcaMkType, CcaNewState, CcaRegister, CcaVp,
+};
+
 /// What `assert_wk` records (and a checkpoint's `until`, and `migrate`'s preflight): every
 /// APQN of a token as it was read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,11 +70,27 @@ pub struct ApqnStatus {
     pub queue_config: bool,
     #[serde(default)]
     pub queue_chkstop: bool,
+    /// The EP11 wrapping-key registers; both unknown on a card that is not EP11.
     pub cur: WkRegister<CurState>,
     pub new: WkRegister<NewState>,
+    /// A CCA coprocessor (`type` ends in `C`, `ap_functions` has 0x10000000): its master-key
+    /// registers. `None` on any other card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cca: Option<CcaMasterKeys>,
     /// `mkvps` exactly as read, with the full 32-byte VPs (zcrypt-sysfs.md 1.7 rule 3).
     #[serde(default)]
     pub mkvps_raw: String,
+}
+
+impl ApqnStatus {
+    /// Whether a register the card shows reads `- -`: the state is unknown (the queue is
+    /// offline, or the read was interrupted, zcrypt-sysfs.md 1.6b) and nothing may pass on it.
+    pub fn state_unknown(&self) -> bool {
+        match &self.cca {
+            Some(cca) => cca.any_unknown(),
+            None => self.cur.state == CurState::Unknown || self.new.state == NewState::Unknown,
+        }
+    }
 }
 
 /// One wrapping-key register: its state and, where the kernel prints one, the 32-byte VP.

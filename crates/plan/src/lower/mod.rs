@@ -6,6 +6,7 @@
 mod approvers;
 mod paths;
 mod steps;
+mod token_keys;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::raw::{
 };
 use crate::template::{RESERVED_NAMES, Templates};
 use crate::yaml::escape_pointer_segment;
+use token_keys::TokenKeys;
 
 /// Default pause between polls of a checkpoint's `until` check.
 const DEFAULT_UNTIL_DELAY: Duration = Duration::from_secs(10);
@@ -155,19 +157,9 @@ impl Lowering {
             .enumerate()
             .filter_map(|(i, a)| self.apqn(a, &format!("{base}/apqns/{i}")))
             .collect();
-        let current = self.wkvp(&raw.wkvp.current, &format!("{base}/wkvp/current"));
-        let new = self.wkvp(&raw.wkvp.new, &format!("{base}/wkvp/new"));
-        if let (Some(c), Some(n)) = (current, new)
-            && c == n
-        {
-            self.errors.push(
-                Diagnostic::error("wkvp", format!("the new WKVP equals the current one ({c})"))
-                    .with_pointer(format!("{base}/wkvp/new"))
-                    .with_note("a master-key change needs a different new key")
-                    .with_hint("copy the new key's pattern from the TKE after it is loaded"),
-            );
-        }
+        let keys = self.token_keys(raw, &base);
         let pin = self.pin(&raw.pin, &format!("{base}/pin"))?;
+        let so_pin = self.so_pin(raw, &base);
         Some(Token {
             id: TokenId::new(name),
             slot: slot?,
@@ -175,8 +167,20 @@ impl Lowering {
             config,
             apqns: (apqns.len() == raw.apqns.len()).then_some(apqns)?,
             pin,
-            wkvp_current: current?,
-            wkvp_new: new?,
+            so_pin: so_pin?,
+            token_type: keys.as_ref()?.token_type(),
+            wkvp_current: match &keys {
+                Some(TokenKeys::Ep11 { current, .. }) => *current,
+                _ => Wkvp::UNUSED,
+            },
+            wkvp_new: match &keys {
+                Some(TokenKeys::Ep11 { new, .. }) => *new,
+                _ => Wkvp::UNUSED,
+            },
+            mks: match keys? {
+                TokenKeys::Cca(mks) => mks,
+                TokenKeys::Ep11 { .. } => BTreeMap::new(),
+            },
         })
     }
 

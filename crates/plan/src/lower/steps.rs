@@ -7,16 +7,17 @@ use std::path::PathBuf;
 use crate::diagnostic::Diagnostic;
 use crate::lower::{DEFAULT_END_DELAY, DEFAULT_UNTIL_DELAY, Lowering};
 use crate::model::{
-    Apqn, AssertWk, BackupId, Checkpoint, CommandStep, CurrentWk, MigrateStep, NewWk, PinDelivery,
-    Section, ServiceId, Step, StepKind, TkeAction, Token, TokenId, Until,
+    Apqn, AssertMk, AssertWk, BackupId, CcaMk, Checkpoint, CommandStep, CurrentWk, MigrateStep,
+    NewMk, NewWk, OldMk, PinDelivery, Section, ServiceId, Step, StepKind, TkeAction, Token,
+    TokenId, Until,
 };
 use crate::model::{
     BackupStep, EndOperationStep, ExpectedTarget, ExpectedWkvpStep, ProbeKeysStep, ReencipherStep,
     RestoreStep,
 };
 use crate::raw::{
-    RawAssertWk, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget, RawMigrateStep,
-    RawMkChange, RawNewWk, RawPinDelivery, RawStep,
+    RawAssertWk, RawCcaMkName, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget,
+    RawMigrateStep, RawMkChange, RawNewMk, RawNewWk, RawOldMk, RawPinDelivery, RawStep,
 };
 use crate::schema::dotted_path;
 use crate::suggest::did_you_mean;
@@ -162,6 +163,33 @@ impl Lowering {
             };
             return Some(StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, to }));
         }
+        if let Some(t) = &raw.set_expected_mkvps {
+            let token = self.token_ref(&t.token, &format!("{base}/set_expected_mkvps/token"))?;
+            let to = match t.to {
+                None | Some(RawExpectedTarget::New) => ExpectedTarget::New,
+                Some(RawExpectedTarget::Current) => ExpectedTarget::Current,
+            };
+            return Some(StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, to }));
+        }
+        if let Some(a) = &raw.assert_mk {
+            let token = self.token_ref(&a.token, &format!("{base}/assert_mk/token"))?;
+            return Some(StepKind::AssertMk(AssertMk {
+                token,
+                current: match a.current {
+                    RawCurrentWk::Expected => CurrentWk::Expected,
+                    RawCurrentWk::New => CurrentWk::New,
+                },
+                new: match a.new {
+                    RawNewMk::Full => NewMk::Full,
+                    RawNewMk::Empty => NewMk::Empty,
+                    RawNewMk::Any => NewMk::Any,
+                },
+                old: match a.old {
+                    Some(RawOldMk::Expected) => OldMk::Expected,
+                    None | Some(RawOldMk::Any) => OldMk::Any,
+                },
+            }));
+        }
         if let Some(p) = &raw.probe_keys {
             let token = self.token_ref(&p.token, &format!("{base}/probe_keys/token"))?;
             return Some(StepKind::ProbeKeys(ProbeKeysStep {
@@ -237,6 +265,11 @@ impl Lowering {
                 None | Some(RawPinDelivery::Prompt) => PinDelivery::Prompt,
                 Some(RawPinDelivery::Env) => PinDelivery::Env,
             },
+            mks: match &raw.mks {
+                Some(named) => named.iter().map(|mk| cca_mk(*mk)).collect(),
+                None => token.mks.keys().copied().collect(),
+            },
+            mks_named: raw.mks.is_some(),
         })
     }
 
@@ -468,4 +501,13 @@ fn resolve<'a>(
     };
     errors.push(d);
     None
+}
+
+fn cca_mk(raw: RawCcaMkName) -> CcaMk {
+    match raw {
+        RawCcaMkName::Sym => CcaMk::Sym,
+        RawCcaMkName::Asym => CcaMk::Asym,
+        RawCcaMkName::Aes => CcaMk::Aes,
+        RawCcaMkName::Apka => CcaMk::Apka,
+    }
 }

@@ -2,6 +2,7 @@
 //! `plan::lower` builds it, and only from a plan that passed the schema and every check.
 
 mod apqn;
+mod mkvp;
 mod step;
 mod wkvp;
 
@@ -11,10 +12,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use apqn::{Apqn, ApqnError};
+pub use mkvp::{CcaMk, Mkvp, MkvpPair};
 pub use step::{
-    AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, EndOperationStep, ExpectedTarget,
-    ExpectedWkvpStep, KindName, MigrateStep, NewWk, PinDelivery, ProbeKeysStep, ReencipherStep,
-    RestoreStep, Section, Step, StepKind, TkeAction, Until,
+    AssertMk, AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, EndOperationStep,
+    ExpectedTarget, ExpectedWkvpStep, KindName, MigrateStep, NewMk, NewWk, OldMk, PinDelivery,
+    ProbeKeysStep, ReencipherStep, RestoreStep, Section, Step, StepKind, TkeAction, Until,
 };
 pub use wkvp::{Wkvp, WkvpWidth};
 
@@ -105,7 +107,10 @@ impl Plan {
     /// The environment variables the plan reads PINs from. mkplan's children must never
     /// inherit them: a child's environment is readable in `/proc/<pid>/environ`.
     pub fn pin_variables(&self) -> Vec<&str> {
-        let tokens = self.tokens.values().map(|t| &t.pin);
+        let tokens = self
+            .tokens
+            .values()
+            .flat_map(|t| std::iter::once(&t.pin).chain(t.so_pin.as_ref()));
         let signing = match &self.report.sign {
             Some(SignKey::Pkcs11 { pin, .. }) => Some(pin),
             _ => None,
@@ -207,7 +212,18 @@ pub struct Policy {
     pub cryptoperiod: Option<String>,
 }
 
-/// An EP11 token as the plan describes it.
+/// Which openCryptoki token type a token is: how its keys are re-enciphered and in which
+/// order (opencryptoki-ep11.md 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    /// Keys re-enciphered with `pkcsep11_migrate` before the new WK is activated.
+    Ep11,
+    /// Keys re-enciphered with `pkcscca -m keys` from OLD to CURRENT after the new MK is set.
+    Cca,
+}
+
+/// A token as the plan describes it.
 #[derive(Debug, Clone)]
 pub struct Token {
     pub id: TokenId,
@@ -216,8 +232,22 @@ pub struct Token {
     pub config: Option<PathBuf>,
     pub apqns: Vec<Apqn>,
     pub pin: PinSource,
+    /// CCA: where the SO PIN comes from (`pkcscca` needs both PINs); `None` for EP11.
+    pub so_pin: Option<PinSource>,
+    pub token_type: TokenType,
+    /// EP11: the wrapping key's patterns. A CCA token has none (`wkvp` is refused on it):
+    /// these are then all zero and never read, since every WK step on a CCA token is a
+    /// plan error (rule `steps-match-token-type`).
     pub wkvp_current: Wkvp,
     pub wkvp_new: Wkvp,
+    /// CCA: the MK types the token's keys use, with their patterns; empty for EP11.
+    pub mks: BTreeMap<CcaMk, MkvpPair>,
+}
+
+impl Token {
+    pub fn is_cca(&self) -> bool {
+        self.token_type == TokenType::Cca
+    }
 }
 
 /// Where a PIN comes from. The PIN itself is never part of a plan.

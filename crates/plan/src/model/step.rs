@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::{Apqn, BackupId, ServiceId, TokenId};
+use crate::model::{Apqn, BackupId, CcaMk, ServiceId, TokenId};
 
 /// Which list of the plan a step belongs to (journaled as `steps`, `rescue`, `always`).
 #[derive(
@@ -64,6 +64,9 @@ pub enum StepKind {
     Restore(RestoreStep),
     Migrate(MigrateStep),
     SetExpectedWkvp(ExpectedWkvpStep),
+    /// CCA: `EXPECTED_MKVPS` in `ccatok.conf` (the same arguments).
+    SetExpectedMkvps(ExpectedWkvpStep),
+    AssertMk(AssertMk),
     ProbeKeys(ProbeKeysStep),
     Command(CommandStep),
     MkReencipher(ReencipherStep),
@@ -82,6 +85,8 @@ impl StepKind {
             StepKind::Restore(_) => KindName::Restore,
             StepKind::Migrate(_) => KindName::Migrate,
             StepKind::SetExpectedWkvp(_) => KindName::SetExpectedWkvp,
+            StepKind::SetExpectedMkvps(_) => KindName::SetExpectedMkvps,
+            StepKind::AssertMk(_) => KindName::AssertMk,
             StepKind::ProbeKeys(_) => KindName::ProbeKeys,
             StepKind::Command(_) => KindName::Command,
             StepKind::MkReencipher(_) => KindName::MkReencipher,
@@ -105,6 +110,8 @@ pub enum KindName {
     Restore,
     Migrate,
     SetExpectedWkvp,
+    SetExpectedMkvps,
+    AssertMk,
     ProbeKeys,
     Command,
     #[serde(rename = "mk_change.reencipher")]
@@ -126,6 +133,8 @@ impl KindName {
             KindName::Restore => "restore",
             KindName::Migrate => "migrate",
             KindName::SetExpectedWkvp => "set_expected_wkvp",
+            KindName::SetExpectedMkvps => "set_expected_mkvps",
+            KindName::AssertMk => "assert_mk",
             KindName::ProbeKeys => "probe_keys",
             KindName::Command => "command",
             KindName::MkReencipher => "mk_change.reencipher",
@@ -219,6 +228,28 @@ pub enum NewWk {
     Any,
 }
 
+/// `assert_mk`: a CCA token's MK registers on every APQN, per MK type sysfs shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertMk {
+    pub token: TokenId,
+    pub current: CurrentWk,
+    pub new: NewMk,
+    pub old: OldMk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewMk {
+    Full,
+    Empty,
+    Any,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldMk {
+    Expected,
+    Any,
+}
+
 #[derive(Debug, Clone)]
 pub struct AssertWk {
     pub token: TokenId,
@@ -274,6 +305,11 @@ pub struct MigrateStep {
     pub apqn: Apqn,
     pub tool: Option<PathBuf>,
     pub pin_delivery: PinDelivery,
+    /// CCA: the MK types `pkcscca -m keys -k` migrates, one run each, in this order
+    /// (default: every type the token declares, in `CcaMk` order). Empty for EP11.
+    pub mks: Vec<CcaMk>,
+    /// Whether the plan named `mks` (rule `mk-types-declared` checks them).
+    pub mks_named: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -15,6 +15,10 @@ pub enum WkvpWidth {
 }
 
 impl Wkvp {
+    /// What a CCA token's (absent) WKVPs read as: no WK step may run on a CCA token
+    /// (rule `steps-match-token-type`), so this is never compared with a register.
+    pub const UNUSED: Wkvp = Wkvp([0; 16]);
+
     /// Parses 32 or 64 hex digits with an optional `0x`; of 64, the first 32 count.
     pub fn parse(text: &str) -> Result<(Self, WkvpWidth), String> {
         let hex = text

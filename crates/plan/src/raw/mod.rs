@@ -20,6 +20,8 @@ pub const LSZCRYPT_APQN_PATTERN: &str = "^[0-9a-fA-F]{2}\\.00[0-9a-fA-F]{2}$";
 pub const NUMBER_TEXT_PATTERN: &str = "^(0[xX][0-9a-fA-F]{1,2}|0([0-3][0-7]{2}|[0-7]{1,2})?|[1-9][0-9]?|1[0-9]{2}|2[0-4][0-9]|25[0-5])$";
 /// 16 bytes (or the 32 that sysfs prints), optionally `0x`-prefixed.
 pub const WKVP_PATTERN: &str = "^(0[xX])?([0-9a-fA-F]{32}|[0-9a-fA-F]{64})$";
+/// A CCA MKVP: 16 hex digits.
+pub const MKVP_PATTERN: &str = "^(0[xX])?[0-9a-fA-F]{16}$";
 /// `30`, `30s`, `500ms`, `5m`, `2h`.
 pub const DURATION_PATTERN: &str = "^[0-9]{1,9}(ms|s|m|h)?$";
 
@@ -168,10 +170,13 @@ pub struct RawPolicy {
     pub cryptoperiod: Option<String>,
 }
 
-/// An openCryptoki EP11 token and the adapter domains (APQNs) that hold its wrapping key.
+/// An openCryptoki EP11 or CCA token and the adapter domains (APQNs) that hold its master keys.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawToken {
+    /// The token type: `ep11` (the default; give `wkvp`) or `cca` (give `mks`).
+    #[serde(default, rename = "type")]
+    pub token_type: Option<RawTokenType>,
     /// The token's PKCS#11 slot number (as in `opencryptoki.conf`).
     #[schemars(range(min = 0, max = 1023))]
     pub slot: u64,
@@ -187,8 +192,56 @@ pub struct RawToken {
     pub apqns: Vec<RawApqn>,
     /// Where the token's USER PIN comes from. The PIN itself never appears in a plan.
     pub pin: RawPinSource,
-    /// Wrapping-key verification patterns: the current one and the new one.
-    pub wkvp: RawWkvpPair,
+    /// CCA only: where the token's SO PIN comes from (`pkcscca` asks for the SO PIN and
+    /// the USER PIN). The PIN itself never appears in a plan.
+    #[serde(default)]
+    pub so_pin: Option<RawPinSource>,
+    /// EP11 only: wrapping-key verification patterns, the current one and the new one.
+    #[serde(default)]
+    pub wkvp: Option<RawWkvpPair>,
+    /// CCA only: the master-key types the token's keys use, each with its current and new
+    /// pattern.
+    #[serde(default)]
+    pub mks: Option<RawCcaMks>,
+}
+
+/// `ep11` or `cca`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawTokenType {
+    Ep11,
+    Cca,
+}
+
+/// A CCA token's master-key types (at least one): `pkcscca -k <type>` migrates each.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("minProperties" = 1))]
+pub struct RawCcaMks {
+    /// DES, DES2 and DES3 keys (the SYM master key).
+    #[serde(default)]
+    pub sym: Option<RawMkvpPair>,
+    /// Old-format RSA keys (the ASYM master key).
+    #[serde(default)]
+    pub asym: Option<RawMkvpPair>,
+    /// AES, AES-XTS and HMAC keys (the AES master key).
+    #[serde(default)]
+    pub aes: Option<RawMkvpPair>,
+    /// EC, new-format RSA and Dilithium/ML-DSA/ML-KEM keys (the APKA master key).
+    #[serde(default)]
+    pub apka: Option<RawMkvpPair>,
+}
+
+/// The current and new CCA master-key verification patterns of one MK type.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMkvpPair {
+    /// The MKVP of the master key in the CUR register now, 16 hex digits.
+    #[schemars(regex(pattern = MKVP_PATTERN))]
+    pub current: String,
+    /// The MKVP of the new master key the TKE loads and sets, 16 hex digits.
+    #[schemars(regex(pattern = MKVP_PATTERN))]
+    pub new: String,
 }
 
 /// An APQN: `"0a.0011"` as `lszcrypt` prints it, or `{adapter: 10, domain: 17}`.

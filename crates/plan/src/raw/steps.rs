@@ -57,6 +57,14 @@ pub struct RawStep {
     /// the current one, `to: current`).
     #[serde(default)]
     pub set_expected_wkvp: Option<RawSetExpectedWkvp>,
+    /// CCA: rewrite `EXPECTED_MKVPS` in the token's `ccatok.conf` to the new MKVPs (or back
+    /// to the current ones, `to: current`).
+    #[serde(default)]
+    pub set_expected_mkvps: Option<RawSetExpectedWkvp>,
+    /// CCA: check every APQN's master-key registers (NEW, CUR, OLD) for each MK type the
+    /// token declares that sysfs shows (AES, APKA, ASYM).
+    #[serde(default)]
+    pub assert_mk: Option<RawAssertMk>,
     /// Prove every key of a token works, through PKCS#11.
     #[serde(default)]
     pub probe_keys: Option<RawProbeKeys>,
@@ -79,6 +87,8 @@ pub const STEP_KINDS: &[&str] = &[
     "restore",
     "migrate",
     "set_expected_wkvp",
+    "set_expected_mkvps",
+    "assert_mk",
     "probe_keys",
     "command",
     "mk_change",
@@ -109,6 +119,44 @@ pub enum RawNewWk {
     Uncommitted,
     /// `WK NEW: empty`.
     Empty,
+    /// Anything but unknown (`- -`).
+    Any,
+}
+
+/// Arguments of `assert_mk`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAssertMk {
+    /// The CCA token whose APQNs are read.
+    pub token: String,
+    /// CUR: `expected` (the token's current MKVPs) or `new` (the new ones, after the set).
+    pub current: RawCurrentWk,
+    /// NEW: `full` (every key part of the new MK loaded), `empty`, or `any` known state.
+    pub new: RawNewMk,
+    /// OLD: `expected` (the token's current MKVPs, after the set) or `any` known state
+    /// (default).
+    #[serde(default)]
+    pub old: Option<RawOldMk>,
+}
+
+/// Which state the CCA NEW register must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawNewMk {
+    /// `NEW: full` with the token's new MKVP.
+    Full,
+    /// `NEW: empty`.
+    Empty,
+    /// Anything but unknown (`- -`).
+    Any,
+}
+
+/// Which state the CCA OLD register must be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOldMk {
+    /// `OLD: valid` with the token's current MKVP (the MK the keys are under until `pkcscca`).
+    Expected,
     /// Anything but unknown (`- -`).
     Any,
 }
@@ -218,6 +266,21 @@ pub struct RawMigrateStep {
     /// How the PIN reaches the tool: `prompt` (default) or `env` (openCryptoki < 3.9 only).
     #[serde(default)]
     pub pin_delivery: Option<RawPinDelivery>,
+    /// CCA tokens only: the master-key types to migrate (`pkcscca -m keys -k <type>`, one
+    /// run each, in this order); default every type the token declares under `mks`.
+    #[serde(default)]
+    #[schemars(extend("minItems" = 1, "uniqueItems" = true))]
+    pub mks: Option<Vec<RawCcaMkName>>,
+}
+
+/// A CCA master-key type, as `pkcscca -k` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawCcaMkName {
+    Sym,
+    Asym,
+    Aes,
+    Apka,
 }
 
 /// Which WKVP `set_expected_wkvp` writes.

@@ -4,7 +4,9 @@
 use crate::diagnostic::Diagnostic;
 use crate::model::Plan;
 use crate::model::StepKind;
-use crate::rules::{Rule, activates, error, in_main, is_activation, kind_pointer, rewrites};
+use crate::rules::{
+    Rule, activates, error, in_main, is_activation, is_cca, kind_pointer, rewrites,
+};
 
 pub struct ActivateAfterMigrate;
 
@@ -44,7 +46,13 @@ impl Rule for ActivateAfterMigrate {
             let migrated_before = rewrites(plan)
                 .into_iter()
                 .any(|(m, _, token)| m < i && activates(step, token));
-            if !migrated_before {
+            // A CCA token's set comes before its migration (rule `migrate-order-by-type`):
+            // only a checkpoint that activates an EP11 token needs a migration before it.
+            let activates_ep11 = plan
+                .tokens
+                .keys()
+                .any(|t| !is_cca(plan, t) && activates(step, t));
+            if activates_ep11 && !migrated_before {
                 out.push(
                     error(self, format!("the activation checkpoint `{}` comes before any migration of its token", step.name))
                         .with_pointer(kind_pointer(step))

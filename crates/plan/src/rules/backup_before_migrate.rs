@@ -3,7 +3,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::model::BackupStep;
 use crate::model::{Plan, StepKind};
-use crate::rules::{Rule, error, kind_pointer, migrations};
+use crate::rules::{Rule, all_migrations, error, kind_pointer};
 
 pub struct BackupBeforeMigrate;
 
@@ -18,7 +18,7 @@ impl Rule for BackupBeforeMigrate {
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        for (i, step, token) in migrations(plan) {
+        for (i, step, token) in all_migrations(plan) {
             let last_backup = plan.steps[..i].iter().rposition(
                 |s| matches!(&s.kind, StepKind::Backup(BackupStep { token: t, .. }) if t == token),
             );

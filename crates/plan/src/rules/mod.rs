@@ -10,6 +10,8 @@ mod committed_before_reencipher;
 mod concurrent_rescue;
 mod distinct_tokens;
 mod finalize_after_activation;
+mod migrate_order;
+mod mk_types_declared;
 mod no_restore_after_activation;
 mod no_stop_for_concurrent;
 mod one_path_per_token;
@@ -19,6 +21,7 @@ mod probe_outside_window;
 mod rescue_restores;
 mod sign_key_not_migrated;
 mod start_after_activation;
+mod steps_match_token_type;
 mod stop_before_migrate;
 
 use crate::diagnostic::Diagnostic;
@@ -54,6 +57,9 @@ pub static RULES: &[&dyn Rule] = &[
     &park_safely::ParkSafely,
     &one_wk_per_operation::OneWkPerOperation,
     &probe_outside_window::ProbeOutsideWindow,
+    &migrate_order::MigrateOrder,
+    &mk_types_declared::MkTypesDeclared,
+    &steps_match_token_type::StepsMatchTokenType,
 ];
 
 /// Runs every rule; each diagnostic carries the rule's id and why it exists.
@@ -122,8 +128,14 @@ pub(crate) fn sets_expected(step: &Step, token: &TokenId, to: ExpectedTarget) ->
     matches!(&step.kind, StepKind::SetExpectedWkvp(e) if &e.token == token && e.to == to)
 }
 
-/// The main steps that migrate `token`, with their positions.
+/// The main steps that migrate an EP11 token (before activation, with
+/// `pkcsep11_migrate`), with their positions.
 pub(crate) fn migrations(plan: &Plan) -> impl Iterator<Item = (usize, &Step, &TokenId)> {
+    all_migrations(plan).filter(|(_, _, token)| !is_cca(plan, token))
+}
+
+/// The main steps that migrate any token, offline, with their positions.
+pub(crate) fn all_migrations(plan: &Plan) -> impl Iterator<Item = (usize, &Step, &TokenId)> {
     plan.steps
         .iter()
         .enumerate()
@@ -131,6 +143,10 @@ pub(crate) fn migrations(plan: &Plan) -> impl Iterator<Item = (usize, &Step, &To
             StepKind::Migrate(m) => Some((i, s, &m.token)),
             _ => None,
         })
+}
+
+pub(crate) fn is_cca(plan: &Plan, token: &TokenId) -> bool {
+    plan.tokens.get(token).is_some_and(|t| t.is_cca())
 }
 
 /// Is this an activation checkpoint that concerns `token`? One whose `until` names a

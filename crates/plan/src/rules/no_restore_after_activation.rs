@@ -4,7 +4,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::model::RestoreStep;
 use crate::model::{Plan, StepKind};
-use crate::rules::{Rule, activates, error, kind_pointer, migrations};
+use crate::rules::{Rule, activates, all_migrations, error, is_cca, kind_pointer};
 
 pub struct NoRestoreAfterActivation;
 
@@ -14,7 +14,7 @@ impl Rule for NoRestoreAfterActivation {
     }
 
     fn why(&self) -> &'static str {
-        "after activation the old WK is gone (EP11 has no OLD register): blobs restored from the backup can never be used again"
+        "after activation the old WK is gone (EP11 has no OLD register): blobs restored from the backup can never be used again. A CCA token may be restored after its new MK is set, but only while the OLD register still holds the previous MK (one set since the backup): `pkcscca` can then re-encipher the restored keys from OLD again; a second set pushes the previous MK out of OLD and the restored keys are lost"
     }
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
@@ -23,7 +23,11 @@ impl Rule for NoRestoreAfterActivation {
             let StepKind::Restore(RestoreStep { token, .. }) = &step.kind else {
                 continue;
             };
-            if plan.steps[..i].iter().any(|s| activates(s, token)) {
+            let sets = plan.steps[..i]
+                .iter()
+                .filter(|s| activates(s, token))
+                .count();
+            if sets > 1 || (sets == 1 && !is_cca(plan, token)) {
                 out.push(
                     error(self, format!("`{}` restores token `{token}` after its new WK was activated", step.name))
                         .with_pointer(kind_pointer(step))
@@ -36,7 +40,7 @@ impl Rule for NoRestoreAfterActivation {
             let StepKind::Restore(RestoreStep { token, .. }) = &step.kind else {
                 continue;
             };
-            if migrations(plan).any(|(_, _, migrated)| migrated == token) {
+            if all_migrations(plan).any(|(_, _, migrated)| migrated == token) {
                 out.push(
                     error(self, format!("`always` restores token `{token}`, but `always` also runs after the new WK is activated"))
                         .with_pointer(kind_pointer(step))

@@ -3,7 +3,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Plan, StepKind};
-use crate::rules::{Rule, error, kind_pointer, migrations, operations};
+use crate::rules::{Rule, all_migrations, error, kind_pointer, operations};
 
 pub struct OnePathPerToken;
 
@@ -22,7 +22,7 @@ impl Rule for OnePathPerToken {
         for (n, (i, step, op)) in ops.iter().enumerate() {
             let id = step.id.as_deref().unwrap_or("reencipher");
             for token in &op.tokens {
-                for (m, migrate, _) in migrations(plan).filter(|(_, _, t)| *t == token) {
+                for (m, migrate, _) in all_migrations(plan).filter(|(_, _, t)| *t == token) {
                     out.push(
                         error(self, format!("token `{token}` is re-enciphered by `migrate` (steps[{m}]) and by `mk_change reencipher` (steps[{i}])"))
                             .with_pointer(kind_pointer(migrate))

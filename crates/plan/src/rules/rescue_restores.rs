@@ -3,7 +3,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::model::{BackupStep, RestoreStep};
 use crate::model::{Plan, StepKind};
-use crate::rules::{Rule, kind_pointer, migrations, warning};
+use crate::rules::{Rule, all_migrations, kind_pointer, warning};
 
 pub struct RescueRestores;
 
@@ -18,7 +18,7 @@ impl Rule for RescueRestores {
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
         let mut out = Vec::new();
-        for (_, step, token) in migrations(plan) {
+        for (_, step, token) in all_migrations(plan) {
             let restore = plan.rescue.iter().find_map(|s| match &s.kind {
                 StepKind::Restore(RestoreStep { token: t, from }) if t == token => Some(from),
                 _ => None,

@@ -1,9 +1,10 @@
-//! Services stopped for a migration start again only after activation, and activation is
-//! verified before they do.
+//! Services stopped for an EP11 migration start again only after activation, and activation
+//! is verified before they do. (A CCA migration comes after the set: rule
+//! `migrate-order-by-type`.)
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{CurrentWk, Plan, StepKind};
-use crate::rules::{Rule, error, is_activation, kind_pointer, warning};
+use crate::rules::{Rule, error, is_activation, is_cca, kind_pointer, warning};
 
 pub struct StartAfterActivation;
 
@@ -30,7 +31,7 @@ impl Rule for StartAfterActivation {
             };
             let Some(migrate) = plan.steps[stop..i]
                 .iter()
-                .rposition(|s| matches!(s.kind, StepKind::Migrate(_)))
+                .rposition(|s| matches!(&s.kind, StepKind::Migrate(m) if !is_cca(plan, &m.token)))
                 .map(|m| m + stop)
             else {
                 continue;

@@ -2,7 +2,7 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{Plan, StepKind};
-use crate::rules::{Rule, error, kind_pointer, migrations};
+use crate::rules::{Rule, all_migrations, error, kind_pointer};
 
 pub struct StopBeforeMigrate;
 
@@ -16,7 +16,7 @@ impl Rule for StopBeforeMigrate {
     }
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
-        migrations(plan)
+        all_migrations(plan)
             .filter(|(i, _, _)| {
                 !plan.steps[..*i]
                     .iter()

@@ -18,6 +18,13 @@ pub struct OperatorFaults {
     /// The PIN sources give a PIN the simulated tokens refuse.
     #[serde(default)]
     pub(super) wrong_pin: bool,
+    /// The SO PIN sources give an SO PIN the simulated CCA tokens refuse.
+    #[serde(default)]
+    pub(super) wrong_so_pin: bool,
+    /// The TKE loads only a first key part of each new CCA MK (NEW partial), so the set
+    /// cannot happen.
+    #[serde(default)]
+    pub(super) cca_partial_new: bool,
 }
 
 /// Every fault of one rehearsal.
@@ -54,6 +61,8 @@ impl Faults {
                 }
                 ("wrong-new-wkvp", None) => operator.wrong_new_wkvp = true,
                 ("wrong-pin", None) => operator.wrong_pin = true,
+                ("wrong-so-pin", None) => operator.wrong_so_pin = true,
+                ("cca-partial-new", None) => operator.cca_partial_new = true,
                 ("deny", Some(a)) => operator.deny.push(a.to_owned()),
                 _ => faults.host.push(Fault::parse(name, arg)?),
             }

@@ -53,6 +53,9 @@ pub struct Rehearsal {
     /// What the plan's PIN sources give (the tokens' PIN, or with `wrong-pin` one they
     /// refuse).
     pin: String,
+    /// What the plan's CCA SO PIN sources give, and the variables they are read from.
+    so_pin: String,
+    so_variables: Vec<String>,
     faults: OperatorFaults,
 }
 
@@ -90,7 +93,8 @@ impl Rehearsal {
         } else {
             pin
         };
-        pins::provide_pins(plan, root, &pin).map_err(RehearsalError::Io)?;
+        let so_pin = pins::so_pin(faults.operator.wrong_so_pin);
+        pins::provide_pins(plan, root, &pin, &so_pin).map_err(RehearsalError::Io)?;
         let kept = record::RehearsalRecord {
             version: 1,
             pin: pin.clone(),
@@ -105,6 +109,8 @@ impl Rehearsal {
         Ok(Self {
             root: root.to_owned(),
             pin,
+            so_pin,
+            so_variables: pins::so_variables(plan),
             faults: faults.operator,
         })
     }
@@ -120,10 +126,13 @@ impl Rehearsal {
                 })?;
         let kept: record::RehearsalRecord =
             serde_json::from_str(&text).map_err(RehearsalError::Record)?;
-        pins::provide_pins(plan, root, &kept.pin).map_err(RehearsalError::Io)?;
+        let so_pin = pins::so_pin(kept.operator_faults.wrong_so_pin);
+        pins::provide_pins(plan, root, &kept.pin, &so_pin).map_err(RehearsalError::Io)?;
         Ok(Self {
             root: root.to_owned(),
             pin: kept.pin,
+            so_pin,
+            so_variables: pins::so_variables(plan),
             faults: kept.operator_faults,
         })
     }
@@ -137,6 +146,8 @@ impl Rehearsal {
     pub fn operator(&self) -> RehearsalOperator {
         RehearsalOperator {
             pin: self.pin.clone(),
+            so_pin: self.so_pin.clone(),
+            so_variables: self.so_variables.clone(),
         }
     }
 

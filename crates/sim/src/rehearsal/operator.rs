@@ -9,6 +9,10 @@ use mkplan_engine::secret::Pin;
 
 pub struct RehearsalOperator {
     pub(super) pin: String,
+    /// What a CCA token's SO PIN source gives.
+    pub(super) so_pin: String,
+    /// The environment variables the plan reads SO PINs from.
+    pub(super) so_variables: Vec<String>,
 }
 
 impl Operator for RehearsalOperator {
@@ -22,11 +26,17 @@ impl Operator for RehearsalOperator {
         Answer::Closed
     }
 
-    fn ask_secret(&self, _: &str) -> Option<Pin> {
-        Some(Pin::new(self.pin.clone()))
+    fn ask_secret(&self, prompt: &str) -> Option<Pin> {
+        match prompt.ends_with(" SO PIN: ") {
+            true => Some(Pin::new(self.so_pin.clone())),
+            false => Some(Pin::new(self.pin.clone())),
+        }
     }
 
-    fn pin_variable(&self, _: &str) -> Option<String> {
-        Some(self.pin.clone())
+    fn pin_variable(&self, name: &str) -> Option<String> {
+        match self.so_variables.iter().any(|v| v == name) {
+            true => Some(self.so_pin.clone()),
+            false => Some(self.pin.clone()),
+        }
     }
 }

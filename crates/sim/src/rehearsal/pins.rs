@@ -16,9 +16,18 @@ pub(super) fn random_pin() -> String {
 
 /// Puts the simulated PIN in every PIN file the plan names, the way an operator's host
 /// would (mode 0600). `env` and `prompt` sources are answered by the rehearsal's operator.
-pub(super) fn provide_pins(plan: &Plan, root: &Path, pin: &str) -> std::io::Result<()> {
-    for token in plan.tokens.values() {
-        match &token.pin {
+pub(super) fn provide_pins(
+    plan: &Plan,
+    root: &Path,
+    pin: &str,
+    so_pin: &str,
+) -> std::io::Result<()> {
+    let sources = plan
+        .tokens
+        .values()
+        .flat_map(|t| std::iter::once((&t.pin, pin)).chain(t.so_pin.as_ref().map(|s| (s, so_pin))));
+    for (source, pin) in sources {
+        match source {
             PinSource::Env(_) | PinSource::Prompt => {}
             PinSource::File(path) => {
                 use std::os::unix::fs::OpenOptionsExt;
@@ -37,4 +46,23 @@ pub(super) fn provide_pins(plan: &Plan, root: &Path, pin: &str) -> std::io::Resu
         }
     }
     Ok(())
+}
+
+/// The environment variables the plan reads CCA SO PINs from.
+pub(super) fn so_variables(plan: &Plan) -> Vec<String> {
+    plan.tokens
+        .values()
+        .filter_map(|t| match &t.so_pin {
+            Some(PinSource::Env(name)) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What the SO PIN sources give: the simulated tokens' SO PIN, or (fault) one they refuse.
+pub(super) fn so_pin(wrong: bool) -> String {
+    match wrong {
+        true => format!("{}-wrong", crate::DEFAULT_SO_PIN),
+        false => crate::DEFAULT_SO_PIN.to_owned(),
+    }
 }

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::faults::{OperatorFaults, allows};
-use crate::TkeAction;
+use crate::cca::{MkType, Mkvp};
+use crate::{TkeAction, TkeRequest};
 use mkplan_engine::events::StepRef;
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::ports::tke::CheckpointActor;
 use mkplan_engine::record::wk::NewState;
-use mkplan_plan::model::{Apqn, Checkpoint, Plan, Step, TkeAction as PlanTke, Wkvp};
+use mkplan_plan::model::{Apqn, Checkpoint, Plan, Step, TkeAction as PlanTke, Token, Wkvp};
 
 pub struct SimulatedTke {
     pub(super) root: PathBuf,
@@ -30,6 +31,60 @@ impl SimulatedTke {
             .then(|| status.new.vp.map(first16))
             .flatten();
         Some((cur, committed))
+    }
+}
+
+impl SimulatedTke {
+    /// CCA has no commit: the plan's `commit` is the TKE's load of the new MK's last key
+    /// part (NEW full), `activate` its set (NEW → CUR, CUR → OLD). Each MK type of the
+    /// token, on each of its APQNs; work already done (a resumed run) is not redone.
+    fn act_on_cca(&self, tokens: &[&Token], action: Option<&PlanTke>) -> Result<(), String> {
+        let action = match action {
+            Some(PlanTke::Commit) => TkeAction::Load,
+            Some(PlanTke::Activate) => TkeAction::Activate,
+            Some(PlanTke::Other(_)) | None => return Ok(()),
+        };
+        let state = crate::state::load(&self.root).map_err(|e| e.to_string())?;
+        for token in tokens {
+            for apqn in &token.apqns {
+                let Some(queue) = state.cca_apqns.get(&apqn.lszcrypt()) else {
+                    return Err(format!(
+                        "APQN {apqn} of CCA token `{}` is not a simulated CCA APQN",
+                        token.id
+                    ));
+                };
+                let allowed = match action {
+                    TkeAction::Load => allows(self.faults.commit_only_on.as_deref(), *apqn),
+                    _ => allows(self.faults.activate_only_on.as_deref(), *apqn),
+                };
+                let mks: Vec<MkType> = token
+                    .mks
+                    .iter()
+                    .filter(|(mk, pair)| {
+                        let mk = MkType::parse(mk.key())
+                            .expect("the plan's MK types are the simulator's");
+                        let registers = queue.mk(mk);
+                        let new = Mkvp::new(*pair.new.bytes());
+                        let set = registers.cur.valid_vp() == Some(new);
+                        let loaded = registers.new.full_vp() == Some(new);
+                        !(set || (action == TkeAction::Load && loaded))
+                    })
+                    .filter_map(|(mk, _)| MkType::parse(mk.key()))
+                    .collect();
+                if mks.is_empty() || !allowed {
+                    continue;
+                }
+                let request = TkeRequest {
+                    apqn: Some(*apqn),
+                    mks,
+                    // Fault: only a first key part is loaded; NEW stays partial.
+                    partial: action == TkeAction::Load && self.faults.cca_partial_new,
+                    ..TkeRequest::new(action)
+                };
+                crate::tke_request(&self.root, &request).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -56,6 +111,9 @@ impl CheckpointActor for SimulatedTke {
         let act = |action, apqn, wkvp| {
             crate::tke(&self.root, action, Some(apqn), wkvp).map_err(|e| e.to_string())
         };
+        let (cca, tokens): (Vec<&Token>, Vec<&Token>) =
+            tokens.into_iter().partition(|t| t.is_cca());
+        self.act_on_cca(&cca, checkpoint.tke.as_ref())?;
         match &checkpoint.tke {
             Some(PlanTke::Commit) => {
                 for token in &tokens {

@@ -78,7 +78,9 @@ pub(super) fn arrive(
                     .join(", ")
             )];
             match problem {
-                GuardError::WkDiffers(lines) => waiting_for.extend(lines),
+                GuardError::WkDiffers(lines) | GuardError::WkUnknown(lines) => {
+                    waiting_for.extend(lines)
+                }
                 other => waiting_for.push(other.to_string()),
             }
             Err(Failed::Park {

@@ -3,6 +3,7 @@
 //! share lives here.
 
 pub mod backup;
+pub mod mk;
 pub mod mk_change;
 pub mod mk_list;
 pub mod resume;
@@ -34,6 +35,11 @@ pub enum GuardError {
     /// The wrapping-key state differs from what a step expects: every APQN that differs.
     #[error("{}", .0.join("; "))]
     WkDiffers(Vec<String>),
+    /// The state cannot be judged now, and no TKE action will change that: an APQN could
+    /// not be read, a register reads `- -` (offline, or an interrupted read that lasted), or a
+    /// card or queue is offline, deconfigured, check-stopped or of the wrong kind.
+    #[error("{}", .0.join("; "))]
+    WkUnknown(Vec<String>),
     /// Design rule 4 cannot be checked.
     #[error(
         "cannot confirm that the old WK is still current ({}); a restore could make every key unusable, so it is refused",
@@ -46,6 +52,15 @@ pub enum GuardError {
         apqns.join(", ")
     )]
     Activated { token: TokenId, apqns: Vec<String> },
+    /// Design rule 4 for CCA: the previous MK is in neither CUR nor OLD (or cannot be read).
+    #[error(
+        "refusing to restore CCA token `{token}`: {}. A CCA restore after the set is safe only while the OLD register still holds the previous MK; fix forward instead",
+        problems.join("; ")
+    )]
+    PreviousMkGone {
+        token: TokenId,
+        problems: Vec<String>,
+    },
 }
 
 /// A guard's refusal fails the step with its text.

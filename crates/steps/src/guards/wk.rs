@@ -3,6 +3,7 @@
 //! opencryptoki-ep11.md 3.2); and design rule 4, whether the old WK is gone.
 
 use crate::guards::GuardError;
+use crate::guards::mk::{MkNeed, check_cca};
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::record::wk::{self, ApqnStatus, CurState, Expectation, WkTable};
 use mkplan_plan::ep11conf::{self, ApqnMode};
@@ -20,6 +21,11 @@ pub fn read_and_evaluate(
         .get(&check.token)
         .ok_or_else(|| GuardError::UnknownToken(check.token.clone()))?;
     let (statuses, mut problems) = read_all(host, token);
+    // The TKE changes registers; it does not bring a queue online or make `- -` readable.
+    let unknown_now = !problems.is_empty()
+        || statuses
+            .iter()
+            .any(|s| s.state_unknown() || !wk::unusable(s).is_empty());
     let expectation = Expectation {
         current: check.current,
         new: check.new,
@@ -35,6 +41,8 @@ pub fn read_and_evaluate(
             token: Some(token.id.clone()),
             apqns: statuses,
         })
+    } else if unknown_now {
+        Err(GuardError::WkUnknown(problems))
     } else {
         Err(GuardError::WkDiffers(problems))
     }
@@ -113,7 +121,19 @@ fn config_problems(host: &dyn HostView, token: &Token, check: &AssertWk) -> Vec<
 
 /// The refusal of design rule 4, if the new WK is current on any APQN (or the state cannot
 /// be read, in which case nobody can say the old WK still exists).
+///
+/// A CCA token keeps its previous MK in OLD after the set, so its restore is refused only
+/// once the previous MK is in neither CUR nor OLD (or cannot be read).
 pub fn refuse_if_activated(host: &dyn HostView, token: &Token) -> Result<(), GuardError> {
+    if token.is_cca() {
+        let mks: Vec<_> = token.mks.keys().copied().collect();
+        return check_cca(host, token, &mks, MkNeed::PreviousKept)
+            .map(|_| ())
+            .map_err(|problems| GuardError::PreviousMkGone {
+                token: token.id.clone(),
+                problems,
+            });
+    }
     let (statuses, problems) = read_all(host, token);
     if !problems.is_empty() {
         return Err(GuardError::WkUnreadable(problems));

@@ -164,6 +164,8 @@ mod tests {
             apqn: Apqn::new(10, 17),
             tool: None,
             pin_delivery: PinDelivery::Prompt,
+            mks: Vec::new(),
+            mks_named: false,
         }
     }
 

@@ -33,12 +33,14 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
     for step in plan.all_steps() {
         match &step.kind {
             StepKind::AssertWk(a) => ids.push(&a.token),
+            StepKind::AssertMk(a) => ids.push(&a.token),
             // A checkpoint reads the adapters only through its `until`; its TKE action is
             // a person's (a rehearsal's simulated TKE is not part of the host).
             StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
             StepKind::Migrate(m) => ids.push(&m.token),
             StepKind::Restore(RestoreStep { token, .. })
-            | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. }) => ids.push(token),
+            | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. })
+            | StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, .. }) => ids.push(token),
             StepKind::MkReencipher(r) => ids.extend(r.tokens.iter()),
             _ => {}
         }
@@ -65,14 +67,17 @@ fn adapters(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     p.hold("host", "AP bus present (`/sys/bus/ap`)");
     let mut bad: BTreeSet<Apqn> = BTreeSet::new();
     let mut seen: BTreeSet<Apqn> = BTreeSet::new();
-    for apqn in tokens.iter().flat_map(|t| t.apqns.iter()) {
-        if !seen.insert(*apqn) {
+    let apqns = tokens
+        .iter()
+        .flat_map(|t| t.apqns.iter().map(move |a| (*a, t.is_cca())));
+    for (apqn, cca) in apqns {
+        if !seen.insert(apqn) {
             continue;
         }
         let what = format!("APQN {}", apqn.lszcrypt());
-        match host.read_apqn(*apqn) {
+        match host.read_apqn(apqn) {
             Err(e) => {
-                bad.insert(*apqn);
+                bad.insert(apqn);
                 p.problem(what, e.to_string());
             }
             Ok(s) => {
@@ -82,17 +87,20 @@ fn adapters(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
                     Some("is offline (see `lszcrypt -V`; `chzcrypt -e`)")
                 } else if s.card_chkstop || s.queue_chkstop {
                     Some("is check-stopped")
-                } else if !s.ep11 {
+                } else if cca && s.cca.is_none() {
+                    Some("is not a CCA coprocessor, but the plan's token using it is a CCA token")
+                } else if !cca && !s.ep11 {
                     Some("is not an EP11 coprocessor")
                 } else {
                     None
                 };
+                let kind = if cca { "CCA" } else { "EP11" };
                 match problem {
                     Some(why) => {
-                        bad.insert(*apqn);
+                        bad.insert(apqn);
                         p.problem(what, format!("{apqn} ({} card) {why}", s.card_type));
                     }
-                    None => p.hold(what, format!("{} EP11 coprocessor, online", s.card_type)),
+                    None => p.hold(what, format!("{} {kind} coprocessor, online", s.card_type)),
                 }
             }
         }
@@ -107,7 +115,8 @@ fn adapters(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
 /// Every token's `ep11tok.conf` that the steps read, readable and parseable.
 fn configs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     for token in hardware_tokens(plan) {
-        let Some(config) = &token.config else {
+        // A CCA token's `ccatok.conf` is read by the steps that need it, not here.
+        let Some(config) = token.config.as_ref().filter(|_| !token.is_cca()) else {
             continue;
         };
         let what = format!("config of `{}`", token.id);
@@ -135,8 +144,12 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
     for step in plan.all_steps() {
         match &step.kind {
             StepKind::Migrate(m) => {
-                let found = migrate::tool_path(host, m).map_err(|e| e.to_string());
-                wanted.push(("pkcsep11_migrate".to_owned(), found))
+                let found = migrate::tool_path(host, plan, m).map_err(|e| e.to_string());
+                let name = match plan.tokens[&m.token].is_cca() {
+                    true => "pkcscca",
+                    false => "pkcsep11_migrate",
+                };
+                wanted.push((name.to_owned(), found))
             }
             StepKind::Stop(id) | StepKind::Start(id) if services.insert(id.clone()) => {
                 let argv0s: Vec<&str> = match &plan.services[id].control {
@@ -175,7 +188,7 @@ fn programs(p: &mut Preflight, plan: &Plan, host: &dyn HostView) {
         };
         match found.and_then(runnable) {
             // `tool_path` refuses a migration tool others could change (it gets the PIN).
-            Ok(path) if name == "pkcsep11_migrate" => p.hold(
+            Ok(path) if name == "pkcsep11_migrate" || name == "pkcscca" => p.hold(
                 what,
                 format!(
                     "`{}`, runnable, and nobody but root or you can write it",
