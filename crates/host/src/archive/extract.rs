@@ -17,14 +17,15 @@ use sha2::{Digest, Sha256};
 use super::ArchiveError;
 use super::check::{Sink, scan_open_archive};
 use super::fsio;
-use super::journaled::{self, Journaled, Opened};
-use super::manifest::{DirRecord, FileRecord, Manifest};
+use super::journaled::{self, Journaled};
+use super::manifest::{DirRecord, FileRecord, ManifestReader};
 use mkplan_engine::record::backup::RestoreRecord;
 
 /// Restores `store` from `archive` as described by `manifest`; see the module documentation.
-/// Both files must have the SHA-256 the run journaled when it made the backup (`journaled`),
-/// and everything is read from the files as opened and checked, never reopened by name. The
-/// previous store, if any, is kept as `<store>.replaced-<run-id>`.
+/// Both files must have the SHA-256 the run journaled when it made the backup (`journaled`):
+/// each is opened once and read once, hashed as it is extracted, and the extracted copy is
+/// swapped in only once both digests and every entry checked out. The previous store, if
+/// any, is kept as `<store>.replaced-<run-id>`.
 pub fn restore(
     archive: &Path,
     manifest: &Path,
@@ -34,26 +35,18 @@ pub fn restore(
 ) -> Result<RestoreRecord, ArchiveError> {
     fsio::check_name("run id", run_id)?;
     let (parent, name) = fsio::split_store(store)?;
-    let Opened {
-        manifest: m,
-        archive: archive_file,
-    } = journaled::open(archive, manifest, journaled)?;
-    let index = m.index(manifest)?;
-    if m.root != name || m.store != store {
+    let archive_file = journaled::open_regular(archive)?;
+    let reader = ManifestReader::from_file(journaled::open_regular(manifest)?, manifest)?;
+    let header = reader.header().clone();
+    if header.root != name || header.store != store {
         return Err(ArchiveError::Refused {
             problem: format!(
                 "the backup is of `{}`, not of `{}`",
-                m.store.display(),
+                header.store.display(),
                 store.display()
             ),
         });
     }
-    check_modes(&m)?;
-    check_owners(
-        &m,
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    )?;
     let had_store = match fs::symlink_metadata(store) {
         Ok(meta) if meta.is_dir() => true,
         Ok(_) => {
@@ -73,8 +66,11 @@ pub fn restore(
     }
     let tmp = parent.join(format!(".{name}.restore-{run_id}"));
     clear_leftover(&tmp)?;
-    let blocks = (m.files + m.directories.len() as u64) * 4096;
-    fsio::ensure_room(&parent, fsio::with_margin(m.bytes + blocks))?;
+    // What the manifest's last line says, unchecked: only for the room estimate.
+    if let Some(t) = reader.peek_totals() {
+        let blocks = (t.files + t.directories) * 4096;
+        fsio::ensure_room(&parent, fsio::with_margin(t.bytes.saturating_add(blocks)))?;
+    }
 
     DirBuilder::new()
         .mode(0o700)
@@ -83,26 +79,38 @@ pub fn restore(
     let extracted = {
         let mut sink = Extract {
             tmp: &tmp,
-            root: &m.root,
+            root: &header.root,
             buf: vec![0; fsio::BUF],
-        };
-        scan_open_archive(archive_file, archive, &m, &index, &mut sink)
-            .and_then(|()| finish_dirs(&m, &tmp))
-    };
-    if let Err(e) = extracted {
-        let note = match remove_tree(&tmp) {
-            Ok(()) => String::new(),
-            Err(c) => format!(
-                " (but its temporary copy `{}` could not be removed: {c})",
-                tmp.display()
+            ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
             ),
+            dirs: Vec::new(),
         };
-        return Err(ArchiveError::Aborted {
-            store: store.to_path_buf(),
-            note,
-            source: Box::new(e),
-        });
-    }
+        scan_open_archive(archive_file, archive, reader, &mut sink)
+            .settle(Some(journaled))
+            .and_then(|totals| {
+                finish_dirs(&sink.dirs, &header.root, &tmp)?;
+                Ok(totals)
+            })
+    };
+    let totals = match extracted {
+        Ok(totals) => totals,
+        Err(e) => {
+            let note = match remove_tree(&tmp) {
+                Ok(()) => String::new(),
+                Err(c) => format!(
+                    " (but its temporary copy `{}` could not be removed: {c})",
+                    tmp.display()
+                ),
+            };
+            return Err(ArchiveError::Aborted {
+                store: store.to_path_buf(),
+                note,
+                source: Box::new(e),
+            });
+        }
+    };
 
     let replaced = had_store.then_some(replaced);
     mkplan_engine::crash_hooks::kill_point("restore:extracted");
@@ -113,48 +121,40 @@ pub fn restore(
     Ok(RestoreRecord {
         store: store.to_path_buf(),
         replaced,
-        files: m.files,
-        bytes: m.bytes,
+        files: totals.files,
+        bytes: totals.bytes,
     })
 }
 
 /// A token store never holds set-uid, set-gid or sticky bits, so a backup that would put
-/// one back is refused before anything is written. Other modes are restored exactly as the
-/// manifest (the store as it was backed up) has them, never wider.
-pub(super) fn check_modes(m: &Manifest) -> Result<(), ArchiveError> {
-    let modes = m
-        .directories
-        .iter()
-        .map(|d| (&d.path, d.mode))
-        .chain(m.regular_files.iter().map(|f| (&f.path, f.mode)));
-    for (entry, mode) in modes {
-        if mode & 0o7000 != 0 {
-            return Err(ArchiveError::SpecialMode {
-                entry: entry.clone(),
-                mode,
-                hint: ", so this backup is not restored",
-            });
-        }
+/// one back is refused before that entry is written. Other modes are restored exactly as
+/// the manifest (the store as it was backed up) has them, never wider.
+fn check_mode(entry: &str, mode: u32) -> Result<(), ArchiveError> {
+    if mode & 0o7000 != 0 {
+        return Err(ArchiveError::SpecialMode {
+            entry: entry.to_owned(),
+            mode,
+            hint: ", so this backup is not restored",
+        });
     }
     Ok(())
 }
 
-/// Unless we are root, every entry must already belong to us: anything else could not be
-/// restored faithfully, and a half-faithful restore is refused before it starts.
-pub(super) fn check_owners(m: &Manifest, euid: u32, egid: u32) -> Result<(), ArchiveError> {
-    if euid == 0 {
+/// Unless we are root (`ids` = effective uid and gid), every entry must already belong to
+/// us: anything else could not be restored faithfully, and a half-faithful restore is
+/// refused (before that entry is written; nothing is swapped in).
+fn check_owner(entry: &str, uid: u32, gid: u32, ids: (u32, u32)) -> Result<(), ArchiveError> {
+    let (euid, egid) = ids;
+    if euid == 0 || (uid, gid) == (euid, egid) {
         return Ok(());
     }
-    match m.owners().find(|&(_, uid, gid)| uid != euid || gid != egid) {
-        None => Ok(()),
-        Some((entry, uid, gid)) => Err(ArchiveError::NeedsRoot {
-            entry: entry.to_owned(),
-            uid,
-            gid,
-            euid,
-            egid,
-        }),
-    }
+    Err(ArchiveError::NeedsRoot {
+        entry: entry.to_owned(),
+        uid,
+        gid,
+        euid,
+        egid,
+    })
 }
 
 /// A previous attempt of the same run may have left its temporary directory behind; it is
@@ -193,11 +193,15 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
     fs::remove_dir_all(dir)
 }
 
-/// Writes the entries [`scan_archive`] let through into the temporary directory.
+/// Writes the entries [`scan_open_archive`] let through into the temporary directory.
 struct Extract<'a> {
     tmp: &'a Path,
     root: &'a str,
     buf: Vec<u8>,
+    /// Our effective uid and gid.
+    ids: (u32, u32),
+    /// The directories extracted, for their metadata at the end (a store has a handful).
+    dirs: Vec<DirRecord>,
 }
 
 /// Where the member `path` goes below `tmp`. Member paths were validated by the manifest and
@@ -211,6 +215,9 @@ fn target(tmp: &Path, root: &str, path: &str) -> PathBuf {
 
 impl Sink for Extract<'_> {
     fn dir(&mut self, rec: &DirRecord) -> Result<(), ArchiveError> {
+        check_mode(&rec.path, rec.mode)?;
+        check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
+        self.dirs.push(rec.clone());
         if rec.path == self.root {
             return Ok(());
         }
@@ -226,6 +233,8 @@ impl Sink for Extract<'_> {
         rec: &FileRecord,
         data: &mut dyn Read,
     ) -> Result<(String, u64), ArchiveError> {
+        check_mode(&rec.path, rec.mode)?;
+        check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
         let path = target(self.tmp, self.root, &rec.path);
         let io_err = |action, e| ArchiveError::io(action, &path, e);
         let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -279,9 +288,9 @@ fn set_meta(fd: impl AsFd, uid: u32, gid: u32, mode: u32, mtime: i64) -> io::Res
 
 /// Directory owners, modes and mtimes, deepest first (creating entries changes a directory's
 /// mtime, and a read-only directory must get its contents first).
-fn finish_dirs(m: &Manifest, tmp: &Path) -> Result<(), ArchiveError> {
-    for rec in m.directories.iter().rev() {
-        let path = target(tmp, &m.root, &rec.path);
+fn finish_dirs(dirs: &[DirRecord], root: &str, tmp: &Path) -> Result<(), ArchiveError> {
+    for rec in dirs.iter().rev() {
+        let path = target(tmp, root, &rec.path);
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let dir = rustix::fs::open(&path, flags, Mode::empty())
             .map(File::from)
@@ -374,9 +383,10 @@ mod tests {
     use tar::{Builder, EntryType, Header};
 
     use super::*;
-    use crate::archive::check::check_live;
+    use crate::archive::backup;
+    use crate::archive::check::compare_live;
+    use crate::archive::manifest::Doc;
     use crate::archive::testkit::{Store, listing, snapshot};
-    use crate::archive::{backup, read_manifest};
     use mkplan_engine::record::backup::BackupRecord;
 
     fn made() -> (Store, BackupRecord) {
@@ -466,7 +476,10 @@ mod tests {
         ] {
             assert!(err.contains(digest.as_str()), "{err}");
         }
-        assert!(err.starts_with("refusing to restore: manifest `"), "{err}");
+        assert!(
+            err.contains("the store was not touched: refusing to restore: manifest `"),
+            "{err}"
+        );
         assert_eq!(snapshot(&t.store), before);
         assert!(!t.parent().join(".ep11tok.restore-r2").exists());
     }
@@ -492,11 +505,9 @@ mod tests {
                 listing(&t.backups)
             );
         }
-        let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
-        let mut m = read_manifest(&rec.manifest).unwrap();
-        check_modes(&m).unwrap();
-        m.regular_files[2].mode = 0o6640;
-        let err = check_modes(&m).unwrap_err().to_string();
+        backup(&t.store, &t.backups, "r1-ep11").unwrap();
+        check_mode("ep11tok/MK_SO", 0o640).unwrap();
+        let err = check_mode("ep11tok/MK_SO", 0o6640).unwrap_err().to_string();
         assert!(
             err.contains("has mode 6640") && err.contains("not restored"),
             "{err}"
@@ -539,8 +550,8 @@ mod tests {
         assert_eq!(snapshot(&t.store), backed_up);
         assert_eq!(snapshot(&replaced), modified);
         assert_eq!(listing(&t.parent()), ["ep11tok", "ep11tok.replaced-r2"]);
-        let m = read_manifest(&rec.manifest).unwrap();
-        check_live(&t.store, &m, &m.index(&rec.manifest).unwrap()).unwrap();
+        let mut reader = ManifestReader::open(&rec.manifest).unwrap();
+        compare_live(&t.store, &mut reader).unwrap();
 
         // A second restore in the same run (a retried migration that failed again) keeps
         // both replaced stores, under the first free name.
@@ -602,7 +613,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("but its manifest says") && err.ends_with("nothing was restored"),
+            err.contains("but its manifest says") && err.contains("the store was not touched"),
             "{err}"
         );
 
@@ -624,32 +635,25 @@ mod tests {
 
     #[test]
     fn ownership_other_than_our_own_needs_root() {
-        let (_t, rec) = made();
-        let mut m = read_manifest(&rec.manifest).unwrap();
-        check_owners(&m, 0, 0).unwrap();
-        let err = check_owners(&m, 1000, 1000).unwrap_err().to_string();
+        check_owner("ep11tok", 0, 0, (0, 0)).unwrap();
+        check_owner("ep11tok", 1000, 1000, (1000, 1000)).unwrap();
+        check_owner("ep11tok/MK_SO", 5, 5, (0, 0)).unwrap();
+        let err = check_owner("ep11tok", 0, 0, (1000, 1000))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("restoring ownership needs root; run as root or"),
             "{err}"
         );
         assert!(
-            err.contains("`ep11tok` belongs to uid") && err.ends_with("nothing was extracted"),
+            err.contains("`ep11tok` belongs to uid 0") && err.ends_with("nothing was restored"),
             "{err}"
         );
-        for d in &mut m.directories {
-            (d.uid, d.gid) = (1000, 1000);
-        }
-        for f in &mut m.regular_files {
-            (f.uid, f.gid) = (1000, 1000);
-        }
-        check_owners(&m, 1000, 1000).unwrap();
-        m.regular_files[3].gid = 1001;
-        let err = check_owners(&m, 1000, 1000).unwrap_err().to_string();
+        let err = check_owner("ep11tok/MK_SO", 1000, 1001, (1000, 1000))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains(&format!(
-                "`{}` belongs to uid 1000 gid 1001",
-                m.regular_files[3].path
-            )),
+            err.contains("`ep11tok/MK_SO` belongs to uid 1000 gid 1001"),
             "{err}"
         );
     }
@@ -681,12 +685,12 @@ mod tests {
         let gz = gz.finish().unwrap();
         let archive = t.backups.join("r9-ep11.tar.gz");
         fs::write(&archive, &gz).unwrap();
-        let mut m = read_manifest(&rec.manifest).unwrap();
-        m.archive = "r9-ep11.tar.gz".into();
-        m.archive_sha256 = fsio::hash_file(&archive).unwrap().0;
-        m.archive_bytes = gz.len() as u64;
-        let manifest = t.backups.join("r9-ep11.manifest.json");
-        fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+        let mut m = Doc::read(&rec.manifest);
+        m.header.archive = "r9-ep11.tar.gz".into();
+        m.end.archive_sha256 = fsio::hash_file(&archive).unwrap().0;
+        m.end.archive_bytes = gz.len() as u64;
+        let manifest = t.backups.join("r9-ep11.manifest.jsonl");
+        m.write(&manifest);
         (archive, manifest)
     }
 

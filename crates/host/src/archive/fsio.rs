@@ -105,6 +105,10 @@ impl<R: Read> HashReader<R> {
     pub(super) fn finish(self) -> (String, u64) {
         (hex_digest(self.hasher), self.bytes)
     }
+
+    pub(super) fn get_ref(&self) -> &R {
+        &self.inner
+    }
 }
 
 impl<R: Read> Read for HashReader<R> {
@@ -135,6 +139,7 @@ pub(super) fn hash_stream(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<(
 
 /// SHA-256 and length of the file at `path` (an archive or manifest: a symlink to one is
 /// fine, its content is what gets checked).
+#[cfg(test)]
 pub(super) fn hash_file(path: &Path) -> Result<(String, u64), ArchiveError> {
     let mut file = File::open(path).map_err(|e| ArchiveError::io("open", path, e))?;
     let mut buf = vec![0u8; BUF];
