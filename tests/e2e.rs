@@ -375,23 +375,26 @@ impl Bench {
     }
 
     /// The backup manifest (JSON Lines: a header, one member a line, an `end` line) as
-    /// `{"directories": [...], "regular_files": [...]}`.
+    /// `{"directories": [...], "regular_files": [...], "files": N}`.
     fn manifest(&self) -> Value {
         let path = self
             .root
             .join("var/backups/mkplan")
             .join(format!("{}-ep11.manifest.jsonl", self.run_id()));
         let text = std::fs::read_to_string(&path).unwrap();
-        let (mut dirs, mut files) = (Vec::new(), Vec::new());
+        let (mut dirs, mut files, mut end) = (Vec::new(), Vec::new(), Value::Null);
         for line in text.lines().skip(1) {
             let mut value: Value = serde_json::from_str(line).unwrap();
             if let Some(d) = value.get_mut("dir") {
                 dirs.push(d.take());
             } else if let Some(f) = value.get_mut("file") {
                 files.push(f.take());
+            } else {
+                end = value["end"].take();
             }
         }
-        serde_json::json!({"directories": dirs, "regular_files": files})
+        assert_eq!(end["files"], files.len(), "{}", path.display());
+        serde_json::json!({"directories": dirs, "regular_files": files, "files": end["files"]})
     }
 
     /// `mkplan-sim verify --root R --json`: its exit code and report.

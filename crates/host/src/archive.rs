@@ -43,6 +43,7 @@ mod extract;
 mod fsio;
 mod journaled;
 mod manifest;
+mod place;
 mod prune;
 mod walk;
 mod write;

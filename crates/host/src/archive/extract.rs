@@ -5,11 +5,12 @@
 //! renames of the swap. Any failure before the swap removes that directory and leaves the
 //! store as it was.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 
 use rustix::fs::{Gid, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT, Uid};
 use sha2::{Digest, Sha256};
@@ -19,6 +20,7 @@ use super::check::{Sink, scan_open_archive};
 use super::fsio;
 use super::journaled::{self, Journaled};
 use super::manifest::{DirRecord, FileRecord, ManifestReader};
+use super::place::{self, Job, Meta};
 use mkplan_engine::record::backup::RestoreRecord;
 
 /// Restores `store` from `archive` as described by `manifest`; see the module documentation.
@@ -76,7 +78,13 @@ pub fn restore(
         .mode(0o700)
         .create(&tmp)
         .map_err(|e| ArchiveError::io("create", &tmp, e))?;
-    let extracted = {
+    let extracted = std::thread::scope(|s| {
+        let (jobs, queue) = place::queue();
+        let placing = s.spawn(move || {
+            place::place(queue, &|file, m| {
+                set_meta(file, m.uid, m.gid, m.mode, m.mtime)
+            })
+        });
         let mut sink = Extract {
             tmp: &tmp,
             root: &header.root,
@@ -86,14 +94,24 @@ pub fn restore(
                 rustix::process::getegid().as_raw(),
             ),
             dirs: Vec::new(),
+            jobs,
         };
-        scan_open_archive(archive_file, archive, reader, &mut sink)
-            .settle(Some(journaled))
-            .and_then(|totals| {
-                finish_dirs(&sink.dirs, &header.root, &tmp)?;
-                Ok(totals)
-            })
-    };
+        let scanned = scan_open_archive(archive_file, archive, reader, &mut sink);
+        drop(sink.jobs);
+        let placed = placing
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // Which thread failed first cannot be told from here; the placing thread's error
+        // (a file system error) is the cause when the scan only saw it stop.
+        let settled = scanned.settle(Some(journaled));
+        let totals = match (settled, placed) {
+            (Err(e @ ArchiveError::NotJournaled { .. }), _) => return Err(e),
+            (_, Err(e)) => return Err(e),
+            (settled, Ok(())) => settled?,
+        };
+        finish_dirs(&sink.dirs, &header.root, &tmp)?;
+        Ok(totals)
+    });
     let totals = match extracted {
         Ok(totals) => totals,
         Err(e) => {
@@ -202,6 +220,14 @@ struct Extract<'a> {
     ids: (u32, u32),
     /// The directories extracted, for their metadata at the end (a store has a handful).
     dirs: Vec<DirRecord>,
+    /// To the thread that creates the files.
+    jobs: SyncSender<Job>,
+}
+
+impl Extract<'_> {
+    fn send(&self, job: Job) -> Result<(), ArchiveError> {
+        self.jobs.send(job).map_err(|_| place::stopped())
+    }
 }
 
 /// Where the member `path` goes below `tmp`. Member paths were validated by the manifest and
@@ -221,11 +247,7 @@ impl Sink for Extract<'_> {
         if rec.path == self.root {
             return Ok(());
         }
-        let path = target(self.tmp, self.root, &rec.path);
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| ArchiveError::io("create", &path, e))
+        self.send(Job::Dir(target(self.tmp, self.root, &rec.path)))
     }
 
     fn file(
@@ -235,16 +257,7 @@ impl Sink for Extract<'_> {
     ) -> Result<(String, u64), ArchiveError> {
         check_mode(&rec.path, rec.mode)?;
         check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
-        let path = target(self.tmp, self.root, &rec.path);
-        let io_err = |action, e| ArchiveError::io(action, &path, e);
-        let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(flags.bits() as i32)
-            .open(&path)
-            .map_err(|e| io_err("create", e))?;
+        self.send(Job::Open(target(self.tmp, self.root, &rec.path)))?;
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         loop {
@@ -252,15 +265,20 @@ impl Sink for Extract<'_> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("read from the archive for", e)),
+                Err(e) => {
+                    return Err(ArchiveError::io("read from the archive for", &rec.path, e));
+                }
             };
             hasher.update(&self.buf[..n]);
-            file.write_all(&self.buf[..n])
-                .map_err(|e| io_err("write", e))?;
+            self.send(Job::Data(self.buf[..n].to_vec()))?;
             bytes += n as u64;
         }
-        set_meta(&file, rec.uid, rec.gid, rec.mode, rec.mtime)
-            .map_err(|e| io_err("set owner, mode and mtime of", e))?;
+        self.send(Job::Close(Meta {
+            uid: rec.uid,
+            gid: rec.gid,
+            mode: rec.mode,
+            mtime: rec.mtime,
+        }))?;
         // Made durable all at once by `sync_extracted` before the swap: one fsync per file
         // made a 100,000-object restore six times slower than `tar -xzf`.
         Ok((fsio::hex_digest(hasher), bytes))
