@@ -393,6 +393,7 @@ fn swap(
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     use flate2::Compression;
