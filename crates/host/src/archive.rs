@@ -55,7 +55,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use check::{compare_live, verify};
-pub use extract::restore;
+pub use extract::{restore, restore_reporting};
+pub use fsio::Report;
 pub use journaled::{
     Journaled, check as check_journaled, hash_archive, with_journaled_manifest, with_manifest,
 };
@@ -64,7 +65,7 @@ pub use manifest::{
     walk_order,
 };
 pub use prune::prune;
-pub use write::{backup, clear_partials};
+pub use write::{backup, backup_reporting, clear_partials};
 
 /// The gzip level of every archive mkplan writes.
 pub const COMPRESSION_LEVEL: u32 = 1;

@@ -14,7 +14,7 @@ use flate2::read::GzDecoder;
 use tar::{Archive, Entry, EntryType};
 
 use super::ArchiveError;
-use super::fsio::{self, HashReader};
+use super::fsio::{self, HashReader, Ticker};
 use super::journaled::Journaled;
 use super::manifest::{
     DirRecord, FileRecord, ManifestReader, Member, Meta, Totals, is_component, walk_order,
@@ -41,19 +41,31 @@ pub(super) trait Sink {
 }
 
 /// A sink that only hashes.
-pub(super) struct HashOnly {
+pub(super) struct HashOnly<'t, 'r> {
     buf: Vec<u8>,
+    /// Where to report the files hashed so far, of how many.
+    progress: Option<(&'t mut Ticker<'r>, u64)>,
+    files: u64,
 }
 
-impl HashOnly {
+impl<'t, 'r> HashOnly<'t, 'r> {
     pub(super) fn new() -> Self {
         Self {
             buf: vec![0; fsio::BUF],
+            progress: None,
+            files: 0,
+        }
+    }
+
+    pub(super) fn reporting(ticker: &'t mut Ticker<'r>, total_files: u64) -> Self {
+        Self {
+            progress: Some((ticker, total_files)),
+            ..Self::new()
         }
     }
 }
 
-impl Sink for HashOnly {
+impl Sink for HashOnly<'_, '_> {
     fn dir(&mut self, _: &DirRecord) -> Result<(), ArchiveError> {
         Ok(())
     }
@@ -63,6 +75,13 @@ impl Sink for HashOnly {
         rec: &FileRecord,
         data: &mut dyn Read,
     ) -> Result<(String, u64), ArchiveError> {
+        self.files += 1;
+        if let Some((ticker, total)) = &mut self.progress {
+            let (done, total) = (self.files, *total);
+            ticker.tick(done, Some(total), || {
+                format!("verifying the archive: {done} of {total} files")
+            });
+        }
         fsio::hash_stream(data, &mut self.buf).map_err(|e| ArchiveError::Mismatch {
             place: "archive".to_owned(),
             entry: rec.path.clone(),

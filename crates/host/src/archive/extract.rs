@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::ArchiveError;
 use super::check::{Sink, scan_open_archive};
-use super::fsio;
+use super::fsio::{self, Report, Ticker};
 use super::journaled::{self, Journaled};
 use super::manifest::{DirRecord, FileRecord, ManifestReader};
 use super::place::{self, Job, Meta};
@@ -35,6 +35,24 @@ pub fn restore(
     run_id: &str,
     journaled: Journaled<'_>,
 ) -> Result<RestoreRecord, ArchiveError> {
+    restore_reporting(
+        (archive, manifest),
+        store,
+        run_id,
+        journaled,
+        &mut |_, _, _| {},
+    )
+}
+
+/// [`restore`] of `(archive, manifest)`, reporting the files restored so far to `report`.
+pub fn restore_reporting(
+    (archive, manifest): (&Path, &Path),
+    store: &Path,
+    run_id: &str,
+    journaled: Journaled<'_>,
+    report: Report<'_>,
+) -> Result<RestoreRecord, ArchiveError> {
+    let mut ticker = Ticker::new(report);
     fsio::check_name("run id", run_id)?;
     let (parent, name) = fsio::split_store(store)?;
     let archive_file = journaled::open_regular(archive)?;
@@ -68,8 +86,11 @@ pub fn restore(
     }
     let tmp = parent.join(format!(".{name}.restore-{run_id}"));
     clear_leftover(&tmp)?;
-    // What the manifest's last line says, unchecked: only for the room estimate.
-    if let Some(t) = reader.peek_totals() {
+    // What the manifest's last line says, unchecked: only for the room estimate and progress.
+    let peeked = reader.peek_totals();
+    let total_files = peeked.as_ref().map(|t| t.files);
+    ticker.now(0, total_files, "restoring");
+    if let Some(t) = peeked {
         let blocks = (t.files + t.directories) * 4096;
         fsio::ensure_room(&parent, fsio::with_margin(t.bytes.saturating_add(blocks)))?;
     }
@@ -95,6 +116,7 @@ pub fn restore(
             ),
             dirs: Vec::new(),
             jobs,
+            progress: (&mut ticker, total_files, 0),
         };
         let scanned = scan_open_archive(archive_file, archive, reader, &mut sink);
         drop(sink.jobs);
@@ -212,7 +234,7 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
 }
 
 /// Writes the entries [`scan_open_archive`] let through into the temporary directory.
-struct Extract<'a> {
+struct Extract<'a, 'r> {
     tmp: &'a Path,
     root: &'a str,
     buf: Vec<u8>,
@@ -222,9 +244,11 @@ struct Extract<'a> {
     dirs: Vec<DirRecord>,
     /// To the thread that creates the files.
     jobs: SyncSender<Job>,
+    /// Where to report, the files the manifest says there are, the files extracted so far.
+    progress: (&'a mut Ticker<'r>, Option<u64>, u64),
 }
 
-impl Extract<'_> {
+impl Extract<'_, '_> {
     fn send(&self, job: Job) -> Result<(), ArchiveError> {
         self.jobs.send(job).map_err(|_| place::stopped())
     }
@@ -239,7 +263,7 @@ fn target(tmp: &Path, root: &str, path: &str) -> PathBuf {
     }
 }
 
-impl Sink for Extract<'_> {
+impl Sink for Extract<'_, '_> {
     fn dir(&mut self, rec: &DirRecord) -> Result<(), ArchiveError> {
         check_mode(&rec.path, rec.mode)?;
         check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
@@ -258,6 +282,13 @@ impl Sink for Extract<'_> {
         check_mode(&rec.path, rec.mode)?;
         check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
         self.send(Job::Open(target(self.tmp, self.root, &rec.path)))?;
+        let (ticker, total, done) = &mut self.progress;
+        *done += 1;
+        let (done, total) = (*done, *total);
+        ticker.tick(done, total, || match total {
+            Some(total) => format!("restoring: {done} of {total} files"),
+            None => format!("restoring: {done} files"),
+        });
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         loop {

@@ -16,6 +16,41 @@ pub(super) const BUF: usize = 256 * 1024;
 /// Safety margin on top of 110 % of the estimated size in every room check.
 pub(super) const ROOM_MARGIN: u64 = 16 * 1024 * 1024;
 
+/// Where progress goes: `(done, total once known, what is being done)`, in files.
+pub type Report<'a> = &'a mut dyn FnMut(u64, Option<u64>, &str);
+
+/// Passes progress on at most every [`Ticker::EVERY`], so a million files cost nothing.
+pub(super) struct Ticker<'a> {
+    report: Report<'a>,
+    last: Option<std::time::Instant>,
+}
+
+impl<'a> Ticker<'a> {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+    pub(super) fn new(report: Report<'a>) -> Self {
+        Self { report, last: None }
+    }
+
+    /// Reports if the last report is old enough; `what` is only built then.
+    pub(super) fn tick(&mut self, done: u64, total: Option<u64>, what: impl FnOnce() -> String) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= Self::EVERY)
+        {
+            self.last = Some(now);
+            (self.report)(done, total, &what());
+        }
+    }
+
+    /// Reports now (a new phase).
+    pub(super) fn now(&mut self, done: u64, total: Option<u64>, what: &str) {
+        self.last = Some(std::time::Instant::now());
+        (self.report)(done, total, what);
+    }
+}
+
 /// Lowercase hex SHA-256 of what was fed to `hasher`.
 pub(super) fn hex_digest(hasher: Sha256) -> String {
     hex::encode(hasher.finalize())

@@ -19,7 +19,7 @@ use tar::{EntryType, Header as TarHeader};
 use tempfile::NamedTempFile;
 
 use super::check::{HashOnly, compare_live, scan_open_archive};
-use super::fsio::{self, HashWriter};
+use super::fsio::{self, HashWriter, Report, Ticker};
 use super::journaled::Journaled;
 use super::manifest::{
     DirRecord, FileRecord, Header, LAYOUT, MANIFEST_VERSION, ManifestReader, ManifestWriter,
@@ -38,6 +38,17 @@ const QUEUE: usize = 8;
 /// `<dir>/<stem>.manifest.json` beside it, verifies both against each other and against the
 /// live store, and only then renames them into place. `dir` is created (mode 0700) if missing.
 pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, ArchiveError> {
+    backup_reporting(store, dir, stem, &mut |_, _, _| {})
+}
+
+/// [`backup`], reporting how far it is to `report`: listing, archiving, verifying.
+pub fn backup_reporting(
+    store: &Path,
+    dir: &Path,
+    stem: &str,
+    report: Report<'_>,
+) -> Result<BackupRecord, ArchiveError> {
+    let mut ticker = Ticker::new(report);
     fsio::check_name("backup stem", stem)?;
     walk::check_store_dir(store)?;
     let (_, root) = fsio::split_store(store)?;
@@ -67,9 +78,12 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     }
 
     // A first walk only sums up: nothing per file is kept.
-    let mut estimate = 1024;
+    let (mut estimate, mut files) = (1024, 0u64);
+    ticker.now(0, None, "listing the store");
     walk::walk(store, &mut |node| {
         estimate += tar_entry_size(&root, &node) + 512;
+        files += u64::from(node.kind == Kind::File);
+        ticker.tick(files, None, || format!("listing the store: {files} files"));
         Ok(())
     })?;
     fsio::ensure_room(dir, fsio::with_margin(estimate))?;
@@ -87,23 +101,25 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     let archive_tmp = temp_in(dir, &header.archive)?;
     let manifest_tmp = temp_in(dir, &manifest_name)?;
     let mut manifest = ManifestWriter::new(manifest_tmp.as_file(), manifest_tmp.path(), &header)?;
+    ticker.now(0, Some(files), "archiving");
     let (archive_sha256, archive_bytes) = write_archive(
         store,
         &root,
         &mut |visit| walk::walk(store, visit),
         &mut manifest,
-        archive_tmp.as_file(),
-        archive_tmp.path(),
+        (archive_tmp.as_file(), archive_tmp.path()),
+        (&mut ticker, files),
     )?;
     let (totals, manifest_sha256) = manifest.finish(archive_sha256, archive_bytes)?;
 
     mkplan_engine::crash_hooks::kill_point("backup:archived");
+    ticker.now(0, Some(files), "verifying the archive and the store");
     verify_new(
         store,
         archive_tmp.path(),
         manifest_tmp.path(),
-        &totals,
-        &manifest_sha256,
+        (&totals, &manifest_sha256),
+        &mut ticker,
     )?;
 
     archive_tmp
@@ -214,8 +230,8 @@ fn write_archive(
     root: &str,
     nodes: Nodes<'_>,
     manifest: &mut ManifestWriter<'_>,
-    out: &File,
-    out_path: &Path,
+    (out, out_path): (&File, &Path),
+    progress: (&mut Ticker<'_>, u64),
 ) -> Result<(String, u64), ArchiveError> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
@@ -226,7 +242,7 @@ fn write_archive(
             tx,
             free: free_rx,
         };
-        let produced = produce(store, root, nodes, manifest, sink);
+        let produced = produce(store, root, nodes, manifest, sink, progress);
         let compressed = gzip.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         match (produced, compressed) {
             // A failed gzip thread also fails the producer; its error is the cause.
@@ -335,10 +351,18 @@ fn produce(
     nodes: Nodes<'_>,
     manifest: &mut ManifestWriter<'_>,
     sink: ChunkSender,
+    (ticker, total): (&mut Ticker<'_>, u64),
 ) -> Result<(), ArchiveError> {
     let names = Names::load();
     let mut tar = tar::Builder::new(sink);
+    let mut files = 0u64;
     nodes(&mut |node| {
+        if node.kind == Kind::File {
+            files += 1;
+            ticker.tick(files, Some(total), || {
+                format!("archiving: {files} of {total} files")
+            });
+        }
         let path = if node.rel.is_empty() {
             store.to_path_buf()
         } else {
@@ -434,8 +458,8 @@ fn verify_new(
     store: &Path,
     archive: &Path,
     manifest: &Path,
-    totals: &Totals,
-    manifest_sha256: &str,
+    (totals, manifest_sha256): (&Totals, &str),
+    ticker: &mut Ticker<'_>,
 ) -> Result<(), ArchiveError> {
     let written = Journaled {
         archive_sha256: &totals.archive_sha256,
@@ -458,7 +482,8 @@ fn verify_new(
         });
         let archived = ManifestReader::open(manifest).and_then(|reader| {
             let file = File::open(archive).map_err(|e| ArchiveError::io("open", archive, e))?;
-            scan_open_archive(file, archive, reader, &mut HashOnly::new()).settle(Some(written))
+            let mut sink = HashOnly::reporting(ticker, totals.files);
+            scan_open_archive(file, archive, reader, &mut sink).settle(Some(written))
         });
         let live = live.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let archived = archived?;
@@ -743,8 +768,8 @@ mod tests {
             "ep11tok",
             &mut replay,
             &mut manifest,
-            &out,
-            Path::new("x"),
+            (&out, Path::new("x")),
+            (&mut Ticker::new(&mut |_, _, _| {}), 0),
         )
         .unwrap_err()
         .to_string();
