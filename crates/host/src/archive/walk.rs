@@ -170,8 +170,15 @@ impl Listing {
     fn read(dir: &Path) -> Result<Self, ArchiveError> {
         use std::os::unix::ffi::OsStrExt;
         let err = |e| ArchiveError::io("list", dir, e);
-        let mut bytes = Vec::new();
-        let mut spans = Vec::new();
+        // Counted first, so both buffers are allocated once at their size: growing them
+        // doubled (and copied) the largest allocation of a backup of a million objects.
+        let (mut count, mut total) = (0usize, 0usize);
+        for entry in fs::read_dir(dir).map_err(err)? {
+            count += 1;
+            total += entry.map_err(err)?.file_name().len();
+        }
+        let mut bytes = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(count);
         for entry in fs::read_dir(dir).map_err(err)? {
             let entry = entry.map_err(err)?;
             let start = bytes.len();
@@ -185,8 +192,6 @@ impl Listing {
         spans.sort_unstable_by(|a, b| {
             bytes[a.0 as usize..a.1 as usize].cmp(&bytes[b.0 as usize..b.1 as usize])
         });
-        bytes.shrink_to_fit();
-        spans.shrink_to_fit();
         Ok(Self { bytes, spans })
     }
 
