@@ -105,6 +105,13 @@ pub(super) struct Scanned {
 }
 
 impl Scanned {
+    /// Records a failure found after the scan (the first one stays).
+    pub(super) fn fail(&mut self, e: ArchiveError) {
+        if self.outcome.is_ok() {
+            self.outcome = Err(e);
+        }
+    }
+
     /// The verdict, most telling first: a file that is not the journaled one (`journaled`);
     /// an archive that is not the one the manifest describes (with any other failure as
     /// detail); the first failure; else the totals.

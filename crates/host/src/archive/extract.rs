@@ -116,9 +116,13 @@ pub fn restore_reporting(
             ),
             dirs: Vec::new(),
             jobs,
+            batch: (Vec::with_capacity(place::BATCH), 0),
             progress: (&mut ticker, total_files, 0),
         };
-        let scanned = scan_open_archive(archive_file, archive, reader, &mut sink);
+        let mut scanned = scan_open_archive(archive_file, archive, reader, &mut sink);
+        if let Err(e) = sink.flush() {
+            scanned.fail(e);
+        }
         drop(sink.jobs);
         let placed = placing
             .join()
@@ -242,15 +246,31 @@ struct Extract<'a, 'r> {
     ids: (u32, u32),
     /// The directories extracted, for their metadata at the end (a store has a handful).
     dirs: Vec<DirRecord>,
-    /// To the thread that creates the files.
-    jobs: SyncSender<Job>,
+    /// To the thread that creates the files, and the batch being filled.
+    jobs: SyncSender<Vec<Job>>,
+    batch: (Vec<Job>, usize),
     /// Where to report, the files the manifest says there are, the files extracted so far.
     progress: (&'a mut Ticker<'r>, Option<u64>, u64),
 }
 
 impl Extract<'_, '_> {
-    fn send(&self, job: Job) -> Result<(), ArchiveError> {
-        self.jobs.send(job).map_err(|_| place::stopped())
+    fn send(&mut self, job: Job) -> Result<(), ArchiveError> {
+        if let Job::Data(data) = &job {
+            self.batch.1 += data.len();
+        }
+        self.batch.0.push(job);
+        if self.batch.0.len() >= place::BATCH || self.batch.1 >= place::BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ArchiveError> {
+        let batch = std::mem::replace(&mut self.batch, (Vec::with_capacity(place::BATCH), 0));
+        if batch.0.is_empty() {
+            return Ok(());
+        }
+        self.jobs.send(batch.0).map_err(|_| place::stopped())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The restore's second thread: it creates the directories and files the scan let through,
 //! while the scan thread decompresses, checks and hashes. The two meet in a bounded queue,
-//! so at most [`QUEUE`] pieces of data (each at most [`fsio::BUF`]) are in flight.
+//! so at most [`QUEUE`] batches of about [`BATCH_BYTES`] (plus one read buffer) are in
+//! flight.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -12,8 +13,12 @@ use rustix::fs::OFlags;
 
 use super::ArchiveError;
 
-/// Pieces in flight between the scan and the placing thread.
-pub(super) const QUEUE: usize = 64;
+/// Batches in flight between the scan and the placing thread.
+pub(super) const QUEUE: usize = 8;
+/// Jobs are sent in batches of this many (or [`BATCH_BYTES`] of data): one hand-over per
+/// file woke the other thread hundreds of thousands of times.
+pub(super) const BATCH: usize = 256;
+pub(super) const BATCH_BYTES: usize = 256 * 1024;
 
 /// Owner, group, permission bits and mtime of a file, set once its data is written.
 #[derive(Debug, Clone, Copy)]
@@ -33,19 +38,19 @@ pub(super) enum Job {
     Close(Meta),
 }
 
-/// A bounded queue of jobs.
-pub(super) fn queue() -> (SyncSender<Job>, Receiver<Job>) {
+/// A bounded queue of batches of jobs.
+pub(super) fn queue() -> (SyncSender<Vec<Job>>, Receiver<Vec<Job>>) {
     sync_channel(QUEUE)
 }
 
 /// Runs the jobs until the queue closes or one fails; the first failure, if any. After a
 /// failure the receiver is dropped, so the scan's next send fails and it stops too.
 pub(super) fn place(
-    jobs: Receiver<Job>,
+    batches: Receiver<Vec<Job>>,
     set_meta: &dyn Fn(&File, Meta) -> io::Result<()>,
 ) -> Result<(), ArchiveError> {
     let mut open: Option<(File, PathBuf)> = None;
-    for job in jobs {
+    for job in batches.into_iter().flatten() {
         match job {
             Job::Dir(path) => DirBuilder::new()
                 .mode(0o700)
