@@ -374,12 +374,27 @@ impl Bench {
         self.root.join(STORE)
     }
 
+    /// The backup manifest (JSON Lines: a header, one member a line, an `end` line) as
+    /// `{"directories": [...], "regular_files": [...], "files": N}`.
     fn manifest(&self) -> Value {
         let path = self
             .root
             .join("var/backups/mkplan")
-            .join(format!("{}-ep11.manifest.json", self.run_id()));
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+            .join(format!("{}-ep11.manifest.jsonl", self.run_id()));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (mut dirs, mut files, mut end) = (Vec::new(), Vec::new(), Value::Null);
+        for line in text.lines().skip(1) {
+            let mut value: Value = serde_json::from_str(line).unwrap();
+            if let Some(d) = value.get_mut("dir") {
+                dirs.push(d.take());
+            } else if let Some(f) = value.get_mut("file") {
+                files.push(f.take());
+            } else {
+                end = value["end"].take();
+            }
+        }
+        assert_eq!(end["files"], files.len(), "{}", path.display());
+        serde_json::json!({"directories": dirs, "regular_files": files, "files": end["files"]})
     }
 
     /// `mkplan-sim verify --root R --json`: its exit code and report.
@@ -2350,7 +2365,7 @@ fn e2e_14_a_backup_replaced_in_the_backup_directory_is_never_restored() {
     let run = b.run_id();
     let backups = b.root.join("var/backups/mkplan");
     let archive = backups.join(format!("{run}-ep11.tar.gz"));
-    let manifest = backups.join(format!("{run}-ep11.manifest.json"));
+    let manifest = backups.join(format!("{run}-ep11.manifest.jsonl"));
     let journaled = (sha256_file(&archive), sha256_file(&manifest));
 
     // Someone who can write the backup directory makes a self-consistent backup of the
@@ -2479,7 +2494,7 @@ fn e2e_16_the_backup_directory_and_modes_a_store_never_has() {
         "{}",
         report["warnings"]
     );
-    for suffix in ["tar.gz", "manifest.json"] {
+    for suffix in ["tar.gz", "manifest.jsonl"] {
         let file = dir.join(format!("{}-ep11.{suffix}", a.run_id()));
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o600, "{}", file.display());

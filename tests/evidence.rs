@@ -172,7 +172,7 @@ fn every_time_in_journal_report_html_show_and_backup_is_fixed_width() {
     let manifest = b
         .root
         .join("var/backups/mkplan")
-        .join(format!("{run_id}-ep11.manifest.json"));
+        .join(format!("{run_id}-ep11.manifest.jsonl"));
     assert_fixed_width(
         "backup manifest",
         &std::fs::read_to_string(manifest).unwrap(),

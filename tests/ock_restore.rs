@@ -93,15 +93,16 @@ fn a_restored_store_is_byte_identical_and_still_works() {
     let root = mkplan_engine::ports::root::HostRoot::system();
     mkplan_host::store::discard_token_index(&root, store).unwrap();
 
-    let manifest = archive::read_manifest(&record.manifest).unwrap();
+    let mut manifest = archive::ManifestReader::open(&record.manifest).unwrap();
     let mut live = Vec::new();
     files(store, store.parent().unwrap(), &mut live);
     live.sort();
-    let mut backed_up: Vec<(String, String)> = manifest
-        .regular_files
-        .iter()
-        .map(|f| (f.path.clone(), f.sha256.clone()))
-        .collect();
+    let mut backed_up: Vec<(String, String)> = Vec::new();
+    while let Some(member) = manifest.next_member().unwrap() {
+        if let archive::Member::File(f) = member {
+            backed_up.push((f.path, f.sha256));
+        }
+    }
     backed_up.sort();
     assert_eq!(
         live, backed_up,

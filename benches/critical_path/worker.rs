@@ -43,11 +43,11 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<()> {
 pub fn restore(archive_path: &Path, manifest: &Path, store: &Path, run_id: &str) -> Result<()> {
     // What `mkplan run` would have journaled when it made the backup (read before the clock
     // starts: the run knows them already).
-    let manifest_sha256 = hex::encode(Sha256::digest(
-        fs::read(manifest).with_context(|| format!("read `{}`", manifest.display()))?,
-    ));
-    let archive_sha256 = archive::read_manifest(manifest)
-        .context("read the manifest")?
+    // Streamed, so the peak RSS measured is the restore's alone.
+    let (_, end, manifest_sha256) =
+        archive::with_manifest(manifest, |_| ()).context("read the manifest")?;
+    let archive_sha256 = end
+        .context("the manifest has no `end` line")?
         .archive_sha256;
     let journaled = archive::Journaled {
         archive_sha256: &archive_sha256,

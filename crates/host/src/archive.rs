@@ -1,4 +1,5 @@
-//! Backup and restore of a token store as a plain `.tar.gz` beside a versioned JSON manifest.
+//! Backup and restore of a token store as a plain `.tar.gz` beside a versioned JSON Lines
+//! manifest.
 //!
 //! A token store (`/var/lib/opencryptoki/ep11tok`: `NVTOK.DAT`, `MK_SO`, `MK_USER`,
 //! `TOK_OBJ/OBJ.IDX` and one file per object) holds every secure key of an HSM domain, so the
@@ -17,26 +18,32 @@
 //!   in the store makes the backup fail. Hard-linked files would be stored as independent
 //!   copies (openCryptoki does not make hard links). Leftover `*.TMP` files are part of the
 //!   directory and are backed up like any other file.
-//! * `<dir>/<stem>.manifest.json`: [`Manifest`], `"version": 1`, `"layout": "parent-relative"`.
-//!   Its member paths are the archive's entry paths without a trailing slash.
+//! * `<dir>/<stem>.manifest.jsonl`: the manifest, version 2 (`"layout": "parent-relative"`):
+//!   a header line, one line per member in archive order, an `end` line with the totals and
+//!   the archive's SHA-256; see [`manifest`](ManifestReader). Member paths are the archive's
+//!   entry paths without a trailing slash. Backups made before keep their version 1
+//!   `<stem>.manifest.json` (one JSON object), which is still read.
 //! * Both are written as `.<final-name>.<random>.partial` in `<dir>` (mode 0600), fsynced,
 //!   verified, then renamed into place without replacing anything (`RENAME_NOREPLACE`) and the
 //!   directory fsynced. An existing backup of the same stem is never overwritten.
-//! * Restore extracts into `<parent>/.<store-name>.restore-<run-id>` (same file system), then
-//!   renames the store to `<store>.replaced-<run-id>` and the restored directory to `<store>`.
+//! * Restore reads the archive once: it extracts into `<parent>/.<store-name>.restore-<run-id>`
+//!   (same file system) while hashing, and only once both files have their journaled digests
+//!   and every entry matched renames the store to `<store>.replaced-<run-id>` and the restored
+//!   directory to `<store>`.
 //!
 //! # Memory
 //!
-//! The archive is streamed: file data passes through per-file buffers and a bounded queue of
-//! 256 KiB chunks between the tar producer and the gzip thread. What grows with the store is
-//! the list of manifest entries (about 200 bytes per file) and, while walking, the sorted
-//! names of one directory at a time.
+//! The archive and the manifest are streamed: file data passes through per-file buffers and
+//! bounded queues of 256 KiB chunks, and the manifest is written and read a line at a time,
+//! checked as a merge of ordered streams. What grows with the store is, while walking, the
+//! sorted names of one directory at a time (and a restore keeps the few directory records).
 
 mod check;
 mod extract;
 mod fsio;
 mod journaled;
 mod manifest;
+mod place;
 mod prune;
 mod walk;
 mod write;
@@ -48,11 +55,17 @@ use std::io;
 use std::path::PathBuf;
 
 pub use check::{compare_live, verify};
-pub use extract::restore;
-pub use journaled::{Journaled, read_journaled_backup, read_journaled_manifest};
-pub use manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest, read_manifest};
+pub use extract::{restore, restore_reporting};
+pub use fsio::Report;
+pub use journaled::{
+    Journaled, check as check_journaled, hash_archive, with_journaled_manifest, with_manifest,
+};
+pub use manifest::{
+    DirRecord, FileRecord, Header, LAYOUT, MANIFEST_VERSION, ManifestReader, Member, Totals,
+    walk_order,
+};
 pub use prune::prune;
-pub use write::{backup, clear_partials};
+pub use write::{backup, backup_reporting, clear_partials};
 
 /// The gzip level of every archive mkplan writes.
 pub const COMPRESSION_LEVEL: u32 = 1;
@@ -129,7 +142,7 @@ pub enum ArchiveError {
     #[error(
         "restoring ownership needs root; run as root or restore as the owner of the files: \
          `{entry}` belongs to uid {uid} gid {gid} but mkplan runs as uid {euid} gid {egid}; \
-         nothing was extracted"
+         nothing was restored"
     )]
     NeedsRoot {
         entry: String,

@@ -12,8 +12,8 @@ use crate::{archive, fsutil, process, procscan, pty, slotd, store, tools, zcrypt
 use mkplan_engine::cancel::Cancel;
 use mkplan_engine::ports::host::{
     BackupCheck, BackupComparison, CommandError, CommandSpec, HostActions, HostView, OckSlot,
-    OnCancel, PortError, Program, PtyCommand, PtyDialog, PtyError, PtyExit, ReadOnlyCommand,
-    RunningTool, ServiceUnit, ServiceVerb, SlotDaemon, StoreDrift,
+    OnCancel, PortError, Program, Progress, PtyCommand, PtyDialog, PtyError, PtyExit,
+    ReadOnlyCommand, RunningTool, ServiceUnit, ServiceVerb, SlotDaemon, StoreDrift,
 };
 use mkplan_engine::ports::root::{HostRoot, token_shm_path};
 use mkplan_engine::record::backup::{BackupRecord, JournaledBackup, RestoreRecord};
@@ -262,8 +262,9 @@ impl HostActions for LinuxHost {
         store: &Path,
         dir: &Path,
         stem: &str,
+        progress: Progress<'_>,
     ) -> Result<BackupRecord, PortError> {
-        archive::backup(store, dir, stem).map_err(port_error)
+        archive::backup_reporting(store, dir, stem, progress).map_err(port_error)
     }
 
     fn prune_backups(
@@ -281,13 +282,14 @@ impl HostActions for LinuxHost {
         backup: &JournaledBackup,
         store: &Path,
         run_id: &str,
+        progress: Progress<'_>,
     ) -> Result<RestoreRecord, PortError> {
         let journaled = archive::Journaled {
             archive_sha256: &backup.archive_sha256,
             manifest_sha256: &backup.manifest_sha256,
         };
-        archive::restore(&backup.archive, &backup.manifest, store, run_id, journaled)
-            .map_err(port_error)
+        let from = (backup.archive.as_path(), backup.manifest.as_path());
+        archive::restore_reporting(from, store, run_id, journaled, progress).map_err(port_error)
     }
 
     fn discard_token_index(&self, store: &Path) -> Result<Option<PathBuf>, PortError> {

@@ -4,12 +4,62 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::archive::{self, Journaled, Manifest};
+use crate::archive::{self, FileRecord, Journaled, ManifestReader, Member};
 use mkplan_engine::digest::sha256_hex;
 use mkplan_engine::ports::host::{BackupCheck, BackupComparison, PortError, StoreDrift};
 use mkplan_engine::ports::root::{HostRoot, token_shm_path};
 use mkplan_engine::record::backup::JournaledBackup;
 use mkplan_plan::input;
+
+/// Whether `store` is the store of the journaled backup, compared by hash. The manifest (and
+/// with [`BackupCheck::ArchiveToo`] the archive) is read once and counts only if it is the
+/// journaled one; the comparison is a merge of the walk and the manifest.
+pub(crate) fn compare_with_backup(
+    store: &Path,
+    backup: &JournaledBackup,
+    check: BackupCheck,
+) -> Result<BackupComparison, PortError> {
+    let port = |e: archive::ArchiveError| PortError::new(e.to_string());
+    let archive = match check {
+        BackupCheck::ManifestOnly => None,
+        BackupCheck::ArchiveToo => Some(archive::hash_archive(&backup.archive).map_err(port)?),
+    };
+    let (compared, totals, manifest_sha) = archive::with_manifest(&backup.manifest, |reader| {
+        archive::compare_live(store, reader)
+    })
+    .map_err(port)?;
+    // Both digests first: a file that is not the journaled one explains everything else.
+    let archive_sha = archive
+        .as_ref()
+        .map_or(backup.archive_sha256.as_str(), |a| &a.0);
+    archive::check_journaled(
+        (&backup.archive, archive_sha),
+        (&backup.manifest, &manifest_sha),
+        journaled(backup),
+    )
+    .map_err(port)?;
+    let Some(totals) = totals else {
+        return Err(PortError::new(format!(
+            "manifest `{}` has no `end` line: {}",
+            backup.manifest.display(),
+            compared.err().map_or_else(String::new, |e| e.to_string())
+        )));
+    };
+    if let Some((sha, bytes)) = archive
+        && (sha != totals.archive_sha256 || bytes != totals.archive_bytes)
+    {
+        return Err(PortError::new(format!(
+            "archive `{}` has SHA-256 {sha} ({bytes} bytes) but its manifest says {} ({} bytes)",
+            backup.archive.display(),
+            totals.archive_sha256,
+            totals.archive_bytes
+        )));
+    }
+    Ok(BackupComparison {
+        files: totals.files,
+        difference: compared.err().map(|e| e.to_string()),
+    })
+}
 
 fn journaled(backup: &JournaledBackup) -> Journaled<'_> {
     Journaled {
@@ -18,48 +68,41 @@ fn journaled(backup: &JournaledBackup) -> Journaled<'_> {
     }
 }
 
-/// The backup's manifest, only if it is the journaled one.
-fn manifest(backup: &JournaledBackup) -> Result<Manifest, archive::ArchiveError> {
-    archive::read_journaled_manifest(&backup.manifest, &backup.manifest_sha256)
-}
-
-/// Whether `store` is the store of the journaled backup, compared by hash. The manifest (and
-/// with [`BackupCheck::ArchiveToo`] the archive) is read once and only if it is the journaled
-/// one; what the comparison reads is that copy.
-pub(crate) fn compare_with_backup(
-    store: &Path,
-    backup: &JournaledBackup,
-    check: BackupCheck,
-) -> Result<BackupComparison, PortError> {
-    let manifest = match check {
-        BackupCheck::ManifestOnly => manifest(backup),
-        BackupCheck::ArchiveToo => {
-            archive::read_journaled_backup(&backup.archive, &backup.manifest, journaled(backup))
+/// Every regular file the manifest lists, with its path and record; `None` once done.
+fn each_file(
+    reader: &mut ManifestReader,
+    mut visit: impl FnMut(&FileRecord) -> Result<(), StoreDrift>,
+) -> Result<(), StoreDrift> {
+    while let Some(member) = reader
+        .next_member()
+        .map_err(|e| StoreDrift::Manifest(e.to_string()))?
+    {
+        if let Member::File(file) = &member {
+            visit(file)?;
         }
     }
-    .map_err(|e| PortError::new(e.to_string()))?;
-    Ok(BackupComparison {
-        files: manifest.files,
-        difference: archive::compare_live(store, &manifest)
-            .err()
-            .map(|e| e.to_string()),
-    })
+    Ok(())
 }
 
 /// Every file of the journaled manifest has its size and mtime in `store`, and there are no
 /// others. The number of files checked.
 pub(crate) fn matches_backup(store: &Path, backup: &JournaledBackup) -> Result<u64, StoreDrift> {
-    let manifest = manifest(backup).map_err(|e| StoreDrift::Manifest(e.to_string()))?;
     let parent = store.parent().unwrap_or(store);
     let mut checked = 0;
-    for file in &manifest.regular_files {
-        let meta = std::fs::metadata(parent.join(&file.path))
-            .map_err(|_| StoreDrift::Missing(file.path.clone()))?;
-        if meta.len() != file.size || meta.mtime() != file.mtime {
-            return Err(StoreDrift::Changed(file.path.clone()));
-        }
-        checked += 1;
-    }
+    let (listed, _) =
+        archive::with_journaled_manifest(&backup.manifest, &backup.manifest_sha256, |reader| {
+            each_file(reader, |file| {
+                let meta = std::fs::metadata(parent.join(&file.path))
+                    .map_err(|_| StoreDrift::Missing(file.path.clone()))?;
+                if meta.len() != file.size || meta.mtime() != file.mtime {
+                    return Err(StoreDrift::Changed(file.path.clone()));
+                }
+                checked += 1;
+                Ok(())
+            })
+        })
+        .map_err(|e| StoreDrift::Manifest(e.to_string()))?;
+    listed?;
     let live = count_files(store);
     if live != checked {
         return Err(StoreDrift::Count { live, checked });
@@ -82,20 +125,24 @@ fn count_files(dir: &Path) -> u64 {
 
 /// (key object files that differ from the journaled backup, key object files in it).
 pub(crate) fn object_changes(store: &Path, backup: &JournaledBackup) -> Option<(usize, usize)> {
-    let manifest = manifest(backup).ok()?;
     let parent = store.parent().unwrap_or(store);
     let (mut changed, mut objects) = (0, 0);
-    for file in manifest
-        .regular_files
-        .iter()
-        .filter(|f| f.path.contains("/TOK_OBJ/") && !f.path.ends_with("OBJ.IDX"))
-    {
-        objects += 1;
-        let now = input::read(&parent.join(&file.path), input::STORE_FILE).map(|b| sha256_hex(&b));
-        if now.as_deref().ok() != Some(file.sha256.as_str()) {
-            changed += 1;
-        }
-    }
+    let (listed, _) =
+        archive::with_journaled_manifest(&backup.manifest, &backup.manifest_sha256, |reader| {
+            each_file(reader, |file| {
+                if file.path.contains("/TOK_OBJ/") && !file.path.ends_with("OBJ.IDX") {
+                    objects += 1;
+                    let now = input::read(&parent.join(&file.path), input::STORE_FILE)
+                        .map(|b| sha256_hex(&b));
+                    if now.as_deref().ok() != Some(file.sha256.as_str()) {
+                        changed += 1;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .ok()?;
+    listed.ok()?;
     Some((changed, objects))
 }
 

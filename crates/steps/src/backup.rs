@@ -57,9 +57,11 @@ fn backup(step: &BackupStep, cx: &mut RunContext<'_>) -> KindResult<BackupOutput
         .map_err(|e| Failed::step(e.to_string()))?;
     let stem = format!("{run}-{token_id}");
     cx.progress(0, None, format!("archiving `{}`", token.store.display()));
-    let record = cx
-        .host
-        .backup_store(&store, &dir, &stem)
+    let host = cx.host;
+    let record = host
+        .backup_store(&store, &dir, &stem, &mut |done, total, what| {
+            cx.progress(done, total, what)
+        })
         .map_err(|e| Failed::step(e.to_string()))?;
     if !record.verified {
         return Err(Failed::step("the backup was written but not verified"));

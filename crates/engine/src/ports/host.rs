@@ -24,6 +24,10 @@ use crate::secret::Pin;
 use crate::trust::{TrustError, Trusted};
 use mkplan_plan::model::{Apqn, CommandStep, ServiceControl};
 
+/// How far a long host operation is: `(done, total once known, what it is doing)`, in files.
+/// Called at most a few times a second.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, Option<u64>, &str);
+
 /// What a host adapter could not do, in words that name what and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -156,8 +160,13 @@ pub trait HostActions: HostView {
     fn clear_partials(&self, dir: &Path, run_id: &str) -> Result<(), PortError>;
     /// Archives `store` into `dir` as `<stem>.tar.gz` with its manifest, read back and
     /// verified.
-    fn backup_store(&self, store: &Path, dir: &Path, stem: &str)
-    -> Result<BackupRecord, PortError>;
+    fn backup_store(
+        &self,
+        store: &Path,
+        dir: &Path,
+        stem: &str,
+        progress: Progress<'_>,
+    ) -> Result<BackupRecord, PortError>;
     /// Removes all but the newest `keep` backups of `token` in `dir` (never `current`).
     fn prune_backups(
         &self,
@@ -173,6 +182,7 @@ pub trait HostActions: HostView {
         backup: &JournaledBackup,
         store: &Path,
         run_id: &str,
+        progress: Progress<'_>,
     ) -> Result<RestoreRecord, PortError>;
     /// Removes openCryptoki's stale object index of the token whose store (as the plan names
     /// it) was replaced; the file removed, if there was one.

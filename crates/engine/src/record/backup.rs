@@ -72,7 +72,7 @@ impl RestoreAction {
 pub struct BackupRecord {
     /// `<dir>/<stem>.tar.gz`.
     pub archive: PathBuf,
-    /// `<dir>/<stem>.manifest.json`.
+    /// `<dir>/<stem>.manifest.jsonl` (version 1: `<stem>.manifest.json`).
     pub manifest: PathBuf,
     pub archive_sha256: String,
     pub manifest_sha256: String,

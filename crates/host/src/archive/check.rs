@@ -1,9 +1,11 @@
-//! Checking an archive against its manifest, entry by entry, and the live store against it.
+//! Checking an archive against its manifest, and the live store against it: merges of two
+//! streams in archive order, one entry at a time.
 //!
-//! [`scan_archive`] is the one reader of archives: it refuses every entry that is not a plain
-//! regular file or directory listed in the manifest *before* handing it to a [`Sink`], so the
-//! restore's extractor only ever sees entries that are safe to write.
+//! [`scan_open_archive`] is the one reader of archives: it refuses every entry that is not a
+//! plain regular file or directory, the next one the manifest lists, *before* handing it to a
+//! [`Sink`], so the restore's extractor only ever sees entries that are safe to write.
 
+use std::cmp::Ordering;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
@@ -12,17 +14,19 @@ use flate2::read::GzDecoder;
 use tar::{Archive, Entry, EntryType};
 
 use super::ArchiveError;
-use super::fsio::{self, HashReader};
-use super::manifest::{DirRecord, FileRecord, Index, Manifest, Slot, is_component, read_manifest};
+use super::fsio::{self, HashReader, Ticker};
+use super::journaled::Journaled;
+use super::manifest::{
+    DirRecord, FileRecord, ManifestReader, Member, Meta, Totals, is_component, walk_order,
+};
 use super::walk::{self, Kind};
 
 /// Re-verifies an existing backup: the archive's SHA-256 and size, and every entry's path,
-/// type, size, SHA-256, mode, owner and mtime against the manifest. Returns the manifest.
-pub fn verify(archive: &Path, manifest: &Path) -> Result<Manifest, ArchiveError> {
-    let m = read_manifest(manifest)?;
-    let index = m.index(manifest)?;
-    scan_archive(archive, &m, &index, &mut HashOnly::new())?;
-    Ok(m)
+/// type, size, SHA-256, mode, owner and mtime against the manifest. Returns the totals.
+pub fn verify(archive: &Path, manifest: &Path) -> Result<Totals, ArchiveError> {
+    let reader = ManifestReader::open(manifest)?;
+    let file = File::open(archive).map_err(|e| ArchiveError::io("open", archive, e))?;
+    scan_open_archive(file, archive, reader, &mut HashOnly::new()).settle(None)
 }
 
 /// What happens to each entry that passed the checks.
@@ -37,19 +41,31 @@ pub(super) trait Sink {
 }
 
 /// A sink that only hashes.
-pub(super) struct HashOnly {
+pub(super) struct HashOnly<'t, 'r> {
     buf: Vec<u8>,
+    /// Where to report the files hashed so far, of how many.
+    progress: Option<(&'t mut Ticker<'r>, u64)>,
+    files: u64,
 }
 
-impl HashOnly {
+impl<'t, 'r> HashOnly<'t, 'r> {
     pub(super) fn new() -> Self {
         Self {
             buf: vec![0; fsio::BUF],
+            progress: None,
+            files: 0,
+        }
+    }
+
+    pub(super) fn reporting(ticker: &'t mut Ticker<'r>, total_files: u64) -> Self {
+        Self {
+            progress: Some((ticker, total_files)),
+            ..Self::new()
         }
     }
 }
 
-impl Sink for HashOnly {
+impl Sink for HashOnly<'_, '_> {
     fn dir(&mut self, _: &DirRecord) -> Result<(), ArchiveError> {
         Ok(())
     }
@@ -59,6 +75,13 @@ impl Sink for HashOnly {
         rec: &FileRecord,
         data: &mut dyn Read,
     ) -> Result<(String, u64), ArchiveError> {
+        self.files += 1;
+        if let Some((ticker, total)) = &mut self.progress {
+            let (done, total) = (self.files, *total);
+            ticker.tick(done, Some(total), || {
+                format!("verifying the archive: {done} of {total} files")
+            });
+        }
         fsio::hash_stream(data, &mut self.buf).map_err(|e| ArchiveError::Mismatch {
             place: "archive".to_owned(),
             entry: rec.path.clone(),
@@ -67,54 +90,114 @@ impl Sink for HashOnly {
     }
 }
 
-/// Reads the whole archive once: raw SHA-256 and size, gzip CRC, and every entry against the
-/// manifest. When something fails and the archive's digest differs too, the digest mismatch is
-/// reported (with the other failure as detail): it is the better explanation.
-pub(super) fn scan_archive(
-    path: &Path,
-    manifest: &Manifest,
-    index: &Index<'_>,
-    sink: &mut dyn Sink,
-) -> Result<(), ArchiveError> {
-    let file = File::open(path).map_err(|e| ArchiveError::io("open", path, e))?;
-    scan_open_archive(file, path, manifest, index, sink)
+/// One pass over an archive and its manifest: how the entries compared, and the digests of
+/// both files as read.
+pub(super) struct Scanned {
+    path: std::path::PathBuf,
+    manifest_path: std::path::PathBuf,
+    /// The first failure among the entries, the gzip stream and the manifest; else the
+    /// manifest's totals.
+    outcome: Result<Totals, ArchiveError>,
+    /// The manifest's `end` line if it could be found even after a failure.
+    end: Option<Totals>,
+    manifest_sha256: Result<String, ArchiveError>,
+    archive: Result<(String, u64), ArchiveError>,
 }
 
-/// [`scan_archive`] of an archive already open at its start; `path` names it in messages.
+impl Scanned {
+    /// Records a failure found after the scan (the first one stays).
+    pub(super) fn fail(&mut self, e: ArchiveError) {
+        if self.outcome.is_ok() {
+            self.outcome = Err(e);
+        }
+    }
+
+    /// The verdict, most telling first: a file that is not the journaled one (`journaled`);
+    /// an archive that is not the one the manifest describes (with any other failure as
+    /// detail); the first failure; else the totals.
+    pub(super) fn settle(self, journaled: Option<Journaled<'_>>) -> Result<Totals, ArchiveError> {
+        let (archive_sha, archive_bytes) = self.archive?;
+        if let Some(j) = journaled {
+            let manifest_sha = self.manifest_sha256?;
+            super::journaled::check(
+                (&self.path, &archive_sha),
+                (&self.manifest_path, &manifest_sha),
+                j,
+            )?;
+        }
+        let end = match &self.outcome {
+            Ok(totals) => Some(totals),
+            Err(_) => self.end.as_ref(),
+        };
+        if let Some(end) = end
+            && (end.archive_sha256 != archive_sha || end.archive_bytes != archive_bytes)
+        {
+            return Err(ArchiveError::ArchiveDigest {
+                path: self.path,
+                expected: end.archive_sha256.clone(),
+                expected_bytes: end.archive_bytes,
+                actual: archive_sha,
+                actual_bytes: archive_bytes,
+                detail: match &self.outcome {
+                    Ok(_) => String::new(),
+                    Err(e) => format!("; also: {e}"),
+                },
+            });
+        }
+        self.outcome
+    }
+}
+
+/// Reads the whole archive (open at its start; `path` names it) once against the manifest
+/// being read: raw SHA-256 and size, gzip CRC, and every entry; then the manifest to its end.
 pub(super) fn scan_open_archive(
     file: File,
     path: &Path,
-    manifest: &Manifest,
-    index: &Index<'_>,
+    mut manifest: ManifestReader,
     sink: &mut dyn Sink,
-) -> Result<(), ArchiveError> {
+) -> Scanned {
     let raw = HashReader::new(file);
     let mut archive = Archive::new(GzDecoder::new(BufReader::with_capacity(fsio::BUF, raw)));
-    let mut outcome = scan_entries(&mut archive, path, manifest, index, sink);
+    let mut entries = scan_entries(&mut archive, path, &mut manifest, sink);
     let mut gz = archive.into_inner();
-    if outcome.is_ok() {
+    if entries.is_ok() {
         // The rest of the gzip member: the tar end blocks and the CRC check.
-        outcome = io::copy(&mut gz, &mut io::sink())
+        entries = io::copy(&mut gz, &mut io::sink())
             .map(drop)
             .map_err(|e| corrupt(path, e));
     }
     let mut raw = gz.into_inner().into_inner();
-    io::copy(&mut raw, &mut io::sink()).map_err(|e| ArchiveError::io("read", path, e))?;
-    let (sha, bytes) = raw.finish();
-    if sha != manifest.archive_sha256 || bytes != manifest.archive_bytes {
-        return Err(ArchiveError::ArchiveDigest {
-            path: path.to_path_buf(),
-            expected: manifest.archive_sha256.clone(),
-            expected_bytes: manifest.archive_bytes,
-            actual: sha,
-            actual_bytes: bytes,
-            detail: match outcome {
-                Ok(()) => String::new(),
-                Err(e) => format!("; also: {e}"),
-            },
-        });
+    let archive = io::copy(&mut raw, &mut io::sink())
+        .map(|_| raw.finish())
+        .map_err(|e| ArchiveError::io("read", path, e));
+    let manifest_path = manifest.path().to_path_buf();
+    let (outcome, end, manifest_sha256) = match entries {
+        Ok(()) => match manifest.finish() {
+            Ok((totals, sha)) => (Ok(totals.clone()), Some(totals), Ok(sha)),
+            Err(e) => (
+                Err(e),
+                None,
+                Err(ArchiveError::Refused {
+                    problem: "the manifest could not be read to its end".to_owned(),
+                }),
+            ),
+        },
+        Err(e) => {
+            let (end, sha) = match manifest.skip_to_end() {
+                Ok((end, sha)) => (end, Ok(sha)),
+                Err(e) => (None, Err(e)),
+            };
+            (Err(e), end, sha)
+        }
+    };
+    Scanned {
+        path: path.to_path_buf(),
+        manifest_path,
+        outcome,
+        end,
+        manifest_sha256,
+        archive,
     }
-    outcome
 }
 
 fn corrupt(path: &Path, source: io::Error) -> ArchiveError {
@@ -127,18 +210,16 @@ fn corrupt(path: &Path, source: io::Error) -> ArchiveError {
 fn scan_entries<R: Read>(
     archive: &mut Archive<R>,
     path: &Path,
-    manifest: &Manifest,
-    index: &Index<'_>,
+    manifest: &mut ManifestReader,
     sink: &mut dyn Sink,
 ) -> Result<(), ArchiveError> {
-    let mut seen_dirs = vec![false; manifest.directories.len()];
-    let mut seen_files = vec![false; manifest.regular_files.len()];
-    let place = || format!("archive `{}`", path.display());
+    let place = format!("archive `{}`", path.display());
     let mismatch = |entry: &str, problem: String| ArchiveError::Mismatch {
-        place: place(),
+        place: place.clone(),
         entry: entry.to_owned(),
         problem,
     };
+    let mut last: Option<String> = None;
     for entry in archive.entries().map_err(|e| corrupt(path, e))? {
         let mut entry = entry.map_err(|e| corrupt(path, e))?;
         let (member, is_dir) =
@@ -152,17 +233,27 @@ fn scan_entries<R: Read>(
             entry: member.clone(),
             problem: problem.to_owned(),
         };
-        let slot = index
-            .get(&member)
-            .ok_or_else(|| unsafe_entry("it is not in the manifest"))?;
-        if let Some((parent, _)) = member.rsplit_once('/') {
-            match index.get(parent) {
-                Some(Slot::Dir(i)) if seen_dirs[i] => {}
-                _ => return Err(unsafe_entry("it comes before its directory")),
-            }
+        let out_of_order = last
+            .as_deref()
+            .is_some_and(|l| walk_order(l, &member) != Ordering::Less);
+        let not_listed = || {
+            unsafe_entry(if out_of_order {
+                "it is not in the manifest at this position (it appears twice, out of order, \
+                 or is not listed at all)"
+            } else {
+                "it is not in the manifest"
+            })
+        };
+        let Some(want) = manifest.next_member()? else {
+            return Err(not_listed());
+        };
+        match walk_order(&member, want.path()) {
+            Ordering::Less => return Err(not_listed()),
+            Ordering::Greater => return Err(absent(&place, want.path(), "archive")),
+            Ordering::Equal => {}
         }
         let h = entry.header();
-        let meta = (
+        let got = (
             h.mode().map_err(|e| corrupt(path, e))? & 0o7777,
             h.uid().map_err(|e| corrupt(path, e))?,
             h.gid().map_err(|e| corrupt(path, e))?,
@@ -170,35 +261,16 @@ fn scan_entries<R: Read>(
             h.username_bytes().unwrap_or_default().to_vec(),
             h.groupname_bytes().unwrap_or_default().to_vec(),
         );
-        match (slot, is_dir) {
-            (Slot::Dir(i), true) => {
-                let rec = &manifest.directories[i];
-                if std::mem::replace(&mut seen_dirs[i], true) {
-                    return Err(unsafe_entry("it appears twice"));
-                }
-                compare_meta(
-                    &meta,
-                    (rec.mode, rec.uid, rec.gid, rec.mtime, &rec.user, &rec.group),
-                )
-                .map_err(|p| mismatch(&member, p.to_string()))?;
-                sink.dir(rec)?;
-            }
-            (Slot::File(i), false) => {
-                let rec = &manifest.regular_files[i];
-                if std::mem::replace(&mut seen_files[i], true) {
-                    return Err(unsafe_entry("it appears twice"));
-                }
-                compare_meta(
-                    &meta,
-                    (rec.mode, rec.uid, rec.gid, rec.mtime, &rec.user, &rec.group),
-                )
-                .map_err(|p| mismatch(&member, p.to_string()))?;
+        compare_meta(&got, &want.meta(), true).map_err(|p| mismatch(&member, p.to_string()))?;
+        match (want, is_dir) {
+            (Member::Dir(rec), true) => sink.dir(&rec)?,
+            (Member::File(rec), false) => {
                 if entry.size() != rec.size {
                     let problem =
                         format!("has {} bytes, the manifest says {}", entry.size(), rec.size);
                     return Err(mismatch(&member, problem));
                 }
-                let (sha, bytes) = sink.file(rec, &mut entry)?;
+                let (sha, bytes) = sink.file(&rec, &mut entry)?;
                 if bytes != rec.size || sha != rec.sha256 {
                     let problem = format!(
                         "has SHA-256 {sha} ({bytes} bytes), the manifest says {} ({} bytes)",
@@ -210,52 +282,41 @@ fn scan_entries<R: Read>(
             (_, true) => return Err(unsafe_entry("it is a directory, the manifest lists a file")),
             (_, false) => return Err(unsafe_entry("it is a file, the manifest lists a directory")),
         }
+        last = Some(member);
     }
-    missing(manifest, &seen_dirs, &seen_files, &place(), "archive")
+    match manifest.next_member()? {
+        Some(want) => Err(absent(&place, want.path(), "archive")),
+        None => Ok(()),
+    }
 }
 
-/// The first manifest entry not seen, if any.
-fn missing(
-    manifest: &Manifest,
-    seen_dirs: &[bool],
-    seen_files: &[bool],
-    place: &str,
-    what: &str,
-) -> Result<(), ArchiveError> {
-    let dirs = manifest.directories.iter().map(|d| &d.path).zip(seen_dirs);
-    let files = manifest
-        .regular_files
-        .iter()
-        .map(|f| &f.path)
-        .zip(seen_files);
-    let mut absent = dirs
-        .chain(files)
-        .filter(|(_, seen)| !**seen)
-        .map(|(p, _)| p);
-    let Some(first) = absent.next() else {
-        return Ok(());
-    };
-    let more = absent.count();
-    Err(ArchiveError::Mismatch {
+/// A manifest member that the merge passed by.
+fn absent(place: &str, entry: &str, what: &str) -> ArchiveError {
+    ArchiveError::Mismatch {
         place: place.to_owned(),
-        entry: first.clone(),
-        problem: if more == 0 {
-            format!("is in the manifest but not in the {what}")
-        } else {
-            format!("is in the manifest but not in the {what} ({more} more are missing too)")
-        },
-    })
+        entry: entry.to_owned(),
+        problem: format!("is in the manifest but not in the {what}"),
+    }
 }
 
-type Meta = (u32, u64, u64, u64, Vec<u8>, Vec<u8>);
+type Got = (u32, u64, u64, u64, Vec<u8>, Vec<u8>);
 
 /// How an entry's metadata differs from its manifest record, each difference named.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("differs: {}", .0.join(", "))]
 struct MetaDiffers(Vec<String>);
 
-fn compare_meta(got: &Meta, want: (u32, u32, u32, i64, &str, &str)) -> Result<(), MetaDiffers> {
-    let (mode, uid, gid, mtime, user, group) = want;
+/// `names`: whether the user and group names are compared too (the archive has them, the
+/// store only ids).
+fn compare_meta(got: &Got, want: &Meta<'_>, names: bool) -> Result<(), MetaDiffers> {
+    let Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        user,
+        group,
+    } = *want;
     let mut diffs = Vec::new();
     if got.0 != mode {
         diffs.push(format!("mode {:04o} (manifest {mode:04o})", got.0));
@@ -266,7 +327,7 @@ fn compare_meta(got: &Meta, want: (u32, u32, u32, i64, &str, &str)) -> Result<()
     if i64::try_from(got.3).ok() != Some(mtime) {
         diffs.push(format!("mtime {} (manifest {mtime})", got.3));
     }
-    if got.4 != user.as_bytes() || got.5 != group.as_bytes() {
+    if names && (got.4 != user.as_bytes() || got.5 != group.as_bytes()) {
         let names = format!(
             "{}:{}",
             String::from_utf8_lossy(&got.4),
@@ -329,32 +390,29 @@ fn member_of<R: Read>(entry: &mut Entry<'_, R>) -> Result<(String, bool), (Strin
     Ok((text.to_owned(), is_dir))
 }
 
-/// Whether the live `store` is exactly what `manifest` describes: the same entries, each
-/// with the same type, mode, owner, mtime, size and SHA-256. The first difference is the error.
-pub fn compare_live(store: &Path, manifest: &Manifest) -> Result<(), ArchiveError> {
-    let index = manifest.index(&manifest.store)?;
-    check_live(store, manifest, &index)
-}
-
-/// Re-reads the live store against the manifest: the same set of entries, and for each the
-/// same type, mode, owner, mtime, size and SHA-256.
-pub(super) fn check_live(
-    store: &Path,
-    manifest: &Manifest,
-    index: &Index<'_>,
-) -> Result<(), ArchiveError> {
-    let mut seen_dirs = vec![false; manifest.directories.len()];
-    let mut seen_files = vec![false; manifest.regular_files.len()];
+/// Whether the live `store` is exactly what the manifest describes: the same entries, each
+/// with the same type, mode, owner, mtime, size and SHA-256; the walk and the manifest merged
+/// in archive order. The first difference is the error. The manifest is left at its end.
+pub fn compare_live(store: &Path, manifest: &mut ManifestReader) -> Result<(), ArchiveError> {
+    let root = manifest.header().root.clone();
     let mut buf = vec![0u8; fsio::BUF];
     let place = format!("store `{}`", store.display());
     walk::walk(store, &mut |node| {
-        let member = node.member(&manifest.root);
-        let mismatch = |problem: String| ArchiveError::Mismatch {
+        let member = node.member(&root);
+        let mismatch = |problem: &str| ArchiveError::Mismatch {
             place: place.clone(),
             entry: member.clone(),
-            problem,
+            problem: problem.to_owned(),
         };
-        let meta = (
+        let Some(want) = manifest.next_member()? else {
+            return Err(mismatch("is in the store but not in the manifest"));
+        };
+        match walk_order(&member, want.path()) {
+            Ordering::Less => return Err(mismatch("is in the store but not in the manifest")),
+            Ordering::Greater => return Err(absent(&place, want.path(), "store")),
+            Ordering::Equal => {}
+        }
+        let got = (
             node.mode,
             node.uid.into(),
             node.gid.into(),
@@ -362,37 +420,19 @@ pub(super) fn check_live(
             Vec::new(),
             Vec::new(),
         );
-        let (want, seen) = match (index.get(&member), node.kind) {
-            (Some(Slot::Dir(i)), Kind::Dir) => {
-                let d = &manifest.directories[i];
-                ((d.mode, d.uid, d.gid, d.mtime, "", ""), &mut seen_dirs[i])
-            }
-            (Some(Slot::File(i)), Kind::File) => {
-                let f = &manifest.regular_files[i];
-                ((f.mode, f.uid, f.gid, f.mtime, "", ""), &mut seen_files[i])
-            }
-            (None, _) => {
-                return Err(mismatch(
-                    "is in the store but not in the manifest".to_owned(),
-                ));
-            }
-            (Some(_), _) => {
-                return Err(mismatch(
-                    "has a different type than in the manifest".to_owned(),
-                ));
-            }
-        };
-        *seen = true;
-        compare_meta(&meta, want).map_err(|p| mismatch(p.to_string()))?;
-        if let Some(Slot::File(i)) = index.get(&member) {
-            let rec = &manifest.regular_files[i];
+        match (&want, node.kind) {
+            (Member::Dir(_), Kind::Dir) | (Member::File(_), Kind::File) => {}
+            _ => return Err(mismatch("has a different type than in the manifest")),
+        }
+        compare_meta(&got, &want.meta(), false).map_err(|p| mismatch(&p.to_string()))?;
+        if let Member::File(rec) = &want {
             let path = store.join(&node.rel);
             let mut file =
                 fsio::open_nofollow(&path).map_err(|e| ArchiveError::io("open", &path, e))?;
             let (sha, bytes) = fsio::hash_stream(&mut file, &mut buf)
                 .map_err(|e| ArchiveError::io("read", &path, e))?;
             if bytes != rec.size || sha != rec.sha256 {
-                return Err(mismatch(format!(
+                return Err(mismatch(&format!(
                     "has SHA-256 {sha} ({bytes} bytes), the manifest says {} ({} bytes)",
                     rec.sha256, rec.size
                 )));
@@ -400,7 +440,10 @@ pub(super) fn check_live(
         }
         Ok(())
     })?;
-    missing(manifest, &seen_dirs, &seen_files, &place, "store")
+    match manifest.next_member()? {
+        Some(want) => Err(absent(&place, want.path(), "store")),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -409,10 +452,11 @@ mod tests {
 
     use super::*;
     use crate::archive::backup;
+    use crate::archive::manifest::Doc;
     use crate::archive::testkit::Store;
     use mkplan_engine::record::backup::BackupRecord;
 
-    type Edit = Box<dyn Fn(&mut Manifest)>;
+    type Edit = Box<dyn Fn(&mut Doc)>;
 
     fn made() -> (Store, BackupRecord) {
         let t = Store::new();
@@ -420,17 +464,17 @@ mod tests {
         (t, rec)
     }
 
-    fn edit_manifest(rec: &BackupRecord, edit: impl FnOnce(&mut Manifest)) {
-        let mut m = read_manifest(&rec.manifest).unwrap();
+    fn edit_manifest(rec: &BackupRecord, edit: impl FnOnce(&mut Doc)) {
+        let mut m = Doc::read(&rec.manifest);
         edit(&mut m);
-        fs::write(&rec.manifest, serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+        m.write(&rec.manifest);
     }
 
     #[test]
     fn a_fresh_backup_verifies() {
         let (_t, rec) = made();
-        let m = verify(&rec.archive, &rec.manifest).unwrap();
-        assert_eq!(m, read_manifest(&rec.manifest).unwrap());
+        let totals = verify(&rec.archive, &rec.manifest).unwrap();
+        assert_eq!(totals, Doc::read(&rec.manifest).end);
     }
 
     #[test]
@@ -457,50 +501,53 @@ mod tests {
         let cases: Vec<(&str, Edit)> = vec![
             (
                 "`ep11tok/MK_SO` has SHA-256",
-                Box::new(|m| m.regular_files[0].sha256 = "0".repeat(64)),
+                Box::new(|m| m.file(0).sha256 = "0".repeat(64)),
             ),
             (
                 "`ep11tok/MK_SO` differs: mode 0600 (manifest 0644)",
-                Box::new(|m| m.regular_files[0].mode = 0o644),
+                Box::new(|m| m.file(0).mode = 0o644),
             ),
             (
                 "`ep11tok/TOK_OBJ` differs: mtime",
-                Box::new(|m| m.directories[1].mtime += 1),
+                Box::new(|m| m.dir(1).mtime += 1),
             ),
             (
                 "`ep11tok/NVTOK.DAT` differs: owner ",
-                Box::new(|m| m.regular_files[2].uid += 7),
+                Box::new(|m| m.file(2).uid += 7),
             ),
             (
                 "differs: owner names",
-                Box::new(|m| m.regular_files[2].user = "mallory".into()),
+                Box::new(|m| m.file(2).user = "mallory".into()),
             ),
             (
                 "`ep11tok/MK_SO` has 64 bytes, the manifest says 65",
                 Box::new(|m| {
-                    m.regular_files[0].size = 65;
-                    m.bytes = m.regular_files.iter().map(|f| f.size).sum();
+                    m.file(0).size = 65;
+                    m.end.bytes += 1;
                 }),
             ),
             (
-                "`ep11tok/TOK_OBJ/GHOST` is in the manifest but not in the archive",
+                "`ep11tok/TOK_OBJ/ZGHOST` is in the manifest but not in the archive",
                 Box::new(|m| {
-                    let mut ghost = m.regular_files[0].clone();
-                    ghost.path = "ep11tok/TOK_OBJ/GHOST".into();
-                    m.regular_files.push(ghost);
-                    m.files += 1;
-                    m.bytes += m.regular_files[0].size;
+                    let mut ghost = m.file(0).clone();
+                    ghost.path = "ep11tok/TOK_OBJ/ZGHOST".into();
+                    let at = m.position("ep11tok/spare");
+                    m.members.insert(at, Member::File(ghost));
+                    m.end.files += 1;
+                    m.end.bytes += m.file(0).size;
                 }),
             ),
             (
                 "unsafe entry `ep11tok/MK_SO`: it is not in the manifest",
                 Box::new(|m| {
-                    let gone = m.regular_files.remove(0);
-                    m.files -= 1;
-                    m.bytes -= gone.size;
+                    let at = m.position("ep11tok/MK_SO");
+                    let size = m.file(0).size;
+                    m.members.remove(at);
+                    m.end.files -= 1;
+                    m.end.bytes -= size;
                 }),
             ),
-            ("", Box::new(|m| m.archive_sha256 = "f".repeat(64))),
+            ("", Box::new(|m| m.end.archive_sha256 = "f".repeat(64))),
         ];
         for (want, edit) in cases {
             let (_t, rec) = made();
@@ -553,11 +600,13 @@ mod tests {
         ];
         for (want, change) in cases {
             let (t, rec) = made();
-            let m = read_manifest(&rec.manifest).unwrap();
-            let index = m.index(&rec.manifest).unwrap();
-            check_live(&t.store, &m, &index).unwrap();
+            let live = |store: &Path| {
+                let mut reader = ManifestReader::open(&rec.manifest).unwrap();
+                compare_live(store, &mut reader).map(|()| reader.finish().unwrap())
+            };
+            live(&t.store).unwrap();
             change(&t);
-            let err = check_live(&t.store, &m, &index).unwrap_err().to_string();
+            let err = live(&t.store).unwrap_err().to_string();
             assert!(err.contains(want), "wanted `{want}` in `{err}`");
         }
     }

@@ -5,26 +5,29 @@
 //! renames of the swap. Any failure before the swap removes that directory and leaves the
 //! store as it was.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
 
 use rustix::fs::{Gid, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT, Uid};
 use sha2::{Digest, Sha256};
 
 use super::ArchiveError;
 use super::check::{Sink, scan_open_archive};
-use super::fsio;
-use super::journaled::{self, Journaled, Opened};
-use super::manifest::{DirRecord, FileRecord, Manifest};
+use super::fsio::{self, Report, Ticker};
+use super::journaled::{self, Journaled};
+use super::manifest::{DirRecord, FileRecord, ManifestReader};
+use super::place::{self, Job, Meta};
 use mkplan_engine::record::backup::RestoreRecord;
 
 /// Restores `store` from `archive` as described by `manifest`; see the module documentation.
-/// Both files must have the SHA-256 the run journaled when it made the backup (`journaled`),
-/// and everything is read from the files as opened and checked, never reopened by name. The
-/// previous store, if any, is kept as `<store>.replaced-<run-id>`.
+/// Both files must have the SHA-256 the run journaled when it made the backup (`journaled`):
+/// each is opened once and read once, hashed as it is extracted, and the extracted copy is
+/// swapped in only once both digests and every entry checked out. The previous store, if
+/// any, is kept as `<store>.replaced-<run-id>`.
 pub fn restore(
     archive: &Path,
     manifest: &Path,
@@ -32,28 +35,38 @@ pub fn restore(
     run_id: &str,
     journaled: Journaled<'_>,
 ) -> Result<RestoreRecord, ArchiveError> {
+    restore_reporting(
+        (archive, manifest),
+        store,
+        run_id,
+        journaled,
+        &mut |_, _, _| {},
+    )
+}
+
+/// [`restore`] of `(archive, manifest)`, reporting the files restored so far to `report`.
+pub fn restore_reporting(
+    (archive, manifest): (&Path, &Path),
+    store: &Path,
+    run_id: &str,
+    journaled: Journaled<'_>,
+    report: Report<'_>,
+) -> Result<RestoreRecord, ArchiveError> {
+    let mut ticker = Ticker::new(report);
     fsio::check_name("run id", run_id)?;
     let (parent, name) = fsio::split_store(store)?;
-    let Opened {
-        manifest: m,
-        archive: archive_file,
-    } = journaled::open(archive, manifest, journaled)?;
-    let index = m.index(manifest)?;
-    if m.root != name || m.store != store {
+    let archive_file = journaled::open_regular(archive)?;
+    let reader = ManifestReader::from_file(journaled::open_regular(manifest)?, manifest)?;
+    let header = reader.header().clone();
+    if header.root != name || header.store != store {
         return Err(ArchiveError::Refused {
             problem: format!(
                 "the backup is of `{}`, not of `{}`",
-                m.store.display(),
+                header.store.display(),
                 store.display()
             ),
         });
     }
-    check_modes(&m)?;
-    check_owners(
-        &m,
-        rustix::process::geteuid().as_raw(),
-        rustix::process::getegid().as_raw(),
-    )?;
     let had_store = match fs::symlink_metadata(store) {
         Ok(meta) if meta.is_dir() => true,
         Ok(_) => {
@@ -73,36 +86,75 @@ pub fn restore(
     }
     let tmp = parent.join(format!(".{name}.restore-{run_id}"));
     clear_leftover(&tmp)?;
-    let blocks = (m.files + m.directories.len() as u64) * 4096;
-    fsio::ensure_room(&parent, fsio::with_margin(m.bytes + blocks))?;
+    // What the manifest's last line says, unchecked: only for the room estimate and progress.
+    let peeked = reader.peek_totals();
+    let total_files = peeked.as_ref().map(|t| t.files);
+    ticker.now(0, total_files, "restoring");
+    if let Some(t) = peeked {
+        let blocks = (t.files + t.directories) * 4096;
+        fsio::ensure_room(&parent, fsio::with_margin(t.bytes.saturating_add(blocks)))?;
+    }
 
     DirBuilder::new()
         .mode(0o700)
         .create(&tmp)
         .map_err(|e| ArchiveError::io("create", &tmp, e))?;
-    let extracted = {
+    let extracted = std::thread::scope(|s| {
+        let (jobs, queue) = place::queue();
+        let placing = s.spawn(move || {
+            place::place(queue, &|file, m| {
+                set_meta(file, m.uid, m.gid, m.mode, m.mtime)
+            })
+        });
         let mut sink = Extract {
             tmp: &tmp,
-            root: &m.root,
+            root: &header.root,
             buf: vec![0; fsio::BUF],
-        };
-        scan_open_archive(archive_file, archive, &m, &index, &mut sink)
-            .and_then(|()| finish_dirs(&m, &tmp))
-    };
-    if let Err(e) = extracted {
-        let note = match remove_tree(&tmp) {
-            Ok(()) => String::new(),
-            Err(c) => format!(
-                " (but its temporary copy `{}` could not be removed: {c})",
-                tmp.display()
+            ids: (
+                rustix::process::geteuid().as_raw(),
+                rustix::process::getegid().as_raw(),
             ),
+            dirs: Vec::new(),
+            jobs,
+            batch: (Vec::with_capacity(place::BATCH), 0),
+            progress: (&mut ticker, total_files, 0),
         };
-        return Err(ArchiveError::Aborted {
-            store: store.to_path_buf(),
-            note,
-            source: Box::new(e),
-        });
-    }
+        let mut scanned = scan_open_archive(archive_file, archive, reader, &mut sink);
+        if let Err(e) = sink.flush() {
+            scanned.fail(e);
+        }
+        drop(sink.jobs);
+        let placed = placing
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // Which thread failed first cannot be told from here; the placing thread's error
+        // (a file system error) is the cause when the scan only saw it stop.
+        let settled = scanned.settle(Some(journaled));
+        let totals = match (settled, placed) {
+            (Err(e @ ArchiveError::NotJournaled { .. }), _) => return Err(e),
+            (_, Err(e)) => return Err(e),
+            (settled, Ok(())) => settled?,
+        };
+        finish_dirs(&sink.dirs, &header.root, &tmp)?;
+        Ok(totals)
+    });
+    let totals = match extracted {
+        Ok(totals) => totals,
+        Err(e) => {
+            let note = match remove_tree(&tmp) {
+                Ok(()) => String::new(),
+                Err(c) => format!(
+                    " (but its temporary copy `{}` could not be removed: {c})",
+                    tmp.display()
+                ),
+            };
+            return Err(ArchiveError::Aborted {
+                store: store.to_path_buf(),
+                note,
+                source: Box::new(e),
+            });
+        }
+    };
 
     let replaced = had_store.then_some(replaced);
     mkplan_engine::crash_hooks::kill_point("restore:extracted");
@@ -113,48 +165,40 @@ pub fn restore(
     Ok(RestoreRecord {
         store: store.to_path_buf(),
         replaced,
-        files: m.files,
-        bytes: m.bytes,
+        files: totals.files,
+        bytes: totals.bytes,
     })
 }
 
 /// A token store never holds set-uid, set-gid or sticky bits, so a backup that would put
-/// one back is refused before anything is written. Other modes are restored exactly as the
-/// manifest (the store as it was backed up) has them, never wider.
-pub(super) fn check_modes(m: &Manifest) -> Result<(), ArchiveError> {
-    let modes = m
-        .directories
-        .iter()
-        .map(|d| (&d.path, d.mode))
-        .chain(m.regular_files.iter().map(|f| (&f.path, f.mode)));
-    for (entry, mode) in modes {
-        if mode & 0o7000 != 0 {
-            return Err(ArchiveError::SpecialMode {
-                entry: entry.clone(),
-                mode,
-                hint: ", so this backup is not restored",
-            });
-        }
+/// one back is refused before that entry is written. Other modes are restored exactly as
+/// the manifest (the store as it was backed up) has them, never wider.
+fn check_mode(entry: &str, mode: u32) -> Result<(), ArchiveError> {
+    if mode & 0o7000 != 0 {
+        return Err(ArchiveError::SpecialMode {
+            entry: entry.to_owned(),
+            mode,
+            hint: ", so this backup is not restored",
+        });
     }
     Ok(())
 }
 
-/// Unless we are root, every entry must already belong to us: anything else could not be
-/// restored faithfully, and a half-faithful restore is refused before it starts.
-pub(super) fn check_owners(m: &Manifest, euid: u32, egid: u32) -> Result<(), ArchiveError> {
-    if euid == 0 {
+/// Unless we are root (`ids` = effective uid and gid), every entry must already belong to
+/// us: anything else could not be restored faithfully, and a half-faithful restore is
+/// refused (before that entry is written; nothing is swapped in).
+fn check_owner(entry: &str, uid: u32, gid: u32, ids: (u32, u32)) -> Result<(), ArchiveError> {
+    let (euid, egid) = ids;
+    if euid == 0 || (uid, gid) == (euid, egid) {
         return Ok(());
     }
-    match m.owners().find(|&(_, uid, gid)| uid != euid || gid != egid) {
-        None => Ok(()),
-        Some((entry, uid, gid)) => Err(ArchiveError::NeedsRoot {
-            entry: entry.to_owned(),
-            uid,
-            gid,
-            euid,
-            egid,
-        }),
-    }
+    Err(ArchiveError::NeedsRoot {
+        entry: entry.to_owned(),
+        uid,
+        gid,
+        euid,
+        egid,
+    })
 }
 
 /// A previous attempt of the same run may have left its temporary directory behind; it is
@@ -193,11 +237,41 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
     fs::remove_dir_all(dir)
 }
 
-/// Writes the entries [`scan_archive`] let through into the temporary directory.
-struct Extract<'a> {
+/// Writes the entries [`scan_open_archive`] let through into the temporary directory.
+struct Extract<'a, 'r> {
     tmp: &'a Path,
     root: &'a str,
     buf: Vec<u8>,
+    /// Our effective uid and gid.
+    ids: (u32, u32),
+    /// The directories extracted, for their metadata at the end (a store has a handful).
+    dirs: Vec<DirRecord>,
+    /// To the thread that creates the files, and the batch being filled.
+    jobs: SyncSender<Vec<Job>>,
+    batch: (Vec<Job>, usize),
+    /// Where to report, the files the manifest says there are, the files extracted so far.
+    progress: (&'a mut Ticker<'r>, Option<u64>, u64),
+}
+
+impl Extract<'_, '_> {
+    fn send(&mut self, job: Job) -> Result<(), ArchiveError> {
+        if let Job::Data(data) = &job {
+            self.batch.1 += data.len();
+        }
+        self.batch.0.push(job);
+        if self.batch.0.len() >= place::BATCH || self.batch.1 >= place::BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ArchiveError> {
+        let batch = std::mem::replace(&mut self.batch, (Vec::with_capacity(place::BATCH), 0));
+        if batch.0.is_empty() {
+            return Ok(());
+        }
+        self.jobs.send(batch.0).map_err(|_| place::stopped())
+    }
 }
 
 /// Where the member `path` goes below `tmp`. Member paths were validated by the manifest and
@@ -209,16 +283,15 @@ fn target(tmp: &Path, root: &str, path: &str) -> PathBuf {
     }
 }
 
-impl Sink for Extract<'_> {
+impl Sink for Extract<'_, '_> {
     fn dir(&mut self, rec: &DirRecord) -> Result<(), ArchiveError> {
+        check_mode(&rec.path, rec.mode)?;
+        check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
+        self.dirs.push(rec.clone());
         if rec.path == self.root {
             return Ok(());
         }
-        let path = target(self.tmp, self.root, &rec.path);
-        DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| ArchiveError::io("create", &path, e))
+        self.send(Job::Dir(target(self.tmp, self.root, &rec.path)))
     }
 
     fn file(
@@ -226,16 +299,16 @@ impl Sink for Extract<'_> {
         rec: &FileRecord,
         data: &mut dyn Read,
     ) -> Result<(String, u64), ArchiveError> {
-        let path = target(self.tmp, self.root, &rec.path);
-        let io_err = |action, e| ArchiveError::io(action, &path, e);
-        let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(flags.bits() as i32)
-            .open(&path)
-            .map_err(|e| io_err("create", e))?;
+        check_mode(&rec.path, rec.mode)?;
+        check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
+        self.send(Job::Open(target(self.tmp, self.root, &rec.path)))?;
+        let (ticker, total, done) = &mut self.progress;
+        *done += 1;
+        let (done, total) = (*done, *total);
+        ticker.tick(done, total, || match total {
+            Some(total) => format!("restoring: {done} of {total} files"),
+            None => format!("restoring: {done} files"),
+        });
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         loop {
@@ -243,15 +316,20 @@ impl Sink for Extract<'_> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("read from the archive for", e)),
+                Err(e) => {
+                    return Err(ArchiveError::io("read from the archive for", &rec.path, e));
+                }
             };
             hasher.update(&self.buf[..n]);
-            file.write_all(&self.buf[..n])
-                .map_err(|e| io_err("write", e))?;
+            self.send(Job::Data(self.buf[..n].to_vec()))?;
             bytes += n as u64;
         }
-        set_meta(&file, rec.uid, rec.gid, rec.mode, rec.mtime)
-            .map_err(|e| io_err("set owner, mode and mtime of", e))?;
+        self.send(Job::Close(Meta {
+            uid: rec.uid,
+            gid: rec.gid,
+            mode: rec.mode,
+            mtime: rec.mtime,
+        }))?;
         // Made durable all at once by `sync_extracted` before the swap: one fsync per file
         // made a 100,000-object restore six times slower than `tar -xzf`.
         Ok((fsio::hex_digest(hasher), bytes))
@@ -279,9 +357,9 @@ fn set_meta(fd: impl AsFd, uid: u32, gid: u32, mode: u32, mtime: i64) -> io::Res
 
 /// Directory owners, modes and mtimes, deepest first (creating entries changes a directory's
 /// mtime, and a read-only directory must get its contents first).
-fn finish_dirs(m: &Manifest, tmp: &Path) -> Result<(), ArchiveError> {
-    for rec in m.directories.iter().rev() {
-        let path = target(tmp, &m.root, &rec.path);
+fn finish_dirs(dirs: &[DirRecord], root: &str, tmp: &Path) -> Result<(), ArchiveError> {
+    for rec in dirs.iter().rev() {
+        let path = target(tmp, root, &rec.path);
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let dir = rustix::fs::open(&path, flags, Mode::empty())
             .map(File::from)
@@ -366,6 +444,7 @@ fn swap(
 #[cfg(test)]
 mod tests {
     use std::cell::Cell;
+    use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
 
     use flate2::Compression;
@@ -374,9 +453,10 @@ mod tests {
     use tar::{Builder, EntryType, Header};
 
     use super::*;
-    use crate::archive::check::check_live;
+    use crate::archive::backup;
+    use crate::archive::check::compare_live;
+    use crate::archive::manifest::Doc;
     use crate::archive::testkit::{Store, listing, snapshot};
-    use crate::archive::{backup, read_manifest};
     use mkplan_engine::record::backup::BackupRecord;
 
     fn made() -> (Store, BackupRecord) {
@@ -466,7 +546,10 @@ mod tests {
         ] {
             assert!(err.contains(digest.as_str()), "{err}");
         }
-        assert!(err.starts_with("refusing to restore: manifest `"), "{err}");
+        assert!(
+            err.contains("the store was not touched: refusing to restore: manifest `"),
+            "{err}"
+        );
         assert_eq!(snapshot(&t.store), before);
         assert!(!t.parent().join(".ep11tok.restore-r2").exists());
     }
@@ -492,11 +575,9 @@ mod tests {
                 listing(&t.backups)
             );
         }
-        let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
-        let mut m = read_manifest(&rec.manifest).unwrap();
-        check_modes(&m).unwrap();
-        m.regular_files[2].mode = 0o6640;
-        let err = check_modes(&m).unwrap_err().to_string();
+        backup(&t.store, &t.backups, "r1-ep11").unwrap();
+        check_mode("ep11tok/MK_SO", 0o640).unwrap();
+        let err = check_mode("ep11tok/MK_SO", 0o6640).unwrap_err().to_string();
         assert!(
             err.contains("has mode 6640") && err.contains("not restored"),
             "{err}"
@@ -539,8 +620,8 @@ mod tests {
         assert_eq!(snapshot(&t.store), backed_up);
         assert_eq!(snapshot(&replaced), modified);
         assert_eq!(listing(&t.parent()), ["ep11tok", "ep11tok.replaced-r2"]);
-        let m = read_manifest(&rec.manifest).unwrap();
-        check_live(&t.store, &m, &m.index(&rec.manifest).unwrap()).unwrap();
+        let mut reader = ManifestReader::open(&rec.manifest).unwrap();
+        compare_live(&t.store, &mut reader).unwrap();
 
         // A second restore in the same run (a retried migration that failed again) keeps
         // both replaced stores, under the first free name.
@@ -602,7 +683,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("but its manifest says") && err.ends_with("nothing was restored"),
+            err.contains("but its manifest says") && err.contains("the store was not touched"),
             "{err}"
         );
 
@@ -624,32 +705,25 @@ mod tests {
 
     #[test]
     fn ownership_other_than_our_own_needs_root() {
-        let (_t, rec) = made();
-        let mut m = read_manifest(&rec.manifest).unwrap();
-        check_owners(&m, 0, 0).unwrap();
-        let err = check_owners(&m, 1000, 1000).unwrap_err().to_string();
+        check_owner("ep11tok", 0, 0, (0, 0)).unwrap();
+        check_owner("ep11tok", 1000, 1000, (1000, 1000)).unwrap();
+        check_owner("ep11tok/MK_SO", 5, 5, (0, 0)).unwrap();
+        let err = check_owner("ep11tok", 0, 0, (1000, 1000))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("restoring ownership needs root; run as root or"),
             "{err}"
         );
         assert!(
-            err.contains("`ep11tok` belongs to uid") && err.ends_with("nothing was extracted"),
+            err.contains("`ep11tok` belongs to uid 0") && err.ends_with("nothing was restored"),
             "{err}"
         );
-        for d in &mut m.directories {
-            (d.uid, d.gid) = (1000, 1000);
-        }
-        for f in &mut m.regular_files {
-            (f.uid, f.gid) = (1000, 1000);
-        }
-        check_owners(&m, 1000, 1000).unwrap();
-        m.regular_files[3].gid = 1001;
-        let err = check_owners(&m, 1000, 1000).unwrap_err().to_string();
+        let err = check_owner("ep11tok/MK_SO", 1000, 1001, (1000, 1000))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains(&format!(
-                "`{}` belongs to uid 1000 gid 1001",
-                m.regular_files[3].path
-            )),
+            err.contains("`ep11tok/MK_SO` belongs to uid 1000 gid 1001"),
             "{err}"
         );
     }
@@ -681,12 +755,12 @@ mod tests {
         let gz = gz.finish().unwrap();
         let archive = t.backups.join("r9-ep11.tar.gz");
         fs::write(&archive, &gz).unwrap();
-        let mut m = read_manifest(&rec.manifest).unwrap();
-        m.archive = "r9-ep11.tar.gz".into();
-        m.archive_sha256 = fsio::hash_file(&archive).unwrap().0;
-        m.archive_bytes = gz.len() as u64;
-        let manifest = t.backups.join("r9-ep11.manifest.json");
-        fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+        let mut m = Doc::read(&rec.manifest);
+        m.header.archive = "r9-ep11.tar.gz".into();
+        m.end.archive_sha256 = fsio::hash_file(&archive).unwrap().0;
+        m.end.archive_bytes = gz.len() as u64;
+        let manifest = t.backups.join("r9-ep11.manifest.jsonl");
+        m.write(&manifest);
         (archive, manifest)
     }
 

@@ -16,6 +16,41 @@ pub(super) const BUF: usize = 256 * 1024;
 /// Safety margin on top of 110 % of the estimated size in every room check.
 pub(super) const ROOM_MARGIN: u64 = 16 * 1024 * 1024;
 
+/// Where progress goes: `(done, total once known, what is being done)`, in files.
+pub type Report<'a> = &'a mut dyn FnMut(u64, Option<u64>, &str);
+
+/// Passes progress on at most every [`Ticker::EVERY`], so a million files cost nothing.
+pub(super) struct Ticker<'a> {
+    report: Report<'a>,
+    last: Option<std::time::Instant>,
+}
+
+impl<'a> Ticker<'a> {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+    pub(super) fn new(report: Report<'a>) -> Self {
+        Self { report, last: None }
+    }
+
+    /// Reports if the last report is old enough; `what` is only built then.
+    pub(super) fn tick(&mut self, done: u64, total: Option<u64>, what: impl FnOnce() -> String) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|last| now.duration_since(last) >= Self::EVERY)
+        {
+            self.last = Some(now);
+            (self.report)(done, total, &what());
+        }
+    }
+
+    /// Reports now (a new phase).
+    pub(super) fn now(&mut self, done: u64, total: Option<u64>, what: &str) {
+        self.last = Some(std::time::Instant::now());
+        (self.report)(done, total, what);
+    }
+}
+
 /// Lowercase hex SHA-256 of what was fed to `hasher`.
 pub(super) fn hex_digest(hasher: Sha256) -> String {
     hex::encode(hasher.finalize())
@@ -105,6 +140,10 @@ impl<R: Read> HashReader<R> {
     pub(super) fn finish(self) -> (String, u64) {
         (hex_digest(self.hasher), self.bytes)
     }
+
+    pub(super) fn get_ref(&self) -> &R {
+        &self.inner
+    }
 }
 
 impl<R: Read> Read for HashReader<R> {
@@ -135,6 +174,7 @@ pub(super) fn hash_stream(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<(
 
 /// SHA-256 and length of the file at `path` (an archive or manifest: a symlink to one is
 /// fine, its content is what gets checked).
+#[cfg(test)]
 pub(super) fn hash_file(path: &Path) -> Result<(String, u64), ArchiveError> {
     let mut file = File::open(path).map_err(|e| ArchiveError::io("open", path, e))?;
     let mut buf = vec![0u8; BUF];

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ArchiveError;
 use super::fsio;
-use super::manifest::read_manifest;
+use super::manifest::{Header, ManifestReader};
 
 /// Keeps the `keep` newest backups of `token` in `dir` (counting `just_made`) and removes the
 /// older ones, archive first, then manifest. Returns the removed paths.
@@ -30,7 +30,7 @@ pub fn prune(
             problem: "it is not a `<run-id>-<token>.tar.gz` file of this token",
         })?;
     let just_manifest = manifest_beside(just_made, just_name);
-    let store = read_manifest(&just_manifest)?.store;
+    let store = header(&just_manifest)?.store;
     let canon = |p: &Path| fs::canonicalize(p).map_err(|e| ArchiveError::io("resolve", p, e));
     let same_dir = match just_made.parent() {
         Some(p) if !p.as_os_str().is_empty() => canon(p)? == canon(dir)?,
@@ -55,8 +55,8 @@ pub fn prune(
         if !is_regular(&archive)? || !is_regular(&manifest)? {
             continue;
         }
-        match read_manifest(&manifest) {
-            Ok(m) if m.archive == name && m.store == store => {}
+        match header(&manifest) {
+            Ok(h) if h.archive == name && h.store == store => {}
             _ => continue,
         }
         let is_just_made = same_dir && name == just_name;
@@ -81,10 +81,21 @@ pub fn prune(
     Ok(removed)
 }
 
-/// `<stem>.manifest.json` beside `<stem>.tar.gz`.
+/// The manifest's header (version 1 manifests are read whole).
+fn header(path: &Path) -> Result<Header, ArchiveError> {
+    ManifestReader::open(path).map(|r| r.header().clone())
+}
+
+/// `<stem>.manifest.jsonl` beside `<stem>.tar.gz`, or the version 1 `<stem>.manifest.json`
+/// of a backup made before.
 fn manifest_beside(archive: &Path, name: &str) -> PathBuf {
     let stem = name.strip_suffix(".tar.gz").unwrap_or(name);
-    archive.with_file_name(format!("{stem}.manifest.json"))
+    let lines = archive.with_file_name(format!("{stem}.manifest.jsonl"));
+    if fs::symlink_metadata(&lines).is_ok() {
+        lines
+    } else {
+        archive.with_file_name(format!("{stem}.manifest.json"))
+    }
 }
 
 fn is_regular(path: &Path) -> Result<bool, ArchiveError> {
@@ -124,8 +135,8 @@ mod tests {
         }
         // A manifest copied under another name does not name its archive.
         fs::copy(
-            t.backups.join("r1-ep11.manifest.json"),
-            t.backups.join("r02-ep11.manifest.json"),
+            t.backups.join("r1-ep11.manifest.jsonl"),
+            t.backups.join("r02-ep11.manifest.jsonl"),
         )
         .unwrap();
         fs::copy(
@@ -151,11 +162,11 @@ mod tests {
         let before = listing(&t.backups);
         let removed = prune(&t.backups, "ep11", 2, &t.backups.join("r5-ep11.tar.gz")).unwrap();
         let expected = [
-            "r1-ep11.manifest.json",
+            "r1-ep11.manifest.jsonl",
             "r1-ep11.tar.gz",
-            "r2-ep11.manifest.json",
+            "r2-ep11.manifest.jsonl",
             "r2-ep11.tar.gz",
-            "r3-ep11.manifest.json",
+            "r3-ep11.manifest.jsonl",
             "r3-ep11.tar.gz",
         ];
         assert_eq!(names(&removed), expected);
@@ -201,7 +212,10 @@ mod tests {
             );
         }
         let removed = prune(&t.backups, "ep11", 0, &t.backups.join("r1-ep11.tar.gz")).unwrap();
-        assert_eq!(names(&removed), ["r5-ep11.manifest.json", "r5-ep11.tar.gz"]);
+        assert_eq!(
+            names(&removed),
+            ["r5-ep11.manifest.jsonl", "r5-ep11.tar.gz"]
+        );
     }
 
     #[test]

@@ -130,28 +130,21 @@ fn walk_dir(
     } else {
         store.join(rel)
     };
-    let mut entries = fs::read_dir(&dir)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ArchiveError::io("list", &dir, e))?;
-    entries.sort_by_cached_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let name = entry
-            .file_name()
-            .into_string()
-            .map_err(|_| ArchiveError::Store {
-                path: path.clone(),
-                problem: "has a name that is not UTF-8".to_owned(),
-            })?;
+    let names = Listing::read(&dir)?;
+    for i in 0..names.len() {
+        let name = names.name(i);
+        let path = dir.join(name);
+        let name = name.to_str().ok_or_else(|| ArchiveError::Store {
+            path: path.clone(),
+            problem: "has a name that is not UTF-8".to_owned(),
+        })?;
         let child = if rel.is_empty() {
-            name
+            name.to_owned()
         } else {
             format!("{rel}/{name}")
         };
-        // `DirEntry::metadata` does not follow symlinks.
-        let meta = entry
-            .metadata()
-            .map_err(|e| ArchiveError::io("inspect", &path, e))?;
+        let meta =
+            fs::symlink_metadata(&path).map_err(|e| ArchiveError::io("inspect", &path, e))?;
         let node = Node::new(child, &meta, &path)?;
         if node.kind == Kind::Dir {
             let sub = node.rel.clone();
@@ -162,6 +155,55 @@ fn walk_dir(
         }
     }
     Ok(())
+}
+
+/// The names in one directory, sorted byte-wise, packed into one buffer: a token store keeps
+/// every object in `TOK_OBJ`, so this is the one thing the walk holds that grows with the
+/// store, at the name's length plus 8 bytes (a `DirEntry` each took several times that).
+struct Listing {
+    bytes: Vec<u8>,
+    /// Where each name is in `bytes` (start, end), sorted by name.
+    spans: Vec<(u32, u32)>,
+}
+
+impl Listing {
+    fn read(dir: &Path) -> Result<Self, ArchiveError> {
+        use std::os::unix::ffi::OsStrExt;
+        let err = |e| ArchiveError::io("list", dir, e);
+        // Counted first, so both buffers are allocated once at their size: growing them
+        // doubled (and copied) the largest allocation of a backup of a million objects.
+        let (mut count, mut total) = (0usize, 0usize);
+        for entry in fs::read_dir(dir).map_err(err)? {
+            count += 1;
+            total += entry.map_err(err)?.file_name().len();
+        }
+        let mut bytes = Vec::with_capacity(total);
+        let mut spans = Vec::with_capacity(count);
+        for entry in fs::read_dir(dir).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            let start = bytes.len();
+            bytes.extend_from_slice(entry.file_name().as_bytes());
+            let end = u32::try_from(bytes.len()).map_err(|_| ArchiveError::Store {
+                path: dir.to_path_buf(),
+                problem: "has more names than one listing can hold (4 GiB)".to_owned(),
+            })?;
+            spans.push((start as u32, end));
+        }
+        spans.sort_unstable_by(|a, b| {
+            bytes[a.0 as usize..a.1 as usize].cmp(&bytes[b.0 as usize..b.1 as usize])
+        });
+        Ok(Self { bytes, spans })
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn name(&self, i: usize) -> &std::ffi::OsStr {
+        use std::os::unix::ffi::OsStrExt;
+        let (start, end) = self.spans[i];
+        std::ffi::OsStr::from_bytes(&self.bytes[start as usize..end as usize])
+    }
 }
 
 /// uid → user and gid → group names from `/etc/passwd` and `/etc/group`. Names that do not

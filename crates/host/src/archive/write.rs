@@ -15,12 +15,16 @@ use std::thread;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
-use tar::{EntryType, Header};
+use tar::{EntryType, Header as TarHeader};
 use tempfile::NamedTempFile;
 
-use super::check::{HashOnly, check_live, scan_archive};
-use super::fsio::{self, HashWriter};
-use super::manifest::{DirRecord, FileRecord, LAYOUT, MANIFEST_VERSION, Manifest};
+use super::check::{HashOnly, compare_live, scan_open_archive};
+use super::fsio::{self, HashWriter, Report, Ticker};
+use super::journaled::Journaled;
+use super::manifest::{
+    DirRecord, FileRecord, Header, LAYOUT, MANIFEST_VERSION, ManifestReader, ManifestWriter,
+    Member, Totals,
+};
 use super::walk::{self, Kind, Names, Node};
 use super::{ArchiveError, COMPRESSION_LEVEL};
 use mkplan_engine::record::backup::{ArchiveLayout, BackupRecord};
@@ -34,6 +38,17 @@ const QUEUE: usize = 8;
 /// `<dir>/<stem>.manifest.json` beside it, verifies both against each other and against the
 /// live store, and only then renames them into place. `dir` is created (mode 0700) if missing.
 pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, ArchiveError> {
+    backup_reporting(store, dir, stem, &mut |_, _, _| {})
+}
+
+/// [`backup`], reporting how far it is to `report`: listing, archiving, verifying.
+pub fn backup_reporting(
+    store: &Path,
+    dir: &Path,
+    stem: &str,
+    report: Report<'_>,
+) -> Result<BackupRecord, ArchiveError> {
+    let mut ticker = Ticker::new(report);
     fsio::check_name("backup stem", stem)?;
     walk::check_store_dir(store)?;
     let (_, root) = fsio::split_store(store)?;
@@ -50,7 +65,7 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
         .map_err(|e| ArchiveError::io("create backup directory", dir, e))?;
     refuse_inside(store, dir)?;
     let archive_name = format!("{stem}.tar.gz");
-    let manifest_name = format!("{stem}.manifest.json");
+    let manifest_name = format!("{stem}.manifest.jsonl");
     let archive_path = dir.join(&archive_name);
     let manifest_path = dir.join(&manifest_name);
     for path in [&archive_path, &manifest_path] {
@@ -62,49 +77,49 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
         }
     }
 
-    let mut nodes = Vec::new();
+    // A first walk only sums up: nothing per file is kept.
+    let (mut estimate, mut files) = (1024, 0u64);
+    ticker.now(0, None, "listing the store");
     walk::walk(store, &mut |node| {
-        nodes.push(node);
+        estimate += tar_entry_size(&root, &node) + 512;
+        files += u64::from(node.kind == Kind::File);
+        ticker.tick(files, None, || format!("listing the store: {files} files"));
         Ok(())
     })?;
-    let estimate = tar_estimate(&root, &nodes) + 512 * nodes.len() as u64;
     fsio::ensure_room(dir, fsio::with_margin(estimate))?;
 
-    let archive_tmp = temp_in(dir, &archive_name)?;
-    let (dirs, files, archive_sha256, archive_bytes) = write_archive(
-        store,
-        &root,
-        nodes,
-        archive_tmp.as_file(),
-        archive_tmp.path(),
-    )?;
-    let bytes = files.iter().map(|f| f.size).sum();
-    let manifest = Manifest {
+    let header = Header {
         version: MANIFEST_VERSION,
         created: mkplan_engine::clock::now(),
         mkplan_version: env!("CARGO_PKG_VERSION").to_owned(),
         store: store.to_path_buf(),
-        root,
+        root: root.clone(),
         layout: LAYOUT.to_owned(),
         archive: archive_name,
-        archive_sha256,
-        archive_bytes,
         compression: format!("gzip level {COMPRESSION_LEVEL}"),
-        files: files.len() as u64,
-        bytes,
-        directories: dirs,
-        regular_files: files,
     };
+    let archive_tmp = temp_in(dir, &header.archive)?;
     let manifest_tmp = temp_in(dir, &manifest_name)?;
-    let manifest_sha256 = write_manifest(&manifest, manifest_tmp.as_file(), manifest_tmp.path())?;
+    let mut manifest = ManifestWriter::new(manifest_tmp.as_file(), manifest_tmp.path(), &header)?;
+    ticker.now(0, Some(files), "archiving");
+    let (archive_sha256, archive_bytes) = write_archive(
+        store,
+        &root,
+        &mut |visit| walk::walk(store, visit),
+        &mut manifest,
+        (archive_tmp.as_file(), archive_tmp.path()),
+        (&mut ticker, files),
+    )?;
+    let (totals, manifest_sha256) = manifest.finish(archive_sha256, archive_bytes)?;
 
     mkplan_engine::crash_hooks::kill_point("backup:archived");
+    ticker.now(0, Some(files), "verifying the archive and the store");
     verify_new(
         store,
         archive_tmp.path(),
         manifest_tmp.path(),
-        &manifest,
-        &manifest_sha256,
+        (&totals, &manifest_sha256),
+        &mut ticker,
     )?;
 
     archive_tmp
@@ -125,11 +140,11 @@ pub fn backup(store: &Path, dir: &Path, stem: &str) -> Result<BackupRecord, Arch
     Ok(BackupRecord {
         archive: archive_path,
         manifest: manifest_path,
-        archive_sha256: manifest.archive_sha256,
+        archive_sha256: totals.archive_sha256,
         manifest_sha256,
-        archive_bytes: manifest.archive_bytes,
-        files: manifest.files,
-        bytes: manifest.bytes,
+        archive_bytes: totals.archive_bytes,
+        files: totals.files,
+        bytes: totals.bytes,
         layout: ArchiveLayout::ParentRelative,
         verified: true,
     })
@@ -191,34 +206,33 @@ pub fn clear_partials(dir: &Path, run_id: &str) -> Result<Vec<std::path::PathBuf
     Ok(removed)
 }
 
-/// The size of the tar stream: a header per entry, data padded to 512 bytes, GNU long-name
-/// entries for paths over 100 bytes, and the two end blocks. The blobs do not compress, so
-/// this is also the archive's size.
-fn tar_estimate(root: &str, nodes: &[Node]) -> u64 {
-    let entries: u64 = nodes
-        .iter()
-        .map(|n| {
-            let name = (root.len() + 2 + n.rel.len()) as u64;
-            let long = if name >= 100 {
-                512 + name.div_ceil(512) * 512
-            } else {
-                0
-            };
-            512 + n.size.div_ceil(512) * 512 + long
-        })
-        .sum();
-    entries + 1024
+/// The size of one entry in the tar stream: a header, data padded to 512 bytes, and a GNU
+/// long-name entry for a path over 100 bytes. The blobs do not compress, so the sum (plus
+/// the two end blocks) is also the archive's size.
+fn tar_entry_size(root: &str, node: &Node) -> u64 {
+    let name = (root.len() + 2 + node.rel.len()) as u64;
+    let long = if name >= 100 {
+        512 + name.div_ceil(512) * 512
+    } else {
+        0
+    };
+    512 + node.size.div_ceil(512) * 512 + long
 }
 
-type Written = (Vec<DirRecord>, Vec<FileRecord>, String, u64);
+/// Hands every node of the store, in walk order, to the visitor.
+type Nodes<'a> =
+    &'a mut dyn FnMut(&mut dyn FnMut(Node) -> Result<(), ArchiveError>) -> Result<(), ArchiveError>;
 
+/// Streams the nodes as tar through the gzip thread into `out`, each listed in `manifest` as
+/// it goes; the archive's SHA-256 and size.
 fn write_archive(
     store: &Path,
     root: &str,
-    nodes: Vec<Node>,
-    out: &File,
-    out_path: &Path,
-) -> Result<Written, ArchiveError> {
+    nodes: Nodes<'_>,
+    manifest: &mut ManifestWriter<'_>,
+    (out, out_path): (&File, &Path),
+    progress: (&mut Ticker<'_>, u64),
+) -> Result<(String, u64), ArchiveError> {
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
     thread::scope(|s| {
@@ -228,13 +242,13 @@ fn write_archive(
             tx,
             free: free_rx,
         };
-        let produced = produce(store, root, nodes, sink);
+        let produced = produce(store, root, nodes, manifest, sink, progress);
         let compressed = gzip.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         match (produced, compressed) {
             // A failed gzip thread also fails the producer; its error is the cause.
             (_, Err(e)) => Err(ArchiveError::io("write", out_path, e)),
             (Err(e), Ok(_)) => Err(e),
-            (Ok((dirs, files)), Ok((sha, bytes))) => Ok((dirs, files, sha, bytes)),
+            (Ok(()), Ok(done)) => Ok(done),
         }
     })
 }
@@ -334,14 +348,21 @@ fn changed(path: &Path) -> ArchiveError {
 fn produce(
     store: &Path,
     root: &str,
-    nodes: Vec<Node>,
+    nodes: Nodes<'_>,
+    manifest: &mut ManifestWriter<'_>,
     sink: ChunkSender,
-) -> Result<(Vec<DirRecord>, Vec<FileRecord>), ArchiveError> {
+    (ticker, total): (&mut Ticker<'_>, u64),
+) -> Result<(), ArchiveError> {
     let names = Names::load();
     let mut tar = tar::Builder::new(sink);
-    let mut dirs = Vec::new();
-    let mut files = Vec::new();
-    for node in nodes {
+    let mut files = 0u64;
+    nodes(&mut |node| {
+        if node.kind == Kind::File {
+            files += 1;
+            ticker.tick(files, Some(total), || {
+                format!("archiving: {files} of {total} files")
+            });
+        }
         let path = if node.rel.is_empty() {
             store.to_path_buf()
         } else {
@@ -363,7 +384,7 @@ fn produce(
             path: path.clone(),
             problem: "has an mtime before 1970, which a tar header cannot hold".to_owned(),
         })?;
-        let mut header = Header::new_gnu();
+        let mut header = TarHeader::new_gnu();
         header.set_mode(node.mode);
         header.set_uid(node.uid.into());
         header.set_gid(node.gid.into());
@@ -376,7 +397,7 @@ fn produce(
                 header.set_size(0);
                 tar.append_data(&mut header, format!("{member}/"), io::empty())
                     .map_err(io_err)?;
-                dirs.push(DirRecord {
+                manifest.member(Member::Dir(DirRecord {
                     path: member,
                     mode: node.mode,
                     uid: node.uid,
@@ -384,7 +405,7 @@ fn produce(
                     user: user.to_owned(),
                     group: group.to_owned(),
                     mtime: node.mtime,
-                });
+                }))?;
             }
             Kind::File => {
                 let mut file =
@@ -408,7 +429,7 @@ fn produce(
                 if file.read(&mut [0u8; 1]).map_err(io_err)? != 0 {
                     return Err(changed(&path));
                 }
-                files.push(FileRecord {
+                manifest.member(Member::File(FileRecord {
                     path: member,
                     size: node.size,
                     mode: node.mode,
@@ -418,53 +439,59 @@ fn produce(
                     group: group.to_owned(),
                     mtime: node.mtime,
                     sha256,
-                });
+                }))?;
             }
         }
-    }
+        Ok(())
+    })?;
     let sink = tar
         .into_inner()
         .map_err(|e| ArchiveError::io("archive", store, e))?;
     sink.finish()
-        .map_err(|e| ArchiveError::io("archive", store, e))?;
-    Ok((dirs, files))
+        .map_err(|e| ArchiveError::io("archive", store, e))
 }
 
-/// Writes the manifest (pretty JSON), fsyncs it and returns its SHA-256.
-fn write_manifest(manifest: &Manifest, out: &File, path: &Path) -> Result<String, ArchiveError> {
-    let io_err = |e| ArchiveError::io("write", path, e);
-    let mut writer = BufWriter::with_capacity(fsio::BUF, HashWriter::new(out));
-    serde_json::to_writer_pretty(&mut writer, manifest).map_err(|e| io_err(e.into()))?;
-    writer.write_all(b"\n").map_err(io_err)?;
-    let (file, sha, _) = writer
-        .into_inner()
-        .map_err(|e| io_err(e.into_error()))?
-        .finish();
-    file.sync_all().map_err(io_err)?;
-    Ok(sha)
-}
-
-/// Reads the new archive back against the manifest while another thread re-hashes the live
-/// store against it; also re-reads the manifest file.
+/// Reads the new archive back against the manifest as written while another thread
+/// re-hashes the live store against it; both read the manifest file back, which must have
+/// the digest and totals that were written.
 fn verify_new(
     store: &Path,
     archive: &Path,
-    manifest_file: &Path,
-    manifest: &Manifest,
-    manifest_sha256: &str,
+    manifest: &Path,
+    (totals, manifest_sha256): (&Totals, &str),
+    ticker: &mut Ticker<'_>,
 ) -> Result<(), ArchiveError> {
-    let index = manifest.index(manifest_file)?;
-    thread::scope(|s| {
-        let live = s.spawn(|| check_live(store, manifest, &index));
-        let archived = scan_archive(archive, manifest, &index, &mut HashOnly::new());
-        let (sha, _) = fsio::hash_file(manifest_file)?;
-        let live = live.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        archived?;
-        live?;
-        if sha != manifest_sha256 {
+    let written = Journaled {
+        archive_sha256: &totals.archive_sha256,
+        manifest_sha256,
+    };
+    let reread = |(read, sha): (Totals, String)| {
+        if sha != manifest_sha256 || read != *totals {
             return Err(ArchiveError::Manifest {
-                path: manifest_file.to_path_buf(),
+                path: manifest.to_path_buf(),
                 problem: format!("reads back as SHA-256 {sha}, but {manifest_sha256} was written"),
+            });
+        }
+        Ok(())
+    };
+    thread::scope(|s| {
+        let live = s.spawn(|| {
+            let mut reader = ManifestReader::open(manifest)?;
+            compare_live(store, &mut reader)?;
+            reread(reader.finish()?)
+        });
+        let archived = ManifestReader::open(manifest).and_then(|reader| {
+            let file = File::open(archive).map_err(|e| ArchiveError::io("open", archive, e))?;
+            let mut sink = HashOnly::reporting(ticker, totals.files);
+            scan_open_archive(file, archive, reader, &mut sink).settle(Some(written))
+        });
+        let live = live.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let archived = archived?;
+        live?;
+        if archived != *totals {
+            return Err(ArchiveError::Manifest {
+                path: manifest.to_path_buf(),
+                problem: "reads back with other totals than were written".to_owned(),
             });
         }
         Ok(())
@@ -480,7 +507,7 @@ mod tests {
     use flate2::read::GzDecoder;
 
     use super::*;
-    use crate::archive::manifest::read_manifest;
+    use crate::archive::manifest::{Doc, walk_order};
     use crate::archive::testkit::{self, NOBODY, Store, gnu_tar, listing, snapshot};
 
     #[test]
@@ -489,11 +516,11 @@ mod tests {
         let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
         assert!(rec.verified);
         assert_eq!(rec.archive, t.backups.join("r1-ep11.tar.gz"));
-        assert_eq!(rec.manifest, t.backups.join("r1-ep11.manifest.json"));
+        assert_eq!(rec.manifest, t.backups.join("r1-ep11.manifest.jsonl"));
         assert_eq!(rec.files, 4 + t.objects as u64);
         assert_eq!(
             listing(&t.backups),
-            ["r1-ep11.manifest.json", "r1-ep11.tar.gz"]
+            ["r1-ep11.manifest.jsonl", "r1-ep11.tar.gz"]
         );
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!((mode(&rec.archive), mode(&rec.manifest)), (0o600, 0o600));
@@ -520,27 +547,34 @@ mod tests {
         assert_eq!(listing(&out), ["ep11tok"]);
         assert_eq!(snapshot(&out.join("ep11tok")), snapshot(&t.store));
 
-        let m = read_manifest(&rec.manifest).unwrap();
+        let m = Doc::read(&rec.manifest);
+        let h = &m.header;
         assert_eq!(
-            (m.version, m.layout.as_str(), m.root.as_str()),
-            (1, "parent-relative", "ep11tok")
+            (h.version, h.layout.as_str(), h.root.as_str()),
+            (2, "parent-relative", "ep11tok")
         );
         assert_eq!(
-            (m.store.as_path(), m.archive.as_str()),
+            (h.store.as_path(), h.archive.as_str()),
             (t.store.as_path(), "r1-ep11.tar.gz")
         );
         assert_eq!(
-            (m.archive_sha256.as_str(), m.archive_bytes),
+            (m.end.archive_sha256.as_str(), m.end.archive_bytes),
             (rec.archive_sha256.as_str(), rec.archive_bytes)
         );
-        assert_eq!((m.files, m.bytes), (rec.files, rec.bytes));
-        let paths: Vec<&str> = m.directories.iter().map(|d| d.path.as_str()).collect();
-        assert_eq!(paths, ["ep11tok", "ep11tok/TOK_OBJ", "ep11tok/spare"]);
-        let nvtok = m
-            .regular_files
+        assert_eq!((m.end.files, m.end.bytes), (rec.files, rec.bytes));
+        let paths: Vec<&str> = m
+            .members
             .iter()
-            .find(|f| f.path == "ep11tok/NVTOK.DAT")
-            .unwrap();
+            .filter(|m| matches!(m, Member::Dir(_)))
+            .map(Member::path)
+            .collect();
+        assert_eq!(paths, ["ep11tok", "ep11tok/TOK_OBJ", "ep11tok/spare"]);
+        // Archive order: the store's files, TOK_OBJ and its contents, then `spare`.
+        let order: Vec<&str> = m.members.iter().map(Member::path).collect();
+        let mut sorted = order.clone();
+        sorted.sort_by(|a, b| walk_order(a, b));
+        assert_eq!(order, sorted);
+        let nvtok = m.files().find(|f| f.path == "ep11tok/NVTOK.DAT").unwrap();
         let meta = fs::metadata(t.store.join("NVTOK.DAT")).unwrap();
         assert_eq!(
             (nvtok.size, nvtok.mode, nvtok.mtime),
@@ -550,9 +584,10 @@ mod tests {
             nvtok.sha256,
             fsio::hash_file(&t.store.join("NVTOK.DAT")).unwrap().0
         );
-        assert_eq!(m.bytes, m.regular_files.iter().map(|f| f.size).sum::<u64>());
+        assert_eq!(m.end.bytes, m.files().map(|f| f.size).sum::<u64>());
         let text = fs::read_to_string(&rec.manifest).unwrap();
-        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(text.starts_with("{\"version\":2,"), "{text}");
+        assert_eq!(text.lines().count(), m.members.len() + 2);
     }
 
     #[test]
@@ -681,7 +716,11 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let estimate = tar_estimate("ep11tok", &nodes);
+        let estimate = 1024
+            + nodes
+                .iter()
+                .map(|n| tar_entry_size("ep11tok", n))
+                .sum::<u64>();
         let rec = backup(&t.store, &t.backups, "r1-ep11").unwrap();
         let mut tar_len = 0u64;
         let mut gz = GzDecoder::new(File::open(&rec.archive).unwrap());
@@ -709,9 +748,31 @@ mod tests {
         // The file changes between the walk and the read.
         testkit::set_mode_and_age(&t.store.join("MK_SO"), 0o600, 9999);
         let out = tempfile::tempfile().unwrap();
-        let err = write_archive(&t.store, "ep11tok", nodes, &out, Path::new("x"))
-            .unwrap_err()
-            .to_string();
+        let listing = tempfile::tempfile().unwrap();
+        let header = Header {
+            version: MANIFEST_VERSION,
+            created: String::new(),
+            mkplan_version: String::new(),
+            store: t.store.clone(),
+            root: "ep11tok".to_owned(),
+            layout: LAYOUT.to_owned(),
+            archive: "x.tar.gz".to_owned(),
+            compression: String::new(),
+        };
+        let mut manifest = ManifestWriter::new(&listing, Path::new("m"), &header).unwrap();
+        let mut replay = |visit: &mut dyn FnMut(Node) -> Result<(), ArchiveError>| {
+            nodes.iter().cloned().try_for_each(&mut *visit)
+        };
+        let err = write_archive(
+            &t.store,
+            "ep11tok",
+            &mut replay,
+            &mut manifest,
+            (&out, Path::new("x")),
+            (&mut Ticker::new(&mut |_, _, _| {}), 0),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("MK_SO` changed while it was being backed up"),
             "{err}"

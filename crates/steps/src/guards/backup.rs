@@ -122,9 +122,12 @@ pub(crate) fn restore_verified(
             backup.archive.display()
         ),
     );
-    let restored = cx
-        .host
-        .restore_store(backup, &store, &cx.run.run_id)
+    let host = cx.host;
+    let run_id = cx.run.run_id.clone();
+    let restored = host
+        .restore_store(backup, &store, &run_id, &mut |done, total, what| {
+            cx.progress(done, total, what)
+        })
         .map_err(|e| refused(cx.host, backup, e))?;
     let index = cx.host.discard_token_index(&token.store).map_err(|e| {
         Failed::step(format!(
