@@ -183,7 +183,11 @@ pub struct ReencipherOutput {
     pub tokens: Vec<TokenId>,
     pub slots: Vec<u16>,
     pub apqns: Vec<String>,
+    /// The new EP11 WKVP; empty when the operation has no EP11 token.
     pub new_wkvp: String,
+    /// The new CCA MKVPs by MK type (`AES` …), as `MkOperation::new_cca_mkvps`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub new_cca_mkvps: BTreeMap<String, String>,
     /// Every APQN of every token right before the tool started.
     #[serde(default)]
     pub apqns_before: Vec<WkTable>,
