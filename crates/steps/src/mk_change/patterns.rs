@@ -2,6 +2,11 @@
 //! `--ep11-wkvp` once for its EP11 tokens and `--cca-<type>-mkvp` once per MK type its CCA
 //! tokens declare. The tool takes one pattern per type, so tokens that want different new
 //! keys of one type cannot share an operation: that is an error here, never a choice.
+//! The CCA token re-enciphers only keys under the SYM, AES and APKA MKs in a concurrent
+//! change (openCryptoki `usr/lib/cca_stdll/cca_mkchange.c` maps DES keys to SYM, AES and
+//! HMAC keys to AES, RSA/ECC/QSA keys to APKA, and queries no other type): the tool takes
+//! `--cca-asym-mkvp`, but no token acts on it, so keys under the ASYM MK would be left
+//! under an MK about to be replaced. A token declaring `asym` is refused.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,12 @@ impl NewPatterns {
         let mut cca: BTreeMap<CcaMk, (Mkvp, &Token)> = BTreeMap::new();
         for token in tokens {
             if token.is_cca() {
+                if token.mks.contains_key(&CcaMk::Asym) {
+                    return Err(format!(
+                        "token `{}` declares the ASYM master key: the CCA token re-enciphers no key under the ASYM MK in a concurrent change (only SYM, AES and APKA); change it offline with `migrate` (`pkcscca -k asym`)",
+                        token.id
+                    ));
+                }
                 for (mk, pair) in &token.mks {
                     if let Some((other, first)) = cca.get(mk)
                         && *other != pair.new
@@ -173,6 +184,23 @@ mod tests {
         let patterns = NewPatterns::of(&[&cca]).unwrap();
         assert_eq!(patterns.ep11_hex(), None);
         assert_eq!(patterns.args(), ["--cca-sym-mkvp", "8e7f6a5b4c3d2e1f"]);
+    }
+
+    #[test]
+    fn a_cca_token_declaring_the_asym_mk_is_refused() {
+        let cca = token(
+            "cca",
+            5,
+            &[
+                (CcaMk::Aes, "0x8e7f6a5b4c3d2e1f"),
+                (CcaMk::Asym, "0x0102030405060708"),
+            ],
+        );
+        let err = NewPatterns::of(&[&cca]).unwrap_err();
+        assert!(
+            err.contains("token `cca` declares the ASYM master key"),
+            "{err}"
+        );
     }
 
     #[test]
