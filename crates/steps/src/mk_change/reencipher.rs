@@ -1,7 +1,9 @@
-//! `mk_change: {reencipher}`: `pkcshsm_mk_change reencipher --apqns … --ep11-wkvp …`
-//! (and `--cca-<type>-mkvp …` per MK type of its CCA tokens) over every token of the operation, after the live checks of ref 2.3 that mkplan can make
-//! first; success only when the exit code, `Completed.`, the printed ID and `list --id`
-//! (re-enciphered, these APQNs, this WK, these slots) all agree.
+//! `mk_change: {reencipher}`: `pkcshsm_mk_change reencipher --apqns … --ep11-wkvp …` (and
+//! `--cca-<type>-mkvp …` per MK type of its CCA tokens, `patterns`) over every token of the
+//! operation, after the live checks of ref 2.3 that mkplan can make first; success only when
+//! the exit code, `Completed.`, the printed ID and `list --id` (re-enciphered, these APQNs,
+//! these new patterns, these slots) all agree. The live checks are EP11's only: CCA tokens
+//! are refused in `mk_change` by rule `steps-match-token-type` until they have their own.
 
 use std::collections::BTreeMap;
 
