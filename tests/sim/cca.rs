@@ -702,6 +702,23 @@ fn the_concurrent_change_reenciphers_only_the_named_mk_types() {
         &format!("{PIN}\n"),
     );
     assert_eq!(aes.status.code(), Some(0), "{}", text(&aes.stderr));
+    // The same MK type again is not; every shared APQN is named, AES as the tool spells it
+    // there (`CCA_AES`).
+    let aes_id = created_id(&text(&aes.stdout));
+    let aes_again = host.mk_change(
+        &["reencipher", "-a", "0c.0011,0d.0011", "-A", &AES_NEW[2..]],
+        &format!("{PIN}\n"),
+    );
+    assert_eq!(aes_again.status.code(), Some(1));
+    for apqn in ["0C.0011", "0D.0011"] {
+        assert!(
+            text(&aes_again.stderr).contains(&format!(
+                "Operation '{aes_id}' also affects APQN {apqn} and MK type 'CCA_AES'"
+            )),
+            "{}",
+            text(&aes_again.stderr)
+        );
+    }
     // The same MK type again is not.
     let again = host.mk_change(
         &[
