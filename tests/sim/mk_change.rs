@@ -348,7 +348,7 @@ fn reencipher_refusals_leave_no_operation() {
             Some(1),
             vec![
                 format!(
-                    "pkcshsm_mk_change: Operation '{id}' also affects APQN 0B.0011 and MK type 'EP11'"
+                    "pkcshsm_mk_change: Operation '{id}' also affects APQN 0B.0011 and MK type 'EP11 WK'"
                 ),
                 "pkcshsm_mk_change: Intersecting master key operations are active, aborting"
                     .to_owned()

@@ -218,6 +218,17 @@ impl Operation {
             .map(|m| &m.mkvp[..kind.width().min(m.mkvp.len())])
     }
 
+    /// The MK types a CCA token acts on in this operation: SYM, AES and APKA only. The tool
+    /// takes `--cca-asym-mkvp`, but openCryptoki's CCA token neither queries, re-enciphers
+    /// nor counts itself affected by an ASYM MK (`cca_mk_change_is_affected` and the query
+    /// callbacks in `usr/lib/cca_stdll/cca_mkchange.c` know SYM, AES and APKA).
+    pub fn cca_token_types(&self) -> Vec<MkType> {
+        self.cca_types()
+            .into_iter()
+            .filter(|mk| *mk != MkType::Asym)
+            .collect()
+    }
+
     pub fn cca_types(&self) -> Vec<MkType> {
         self.new_mkvps
             .iter()

@@ -2,6 +2,8 @@
 //! records: the operation the tool created and carries between phases, each run of the tool,
 //! and the milestones journaled while it runs (the operation ID the moment it is printed).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::record::wk::WkTable;
@@ -108,6 +110,10 @@ pub struct MkOperation {
     pub apqns: Vec<String>,
     /// The new EP11 WKVP, lower-case hex without `0x`.
     pub new_wkvp: Option<String>,
+    /// The new CCA MKVPs by MK type as `list` names it (`SYM`, `ASYM`, `AES`, `APKA`),
+    /// lower-case hex without `0x`; empty for an EP11-only operation.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub new_cca_mkvps: BTreeMap<String, String>,
     pub slots: Vec<u16>,
 }
 
@@ -177,7 +183,11 @@ pub struct ReencipherOutput {
     pub tokens: Vec<TokenId>,
     pub slots: Vec<u16>,
     pub apqns: Vec<String>,
+    /// The new EP11 WKVP; empty when the operation has no EP11 token.
     pub new_wkvp: String,
+    /// The new CCA MKVPs by MK type (`AES` …), as `MkOperation::new_cca_mkvps`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub new_cca_mkvps: BTreeMap<String, String>,
     /// Every APQN of every token right before the tool started.
     #[serde(default)]
     pub apqns_before: Vec<WkTable>,

@@ -3,20 +3,23 @@
 
 use std::collections::BTreeSet;
 
+use crate::cca::MkType;
 use crate::mkchange::args::Args;
 use crate::mkchange::passes::{self, Pass};
 use crate::mkchange::query::{self, End, Initiate};
 use crate::mkchange::{Present, Tool, list, warnx};
-use crate::mkchange_ops::{self, OpState, Operation, SlotRecord, TypedMkvp, upper};
+use crate::mkchange_ops::{self, KeyType, OpState, Operation, SlotRecord, TypedMkvp, upper};
 use crate::pin_prompt::{out, read_line};
 use crate::syslog;
 
 const SYSLOG_HINT: &str = "Check the syslog for details about the errors reported by the tokens.";
 
 /// An operation of other APQNs or MK types may run beside this one; one that shares an APQN
-/// and an MK type may not (2.3 step 1).
+/// and an MK type may not (2.3 step 1). Every intersection is named before the tool gives up,
+/// each MK type as the tool's `get_mk_type_string` spells it.
 fn intersecting(tool: &Tool, op: &Operation, lock: &mkchange_ops::OpsLock) -> bool {
     let others = mkchange_ops::all(&tool.root, lock).unwrap_or_default();
+    let mut found = false;
     for other in others.iter().filter(|o| o.id != op.id) {
         for apqn in op.apqns.iter().filter(|a| other.apqns.contains(a)) {
             for kind in op.new_mkvps.iter().map(|m| m.kind) {
@@ -25,15 +28,29 @@ fn intersecting(tool: &Tool, op: &Operation, lock: &mkchange_ops::OpsLock) -> bo
                         "Operation '{}' also affects APQN {} and MK type '{}'",
                         other.id,
                         upper(*apqn),
-                        kind.name()
+                        intersect_name(kind)
                     ));
-                    warnx("Intersecting master key operations are active, aborting");
-                    return true;
+                    found = true;
                 }
             }
         }
     }
-    false
+    if found {
+        warnx("Intersecting master key operations are active, aborting");
+    }
+    found
+}
+
+/// `get_mk_type_string` in `pkcshsm_mk_change.c`: not the names `list` prints — EP11 is
+/// `EP11 WK`, and AES is spelled with an underscore.
+fn intersect_name(kind: KeyType) -> &'static str {
+    match kind {
+        KeyType::Ep11 => "EP11 WK",
+        KeyType::Cca(MkType::Sym) => "CCA SYM",
+        KeyType::Cca(MkType::Asym) => "CCA ASYM",
+        KeyType::Cca(MkType::Aes) => "CCA_AES",
+        KeyType::Cca(MkType::Apka) => "CCA APKA",
+    }
 }
 
 /// 2.3 step 2: asks whether to go on when slots have no token.

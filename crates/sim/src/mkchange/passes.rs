@@ -120,7 +120,7 @@ fn change(
         BlobKind::of(&blob).and_then(BlobKind::cca_mk),
     ) {
         (TokenKind::Ep11, _) => KeyType::Ep11,
-        (TokenKind::Cca, Some(mk)) if op.cca_types().contains(&mk) => KeyType::Cca(mk),
+        (TokenKind::Cca, Some(mk)) if op.cca_token_types().contains(&mk) => KeyType::Cca(mk),
         (TokenKind::Cca, _) => return None,
     };
     let new = op.new_mkvp(kind)?;

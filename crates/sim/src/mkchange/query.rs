@@ -58,7 +58,8 @@ pub(crate) fn affected(
                     .is_ok_and(|v| v.any || v.apqns.iter().any(|a| op.includes(*a)))
         }
         TokenKind::Cca => {
-            !op.cca_types().is_empty() && token_apqns(&token.record).iter().any(|a| op.includes(*a))
+            !op.cca_token_types().is_empty()
+                && token_apqns(&token.record).iter().any(|a| op.includes(*a))
         }
     }
 }
@@ -169,7 +170,7 @@ fn cca_initiate(
         .unwrap_or_default();
     let mut problems = Vec::new();
     let mut current = Vec::new();
-    for mk in op.cca_types() {
+    for mk in op.cca_token_types() {
         let new = op.new_mkvp(KeyType::Cca(mk)).unwrap_or_default();
         let wanted = expected.get(&mk).copied().or_else(|| {
             apqns
@@ -313,7 +314,7 @@ fn cca_end(
     let slot = token.record.slot;
     let view = cca_view(root, &token.record).ok();
     let mut problems = Vec::new();
-    for mk in op.cca_types() {
+    for mk in op.cca_token_types() {
         let kind = KeyType::Cca(mk);
         let (want, which, what) = match end {
             End::Finalize => (

@@ -2,6 +2,8 @@
 //! this reader does not know is an error naming it, and an unknown state is kept as
 //! unknown, never guessed.
 
+use std::collections::BTreeMap;
+
 use mkplan_engine::record::mk_change::{MkOperation, OpState, OperationId};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -14,11 +16,31 @@ enum Part {
     SlotPatterns,
 }
 
+/// A `Type:` line: `EP11`, or `CCA SYM` / `CCA ASYM` / `CCA AES` / `CCA APKA`.
+#[derive(Clone, Copy)]
+enum PatternType {
+    Ep11,
+    Cca(&'static str),
+}
+
+impl PatternType {
+    fn parse(text: &str) -> Option<Self> {
+        if text == "EP11" {
+            return Some(Self::Ep11);
+        }
+        let mk = text.strip_prefix("CCA ")?;
+        ["SYM", "ASYM", "AES", "APKA"]
+            .into_iter()
+            .find(|known| *known == mk)
+            .map(Self::Cca)
+    }
+}
+
 /// Every operation the output shows, in order.
 pub fn parse(text: &str) -> Result<Vec<MkOperation>, String> {
     let mut ops: Vec<MkOperation> = Vec::new();
     let mut part = Part::Head;
-    let mut pattern_type: Option<String> = None;
+    let mut pattern_type: Option<PatternType> = None;
     for line in text.lines() {
         let trimmed = line.trim();
         if trimmed.is_empty() {
@@ -33,6 +55,7 @@ pub fn parse(text: &str) -> Result<Vec<MkOperation>, String> {
                 state: OpState::Unknown(String::new()),
                 apqns: Vec::new(),
                 new_wkvp: None,
+                new_cca_mkvps: BTreeMap::new(),
                 slots: Vec::new(),
             });
             part = Part::Head;
@@ -60,10 +83,20 @@ pub fn parse(text: &str) -> Result<Vec<MkOperation>, String> {
                 Part::Apqns => op.apqns.push(trimmed.to_ascii_lowercase()),
                 Part::NewPatterns | Part::SlotPatterns => {
                     if let Some(kind) = trimmed.strip_prefix("Type:") {
-                        pattern_type = Some(kind.trim().to_owned());
+                        pattern_type = Some(PatternType::parse(kind.trim()).ok_or_else(unknown)?);
                     } else if let Some(mkvp) = trimmed.strip_prefix("MKVP:") {
-                        if part == Part::NewPatterns && pattern_type.as_deref() == Some("EP11") {
-                            op.new_wkvp = Some(mkvp.trim().to_ascii_lowercase());
+                        let mkvp = mkvp.trim().to_ascii_lowercase();
+                        match (part, pattern_type.take()) {
+                            (Part::NewPatterns, Some(PatternType::Ep11)) => {
+                                op.new_wkvp = Some(mkvp)
+                            }
+                            (Part::NewPatterns, Some(PatternType::Cca(mk))) => {
+                                op.new_cca_mkvps.insert(mk.to_owned(), mkvp);
+                            }
+                            // A slot's current patterns are the tool's own record.
+                            (Part::SlotPatterns, Some(_)) => {}
+                            // A pattern with no `Type:` before it cannot be attributed.
+                            (_, _) => return Err(unknown()),
                         }
                     } else {
                         return Err(unknown());
@@ -103,6 +136,39 @@ mod tests {
         );
         assert_eq!(ops[0].slots, [4, 6]);
         assert_eq!(ops[1].state, OpState::Error);
+    }
+
+    /// An operation over an EP11 and a CCA token (opencryptoki-ep11.md 2.5's layout).
+    const MIXED: &str = "Operation:       Qw3Er4\n    State:       Key objects have been re-enciphered,\n                 new master key(s) can now be set/activated\n    APQNs:\n        0A.0011\n        0C.0011\n    New master key verification patterns:\n        Type:    EP11\n        MKVP:    9B7D4E0A11F35C8822D0B6E4A7F1C3D9\n        Type:    CCA AES\n        MKVP:    8E7F6A5B4C3D2E1F\n        Type:    CCA APKA\n        MKVP:    3A1F0E9D8C7B6A59\n    Affected slots:\n        Slot: 4 Label: ep11\n            Current master key verification patterns:\n                Type:    EP11\n                MKVP:    6F1E1B26C2C5A2B4F1EA3FA7C1C9D3E5\n        Slot: 5 Label: cca\n            Current master key verification patterns:\n                Type:    CCA AES\n                MKVP:    1D2C3B4A59687706\n                Type:    CCA APKA\n                MKVP:    755CB8E7740DAE51\n";
+
+    #[test]
+    fn reads_the_new_cca_mkvps_per_type_beside_the_ep11_wkvp() {
+        let ops = parse(MIXED).unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!(
+            ops[0].new_wkvp.as_deref(),
+            Some("9b7d4e0a11f35c8822d0b6e4a7f1c3d9")
+        );
+        let cca: Vec<(&str, &str)> = ops[0]
+            .new_cca_mkvps
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        // The slots' current patterns are not taken for new ones.
+        assert_eq!(
+            cca,
+            [("AES", "8e7f6a5b4c3d2e1f"), ("APKA", "3a1f0e9d8c7b6a59")]
+        );
+        assert_eq!(ops[0].slots, [4, 5]);
+    }
+
+    #[test]
+    fn an_unknown_pattern_type_or_an_unattributed_pattern_is_an_error() {
+        let head = "Operation:       Ab12Cd\n    New master key verification patterns:\n";
+        let err = parse(&format!("{head}        Type:    CCA RSA\n")).unwrap_err();
+        assert!(err.contains("`Type:    CCA RSA`"), "{err}");
+        let err = parse(&format!("{head}        MKVP:    8E7F6A5B4C3D2E1F\n")).unwrap_err();
+        assert!(err.contains("`MKVP:    8E7F6A5B4C3D2E1F`"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod dialog;
 mod end;
+mod patterns;
 mod reencipher;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,13 @@
-//! `mk_change: {reencipher}`: `pkcshsm_mk_change reencipher --apqns … --ep11-wkvp …` over
-//! every token of the operation, after the live checks of ref 2.3 that mkplan can make
-//! first; success only when the exit code, `Completed.`, the printed ID and `list --id`
-//! (re-enciphered, these APQNs, this WK, these slots) all agree.
+//! `mk_change: {reencipher}`: `pkcshsm_mk_change reencipher --apqns … --ep11-wkvp …` (and
+//! `--cca-<type>-mkvp …` per MK type of its CCA tokens, `patterns`) over every token of the
+//! operation, after the live checks of ref 2.3 that mkplan can make first; success only when
+//! the exit code, `Completed.`, the printed ID and `list --id` (re-enciphered, these APQNs,
+//! these new patterns, these slots) all agree. The live checks are EP11's only: CCA tokens
+//! are refused in `mk_change` by rule `steps-match-token-type` until they have their own.
 
 use std::collections::BTreeMap;
 
+use super::patterns::NewPatterns;
 use super::{
     absent_verdicts, apqn_list, expected_wkvps, run_tool, tokens_of, tool_path, tool_said,
 };
@@ -30,11 +33,13 @@ impl Kind for ReencipherKind {
     }
 
     fn check(step: &ReencipherStep, cx: &CheckContext<'_>) -> CheckReport {
-        match tool_path(cx.host, step.tool.as_deref()) {
-            Ok(tool) => CheckReport::CannotSimulate(format!(
+        match tool_path(cx.host, step.tool.as_deref())
+            .and_then(|tool| Ok((tool, args(cx.plan, step)?)))
+        {
+            Ok((tool, args)) => CheckReport::CannotSimulate(format!(
                 "would run `{} {}` after re-checking pkcsslotd, the new WK committed on every APQN, EXPECTED_WKVP and that no other operation uses the APQNs",
                 tool.display(),
-                args(cx.plan, step).join(" ")
+                args.join(" ")
             )),
             Err(e) => CheckReport::Blocked(e),
         }
@@ -101,22 +106,27 @@ pub(crate) fn index_of(plan: &Plan, step: &ReencipherStep) -> Option<usize> {
 }
 
 /// The tool's arguments, from the model (never from text).
-fn args(plan: &Plan, step: &ReencipherStep) -> Vec<String> {
-    let new = new_wkvp_hex(plan, step);
-    vec![
+fn args(plan: &Plan, step: &ReencipherStep) -> Result<Vec<String>, String> {
+    Ok(tool_args(plan, step, &patterns(plan, step)?))
+}
+
+fn tool_args(plan: &Plan, step: &ReencipherStep, new: &NewPatterns) -> Vec<String> {
+    let mut args = vec![
         "reencipher".to_owned(),
         "--apqns".to_owned(),
         apqn_list(&plan.apqns_of(&step.tokens)),
-        "--ep11-wkvp".to_owned(),
-        new,
-    ]
+    ];
+    args.extend(new.args());
+    args
 }
 
-fn new_wkvp_hex(plan: &Plan, step: &ReencipherStep) -> String {
-    tokens_of(plan, &step.tokens)
-        .first()
-        .map(|t| t.wkvp_new.to_string()[2..].to_owned())
-        .unwrap_or_default()
+fn patterns(plan: &Plan, step: &ReencipherStep) -> Result<NewPatterns, String> {
+    NewPatterns::of(&tokens_of(plan, &step.tokens))
+}
+
+/// `list` shows exactly the new patterns this step names.
+fn names_ours(op: &MkOperation, patterns: &NewPatterns) -> bool {
+    op.new_wkvp == patterns.ep11_hex() && op.new_cca_mkvps == patterns.cca_hex()
 }
 
 /// The operation `list` shows on exactly this step's APQNs with its new WK, if any (the
@@ -131,27 +141,37 @@ pub(crate) fn ours(
         .iter()
         .map(|a| a.lszcrypt())
         .collect();
-    let new = new_wkvp_hex(plan, step);
+    let new = patterns(plan, step)?;
     let index = index_of(plan, step).unwrap_or(usize::MAX);
     Ok(list(host, plan, &tool_name(plan, index), None)?
         .into_iter()
-        .find(|op| op.apqns == apqns && op.new_wkvp.as_deref() == Some(new.as_str())))
+        .find(|op| op.apqns == apqns && names_ours(op, &new)))
 }
 
 fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherOutput> {
     let plan = cx.plan;
     let tokens = tokens_of(plan, &step.tokens);
     let apqns = plan.apqns_of(&step.tokens);
+    let new = patterns(plan, step);
     let mut output = ReencipherOutput {
         tokens: step.tokens.clone(),
         slots: tokens.iter().map(|t| t.slot.get()).collect(),
         apqns: apqns.iter().map(|a| a.lszcrypt()).collect(),
-        new_wkvp: new_wkvp_hex(plan, step),
+        new_wkvp: new
+            .as_ref()
+            .ok()
+            .and_then(NewPatterns::ep11_hex)
+            .unwrap_or_default(),
+        new_cca_mkvps: new.as_ref().map(NewPatterns::cca_hex).unwrap_or_default(),
         apqns_before: Vec::new(),
         tool: None,
         operation: None,
         source: None,
         listed_after: None,
+    };
+    let new = match new {
+        Ok(new) => new,
+        Err(e) => return Err(Failed::with(e, output)),
     };
     let tool = match tool_path(cx.host, step.tool.as_deref()) {
         Ok(tool) => tool,
@@ -177,13 +197,14 @@ fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherO
         .collect();
     let verdicts = absent_verdicts(cx.host, &apqns);
     let expected: Vec<u16> = output.slots.clone();
-    let (tool_run, observed) = match run_tool(cx, &tool, args(plan, step), pins, |dialog| {
-        dialog.absent_verdicts = verdicts;
-        dialog.expected_affected = Some(expected);
-    }) {
-        Ok(ran) => ran,
-        Err(e) => return Err(Failed::with(e, output)),
-    };
+    let (tool_run, observed) =
+        match run_tool(cx, &tool, tool_args(plan, step, &new), pins, |dialog| {
+            dialog.absent_verdicts = verdicts;
+            dialog.expected_affected = Some(expected);
+        }) {
+            Ok(ran) => ran,
+            Err(e) => return Err(Failed::with(e, output)),
+        };
     output.operation = observed.created.clone();
     output.source = observed.created.as_ref().map(|_| OperationSource::Printed);
     let said = tool_said(&tool_run);
@@ -247,13 +268,13 @@ fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherO
                 && observed.completed
                 && op.state == OpState::Reenciphered
                 && op.apqns == output.apqns
-                && op.new_wkvp.as_deref() == Some(output.new_wkvp.as_str())
+                && names_ours(&op, &new)
                 && op.slots == output.slots =>
         {
             Ok(Done::new(format!(
-                "operation {id} created: every key of {} has a blob under the new WK {} beside its current one; the applications kept running",
+                "operation {id} created: every key of {} has a blob under the new {} beside its current one; the applications kept running",
                 step.tokens.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
-                tokens[0].wkvp_new
+                new.describe()
             ))
             .with(output))
         }
