@@ -113,19 +113,22 @@ pub fn tool_path(
     Ok(tool)
 }
 
-/// Design rule 1, live, right before the tool starts.
-fn preflight(
+/// Design rule 1's part every migration tool shares, live, right before it starts
+/// (`tool` names it): pkcsslotd runs (the tools go through libopencryptoki, reference 3.4),
+/// no migration tool or process uses the token, and this run has a verified backup the store
+/// still matches. The APQNs are left for the caller's check.
+fn common_preflight(
     cx: &mut RunContext<'_>,
     step: &MigrateStep,
     token: &Token,
+    tool: &str,
 ) -> Result<MigratePreflight, MigrateRefused> {
-    // pkcsslotd must run: the tool goes through libopencryptoki (reference 3.4).
     let daemon = cx.host.slot_daemon()?.pid;
     refuse_while_tools_run(
         cx.host,
         cx.plan,
         token,
-        &format!("start `pkcsep11_migrate` on token `{}`", token.id),
+        &format!("start `{tool}` on token `{}`", token.id),
     )?;
     let scan = ScanSummary::from(token_users(cx.host, cx.plan));
     if !scan.users.is_empty() {
@@ -140,6 +143,22 @@ fn preflight(
     let unchanged = cx
         .host
         .store_matches_backup(&cx.host.root().path(&token.store), &backup)?;
+    Ok(MigratePreflight {
+        pkcsslotd_pid: Some(daemon),
+        token_users: Some(scan),
+        backup: Some(backup.archive),
+        store_files_checked: Some(unchanged),
+        apqns: None,
+    })
+}
+
+/// Design rule 1, live, right before `pkcsep11_migrate` starts.
+fn preflight(
+    cx: &mut RunContext<'_>,
+    step: &MigrateStep,
+    token: &Token,
+) -> Result<MigratePreflight, MigrateRefused> {
+    let checks = common_preflight(cx, step, token, "pkcsep11_migrate")?;
     let committed = AssertWk {
         token: step.token.clone(),
         current: CurrentWk::Expected,
@@ -147,11 +166,8 @@ fn preflight(
     };
     let table = read_and_evaluate(cx.host, cx.plan, &committed)?;
     Ok(MigratePreflight {
-        pkcsslotd_pid: Some(daemon),
-        token_users: Some(scan),
-        backup: Some(backup.archive),
-        store_files_checked: Some(unchanged),
         apqns: Some(table),
+        ..checks
     })
 }
 

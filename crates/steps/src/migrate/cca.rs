@@ -10,16 +10,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::MigrateRefused;
-use crate::guards::backup::this_runs_backup;
 use crate::guards::mk::{MkNeed, check_cca};
-use crate::guards::tools::refuse_while_tools_run;
-use crate::guards::users::{describe_users, token_users};
 use crate::kind::{Done, Failed, KindResult};
 use mkplan_engine::ports::host::{HostView, PtyCommand, PtyDialog, PtyError, Reply};
 use mkplan_engine::record::backup::RestoreOutput;
 use mkplan_engine::record::migrate::{MigrateOutput, MigratePreflight};
 use mkplan_engine::record::pkcscca::{CcaRegistersChecked, PkcsccaRun};
-use mkplan_engine::record::users::ScanSummary;
 use mkplan_engine::secret::Pin;
 use mkplan_engine::step::RunContext;
 use mkplan_engine::trust::Trusted;
@@ -71,34 +67,9 @@ fn preflight(
     step: &MigrateStep,
     token: &Token,
 ) -> Result<(MigratePreflight, CcaRegistersChecked), MigrateRefused> {
-    let daemon = cx.host.slot_daemon()?.pid;
-    refuse_while_tools_run(
-        cx.host,
-        cx.plan,
-        token,
-        &format!("start `pkcscca` on token `{}`", token.id),
-    )?;
-    let scan = ScanSummary::from(token_users(cx.host, cx.plan));
-    if !scan.users.is_empty() {
-        return Err(MigrateRefused::TokenUsers {
-            count: scan.users.len(),
-            users: describe_users(&scan.users),
-        });
-    }
-    let backup = this_runs_backup(cx.state, &step.token, None)
-        .ok_or_else(|| MigrateRefused::NoBackup(step.token.clone()))?;
-    let unchanged = cx
-        .host
-        .store_matches_backup(&cx.host.root().path(&token.store), &backup)?;
+    let checks = super::common_preflight(cx, step, token, "pkcscca")?;
     let registers = check_cca(cx.host, token, &step.mks, MkNeed::SetFromCurrent)
         .map_err(|problems| MigrateRefused::CcaRegisters(problems.join("; ")))?;
-    let checks = MigratePreflight {
-        pkcsslotd_pid: Some(daemon),
-        token_users: Some(scan),
-        backup: Some(backup.archive),
-        store_files_checked: Some(unchanged),
-        apqns: None,
-    };
     Ok((checks, registers))
 }
 
