@@ -284,6 +284,22 @@ impl HostActions for LinuxHost {
         run_id: &str,
         progress: Progress<'_>,
     ) -> Result<RestoreRecord, PortError> {
+        // A substituted archive of another size is refused before anything is extracted:
+        // the digests, checked as the archive streams into the staging directory, catch
+        // the rest, but only once its content has been written out.
+        if let Some(journaled_bytes) = backup.archive_bytes {
+            let bytes = std::fs::symlink_metadata(&backup.archive)
+                .map_err(|e| port_error(format!("`{}`: {e}", backup.archive.display())))?
+                .len();
+            if bytes != journaled_bytes {
+                return Err(port_error(archive::ArchiveError::NotJournaled {
+                    detail: format!(
+                        "archive `{}` is {bytes} bytes, this run journaled {journaled_bytes}",
+                        backup.archive.display()
+                    ),
+                }));
+            }
+        }
         let journaled = archive::Journaled {
             archive_sha256: &backup.archive_sha256,
             manifest_sha256: &backup.manifest_sha256,
@@ -302,5 +318,64 @@ impl HostActions for LinuxHost {
 
     fn replace_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         fsutil::replace(path, bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_store(store: &Path, key: &[u8]) {
+        std::fs::create_dir_all(store.join("TOK_OBJ")).unwrap();
+        std::fs::write(store.join("TOK_OBJ/OBJ00001"), key).unwrap();
+        std::fs::write(store.join("TOK_OBJ/OBJ.IDX"), b"OBJ00001\n").unwrap();
+    }
+
+    /// An archive swapped for one of another size is refused before a byte of it is
+    /// extracted: no staging directory, the store as it was.
+    #[test]
+    fn an_archive_of_another_size_is_refused_before_anything_is_extracted() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = LinuxHost::new(HostRoot::new(dir.path()));
+        let store = dir.path().join("ep11tok");
+        let backups = dir.path().join("backups");
+        std::fs::create_dir(&backups).unwrap();
+        write_store(&store, b"the journaled key");
+        let record = host
+            .backup_store(&store, &backups, "run-ep11tok", &mut |_, _, _| {})
+            .unwrap();
+        // Another store's archive, put under the journaled name.
+        let other = dir.path().join("other/ep11tok");
+        write_store(&other, &[7u8; 4096]);
+        let other_backups = dir.path().join("other-backups");
+        std::fs::create_dir(&other_backups).unwrap();
+        let substitute = archive::backup(&other, &other_backups, "run-ep11tok").unwrap();
+        assert_ne!(substitute.archive_bytes, record.archive_bytes);
+        std::fs::copy(&substitute.archive, &record.archive).unwrap();
+        std::fs::write(store.join("TOK_OBJ/OBJ00001"), b"changed since").unwrap();
+
+        let err = host
+            .restore_store(
+                &JournaledBackup::from(&record),
+                &store,
+                "run",
+                &mut |_, _, _| {},
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("this run journaled {}", record.archive_bytes))
+                && err.contains("nothing was restored"),
+            "{err}"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("restore")), "{names:?}");
+        assert_eq!(
+            std::fs::read(store.join("TOK_OBJ/OBJ00001")).unwrap(),
+            b"changed since"
+        );
     }
 }

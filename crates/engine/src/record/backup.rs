@@ -115,6 +115,11 @@ pub struct JournaledBackup {
     pub archive_sha256: String,
     pub manifest_sha256: String,
     pub verified: bool,
+    /// The archive's size as the run journaled it, so a restore refuses an archive of
+    /// another size before it extracts anything. Not written into a restore's record: it
+    /// is always taken from the backup's.
+    #[serde(skip)]
+    pub archive_bytes: Option<u64>,
 }
 
 impl From<&BackupRecord> for JournaledBackup {
@@ -125,6 +130,7 @@ impl From<&BackupRecord> for JournaledBackup {
             archive_sha256: record.archive_sha256.clone(),
             manifest_sha256: record.manifest_sha256.clone(),
             verified: record.verified,
+            archive_bytes: Some(record.archive_bytes),
         }
     }
 }
