@@ -81,6 +81,7 @@ fn a_restored_store_is_byte_identical_and_still_works() {
     let journaled = archive::Journaled {
         archive_sha256: &record.archive_sha256,
         manifest_sha256: &record.manifest_sha256,
+        file_bytes: None,
     };
     let restored =
         archive::restore(&record.archive, &record.manifest, store, &run_id, journaled).unwrap();

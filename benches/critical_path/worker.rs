@@ -52,6 +52,7 @@ pub fn restore(archive_path: &Path, manifest: &Path, store: &Path, run_id: &str)
     let journaled = archive::Journaled {
         archive_sha256: &archive_sha256,
         manifest_sha256: &manifest_sha256,
+        file_bytes: None,
     };
     let started = Instant::now();
     let record = archive::restore(archive_path, manifest, store, run_id, journaled)

@@ -303,6 +303,7 @@ impl HostActions for LinuxHost {
         let journaled = archive::Journaled {
             archive_sha256: &backup.archive_sha256,
             manifest_sha256: &backup.manifest_sha256,
+            file_bytes: backup.file_bytes,
         };
         let from = (backup.archive.as_path(), backup.manifest.as_path());
         archive::restore_reporting(from, store, run_id, journaled, progress).map_err(port_error)

@@ -65,6 +65,7 @@ fn journaled(backup: &JournaledBackup) -> Journaled<'_> {
     Journaled {
         archive_sha256: &backup.archive_sha256,
         manifest_sha256: &backup.manifest_sha256,
+        file_bytes: None,
     }
 }
 

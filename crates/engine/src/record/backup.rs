@@ -120,6 +120,11 @@ pub struct JournaledBackup {
     /// is always taken from the backup's.
     #[serde(skip)]
     pub archive_bytes: Option<u64>,
+    /// The bytes in the store's files as journaled: a restore extracts no more (an archive
+    /// of the journaled size may still decompress to anything). Taken from the backup's
+    /// record too.
+    #[serde(skip)]
+    pub file_bytes: Option<u64>,
 }
 
 impl From<&BackupRecord> for JournaledBackup {
@@ -131,6 +136,7 @@ impl From<&BackupRecord> for JournaledBackup {
             manifest_sha256: record.manifest_sha256.clone(),
             verified: record.verified,
             archive_bytes: Some(record.archive_bytes),
+            file_bytes: Some(record.bytes),
         }
     }
 }

@@ -118,6 +118,7 @@ pub fn restore_reporting(
             jobs,
             batch: (Vec::with_capacity(place::BATCH), 0),
             progress: (&mut ticker, total_files, 0),
+            budget: (journaled.file_bytes, 0),
         };
         let mut scanned = scan_open_archive(archive_file, archive, reader, &mut sink);
         if let Err(e) = sink.flush() {
@@ -251,6 +252,8 @@ struct Extract<'a, 'r> {
     batch: (Vec<Job>, usize),
     /// Where to report, the files the manifest says there are, the files extracted so far.
     progress: (&'a mut Ticker<'r>, Option<u64>, u64),
+    /// The file bytes the run journaled, if it did, and those extracted so far.
+    budget: (Option<u64>, u64),
 }
 
 impl Extract<'_, '_> {
@@ -321,6 +324,16 @@ impl Sink for Extract<'_, '_> {
                 }
             };
             hasher.update(&self.buf[..n]);
+            self.budget.1 += n as u64;
+            if let (Some(journaled), extracted) = self.budget
+                && extracted > journaled
+            {
+                return Err(ArchiveError::NotJournaled {
+                    detail: format!(
+                        "the archive holds more than the {journaled} bytes of files this run journaled"
+                    ),
+                });
+            }
             self.send(Job::Data(self.buf[..n].to_vec()))?;
             bytes += n as u64;
         }
@@ -470,6 +483,7 @@ mod tests {
         Journaled {
             archive_sha256: &rec.archive_sha256,
             manifest_sha256: &rec.manifest_sha256,
+            file_bytes: None,
         }
     }
 
@@ -480,6 +494,7 @@ mod tests {
             Journaled {
                 archive_sha256: &self.0,
                 manifest_sha256: &self.1,
+                file_bytes: None,
             }
         }
     }
@@ -516,6 +531,38 @@ mod tests {
         go(dir, dir, &mut out);
         out.sort();
         out
+    }
+
+    #[test]
+    fn extraction_stops_past_the_file_bytes_the_run_journaled() {
+        let (t, rec) = made();
+        fs::write(t.store.join("TOK_OBJ/OBEXTRA"), b"changed since the backup").unwrap();
+        let before = snapshot(&t.store);
+        let listed = tree(t.store.parent().unwrap());
+        // As if the run had journaled one byte less than this archive unpacks to (an
+        // archive of the journaled size can decompress to anything).
+        let journaled = Journaled {
+            file_bytes: Some(rec.bytes - 1),
+            ..pinned(&rec)
+        };
+        let err = restore(&rec.archive, &rec.manifest, &t.store, "r2", journaled)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "{} bytes of files this run journaled",
+                rec.bytes - 1
+            )) && err.contains("nothing was restored"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&t.store), before);
+        assert_eq!(tree(t.store.parent().unwrap()), listed, "no staging left");
+        // The journaled count itself is enough.
+        let exact = Journaled {
+            file_bytes: Some(rec.bytes),
+            ..pinned(&rec)
+        };
+        restore(&rec.archive, &rec.manifest, &t.store, "r3", exact).unwrap();
     }
 
     #[test]

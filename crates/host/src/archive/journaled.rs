@@ -17,6 +17,10 @@ use super::manifest::{ManifestReader, Totals};
 pub struct Journaled<'a> {
     pub archive_sha256: &'a str,
     pub manifest_sha256: &'a str,
+    /// The bytes in the backed-up files, when the run journaled them: a restore stops (and
+    /// refuses) past them, before the digests could tell, so a substituted archive cannot
+    /// fill the file system.
+    pub file_bytes: Option<u64>,
 }
 
 /// Refuses unless the archive and the manifest (each `(path, SHA-256 as read)`) are the

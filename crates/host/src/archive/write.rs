@@ -464,6 +464,7 @@ fn verify_new(
     let written = Journaled {
         archive_sha256: &totals.archive_sha256,
         manifest_sha256,
+        file_bytes: None,
     };
     let reread = |(read, sha): (Totals, String)| {
         if sha != manifest_sha256 || read != *totals {
