@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const MKPLAN: &str = env!("CARGO_BIN_EXE_mkplan");
 const SIM: &str = env!("CARGO_BIN_EXE_mkplan-sim");
@@ -249,6 +249,30 @@ fn the_cca_plan_rehearses_with_every_key_usable_under_the_new_mks() {
         conf.contains(&format!("AES = \"{NEW_AES}\""))
             && conf.contains(&format!("APKA = \"{NEW_APKA}\"")),
         "{conf}"
+    );
+    // The report's end state shows each APQN's CCA registers: the new MKs in CUR, the
+    // previous ones in OLD, NEW empty (not the EP11 WK columns' "unknown").
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(b.run_dir().join("report.json")).unwrap()).unwrap();
+    let apqns = report["tokens"][0]["end"]["apqns"]["apqns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("an end-state reading: {:#}", report["tokens"][0]["end"]));
+    assert!(!apqns.is_empty());
+    for apqn in apqns {
+        let registers = apqn["cca"].as_array().unwrap();
+        let aes = registers.iter().find(|r| r["mk"] == "AES").unwrap();
+        assert_eq!(
+            (&aes["cur_state"], &aes["cur_mkvp"], &aes["new_state"]),
+            (&json!("valid"), &json!(NEW_AES), &json!("empty")),
+            "{apqn:#}"
+        );
+        let apka = registers.iter().find(|r| r["mk"] == "APKA").unwrap();
+        assert_eq!(apka["cur_mkvp"], NEW_APKA, "{apqn:#}");
+    }
+    let html = std::fs::read_to_string(b.run_dir().join("report.html")).unwrap();
+    assert!(
+        html.contains("AES valid"),
+        "the page shows the CCA registers"
     );
     b.assert_pins_nowhere();
 }

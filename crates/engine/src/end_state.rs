@@ -9,6 +9,7 @@ use crate::ports::Ports;
 use crate::ports::operator::Operator;
 use crate::record::end_state::{EndKeys, EndStateRecord, Reading, TokenEnd};
 use crate::record::wk::WkTable;
+use crate::record::wk::cca::{CcaMasterKeys, CcaMkType};
 use crate::secret::Pins;
 use crate::step::TokenPin;
 use mkplan_plan::model::{PinSource, Plan, StepKind, Token};
@@ -132,11 +133,12 @@ pub fn summarize(record: &EndStateRecord) -> String {
                     let mut curs: Vec<String> = value
                         .apqns
                         .iter()
-                        .map(|a| match a.cur.vp {
-                            Some(vp) => {
+                        .map(|a| match (&a.cca, a.cur.vp) {
+                            (Some(cca), _) => cca_current(cca),
+                            (None, Some(vp)) => {
                                 format!("{} 0x{}", a.cur.state.as_str(), &hex::encode(vp)[..8])
                             }
-                            None => a.cur.state.as_str().to_owned(),
+                            (None, None) => a.cur.state.as_str().to_owned(),
                         })
                         .collect();
                     curs.dedup();
@@ -155,4 +157,21 @@ pub fn summarize(record: &EndStateRecord) -> String {
         })
         .collect();
     tokens.join("; ")
+}
+
+/// A CCA card's CUR registers, one per MK type the kernel prints: `AES valid 0x1a2b3c4d, …`.
+fn cca_current(cca: &CcaMasterKeys) -> String {
+    let curs: Vec<String> = CcaMkType::ALL
+        .iter()
+        .filter_map(|mk| cca.get(*mk).map(|registers| (mk, &registers.cur)))
+        .map(|(mk, cur)| match &cur.vp {
+            Some(vp) => format!(
+                "{mk} {} 0x{}",
+                cur.state.word(),
+                &hex::encode(vp.bytes())[..8]
+            ),
+            None => format!("{mk} {}", cur.state.word()),
+        })
+        .collect();
+    curs.join(", ")
 }

@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ApqnState, ApqnTable, EndFacts, EndKeyFacts, KeyCounts, KeyTypeSummary};
+use crate::model::{
+    ApqnState, ApqnTable, CcaMkState, EndFacts, EndKeyFacts, KeyCounts, KeyTypeSummary,
+};
 use mkplan_engine::events::EventKind;
 use mkplan_engine::journal::Verified;
 use mkplan_engine::record::end_state::{EndStateRecord, Reading, TokenEnd};
 use mkplan_engine::record::probe::{ObjectInfo, Usability};
 use mkplan_engine::record::wk::WkTable;
+use mkplan_engine::record::wk::cca::{CcaMasterKeys, CcaMkType, CcaVp};
 
 /// The run's end state and when it was read.
 pub(crate) struct RunEnd {
@@ -143,6 +146,28 @@ pub(crate) fn apqn_rows(table: &WkTable) -> Vec<ApqnState> {
             cur_wkvp: a.cur.vp.map(|vp| format!("0x{}", hex::encode(vp))),
             new_state: a.new.state.as_str().to_owned(),
             new_wkvp: a.new.vp.map(|vp| format!("0x{}", hex::encode(vp))),
+            cca: a.cca.as_ref().map(cca_rows).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A CCA card's registers, in the kernel's order of MK types.
+fn cca_rows(cca: &CcaMasterKeys) -> Vec<CcaMkState> {
+    let hex = |vp: &Option<CcaVp>| {
+        vp.as_ref()
+            .map(|vp| format!("0x{}", hex::encode(vp.bytes())))
+    };
+    CcaMkType::ALL
+        .iter()
+        .filter_map(|mk| cca.get(*mk).map(|registers| (mk, registers)))
+        .map(|(mk, r)| CcaMkState {
+            mk: mk.name().to_owned(),
+            new_state: r.new.state.word().to_owned(),
+            new_mkvp: hex(&r.new.vp),
+            cur_state: r.cur.state.word().to_owned(),
+            cur_mkvp: hex(&r.cur.vp),
+            old_state: r.old.state.word().to_owned(),
+            old_mkvp: hex(&r.old.vp),
         })
         .collect()
 }
@@ -295,6 +320,7 @@ mod tests {
             cur_wkvp: Some(format!("{wk}{}", "ab".repeat(16))),
             new_state: "empty".to_owned(),
             new_wkvp: None,
+            cca: Vec::new(),
         }
     }
 

@@ -412,6 +412,27 @@ pub struct ApqnState {
     /// `empty`, `uncommitted`, `committed`, `unknown`.
     pub new_state: String,
     pub new_wkvp: Option<String>,
+    /// A CCA card: its master-key registers, one entry per MK type its `mkvps` shows (the
+    /// WK fields above say `unknown` then: a CCA card has no EP11 WK).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cca: Vec<CcaMkState>,
+}
+
+/// One CCA master-key type's registers on an APQN, as `mkvps` shows them (`-`: the read
+/// was interrupted; a pattern is absent where the kernel prints none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CcaMkState {
+    /// `AES`, `APKA` or `ASYM`.
+    pub mk: String,
+    /// `empty`, `partial`, `full`, `-`.
+    pub new_state: String,
+    pub new_mkvp: Option<String>,
+    /// `valid`, `invalid`, `empty`, `-`.
+    pub cur_state: String,
+    pub cur_mkvp: Option<String>,
+    pub old_state: String,
+    pub old_mkvp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::text::{digest, path, rich};
 use super::{code, escape, kv, ms, table_cols};
-use crate::model::{ApqnState, ApqnTable, KeyCounts, RunReport, TokenReport};
+use crate::model::{ApqnState, ApqnTable, CcaMkState, KeyCounts, RunReport, TokenReport};
 use crate::sign::Algorithm;
 use crate::verify::Cosigner;
 use mkplan_sig::short_id;
@@ -178,6 +178,29 @@ fn register(state: &str, vp: Option<&str>, t: &TokenReport) -> String {
     }
 }
 
+/// A CCA card's CUR (or NEW) register of each MK type, a line each: `AES valid 0x1a2b3c4d…`.
+fn cca_registers(registers: &[CcaMkState], cur: bool) -> String {
+    let lines: Vec<String> = registers
+        .iter()
+        .map(|r| {
+            let (state, vp) = match cur {
+                true => (&r.cur_state, &r.cur_mkvp),
+                false => (&r.new_state, &r.new_mkvp),
+            };
+            match vp {
+                Some(vp) => format!(
+                    "{} {} {}",
+                    escape(&r.mk),
+                    escape(state),
+                    code(vp.get(..10).unwrap_or(vp))
+                ),
+                None => format!("{} {}", escape(&r.mk), escape(state)),
+            }
+        })
+        .collect();
+    lines.join("<br>")
+}
+
 fn find<'a>(table: Option<&'a ApqnTable>, apqn: &str) -> Option<&'a ApqnState> {
     table?.apqns.iter().find(|a| a.apqn == apqn)
 }
@@ -200,6 +223,7 @@ pub(super) fn token(out: &mut String, t: &TokenReport) {
         }
     }
     let cell = |a: Option<&ApqnState>, cur: bool| match a {
+        Some(a) if !a.cca.is_empty() => cca_registers(&a.cca, cur),
         Some(a) if cur => register(&a.cur_state, a.cur_wkvp.as_deref(), t),
         Some(a) => register(&a.new_state, a.new_wkvp.as_deref(), t),
         None => "<span class=\"muted\">not read</span>".to_owned(),

@@ -173,12 +173,22 @@ impl Rehearsal {
         match crate::verify(root) {
             Ok(report) => {
                 for (token, verdict) in &report.tokens {
+                    // EP11 tokens have one WK; CCA tokens a current MK per type.
+                    let current = match &verdict.current_wkvp {
+                        Some(wkvp) => format!("current WK {wkvp}"),
+                        None if !verdict.current_mkvps.is_empty() => {
+                            let mks: Vec<String> = verdict
+                                .current_mkvps
+                                .iter()
+                                .map(|(mk, vp)| format!("{mk} {vp}"))
+                                .collect();
+                            format!("current MKs {}", mks.join(", "))
+                        }
+                        None => "no current key all APQNs agree on".to_owned(),
+                    };
                     eprintln!(
-                        "REHEARSAL end state: token `{token}`: {} keys usable, {} unusable, {} objects without a key (current WK {})",
-                        verdict.counts.usable,
-                        verdict.counts.unusable,
-                        verdict.counts.skipped,
-                        verdict.current_wkvp.as_deref().unwrap_or("none agreed")
+                        "REHEARSAL end state: token `{token}`: {} keys usable, {} unusable, {} objects without a key ({current})",
+                        verdict.counts.usable, verdict.counts.unusable, verdict.counts.skipped,
                     );
                 }
             }
