@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::error::CliError;
 use crate::exit_code;
@@ -14,12 +13,8 @@ use crate::plan_input::load_for_execution;
 use mkplan_engine::approvals::{ApprovalInputs, flag_key};
 use mkplan_engine::digest::sha256_hex;
 use mkplan_engine::ports::operator::{Answer, Operator};
-use mkplan_engine::ports::root::HostRoot;
 use mkplan_engine::signed_approval::{SignedApproval, parse_validity, statement_for};
-use mkplan_host::pin::PinSources;
-use mkplan_host::signing::Pkcs11Signer;
 use mkplan_host::terminal::Terminal;
-use mkplan_report::sign::{ReportSigner, SigningPorts};
 use mkplan_sig::short_id;
 
 /// Sign an approval of a checkpoint with your own key (an approver the plan lists with a key).
@@ -68,15 +63,7 @@ pub fn run(args: Args) -> Result<(), CliError> {
             "no terminal to confirm the approval at: run it at a terminal, or give --yes".into(),
         ));
     }
-    let root = HostRoot::new("/");
-    let ports = SigningPorts {
-        root: &root,
-        pins: &PinSources::new(root.clone()),
-        keys: Arc::new(Pkcs11Signer),
-        operator: operator.as_ref(),
-    };
-    let signer = ReportSigner::for_key(&key, &ports, "approver's signing token")
-        .map_err(|e| CliError::Precondition(format!("--key: {e}")))?;
+    let signer = key_arg::approver_signer(&key, operator.as_ref())?;
     let key_id = signer.public().key_id();
     let Some(approver) = plan.change.approver_with_key(&key_id) else {
         let listed: Vec<String> = plan

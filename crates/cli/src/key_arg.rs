@@ -118,6 +118,23 @@ fn decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An approver's signer for `--key KEY` (a PEM file or a PKCS#11 URI), on the approver's own
+/// machine: paths and PIN sources are not under the `--root` of a host.
+pub fn approver_signer(
+    key: &SignKey,
+    operator: &dyn mkplan_engine::ports::operator::Operator,
+) -> Result<mkplan_report::sign::ReportSigner, crate::error::CliError> {
+    let root = mkplan_engine::ports::root::HostRoot::new("/");
+    let ports = mkplan_report::sign::SigningPorts {
+        root: &root,
+        pins: &mkplan_host::pin::PinSources::new(root.clone()),
+        keys: std::sync::Arc::new(mkplan_host::signing::Pkcs11Signer),
+        operator,
+    };
+    mkplan_report::sign::ReportSigner::for_key(key, &ports, "approver's signing token")
+        .map_err(|e| crate::error::CliError::Precondition(format!("--key: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 //! a signature the approver made on their own machine (the README's offline recipe).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::CliError;
 use crate::exit_code;
@@ -11,13 +10,9 @@ use crate::globals::Globals;
 use crate::key_arg;
 use crate::report::report_dir;
 use mkplan_engine::ports::operator::{Answer, Operator};
-use mkplan_engine::ports::root::HostRoot;
-use mkplan_host::pin::PinSources;
-use mkplan_host::signing::Pkcs11Signer;
 use mkplan_host::terminal::Terminal;
 use mkplan_report::cosign::{CosignError, Cosigned, Source, cosign, detached_signature};
 use mkplan_report::model::RunReport;
-use mkplan_report::sign::{ReportSigner, SigningPorts};
 use mkplan_report::terminal;
 use mkplan_sig::short_id;
 
@@ -93,16 +88,7 @@ fn with_key(dir: &Path, key: &str, yes: bool) -> Result<Cosigned, CliError> {
                 .into(),
         ));
     }
-    // The approver's own key, on their machine: not under the --root of a host.
-    let root = HostRoot::new("/");
-    let ports = SigningPorts {
-        root: &root,
-        pins: &PinSources::new(root.clone()),
-        keys: Arc::new(Pkcs11Signer),
-        operator: operator.as_ref(),
-    };
-    let signer = ReportSigner::for_key(&key, &ports, "approver's signing token")
-        .map_err(|e| CliError::Precondition(format!("--key: {e}")))?;
+    let signer = key_arg::approver_signer(&key, operator.as_ref())?;
     let confirm =
         |name: &str, report: &RunReport| yes || confirmed(operator.as_ref(), name, report);
     outcome(cosign(dir, Source::Key(&signer), &confirm))

@@ -338,17 +338,7 @@ pub struct ManifestReader {
 impl ManifestReader {
     /// Opens the manifest at `path` (a symlink to one is refused) and reads its header.
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
-        let file = fsio::open_nofollow(path).map_err(|e| ArchiveError::io("open", path, e))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| ArchiveError::io("inspect", path, e))?;
-        if !meta.file_type().is_file() {
-            return Err(ArchiveError::Store {
-                path: path.to_path_buf(),
-                problem: "is not a regular file".to_owned(),
-            });
-        }
-        Self::from_file(file, path)
+        Self::from_file(super::journaled::open_regular(path)?, path)
     }
 
     /// Reads the header of the manifest open in `file`; `path` names it in messages.
