@@ -21,6 +21,8 @@ const KEYS: usize = 24;
 /// plans/cca-offline.yaml's new MKVPs.
 const NEW_AES: &str = "0x8e7f6a5b4c3d2e1f";
 const NEW_APKA: &str = "0x3a1f0e9d8c7b6a59";
+/// Its current AES MKVP, before the change.
+const OLD_AES: &str = "0x1d2c3b4a59687706";
 
 fn repo(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -269,10 +271,29 @@ fn the_cca_plan_rehearses_with_every_key_usable_under_the_new_mks() {
         let apka = registers.iter().find(|r| r["mk"] == "APKA").unwrap();
         assert_eq!(apka["cur_mkvp"], NEW_APKA, "{apqn:#}");
     }
+    // Before the change: the registers the first `assert_mk` read, the previous MK in CUR
+    // and the new one loaded in NEW (not the reading after the set, nearest the migration).
+    let before = &report["tokens"][0]["apqns_before"];
+    assert_eq!(before["source"], "assert_mk", "{before:#}");
+    let apqns = before["apqns"].as_array().unwrap();
+    assert!(!apqns.is_empty());
+    for apqn in apqns {
+        let registers = apqn["cca"].as_array().unwrap();
+        let aes = registers.iter().find(|r| r["mk"] == "AES").unwrap();
+        assert_eq!(
+            (&aes["cur_mkvp"], &aes["new_state"], &aes["new_mkvp"]),
+            (&json!(OLD_AES), &json!("full"), &json!(NEW_AES)),
+            "{apqn:#}"
+        );
+    }
     let html = std::fs::read_to_string(b.run_dir().join("report.html")).unwrap();
     assert!(
         html.contains("AES valid"),
         "the page shows the CCA registers"
+    );
+    assert!(
+        html.contains("MKVPs current") && !html.contains("WKVP current"),
+        "a CCA token's patterns are called MKVPs"
     );
     b.assert_pins_nowhere();
 }

@@ -330,6 +330,22 @@ pub struct TokenReport {
     pub key_summary: Vec<KeyTypeSummary>,
 }
 
+/// How `wkvp_current`/`wkvp_new` of a CCA token begin: the report's own format, see
+/// [`TokenReport::pattern_name`].
+pub const CCA_PATTERNS_PREFIX: &str = "CCA ";
+
+impl TokenReport {
+    /// What the plan's patterns are called where the report shows them: a CCA token has
+    /// an MKVP per MK type, not an EP11 WKVP.
+    pub fn pattern_name(&self) -> &'static str {
+        if self.wkvp_current.starts_with(CCA_PATTERNS_PREFIX) {
+            "MKVPs"
+        } else {
+            "WKVP"
+        }
+    }
+}
+
 /// A token at the end of the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -75,15 +75,16 @@ pub(super) fn facts(out: &mut String, r: &RunReport) {
     out.push_str("</section>\n");
 }
 
-/// `change.policy` and the WK change it governs, or that the plan names none.
+/// `change.policy` and the WK/MK change it governs, or that the plan names none.
 fn policy(r: &RunReport) -> String {
     let wk: Vec<String> = r
         .tokens
         .iter()
         .map(|t| {
             format!(
-                "{} {} → {}",
+                "{} {} {} → {}",
                 escape(&t.token),
+                t.pattern_name(),
                 code(&t.wkvp_current),
                 code(&t.wkvp_new)
             )
@@ -100,7 +101,7 @@ fn policy(r: &RunReport) -> String {
         None => "<span class=\"muted\">— (the plan names no <code>change.policy</code>)</span>"
             .to_owned(),
     };
-    format!("{clause} · WKVP {}", wk.join("; "))
+    format!("{clause} · {}", wk.join("; "))
 }
 
 pub(super) fn warnings(out: &mut String, r: &RunReport) {
@@ -209,7 +210,8 @@ pub(super) fn token(out: &mut String, t: &TokenReport) {
     block(out, &format!("Token {} — slot {}", t.token, t.slot));
     let _ = write!(
         out,
-        "<p>WKVP current {} → new {}</p>",
+        "<p>{} current {} → new {}</p>",
+        t.pattern_name(),
         code(&t.wkvp_current),
         code(&t.wkvp_new)
     );

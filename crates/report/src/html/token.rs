@@ -108,8 +108,14 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         out,
         &[
             ("Store", code(&t.store)),
-            ("WKVP current (plan)", code(&t.wkvp_current)),
-            ("WKVP new (plan)", code(&t.wkvp_new)),
+            (
+                &format!("{} current (plan)", t.pattern_name()),
+                code(&t.wkvp_current),
+            ),
+            (
+                &format!("{} new (plan)", t.pattern_name()),
+                code(&t.wkvp_new),
+            ),
         ],
     );
     apqn_table(out, "APQNs before the migration", t.apqns_before.as_ref());
