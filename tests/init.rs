@@ -384,6 +384,40 @@ fn two_tokens_need_a_choice_and_both_can_be_planned() {
     );
     assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
 
+    // Concurrent, on a release that has the tool: one operation per token (each covers
+    // every APQN of its token, as the tool requires), each parked until its activation.
+    let status = host.file("/var/lib/dpkg/status");
+    fs::create_dir_all(status.parent().unwrap()).unwrap();
+    fs::write(
+        &status,
+        "Package: opencryptoki\nStatus: install ok installed\nVersion: 3.23.0+dfsg-1\n\n",
+    )
+    .unwrap();
+    let args = ["--slot", "5", "--slot", "6", "--procedure", "concurrent"];
+    let (out, plan) = host.init("both-concurrent.yaml", &args);
+    let plan = written(&out, plan);
+    for said in [
+        "id: reencipher-ep11pay",
+        "reencipher: { tokens: [ep11sign] }",
+        "id: tke-activate-ep11sign",
+        "finalize: { of: reencipher-ep11pay }",
+        "cancel: { of: reencipher-ep11sign }",
+    ] {
+        assert!(plan.contains(said), "`{said}` missing:\n{plan}");
+    }
+    let path = host.plan_path("both-concurrent.yaml");
+    let raw = fs::read_to_string(&path).unwrap();
+    fs::write(
+        &path,
+        raw.replace(NEW_PLACEHOLDER, &format!("\"{NEW_WKVP}\"")),
+    )
+    .unwrap();
+    let rehearsed = mkplan(
+        &["rehearse", "--keys", "10", path.to_str().unwrap()],
+        &state,
+    );
+    assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
+
     let unknown = host.mkplan(&["init", "--token", "nosuch"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", both(&unknown));
     assert!(
@@ -429,7 +463,7 @@ fn real_format_config_files_are_read_and_a_cca_token_is_named_not_guessed() {
     );
     assert!(
         plan.contains(
-            "slot 7: libpkcs11_cca.so — CCA token found; CCA plans are not supported yet"
+            "slot 7: libpkcs11_cca.so — CCA token found; `mkplan init` does not write CCA plans yet"
         ),
         "{plan}"
     );
@@ -441,7 +475,7 @@ fn real_format_config_files_are_read_and_a_cca_token_is_named_not_guessed() {
     let cca = host.mkplan(&["init", "--slot", "7"]);
     assert_eq!(cca.status.code(), Some(2), "{}", both(&cca));
     assert!(
-        text(&cca.stderr).contains("is a CCA token; CCA plans are not supported yet"),
+        text(&cca.stderr).contains("is a CCA token; `mkplan init` does not write CCA plans yet"),
         "{}",
         both(&cca)
     );
@@ -503,7 +537,7 @@ fn the_backup_directory_is_writable_has_room_and_prefers_another_file_system() {
 }
 
 #[test]
-fn the_release_suggests_the_procedure_and_concurrent_is_refused_until_implemented() {
+fn the_release_suggests_the_procedure_and_init_writes_the_concurrent_plan_it_allows() {
     let host = Host::new("ep11-offline.yaml");
     let status = host.file("/var/lib/dpkg/status");
     fs::create_dir_all(status.parent().unwrap()).unwrap();
@@ -519,14 +553,50 @@ fn the_release_suggests_the_procedure_and_concurrent_is_refused_until_implemente
     let (out, plan) = host.init("p.yaml", &[]);
     let plan = written(&out, plan);
     assert!(plan.contains("The release suggests the concurrent procedure: openCryptoki 3.23.0 (read from /var/lib/dpkg/status) has `/usr/sbin/pkcshsm_mk_change`"), "{plan}");
-    assert!(plan.contains("so this plan is the offline one"), "{plan}");
+    assert!(plan.contains("This plan is the offline one; `mkplan init --procedure concurrent` writes the concurrent one"), "{plan}");
 
-    let concurrent = host.mkplan(&["init", "--procedure", "concurrent"]);
-    assert_eq!(concurrent.status.code(), Some(2), "{}", both(&concurrent));
+    // The concurrent plan: the man page's steps, no stop, no backup, cancel as rescue; with
+    // the new WK committed it validates as written and rehearses to every key usable.
+    host.sim(&["tke", "load", "--wkvp", NEW_WKVP]);
+    host.sim(&["tke", "commit"]);
+    let (out, plan) = host.init("c.yaml", &["--procedure", "concurrent", "--ticket", "CHG8"]);
+    let plan = written(&out, plan);
+    for said in [
+        "Procedure: concurrent",
+        "The release suggests it too",
+        "reencipher: { tokens: [ep11tok] }",
+        "park: true",
+        "assert_wk: { token: ep11tok, current: new, new: empty }",
+        "set_expected_wkvp: { token: ep11tok }",
+        "finalize: { of: reencipher }",
+        "cancel: { of: reencipher }",
+    ] {
+        assert!(plan.contains(said), "`{said}` missing:\n{plan}");
+    }
+    for absent in [
+        "stop: apps",
+        "backup: {",
+        "migrate: {",
+        "restore: {",
+        "backups:",
+    ] {
+        assert!(
+            !plan.contains(absent),
+            "`{absent}` in a concurrent plan:\n{plan}"
+        );
+    }
+    assert!(text(&out.stderr).contains("it validates"), "{}", both(&out));
+    let path = host.plan_path("c.yaml");
+    let state = host.dir.path().join("state");
+    let rehearsed = mkplan(
+        &["rehearse", "--keys", "10", path.to_str().unwrap()],
+        &state,
+    );
+    assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
     assert!(
-        text(&concurrent.stderr).contains("not implemented in mkplan's executor yet"),
+        text(&rehearsed.stderr).contains("10 keys usable, 0 unusable"),
         "{}",
-        both(&concurrent)
+        both(&rehearsed)
     );
 
     // 3.20 has no concurrent procedure, whatever is on disk.
@@ -538,6 +608,14 @@ fn the_release_suggests_the_procedure_and_concurrent_is_refused_until_implemente
     let (out, plan) = host.init("q.yaml", &[]);
     let plan = written(&out, plan);
     assert!(plan.contains("is older than 3.21.0"), "{plan}");
+    let (out, plan) = host.init("q2.yaml", &["--procedure", "concurrent"]);
+    assert_eq!(out.status.code(), Some(3), "{}", both(&out));
+    assert!(plan.is_none());
+    assert!(
+        text(&out.stderr).contains("the concurrent procedure needs `pkcshsm_mk_change` of openCryptoki 3.21.0 or newer with event support, and here `/usr/sbin/pkcshsm_mk_change` is installed, but openCryptoki 3.20.0"),
+        "{}",
+        both(&out)
+    );
 
     // Before 3.12.1 pkcsep11_migrate cannot work: no plan.
     fs::write(

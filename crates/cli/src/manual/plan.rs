@@ -69,11 +69,11 @@ pub(super) const PAGES: &[Page] = &[
             (FAILURE, "the plan could not be written"),
             (
                 INVALID,
-                "wrong command line: an existing -o file, several EP11 tokens and no --token/--slot, a token that is not there or not EP11 (CCA plans are not supported yet), --procedure concurrent (not implemented yet), or an invalid --check plan",
+                "wrong command line: an existing -o file, several EP11 tokens and no --token/--slot, a token that is not there or not EP11 (init does not write CCA plans yet), or an invalid --check plan",
             ),
             (
                 PRECONDITION,
-                "the host cannot be planned for as it is (the APQNs of a token disagree on the current WK, a queue is offline, a token's config is missing or invalid, a backup directory is not writable, openCryptoki is older than 3.12.1), or (--check) the plan and the host disagree",
+                "the host cannot be planned for as it is (the APQNs of a token disagree on the current WK, a queue is offline, a token's config is missing or invalid, a backup directory is not writable, openCryptoki is older than 3.12.1, --procedure concurrent where pkcshsm_mk_change cannot run), or (--check) the plan and the host disagree",
             ),
         ],
         examples: &[

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::init::inventory::{BackupFacts, SlotFacts};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct BackupChoice {
     pub dir: Option<PathBuf>,
     /// Said beside the chosen directory (same file system as a store, …).

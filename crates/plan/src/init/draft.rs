@@ -4,7 +4,7 @@
 
 use crate::init::backup::{BackupChoice, choose_backup};
 use crate::init::inventory::{Inventory, SlotFacts, TokenKind, UserFacts};
-use crate::init::procedure::{suggest, tool_refusal_or_note};
+use crate::init::procedure::{CONCURRENT_SINCE, suggest, tool_refusal_or_note};
 use crate::init::token::judge_token;
 use crate::model::{Apqn, Wkvp};
 
@@ -37,6 +37,8 @@ pub enum InitError {
 /// A plan's content, decided.
 #[derive(Debug)]
 pub struct Draft<'i> {
+    /// The procedure the plan carries out: `--procedure`, else offline.
+    pub procedure: Procedure,
     pub tokens: Vec<DraftToken<'i>>,
     /// systemd units that map a chosen token, in the order found.
     pub units: Vec<String>,
@@ -78,14 +80,16 @@ pub struct Suggestion {
 
 /// Decides the plan's content, or says every reason it cannot (all at once).
 pub fn draft<'i>(inventory: &'i Inventory, choice: &Choice) -> Result<Draft<'i>, InitError> {
-    if choice.procedure == Some(Procedure::Concurrent) {
-        return Err(InitError::Usage(
-            "the concurrent procedure (`pkcshsm_mk_change`) is not implemented in mkplan's executor yet, so `mkplan init` writes no plan for it; use `--procedure offline` (applications are stopped during the migration)".to_owned(),
-        ));
-    }
     let chosen = select(inventory, choice)?;
     let suggestion = suggest(&inventory.release);
+    let procedure = choice.procedure.unwrap_or(Procedure::Offline);
     let mut refusals = Vec::new();
+    if procedure == Procedure::Concurrent && suggestion.procedure != Procedure::Concurrent {
+        refusals.push(format!(
+            "the concurrent procedure needs `pkcshsm_mk_change` of openCryptoki {CONCURRENT_SINCE} or newer with event support, and here {}; use `--procedure offline` (applications are stopped during the migration)",
+            suggestion.why
+        ));
+    }
     let mut tokens = Vec::new();
     for facts in &chosen {
         match judge_token(facts) {
@@ -95,14 +99,22 @@ pub fn draft<'i>(inventory: &'i Inventory, choice: &Choice) -> Result<Draft<'i>,
     }
     refusals.extend(shared_apqns(inventory, &chosen));
     let mut notes = Vec::new();
-    match tool_refusal_or_note(&inventory.release) {
-        Ok(Some(note)) => notes.push(note),
-        Ok(None) => {}
-        Err(refusal) => refusals.push(refusal),
+    // The concurrent procedure neither runs `pkcsep11_migrate` nor takes a backup.
+    let offline = procedure == Procedure::Offline;
+    if offline {
+        match tool_refusal_or_note(&inventory.release) {
+            Ok(Some(note)) => notes.push(note),
+            Ok(None) => {}
+            Err(refusal) => refusals.push(refusal),
+        }
     }
-    let backup = choose_backup(&inventory.backups, &chosen);
+    let backup = match offline {
+        true => choose_backup(&inventory.backups, &chosen),
+        false => BackupChoice::default(),
+    };
     if let Some(given) = inventory.backups.iter().find(|b| b.given)
         && backup.dir.is_none()
+        && offline
     {
         refusals.push(format!(
             "--backup-dir `{}` cannot take the backup: {}",
@@ -127,6 +139,7 @@ pub fn draft<'i>(inventory: &'i Inventory, choice: &Choice) -> Result<Draft<'i>,
         .map(describe_other)
         .collect();
     Ok(Draft {
+        procedure,
         tokens,
         units,
         strays,
@@ -261,7 +274,7 @@ fn select<'i>(inventory: &'i Inventory, choice: &Choice) -> Result<Vec<&'i SlotF
                 listed()
             )),
             Some(s) if s.kind == TokenKind::Cca => problems.push(format!(
-                "{asked}: {} is a CCA token; CCA plans are not supported yet (mkplan changes EP11 wrapping keys only)",
+                "{asked}: {} is a CCA token; `mkplan init` does not write CCA plans yet (mkplan runs them: start from plans/cca-offline.yaml)",
                 names(s)
             )),
             Some(s) if s.kind == TokenKind::Other => problems.push(format!(
@@ -289,7 +302,7 @@ fn cca_note(hsm: &[&SlotFacts]) -> String {
         String::new()
     } else {
         format!(
-            "; a CCA token was found in slot {}, and CCA plans are not supported yet",
+            "; a CCA token was found in slot {}, and `mkplan init` does not write CCA plans yet (start from plans/cca-offline.yaml)",
             cca.join(", ")
         )
     }
@@ -298,7 +311,7 @@ fn cca_note(hsm: &[&SlotFacts]) -> String {
 fn describe_other(facts: &SlotFacts) -> String {
     let why = match facts.kind {
         TokenKind::Ep11 => "EP11, not chosen (--token/--slot)",
-        TokenKind::Cca => "CCA token found; CCA plans are not supported yet",
+        TokenKind::Cca => "CCA token found; `mkplan init` does not write CCA plans yet",
         TokenKind::Other => "no HSM master key",
     };
     format!("slot {}: {} — {why}", facts.slot, facts.stdll)

@@ -269,7 +269,7 @@ fn tokens_are_chosen_never_guessed() {
     let only_cca = inventory(vec![cca.clone()]);
     assert!(
         host_errors(draft(&only_cca, &Choice::default()))
-            .contains("CCA plans are not supported yet")
+            .contains("`mkplan init` does not write CCA plans yet")
     );
     let inv = inventory(vec![ep11_slot(4, "a", good_apqns()), cca]);
     let pick = Choice {
@@ -281,8 +281,10 @@ fn tokens_are_chosen_never_guessed() {
         procedure: Some(Procedure::Concurrent),
         ..Choice::default()
     };
+    // Without `pkcshsm_mk_change` the concurrent procedure is refused, saying why.
     assert!(
-        matches!(draft(&inv, &concurrent), Err(InitError::Usage(m)) if m.contains("not implemented"))
+        host_errors(draft(&inv, &concurrent))
+            .contains("the concurrent procedure needs `pkcshsm_mk_change`")
     );
 }
 

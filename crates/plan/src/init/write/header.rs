@@ -159,27 +159,27 @@ fn apqn_state(apqn: &ApqnFacts) -> String {
 }
 
 fn procedure(out: &mut String, draft: &Draft<'_>) {
-    note(
-        out,
-        0,
-        "Procedure: offline — IBM's \"Migrating master keys with the pkcsep11_migrate tool\": the applications are stopped while the keys are re-enciphered.",
-    );
     let suggestion = &draft.suggestion;
-    match suggestion.procedure {
-        Procedure::Concurrent => note(
-            out,
-            1,
-            &format!(
-                "The release suggests the concurrent procedure: {}. mkplan's executor does not implement it yet (pkcshsm_mk_change), so this plan is the offline one.",
-                suggestion.why
-            ),
+    let (this, agrees) = match draft.procedure {
+        Procedure::Offline => (
+            "Procedure: offline — IBM's \"Migrating master keys with the pkcsep11_migrate tool\": the applications are stopped while the keys are re-enciphered.",
+            suggestion.procedure == Procedure::Offline,
         ),
-        Procedure::Offline => note(
-            out,
-            1,
-            &format!("The release suggests it too: {}.", suggestion.why),
+        Procedure::Concurrent => (
+            "Procedure: concurrent — man pkcshsm_mk_change, \"Procedure\": the applications keep running; every key gets a second blob under the new WK, and the run parks until the TKE activates it.",
+            true,
         ),
-    }
+    };
+    note(out, 0, this);
+    let said = if agrees {
+        format!("The release suggests it too: {}.", suggestion.why)
+    } else {
+        format!(
+            "The release suggests the concurrent procedure: {}. This plan is the offline one; `mkplan init --procedure concurrent` writes the concurrent one.",
+            suggestion.why
+        )
+    };
+    note(out, 1, &said);
 }
 
 fn fill_ins(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) {
@@ -195,7 +195,7 @@ fn fill_ins(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) {
                 .to_owned(),
         );
     }
-    if draft.backup.dir.is_none() {
+    if draft.backup.dir.is_none() && draft.procedure == Procedure::Offline {
         items.push(format!(
             "backups.local.dir: no writable directory with room was found ({})",
             draft.backup.rejected.join("; ")

@@ -5,9 +5,10 @@
 
 use std::fmt::Write as _;
 
-use crate::init::draft::{Draft, NewWkvp};
+use crate::init::draft::{Draft, NewWkvp, Procedure};
 use crate::init::inventory::Inventory;
 
+mod concurrent;
 mod header;
 mod steps;
 
@@ -29,9 +30,18 @@ pub fn render(inventory: &Inventory, draft: &Draft<'_>, change: &ChangeRecord) -
     top(&mut out, inventory, draft, change);
     tokens(&mut out, draft);
     services(&mut out, draft);
-    backups(&mut out, draft);
-    steps::steps(&mut out, draft, change);
-    tail(&mut out, draft);
+    match draft.procedure {
+        Procedure::Offline => {
+            backups(&mut out, draft);
+            steps::steps(&mut out, draft, change);
+            tail(&mut out, draft);
+        }
+        Procedure::Concurrent => {
+            concurrent::steps(&mut out, draft, change);
+            concurrent::rescue(&mut out, draft);
+        }
+    }
+    report(&mut out);
     out
 }
 
@@ -195,24 +205,41 @@ fn tokens(out: &mut String, draft: &Draft<'_>) {
 
 fn services(out: &mut String, draft: &Draft<'_>) {
     out.push_str("services:\n");
+    if draft.procedure == Procedure::Concurrent {
+        comment(
+            out,
+            2,
+            "The applications that use the tokens. No step stops them: pkcsslotd tells every running process about the change, and each keeps using its keys throughout.",
+        );
+    }
     if draft.units.is_empty() {
         comment(
             out,
             2,
             &format!(
-                "{FILL_IN}: no process maps the tokens now; name the systemd units that use them (stopped now, started after the change)"
+                "{FILL_IN}: no process maps the tokens now; name the systemd units that use them{}",
+                match draft.procedure {
+                    Procedure::Offline => " (stopped now, started after the change)",
+                    Procedure::Concurrent => "",
+                }
             ),
         );
     } else {
         comment(
             out,
             2,
-            "Every unit whose processes map a token of this plan now (/proc/<pid>/maps, the unit from /proc/<pid>/cgroup); stopped in this order, started in reverse.",
+            &format!(
+                "Every unit whose processes map a token of this plan now (/proc/<pid>/maps, the unit from /proc/<pid>/cgroup){}",
+                match draft.procedure {
+                    Procedure::Offline => "; stopped in this order, started in reverse.",
+                    Procedure::Concurrent => ".",
+                }
+            ),
         );
     }
     let units: Vec<String> = draft.units.iter().map(|u| quoted(u)).collect();
     let _ = writeln!(out, "  apps:\n    systemd: [{}]", units.join(", "));
-    if !draft.strays.is_empty() {
+    if !draft.strays.is_empty() && draft.procedure == Procedure::Offline {
         comment(
             out,
             2,
@@ -295,6 +322,9 @@ pub(super) fn tail(out: &mut String, draft: &Draft<'_>) {
         );
     }
     out.push_str("\nalways:\n  - name: Applications run again\n    start: apps\n\n");
+}
+
+fn report(out: &mut String) {
     out.push_str("report:\n  dir: /var/lib/mkplan/reports\n");
     comment(
         out,

@@ -30,7 +30,7 @@ fn token_ref(id: &str) -> String {
     }
 }
 
-fn step(out: &mut String, seed: &str, body: &str) {
+pub(super) fn step(out: &mut String, seed: &str, body: &str) {
     if !seed.is_empty() {
         comment(out, 2, seed);
     }
@@ -39,7 +39,14 @@ fn step(out: &mut String, seed: &str, body: &str) {
 }
 
 /// A step `kind: { token: ID }` named `name` (with `{}` for the token), once per token.
-fn per_token(out: &mut String, draft: &Draft<'_>, seed: &str, name: &str, kind: &str, extra: &str) {
+pub(super) fn per_token(
+    out: &mut String,
+    draft: &Draft<'_>,
+    seed: &str,
+    name: &str,
+    kind: &str,
+    extra: &str,
+) {
     for t in &draft.tokens {
         let body = format!(
             "  - name: {}\n    {kind}: {{ token: {}{extra} }}\n",
@@ -52,7 +59,7 @@ fn per_token(out: &mut String, draft: &Draft<'_>, seed: &str, name: &str, kind: 
 
 pub(super) fn steps(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) {
     out.push_str("steps:\n");
-    commit_checkpoint(out, draft, change);
+    commit_checkpoint(out, draft, change, SEED_1);
     let proven = ", current: expected, new: committed";
     per_token(
         out,
@@ -125,7 +132,12 @@ pub(super) fn steps(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) 
     );
 }
 
-fn commit_checkpoint(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord) {
+pub(super) fn commit_checkpoint(
+    out: &mut String,
+    draft: &Draft<'_>,
+    change: &ChangeRecord,
+    procedure_step: &str,
+) {
     let approvals = if change.approvers.len() == 1 { 1 } else { 2 };
     let each: Vec<String> = draft
         .tokens
@@ -146,7 +158,7 @@ fn commit_checkpoint(out: &mut String, draft: &Draft<'_>, change: &ChangeRecord)
     );
     step(
         out,
-        SEED_1,
+        procedure_step,
         &format!(
             "  - name: TKE work is done\n    id: tke-commit\n    checkpoint:\n      tke: commit\n      say: {}\n      approvals: {approvals}\n",
             quoted(&say)
