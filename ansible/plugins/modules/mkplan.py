@@ -106,8 +106,10 @@ attributes:
   diff_mode:
     support: full
 notes:
-  - mkplan has no parked state yet; a run that did not finish (interrupted, needs a decision)
-    fails the task with its state so that a later play can resume it with O(command=resume).
+  - A run parked at a checkpoint (mkplan exit 6, the concurrent procedure waiting for the TKE)
+    ends the task without failing it, RV(state) V(parked) and RV(waiting_at) naming the
+    checkpoint. A run that did not finish otherwise (interrupted, halted, needs a decision)
+    fails the task with its state, so that a later play can resume it with O(command=resume).
 '''
 
 EXAMPLES = r'''
@@ -139,8 +141,9 @@ run_id:
   sample: 20261130T170210Z-60dd55
 state:
   description:
-    - C(succeeded), C(failed), C(rescued), C(aborted) for a finished run; C(interrupted)
-      or C(unfinished) (running, or stopped without a trace) otherwise.
+    - C(succeeded), C(failed), C(rescued), C(aborted) for a finished run; C(parked) (waiting
+      at a checkpoint for the TKE), C(halted) (a step failed after the point of no return),
+      C(interrupted) or C(unfinished) (running, or stopped without a trace) otherwise.
     - C(valid), C(invalid), C(checked), C(precondition failed), C(verified) or
       C(not verified) for the commands that make no run.
   returned: always
@@ -190,7 +193,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 FINISHED = ('succeeded', 'failed', 'rescued', 'aborted')
 # Step kinds that change the host when they run.
-CHANGING_KINDS = ('stop', 'start', 'backup', 'restore', 'migrate', 'set_expected_wkvp', 'command')
+CHANGING_KINDS = ('stop', 'start', 'backup', 'restore', 'migrate', 'set_expected_wkvp',
+                  'set_expected_mkvps', 'command', 'mk_change.reencipher', 'mk_change.finalize',
+                  'mk_change.cancel')
 REPORT_FILES = ('report.json', 'report.json.sig', 'report.dsse.json', 'report.html',
                 'signer.pub.pem', 'journal.jsonl', 'plan.yaml', 'plan.sha256')
 
@@ -219,6 +224,8 @@ def journal_state(run_dir):
     outcome = None
     open_step = None
     interrupted = False
+    parked = False
+    halted = False
     with open(os.path.join(run_dir, 'journal.jsonl')) as journal:
         for line in journal:
             try:
@@ -235,13 +242,21 @@ def journal_state(run_dir):
                 open_step = None
             elif kind == 'interrupted':
                 interrupted = True
+            elif kind == 'checkpoint_parked':
+                parked = True
+            elif kind == 'run_halted':
+                halted = True
             elif kind == 'resumed':
-                interrupted = False
+                interrupted = parked = halted = False
     waiting_at = None
     if outcome is None and open_step and open_step.get('kind') == 'checkpoint':
         waiting_at = open_step.get('id') or open_step.get('name')
     if outcome:
         state = outcome
+    elif parked:
+        state = 'parked'
+    elif halted:
+        state = 'halted'
     elif interrupted:
         state = 'interrupted'
     else:
@@ -357,7 +372,9 @@ def do_check(module, params):
 def finish(module, rc, out, err, described, what):
     result = dict(changed=changed_host(described.get('steps')), **described)
     result.update(lines(rc, out, err))
-    if rc == 0 and described['state'] == 'succeeded':
+    # Parked (exit 6) is where the concurrent procedure waits for the TKE: not a failure;
+    # a later play resumes the run with O(command=resume).
+    if (rc, described['state']) in ((0, 'succeeded'), (6, 'parked')):
         module.exit_json(**result)
     module.fail_json(msg='mkplan %s: run %s is %s (exit %d)' % (
         what, described.get('run_id'), described['state'], rc), **result)
