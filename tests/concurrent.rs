@@ -1055,3 +1055,36 @@ fn deny_while_parked_cancels_before_activation_and_is_refused_after() {
     late.assert_every_key_usable_under(NEW_WK);
     late.assert_apps_never_failed();
 }
+
+/// The Ansible collection's module (`command: status`) reads a parked run as `parked`,
+/// waiting at its activation checkpoint, so a later play can resume it; before, it said
+/// `unfinished`, and `run` failed the task.
+#[test]
+fn the_ansible_module_reads_a_parked_run_as_parked() {
+    let venv = std::env::var_os("MKPLAN_TEST_ANSIBLE").expect(
+        "MKPLAN_TEST_ANSIBLE is not set: run the tests with scripts/test, which installs ansible-core",
+    );
+    let b = Bench::new();
+    let ran = b.rehearse(&quick_plan(), &["--stop-at-park"], &[]);
+    assert_exit(&ran, 6);
+    let args = serde_json::json!({ "ANSIBLE_MODULE_ARGS": {
+        "command": "status",
+        "run_id": b.run_id(),
+        "state_dir": b.state,
+        "executable": MKPLAN,
+    }});
+    let args_file = b.state.join("module-args.json");
+    std::fs::write(&args_file, args.to_string()).unwrap();
+    let out = Command::new(Path::new(&venv).join("bin/python3"))
+        .arg(repo("ansible/plugins/modules/mkplan.py"))
+        .arg(&args_file)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let result: Value = serde_json::from_str(said.trim())
+        .unwrap_or_else(|e| panic!("{e}: {said}{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(result["state"], "parked", "{result:#}");
+    assert_eq!(result["waiting_at"], "tke-activate", "{result:#}");
+    assert_eq!(result["outcome"], Value::Null, "{result:#}");
+    assert!(result.get("failed").is_none(), "{result:#}");
+}
