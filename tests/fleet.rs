@@ -320,6 +320,10 @@ impl Drop for Rollout {
 
 impl Rollout {
     fn start(faults: &[&str]) -> Self {
+        Self::start_procedure("offline", faults)
+    }
+
+    fn start_procedure(procedure: &str, faults: &[&str]) -> Self {
         assert!(
             std::env::var_os("MKPLAN_TEST_ANSIBLE").is_some(),
             "MKPLAN_TEST_ANSIBLE is not set: run the tests with scripts/test, which installs openssh-server and ansible-core"
@@ -329,7 +333,8 @@ impl Rollout {
         command
             .arg("1200")
             .arg(repo("scripts/fleet-rehearse"))
-            .args(["4", "--verbose", "--keys", &KEYS.to_string()]);
+            .args(["4", "--verbose", "--keys", &KEYS.to_string()])
+            .args(["--procedure", procedure]);
         for fault in faults {
             command.args(["--fault", fault]);
         }
@@ -564,6 +569,60 @@ fn fleet_a_rolling_change_over_ssh_changes_every_lpar_and_gives_one_fleet_report
         "{log}"
     );
     assert!(log.contains("would stop `myapp.service`"), "{log}");
+    rollout.assert_fleet_report_verifies();
+    rollout.assert_pin_nowhere();
+}
+
+/// The concurrent procedure as two plays: every LPAR re-enciphers and parks (mkplan exit 6,
+/// which the module returns as `parked`, not as a failed task) before the TKE activates
+/// anything; then each LPAR is activated and its parked run resumed to the end.
+#[test]
+fn fleet_the_concurrent_procedure_parks_every_lpar_before_any_activation_then_finishes_each() {
+    let rollout = Rollout::start_procedure("concurrent", &[]);
+    assert_eq!(rollout.code(), Some(0), "{}", rollout.log());
+    for lpar in LPARS {
+        assert_all_keys_usable_under(&rollout, lpar, NEW_WK);
+        rollout.assert_report_verifies(lpar);
+    }
+    let fleet = rollout.fleet();
+    assert_eq!(
+        fleet["summary"]["outcomes"],
+        serde_json::json!({"succeeded": 4})
+    );
+    assert_eq!(fleet["summary"]["complete"], true);
+    // Each run parked once and was resumed once; the last LPAR parked before the first
+    // was resumed (the activation boundary is between the plays).
+    let mut parked_at = Vec::new();
+    let mut resumed_at = Vec::new();
+    for lpar in LPARS {
+        let journal = std::fs::read_to_string(
+            rollout
+                .work
+                .join("reports")
+                .join(lpar)
+                .join("journal.jsonl"),
+        )
+        .unwrap();
+        let times = |kind: &str| -> Vec<String> {
+            journal
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|e| e["kind"] == kind)
+                .map(|e| e["time"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (parked, resumed) = (times("checkpoint_parked"), times("resumed"));
+        assert_eq!((parked.len(), resumed.len()), (1, 1), "{lpar}: {journal}");
+        parked_at.extend(parked);
+        resumed_at.extend(resumed);
+    }
+    assert!(
+        parked_at.iter().max() < resumed_at.iter().min(),
+        "parked {parked_at:?}, resumed {resumed_at:?}"
+    );
+    let log = rollout.log();
+    assert!(log.matches("\"state\": \"parked\"").count() >= 4, "{log}");
+    assert!(!log.contains("would stop `myapp.service`"), "{log}");
     rollout.assert_fleet_report_verifies();
     rollout.assert_pin_nowhere();
 }

@@ -372,10 +372,13 @@ def do_check(module, params):
 def finish(module, rc, out, err, described, what):
     result = dict(changed=changed_host(described.get('steps')), **described)
     result.update(lines(rc, out, err))
-    # Parked (exit 6) is where the concurrent procedure waits for the TKE: not a failure;
-    # a later play resumes the run with O(command=resume).
-    if (rc, described['state']) in ((0, 'succeeded'), (6, 'parked')):
+    if rc == 0 and described['state'] == 'succeeded':
         module.exit_json(**result)
+    # Parked (exit 6) is where the concurrent procedure waits for the TKE: not a failure; a
+    # later play resumes the run with O(command=resume). Ansible fails a result with a
+    # nonzero rc unless it says failed itself.
+    if rc == 6 and described['state'] == 'parked':
+        module.exit_json(failed=False, **result)
     module.fail_json(msg='mkplan %s: run %s is %s (exit %d)' % (
         what, described.get('run_id'), described['state'], rc), **result)
 
