@@ -83,6 +83,25 @@ impl Host {
         (out, fs::read_to_string(&path).ok())
     }
 
+    /// The plan `name` with the new WKVP filled in where `init` left the placeholder,
+    /// rehearsed with `keys` keys; it must succeed.
+    fn fill_in_and_rehearse(&self, name: &str, keys: usize) -> Output {
+        let path = self.plan_path(name);
+        let raw = fs::read_to_string(&path).unwrap();
+        fs::write(
+            &path,
+            raw.replace(NEW_PLACEHOLDER, &format!("\"{NEW_WKVP}\"")),
+        )
+        .unwrap();
+        let keys = keys.to_string();
+        let rehearsed = mkplan(
+            &["rehearse", "--keys", &keys, path.to_str().unwrap()],
+            &self.dir.path().join("state"),
+        );
+        assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
+        rehearsed
+    }
+
     fn plan_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -162,17 +181,7 @@ fn init_then_rehearse_needs_only_the_new_wkvp() {
     assert!(said.contains("/tokens/ep11tok/wkvp/new"), "{said}");
     assert!(said.contains("1 error"), "{said}");
 
-    let raw = fs::read_to_string(&path).unwrap();
-    fs::write(
-        &path,
-        raw.replace(NEW_PLACEHOLDER, &format!("\"{NEW_WKVP}\"")),
-    )
-    .unwrap();
-    let rehearsed = mkplan(
-        &["rehearse", "--keys", "20", path.to_str().unwrap()],
-        &state,
-    );
-    assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
+    let rehearsed = host.fill_in_and_rehearse("p.yaml", 20);
     assert!(
         text(&rehearsed.stderr).contains("20 keys usable, 0 unusable"),
         "{}",
@@ -370,19 +379,7 @@ fn two_tokens_need_a_choice_and_both_can_be_planned() {
     );
     assert!(plan.contains("Outside any unit"), "{plan}");
 
-    let path = host.plan_path("both.yaml");
-    let state = host.dir.path().join("state");
-    let raw = fs::read_to_string(&path).unwrap();
-    fs::write(
-        &path,
-        raw.replace(NEW_PLACEHOLDER, &format!("\"{NEW_WKVP}\"")),
-    )
-    .unwrap();
-    let rehearsed = mkplan(
-        &["rehearse", "--keys", "10", path.to_str().unwrap()],
-        &state,
-    );
-    assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
+    host.fill_in_and_rehearse("both.yaml", 10);
 
     // Concurrent, on a release that has the tool: one operation per token (each covers
     // every APQN of its token, as the tool requires), each parked until its activation.
@@ -405,18 +402,7 @@ fn two_tokens_need_a_choice_and_both_can_be_planned() {
     ] {
         assert!(plan.contains(said), "`{said}` missing:\n{plan}");
     }
-    let path = host.plan_path("both-concurrent.yaml");
-    let raw = fs::read_to_string(&path).unwrap();
-    fs::write(
-        &path,
-        raw.replace(NEW_PLACEHOLDER, &format!("\"{NEW_WKVP}\"")),
-    )
-    .unwrap();
-    let rehearsed = mkplan(
-        &["rehearse", "--keys", "10", path.to_str().unwrap()],
-        &state,
-    );
-    assert_eq!(rehearsed.status.code(), Some(0), "{}", both(&rehearsed));
+    host.fill_in_and_rehearse("both-concurrent.yaml", 10);
 
     let unknown = host.mkplan(&["init", "--token", "nosuch"]);
     assert_eq!(unknown.status.code(), Some(2), "{}", both(&unknown));
