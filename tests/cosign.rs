@@ -12,34 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
+use softhsm::SoftHsmToken;
+use tools::{both, ok, text, tool};
 
-fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is not installed: run the tests with scripts/test, which installs it"
-    );
-    Command::new(name)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn both(out: &Output) -> String {
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}",
-        out.status,
-        both(out)
-    );
-}
+#[path = "support/softhsm.rs"]
+mod softhsm;
+#[path = "support/tools.rs"]
+mod tools;
 
 /// A scratch area: a host root with mkplan's signing key, approvers' keys beside it.
 struct Bench {
@@ -466,88 +445,12 @@ fn without_required_cosigners_verify_names_who_signed_and_succeeds() {
     );
 }
 
-/// SoftHSM names a token's slot by the last 8 hex digits of its random serial; rewriting
-/// them in `token.object` (same length) puts the token in `slot` (as tests/report.rs does).
-fn move_softhsm_token_to_slot(tokens: &Path, serial: &str, slot: u32) {
-    let dir = std::fs::read_dir(tokens).unwrap().next().unwrap().unwrap();
-    let path = dir.path().join("token.object");
-    let bytes = std::fs::read(&path).unwrap();
-    let serial = serial.as_bytes();
-    let at = bytes
-        .windows(serial.len())
-        .position(|w| w == serial)
-        .expect("the serial is in token.object");
-    let mut edited = bytes.clone();
-    edited[at + 8..at + 16].copy_from_slice(format!("{slot:08x}").as_bytes());
-    std::fs::write(&path, edited).unwrap();
-}
-
 #[test]
 fn a_key_on_softhsm_cosigns_through_a_pkcs11_uri_and_the_pin_never_shows() {
-    let module = std::env::var("MKPLAN_TEST_SOFTHSM_MODULE").unwrap_or_else(|_| {
-        panic!("MKPLAN_TEST_SOFTHSM_MODULE is not set: run the tests through scripts/test")
-    });
     let b = Bench::new();
-    let tokens = b.path("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = b.path("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let pin = "Al1ce-PIN-90210";
-    let out = tool("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "alice"])
-        .args(["--so-pin", "so-12345678", "--pin", pin])
-        .output()
-        .unwrap();
-    ok(&out, "softhsm2-util --init-token");
-    let out = tool("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .arg("--show-slots")
-        .output()
-        .unwrap();
-    let serial = text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Serial number:"))
-        .map(str::trim)
-        .find(|s| s.len() == 16)
-        .expect("the token's serial")
-        .to_owned();
-    move_softhsm_token_to_slot(&tokens, &serial, 9);
-    let p11 = |args: &[&str]| {
-        let out = tool("pkcs11-tool")
-            .env("SOFTHSM2_CONF", &conf)
-            .args(["--module", &module, "--slot", "9", "--login", "--pin", pin])
-            .args(args)
-            .current_dir(b.dir.path())
-            .output()
-            .unwrap();
-        ok(&out, "pkcs11-tool");
-    };
-    p11(&[
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "alice-approver",
-        "--id",
-        "b2",
-    ]);
-    p11(&[
-        "--read-object",
-        "--type",
-        "pubkey",
-        "--id",
-        "b2",
-        "--output-file",
-        "alice.der",
-    ]);
+    let token = SoftHsmToken::new(b.dir.path(), "alice", "Al1ce-PIN-90210", 9);
+    let (conf, module, pin) = (&token.conf, &token.module, token.pin.as_str());
+    token.p256_key_pair(b.dir.path(), "alice-approver", "b2", "alice.der");
     let alice = b.path("keys/alice.pub.pem");
     let out = tool("openssl")
         .args(["pkey", "-pubin", "-inform", "DER", "-in"])

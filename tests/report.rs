@@ -17,32 +17,13 @@ use assert_cmd::cargo::CommandCargoExt;
 use mkplan_engine::journal::read_verified;
 use mkplan_report::build::{Machine, build};
 use mkplan_report::model::{RunReport, report_schema_text};
+use softhsm::SoftHsmToken;
+use tools::{ok, text, tool};
 
-/// A program the tests need; its absence fails the test.
-fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is not installed: run the tests with scripts/test, which installs it"
-    );
-    Command::new(name)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
+#[path = "support/softhsm.rs"]
+mod softhsm;
+#[path = "support/tools.rs"]
+mod tools;
 
 /// A scratch area: a host root, a state directory, a plan.
 struct Bench {
@@ -518,91 +499,12 @@ fn keygen_never_overwrites_a_key() {
     );
 }
 
-/// SoftHSM names a token's slot by the last 8 hex digits of its serial (SlotManager.cpp),
-/// which it draws at random — far beyond the plan's slot range 0..1023. The serial lives
-/// as 16 ASCII hex digits in `token.object`; rewriting its last 8 digits (same length, so
-/// the file's layout is unchanged) puts the token in `slot`.
-fn move_softhsm_token_to_slot(tokens: &Path, serial: &str, slot: u32) {
-    let dir = std::fs::read_dir(tokens).unwrap().next().unwrap().unwrap();
-    let path = dir.path().join("token.object");
-    let bytes = std::fs::read(&path).unwrap();
-    let serial = serial.as_bytes();
-    let at = bytes
-        .windows(serial.len())
-        .position(|w| w == serial)
-        .expect("the serial is in token.object");
-    let mut edited = bytes.clone();
-    edited[at + 8..at + 16].copy_from_slice(format!("{slot:08x}").as_bytes());
-    std::fs::write(&path, edited).unwrap();
-}
-
 #[test]
 fn a_key_on_softhsm_signs_the_report_and_openssl_verifies_it_with_the_exported_key() {
-    let module = std::env::var("MKPLAN_TEST_SOFTHSM_MODULE").unwrap_or_else(|_| {
-        panic!("MKPLAN_TEST_SOFTHSM_MODULE is not set: run the tests through scripts/test")
-    });
     let b = Bench::new();
-    let tokens = b.path("tokens");
-    std::fs::create_dir(&tokens).unwrap();
-    let conf = b.path("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            tokens.display()
-        ),
-    )
-    .unwrap();
-    let pin = "S3cr3t-PIN-4711";
-    let out = tool("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args(["--init-token", "--free", "--label", "signer"])
-        .args(["--so-pin", "so-12345678", "--pin", pin])
-        .output()
-        .unwrap();
-    ok(&out, "softhsm2-util --init-token");
-    let out = tool("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .arg("--show-slots")
-        .output()
-        .unwrap();
-    let serial = text(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Serial number:"))
-        .map(str::trim)
-        .find(|s| s.len() == 16)
-        .expect("the token's serial")
-        .to_owned();
-    move_softhsm_token_to_slot(&tokens, &serial, 7);
-    let p11 = |args: &[&str]| {
-        let out = tool("pkcs11-tool")
-            .env("SOFTHSM2_CONF", &conf)
-            .args(["--module", &module, "--slot", "7", "--login", "--pin", pin])
-            .args(args)
-            .current_dir(b.dir.path())
-            .output()
-            .unwrap();
-        ok(&out, "pkcs11-tool");
-    };
-    p11(&[
-        "--keypairgen",
-        "--key-type",
-        "EC:prime256v1",
-        "--label",
-        "report-signer",
-        "--id",
-        "a1",
-    ]);
-    // The public key, exported independently of mkplan.
-    p11(&[
-        "--read-object",
-        "--type",
-        "pubkey",
-        "--id",
-        "a1",
-        "--output-file",
-        "exported.der",
-    ]);
+    let token = SoftHsmToken::new(b.dir.path(), "signer", "S3cr3t-PIN-4711", 7);
+    let (conf, module, pin) = (&token.conf, &token.module, token.pin.as_str());
+    token.p256_key_pair(b.dir.path(), "report-signer", "a1", "exported.der");
     let exported = b.path("exported.pem");
     let out = tool("openssl")
         .args(["pkey", "-pubin", "-inform", "DER", "-in"])
@@ -615,7 +517,7 @@ fn a_key_on_softhsm_signs_the_report_and_openssl_verifies_it_with_the_exported_k
     // The module is a host path, found under the root like every other.
     let linked = b.path("root").join(module.trim_start_matches('/'));
     std::fs::create_dir_all(linked.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(&module, &linked).unwrap();
+    std::os::unix::fs::symlink(module, &linked).unwrap();
 
     let plan = b.plan(
         "",

@@ -14,34 +14,10 @@ use assert_cmd::cargo::CommandCargoExt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use tools::{both, ok, text, tool};
 
-fn tool(name: &str) -> Command {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is not installed: run the tests with scripts/test, which installs it"
-    );
-    Command::new(name)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn both(out: &Output) -> String {
-    format!("{}{}", text(&out.stdout), text(&out.stderr))
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}",
-        out.status,
-        both(out)
-    );
-}
+#[path = "support/tools.rs"]
+mod tools;
 
 const PAYLOAD_TYPE: &str = "application/vnd.mkplan.approval+json";
 
