@@ -49,9 +49,9 @@ fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
         StepKind::Checkpoint(c) => {
             c.until
                 .as_ref()
-                .filter(|u| mine(&u.check.token))
+                .filter(|u| mine(u.check.token()))
                 .map(|u| Role::Until {
-                    current_new: u.check.current == CurrentWk::New,
+                    current_new: u.check.current() == CurrentWk::New,
                 })
         }
         StepKind::Backup(BackupStep { token, .. }) if mine(token) => Some(Role::Backup),
@@ -127,8 +127,13 @@ pub(crate) fn token_report(
                 apqn_table(o, "assert_wk", WkTable::of(&o.output))
             }
             Role::Until { current_new: true } => {
-                let until = CheckpointOutput::of(&o.output).and_then(|c| c.until.as_ref());
-                apqn_table(o, "checkpoint until", until)
+                let output = CheckpointOutput::of(&o.output);
+                let mk = output.and_then(|c| c.until_mk.as_ref()).map(|t| WkTable {
+                    token: t.token.clone(),
+                    apqns: t.apqns.clone(),
+                });
+                let until = output.and_then(|c| c.until.clone()).or(mk);
+                apqn_table(o, "checkpoint until", until.as_ref())
             }
             _ => None,
         });

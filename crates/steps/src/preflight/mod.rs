@@ -36,7 +36,7 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
             StepKind::AssertMk(a) => ids.push(&a.token),
             // A checkpoint reads the adapters only through its `until`; its TKE action is
             // a person's (a rehearsal's simulated TKE is not part of the host).
-            StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
+            StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| u.check.token())),
             StepKind::Migrate(m) => ids.push(&m.token),
             StepKind::Restore(RestoreStep { token, .. })
             | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. })
