@@ -86,13 +86,17 @@ pub(super) fn arrive(
 /// while no APQN has the new WK; after that the tool refuses cancel, so the run stays parked
 /// and says the only way is forward.
 fn denied(cx: &RunContext<'_>, token: &Token, by: &str) -> Failed<CheckpointOutput> {
+    let key = match token.is_cca() {
+        true => "MK",
+        false => "WK",
+    };
     match activated(cx.host, cx.plan, std::slice::from_ref(&token.id)) {
         Ok(apqns) if apqns.is_empty() => Failed::Denied(format!(
-            "denied by {by} while parked: the new WK will not be activated; the plan's rescue cancels the operation"
+            "denied by {by} while parked: the new {key} will not be activated; the plan's rescue cancels the operation"
         )),
         Ok(apqns) => Failed::Park {
             waiting_for: vec![format!(
-                "cannot abandon (denied by {by}): {} already has the new WK as current, and pkcshsm_mk_change refuses to cancel once any APQN is activated; the only way is forward: activate the new WK on every APQN of token `{}`, then resume with `--approve`",
+                "cannot abandon (denied by {by}): {} already has the new {key} as current, and pkcshsm_mk_change refuses to cancel once any APQN is activated; the only way is forward: activate the new {key} on every APQN of token `{}`, then resume with `--approve`",
                 apqns.join(", "),
                 token.id
             )],
