@@ -16,6 +16,7 @@ use mkplan_engine::record::Record;
 use mkplan_engine::record::backup::{BackupOutput, RestoreOutput};
 use mkplan_engine::record::checkpoint::CheckpointOutput;
 use mkplan_engine::record::migrate::MigrateOutput;
+use mkplan_engine::record::mk::MkTable;
 use mkplan_engine::record::probe::{
     Inventory, ObjectIdentity, ObjectInfo, ProbeOutput, Usability, compare,
 };
@@ -44,6 +45,10 @@ fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
     let mine = |id: &mkplan_plan::model::TokenId| *id == token.id;
     match &step.kind {
         StepKind::AssertWk(a) if mine(&a.token) => Some(Role::AssertWk {
+            current_new: a.current == CurrentWk::New,
+        }),
+        // A CCA token's registers read by `assert_mk` stand where EP11's WK readings do.
+        StepKind::AssertMk(a) if mine(&a.token) => Some(Role::AssertWk {
             current_new: a.current == CurrentWk::New,
         }),
         StepKind::Checkpoint(c) => {
@@ -110,7 +115,7 @@ pub(crate) fn token_report(
     };
 
     let mut apqns_before = before(|r| matches!(r, Role::AssertWk { .. }))
-        .and_then(|o| apqn_table(o, "assert_wk", WkTable::of(&o.output)));
+        .and_then(|o| apqn_table(o, assert_source(o), registers(o).as_ref()));
     if apqns_before.is_none()
         && let Some(o) = migrate_outcome
     {
@@ -124,7 +129,7 @@ pub(crate) fn token_report(
         .filter(|(_, o)| o.succeeded && o.seq > after_from)
         .find_map(|(r, o)| match r {
             Role::AssertWk { current_new: true } => {
-                apqn_table(o, "assert_wk", WkTable::of(&o.output))
+                apqn_table(o, assert_source(o), registers(o).as_ref())
             }
             Role::Until { current_new: true } => {
                 let output = CheckpointOutput::of(&o.output);
@@ -266,6 +271,23 @@ fn status(o: &StepOutcome<'_>) -> &'static str {
 }
 
 /// An APQN table as a step recorded it.
+/// The APQNs an `assert_wk` (EP11) or `assert_mk` (CCA) read.
+fn registers(o: &StepOutcome<'_>) -> Option<WkTable> {
+    WkTable::of(&o.output).cloned().or_else(|| {
+        MkTable::of(&o.output).map(|t| WkTable {
+            token: t.token.clone(),
+            apqns: t.apqns.clone(),
+        })
+    })
+}
+
+fn assert_source(o: &StepOutcome<'_>) -> &'static str {
+    match MkTable::of(&o.output) {
+        Some(_) => "assert_mk",
+        None => "assert_wk",
+    }
+}
+
 fn apqn_table(o: &StepOutcome<'_>, source: &str, table: Option<&WkTable>) -> Option<ApqnTable> {
     Some(ApqnTable {
         step: o.step.position(),
