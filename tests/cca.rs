@@ -558,6 +558,27 @@ fn the_concurrent_cca_plan_rehearses_with_every_key_usable_under_the_new_mks() {
         "{set}"
     );
     assert_eq!(phase("expected_mkvps")["status"], "succeeded");
+    // The token's part: a CCA token, its readings before the change (`assert_mk`: NEW
+    // full) and after the set (the `until`), by MK type.
+    let token = &report["tokens"][0];
+    assert_eq!(token["cca"], true, "{token:#}");
+    assert_eq!(token["apqns_before"]["source"], "assert_mk", "{token:#}");
+    let aes_before = token["apqns_before"]["apqns"][0]["cca"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["mk"] == "AES")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&aes_before["new_state"], &aes_before["new_mkvp"]),
+        (&json!("full"), &json!(NEW_AES)),
+        "{token:#}"
+    );
+    assert_eq!(
+        token["apqns_after"]["source"], "checkpoint until",
+        "{token:#}"
+    );
     b.assert_pins_nowhere();
 }
 

@@ -312,6 +312,9 @@ pub struct TokenReport {
     /// (`CCA AES 0x…, APKA 0x…`).
     pub wkvp_current: String,
     pub wkvp_new: String,
+    /// A CCA token (its patterns above are MKVPs per MK type); absent for EP11.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cca: bool,
     pub apqns_before: Option<ApqnTable>,
     pub apqns_after: Option<ApqnTable>,
     pub backup: Option<BackupFacts>,
@@ -328,6 +331,16 @@ pub struct TokenReport {
     /// Keys per type (`CKO_SECRET_KEY/CKK_AES`): before the change and at the end.
     #[serde(default)]
     pub key_summary: Vec<KeyTypeSummary>,
+}
+
+impl TokenReport {
+    /// What the token's patterns are called: `WKVP` (EP11) or `MKVPs` (CCA).
+    pub fn pattern_label(&self) -> &'static str {
+        match self.cca {
+            true => "MKVPs",
+            false => "WKVP",
+        }
+    }
 }
 
 /// A token at the end of the run.

@@ -250,8 +250,10 @@ fn token(out: &mut String, t: &TokenReport) {
     );
     let _ = writeln!(
         out,
-        "    WKVP current {}  new {}",
-        t.wkvp_current, t.wkvp_new
+        "    {} current {}  new {}",
+        t.pattern_label(),
+        t.wkvp_current,
+        t.wkvp_new
     );
     apqns(out, "APQNs before the migration", t.apqns_before.as_ref());
     if t.apqns_after.is_some() || t.end.is_none() {

@@ -253,6 +253,7 @@ pub(crate) fn token_report(
         store: token.store.display().to_string(),
         wkvp_current,
         wkvp_new,
+        cca: token.is_cca(),
         apqns_before,
         apqns_after,
         backup,

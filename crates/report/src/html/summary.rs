@@ -100,7 +100,11 @@ fn policy(r: &RunReport) -> String {
         None => "<span class=\"muted\">— (the plan names no <code>change.policy</code>)</span>"
             .to_owned(),
     };
-    format!("{clause} · WKVP {}", wk.join("; "))
+    let label = match r.tokens.iter().any(|t| t.cca) {
+        true => "keys",
+        false => "WKVP",
+    };
+    format!("{clause} · {label} {}", wk.join("; "))
 }
 
 pub(super) fn warnings(out: &mut String, r: &RunReport) {
@@ -209,7 +213,8 @@ pub(super) fn token(out: &mut String, t: &TokenReport) {
     block(out, &format!("Token {} — slot {}", t.token, t.slot));
     let _ = write!(
         out,
-        "<p>WKVP current {} → new {}</p>",
+        "<p>{} current {} → new {}</p>",
+        t.pattern_label(),
         code(&t.wkvp_current),
         code(&t.wkvp_new)
     );

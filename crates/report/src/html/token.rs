@@ -108,8 +108,22 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         out,
         &[
             ("Store", code(&t.store)),
-            ("WKVP current (plan)", code(&t.wkvp_current)),
-            ("WKVP new (plan)", code(&t.wkvp_new)),
+            (
+                if t.cca {
+                    "MKVPs current (plan)"
+                } else {
+                    "WKVP current (plan)"
+                },
+                code(&t.wkvp_current),
+            ),
+            (
+                if t.cca {
+                    "MKVPs new (plan)"
+                } else {
+                    "WKVP new (plan)"
+                },
+                code(&t.wkvp_new),
+            ),
         ],
     );
     apqn_table(out, "APQNs before the migration", t.apqns_before.as_ref());
