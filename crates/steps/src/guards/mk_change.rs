@@ -158,19 +158,35 @@ pub fn halt_reason(plan: &Plan, state: &RunState, host: &dyn HostView) -> Option
         match activated(host, plan, &tokens) {
             Ok(apqns) if apqns.is_empty() => {}
             Ok(apqns) => {
+                let key = new_key_words(plan, &tokens);
                 return Some(format!(
-                    "the new WK is current on {}, so operation {id} can no longer be cancelled (pkcshsm_mk_change refuses once any APQN is activated): only forward is possible — activate the new WK on every APQN, fix what failed, then `mkplan resume` runs the step again",
+                    "the new {key} is current on {}, so operation {id} can no longer be cancelled (pkcshsm_mk_change refuses once any APQN is activated): only forward is possible — activate (CCA: set) the new {key} on every APQN, fix what failed, then `mkplan resume` runs the step again",
                     apqns.join(", ")
                 ));
             }
             Err(problem) => {
                 return Some(format!(
-                    "cannot tell whether the new WK is active ({problem}), so rescue cannot cancel operation {id} safely; fix the reading, then `mkplan resume` runs the step again"
+                    "cannot tell whether the new {} is active ({problem}), so rescue cannot cancel operation {id} safely; fix the reading, then `mkplan resume` runs the step again",
+                    new_key_words(plan, &tokens)
                 ));
             }
         }
     }
     None
+}
+
+/// `WK`, `MK` or `WK or MK`: the new keys of an operation's tokens, in words.
+fn new_key_words(plan: &Plan, tokens: &[TokenId]) -> &'static str {
+    let cca = tokens
+        .iter()
+        .filter_map(|t| plan.tokens.get(t))
+        .filter(|t| t.is_cca())
+        .count();
+    match cca {
+        0 => "WK",
+        n if n == tokens.len() => "MK",
+        _ => "WK or MK",
+    }
 }
 
 /// The APQNs of a CCA token where any declared MK type sysfs shows has its new MK in CUR:
