@@ -803,3 +803,57 @@ fn deny_while_parked_cancels_before_the_set_and_is_refused_after() {
     late.assert_apps_never_failed();
     late.assert_pins_nowhere();
 }
+
+/// While the run is parked, the TKE sets a third AES MK (neither the plan's current nor its
+/// new one) on one APQN; the run is denied: rescue's cancel is refused by mkplan before the
+/// tool starts (the tool's cancel query wants the current MK in CUR on every APQN), and the
+/// operation is left for the operator, never half-cancelled.
+#[test]
+fn a_foreign_mk_set_on_one_apqn_makes_the_cancel_refused_before_the_tool() {
+    let mut b = Bench::new();
+    assert_eq!(
+        b.rehearse_to_park("plans/cca-concurrent.yaml"),
+        6,
+        "{}",
+        b.output()
+    );
+    for action in [
+        &["clear"][..],
+        &["load", "--mkvp", "0x0102030405060708"],
+        &["set"],
+    ] {
+        let out = Command::new("timeout")
+            .args(["60", SIM, "tke", "--root"])
+            .arg(&b.root)
+            .args(action)
+            .args(["--apqn", "0c.0011", "--mk", "aes"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{action:?}: {out:?}");
+    }
+    let code = b.resume(&["--deny", "tke-set=alice"]);
+    assert_eq!(code, 1, "{}", b.output());
+    let cancel = b
+        .journal()
+        .into_iter()
+        .find(|e| e["kind"] == "step_failed" && e["data"]["step"]["kind"] == "mk_change.cancel")
+        .unwrap_or_else(|| panic!("the cancel failed: {}", b.output()));
+    let error = cancel["data"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("cancel needs the current MKs still in CUR on every APQN")
+            && error.contains("APQN 0c.0011 (adapter 12, domain 17): AES is NEW empty, CUR valid 0x0102030405060708"),
+        "{error}"
+    );
+    assert!(
+        cancel["data"]["data"]["attempts"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "the tool never ran: {cancel:#}"
+    );
+    assert_eq!(
+        b.operation_files().len(),
+        2,
+        "the operation is left as it was"
+    );
+    b.assert_pins_nowhere();
+}

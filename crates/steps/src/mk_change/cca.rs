@@ -3,8 +3,7 @@
 //! shows has the plan's new MK FULL in NEW and the current one in CUR on every APQN, and
 //! `EXPECTED_MKVPS` (if the file names a type) the current one; finalize needs the new MK in
 //! CUR with NEW empty again on every APQN and `EXPECTED_MKVPS` naming the new ones; cancel
-//! needs `EXPECTED_MKVPS` still naming the current ones (the "no APQN set" half is
-//! `guards::mk_change::activated`, shared with EP11). SYM has no sysfs line: the tool's own
+//! needs the current MK still in CUR on every APQN and `EXPECTED_MKVPS` still naming it. SYM has no sysfs line: the tool's own
 //! query checks it.
 
 use std::path::PathBuf;
@@ -22,6 +21,8 @@ pub(crate) enum Registers {
     Loaded,
     /// Before and after finalize: CUR the new MK, NEW empty.
     Set,
+    /// Before cancel: CUR still the current MK (NEW as it may be).
+    Unset,
 }
 
 /// Every APQN of `token` as `need` requires, or every problem (each naming its APQN).
@@ -33,12 +34,13 @@ pub(crate) fn registers(
     let check = AssertMk {
         token: token.id.clone(),
         current: match need {
-            Registers::Loaded => CurrentWk::Expected,
+            Registers::Loaded | Registers::Unset => CurrentWk::Expected,
             Registers::Set => CurrentWk::New,
         },
         new: match need {
             Registers::Loaded => NewMk::Full,
             Registers::Set => NewMk::Empty,
+            Registers::Unset => NewMk::Any,
         },
         old: OldMk::Any,
     };

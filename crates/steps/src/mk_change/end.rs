@@ -442,6 +442,12 @@ fn guard(
                     on_new.join(", ")
                 ));
             }
+            // The tool's cancel query wants each CCA token's current MK still in CUR.
+            for token in tokens.iter().filter(|t| t.is_cca()) {
+                cca::registers(cx.host, token, cca::Registers::Unset).map_err(|e| {
+                    format!("cancel needs the current MKs still in CUR on every APQN: {e}")
+                })?;
+            }
         }
     }
     cca::expected_mkvps_name(
