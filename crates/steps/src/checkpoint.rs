@@ -450,12 +450,15 @@ fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
         checkpoint.approvals
     );
     if let Some(tke) = &checkpoint.tke {
+        let all_cca = tokens(cx.plan, checkpoint).iter().all(|t| t.is_cca());
         text.push_str(&format!(
             "; the TKE operator will {}",
-            match tke {
-                TkeAction::Commit => "commit the new WK".to_owned(),
-                TkeAction::Activate => "activate the new WK".to_owned(),
-                TkeAction::Other(t) => t.clone(),
+            match (tke, all_cca) {
+                (TkeAction::Commit, false) => "commit the new WK".to_owned(),
+                (TkeAction::Commit, true) => "load the new MKs (NEW full)".to_owned(),
+                (TkeAction::Activate, false) => "activate the new WK".to_owned(),
+                (TkeAction::Activate, true) => "set the new MKs".to_owned(),
+                (TkeAction::Other(t), _) => t.clone(),
             }
         ));
     }

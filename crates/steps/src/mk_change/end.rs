@@ -503,7 +503,7 @@ fn check(end: End, step: &EndOperationStep, cx: &CheckContext<'_>) -> CheckRepor
         });
     match tool_path(cx.host, named) {
         Ok(tool) => CheckReport::CannotSimulate(format!(
-            "would run `{} {} --id <the operation `{}` creates>` after checking the operation's state, every APQN and EXPECTED_WKVP",
+            "would run `{} {} --id <the operation `{}` creates>` after checking the operation's state, every APQN and EXPECTED_WKVP (CCA: EXPECTED_MKVPS)",
             tool.display(),
             end.verb(),
             step.of
