@@ -857,3 +857,55 @@ fn a_foreign_mk_set_on_one_apqn_makes_the_cancel_refused_before_the_tool() {
     );
     b.assert_pins_nowhere();
 }
+
+/// An APQN's APKA lines read `- -` (an interrupted read that lasts) when the run resumes
+/// after the TKE's set: the `until: {assert_mk}` cannot hold on an unknown register, so the
+/// run parks again instead of finalizing; once the reads are whole, resume finishes.
+#[test]
+fn an_unknown_register_at_the_set_checkpoint_parks_again_and_never_finalizes() {
+    let mut b = Bench::new();
+    assert_eq!(
+        b.rehearse_to_park("plans/cca-concurrent.yaml"),
+        6,
+        "{}",
+        b.output()
+    );
+    let root = b.root.clone();
+    let sim = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args(["60", SIM, "fault", "--root"])
+            .arg(&root)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    sim(&["interrupted-read", "0d.0011:apka"]);
+    let code = b.resume(&[]);
+    assert_eq!(code, 6, "{}", b.output());
+    assert!(
+        b.output()
+            .contains("APQN 0d.0011 (adapter 13, domain 17): the APKA registers read `- -`"),
+        "{}",
+        b.output()
+    );
+    let kinds: Vec<String> = b
+        .journal()
+        .iter()
+        .filter(|e| e["kind"] == "step_started")
+        .filter_map(|e| e["data"]["step"]["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !kinds
+            .iter()
+            .any(|k| k == "mk_change.finalize" || k == "set_expected_mkvps"),
+        "nothing after the set checkpoint ran: {kinds:?}"
+    );
+    sim(&["--clear"]);
+    let code = b.resume(&[]);
+    assert_eq!(code, 0, "{}", b.output());
+    assert_every_cca_key_under_the_new_mks(&b.verify());
+    assert_eq!(b.operation_files(), Vec::<String>::new());
+    b.assert_apps_never_failed();
+    b.assert_pins_nowhere();
+}
