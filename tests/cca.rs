@@ -488,6 +488,11 @@ fn the_concurrent_cca_plan_rehearses_with_every_key_usable_under_the_new_mks() {
         "{}",
         b.output()
     );
+    assert!(
+        b.output().contains("every key also has a blob under the new AES MK 0x8e7f6a5b4c3d2e1f and APKA MK 0x3a1f0e9d8c7b6a59"),
+        "{}",
+        b.output()
+    );
     assert_every_cca_key_under_the_new_mks(&b.verify());
     b.assert_apps_never_failed();
     assert_eq!(b.operation_files(), Vec::<String>::new());
