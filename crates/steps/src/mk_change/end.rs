@@ -317,7 +317,8 @@ fn attempts(
                         "operation {id} finalized: every key's new blob is current; the token is back in multi-APQN mode"
                     ),
                     End::Cancel => format!(
-                        "operation {id} cancelled: the blobs under the new WK are gone; every key stays under the current WK"
+                        "operation {id} cancelled: the blobs under the new {key} are gone; every key stays under the current {key}",
+                        key = keys_of(plan, &step.tokens)
                     ),
                 };
                 return Ok(Done::new(summary).with(output));
@@ -406,6 +407,19 @@ fn gone(
             format!("operation {id} no longer exists and the WK registers cannot be read: {e}"),
             output,
         )),
+    }
+}
+
+/// `WK`, `MKs` or `WK or MKs`: the keys of an operation's tokens, in words.
+fn keys_of(plan: &Plan, tokens: &[mkplan_plan::model::TokenId]) -> &'static str {
+    let tokens = tokens_of(plan, tokens);
+    match (
+        tokens.iter().any(|t| t.is_cca()),
+        tokens.iter().any(|t| !t.is_cca()),
+    ) {
+        (true, false) => "MKs",
+        (true, true) => "WK or MKs",
+        _ => "WK",
     }
 }
 

@@ -242,7 +242,7 @@ fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherO
     let Some(id) = observed.created.clone() else {
         return Err(Failed::with(
             format!(
-                "`pkcshsm_mk_change reencipher` created no operation ({said}); every key is as it was under the current WK"
+                "`pkcshsm_mk_change reencipher` created no operation ({said}); every key is as it was, under its current key"
             ),
             output,
         ));
