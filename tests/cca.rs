@@ -584,6 +584,12 @@ fn the_concurrent_cca_plan_rehearses_with_every_key_usable_under_the_new_mks() {
         token["apqns_after"]["source"], "checkpoint until",
         "{token:#}"
     );
+    // The page's APQN tables show each MK type's registers, not the EP11 WK columns.
+    let html = std::fs::read_to_string(b.run_dir().join("report.html")).unwrap();
+    assert!(
+        html.contains("<th>OLD</th>") && !html.contains("CUR WKVP"),
+        "the page's APQN tables are CCA's"
+    );
     b.assert_pins_nowhere();
 }
 
