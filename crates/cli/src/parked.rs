@@ -47,10 +47,15 @@ pub fn print_parked(
         .succeeded::<ReencipherOutput>()
         .filter_map(|(_, r)| {
             let id = r.operation.as_ref()?;
+            let mut new: Vec<String> = (!r.new_wkvp.is_empty())
+                .then(|| format!("WK 0x{}", r.new_wkvp))
+                .into_iter()
+                .collect();
+            new.extend(r.new_cca_mkvps.iter().map(|(mk, vp)| format!("{mk} MK 0x{vp}")));
             Some(format!(
-                "operation {id} ({}): every key also has a blob under the new WK 0x{}, and the applications keep running on the current WK",
+                "operation {id} ({}): every key also has a blob under the new {}, and the applications keep running on the current keys",
                 r.tokens.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
-                r.new_wkvp
+                new.join(" and ")
             ))
         })
         .collect();
@@ -76,7 +81,7 @@ pub fn print_parked(
         }
         if c.tke == Some(TkeAction::Activate) {
             eprintln!(
-                "  Activate on ALL of the token's APQNs, together; if other hosts' runs use them, only when each of them is parked too."
+                "  Activate (CCA: set) on ALL of the token's APQNs, together; if other hosts' runs use them, only when each of them is parked too."
             );
             eprintln!(
                 "  Activation is final: from then on the change can only go forward (cancel is refused)."

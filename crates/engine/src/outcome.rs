@@ -48,8 +48,12 @@ pub fn describe(plan: &Plan, state: &RunState) -> String {
     let restored = restored(plan, state);
     let all = restores(plan, state);
     if !restored.is_empty() && restored.iter().all(|r| r.starts_with("operation ")) {
+        let keys = match plan.tokens.values().any(|t| t.is_cca()) {
+            true => "current WK or MKs",
+            false => "current WK",
+        };
         format!(
-            "{what}; rescue cancelled {}: every key stays under the current WK",
+            "{what}; rescue cancelled {}: every key stays under the {keys}",
             restored.join(", ")
         )
     } else if !restored.is_empty() {

@@ -165,7 +165,7 @@ fn step_resources(plan: &Plan, kind: &StepKind) -> Vec<String> {
                 })
                 .collect();
             if let Some(until) = &c.until {
-                out.extend(token(plan, &until.check.token));
+                out.extend(token(plan, until.check.token()));
             }
             out
         }

@@ -1,5 +1,6 @@
 //! The concurrent change's part of the report, from the journal's typed records: per
-//! operation its ID, phases (with times and the WK state each read), parks, the time between
+//! operation its ID, its new WK and CCA MK patterns, phases (with times and the WK or CCA MK
+//! state each read), parks, the time between
 //! reencipher and finalize, and downtime 0 when nothing was stopped.
 
 use crate::model_concurrent::{ConcurrentChange, ParkFacts, PhaseFacts};
@@ -11,7 +12,7 @@ use mkplan_engine::record::checkpoint::CheckpointOutput;
 use mkplan_engine::record::mk_change::{
     CancelOutput, EndAction, EndOutput, FinalizeOutput, OperationSource, ReencipherOutput,
 };
-use mkplan_engine::record::wk::WkTable;
+use mkplan_engine::record::wk::{CcaMasterKeys, CcaMkType, CcaVp, WkTable};
 use mkplan_engine::state::RunState;
 use mkplan_plan::model::{Plan, ReencipherStep, Step, StepKind, TkeAction};
 
@@ -68,14 +69,24 @@ fn one(
                 if c.tke == Some(TkeAction::Activate)
                     && c.until
                         .as_ref()
-                        .is_some_and(|u| op.tokens.contains(&u.check.token)) =>
+                        .is_some_and(|u| op.tokens.contains(u.check.token())) =>
             {
                 phases.push(phase("activation", timeline, later, |o| {
-                    CheckpointOutput::of(o).map(|c| (1, wk_lines(c.until.as_slice())))
+                    CheckpointOutput::of(o).map(|c| {
+                        let mk = c.until_mk.as_ref().map(|t| WkTable {
+                            token: t.token.clone(),
+                            apqns: t.apqns.clone(),
+                        });
+                        let read: Vec<WkTable> = c.until.iter().cloned().chain(mk).collect();
+                        (1, wk_lines(&read))
+                    })
                 }));
             }
             StepKind::SetExpectedWkvp(e) if op.tokens.contains(&e.token) => {
                 phases.push(phase("expected_wkvp", timeline, later, |_| None));
+            }
+            StepKind::SetExpectedMkvps(e) if op.tokens.contains(&e.token) => {
+                phases.push(phase("expected_mkvps", timeline, later, |_| None));
             }
             StepKind::MkFinalize(e) if e.of_index == index => {
                 phases.push(phase("finalize", timeline, later, |o| {
@@ -136,6 +147,10 @@ fn one(
         new_wkvp: reenciphered
             .as_ref()
             .map(|r| r.new_wkvp.clone())
+            .unwrap_or_default(),
+        new_cca_mkvps: reenciphered
+            .as_ref()
+            .map(|r| r.new_cca_mkvps.clone())
             .unwrap_or_default(),
         outcome: outcome.to_owned(),
         downtime_ms: (!stopped_any).then_some(0),
@@ -230,6 +245,9 @@ fn wk_lines(tables: &[WkTable]) -> Vec<String> {
         .iter()
         .flat_map(|t| t.apqns.iter())
         .map(|s| {
+            if let Some(cca) = &s.cca {
+                return format!("{}: {}", s.apqn.lszcrypt(), cca_words(cca));
+            }
             format!(
                 "{}: current {}{}, new {}{}",
                 s.apqn.lszcrypt(),
@@ -240,6 +258,27 @@ fn wk_lines(tables: &[WkTable]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// `AES CUR valid 0x…, NEW full 0x…, OLD invalid; APKA …`: a CCA card's registers.
+fn cca_words(cca: &CcaMasterKeys) -> String {
+    let register = |state: &str, vp: Option<&CcaVp>| match vp {
+        Some(vp) => format!("{state} {vp}"),
+        None => state.to_owned(),
+    };
+    CcaMkType::ALL
+        .iter()
+        .filter_map(|mk| Some((mk, cca.get(*mk)?)))
+        .map(|(mk, r)| {
+            format!(
+                "{mk} CUR {}, NEW {}, OLD {}",
+                register(r.cur.state.word(), r.cur.vp.as_ref()),
+                register(r.new.state.word(), r.new.vp.as_ref()),
+                register(r.old.state.word(), r.old.vp.as_ref())
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn parks(state: &RunState) -> Vec<ParkFacts> {

@@ -11,7 +11,7 @@ use mkplan_engine::events::EventKind;
 use mkplan_engine::journal::Verified;
 use mkplan_engine::record::end_state::{EndStateRecord, Reading, TokenEnd};
 use mkplan_engine::record::probe::{ObjectInfo, Usability};
-use mkplan_engine::record::wk::ApqnStatus;
+use mkplan_engine::record::wk::WkTable;
 use mkplan_engine::record::wk::cca::{CcaMasterKeys, CcaMkType, CcaVp};
 
 /// The run's end state and when it was read.
@@ -53,7 +53,7 @@ pub(crate) fn end_facts(end: &RunEnd, token: &TokenEnd, restored_by: Option<Stri
                 step: "end".to_owned(),
                 source,
                 time: end.time.clone(),
-                apqns: apqn_rows(&value.apqns),
+                apqns: apqn_rows(value),
             }),
             None,
         ),
@@ -130,8 +130,9 @@ pub(crate) fn key_summary(
 }
 
 /// Each APQN of a table as the report shows it.
-pub(crate) fn apqn_rows(apqns: &[ApqnStatus]) -> Vec<ApqnState> {
-    apqns
+pub(crate) fn apqn_rows(table: &WkTable) -> Vec<ApqnState> {
+    table
+        .apqns
         .iter()
         .map(|a| ApqnState {
             apqn: a.apqn.lszcrypt(),

@@ -312,6 +312,9 @@ pub struct TokenReport {
     /// (`CCA AES 0x…, APKA 0x…`).
     pub wkvp_current: String,
     pub wkvp_new: String,
+    /// A CCA token (its patterns above are MKVPs per MK type); absent for EP11.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cca: bool,
     pub apqns_before: Option<ApqnTable>,
     pub apqns_after: Option<ApqnTable>,
     pub backup: Option<BackupFacts>,
@@ -330,18 +333,12 @@ pub struct TokenReport {
     pub key_summary: Vec<KeyTypeSummary>,
 }
 
-/// How `wkvp_current`/`wkvp_new` of a CCA token begin: the report's own format, see
-/// [`TokenReport::pattern_name`].
-pub const CCA_PATTERNS_PREFIX: &str = "CCA ";
-
 impl TokenReport {
-    /// What the plan's patterns are called where the report shows them: a CCA token has
-    /// an MKVP per MK type, not an EP11 WKVP.
-    pub fn pattern_name(&self) -> &'static str {
-        if self.wkvp_current.starts_with(CCA_PATTERNS_PREFIX) {
-            "MKVPs"
-        } else {
-            "WKVP"
+    /// What the token's patterns are called: `WKVP` (EP11) or `MKVPs` (CCA).
+    pub fn pattern_label(&self) -> &'static str {
+        match self.cca {
+            true => "MKVPs",
+            false => "WKVP",
         }
     }
 }

@@ -2,6 +2,8 @@
 //! operation, each phase with its time and the WK state it left, the parks, and the time
 //! between the phases. Only reports of plans with `mk_change` steps have it.
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +18,12 @@ pub struct ConcurrentChange {
     pub operation_source: Option<String>,
     pub tokens: Vec<String>,
     pub apqns: Vec<String>,
-    /// The new EP11 WKVP, hex without `0x`.
+    /// The new EP11 WKVP, hex without `0x`; empty when the operation has no EP11 token.
     pub new_wkvp: String,
+    /// The new CCA MKVPs by MK type (`AES`, `APKA`, `SYM`), hex without `0x`; absent when
+    /// the operation has no CCA token.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub new_cca_mkvps: BTreeMap<String, String>,
     /// `finalized`, `cancelled`, `nothing to cancel`, `re-enciphered (not ended)`, `not created`.
     pub outcome: String,
     /// Application downtime of the change: 0 when the run stopped no service.
@@ -38,7 +44,7 @@ pub struct ConcurrentChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseFacts {
-    /// `reencipher`, `activation`, `expected_wkvp`, `finalize`, `cancel`.
+    /// `reencipher`, `activation`, `expected_wkvp`, `expected_mkvps`, `finalize`, `cancel`.
     pub phase: String,
     /// `steps[3]` and the like.
     pub step: String,
@@ -50,7 +56,8 @@ pub struct PhaseFacts {
     pub duration_ms: Option<u64>,
     /// Tool runs (finalize and cancel retry from ERROR).
     pub attempts: u32,
-    /// Every APQN as this phase read it: `0a.0011: current valid 0x…, new committed 0x…`.
+    /// Every APQN as this phase read it: `0a.0011: current valid 0x…, new committed 0x…`
+    /// (EP11), `0c.0011: AES CUR valid 0x…, NEW full 0x…; APKA …` (CCA).
     pub wk_state: Vec<String>,
 }
 

@@ -158,6 +158,29 @@ fn apqns(out: &mut String, title: &str, table: Option<&ApqnTable>) {
     };
     let _ = writeln!(out, "    {title} ({} {} at {}):", t.step, t.source, t.time);
     for a in &t.apqns {
+        let offline = if a.online && a.config && !a.chkstop {
+            ""
+        } else {
+            "  (offline, unconfigured or checkstopped)"
+        };
+        // A CCA card has no EP11 WK: one line per MK type its `mkvps` shows.
+        if !a.cca.is_empty() {
+            let _ = writeln!(out, "      {} {}{offline}", a.apqn, a.card_type);
+            for mk in &a.cca {
+                let _ = writeln!(
+                    out,
+                    "        {:<4}  CUR {} {}  NEW {} {}  OLD {} {}",
+                    mk.mk,
+                    mk.cur_state,
+                    or_dash(mk.cur_mkvp.as_deref()),
+                    mk.new_state,
+                    or_dash(mk.new_mkvp.as_deref()),
+                    mk.old_state,
+                    or_dash(mk.old_mkvp.as_deref()),
+                );
+            }
+            continue;
+        }
         let _ = writeln!(
             out,
             "      {} {}  CUR {} {}  NEW {} {}{}",
@@ -167,11 +190,7 @@ fn apqns(out: &mut String, title: &str, table: Option<&ApqnTable>) {
             or_dash(a.cur_wkvp.as_deref()),
             a.new_state,
             or_dash(a.new_wkvp.as_deref()),
-            if a.online && a.config && !a.chkstop {
-                ""
-            } else {
-                "  (offline, unconfigured or checkstopped)"
-            }
+            offline
         );
     }
 }
@@ -232,7 +251,7 @@ fn token(out: &mut String, t: &TokenReport) {
     let _ = writeln!(
         out,
         "    {} current {}  new {}",
-        t.pattern_name(),
+        t.pattern_label(),
         t.wkvp_current,
         t.wkvp_new
     );

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use crate::end_state::{RunEnd, TokenFacts, apqn_rows, end_facts, key_summary, token_warnings};
 use crate::model::{
-    ApqnTable, BackupFacts, CCA_PATTERNS_PREFIX, ComparisonFacts, InventoryFacts, KeyFacts,
-    KeyFileFacts, MigrationFacts, RestoreFacts, TokenReport,
+    ApqnTable, BackupFacts, ComparisonFacts, InventoryFacts, KeyFacts, KeyFileFacts,
+    MigrationFacts, RestoreFacts, TokenReport,
 };
 use crate::timeline::{StepOutcome, Timeline, one_line, plan_step};
 use mkplan_engine::events::StepRef;
@@ -20,7 +20,7 @@ use mkplan_engine::record::mk::MkTable;
 use mkplan_engine::record::probe::{
     Inventory, ObjectIdentity, ObjectInfo, ProbeOutput, Usability, compare,
 };
-use mkplan_engine::record::wk::{ApqnStatus, WkTable};
+use mkplan_engine::record::wk::WkTable;
 use mkplan_plan::model::{BackupStep, ProbeKeysStep, RestoreStep};
 use mkplan_plan::model::{CurrentWk, Plan, StepKind, Token};
 
@@ -28,10 +28,6 @@ use mkplan_plan::model::{CurrentWk, Plan, StepKind, Token};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     AssertWk {
-        current_new: bool,
-    },
-    /// `assert_mk` on a CCA token; `current_new`: it proved the new MKs current.
-    AssertMk {
         current_new: bool,
     },
     /// A checkpoint whose `until` checks this token.
@@ -51,15 +47,16 @@ fn role(plan: &Plan, token: &Token, outcome: &StepOutcome<'_>) -> Option<Role> {
         StepKind::AssertWk(a) if mine(&a.token) => Some(Role::AssertWk {
             current_new: a.current == CurrentWk::New,
         }),
-        StepKind::AssertMk(a) if mine(&a.token) => Some(Role::AssertMk {
+        // A CCA token's registers read by `assert_mk` stand where EP11's WK readings do.
+        StepKind::AssertMk(a) if mine(&a.token) => Some(Role::AssertWk {
             current_new: a.current == CurrentWk::New,
         }),
         StepKind::Checkpoint(c) => {
             c.until
                 .as_ref()
-                .filter(|u| mine(&u.check.token))
+                .filter(|u| mine(u.check.token()))
                 .map(|u| Role::Until {
-                    current_new: u.check.current == CurrentWk::New,
+                    current_new: u.check.current() == CurrentWk::New,
                 })
         }
         StepKind::Backup(BackupStep { token, .. }) if mine(token) => Some(Role::Backup),
@@ -117,35 +114,31 @@ pub(crate) fn token_report(
         }
     };
 
-    // A CCA token's MKs are set before its migration (the order is reversed), so the
-    // registers before the change are the run's first `assert_mk`, not the one closest to
-    // the migration.
-    let mut apqns_before = match token.is_cca() {
-        true => mine
-            .iter()
-            .find(|(r, o)| matches!(r, Role::AssertMk { .. }) && o.seq < before_limit)
-            .map(|(_, o)| *o),
-        false => before(|r| matches!(r, Role::AssertWk { .. })),
-    }
-    .and_then(register_table);
+    let mut apqns_before = before(|r| matches!(r, Role::AssertWk { .. }))
+        .and_then(|o| apqn_table(o, assert_source(o), registers(o).as_ref()));
     if apqns_before.is_none()
         && let Some(o) = migrate_outcome
     {
         let preflight = MigrateOutput::of(&o.output).and_then(|m| m.preflight.as_ref());
         let table = preflight.and_then(|p| p.apqns.as_ref());
-        apqns_before = apqn_table(o, "migrate preflight", table.map(|t| &t.apqns[..]));
+        apqns_before = apqn_table(o, "migrate preflight", table);
     }
     let apqns_after = mine
         .iter()
         .rev()
         .filter(|(_, o)| o.succeeded && o.seq > after_from)
         .find_map(|(r, o)| match r {
-            Role::AssertWk { current_new: true } | Role::AssertMk { current_new: true } => {
-                register_table(o)
+            Role::AssertWk { current_new: true } => {
+                apqn_table(o, assert_source(o), registers(o).as_ref())
             }
             Role::Until { current_new: true } => {
-                let until = CheckpointOutput::of(&o.output).and_then(|c| c.until.as_ref());
-                apqn_table(o, "checkpoint until", until.map(|t| &t.apqns[..]))
+                let output = CheckpointOutput::of(&o.output);
+                let mk = output.and_then(|c| c.until_mk.as_ref()).map(|t| WkTable {
+                    token: t.token.clone(),
+                    apqns: t.apqns.clone(),
+                });
+                let until = output.and_then(|c| c.until.clone()).or(mk);
+                apqn_table(o, "checkpoint until", until.as_ref())
             }
             _ => None,
         });
@@ -260,6 +253,7 @@ pub(crate) fn token_report(
         store: token.store.display().to_string(),
         wkvp_current,
         wkvp_new,
+        cca: token.is_cca(),
         apqns_before,
         apqns_after,
         backup,
@@ -278,26 +272,30 @@ fn status(o: &StepOutcome<'_>) -> &'static str {
 }
 
 /// An APQN table as a step recorded it.
-fn apqn_table(
-    o: &StepOutcome<'_>,
-    source: &str,
-    apqns: Option<&[ApqnStatus]>,
-) -> Option<ApqnTable> {
+/// The APQNs an `assert_wk` (EP11) or `assert_mk` (CCA) read.
+fn registers(o: &StepOutcome<'_>) -> Option<WkTable> {
+    WkTable::of(&o.output).cloned().or_else(|| {
+        MkTable::of(&o.output).map(|t| WkTable {
+            token: t.token.clone(),
+            apqns: t.apqns.clone(),
+        })
+    })
+}
+
+fn assert_source(o: &StepOutcome<'_>) -> &'static str {
+    match MkTable::of(&o.output) {
+        Some(_) => "assert_mk",
+        None => "assert_wk",
+    }
+}
+
+fn apqn_table(o: &StepOutcome<'_>, source: &str, table: Option<&WkTable>) -> Option<ApqnTable> {
     Some(ApqnTable {
         step: o.step.position(),
         source: source.to_owned(),
         time: o.time.to_owned(),
-        apqns: apqn_rows(apqns?),
+        apqns: apqn_rows(table?),
     })
-}
-
-/// The registers an `assert_wk` (EP11 WK) or `assert_mk` (CCA MKs) read.
-fn register_table(o: &StepOutcome<'_>) -> Option<ApqnTable> {
-    match (WkTable::of(&o.output), MkTable::of(&o.output)) {
-        (Some(wk), _) => apqn_table(o, "assert_wk", Some(&wk.apqns)),
-        (None, Some(mk)) => apqn_table(o, "assert_mk", Some(&mk.apqns)),
-        (None, None) => None,
-    }
 }
 
 fn backup_facts(o: &StepOutcome<'_>) -> Option<BackupFacts> {
@@ -460,5 +458,5 @@ fn cca_patterns(
         .iter()
         .map(|(mk, pair)| format!("{mk} {}", which(pair)))
         .collect();
-    format!("{CCA_PATTERNS_PREFIX}{}", each.join(", "))
+    format!("CCA {}", each.join(", "))
 }

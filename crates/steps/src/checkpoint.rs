@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::guards::GuardError;
-use crate::guards::wk::read_and_evaluate;
+use crate::guards::until::{UntilRead, evaluate, mk_list};
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::approvals::{asserted_refused, flag_key};
 use mkplan_engine::clock::now_rfc3339;
@@ -15,7 +15,6 @@ use mkplan_engine::digest::sha256_hex;
 use mkplan_engine::events::{ApprovalMethod, EventKind};
 use mkplan_engine::ports::operator::Answer;
 use mkplan_engine::record::checkpoint::CheckpointOutput;
-use mkplan_engine::record::wk::WkTable;
 use mkplan_engine::signed_approval::{SignedApproval, accept_now};
 use mkplan_engine::step::{CheckContext, CheckReport, RunContext};
 use mkplan_plan::model::{Checkpoint, Plan, Step, TkeAction, Token};
@@ -44,7 +43,7 @@ const NAME_ATTEMPTS: u32 = 3;
 /// The tokens a TKE checkpoint concerns: its `until` token, else every token of the plan.
 fn tokens<'p>(plan: &'p Plan, checkpoint: &Checkpoint) -> Vec<&'p Token> {
     match &checkpoint.until {
-        Some(until) => plan.tokens.get(&until.check.token).into_iter().collect(),
+        Some(until) => plan.tokens.get(until.check.token()).into_iter().collect(),
         None => plan.tokens.values().collect(),
     }
 }
@@ -60,18 +59,34 @@ pub fn shown_text(plan: &Plan, plan_sha256: &str, step: &Step, checkpoint: &Chec
         plan.change.summary,
     );
     if let Some(tke) = &checkpoint.tke {
-        let action = match tke {
-            TkeAction::Commit => "commit the new wrapping key (do not activate)".to_owned(),
-            TkeAction::Activate => "activate the new wrapping key (Set, immediate)".to_owned(),
-            TkeAction::Other(text) => text.clone(),
+        let tokens = tokens(plan, checkpoint);
+        // CCA has no commit: the plan's `commit` is the load of NEW, `activate` the set.
+        let all_cca = tokens.iter().all(|t| t.is_cca());
+        let action = match (tke, all_cca) {
+            (TkeAction::Commit, false) => {
+                "commit the new wrapping key (do not activate)".to_owned()
+            }
+            (TkeAction::Commit, true) => {
+                "load every key part of the new master keys (NEW full; do not set)".to_owned()
+            }
+            (TkeAction::Activate, false) => {
+                "activate the new wrapping key (Set, immediate)".to_owned()
+            }
+            (TkeAction::Activate, true) => {
+                "set the new master keys (NEW → CURRENT, CURRENT → OLD)".to_owned()
+            }
+            (TkeAction::Other(text), _) => text.clone(),
         };
         text.push_str(&format!("TKE: {action}\n"));
-        for token in tokens(plan, checkpoint) {
+        for token in tokens {
+            let new = match token.is_cca() {
+                true => format!("new MKs {}", mk_list(token)),
+                false => format!("new WKVP {}", token.wkvp_new),
+            };
             text.push_str(&format!(
-                "token `{}` (slot {}): new WKVP {} on {}\n",
+                "token `{}` (slot {}): {new} on {}\n",
                 token.id,
                 token.slot,
-                token.wkvp_new,
                 token
                     .apqns
                     .iter()
@@ -121,14 +136,15 @@ pub fn shown_sha256(plan: &Plan, plan_sha256: &str, step: &Step) -> Option<Strin
 fn confirmation(plan: &Plan, step: &Step, checkpoint: &Checkpoint) -> (String, String) {
     let tokens = tokens(plan, checkpoint);
     if checkpoint.tke.is_some() && tokens.len() == 1 {
-        let wkvp = tokens[0].wkvp_new.to_string();
-        let last = wkvp[wkvp.len() - 4..].to_owned();
+        let token = tokens[0];
+        let (pattern, what) = match token.mks.iter().next() {
+            Some((mk, pair)) if token.is_cca() => (pair.new.to_string(), format!("{mk} MKVP")),
+            _ => (token.wkvp_new.to_string(), "WKVP".to_owned()),
+        };
+        let last = pattern[pattern.len() - 4..].to_owned();
         return (
             last,
-            format!(
-                "the last 4 hex digits of the new WKVP of `{}`",
-                tokens[0].id
-            ),
+            format!("the last 4 hex digits of the new {what} of `{}`", token.id),
         );
     }
     let key = flag_key(step);
@@ -348,11 +364,20 @@ fn run(checkpoint: &Checkpoint, cx: &mut RunContext<'_>) -> KindResult<Checkpoin
         shown_sha256: shown,
         approved_at: now_rfc3339(),
         until: None,
+        until_mk: None,
         since_park: arrival.map(|a| a.since_park).unwrap_or_default(),
     };
     if let Some(until) = &checkpoint.until {
-        output.until = Some(poll_until(until, cx)?);
-        summary.push_str("; the wrapping-key state holds");
+        match poll_until(until, cx)? {
+            UntilRead::Wk(table) => {
+                output.until = Some(table);
+                summary.push_str("; the wrapping-key state holds");
+            }
+            UntilRead::Mk(table) => {
+                output.until_mk = Some(table);
+                summary.push_str("; the master-key state holds");
+            }
+        }
     }
     Ok(Done::new(summary).with(output))
 }
@@ -364,14 +389,15 @@ fn deny(reason: &str) -> Failed<CheckpointOutput> {
 fn poll_until(
     until: &mkplan_plan::model::Until,
     cx: &mut RunContext<'_>,
-) -> Result<WkTable, Failed<CheckpointOutput>> {
+) -> Result<UntilRead, Failed<CheckpointOutput>> {
     let mut attempt = 0;
     loop {
-        match read_and_evaluate(cx.host, cx.plan, &until.check) {
-            Ok(table) => return Ok(table),
+        match evaluate(cx.host, cx.plan, &until.check) {
+            Ok(read) => return Ok(read),
             Err(problems) if attempt >= until.retries => {
                 return Err(Failed::step(format!(
-                    "after approval, the wrapping-key state still does not hold ({} checks): {problems}",
+                    "after approval, the {} state still does not hold ({} checks): {problems}",
+                    register_words(&until.check),
                     attempt + 1
                 )));
             }
@@ -391,6 +417,14 @@ fn poll_until(
             }
             std::thread::sleep(std::time::Duration::from_millis(50).min(until.delay));
         }
+    }
+}
+
+/// `wrapping-key` (EP11) or `master-key` (CCA).
+fn register_words(check: &mkplan_plan::model::UntilCheck) -> &'static str {
+    match check {
+        mkplan_plan::model::UntilCheck::Wk(_) => "wrapping-key",
+        mkplan_plan::model::UntilCheck::Mk(_) => "master-key",
     }
 }
 
@@ -416,17 +450,20 @@ fn check(checkpoint: &Checkpoint, cx: &CheckContext<'_>) -> CheckReport {
         checkpoint.approvals
     );
     if let Some(tke) = &checkpoint.tke {
+        let all_cca = tokens(cx.plan, checkpoint).iter().all(|t| t.is_cca());
         text.push_str(&format!(
             "; the TKE operator will {}",
-            match tke {
-                TkeAction::Commit => "commit the new WK".to_owned(),
-                TkeAction::Activate => "activate the new WK".to_owned(),
-                TkeAction::Other(t) => t.clone(),
+            match (tke, all_cca) {
+                (TkeAction::Commit, false) => "commit the new WK".to_owned(),
+                (TkeAction::Commit, true) => "load the new MKs (NEW full)".to_owned(),
+                (TkeAction::Activate, false) => "activate the new WK".to_owned(),
+                (TkeAction::Activate, true) => "set the new MKs".to_owned(),
+                (TkeAction::Other(t), _) => t.clone(),
             }
         ));
     }
     if let Some(until) = &checkpoint.until {
-        match read_and_evaluate(cx.host, cx.plan, &until.check) {
+        match evaluate(cx.host, cx.plan, &until.check) {
             Ok(_) => text.push_str("; its `until` check already holds"),
             // Unreadable, offline or `- -`: no TKE action makes the check hold.
             Err(problems @ GuardError::WkUnknown(_)) => {

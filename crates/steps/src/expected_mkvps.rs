@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::guards::mk::{MkNeed, check_cca};
+use crate::guards::mk::{MkNeed, check_cca, conf_type};
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::crash_hooks::kill_point;
 use mkplan_engine::record::command::ExpectedMkvpsOutput;
@@ -27,16 +27,6 @@ impl Kind for ExpectedMkvpsKind {
 
     fn run(step: &ExpectedWkvpStep, cx: &mut RunContext<'_>) -> KindResult<ExpectedMkvpsOutput> {
         run(step, cx)
-    }
-}
-
-/// `ccatok.conf` names SYM, AES and APKA; the CCA token does not use ASYM.
-fn conf_type(mk: CcaMk) -> Option<ConfMkType> {
-    match mk {
-        CcaMk::Sym => Some(ConfMkType::Sym),
-        CcaMk::Aes => Some(ConfMkType::Aes),
-        CcaMk::Apka => Some(ConfMkType::Apka),
-        CcaMk::Asym => None,
     }
 }
 

@@ -91,7 +91,7 @@ fn refer_to_preflight(step: &Step, report: CheckReport, checked: &Preflight) -> 
     let token = match &step.kind {
         StepKind::AssertWk(a) => Some(&a.token),
         StepKind::AssertMk(a) => Some(&a.token),
-        StepKind::Checkpoint(c) => c.until.as_ref().map(|u| &u.check.token),
+        StepKind::Checkpoint(c) => c.until.as_ref().map(|u| u.check.token()),
         StepKind::Migrate(m) => Some(&m.token),
         StepKind::Restore(RestoreStep { token, .. })
         | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. })

@@ -9,15 +9,16 @@ use crate::lower::{DEFAULT_END_DELAY, DEFAULT_UNTIL_DELAY, Lowering};
 use crate::model::{
     Apqn, AssertMk, AssertWk, BackupId, CcaMk, Checkpoint, CommandStep, CurrentWk, MigrateStep,
     NewMk, NewWk, OldMk, PinDelivery, Section, ServiceId, Step, StepKind, TkeAction, Token,
-    TokenId, Until,
+    TokenId, Until, UntilCheck,
 };
 use crate::model::{
     BackupStep, EndOperationStep, ExpectedTarget, ExpectedWkvpStep, ProbeKeysStep, ReencipherStep,
     RestoreStep,
 };
 use crate::raw::{
-    RawAssertWk, RawCcaMkName, RawCommand, RawCurrentWk, RawEndOperation, RawExpectedTarget,
-    RawMigrateStep, RawMkChange, RawNewMk, RawNewWk, RawOldMk, RawPinDelivery, RawStep,
+    RawAssertMk, RawAssertWk, RawCcaMkName, RawCommand, RawCurrentWk, RawEndOperation,
+    RawExpectedTarget, RawMigrateStep, RawMkChange, RawNewMk, RawNewWk, RawOldMk, RawPinDelivery,
+    RawStep,
 };
 use crate::schema::dotted_path;
 use crate::suggest::did_you_mean;
@@ -97,7 +98,27 @@ impl Lowering {
                 .and_then(|t| self.duration(t, &format!("{at}/timeout")));
             let until = match &c.until {
                 Some(u) => {
-                    let check = self.assert_wk(&u.assert_wk, &format!("{at}/until/assert_wk"))?;
+                    let check = match (&u.assert_wk, &u.assert_mk) {
+                        (Some(wk), None) => {
+                            UntilCheck::Wk(self.assert_wk(wk, &format!("{at}/until/assert_wk"))?)
+                        }
+                        (None, Some(mk)) => {
+                            UntilCheck::Mk(self.assert_mk(mk, &format!("{at}/until/assert_mk"))?)
+                        }
+                        _ => {
+                            self.errors.push(
+                                Diagnostic::error(
+                                    "one-of",
+                                    "`until` takes exactly one of `assert_wk` or `assert_mk`",
+                                )
+                                .with_pointer(format!("{at}/until"))
+                                .with_hint(
+                                    "`assert_wk` for an EP11 token, `assert_mk` for a CCA token",
+                                ),
+                            );
+                            return None;
+                        }
+                    };
                     let delay = match &u.delay {
                         Some(d) => self.duration(d, &format!("{at}/until/delay"))?,
                         None => DEFAULT_UNTIL_DELAY,
@@ -172,23 +193,9 @@ impl Lowering {
             return Some(StepKind::SetExpectedMkvps(ExpectedWkvpStep { token, to }));
         }
         if let Some(a) = &raw.assert_mk {
-            let token = self.token_ref(&a.token, &format!("{base}/assert_mk/token"))?;
-            return Some(StepKind::AssertMk(AssertMk {
-                token,
-                current: match a.current {
-                    RawCurrentWk::Expected => CurrentWk::Expected,
-                    RawCurrentWk::New => CurrentWk::New,
-                },
-                new: match a.new {
-                    RawNewMk::Full => NewMk::Full,
-                    RawNewMk::Empty => NewMk::Empty,
-                    RawNewMk::Any => NewMk::Any,
-                },
-                old: match a.old {
-                    Some(RawOldMk::Expected) => OldMk::Expected,
-                    None | Some(RawOldMk::Any) => OldMk::Any,
-                },
-            }));
+            return self
+                .assert_mk(a, &format!("{base}/assert_mk"))
+                .map(StepKind::AssertMk);
         }
         if let Some(p) = &raw.probe_keys {
             let token = self.token_ref(&p.token, &format!("{base}/probe_keys/token"))?;
@@ -223,6 +230,26 @@ impl Lowering {
                 RawNewWk::Uncommitted => NewWk::Uncommitted,
                 RawNewWk::Empty => NewWk::Empty,
                 RawNewWk::Any => NewWk::Any,
+            },
+        })
+    }
+
+    fn assert_mk(&mut self, raw: &RawAssertMk, pointer: &str) -> Option<AssertMk> {
+        let token = self.token_ref(&raw.token, &format!("{pointer}/token"))?;
+        Some(AssertMk {
+            token,
+            current: match raw.current {
+                RawCurrentWk::Expected => CurrentWk::Expected,
+                RawCurrentWk::New => CurrentWk::New,
+            },
+            new: match raw.new {
+                RawNewMk::Full => NewMk::Full,
+                RawNewMk::Empty => NewMk::Empty,
+                RawNewMk::Any => NewMk::Any,
+            },
+            old: match raw.old {
+                Some(RawOldMk::Expected) => OldMk::Expected,
+                None | Some(RawOldMk::Any) => OldMk::Any,
             },
         })
     }

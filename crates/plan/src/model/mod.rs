@@ -17,6 +17,7 @@ pub use step::{
     AssertMk, AssertWk, BackupStep, Checkpoint, CommandStep, CurrentWk, EndOperationStep,
     ExpectedTarget, ExpectedWkvpStep, KindName, MigrateStep, NewMk, NewWk, OldMk, PinDelivery,
     ProbeKeysStep, ReencipherStep, RestoreStep, Section, Step, StepKind, TkeAction, Until,
+    UntilCheck,
 };
 pub use wkvp::{Wkvp, WkvpWidth};
 

@@ -237,6 +237,14 @@ pub struct AssertMk {
     pub old: OldMk,
 }
 
+impl AssertMk {
+    /// Does this check establish that every declared new MK is fully loaded in NEW and the
+    /// current one still in CUR (what a concurrent reencipher needs)?
+    pub fn proves_new_loaded(&self) -> bool {
+        self.current == CurrentWk::Expected && self.new == NewMk::Full
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NewMk {
     Full,
@@ -287,9 +295,59 @@ pub struct Checkpoint {
 
 #[derive(Debug, Clone)]
 pub struct Until {
-    pub check: AssertWk,
+    pub check: UntilCheck,
     pub retries: u32,
     pub delay: Duration,
+}
+
+/// What a checkpoint's `until` reads: an EP11 token's WK registers or a CCA token's MK
+/// registers, each with the same fail-closed guard as its step kind.
+#[derive(Debug, Clone)]
+pub enum UntilCheck {
+    Wk(AssertWk),
+    Mk(AssertMk),
+}
+
+impl UntilCheck {
+    pub fn token(&self) -> &TokenId {
+        match self {
+            UntilCheck::Wk(a) => &a.token,
+            UntilCheck::Mk(a) => &a.token,
+        }
+    }
+
+    pub fn current(&self) -> CurrentWk {
+        match self {
+            UntilCheck::Wk(a) => a.current,
+            UntilCheck::Mk(a) => a.current,
+        }
+    }
+
+    /// Does this check establish that the new WK/MK is loaded (EP11: committed; CCA: NEW
+    /// full) and not yet current?
+    pub fn proves_new_committed(&self) -> bool {
+        match self {
+            UntilCheck::Wk(a) => a.proves_new_committed(),
+            UntilCheck::Mk(a) => a.proves_new_loaded(),
+        }
+    }
+
+    /// Does this check establish that the activation is complete: the new key current and
+    /// the NEW register empty (what finalize needs, ref 2.4)?
+    pub fn proves_activated(&self) -> bool {
+        match self {
+            UntilCheck::Wk(a) => a.current == CurrentWk::New,
+            UntilCheck::Mk(a) => a.current == CurrentWk::New && a.new == NewMk::Empty,
+        }
+    }
+
+    /// The step kind whose guard this check is (`assert_wk` or `assert_mk`).
+    pub fn kind(&self) -> KindName {
+        match self {
+            UntilCheck::Wk(_) => KindName::AssertWk,
+            UntilCheck::Mk(_) => KindName::AssertMk,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,6 +94,14 @@ pub const STEP_KINDS: &[&str] = &[
     "mk_change",
 ];
 
+/// The checks `until` can read, exactly one of them.
+pub const UNTIL_CHECKS: &[&str] = &["assert_wk", "assert_mk"];
+
+fn exactly_one_until_check(schema: &mut Schema) {
+    let checks: Vec<String> = UNTIL_CHECKS.iter().map(|k| (*k).to_owned()).collect();
+    add_one_of_required(schema, &checks);
+}
+
 fn exactly_one_step_kind(schema: &mut Schema) {
     let kinds: Vec<String> = STEP_KINDS.iter().map(|k| (*k).to_owned()).collect();
     add_one_of_required(schema, &kinds);
@@ -205,12 +213,18 @@ pub struct RawCheckpoint {
     pub park: bool,
 }
 
-/// A read-only check polled after a checkpoint's approval.
+/// A read-only check polled after a checkpoint's approval: exactly one of `assert_wk` (an
+/// EP11 token) or `assert_mk` (a CCA token).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = exactly_one_until_check)]
 pub struct RawUntil {
-    /// The wrapping-key state to wait for.
-    pub assert_wk: RawAssertWk,
+    /// The wrapping-key state of an EP11 token to wait for.
+    #[serde(default)]
+    pub assert_wk: Option<RawAssertWk>,
+    /// The master-key state of a CCA token to wait for (every declared MK type sysfs shows).
+    #[serde(default)]
+    pub assert_mk: Option<RawAssertMk>,
     /// How many more times to check after the first (default 0).
     #[serde(default)]
     #[schemars(range(min = 0, max = 10000))]

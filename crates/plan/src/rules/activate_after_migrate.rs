@@ -5,7 +5,7 @@ use crate::diagnostic::Diagnostic;
 use crate::model::Plan;
 use crate::model::StepKind;
 use crate::rules::{
-    Rule, activates, error, in_main, is_activation, is_cca, kind_pointer, rewrites,
+    Rule, activates, error, in_main, is_activation, is_cca, kind_pointer, register_check, rewrites,
 };
 
 pub struct ActivateAfterMigrate;
@@ -63,9 +63,13 @@ impl Rule for ActivateAfterMigrate {
         }
         for (m, step, token) in rewrites(plan) {
             if !plan.steps[m + 1..].iter().any(|s| activates(s, token)) {
+                let key = match is_cca(plan, token) {
+                    true => "MKs (the set)",
+                    false => "WK",
+                };
                 let message = match step.kind {
                     StepKind::MkReencipher(_) => format!(
-                        "token `{token}` is re-enciphered at steps[{m}] but no later checkpoint activates its new WK"
+                        "token `{token}` is re-enciphered at steps[{m}] but no later checkpoint activates its new {key}"
                     ),
                     _ => format!(
                         "token `{token}` is migrated but no later checkpoint activates its new WK"
@@ -75,8 +79,8 @@ impl Rule for ActivateAfterMigrate {
                     error(self, message)
                         .with_pointer(kind_pointer(step))
                         .at_key()
-                        .with_note("re-enciphered keys work only once the new WK is activated on the TKE")
-                        .with_hint("add after it: `checkpoint: { tke: activate, say: …, until: { assert_wk: { token: …, current: new, new: empty } } }`"),
+                        .with_note("re-enciphered keys work only once the new WK (CCA: MKs) is activated on the TKE")
+                        .with_hint(format!("add after it: `checkpoint: {{ tke: activate, say: …, until: {{ {} }} }}`", register_check(plan, token, "current: new, new: empty", "current: new, new: empty"))),
                 );
             }
         }

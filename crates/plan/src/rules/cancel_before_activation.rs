@@ -4,7 +4,17 @@
 
 use crate::diagnostic::Diagnostic;
 use crate::model::{ExpectedTarget, Plan, Section, Step};
-use crate::rules::{Rule, activates, ends, error, kind_pointer, operations, sets_expected};
+use crate::rules::{
+    Rule, activates, ends, error, expected_names, is_cca, kind_pointer, operations, sets_expected,
+};
+
+/// `WK` for an EP11 token, `MKs` for a CCA one.
+fn key(plan: &Plan, token: &crate::model::TokenId) -> &'static str {
+    match is_cca(plan, token) {
+        true => "MKs",
+        false => "WK",
+    }
+}
 
 pub struct CancelBeforeActivation;
 
@@ -14,7 +24,7 @@ impl Rule for CancelBeforeActivation {
     }
 
     fn why(&self) -> &'static str {
-        "the man page: cancel is only possible while no APQN has the new WK activated, and EXPECTED_WKVP must still name the current WK"
+        "the man page: cancel is only possible while no APQN has the new WK (CCA: MK) activated, and EXPECTED_WKVP (CCA: EXPECTED_MKVPS) must still name the current one"
     }
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
@@ -37,14 +47,20 @@ impl Rule for CancelBeforeActivation {
         }
         for (i, _, op) in operations(plan) {
             for token in &op.tokens {
+                let (keyword, _) = expected_names(plan, token);
                 let activation = plan.steps[i + 1..]
                     .iter()
                     .position(|s| activates(s, token))
                     .map_or(plan.steps.len(), |a| i + 1 + a);
                 for (j, step) in plan.steps.iter().enumerate() {
-                    if j < activation && sets_expected(step, token, ExpectedTarget::New) {
+                    // A CCA token's early EXPECTED_MKVPS is rule `migrate-order-by-type`'s,
+                    // in every plan: said once.
+                    if j < activation
+                        && !is_cca(plan, token)
+                        && sets_expected(step, token, ExpectedTarget::New)
+                    {
                         out.push(
-                            error(self, format!("`{}` points EXPECTED_WKVP of token `{token}` at the new WK before it is activated", step.name))
+                            error(self, format!("`{}` points {keyword} of token `{token}` at the new WK before it is activated", step.name))
                                 .with_pointer(kind_pointer(step))
                                 .at_key()
                                 .with_note("until the activation, new processes cannot start the token with it, and the tool refuses cancel")
@@ -53,10 +69,10 @@ impl Rule for CancelBeforeActivation {
                     }
                     if j > activation && sets_expected(step, token, ExpectedTarget::Current) {
                         out.push(
-                            error(self, format!("`{}` points EXPECTED_WKVP of token `{token}` back at the old WK after its activation", step.name))
+                            error(self, format!("`{}` points {keyword} of token `{token}` back at the old {key} after the activation", step.name, key = key(plan, token)))
                                 .with_pointer(kind_pointer(step))
                                 .at_key()
-                                .with_note("the old WK is gone once the new one is active: the token would not start")
+                                .with_note(format!("the old {key} is gone from CUR once the new one is active: the token would not start", key = key(plan, token)))
                                 .with_hint("remove it; `to: current` belongs in `rescue`, before the cancel"),
                         );
                     }
@@ -82,7 +98,7 @@ fn restore_after_cancel(
     for step in &plan.rescue[first_cancel + 1..] {
         if sets_expected(step, token, ExpectedTarget::Current) {
             out.push(
-                error(rule, format!("`{}` restores EXPECTED_WKVP of token `{token}` after the cancel: the tool needs the current value for the cancel", step.name))
+                error(rule, format!("`{}` restores {} of token `{token}` after the cancel: the tool needs the current value for the cancel", step.name, expected_names(plan, token).0))
                     .with_pointer(kind_pointer(step))
                     .at_key()
                     .with_hint("move it before the cancel"),

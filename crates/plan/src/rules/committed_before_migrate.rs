@@ -21,7 +21,7 @@ impl Rule for CommittedBeforeMigrate {
                 !plan.steps[..*i].iter().any(|s| match &s.kind {
                     StepKind::AssertWk(a) => &a.token == *token && a.proves_new_committed(),
                     StepKind::Checkpoint(c) => c.until.as_ref().is_some_and(|u| {
-                        &u.check.token == *token && u.check.proves_new_committed()
+                        u.check.token() == *token && u.check.proves_new_committed()
                     }),
                     _ => false,
                 })

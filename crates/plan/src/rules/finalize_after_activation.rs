@@ -1,15 +1,19 @@
 //! `mk_change: {finalize}` only in `steps`, once per operation, after a parking activation
-//! checkpoint of every token of the operation and after `set_expected_wkvp` of every token
-//! that has a config.
+//! checkpoint of every token of the operation whose `until` proves the activation done
+//! (EP11: the new WK current; CCA: the new MKs current and NEW empty), and after
+//! `set_expected_wkvp` / `set_expected_mkvps` of every token that has a config.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{CurrentWk, ExpectedTarget, Plan, Section, StepKind, TkeAction, TokenId};
-use crate::rules::{Rule, ends, error, kind_pointer, operations, sets_expected};
+use crate::model::{ExpectedTarget, Plan, Section, StepKind, TkeAction, TokenId};
+use crate::rules::{
+    Rule, ends, error, expected_names, is_cca, kind_pointer, operations, register_check,
+    sets_expected,
+};
 
 pub struct FinalizeAfterActivation;
 
-/// The first activation checkpoint of `token` in `steps[from..to]` whose `until` asserts
-/// the new WK current: its index and whether it parks.
+/// The first activation checkpoint of `token` in `steps[from..to]` whose `until` proves the
+/// activation done: its index and whether it parks.
 fn activation_between(
     plan: &Plan,
     token: &TokenId,
@@ -23,7 +27,7 @@ fn activation_between(
             StepKind::Checkpoint(c)
                 if c.tke == Some(TkeAction::Activate)
                     && c.until.as_ref().is_some_and(|u| {
-                        &u.check.token == token && u.check.current == CurrentWk::New
+                        u.check.token() == token && u.check.proves_activated()
                     }) =>
             {
                 Some((from + i, c.park))
@@ -38,7 +42,7 @@ impl Rule for FinalizeAfterActivation {
     }
 
     fn why(&self) -> &'static str {
-        "pkcshsm_mk_change steps 5-7: finalize only after the new WK is active on every APQN, with EXPECTED_WKVP already naming it (`Expected WKVP in config file ... does not specify the new WKVP`)"
+        "pkcshsm_mk_change steps 5-7: finalize only after the new WK (CCA: each new MK, with the NEW register empty again) is current on every APQN, with EXPECTED_WKVP (CCA: EXPECTED_MKVPS) already naming it (`Expected WKVP in config file ... does not specify the new WKVP`)"
     }
 
     fn check(&self, plan: &Plan) -> Vec<Diagnostic> {
@@ -87,10 +91,10 @@ impl Rule for FinalizeAfterActivation {
             for token in &op.tokens {
                 let Some((a, parks)) = activation_between(plan, token, i + 1, f) else {
                     out.push(
-                        error(self, format!("`{}` finalizes operation `{id}` before the new WK of token `{token}` is activated", finalize.name))
+                        error(self, format!("`{}` finalizes operation `{id}` before an activation checkpoint proves the new {} of token `{token}` current on every APQN", finalize.name, match is_cca(plan, token) { true => "MKs (NEW empty)", false => "WK" }))
                             .with_pointer(kind_pointer(finalize))
                             .at_key()
-                            .with_hint(format!("add between them: `checkpoint: {{ tke: activate, park: true, say: …, until: {{ assert_wk: {{ token: {token}, current: new, new: empty }} }} }}`")),
+                            .with_hint(format!("add between them: `checkpoint: {{ tke: activate, park: true, say: …, until: {{ {} }} }}`", register_check(plan, token, "current: new, new: empty", "current: new, new: empty"))),
                     );
                     continue;
                 };
@@ -105,16 +109,18 @@ impl Rule for FinalizeAfterActivation {
                     );
                 }
                 let has_config = plan.tokens.get(token).is_some_and(|t| t.config.is_some());
+                let (keyword, kind) = expected_names(plan, token);
                 if has_config
                     && !plan.steps[a + 1..f]
                         .iter()
                         .any(|s| sets_expected(s, token, ExpectedTarget::New))
                 {
                     out.push(
-                        error(self, format!("`{}` finalizes before `set_expected_wkvp` of token `{token}`", finalize.name))
+                        error(self, format!("`{}` finalizes before `{kind}` of token `{token}`", finalize.name))
                             .with_pointer(kind_pointer(finalize))
                             .at_key()
-                            .with_hint(format!("add `set_expected_wkvp: {{ token: {token} }}` between the activation checkpoint and the finalize")),
+                            .with_note(format!("the tool refuses finalize while {keyword} does not name the new key"))
+                            .with_hint(format!("add `{kind}: {{ token: {token} }}` between the activation checkpoint and the finalize")),
                     );
                 }
             }

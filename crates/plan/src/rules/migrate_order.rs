@@ -81,7 +81,7 @@ impl Rule for MigrateOrder {
                         .with_pointer(kind_pointer(step))
                         .at_key()
                         .with_note("the token does not start while EXPECTED_MKVPS names an MK that is not current")
-                        .with_hint("move it after the `checkpoint: { tke: activate }` that sets the new MKs, before the `migrate`"),
+                        .with_hint("move it after the `checkpoint: { tke: activate }` that sets the new MKs, before the `migrate` (offline) or the `mk_change: { finalize }` (concurrent)"),
                 );
             }
         }

@@ -123,9 +123,28 @@ pub(crate) fn ends(
         })
 }
 
-/// Is this `set_expected_wkvp` of `token` to `to`?
+/// Is this `set_expected_wkvp` (EP11) or `set_expected_mkvps` (CCA) of `token` to `to`?
 pub(crate) fn sets_expected(step: &Step, token: &TokenId, to: ExpectedTarget) -> bool {
-    matches!(&step.kind, StepKind::SetExpectedWkvp(e) if &e.token == token && e.to == to)
+    matches!(&step.kind, StepKind::SetExpectedWkvp(e) | StepKind::SetExpectedMkvps(e) if &e.token == token && e.to == to)
+}
+
+/// The config keyword naming `token`'s expected key and the step that writes it:
+/// (`EXPECTED_WKVP`, `set_expected_wkvp`) for EP11, (`EXPECTED_MKVPS`, `set_expected_mkvps`)
+/// for CCA.
+pub(crate) fn expected_names(plan: &Plan, token: &TokenId) -> (&'static str, &'static str) {
+    match is_cca(plan, token) {
+        true => ("EXPECTED_MKVPS", "set_expected_mkvps"),
+        false => ("EXPECTED_WKVP", "set_expected_wkvp"),
+    }
+}
+
+/// How a plan proves a state of `token`'s registers, for hints: `assert_wk: { token: T,
+/// <ep11> }` for EP11, `assert_mk: { token: T, <cca> }` for CCA.
+pub(crate) fn register_check(plan: &Plan, token: &TokenId, ep11: &str, cca: &str) -> String {
+    match is_cca(plan, token) {
+        true => format!("assert_mk: {{ token: {token}, {cca} }}"),
+        false => format!("assert_wk: {{ token: {token}, {ep11} }}"),
+    }
 }
 
 /// The main steps that migrate an EP11 token (before activation, with
@@ -154,7 +173,7 @@ pub(crate) fn is_cca(plan: &Plan, token: &TokenId) -> bool {
 pub(crate) fn activates(step: &Step, token: &TokenId) -> bool {
     match &step.kind {
         StepKind::Checkpoint(c) if c.tke == Some(TkeAction::Activate) => {
-            c.until.as_ref().is_none_or(|u| &u.check.token == token)
+            c.until.as_ref().is_none_or(|u| u.check.token() == token)
         }
         _ => false,
     }

@@ -31,7 +31,7 @@ impl Rule for ParkSafely {
                         .with_pointer(kind_pointer(step))
                         .at_key()
                         .with_note("`resume` goes on only when `until` holds; without it nothing proves the TKE work is done")
-                        .with_hint("add `until: { assert_wk: { token: …, current: new, new: empty } }`"),
+                        .with_hint("add `until: { assert_wk: { token: …, current: new, new: empty } }` (EP11) or `until: { assert_mk: { token: …, current: new, new: empty } }` (CCA)"),
                 );
             }
             if step.section != Section::Steps {

@@ -53,7 +53,7 @@ impl Rule for StartAfterActivation {
                 StepKind::Checkpoint(c) => c
                     .until
                     .as_ref()
-                    .is_some_and(|u| u.check.current == CurrentWk::New),
+                    .is_some_and(|u| u.check.current() == CurrentWk::New),
                 _ => false,
             } || plan.steps[activation..i]
                 .iter()

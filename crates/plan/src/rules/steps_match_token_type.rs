@@ -1,9 +1,10 @@
-//! The wrapping-key steps (`assert_wk`, `set_expected_wkvp`, a checkpoint's `until`, the
-//! concurrent `mk_change` operation) read or write an EP11 token's WK, which a CCA token
-//! does not have; `set_expected_mkvps` writes a CCA token's `ccatok.conf`.
+//! The wrapping-key steps (`assert_wk`, `set_expected_wkvp`, a checkpoint's `until:
+//! {assert_wk}`) read or write an EP11 token's WK, which a CCA token does not have; the
+//! master-key steps (`assert_mk`, `set_expected_mkvps`, `until: {assert_mk}`) read or write
+//! a CCA token's. The concurrent `mk_change` takes both kinds of token.
 
 use crate::diagnostic::Diagnostic;
-use crate::model::{Plan, Step, StepKind, TokenId};
+use crate::model::{Plan, Step, StepKind, TokenId, UntilCheck};
 use crate::rules::{Rule, error, is_cca, kind_pointer};
 
 pub struct StepsMatchTokenType;
@@ -23,6 +24,10 @@ impl Rule for StepsMatchTokenType {
             let cca_only = match &step.kind {
                 StepKind::SetExpectedMkvps(e) => Some(&e.token),
                 StepKind::AssertMk(a) => Some(&a.token),
+                StepKind::Checkpoint(c) => c.until.as_ref().and_then(|u| match &u.check {
+                    UntilCheck::Mk(a) => Some(&a.token),
+                    UntilCheck::Wk(_) => None,
+                }),
                 _ => None,
             };
             if let Some(token) = cca_only.filter(|t| !is_cca(plan, t)) {
@@ -36,7 +41,7 @@ impl Rule for StepsMatchTokenType {
                     )
                     .with_pointer(kind_pointer(step))
                     .at_key()
-                    .with_hint("for an EP11 token use `assert_wk` / `set_expected_wkvp`"),
+                    .with_hint("for an EP11 token use `assert_wk` / `set_expected_wkvp` (and `until: { assert_wk: … }`)"),
                 );
             }
             for token in wk_tokens(step) {
@@ -45,8 +50,7 @@ impl Rule for StepsMatchTokenType {
                         error(self, format!("`{}` is a wrapping-key step, but token `{token}` is a CCA token", step.name))
                             .with_pointer(kind_pointer(step))
                             .at_key()
-                            .with_note("the concurrent path is not supported for CCA tokens by this version of mkplan; `migrate` and `set_expected_mkvps` check a CCA token's MK registers themselves")
-                            .with_hint("for a CCA token: a `checkpoint: { tke: activate }` without `until`, then `migrate`"),
+                            .with_hint(format!("for a CCA token use `assert_mk: {{ token: {token}, … }}` / `set_expected_mkvps` (and `until: {{ assert_mk: … }}`)")),
                     );
                 }
             }
@@ -60,8 +64,14 @@ fn wk_tokens(step: &Step) -> Vec<&TokenId> {
     match &step.kind {
         StepKind::AssertWk(a) => vec![&a.token],
         StepKind::SetExpectedWkvp(e) => vec![&e.token],
-        StepKind::Checkpoint(c) => c.until.iter().map(|u| &u.check.token).collect(),
-        StepKind::MkReencipher(r) => r.tokens.iter().collect(),
+        StepKind::Checkpoint(c) => c
+            .until
+            .iter()
+            .filter_map(|u| match &u.check {
+                UntilCheck::Wk(a) => Some(&a.token),
+                UntilCheck::Mk(_) => None,
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }

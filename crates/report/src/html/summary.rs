@@ -75,16 +75,15 @@ pub(super) fn facts(out: &mut String, r: &RunReport) {
     out.push_str("</section>\n");
 }
 
-/// `change.policy` and the WK/MK change it governs, or that the plan names none.
+/// `change.policy` and the WK change it governs, or that the plan names none.
 fn policy(r: &RunReport) -> String {
     let wk: Vec<String> = r
         .tokens
         .iter()
         .map(|t| {
             format!(
-                "{} {} {} → {}",
+                "{} {} → {}",
                 escape(&t.token),
-                t.pattern_name(),
                 code(&t.wkvp_current),
                 code(&t.wkvp_new)
             )
@@ -101,7 +100,11 @@ fn policy(r: &RunReport) -> String {
         None => "<span class=\"muted\">— (the plan names no <code>change.policy</code>)</span>"
             .to_owned(),
     };
-    format!("{clause} · {}", wk.join("; "))
+    let label = match r.tokens.iter().any(|t| t.cca) {
+        true => "keys",
+        false => "WKVP",
+    };
+    format!("{clause} · {label} {}", wk.join("; "))
 }
 
 pub(super) fn warnings(out: &mut String, r: &RunReport) {
@@ -211,7 +214,7 @@ pub(super) fn token(out: &mut String, t: &TokenReport) {
     let _ = write!(
         out,
         "<p>{} current {} → new {}</p>",
-        t.pattern_name(),
+        t.pattern_label(),
         code(&t.wkvp_current),
         code(&t.wkvp_new)
     );

@@ -36,6 +36,54 @@ pub(super) fn apqn_table(out: &mut String, title: &str, table_data: Option<&Apqn
             format!("<span class=\"bad\">{b}</span>")
         }
     };
+    // A CCA card has no EP11 WK: one row per MK type its `mkvps` shows, with NEW/CUR/OLD.
+    if !t.apqns.is_empty() && t.apqns.iter().all(|a| !a.cca.is_empty()) {
+        let register = |state: &str, vp: Option<&str>| match vp {
+            Some(vp) => format!("{} {}", escape(state), code(vp)),
+            None => escape(state),
+        };
+        let rows: Vec<Vec<String>> = t
+            .apqns
+            .iter()
+            .flat_map(|a| {
+                a.cca.iter().map(move |mk| {
+                    vec![
+                        format!(
+                            "{}<br><span class=\"muted\">adapter {}, domain {}</span>",
+                            code(&a.apqn),
+                            a.adapter,
+                            a.domain
+                        ),
+                        escape(&a.card_type),
+                        format!(
+                            "{} / {} / {}",
+                            flag(a.online, true),
+                            flag(a.config, true),
+                            flag(a.chkstop, false)
+                        ),
+                        escape(&mk.mk),
+                        register(&mk.cur_state, mk.cur_mkvp.as_deref()),
+                        register(&mk.new_state, mk.new_mkvp.as_deref()),
+                        register(&mk.old_state, mk.old_mkvp.as_deref()),
+                    ]
+                })
+            })
+            .collect();
+        table(
+            out,
+            &[
+                "APQN",
+                "Card",
+                "Online / config / chkstop",
+                "MK",
+                "CUR",
+                "NEW",
+                "OLD",
+            ],
+            &rows,
+        );
+        return;
+    }
     let rows: Vec<Vec<String>> = t
         .apqns
         .iter()
@@ -109,11 +157,19 @@ pub(super) fn token_section(out: &mut String, t: &TokenReport) {
         &[
             ("Store", code(&t.store)),
             (
-                &format!("{} current (plan)", t.pattern_name()),
+                if t.cca {
+                    "MKVPs current (plan)"
+                } else {
+                    "WKVP current (plan)"
+                },
                 code(&t.wkvp_current),
             ),
             (
-                &format!("{} new (plan)", t.pattern_name()),
+                if t.cca {
+                    "MKVPs new (plan)"
+                } else {
+                    "WKVP new (plan)"
+                },
                 code(&t.wkvp_new),
             ),
         ],

@@ -105,7 +105,7 @@ impl CheckpointActor for SimulatedTke {
             return Ok(Vec::new());
         }
         let tokens: Vec<_> = match &checkpoint.until {
-            Some(until) => plan.tokens.get(&until.check.token).into_iter().collect(),
+            Some(until) => plan.tokens.get(until.check.token()).into_iter().collect(),
             None => plan.tokens.values().collect(),
         };
         let act = |action, apqn, wkvp| {

@@ -5,11 +5,12 @@
 
 use crate::guards::GuardError;
 use crate::guards::mk_change::{activated, list, live_operations, tool_name};
-use crate::guards::wk::{read_all, read_and_evaluate};
+use crate::guards::until::{awaited, evaluate};
+use crate::guards::wk::read_all;
 use crate::kind::Failed;
 use mkplan_engine::record::checkpoint::CheckpointOutput;
 use mkplan_engine::record::mk_change::OpState;
-use mkplan_engine::record::wk::{ApqnStatus, WkTable};
+use mkplan_engine::record::wk::{ApqnStatus, CcaMkType, CcaVp, WkTable};
 use mkplan_engine::record::{StepData, StepOutput};
 use mkplan_engine::state::Park;
 use mkplan_engine::step::RunContext;
@@ -34,7 +35,7 @@ pub(super) fn arrive(
             "a parking checkpoint needs `until` (rule park-safely)",
         ));
     };
-    let token = &cx.plan.tokens[&until.check.token];
+    let token = &cx.plan.tokens[until.check.token()];
     if let Some(by) = cx.approvals.denial_for(cx.step) {
         return Err(denied(cx, token, &by));
     }
@@ -63,20 +64,10 @@ pub(super) fn arrive(
         ),
         _ => None,
     };
-    match read_and_evaluate(cx.host, cx.plan, &until.check) {
+    match evaluate(cx.host, cx.plan, &until.check) {
         Ok(_) => Ok(Arrival { acted, since_park }),
         Err(problem) => {
-            let mut waiting_for = vec![format!(
-                "the TKE: the new WK {} current on every APQN of token `{}` ({})",
-                token.wkvp_new,
-                token.id,
-                token
-                    .apqns
-                    .iter()
-                    .map(|a| a.lszcrypt())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )];
+            let mut waiting_for = vec![awaited(&until.check, token)];
             match problem {
                 GuardError::WkDiffers(lines) | GuardError::WkUnknown(lines) => {
                     waiting_for.extend(lines)
@@ -95,13 +86,17 @@ pub(super) fn arrive(
 /// while no APQN has the new WK; after that the tool refuses cancel, so the run stays parked
 /// and says the only way is forward.
 fn denied(cx: &RunContext<'_>, token: &Token, by: &str) -> Failed<CheckpointOutput> {
+    let key = match token.is_cca() {
+        true => "MK",
+        false => "WK",
+    };
     match activated(cx.host, cx.plan, std::slice::from_ref(&token.id)) {
         Ok(apqns) if apqns.is_empty() => Failed::Denied(format!(
-            "denied by {by} while parked: the new WK will not be activated; the plan's rescue cancels the operation"
+            "denied by {by} while parked: the new {key} will not be activated; the plan's rescue cancels the operation"
         )),
         Ok(apqns) => Failed::Park {
             waiting_for: vec![format!(
-                "cannot abandon (denied by {by}): {} already has the new WK as current, and pkcshsm_mk_change refuses to cancel once any APQN is activated; the only way is forward: activate the new WK on every APQN of token `{}`, then resume with `--approve`",
+                "cannot abandon (denied by {by}): {} already has the new {key} as current, and pkcshsm_mk_change refuses to cancel once any APQN is activated; the only way is forward: activate the new {key} on every APQN of token `{}`, then resume with `--approve`",
                 apqns.join(", "),
                 token.id
             )],
@@ -175,7 +170,21 @@ fn operations_still_reenciphered(
     Ok(())
 }
 
+/// The current and new registers in words: the WK's on an EP11 card, each MK type's on a
+/// CCA one.
 fn words(status: &ApqnStatus) -> (String, String) {
+    if let Some(cca) = &status.cca {
+        let registers = CcaMkType::ALL
+            .iter()
+            .filter_map(|mk| Some((mk, cca.get(*mk)?)));
+        let (mut cur, mut new) = (Vec::new(), Vec::new());
+        for (mk, r) in registers {
+            let vp = |vp: &Option<CcaVp>| vp.as_ref().map_or_else(String::new, |v| format!(" {v}"));
+            cur.push(format!("{mk} {}{}", r.cur.state.word(), vp(&r.cur.vp)));
+            new.push(format!("{mk} {}{}", r.new.state.word(), vp(&r.new.vp)));
+        }
+        return (cur.join(", "), new.join(", "));
+    }
     let vp = |vp: Option<[u8; 32]>| {
         vp.map_or_else(|| "none".to_owned(), |v| format!("0x{}", hex_of(&v[..16])))
     };

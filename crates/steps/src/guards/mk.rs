@@ -7,6 +7,7 @@ use mkplan_engine::ports::host::HostView;
 use mkplan_engine::record::mk::MkTable;
 use mkplan_engine::record::pkcscca::CcaRegistersChecked;
 use mkplan_engine::record::wk::{CcaKeyState, CcaMkRegisters, CcaMkType, CcaNewState, CcaRegister};
+use mkplan_plan::ccaconf::ConfMkType;
 use mkplan_plan::model::{AssertMk, CcaMk, CurrentWk, Mkvp, MkvpPair, NewMk, OldMk, Token};
 
 /// What a step needs of each MK type's registers.
@@ -25,12 +26,22 @@ pub enum MkNeed {
 }
 
 /// The MK type as sysfs prints it; SYM has no line there.
-fn shown(mk: CcaMk) -> Option<CcaMkType> {
+pub fn shown_type(mk: CcaMk) -> Option<CcaMkType> {
     match mk {
         CcaMk::Sym => None,
         CcaMk::Asym => Some(CcaMkType::Asym),
         CcaMk::Aes => Some(CcaMkType::Aes),
         CcaMk::Apka => Some(CcaMkType::Apka),
+    }
+}
+
+/// The type as `ccatok.conf` names it: SYM, AES and APKA; the CCA token does not use ASYM.
+pub fn conf_type(mk: CcaMk) -> Option<ConfMkType> {
+    match mk {
+        CcaMk::Sym => Some(ConfMkType::Sym),
+        CcaMk::Aes => Some(ConfMkType::Aes),
+        CcaMk::Apka => Some(ConfMkType::Apka),
+        CcaMk::Asym => None,
     }
 }
 
@@ -58,7 +69,7 @@ pub fn assert_mk(
             }
         };
         for (mk, pair) in &token.mks {
-            let Some(kind) = shown(*mk) else {
+            let Some(kind) = shown_type(*mk) else {
                 if !table.not_shown.contains(&mk.to_string()) {
                     table.not_shown.push(mk.to_string());
                 }
@@ -171,7 +182,7 @@ pub fn check_cca(
             problems.push(format!("token `{}` declares no {mk} master key", token.id));
             continue;
         };
-        let Some(kind) = shown(*mk) else {
+        let Some(kind) = shown_type(*mk) else {
             out.not_shown.push(mk.to_string());
             continue;
         };

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::guards::mk::shown_type;
 use crate::guards::wk::read_all;
 use mkplan_engine::ports::host::{HostView, ReadOnlyCommand};
 use mkplan_engine::record::Record;
@@ -12,8 +13,9 @@ use mkplan_engine::record::mk_change::{
     CancelOutput, FinalizeOutput, Milestone, MkOperation, OperationId, OperationSource,
     ReencipherOutput,
 };
+use mkplan_engine::record::wk::{ApqnStatus, CcaKeyState};
 use mkplan_engine::state::RunState;
-use mkplan_plan::model::{Plan, Section, StepKind, TokenId};
+use mkplan_plan::model::{Plan, Section, StepKind, Token, TokenId};
 
 /// How long `list` may take (it waits for the tool's lock).
 const LIST_LIMIT: Duration = Duration::from_secs(60);
@@ -116,8 +118,9 @@ pub fn list(
     }
 }
 
-/// The APQNs of `tokens` whose current WK is the plan's new one (any read problem is
-/// returned as such: it cannot be told).
+/// The APQNs of `tokens` whose current WK is the plan's new one — for a CCA token, whose
+/// CUR register of any declared MK type holds its new pattern (any read problem, or a
+/// register that reads `- -`, is returned as such: it cannot be told).
 pub fn activated(
     host: &dyn HostView,
     plan: &Plan,
@@ -128,6 +131,10 @@ pub fn activated(
         let (statuses, problems) = read_all(host, token);
         if !problems.is_empty() {
             return Err(problems.join("; "));
+        }
+        if token.is_cca() {
+            out.extend(cca_set(token, &statuses)?);
+            continue;
         }
         out.extend(
             statuses
@@ -151,17 +158,75 @@ pub fn halt_reason(plan: &Plan, state: &RunState, host: &dyn HostView) -> Option
         match activated(host, plan, &tokens) {
             Ok(apqns) if apqns.is_empty() => {}
             Ok(apqns) => {
+                let key = new_key_words(plan, &tokens);
                 return Some(format!(
-                    "the new WK is current on {}, so operation {id} can no longer be cancelled (pkcshsm_mk_change refuses once any APQN is activated): only forward is possible — activate the new WK on every APQN, fix what failed, then `mkplan resume` runs the step again",
+                    "the new {key} is current on {}, so operation {id} can no longer be cancelled (pkcshsm_mk_change refuses once any APQN is activated): only forward is possible — activate (CCA: set) the new {key} on every APQN, fix what failed, then `mkplan resume` runs the step again",
                     apqns.join(", ")
                 ));
             }
             Err(problem) => {
                 return Some(format!(
-                    "cannot tell whether the new WK is active ({problem}), so rescue cannot cancel operation {id} safely; fix the reading, then `mkplan resume` runs the step again"
+                    "cannot tell whether the new {} is active ({problem}), so rescue cannot cancel operation {id} safely; fix the reading, then `mkplan resume` runs the step again",
+                    new_key_words(plan, &tokens)
                 ));
             }
         }
     }
     None
+}
+
+/// `WK`, `MK` or `WK or MK`: the new keys of an operation's tokens, in words.
+fn new_key_words(plan: &Plan, tokens: &[TokenId]) -> &'static str {
+    let cca = tokens
+        .iter()
+        .filter_map(|t| plan.tokens.get(t))
+        .filter(|t| t.is_cca())
+        .count();
+    match cca {
+        0 => "WK",
+        n if n == tokens.len() => "MK",
+        _ => "WK or MK",
+    }
+}
+
+/// The APQNs of a CCA token where any declared MK type sysfs shows has its new MK in CUR:
+/// from there the tool refuses cancel. SYM has no line in sysfs and is not judged here.
+fn cca_set(token: &Token, statuses: &[ApqnStatus]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for status in statuses {
+        let Some(cca) = &status.cca else {
+            return Err(format!(
+                "APQN {}: card type `{}` shows no CCA master keys",
+                status.apqn, status.card_type
+            ));
+        };
+        let mut set = false;
+        for (mk, pair) in &token.mks {
+            let Some(kind) = shown_type(*mk) else {
+                continue;
+            };
+            let Some(registers) = cca.get(kind) else {
+                return Err(format!(
+                    "APQN {}: sysfs does not show the {kind} master key",
+                    status.apqn
+                ));
+            };
+            if registers.cur.state == CcaKeyState::Unknown {
+                return Err(format!(
+                    "APQN {}: the {kind} CUR register reads `- -` (unknown)",
+                    status.apqn
+                ));
+            }
+            set |= registers.cur.state == CcaKeyState::Valid
+                && registers
+                    .cur
+                    .vp
+                    .as_ref()
+                    .is_some_and(|v| v.bytes().get(..8) == Some(&pair.new.bytes()[..]));
+        }
+        if set {
+            out.push(status.apqn.lszcrypt());
+        }
+    }
+    Ok(out)
 }

@@ -8,6 +8,7 @@ pub mod mk_change;
 pub mod mk_list;
 pub mod resume;
 pub mod tools;
+pub mod until;
 pub mod users;
 pub mod wk;
 

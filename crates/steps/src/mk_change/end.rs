@@ -1,13 +1,16 @@
 //! `mk_change: {finalize}` and `{cancel}`: `pkcshsm_mk_change finalize|cancel --id ID` of
 //! the operation this run's reencipher created (its ID from the journal only). Finalize
-//! needs the new WK current on every APQN and EXPECTED_WKVP naming it; cancel needs no APQN
-//! activated and EXPECTED_WKVP still naming the current WK (ref 2.4). An attempt that leaves
+//! needs the new WK current on every APQN and EXPECTED_WKVP naming it (CCA: each new MK in
+//! CUR with NEW empty, and EXPECTED_MKVPS naming the new ones); cancel needs no APQN
+//! activated (CCA: set) and EXPECTED_WKVP (CCA: EXPECTED_MKVPS) still naming the current
+//! key (ref 2.4). An attempt that leaves
 //! the operation in ERROR is retried (`retries`, `delay`); success only when the exit code,
 //! the tool's line, `list` (operation gone) and every APQN agree.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::cca;
 use super::reencipher::ours;
 use super::{expected_wkvps, run_tool, tokens_of, tool_path, tool_said};
 use crate::guards::mk_change::{activated, list, operation_of, tool_name};
@@ -23,7 +26,7 @@ use mkplan_engine::state::{RunState, StepStatus};
 use mkplan_engine::step::{
     AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, TokenPin, UncertainContext,
 };
-use mkplan_plan::model::{EndOperationStep, Plan, Section, StepKind, Token};
+use mkplan_plan::model::{EndOperationStep, ExpectedTarget, Plan, Section, StepKind, Token};
 
 #[derive(Clone, Copy, PartialEq)]
 enum End {
@@ -162,23 +165,46 @@ fn tables(host: &dyn HostView, tokens: &[&Token]) -> Vec<WkTable> {
         .collect()
 }
 
-/// Whether every APQN of `tokens` has the WK an ended operation leaves: the new one after
-/// finalize, the current one after cancel.
+/// Whether every APQN of `tokens` has the WK (CCA: MKs) an ended operation leaves: the new
+/// one after finalize (CCA: with NEW empty), the current one after cancel.
 fn wk_as_ended(
     end: End,
     host: &dyn HostView,
     plan: &Plan,
     step: &EndOperationStep,
 ) -> Result<bool, String> {
-    let on_new = activated(host, plan, &step.tokens)?;
-    let all: usize = tokens_of(plan, &step.tokens)
-        .iter()
-        .map(|t| t.apqns.len())
-        .sum();
-    Ok(match end {
-        End::Finalize => on_new.len() == all,
-        End::Cancel => on_new.is_empty(),
-    })
+    if end == End::Cancel {
+        return Ok(activated(host, plan, &step.tokens)?.is_empty());
+    }
+    Ok(not_yet_set(host, plan, &step.tokens)?.is_empty())
+}
+
+/// What keeps finalize from starting, per token: EP11 APQNs whose current WK is not the new
+/// one yet; CCA APQNs whose CUR is not each new MK or whose NEW is not empty.
+fn not_yet_set(
+    host: &dyn HostView,
+    plan: &Plan,
+    tokens: &[mkplan_plan::model::TokenId],
+) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for token in tokens_of(plan, tokens) {
+        if token.is_cca() {
+            if let Err(why) = cca::registers(host, token, cca::Registers::Set) {
+                out.push(why);
+            }
+            continue;
+        }
+        let on_new = activated(host, plan, std::slice::from_ref(&token.id))?;
+        out.extend(
+            token
+                .apqns
+                .iter()
+                .map(|a| a.lszcrypt())
+                .filter(|a| !on_new.contains(a))
+                .map(|a| format!("token `{}`: the new WK is not current on {a}", token.id)),
+        );
+    }
+    Ok(out)
 }
 
 fn run(end: End, step: &EndOperationStep, cx: &mut RunContext<'_>) -> KindResult<EndOutput> {
@@ -291,7 +317,8 @@ fn attempts(
                         "operation {id} finalized: every key's new blob is current; the token is back in multi-APQN mode"
                     ),
                     End::Cancel => format!(
-                        "operation {id} cancelled: the blobs under the new WK are gone; every key stays under the current WK"
+                        "operation {id} cancelled: the blobs under the new {key} are gone; every key stays under the current {key}",
+                        key = keys_of(plan, &step.tokens)
                     ),
                 };
                 return Ok(Done::new(summary).with(output));
@@ -383,6 +410,19 @@ fn gone(
     }
 }
 
+/// `WK`, `MKs` or `WK or MKs`: the keys of an operation's tokens, in words.
+fn keys_of(plan: &Plan, tokens: &[mkplan_plan::model::TokenId]) -> &'static str {
+    let tokens = tokens_of(plan, tokens);
+    match (
+        tokens.iter().any(|t| t.is_cca()),
+        tokens.iter().any(|t| !t.is_cca()),
+    ) {
+        (true, false) => "MKs",
+        (true, true) => "WK or MKs",
+        _ => "WK",
+    }
+}
+
 fn stuck(op: &MkOperation) -> String {
     format!(
         "operation {} is {} but no finalize or cancel can start from that state: the tool was stopped during its work, which the man page forbids. Every key still works under the current WK. Do NOT activate the new WK; keep this run, collect `pkcshsm_mk_change list --id {}` and the syslog, and ask IBM support",
@@ -398,31 +438,48 @@ fn guard(
     cx: &RunContext<'_>,
     tokens: &[&Token],
 ) -> Result<(), String> {
-    let on_new = activated(cx.host, cx.plan, &step.tokens)?;
-    let all: Vec<String> = tokens
-        .iter()
-        .flat_map(|t| t.apqns.iter().map(|a| a.lszcrypt()))
-        .collect();
     match end {
-        End::Finalize if on_new.len() != all.len() => {
-            let missing: Vec<&String> = all.iter().filter(|a| !on_new.contains(a)).collect();
-            return Err(format!(
-                "the new WK is not current on {} yet: finalize only after the activation on every APQN",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        End::Finalize => {
+            let missing = not_yet_set(cx.host, cx.plan, &step.tokens)?;
+            if !missing.is_empty() {
+                return Err(format!(
+                    "{}: finalize only after the activation (CCA: the set, NEW empty again) on every APQN",
+                    missing.join("; ")
+                ));
+            }
         }
-        End::Cancel if !on_new.is_empty() => {
-            return Err(format!(
-                "cancel is impossible: the new WK is already current on {} (the old WK is gone there); only forward: activate it on every APQN and finalize",
-                on_new.join(", ")
-            ));
+        End::Cancel => {
+            let on_new = activated(cx.host, cx.plan, &step.tokens)?;
+            if !on_new.is_empty() {
+                return Err(format!(
+                    "cancel is impossible: the new WK (CCA: a new MK) is already current on {} (the old one is gone from there); only forward: activate or set it on every APQN and finalize",
+                    on_new.join(", ")
+                ));
+            }
+            // The tool's cancel query wants each CCA token's current MK still in CUR.
+            for token in tokens.iter().filter(|t| t.is_cca()) {
+                cca::registers(cx.host, token, cca::Registers::Unset).map_err(|e| {
+                    format!("cancel needs the current MKs still in CUR on every APQN: {e}")
+                })?;
+            }
         }
-        _ => {}
     }
+    cca::expected_mkvps_name(
+        cx.host,
+        tokens,
+        match end {
+            End::Finalize => ExpectedTarget::New,
+            End::Cancel => ExpectedTarget::Current,
+        },
+        |token| match end {
+            End::Finalize => format!(
+                "run `set_expected_mkvps: {{ token: {token} }}` first (the plan's step before the finalize)"
+            ),
+            End::Cancel => {
+                format!("run `set_expected_mkvps: {{ token: {token}, to: current }}` first")
+            }
+        },
+    )?;
     for (token, config, value) in expected_wkvps(cx.host, tokens)? {
         let t = &cx.plan.tokens[&token];
         let (want, hint) = match end {
@@ -460,7 +517,7 @@ fn check(end: End, step: &EndOperationStep, cx: &CheckContext<'_>) -> CheckRepor
         });
     match tool_path(cx.host, named) {
         Ok(tool) => CheckReport::CannotSimulate(format!(
-            "would run `{} {} --id <the operation `{}` creates>` after checking the operation's state, every APQN and EXPECTED_WKVP",
+            "would run `{} {} --id <the operation `{}` creates>` after checking the operation's state, every APQN and EXPECTED_WKVP (CCA: EXPECTED_MKVPS)",
             tool.display(),
             end.verb(),
             step.of

@@ -6,6 +6,7 @@
 //! at once and carried to finalize and cancel from the journal, never typed by hand. The
 //! tool runs on a pty and is left to finish even if mkplan dies (ref 2.1).
 
+mod cca;
 mod dialog;
 mod end;
 mod patterns;
@@ -62,14 +63,24 @@ fn apqn_list(apqns: &[Apqn]) -> String {
 
 /// For every slot `opencryptoki.conf` configures: whether an operation on `apqns` provably
 /// cannot affect it (the tool's own rule, ref 2.3 step 4), and why. An EP11 slot is
-/// unaffected only if its config's APQN_ALLOWLIST is disjoint from `apqns`.
-fn absent_verdicts(host: &dyn HostView, apqns: &[Apqn]) -> BTreeMap<u16, (bool, String)> {
+/// unaffected only if its config's APQN_ALLOWLIST is disjoint from `apqns`; a CCA slot only
+/// if the operation names no CCA MKVP (`with_cca`): which APQNs a CCA token uses is not in
+/// its config, so mkplan cannot prove it disjoint.
+fn absent_verdicts(
+    host: &dyn HostView,
+    apqns: &[Apqn],
+    with_cca: bool,
+) -> BTreeMap<u16, (bool, String)> {
     let Ok(slots) = host.ock_slots() else {
         return BTreeMap::new();
     };
     slots
         .into_iter()
         .map(|slot| {
+            if with_cca && is_cca_stdll(&slot.stdll) {
+                let why = format!("{} is a CCA token and the operation names CCA MKVPs: it may be affected and lose its keys", slot.stdll);
+                return (slot.slot, (false, why));
+            }
             if !slot.ep11 {
                 let why = format!("{} is not an EP11 token, cannot be affected", slot.stdll);
                 return (slot.slot, (true, why));
@@ -92,6 +103,14 @@ fn absent_verdicts(host: &dyn HostView, apqns: &[Apqn]) -> BTreeMap<u16, (bool, 
             (slot.slot, verdict)
         })
         .collect()
+}
+
+/// `libpkcs11_cca.so` (any directory or suffix): the CCA token's STDLL.
+fn is_cca_stdll(stdll: &str) -> bool {
+    Path::new(stdll)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("libpkcs11_cca.so"))
 }
 
 /// Runs the tool once on its pty with `args`, answering from `dialog`'s setup.
@@ -160,13 +179,14 @@ fn tool_said(run: &ToolRun) -> String {
     }
 }
 
-/// EXPECTED_WKVP of each token's config: `(token, value)`, or why it cannot be read.
+/// EXPECTED_WKVP of each EP11 token's config: `(token, value)`, or why it cannot be read
+/// (a CCA token's `ccatok.conf` is `cca::expected_mkvps_name`'s).
 fn expected_wkvps(
     host: &dyn HostView,
     tokens: &[&Token],
 ) -> Result<Vec<(TokenId, PathBuf, Option<mkplan_plan::model::Wkvp>)>, String> {
     let mut out = Vec::new();
-    for token in tokens {
+    for token in tokens.iter().filter(|t| !t.is_cca()) {
         let Some(config) = &token.config else {
             continue;
         };

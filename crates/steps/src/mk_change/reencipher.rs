@@ -2,11 +2,12 @@
 //! `--cca-<type>-mkvp …` per MK type of its CCA tokens, `patterns`) over every token of the
 //! operation, after the live checks of ref 2.3 that mkplan can make first; success only when
 //! the exit code, `Completed.`, the printed ID and `list --id` (re-enciphered, these APQNs,
-//! these new patterns, these slots) all agree. The live checks are EP11's only: CCA tokens
-//! are refused in `mk_change` by rule `steps-match-token-type` until they have their own.
+//! these new patterns, these slots) all agree. An operation may cover EP11 and CCA tokens
+//! together: each is checked with its own registers and config file (`cca`).
 
 use std::collections::BTreeMap;
 
+use super::cca;
 use super::patterns::NewPatterns;
 use super::{
     absent_verdicts, apqn_list, expected_wkvps, run_tool, tokens_of, tool_path, tool_said,
@@ -16,10 +17,11 @@ use crate::guards::wk::read_and_evaluate;
 use crate::kind::{Done, Failed, Kind, KindResult};
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::record::mk_change::{MkOperation, OpState, OperationSource, ReencipherOutput};
+use mkplan_engine::record::wk::WkTable;
 use mkplan_engine::step::{
     AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, TokenPin, UncertainContext,
 };
-use mkplan_plan::model::{AssertWk, CurrentWk, NewWk, Plan, ReencipherStep};
+use mkplan_plan::model::{AssertWk, CurrentWk, ExpectedTarget, NewWk, Plan, ReencipherStep};
 
 pub(crate) struct ReencipherKind;
 
@@ -37,7 +39,7 @@ impl Kind for ReencipherKind {
             .and_then(|tool| Ok((tool, args(cx.plan, step)?)))
         {
             Ok((tool, args)) => CheckReport::CannotSimulate(format!(
-                "would run `{} {}` after re-checking pkcsslotd, the new WK committed on every APQN, EXPECTED_WKVP and that no other operation uses the APQNs",
+                "would run `{} {}` after re-checking pkcsslotd, the new WK committed (CCA: each new MK fully loaded) on every APQN, EXPECTED_WKVP (CCA: EXPECTED_MKVPS) and that no other operation uses the APQNs",
                 tool.display(),
                 args.join(" ")
             )),
@@ -195,7 +197,7 @@ fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherO
         .iter()
         .map(|(slot, pin): &(u16, TokenPin<'_>)| (*slot, &**pin))
         .collect();
-    let verdicts = absent_verdicts(cx.host, &apqns);
+    let verdicts = absent_verdicts(cx.host, &apqns, !new.cca.is_empty());
     let expected: Vec<u16> = output.slots.clone();
     let (tool_run, observed) =
         match run_tool(cx, &tool, tool_args(plan, step, &new), pins, |dialog| {
@@ -240,7 +242,7 @@ fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherO
     let Some(id) = observed.created.clone() else {
         return Err(Failed::with(
             format!(
-                "`pkcshsm_mk_change reencipher` created no operation ({said}); every key is as it was under the current WK"
+                "`pkcshsm_mk_change reencipher` created no operation ({said}); every key is as it was, under its current key"
             ),
             output,
         ));
@@ -289,7 +291,8 @@ fn run(step: &ReencipherStep, cx: &mut RunContext<'_>) -> KindResult<ReencipherO
 }
 
 /// What mkplan checks before any PIN is typed: pkcsslotd, the new WK committed on every
-/// APQN, EXPECTED_WKVP still the current WK, and no other operation on the APQNs.
+/// APQN (CCA: each declared new MK full in NEW, the current one in CUR), EXPECTED_WKVP
+/// (CCA: EXPECTED_MKVPS) still the current key, and no other operation on the APQNs.
 fn preflight(
     cx: &mut RunContext<'_>,
     step: &ReencipherStep,
@@ -299,7 +302,21 @@ fn preflight(
     cx.host.slot_daemon().map_err(|e| {
         format!("pkcsslotd must run (the tool reaches the applications through it): {e}")
     })?;
-    for token in tokens_of(plan, &step.tokens) {
+    let tokens = tokens_of(plan, &step.tokens);
+    for token in tokens.iter().filter(|t| t.is_cca()) {
+        let table = cca::registers(cx.host, token, cca::Registers::Loaded)
+            .map_err(|e| format!("the new MKs must be fully loaded in NEW, with the current ones still in CUR, on every APQN: {e}"))?;
+        output.apqns_before.push(WkTable {
+            token: table.token,
+            apqns: table.apqns,
+        });
+    }
+    cca::expected_mkvps_name(cx.host, &tokens, ExpectedTarget::Current, |token| {
+        format!(
+            "until the set it must name the current MKs (the cancel needs them); run `set_expected_mkvps: {{ token: {token}, to: current }}` or correct the file"
+        )
+    })?;
+    for token in tokens.iter().filter(|t| !t.is_cca()) {
         let committed = AssertWk {
             token: token.id.clone(),
             current: CurrentWk::Expected,

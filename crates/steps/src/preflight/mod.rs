@@ -10,7 +10,7 @@ use crate::migrate;
 use mkplan_engine::events::StepRef;
 use mkplan_engine::ports::host::HostView;
 use mkplan_engine::preflight::Preflight;
-use mkplan_plan::model::{Apqn, Plan, ServiceControl, Step, StepKind, Token, TokenId};
+use mkplan_plan::model::{Apqn, Plan, ServiceControl, Step, StepKind, Token, TokenId, UntilCheck};
 use mkplan_plan::model::{ExpectedWkvpStep, RestoreStep};
 
 mod pins;
@@ -36,7 +36,7 @@ fn hardware_tokens(plan: &Plan) -> Vec<&Token> {
             StepKind::AssertMk(a) => ids.push(&a.token),
             // A checkpoint reads the adapters only through its `until`; its TKE action is
             // a person's (a rehearsal's simulated TKE is not part of the host).
-            StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| &u.check.token)),
+            StepKind::Checkpoint(c) => ids.extend(c.until.as_ref().map(|u| u.check.token())),
             StepKind::Migrate(m) => ids.push(&m.token),
             StepKind::Restore(RestoreStep { token, .. })
             | StepKind::SetExpectedWkvp(ExpectedWkvpStep { token, .. })
@@ -228,19 +228,24 @@ fn daemon(p: &mut Preflight, host: &dyn HostView) -> bool {
     }
 }
 
-/// The WK states a TKE checkpoint is to bring about: checked by the step, when it runs.
+/// The WK (CCA: MK) states a TKE checkpoint is to bring about: checked by the step, when
+/// it runs.
 pub fn later(plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
     let mut after: Option<&Step> = None;
     for step in &plan.steps {
-        let reads_wk = match &step.kind {
-            StepKind::AssertWk(_) => true,
-            StepKind::Checkpoint(c) => c.until.is_some(),
-            _ => false,
+        let reads = match &step.kind {
+            StepKind::AssertWk(_) => Some("WK"),
+            StepKind::AssertMk(_) => Some("MK"),
+            StepKind::Checkpoint(c) => c.until.as_ref().map(|u| match u.check {
+                UntilCheck::Wk(_) => "WK",
+                UntilCheck::Mk(_) => "MK",
+            }),
+            _ => None,
         };
-        if let (true, Some(checkpoint)) = (reads_wk, after) {
+        if let (Some(registers), Some(checkpoint)) = (reads, after) {
             out.push(format!(
-                "will check at {} `{}`: the WK registers, after the TKE checkpoint {} `{}`",
+                "will check at {} `{}`: the {registers} registers, after the TKE checkpoint {} `{}`",
                 StepRef::of(step).position(),
                 step.name,
                 StepRef::of(checkpoint).position(),
