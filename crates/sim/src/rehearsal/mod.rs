@@ -203,10 +203,17 @@ impl Rehearsal {
             );
             return;
         }
+        // Said first: stopping the processes and removing a large host take seconds, and
+        // an operator tailing the output should see why it pauses.
+        eprintln!("REHEARSAL: stopping the simulated processes");
         if let Err(e) = crate::shutdown(root) {
             eprintln!("REHEARSAL: stopping the simulated processes failed: {e}");
         }
         if remove {
+            eprintln!(
+                "REHEARSAL: removing the simulated host at {}",
+                root.display()
+            );
             let _ = std::fs::remove_dir_all(root);
         } else {
             eprintln!(
