@@ -16,6 +16,9 @@ mod overhead;
 mod rehearse_suite;
 mod render;
 mod results;
+mod scale;
+mod scale_findings;
+mod scale_section;
 mod sections;
 mod store;
 mod summary;
@@ -75,7 +78,8 @@ enum Command {
         #[arg(long)]
         run_id: String,
     },
-    /// SHA-256 of FILE the way mkplan's restore checks an archive before extracting it.
+    /// SHA-256 of FILE with the sha2 crate and the restore's buffer size: what one pass of
+    /// hashing an archive costs (a context row of the restore).
     Hash {
         #[arg(long)]
         file: PathBuf,
@@ -88,6 +92,10 @@ enum Command {
         results: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// `scripts/bench-scale`'s samples (JSON Lines), stored into RESULTS first
+        /// (replacing any it holds).
+        #[arg(long)]
+        scale: Vec<PathBuf>,
     },
 }
 
@@ -222,6 +230,7 @@ fn run(a: RunArgs) -> Result<()> {
         archive,
         validate,
         rehearse,
+        scale: Vec::new(),
     };
     if let Some(dir) = a.out.parent() {
         fs::create_dir_all(dir).with_context(|| format!("create `{}`", dir.display()))?;
@@ -294,6 +303,10 @@ fn main() -> Result<()> {
         } => worker::restore(&archive, &manifest, &store::absolute(&store)?, &run_id),
         Command::Hash { file } => worker::hash(&file),
         Command::Run(args) => run(*args),
-        Command::Render { results, out } => render::render_file(&results, &out),
+        Command::Render {
+            results,
+            out,
+            scale,
+        } => render::render_file(&results, &scale, &out),
     }
 }

@@ -4,13 +4,13 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::measure::Stats;
 use crate::results::{Results, Series};
-use crate::{findings, overhead, sections, summary};
+use crate::{findings, overhead, scale_section, sections, summary};
 
 /// The targets.
 pub const BACKUP_RATIO: f64 = 0.7;
@@ -21,10 +21,16 @@ pub const FLAT_GROWTH: f64 = 1.25;
 pub const VALIDATE_MS: f64 = 20.0;
 pub const OVERHEAD_PCT: f64 = 5.0;
 
-pub fn render_file(results: &Path, out: &Path) -> Result<()> {
+/// Renders `results` to `out`; with `scale` files, their samples go into `results` first.
+pub fn render_file(results: &Path, scale: &[PathBuf], out: &Path) -> Result<()> {
     let text =
         fs::read_to_string(results).with_context(|| format!("read `{}`", results.display()))?;
-    let r: Results = serde_json::from_str(&text).context("results")?;
+    let mut r: Results = serde_json::from_str(&text).context("results")?;
+    if !scale.is_empty() {
+        r.scale = crate::scale::read(scale)?;
+        let text = serde_json::to_string_pretty(&r)? + "\n";
+        fs::write(results, text).with_context(|| format!("write `{}`", results.display()))?;
+    }
     fs::write(out, render(&r)).with_context(|| format!("write `{}`", out.display()))
 }
 
@@ -36,6 +42,7 @@ pub fn render(r: &Results) -> String {
     method(&mut o, r);
     sections::write(&mut o, r);
     overhead::write(&mut o, r);
+    scale_section::write(&mut o, r);
     findings::write(&mut o, r);
     rerun(&mut o);
     o
