@@ -51,7 +51,11 @@ pub enum Sample {
     /// A whole `mkplan rehearse --keys N`, its output a pipe, stamped line by line.
     Rehearse {
         keys: usize,
+        /// The longest stretch without output that did not end in a progress line.
         longest_silence_s: f64,
+        /// The longest stretch that ended in a progress line (the cadence of progress).
+        #[serde(default)]
+        longest_progress_gap_s: f64,
         silence_after: String,
         #[serde(flatten)]
         m: Measured,

@@ -102,12 +102,15 @@ pub fn write(o: &mut String, r: &Results) {
                 .map_or(f64::NAN, |x| x.2)
         );
         let longest = reh.iter().max_by(|x, y| x.3.total_cmp(&y.3));
-        if let Some((k, _, _, quiet, after)) = longest {
+        let cadence = reh.iter().map(|x| x.5).fold(0.0, f64::max);
+        if let Some((k, _, _, quiet, after, _)) = longest {
             let _ = writeln!(
                 o,
-                "**Silences: {}** — the longest stretch without a line of output was {quiet:.2} s \
-                 (at {} keys), after `{}` (the stamped output of each rehearsal is kept as \
-                 `target/bench/stamped-<keys>.log`).\n",
+                "**Silences: {}** — the longest stretch without a line of output, other than \
+                 the wait for a step's next progress line, was {quiet:.2} s (at {} keys), after \
+                 `{}`; the longest wait for a progress line was {cadence:.2} s (steps write one \
+                 at most every 5 s without a terminal). The stamped output of each rehearsal \
+                 is kept as `target/bench/stamped-<keys>.log`.\n",
                 if *quiet <= SILENCE_S {
                     "target met"
                 } else {

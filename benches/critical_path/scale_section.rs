@@ -41,12 +41,17 @@ pub fn archive_peaks(r: &Results, op: &str) -> Vec<(usize, f64)> {
     out
 }
 
-/// Peak RSS of each rehearsal size, ascending by keys.
-pub fn rehearsal_peaks(r: &Results) -> Vec<(usize, f64, f64, f64, String)> {
+/// One rehearsal size: keys, peak RSS (MiB), wall (s), longest silence (s), the line
+/// before it, and the longest gap between progress lines (s).
+pub type RehearsalRow = (usize, f64, f64, f64, String, f64);
+
+/// Each rehearsal size, ascending by keys.
+pub fn rehearsal_peaks(r: &Results) -> Vec<RehearsalRow> {
     let mut out = scale::pick(&r.scale, |s| match s {
         Sample::Rehearse {
             keys,
             longest_silence_s,
+            longest_progress_gap_s,
             silence_after,
             m,
         } => Some((
@@ -55,6 +60,7 @@ pub fn rehearsal_peaks(r: &Results) -> Vec<(usize, f64, f64, f64, String)> {
             m.wall_s,
             *longest_silence_s,
             silence_after.clone(),
+            *longest_progress_gap_s,
         )),
         _ => None,
     });
@@ -129,7 +135,7 @@ pub fn summary_rows(o: &mut String, r: &Results) {
                 format!("{worst:.1} MiB, {growth:.1}× from the smallest")
             )
         );
-        let (k, _, _, quiet, _) = reh
+        let (k, _, _, quiet, _, _) = reh
             .iter()
             .max_by(|a, b| a.3.total_cmp(&b.3))
             .cloned()
@@ -311,16 +317,19 @@ fn rehearsals(o: &mut String, r: &Results) {
         o,
         "`mkplan rehearse plans/ep11-offline.yaml --keys N`, its output a pipe (not a \
          terminal), each line stamped as it arrived. The longest silence runs from one line \
-         (or the start) to the next (or the exit).\n"
+         (or the start) to the next (or the exit) that is not a progress line; the gaps that \
+         end in a progress line (a step's `…` line, the simulated host's lay-out or removal \
+         count) are the progress cadence, shown apart: without a terminal a step writes a \
+         progress line at most every 5 s.\n"
     );
     let _ = writeln!(
         o,
-        "| keys | peak RSS | wall | longest silence | after the line | target |\n|---|---|---|---|---|---|"
+        "| keys | peak RSS | wall | longest silence | after the line | longest gap before a progress line | target |\n|---|---|---|---|---|---|---|"
     );
-    for (k, rss, wall, quiet, after) in &reh {
+    for (k, rss, wall, quiet, after, cadence) in &reh {
         let _ = writeln!(
             o,
-            "| {} | {rss:.1} MiB | {wall:.1} s | {quiet:.2} s | `{}` | ≤ {RSS_MIB} MiB, flat; silence ≤ {SILENCE_S} s |",
+            "| {} | {rss:.1} MiB | {wall:.1} s | {quiet:.2} s | `{}` | {cadence:.2} s | ≤ {RSS_MIB} MiB, flat; silence ≤ {SILENCE_S} s |",
             thousands(*k),
             after.replace('`', "'").replace('|', "\\|")
         );
