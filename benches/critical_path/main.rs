@@ -178,6 +178,9 @@ fn run(a: RunArgs) -> Result<()> {
         work_dir: work.display().to_string(),
         plan: a.plan.display().to_string(),
     };
+    // The trash (what an earlier run or `scripts/bench-scale archive` left) is emptied
+    // before the room is counted.
+    let trash = trash::Trash::open(&work)?;
     check_room(&work, &settings)?;
     let env = Env {
         bench: std::env::current_exe().context("locate this binary")?,
@@ -185,7 +188,7 @@ fn run(a: RunArgs) -> Result<()> {
         runs: settings.archive_runs,
         seed: a.seed,
         context: !a.no_context,
-        trash: trash::Trash::open(&work)?,
+        trash,
     };
     let wants = |s: &str| a.only.iter().any(|o| o == s);
     let mut archive = Vec::new();
