@@ -294,10 +294,10 @@ fn rerun(o: &mut String) {
     let _ = writeln!(
         o,
         "```console\n\
-         scripts/bench            # the full run (10–15 minutes here); rewrites BENCHMARKS.md\n\
-         scripts/bench --quick    # 10,000 objects only, fewer rounds (about 3 minutes);\n\
+         scripts/bench            # the full run (about 40 minutes here); rewrites BENCHMARKS.md\n\
+         scripts/bench --quick    # 10,000 objects, fewer rounds, no million-object store;\n\
          \x20                        # renders target/bench/BENCHMARKS.md, leaves this file alone\n\
-         scripts/bench --only validate,rehearse   # some suites (also renders to target/bench/)\n\
+         scripts/bench --only validate,rehearse   # some suites, no scale section (target/bench/)\n\
          ```\n"
     );
     let _ = writeln!(
@@ -308,7 +308,9 @@ fn rerun(o: &mut String) {
          cannot swap them mid-run), runs everything and writes the raw samples to \
          `target/bench/results.json`. Further arguments go to the driver: `--runs N`, \
          `--sizes 10000,100000`, `--validate-runs N`, `--rehearse-runs N`, `--keys N`, \
-         `--no-context`. `target/bench/bin/critical_path render --results FILE --out FILE` \
-         re-renders without re-running."
+         `--no-context`. The scale section's samples come from `scripts/bench-scale` \
+         (its `archive` part before the suites, its `rehearse` part after) and are stored in \
+         the results by `render --scale`. `target/bench/bin/critical_path render --results \
+         FILE --out FILE` re-renders without re-running."
     );
 }
