@@ -90,7 +90,12 @@ pub fn write(o: &mut String, r: &Results) {
              side file, sorted in bounded chunks spilled to disk and merged \
              (`crates/engine/src/keylist.rs`), and the journal and report carry its digest \
              and count; the peak is the largest single process of the tree, mkplan or a \
-             simulated tool, whichever is larger.\n",
+             simulated tool, whichever is larger. What still grows is rehearsal-only: the \
+             simulated PKCS#11 module, which the rehearsal runs inside mkplan's process, \
+             reads the whole `TOK_OBJ/OBJ.IDX` and keeps every object's name in a \
+             `Vec<String>` while it probes (`objects` in `crates/sim/src/store.rs`), and the \
+             `pkcsep11_migrate` stand-in holds the store's index likewise; on a real host the \
+             probe goes through openCryptoki's `C_FindObjects` and the tool is IBM's.\n",
             if met { "target met" } else { "target missed" },
             a.1,
             thousands(a.0),
@@ -198,7 +203,8 @@ pub fn restore_phases(o: &mut String, r: &Results) {
     if let Some((m, Some(syncfs))) = disk.first() {
         let _ = write!(
             o,
-            " On disk, one restore timed with strace spent {} of its {} in the `syncfs` \
+            " On disk, one restore timed with strace (in the scale section's part before \
+             the suites, without their wait for ext4, so slower) spent {} of its {} in the `syncfs` \
              before the swap ({:.0} %), the flush that makes the restored store durable \
              before it replaces the old one; `tar -xzf` does not flush.",
             ms(syncfs * 1000.0),
