@@ -2354,6 +2354,23 @@ fn event_index(plan: &Path, keys: usize, faults: &[&str], kind: &str, pos: &str)
 
 #[test]
 fn e2e_14_a_backup_replaced_in_the_backup_directory_is_never_restored() {
+    replaced_backup_is_refused(Replaced::ArchiveAndManifest);
+}
+
+/// The rescue's comparison reads only the manifest; the archive is checked by the restore
+/// itself, as it extracts into a staging directory that is never swapped in.
+#[test]
+fn e2e_14b_an_archive_replaced_under_the_journaled_manifest_is_never_restored() {
+    replaced_backup_is_refused(Replaced::ArchiveOnly);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replaced {
+    ArchiveAndManifest,
+    ArchiveOnly,
+}
+
+fn replaced_backup_is_refused(replaced: Replaced) {
     const KEYS: usize = 20;
     let faults = ["deny=tke-activate"];
     let migrated = event_index(&offline_plan(), KEYS, &faults, "step_succeeded", "steps[5]");
@@ -2392,7 +2409,9 @@ fn e2e_14_a_backup_replaced_in_the_backup_directory_is_never_restored() {
     std::fs::remove_dir_all(&store).unwrap();
     std::fs::rename(&aside, &store).unwrap();
     std::fs::copy(&made.archive, &archive).unwrap();
-    std::fs::copy(&made.manifest, &manifest).unwrap();
+    if replaced == Replaced::ArchiveAndManifest {
+        std::fs::copy(&made.manifest, &manifest).unwrap();
+    }
     let migrated_store = tree(&store);
 
     // The activation is denied, so rescue restores: only what the run journaled. Nothing
@@ -2402,18 +2421,27 @@ fn e2e_14_a_backup_replaced_in_the_backup_directory_is_never_restored() {
     let j = b.journal();
     assert_eq!(j.outcome(), "failed");
     let error = j.error("rescue[0]");
-    for digest in [
-        &journaled.0,
-        &journaled.1,
-        &made.archive_sha256,
-        &made.manifest_sha256,
-    ] {
-        assert!(error.contains(digest.as_str()), "{digest} not in: {error}");
+    match replaced {
+        // The manifest is refused before the store is compared with it.
+        Replaced::ArchiveAndManifest => {
+            for digest in [&journaled.1, &made.manifest_sha256] {
+                assert!(error.contains(digest.as_str()), "{digest} not in: {error}");
+            }
+            assert!(
+                error.starts_with("refusing to restore: manifest `"),
+                "{error}"
+            );
+        }
+        // The archive (one key more: another size) is refused before anything is extracted.
+        Replaced::ArchiveOnly => {
+            assert!(
+                error.starts_with("refusing to restore: archive `")
+                    && error.contains("bytes, this run journaled"),
+                "{error}"
+            );
+            assert_ne!(sha256_file(&archive), journaled.0);
+        }
     }
-    assert!(
-        error.starts_with("refusing to restore: manifest `"),
-        "{error}"
-    );
     assert_eq!(tree(&store), migrated_store, "the store was touched");
     assert!(!store.join("TOK_OBJ/OBEXTRA").exists());
     let report: Value =

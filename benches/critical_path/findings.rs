@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use crate::render::{BACKUP_RATIO, FLAT_GROWTH, RSS_MIB, VALIDATE_MS, ms, peak_mib, thousands};
-use crate::results::{ArchiveSize, Pair, Results, Series};
+use crate::render::{BACKUP_RATIO, VALIDATE_MS, ms, thousands};
+use crate::results::{ArchiveSize, Results, Series};
 use crate::{findings_overhead, findings_restore};
 
 /// Median wall time, NaN if there is none.
@@ -15,7 +15,7 @@ pub fn med(s: &Series) -> f64 {
 }
 
 /// The last commit to `crates/` that the explanations below were written against.
-const REASONED_AT: &str = "be9d667";
+const REASONED_AT: &str = "a178a46";
 
 pub fn write(o: &mut String, r: &Results) {
     let _ = writeln!(o, "## Findings\n");
@@ -31,7 +31,7 @@ pub fn write(o: &mut String, r: &Results) {
     if let Some(a) = r.archive.last() {
         backup(o, a);
         let smaller = r.archive.first().filter(|s| s.objects != a.objects);
-        findings_restore::write(o, a, smaller);
+        findings_restore::write(o, r, a, smaller);
     }
     memory(o, r);
     if let Some(v) = &r.validate {
@@ -57,6 +57,7 @@ pub fn write(o: &mut String, r: &Results) {
             findings_overhead::write(o, v, find("rescued"), reh.fdatasync);
         }
     }
+    crate::scale_findings::write(o, r);
 }
 
 fn backup(o: &mut String, a: &ArchiveSize) {
@@ -85,83 +86,5 @@ fn backup(o: &mut String, a: &ArchiveSize) {
 }
 
 fn memory(o: &mut String, r: &Results) {
-    let (Some(small), Some(large)) = (r.archive.first(), r.archive.last()) else {
-        return;
-    };
-    if small.objects == large.objects {
-        return;
-    }
-    let mut missed = Vec::new();
-    for (op, pair_of) in [
-        (
-            "backup",
-            (|a: &ArchiveSize| &a.backup) as fn(&ArchiveSize) -> &Pair,
-        ),
-        ("restore", |a: &ArchiveSize| &a.restore),
-    ] {
-        let (Some(p0), Some(p1)) = (
-            peak_mib(&pair_of(small).mkplan),
-            peak_mib(&pair_of(large).mkplan),
-        ) else {
-            continue;
-        };
-        let per_file = (p1 - p0) * 1048576.0 / (large.files - small.files) as f64;
-        let at_limit = small.files as f64 + (RSS_MIB - p0) * 1048576.0 / per_file.max(1.0);
-        if p1 / p0 > FLAT_GROWTH || p1 > RSS_MIB {
-            missed.push((op, p0, p1, per_file, at_limit));
-        }
-    }
-    if missed.is_empty() {
-        let _ = writeln!(o, "**Memory: target met** (≤ {RSS_MIB} MiB and flat).\n");
-        return;
-    }
-    let _ = write!(
-        o,
-        "**Memory: ≤ {RSS_MIB} MiB met at these sizes, but not flat.**"
-    );
-    for (op, p0, p1, per_file, at_limit) in &missed {
-        let _ = write!(
-            o,
-            " The {op}'s peak grows from {p0:.1} MiB at {} objects to {p1:.1} MiB at {} \
-             ({:.1}×): about {per_file:.0} bytes per file, so it would pass {RSS_MIB} MiB \
-             near {} objects.",
-            thousands(small.objects),
-            thousands(large.objects),
-            p1 / p0,
-            thousands(((*at_limit / 1000.0).round() * 1000.0) as usize)
-        );
-    }
-    let slopes: Vec<f64> = missed.iter().map(|m| m.3).collect();
-    let (lo, hi) = (
-        slopes.iter().copied().fold(f64::INFINITY, f64::min),
-        slopes.iter().copied().fold(0.0, f64::max),
-    );
-    let measured = if hi - lo < 10.0 {
-        format!("about {hi:.0}")
-    } else {
-        format!("{lo:.0}–{hi:.0}")
-    };
-    let _ = writeln!(
-        o,
-        " What grows is the manifest held in memory — the module documentation \
-         (`crates/host/src/archive.rs`) estimates \"about 200 bytes per file\", the measurement \
-         says {}. The backup keeps a `FileRecord` per file (its path, the \
-         SHA-256 as a 64-character `String`, user and group names as `String`s, plus the \
-         numbers) in a `Vec` that grows by doubling, and for verification an index \
-         (`HashMap<&str, Slot>`) of every member; the restore parses the whole manifest \
-         into the same records and builds the same index.\n",
-        measured
-    );
-    let _ = writeln!(
-        o,
-        "To close it: (1) compact records — the digest as `[u8; 32]`, user and group \
-         interned once per (uid, gid) instead of per file, paths as `Box<str>`, the `Vec` \
-         sized from the walk — lowers the slope but keeps it; (2) flat for real — \
-         the archive, the live walk and the manifest are all in the same sorted order \
-         (`walk.rs` sorts each directory, the archive is written in walk order), so \
-         verification can be a merge of three ordered streams instead of look-ups in an \
-         index, with the manifest written and read back entry by entry (a streaming JSON \
-         writer / reader, or a JSON Lines body). Then only one directory's sorted names are \
-         held at a time.\n"
-    );
+    crate::scale_findings::memory(o, r);
 }

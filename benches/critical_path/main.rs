@@ -16,6 +16,9 @@ mod overhead;
 mod rehearse_suite;
 mod render;
 mod results;
+mod scale;
+mod scale_findings;
+mod scale_section;
 mod sections;
 mod store;
 mod summary;
@@ -75,7 +78,8 @@ enum Command {
         #[arg(long)]
         run_id: String,
     },
-    /// SHA-256 of FILE the way mkplan's restore checks an archive before extracting it.
+    /// SHA-256 of FILE with the sha2 crate and the restore's buffer size: what one pass of
+    /// hashing an archive costs (a context row of the restore).
     Hash {
         #[arg(long)]
         file: PathBuf,
@@ -88,6 +92,10 @@ enum Command {
         results: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// `scripts/bench-scale`'s samples (JSON Lines), stored into RESULTS first
+        /// (replacing any it holds).
+        #[arg(long)]
+        scale: Vec<PathBuf>,
     },
 }
 
@@ -170,6 +178,9 @@ fn run(a: RunArgs) -> Result<()> {
         work_dir: work.display().to_string(),
         plan: a.plan.display().to_string(),
     };
+    // The trash (what an earlier run or `scripts/bench-scale archive` left) is emptied
+    // before the room is counted.
+    let trash = trash::Trash::open(&work)?;
     check_room(&work, &settings)?;
     let env = Env {
         bench: std::env::current_exe().context("locate this binary")?,
@@ -177,7 +188,7 @@ fn run(a: RunArgs) -> Result<()> {
         runs: settings.archive_runs,
         seed: a.seed,
         context: !a.no_context,
-        trash: trash::Trash::open(&work)?,
+        trash,
     };
     let wants = |s: &str| a.only.iter().any(|o| o == s);
     let mut archive = Vec::new();
@@ -222,6 +233,7 @@ fn run(a: RunArgs) -> Result<()> {
         archive,
         validate,
         rehearse,
+        scale: Vec::new(),
     };
     if let Some(dir) = a.out.parent() {
         fs::create_dir_all(dir).with_context(|| format!("create `{}`", dir.display()))?;
@@ -294,6 +306,10 @@ fn main() -> Result<()> {
         } => worker::restore(&archive, &manifest, &store::absolute(&store)?, &run_id),
         Command::Hash { file } => worker::hash(&file),
         Command::Run(args) => run(*args),
-        Command::Render { results, out } => render::render_file(&results, &out),
+        Command::Render {
+            results,
+            out,
+            scale,
+        } => render::render_file(&results, &scale, &out),
     }
 }

@@ -4,13 +4,13 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use crate::measure::Stats;
 use crate::results::{Results, Series};
-use crate::{findings, overhead, sections, summary};
+use crate::{findings, overhead, scale_section, sections, summary};
 
 /// The issue's targets.
 pub const BACKUP_RATIO: f64 = 0.7;
@@ -21,10 +21,16 @@ pub const FLAT_GROWTH: f64 = 1.25;
 pub const VALIDATE_MS: f64 = 20.0;
 pub const OVERHEAD_PCT: f64 = 5.0;
 
-pub fn render_file(results: &Path, out: &Path) -> Result<()> {
+/// Renders `results` to `out`; with `scale` files, their samples go into `results` first.
+pub fn render_file(results: &Path, scale: &[PathBuf], out: &Path) -> Result<()> {
     let text =
         fs::read_to_string(results).with_context(|| format!("read `{}`", results.display()))?;
-    let r: Results = serde_json::from_str(&text).context("results")?;
+    let mut r: Results = serde_json::from_str(&text).context("results")?;
+    if !scale.is_empty() {
+        r.scale = crate::scale::read(scale)?;
+        let text = serde_json::to_string_pretty(&r)? + "\n";
+        fs::write(results, text).with_context(|| format!("write `{}`", results.display()))?;
+    }
     fs::write(out, render(&r)).with_context(|| format!("write `{}`", out.display()))
 }
 
@@ -36,6 +42,7 @@ pub fn render(r: &Results) -> String {
     method(&mut o, r);
     sections::write(&mut o, r);
     overhead::write(&mut o, r);
+    scale_section::write(&mut o, r);
     findings::write(&mut o, r);
     rerun(&mut o);
     o
@@ -287,10 +294,10 @@ fn rerun(o: &mut String) {
     let _ = writeln!(
         o,
         "```console\n\
-         scripts/bench            # the full run (10–15 minutes here); rewrites BENCHMARKS.md\n\
-         scripts/bench --quick    # 10,000 objects only, fewer rounds (about 3 minutes);\n\
+         scripts/bench            # the full run (about 40 minutes here); rewrites BENCHMARKS.md\n\
+         scripts/bench --quick    # 10,000 objects, fewer rounds, no million-object store;\n\
          \x20                        # renders target/bench/BENCHMARKS.md, leaves this file alone\n\
-         scripts/bench --only validate,rehearse   # some suites (also renders to target/bench/)\n\
+         scripts/bench --only validate,rehearse   # some suites, no scale section (target/bench/)\n\
          ```\n"
     );
     let _ = writeln!(
@@ -301,7 +308,9 @@ fn rerun(o: &mut String) {
          cannot swap them mid-run), runs everything and writes the raw samples to \
          `target/bench/results.json`. Further arguments go to the driver: `--runs N`, \
          `--sizes 10000,100000`, `--validate-runs N`, `--rehearse-runs N`, `--keys N`, \
-         `--no-context`. `target/bench/bin/critical_path render --results FILE --out FILE` \
-         re-renders without re-running."
+         `--no-context`. The scale section's samples come from `scripts/bench-scale` \
+         (its `archive` part before the suites, its `rehearse` part after) and are stored in \
+         the results by `render --scale`. `target/bench/bin/critical_path render --results \
+         FILE --out FILE` re-renders without re-running."
     );
 }

@@ -22,6 +22,9 @@ pub struct Results {
     pub archive: Vec<ArchiveSize>,
     pub validate: Option<Pair>,
     pub rehearse: Option<Rehearse>,
+    /// `scripts/bench-scale`'s samples (issue 13), added by `render --scale`.
+    #[serde(default)]
+    pub scale: Vec<crate::scale::Sample>,
 }
 
 /// Benchmark 5.

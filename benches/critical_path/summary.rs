@@ -89,6 +89,7 @@ pub fn write(o: &mut String, r: &Results) {
             v.window_ms.map_or("—".into(), |w| ms(w.median)),
         );
     }
+    crate::scale_section::summary_rows(o, r);
     let _ = writeln!(
         o,
         "\nRatio: mkplan's median over the other command's median; in brackets, the range \

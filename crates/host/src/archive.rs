@@ -57,9 +57,7 @@ use std::path::PathBuf;
 pub use check::{compare_live, verify};
 pub use extract::{restore, restore_reporting};
 pub use fsio::Report;
-pub use journaled::{
-    Journaled, check as check_journaled, hash_archive, with_journaled_manifest, with_manifest,
-};
+pub use journaled::{Journaled, with_journaled_manifest, with_manifest};
 pub use manifest::{
     DirRecord, FileRecord, Header, LAYOUT, MANIFEST_VERSION, ManifestReader, Member, Totals,
     walk_order,

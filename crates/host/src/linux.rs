@@ -11,9 +11,9 @@ use crate::services::{self, Verb};
 use crate::{archive, fsutil, process, procscan, pty, slotd, store, tools, zcrypt};
 use mkplan_engine::cancel::Cancel;
 use mkplan_engine::ports::host::{
-    BackupCheck, BackupComparison, CommandError, CommandSpec, HostActions, HostView, OckSlot,
-    OnCancel, PortError, Program, Progress, PtyCommand, PtyDialog, PtyError, PtyExit,
-    ReadOnlyCommand, RunningTool, ServiceUnit, ServiceVerb, SlotDaemon, StoreDrift,
+    BackupComparison, CommandError, CommandSpec, HostActions, HostView, OckSlot, OnCancel,
+    PortError, Program, Progress, PtyCommand, PtyDialog, PtyError, PtyExit, ReadOnlyCommand,
+    RunningTool, ServiceUnit, ServiceVerb, SlotDaemon, StoreDrift,
 };
 use mkplan_engine::ports::root::{HostRoot, token_shm_path};
 use mkplan_engine::record::backup::{BackupRecord, JournaledBackup, RestoreRecord};
@@ -143,9 +143,8 @@ impl HostView for LinuxHost {
         &self,
         store: &Path,
         backup: &JournaledBackup,
-        check: BackupCheck,
     ) -> Result<BackupComparison, PortError> {
-        store::compare_with_backup(store, backup, check)
+        store::compare_with_backup(store, backup)
     }
 
     fn store_matches_backup(

@@ -4,40 +4,27 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::archive::{self, FileRecord, Journaled, ManifestReader, Member};
+use crate::archive::{self, FileRecord, ManifestReader, Member};
 use mkplan_engine::digest::sha256_hex;
-use mkplan_engine::ports::host::{BackupCheck, BackupComparison, PortError, StoreDrift};
+use mkplan_engine::ports::host::{BackupComparison, PortError, StoreDrift};
 use mkplan_engine::ports::root::{HostRoot, token_shm_path};
 use mkplan_engine::record::backup::JournaledBackup;
 use mkplan_plan::input;
 
-/// Whether `store` is the store of the journaled backup, compared by hash. The manifest (and
-/// with [`BackupCheck::ArchiveToo`] the archive) is read once and counts only if it is the
-/// journaled one; the comparison is a merge of the walk and the manifest.
+/// Whether `store` is the store of the journaled backup, compared by hash. The manifest is
+/// read once and counts only if it is the journaled one; the comparison is a merge of the
+/// walk and the manifest. The archive is not read here: a restore reads it once, checking
+/// its size, content and digest as it extracts, and swaps nothing in before they check out.
 pub(crate) fn compare_with_backup(
     store: &Path,
     backup: &JournaledBackup,
-    check: BackupCheck,
 ) -> Result<BackupComparison, PortError> {
     let port = |e: archive::ArchiveError| PortError::new(e.to_string());
-    let archive = match check {
-        BackupCheck::ManifestOnly => None,
-        BackupCheck::ArchiveToo => Some(archive::hash_archive(&backup.archive).map_err(port)?),
-    };
-    let (compared, totals, manifest_sha) = archive::with_manifest(&backup.manifest, |reader| {
-        archive::compare_live(store, reader)
-    })
-    .map_err(port)?;
-    // Both digests first: a file that is not the journaled one explains everything else.
-    let archive_sha = archive
-        .as_ref()
-        .map_or(backup.archive_sha256.as_str(), |a| &a.0);
-    archive::check_journaled(
-        (&backup.archive, archive_sha),
-        (&backup.manifest, &manifest_sha),
-        journaled(backup),
-    )
-    .map_err(port)?;
+    let (compared, totals) =
+        archive::with_journaled_manifest(&backup.manifest, &backup.manifest_sha256, |reader| {
+            archive::compare_live(store, reader)
+        })
+        .map_err(port)?;
     let Some(totals) = totals else {
         return Err(PortError::new(format!(
             "manifest `{}` has no `end` line: {}",
@@ -45,28 +32,10 @@ pub(crate) fn compare_with_backup(
             compared.err().map_or_else(String::new, |e| e.to_string())
         )));
     };
-    if let Some((sha, bytes)) = archive
-        && (sha != totals.archive_sha256 || bytes != totals.archive_bytes)
-    {
-        return Err(PortError::new(format!(
-            "archive `{}` has SHA-256 {sha} ({bytes} bytes) but its manifest says {} ({} bytes)",
-            backup.archive.display(),
-            totals.archive_sha256,
-            totals.archive_bytes
-        )));
-    }
     Ok(BackupComparison {
         files: totals.files,
         difference: compared.err().map(|e| e.to_string()),
     })
-}
-
-fn journaled(backup: &JournaledBackup) -> Journaled<'_> {
-    Journaled {
-        archive_sha256: &backup.archive_sha256,
-        manifest_sha256: &backup.manifest_sha256,
-        file_bytes: None,
-    }
 }
 
 /// Every regular file the manifest lists, with its path and record; `None` once done.

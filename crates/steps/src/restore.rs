@@ -10,7 +10,7 @@ use crate::guards::backup::{
 use crate::guards::tools::refuse_while_tools_run;
 use crate::guards::wk::refuse_if_activated;
 use crate::kind::{Done, Failed, Kind, KindResult};
-use mkplan_engine::ports::host::{BackupCheck, PortError};
+use mkplan_engine::ports::host::PortError;
 use mkplan_engine::record::backup::{RestoreAction, RestoreOutput};
 use mkplan_engine::step::{
     AcceptRefused, CheckContext, CheckReport, Interruption, RunContext, UncertainContext,
@@ -79,18 +79,22 @@ fn restore(step: &RestoreStep, cx: &mut RunContext<'_>) -> KindResult<RestoreOut
         .with(nothing_to_restore(step, RestoreAction::Nothing)));
     };
     let store = cx.host.root().path(&token.store);
-    // The manifest and the archive are read once, and only if both are the journaled ones.
+    // One pass over the archive: this comparison reads only the manifest (and only if it is
+    // the journaled one). The restore reads the archive once, refusing one of another size
+    // than journaled before extracting, stopping past the journaled file bytes, and checking
+    // both digests before it swaps anything in; a store already identical to the manifest
+    // needs no archive at all.
     let comparison = cx
         .host
-        .compare_with_backup(&store, &backup, BackupCheck::ArchiveToo)
+        .compare_with_backup(&store, &backup)
         .map_err(|e| refused(cx.host, &backup, e))?;
     let shared = backup
         .manifest
         .parent()
         .and_then(|dir| writable_by_others(cx.host, dir, dir));
     if let Some(warning) = &shared {
-        // Used all the same: both digests are the journaled ones, and the files are read
-        // once, so nobody can swap them in from here on.
+        // Used all the same: whatever is read from there counts only if it has the
+        // journaled digest.
         cx.notice(format!("warning: {warning}"));
     }
     let Some(difference) = comparison.difference else {
@@ -121,9 +125,7 @@ fn refuse_accept(step: &RestoreStep, cx: &UncertainContext<'_>) -> Result<(), No
     let backup =
         this_runs_backup(cx.state, &token.id, Some(&step.from)).ok_or(NotRestored::NoBackup)?;
     let store = cx.host.root().path(&token.store);
-    let comparison = cx
-        .host
-        .compare_with_backup(&store, &backup, BackupCheck::ManifestOnly)?;
+    let comparison = cx.host.compare_with_backup(&store, &backup)?;
     match comparison.difference {
         None => Ok(()),
         Some(difference) => Err(NotRestored::Differs(difference)),

@@ -80,13 +80,12 @@ pub trait HostView: Send + Sync {
     /// Whether the token store `store` (resolved) is a directory.
     fn store_is_dir(&self, store: &Path) -> io::Result<bool>;
     /// Whether `store` (resolved) is the store the journaled `backup` holds, compared file
-    /// by file and by hash with its manifest, read only if it is the journaled one (and,
-    /// with [`BackupCheck::ArchiveToo`], only if the archive is the journaled one as well).
+    /// by file and by hash with its manifest, which counts only if it is the journaled one.
+    /// The archive is not read: a restore checks it as it extracts.
     fn compare_with_backup(
         &self,
         store: &Path,
         backup: &JournaledBackup,
-        check: BackupCheck,
     ) -> Result<BackupComparison, PortError>;
     /// Cheap proof that `store` (resolved) is still what was backed up: every file of the
     /// journaled manifest has its size and mtime, and there are no others. The number of
@@ -191,15 +190,6 @@ pub trait HostActions: HostView {
     fn copy_file(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Replaces `path` (resolved) with `bytes` atomically, keeping its mode and owner.
     fn replace_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
-}
-
-/// How much of a backup [`HostView::compare_with_backup`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackupCheck {
-    /// The journaled manifest only.
-    ManifestOnly,
-    /// The manifest and the archive, both the journaled ones.
-    ArchiveToo,
 }
 
 /// The live store beside a backup's manifest.

@@ -8,7 +8,7 @@
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 
@@ -99,13 +99,11 @@ pub fn restore_reporting(
         .mode(0o700)
         .create(&tmp)
         .map_err(|e| ArchiveError::io("create", &tmp, e))?;
+    let fresh = Fresh::of(&tmp)?;
     let extracted = std::thread::scope(|s| {
         let (jobs, queue) = place::queue();
-        let placing = s.spawn(move || {
-            place::place(queue, &|file, m| {
-                set_meta(file, m.uid, m.gid, m.mode, m.mtime)
-            })
-        });
+        let placing =
+            s.spawn(move || place::place(queue, &|file, m| set_file_meta(file, m, fresh)));
         let mut sink = Extract {
             tmp: &tmp,
             root: &header.root,
@@ -304,7 +302,7 @@ impl Sink for Extract<'_, '_> {
     ) -> Result<(String, u64), ArchiveError> {
         check_mode(&rec.path, rec.mode)?;
         check_owner(&rec.path, rec.uid, rec.gid, self.ids)?;
-        self.send(Job::Open(target(self.tmp, self.root, &rec.path)))?;
+        self.send(Job::Open(target(self.tmp, self.root, &rec.path), rec.mode))?;
         let (ticker, total, done) = &mut self.progress;
         *done += 1;
         let (done, total) = (*done, *total);
@@ -349,11 +347,54 @@ impl Sink for Extract<'_, '_> {
     }
 }
 
-/// Owner first (chown clears set-id bits), then mode, then mtime.
-fn set_meta(fd: impl AsFd, uid: u32, gid: u32, mode: u32, mtime: i64) -> io::Result<()> {
+/// What a file created below the temporary directory gets without asking: its owner and
+/// group, and the permission bits taken from the mode it is created with.
+#[derive(Debug, Clone, Copy)]
+struct Fresh {
+    uid: u32,
+    gid: u32,
+    umask: u32,
+}
+
+impl Fresh {
+    /// Found out by creating one file in `tmp` (a directory we just made, empty) and looking
+    /// at it: the umask, a default ACL, a set-gid directory, the `grpid` mount option or a
+    /// file system that maps owners all show there, and the file goes again.
+    fn of(tmp: &Path) -> Result<Self, ArchiveError> {
+        let probe = tmp.join(".mkplan-restore-probe");
+        let made = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o777)
+            .open(&probe)
+            .and_then(|f| f.metadata());
+        let removed = fs::remove_file(&probe);
+        let meta = made.map_err(|e| ArchiveError::io("create", &probe, e))?;
+        removed.map_err(|e| ArchiveError::io("remove", &probe, e))?;
+        Ok(Self {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            umask: 0o777 & !meta.mode(),
+        })
+    }
+}
+
+/// A file's owner, mode and mtime, with the `fchown` and `fchmod` left out when the file
+/// already has what they would set (two syscalls and two inode updates a file).
+fn set_file_meta(fd: &File, m: Meta, fresh: Fresh) -> io::Result<()> {
     let fd = fd.as_fd();
-    rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?;
+    if (m.uid, m.gid) != (fresh.uid, fresh.gid) {
+        rustix::fs::fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)))?;
+    }
+    // Created with `mode & 0o777` less the umask (`place.rs`); set-id and sticky bits are
+    // refused before a file is created (`check_mode`).
+    if m.mode & 0o777 & fresh.umask != 0 || m.mode & !0o777 != 0 {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(m.mode))?;
+    }
+    set_mtime(fd, m.mtime)
+}
+
+fn set_mtime(fd: std::os::fd::BorrowedFd<'_>, mtime: i64) -> io::Result<()> {
     let times = Timestamps {
         last_access: Timespec {
             tv_sec: 0,
@@ -366,6 +407,14 @@ fn set_meta(fd: impl AsFd, uid: u32, gid: u32, mode: u32, mtime: i64) -> io::Res
     };
     rustix::fs::futimens(fd, &times)?;
     Ok(())
+}
+
+/// Owner first (chown clears set-id bits), then mode, then mtime.
+fn set_meta(fd: impl AsFd, uid: u32, gid: u32, mode: u32, mtime: i64) -> io::Result<()> {
+    let fd = fd.as_fd();
+    rustix::fs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?;
+    set_mtime(fd, mtime)
 }
 
 /// Directory owners, modes and mtimes, deepest first (creating entries changes a directory's
@@ -1018,5 +1067,34 @@ mod tests {
         reset();
         swap(&store, &restored, Some(&replaced), &renamer(0, false)).unwrap();
         assert!(replaced.join("old").exists() && !store.join("old").exists() && !restored.exists());
+    }
+
+    /// Files are created with their final mode less what the directory takes away; the
+    /// `fchmod` that is then skipped must still come whenever the umask took bits away.
+    #[test]
+    fn a_restored_file_gets_back_the_bits_the_umask_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = Fresh::of(dir.path()).unwrap();
+        assert_eq!(fresh.uid, rustix::process::geteuid().as_raw());
+        assert!(listing(dir.path()).is_empty(), "the probe is gone");
+        for (umask, created, wanted) in [(0o077, 0o600, 0o660), (0o022, 0o640, 0o640)] {
+            let path = dir.path().join(format!("f{wanted:o}-{umask:o}"));
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(created)
+                .open(&path)
+                .unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(created)).unwrap();
+            let meta = Meta {
+                uid: fresh.uid,
+                gid: fresh.gid,
+                mode: wanted,
+                mtime: 1_000_000,
+            };
+            set_file_meta(&file, meta, Fresh { umask, ..fresh }).unwrap();
+            let m = fs::metadata(&path).unwrap();
+            assert_eq!((m.mode() & 0o7777, m.mtime()), (wanted, 1_000_000));
+        }
     }
 }

@@ -85,13 +85,6 @@ pub fn with_manifest<T>(
     Ok((result, end, actual))
 }
 
-/// The SHA-256 and size of the archive at `path`.
-pub fn hash_archive(path: &Path) -> Result<(String, u64), ArchiveError> {
-    let mut file = open_regular(path)?;
-    fsio::hash_stream(&mut file, &mut vec![0; fsio::BUF])
-        .map_err(|e| ArchiveError::io("read", path, e))
-}
-
 /// Opens a regular file without following a symlink in its last component.
 pub(super) fn open_regular(path: &Path) -> Result<File, ArchiveError> {
     let file = fsio::open_nofollow(path).map_err(|e| ArchiveError::io("open", path, e))?;

@@ -32,8 +32,9 @@ pub(super) struct Meta {
 /// What the scan asks the placing thread to do, in archive order.
 pub(super) enum Job {
     Dir(PathBuf),
-    /// Create this file (it must not exist); [`Job::Data`] follows, then [`Job::Close`].
-    Open(PathBuf),
+    /// Create this file (it must not exist) with these permission bits (less the umask);
+    /// [`Job::Data`] follows, then [`Job::Close`].
+    Open(PathBuf, u32),
     Data(Vec<u8>),
     Close(Meta),
 }
@@ -56,12 +57,14 @@ pub(super) fn place(
                 .mode(0o700)
                 .create(&path)
                 .map_err(|e| ArchiveError::io("create", &path, e))?,
-            Job::Open(path) => {
+            Job::Open(path, mode) => {
                 let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                // Created with its final permission bits, so that most files need no
+                // `fchmod`: the temporary directory above is private (0700) all the while.
                 let file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
-                    .mode(0o600)
+                    .mode(mode & 0o777)
                     .custom_flags(flags.bits() as i32)
                     .open(&path)
                     .map_err(|e| ArchiveError::io("create", &path, e))?;
