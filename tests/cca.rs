@@ -473,7 +473,6 @@ fn a_partial_new_register_stops_before_the_migration_and_leaves_the_keys_usable(
 }
 
 /// plans/cca-concurrent.yaml's current MKVPs.
-const OLD_AES: &str = "0x1d2c3b4a59687706";
 const OLD_APKA: &str = "0x755cb8e7740dae51";
 
 /// Every CCA key usable under the previous MKs, nothing re-enciphered left behind.

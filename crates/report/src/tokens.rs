@@ -114,8 +114,18 @@ pub(crate) fn token_report(
         }
     };
 
-    let mut apqns_before = before(|r| matches!(r, Role::AssertWk { .. }))
-        .and_then(|o| apqn_table(o, assert_source(o), registers(o).as_ref()));
+    // A CCA token's MKs are set before its migration (the order is reversed), so its
+    // registers before the change are the run's first reading, not the one nearest the
+    // migration (already after the set).
+    let first_reading = mine
+        .iter()
+        .find(|(r, o)| matches!(r, Role::AssertWk { .. }) && o.seq < before_limit)
+        .map(|(_, o)| *o);
+    let mut apqns_before = match token.is_cca() {
+        true => first_reading,
+        false => before(|r| matches!(r, Role::AssertWk { .. })),
+    }
+    .and_then(|o| apqn_table(o, assert_source(o), registers(o).as_ref()));
     if apqns_before.is_none()
         && let Some(o) = migrate_outcome
     {
