@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::text::rich;
 use super::{code, escape, kv, ms, opt, table};
-use crate::model::{ApqnTable, InventoryFacts, RunReport, TokenReport};
+use crate::model::{ApqnState, ApqnTable, InventoryFacts, RunReport, TokenReport};
 use crate::sign::Algorithm;
 use crate::{REPORT_DSSE, REPORT_JSON, REPORT_SIG, SIGNER_PUB};
 
@@ -29,13 +29,6 @@ pub(super) fn apqn_table(out: &mut String, title: &str, table_data: Option<&Apqn
         escape(&t.source),
         escape(&t.time)
     );
-    let flag = |b: bool, good: bool| {
-        if b == good {
-            format!("<span class=\"ok\">{b}</span>")
-        } else {
-            format!("<span class=\"bad\">{b}</span>")
-        }
-    };
     // A CCA card has no EP11 WK: one row per MK type its `mkvps` shows, with NEW/CUR/OLD.
     if !t.apqns.is_empty() && t.apqns.iter().all(|a| !a.cca.is_empty()) {
         let register = |state: &str, vp: Option<&str>| match vp {
@@ -48,19 +41,9 @@ pub(super) fn apqn_table(out: &mut String, title: &str, table_data: Option<&Apqn
             .flat_map(|a| {
                 a.cca.iter().map(move |mk| {
                     vec![
-                        format!(
-                            "{}<br><span class=\"muted\">adapter {}, domain {}</span>",
-                            code(&a.apqn),
-                            a.adapter,
-                            a.domain
-                        ),
+                        apqn_cell(a),
                         escape(&a.card_type),
-                        format!(
-                            "{} / {} / {}",
-                            flag(a.online, true),
-                            flag(a.config, true),
-                            flag(a.chkstop, false)
-                        ),
+                        card_flags(a),
                         escape(&mk.mk),
                         register(&mk.cur_state, mk.cur_mkvp.as_deref()),
                         register(&mk.new_state, mk.new_mkvp.as_deref()),
@@ -89,19 +72,9 @@ pub(super) fn apqn_table(out: &mut String, title: &str, table_data: Option<&Apqn
         .iter()
         .map(|a| {
             vec![
-                format!(
-                    "{}<br><span class=\"muted\">adapter {}, domain {}</span>",
-                    code(&a.apqn),
-                    a.adapter,
-                    a.domain
-                ),
+                apqn_cell(a),
                 escape(&a.card_type),
-                format!(
-                    "{} / {} / {}",
-                    flag(a.online, true),
-                    flag(a.config, true),
-                    flag(a.chkstop, false)
-                ),
+                card_flags(a),
                 escape(&a.cur_state),
                 a.cur_wkvp.as_deref().map_or_else(|| "—".to_owned(), code),
                 escape(&a.new_state),
@@ -431,4 +404,33 @@ pub(super) fn verification(out: &mut String, r: &RunReport, algorithm: Algorithm
         escape(key_id),
         escape(&verification_commands(algorithm))
     );
+}
+
+/// An APQN as the tables name it: lszcrypt notation, adapter and domain beneath.
+fn apqn_cell(a: &ApqnState) -> String {
+    format!(
+        "{}<br><span class=\"muted\">adapter {}, domain {}</span>",
+        code(&a.apqn),
+        a.adapter,
+        a.domain
+    )
+}
+
+/// The card's online / config / chkstop flags.
+fn card_flags(a: &ApqnState) -> String {
+    format!(
+        "{} / {} / {}",
+        flag(a.online, true),
+        flag(a.config, true),
+        flag(a.chkstop, false)
+    )
+}
+
+/// `b`, marked good when it is the value a usable card has.
+fn flag(b: bool, good: bool) -> String {
+    if b == good {
+        format!("<span class=\"ok\">{b}</span>")
+    } else {
+        format!("<span class=\"bad\">{b}</span>")
+    }
 }
